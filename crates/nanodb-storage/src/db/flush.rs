@@ -1,0 +1,173 @@
+//! Flush: writing frozen memtables to L0 SSTs and recording them in the manifest.
+//!
+//! One background thread (or, with `Options::background_threads == 0`, the writer that needs
+//! room) flushes the oldest frozen memtable: it writes and syncs the SST without holding the
+//! engine lock, syncs the directory, logs a version edit (the new file, the WAL number still
+//! needed, the last flushed seqno), swaps the read view, and deletes the memtable's WAL.
+//!
+//! Thread safety: the flush thread and `flush_all` coordinate through `EngineState` and its
+//! condvar; `flush_running` keeps two flushes of the same memtable from overlapping.
+//!
+//! Invariants:
+//! 1. Frozen memtables are flushed oldest first, so L0 file numbers grow with their seqnos.
+//! 2. A WAL file is deleted only after the manifest edit covering its memtable is synced.
+//! 3. A failure poisons the database; the memtable stays in the view, so reads stay correct.
+
+use super::stats::StatsCounters;
+use super::{DbInner, EngineState, ENGINE_WAIT};
+use crate::filenames::{sst_path, wal_path};
+use crate::fs::Fs;
+use crate::manifest::{sync_dir, FileMeta, ManifestWriter, VersionEdit, MANIFEST_SIZE_BYTES_ROLL};
+use crate::memtable::Memtable;
+use crate::options::Options;
+use crate::sst::{SstReader, SstWriter, SstWriterOptions};
+use crate::version::{ReadView, SstHandle, Version};
+use crate::{Error, Result};
+use parking_lot::MutexGuard;
+use std::path::Path;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+/// Writes `memtable` to SST `number` in `dir`, syncs it and the directory, and opens it.
+pub(crate) fn write_sst(
+    fs: &dyn Fs,
+    dir: &Path,
+    options: &Options,
+    memtable: &Memtable,
+    number: u64,
+) -> Result<Arc<SstHandle>> {
+    let path = sst_path(dir, number);
+    let writer_options = SstWriterOptions {
+        block_size_bytes: options.block_size_bytes,
+        bloom_bits_per_key: options.bloom_bits_per_key,
+    };
+    let mut writer = SstWriter::create(fs, &path, writer_options)?;
+    memtable.for_each(|key, value| writer.add(key, value))?;
+    let properties = writer.finish()?;
+    sync_dir(fs, dir)?;
+    let reader = Arc::new(SstReader::open(fs, &path)?);
+    let meta = FileMeta {
+        number,
+        level: 0,
+        size_bytes: reader.size_bytes(),
+        entry_count: properties.entry_count,
+        seqno_min: properties.seqno_min,
+        seqno_max: properties.seqno_max,
+        smallest_key: properties.smallest_key,
+        largest_key: properties.largest_key,
+    };
+    Ok(Arc::new(SstHandle { meta, reader }))
+}
+
+/// Flushes the oldest frozen memtable, if any. Called with the engine lock held; releases it
+/// while the SST is written.
+pub(crate) fn flush_oldest(
+    inner: &DbInner,
+    engine: &mut MutexGuard<'_, EngineState>,
+) -> Result<()> {
+    while engine.flush_running {
+        inner.engine_changed.wait_for(engine, ENGINE_WAIT);
+        inner.check_writable()?;
+    }
+    let Some(imm) = engine.imms.front().cloned() else { return Ok(()) };
+    let number = engine.state.next_file_number;
+    engine.state.next_file_number += 1;
+    engine.flush_running = true;
+    let written = MutexGuard::unlocked(engine, || {
+        write_sst(inner.fs.as_ref(), &inner.dir, &inner.options, &imm, number)
+    });
+    engine.flush_running = false;
+    inner.engine_changed.notify_all();
+    let handle = written?;
+
+    // WAL files from the next memtable on are still needed.
+    let view = inner.current_view();
+    let log_number = engine.imms.get(1).map_or(view.mem.wal_number(), |next| next.wal_number());
+    let edit = VersionEdit {
+        log_number: Some(log_number),
+        next_file_number: Some(engine.state.next_file_number),
+        last_seqno: Some(engine.state.last_seqno.max(imm.seqno_max())),
+        added: vec![handle.meta.clone()],
+        removed: Vec::new(),
+    };
+    engine.manifest.log_edit(&edit)?;
+    engine.state.apply(&edit).map_err(|detail| Error::corruption(&inner.dir, detail))?;
+    if engine.manifest.size_bytes() > MANIFEST_SIZE_BYTES_ROLL {
+        roll_manifest(inner, engine)?;
+    }
+
+    let mut open = view.version.handles_by_number();
+    open.insert(handle.meta.number, Arc::clone(&handle));
+    let version = Arc::new(Version::build(&engine.state, &open));
+    engine.imms.pop_front();
+    let imms = view.imms.iter().filter(|m| !Arc::ptr_eq(m, &imm)).cloned().collect();
+    *inner.view.write() = Arc::new(ReadView { mem: Arc::clone(&view.mem), imms, version });
+    inner.engine_changed.notify_all();
+
+    StatsCounters::add(&inner.stats.flushes, 1);
+    StatsCounters::add(&inner.stats.flush_bytes_written, handle.meta.size_bytes);
+    // The WAL is now redundant. If removing it fails, the next open removes it.
+    let _ = inner.fs.remove_file(&wal_path(&inner.dir, imm.wal_number()));
+    Ok(())
+}
+
+/// Replaces the manifest with a new one holding just the current state.
+fn roll_manifest(inner: &DbInner, engine: &mut MutexGuard<'_, EngineState>) -> Result<()> {
+    let old_number = engine.manifest.number();
+    let number = engine.state.next_file_number;
+    engine.state.next_file_number += 1;
+    engine.manifest = ManifestWriter::create(inner.fs.as_ref(), &inner.dir, number, &engine.state)?;
+    let old_path = inner.dir.join(crate::filenames::manifest_name(old_number));
+    let _ = inner.fs.remove_file(&old_path);
+    Ok(())
+}
+
+/// Freezes the active memtable (if it holds anything) and waits until it is flushed.
+pub(crate) fn flush_all(inner: &DbInner) -> Result<()> {
+    let target_wal = {
+        let mut wal = inner.wal.lock();
+        inner.check_writable()?;
+        let mem = Arc::clone(&inner.current_view().mem);
+        if !mem.is_empty() {
+            super::write::freeze_memtable(inner, &mut wal)?;
+        }
+        mem.wal_number()
+    };
+    let mut engine = inner.engine.lock();
+    while engine.imms.front().is_some_and(|imm| imm.wal_number() <= target_wal) {
+        inner.check_writable()?;
+        if inner.options.background_threads == 0 {
+            flush_oldest(inner, &mut engine).map_err(|error| inner.poison(error))?;
+        } else {
+            inner.engine_changed.wait_for(&mut engine, ENGINE_WAIT);
+        }
+    }
+    inner.check_writable()
+}
+
+/// Starts the background flush thread, unless the options ask for inline flushes.
+pub(crate) fn start_flush_thread(inner: &Arc<DbInner>) -> Result<Option<JoinHandle<()>>> {
+    if inner.options.background_threads == 0 {
+        return Ok(None);
+    }
+    let inner = Arc::clone(inner);
+    std::thread::Builder::new()
+        .name("nanodb-flush".into())
+        .spawn(move || flush_thread(&inner))
+        .map(Some)
+        .map_err(|error| Error::io("start the flush thread", error))
+}
+
+fn flush_thread(inner: &DbInner) {
+    let mut engine = inner.engine.lock();
+    while !engine.shutdown {
+        let poisoned = inner.poisoned.load(std::sync::atomic::Ordering::Acquire);
+        if engine.imms.is_empty() || poisoned {
+            inner.engine_changed.wait_for(&mut engine, ENGINE_WAIT);
+            continue;
+        }
+        if let Err(error) = flush_oldest(inner, &mut engine) {
+            inner.poison(error);
+        }
+    }
+}

@@ -1,0 +1,279 @@
+//! `Db`: the public handle of an open database, and the state every part of it shares.
+//!
+//! Write path: `write` → group-commit queue (`write`) → the leader appends the group to the
+//! WAL and syncs once → memtable insert → publish the new seqno → acknowledge. A full memtable
+//! is frozen and flushed to an L0 SST in the background (`flush`). Read path (`read`): the
+//! memtable, the frozen memtables, then L0 SSTs newest first, each behind its bloom filter.
+//!
+//! Thread safety: `Db` is `Send + Sync` and cheap to clone; all clones share one database.
+//! Lock order (never taken the other way round): `wal` → `engine` → `view`. The write queue's
+//! own mutex is never held while any of these is taken.
+//!
+//! Invariants:
+//! 1. `seqno_visible` is published only after every write up to it is in a memtable, so a
+//!    reader that takes the seqno first and the view second sees every write up to it.
+//! 2. Once poisoned (a failed WAL write or fsync, flush or manifest write) the database
+//!    refuses writes until reopened; nothing after the failure is acknowledged.
+//! 3. Only one thread at a time holds `wal`: the group-commit leader, or `flush()`.
+
+mod flush;
+mod open;
+mod read;
+mod stats;
+mod write;
+
+pub use read::{Iter, Snapshot, VerifyReport};
+pub use stats::{DbStats, LevelStats};
+
+use crate::batch::WriteBatch;
+use crate::fs::{FileLock, Fs};
+use crate::manifest::{ManifestState, ManifestWriter};
+use crate::memtable::Memtable;
+use crate::options::{Options, WriteOptions};
+use crate::record_log::RecordWriter;
+use crate::version::ReadView;
+use crate::{Error, Result};
+use parking_lot::{Condvar, Mutex, RwLock};
+use stats::StatsCounters;
+use std::collections::{BTreeMap, VecDeque};
+use std::ops::RangeBounds;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use write::WriteQueue;
+
+/// Longest a thread waits on `engine_changed` before it checks the state again.
+pub(crate) const ENGINE_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// The WAL being written, owned by the group-commit leader.
+pub(crate) struct WalState {
+    writer: RecordWriter,
+    /// Largest seqno assigned so far.
+    seqno_last: u64,
+    /// Reused buffer for framing a group's records.
+    buffer: Vec<u8>,
+}
+
+/// The engine's mutable state, under `DbInner::engine`.
+pub(crate) struct EngineState {
+    manifest: ManifestWriter,
+    state: ManifestState,
+    /// Frozen memtables waiting for flush, oldest first.
+    imms: VecDeque<Arc<Memtable>>,
+    /// True while a flush of `imms[0]` is writing its SST.
+    flush_running: bool,
+    /// Set when the database closes: the flush thread exits.
+    shutdown: bool,
+}
+
+/// State shared by every handle, snapshot and iterator of one database.
+pub(crate) struct DbInner {
+    dir: PathBuf,
+    options: Options,
+    fs: Arc<dyn Fs>,
+    view: RwLock<Arc<ReadView>>,
+    engine: Mutex<EngineState>,
+    /// Signalled whenever `engine` changes: a memtable frozen or flushed, shutdown, poison.
+    engine_changed: Condvar,
+    queue: WriteQueue,
+    wal: Mutex<WalState>,
+    seqno_visible: AtomicU64,
+    poisoned: AtomicBool,
+    poison_cause: Mutex<Option<Error>>,
+    closed: AtomicBool,
+    stats: StatsCounters,
+    /// Live snapshots: seqno → how many.
+    snapshots: Mutex<BTreeMap<u64, usize>>,
+    // Dropped last: the directory stays locked while anything can still touch its files.
+    _lock: Box<dyn FileLock>,
+}
+
+impl DbInner {
+    /// Records the first failure and returns it; every later write gets `Error::Poisoned`.
+    fn poison(&self, error: Error) -> Error {
+        let mut cause = self.poison_cause.lock();
+        if cause.is_none() {
+            *cause = Some(error.clone());
+        }
+        self.poisoned.store(true, Ordering::Release);
+        drop(cause);
+        // Wake writers waiting for room and `flush()` callers so they see the failure. This
+        // may run with `engine` held, so it does not lock it; every wait on `engine_changed`
+        // has a timeout (`ENGINE_WAIT`), so a wakeup lost to that race only costs latency.
+        self.engine_changed.notify_all();
+        error
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        Ok(())
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        self.check_open()?;
+        if self.poisoned.load(Ordering::Acquire) {
+            let cause = self.poison_cause.lock().clone().unwrap_or(Error::Closed);
+            return Err(Error::Poisoned { cause: Box::new(cause) });
+        }
+        Ok(())
+    }
+
+    fn current_view(&self) -> Arc<ReadView> {
+        Arc::clone(&self.view.read())
+    }
+}
+
+/// Owns the background thread; shuts the database down when the last `Db` clone drops.
+struct DbHandle {
+    inner: Arc<DbInner>,
+    flush_thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl DbHandle {
+    fn shutdown(&self) -> Result<()> {
+        if self.inner.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        {
+            let mut engine = self.inner.engine.lock();
+            engine.shutdown = true;
+            self.inner.engine_changed.notify_all();
+        }
+        if let Some(thread) = self.flush_thread.lock().take() {
+            // A panic in the flush thread is a bug; it has already poisoned nothing we can use.
+            let _ = thread.join();
+        }
+        // Make every acknowledged write durable on a clean close, synced or not.
+        let mut wal = self.inner.wal.lock();
+        if self.inner.poisoned.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        wal.writer.sync().map_err(|error| self.inner.poison(error))
+    }
+}
+
+impl Drop for DbHandle {
+    fn drop(&mut self) {
+        // Errors here have nowhere to go; `Db::close` reports them.
+        let _ = self.shutdown();
+    }
+}
+
+/// An open database: an ordered map from byte-string keys to byte-string values, durable and
+/// safe to share between threads.
+#[derive(Clone)]
+pub struct Db {
+    handle: Arc<DbHandle>,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db").field("dir", &self.handle.inner.dir).finish_non_exhaustive()
+    }
+}
+
+impl Db {
+    /// Opens (or creates) the database in directory `path`, recovering from the WAL whatever
+    /// was not yet in SSTs. Fails with `Error::Locked` if it is already open.
+    pub fn open(path: impl AsRef<Path>, options: Options) -> Result<Db> {
+        let inner = Arc::new(open::open(path.as_ref(), options)?);
+        let flush_thread = flush::start_flush_thread(&inner)?;
+        Ok(Db { handle: Arc::new(DbHandle { inner, flush_thread: Mutex::new(flush_thread) }) })
+    }
+
+    fn inner(&self) -> &Arc<DbInner> {
+        &self.handle.inner
+    }
+
+    /// The database directory.
+    pub fn path(&self) -> &Path {
+        &self.inner().dir
+    }
+
+    /// Sets `key` to `value`.
+    pub fn put(
+        &self,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+        options: WriteOptions,
+    ) -> Result<()> {
+        let mut batch = WriteBatch::new();
+        batch.put(key, value);
+        self.write(batch, options)
+    }
+
+    /// Removes `key` (not an error if it is absent).
+    pub fn delete(&self, key: impl AsRef<[u8]>, options: WriteOptions) -> Result<()> {
+        let mut batch = WriteBatch::new();
+        batch.delete(key);
+        self.write(batch, options)
+    }
+
+    /// Applies every operation of `batch` atomically: after a crash all of it or none of it is
+    /// there. With `options.sync` it returns only once the batch is on stable storage.
+    pub fn write(&self, batch: WriteBatch, options: WriteOptions) -> Result<()> {
+        write::write(self.inner(), batch, options)
+    }
+
+    /// The value of `key`, if present.
+    pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>> {
+        self.inner().check_open()?;
+        let seqno = self.inner().seqno_visible.load(Ordering::Acquire);
+        read::get(self.inner(), key.as_ref(), seqno)
+    }
+
+    /// A consistent read-only view of the database as of now; it stays valid while writes go on.
+    pub fn snapshot(&self) -> Result<Snapshot> {
+        self.inner().check_open()?;
+        Ok(Snapshot::new(Arc::clone(self.inner())))
+    }
+
+    /// Every key and value in key order (`.rev()` for descending).
+    pub fn iter(&self) -> Result<Iter> {
+        self.range::<&[u8], _>(..)
+    }
+
+    /// The keys in `range` with their values, in key order (`.rev()` for descending).
+    pub fn range<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> Result<Iter> {
+        self.inner().check_open()?;
+        let seqno = self.inner().seqno_visible.load(Ordering::Acquire);
+        Ok(Iter::new(self.inner(), seqno, read::bounds_of(&range)))
+    }
+
+    /// The keys starting with `prefix` with their values, in key order (`.rev()` for descending).
+    pub fn prefix(&self, prefix: impl AsRef<[u8]>) -> Result<Iter> {
+        self.inner().check_open()?;
+        let seqno = self.inner().seqno_visible.load(Ordering::Acquire);
+        Ok(Iter::new(self.inner(), seqno, read::prefix_bounds(prefix.as_ref())))
+    }
+
+    /// Freezes the memtable and waits until it and every earlier one are in SSTs.
+    pub fn flush(&self) -> Result<()> {
+        flush::flush_all(self.inner())
+    }
+
+    /// Reads every block of every SST, checking every checksum, the key order and the entry
+    /// counts against the manifest, and reports what it checked. Corruption is an error
+    /// naming the file.
+    pub fn verify(&self) -> Result<VerifyReport> {
+        self.inner().check_open()?;
+        read::verify(self.inner())
+    }
+
+    /// Counters and the shape of the tree.
+    pub fn stats(&self) -> DbStats {
+        read::stats(self.inner())
+    }
+
+    /// Stops background work, syncs the WAL and releases the database. Dropping the last
+    /// clone does the same but cannot report an error. Other clones then return `Error::Closed`.
+    pub fn close(self) -> Result<()> {
+        self.handle.shutdown()
+    }
+}
+
+#[cfg(test)]
+mod tests;

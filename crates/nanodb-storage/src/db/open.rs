@@ -1,0 +1,262 @@
+//! Opening a database: lock the directory, read the manifest, open the SSTs, replay the WAL
+//! files newer than what the SSTs hold, flush what was replayed, start a new manifest and WAL,
+//! and remove files nothing refers to.
+//!
+//! Thread safety: runs on the opening thread before the database is shared.
+//!
+//! Invariants:
+//! 1. Replayed batches must continue the seqno sequence exactly; a gap is corruption.
+//! 2. Only the newest WAL may end in a torn record (older ones were synced before the next was
+//!    created); a torn record in an older WAL is corruption.
+//! 3. Nothing is deleted until the new manifest and CURRENT that make it unneeded are durable.
+
+use super::flush::write_sst;
+use super::stats::StatsCounters;
+use super::{DbInner, EngineState, WalState};
+use crate::filenames::{
+    parse_file_name, sst_path, wal_path, FileKind, CURRENT_FILE_NAME, LOCK_FILE_NAME,
+};
+use crate::fs::{FileLock, Fs};
+use crate::manifest::{self, sync_dir, ManifestState, ManifestWriter};
+use crate::memtable::Memtable;
+use crate::options::{Options, WalRecovery};
+use crate::sst::SstReader;
+use crate::version::{ReadView, SstHandle, Version};
+use crate::wal::{create_wal, replay_wal};
+use crate::{Error, Result};
+use parking_lot::{Condvar, Mutex, RwLock};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::io;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::Arc;
+
+fn lock_directory(fs: &dyn Fs, dir: &Path) -> Result<Box<dyn FileLock>> {
+    fs.lock(&dir.join(LOCK_FILE_NAME)).map_err(|error| match error.kind() {
+        io::ErrorKind::WouldBlock => Error::Locked { path: dir.to_path_buf() },
+        _ => Error::io(format!("lock {}", dir.display()), error),
+    })
+}
+
+/// Opens the database in `dir`.
+pub(crate) fn open(dir: &Path, options: Options) -> Result<DbInner> {
+    options.validate()?;
+    let fs = Arc::clone(&options.fs);
+    let exists =
+        fs.exists(dir).map_err(|error| Error::io(format!("stat {}", dir.display()), error))?;
+    if !exists && !options.create_if_missing {
+        return Err(Error::NotFound { path: dir.to_path_buf() });
+    }
+    fs.create_dir_all(dir)
+        .map_err(|error| Error::io(format!("create {}", dir.display()), error))?;
+    let lock = lock_directory(fs.as_ref(), dir)?;
+
+    let names =
+        fs.list_dir(dir).map_err(|error| Error::io(format!("list {}", dir.display()), error))?;
+    let files: Vec<FileKind> = names.iter().filter_map(|name| parse_file_name(name)).collect();
+    let mut state = load_manifest_state(fs.as_ref(), dir, &options, &files)?;
+    let largest_number = files
+        .iter()
+        .filter_map(|kind| match kind {
+            FileKind::Wal(n) | FileKind::Sst(n) | FileKind::Manifest(n) => Some(*n),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0);
+    state.next_file_number = state.next_file_number.max(largest_number + 1);
+
+    let mut open_files = open_ssts(fs.as_ref(), dir, &state)?;
+    let seqno_last = replay_wals(fs.as_ref(), dir, &options, &files, &mut state, &mut open_files)?;
+
+    // A fresh WAL and manifest: the manifest says every older WAL is no longer needed.
+    let wal_number = allocate(&mut state);
+    let wal_writer = create_wal(fs.as_ref(), &wal_path(dir, wal_number))?;
+    sync_dir(fs.as_ref(), dir)?;
+    state.log_number = wal_number;
+    state.last_seqno = seqno_last;
+    let manifest_number = allocate(&mut state);
+    let manifest = ManifestWriter::create(fs.as_ref(), dir, manifest_number, &state)?;
+    remove_obsolete_files(fs.as_ref(), dir, &names, &state, manifest_number);
+
+    let version = Arc::new(Version::build(&state, &open_files));
+    let view = ReadView { mem: Arc::new(Memtable::new(wal_number)), imms: Vec::new(), version };
+    Ok(DbInner {
+        dir: dir.to_path_buf(),
+        fs,
+        view: RwLock::new(Arc::new(view)),
+        engine: Mutex::new(EngineState {
+            manifest,
+            state,
+            imms: VecDeque::new(),
+            flush_running: false,
+            shutdown: false,
+        }),
+        engine_changed: Condvar::new(),
+        queue: Default::default(),
+        wal: Mutex::new(WalState { writer: wal_writer, seqno_last, buffer: Vec::new() }),
+        seqno_visible: AtomicU64::new(seqno_last),
+        poisoned: AtomicBool::new(false),
+        poison_cause: Mutex::new(None),
+        closed: AtomicBool::new(false),
+        stats: StatsCounters::default(),
+        snapshots: Mutex::new(BTreeMap::new()),
+        options,
+        _lock: lock,
+    })
+}
+
+fn allocate(state: &mut ManifestState) -> u64 {
+    let number = state.next_file_number;
+    state.next_file_number += 1;
+    number
+}
+
+fn load_manifest_state(
+    fs: &dyn Fs,
+    dir: &Path,
+    options: &Options,
+    files: &[FileKind],
+) -> Result<ManifestState> {
+    if files.contains(&FileKind::Current) {
+        if options.error_if_exists {
+            return Err(Error::InvalidArgument(format!(
+                "a database exists at {} and Options::error_if_exists is set",
+                dir.display()
+            )));
+        }
+        let number = manifest::read_current(fs, dir)?;
+        return manifest::recover(fs, dir, number);
+    }
+    // No CURRENT: a new database, unless data files show one was lost.
+    if files.iter().any(|kind| matches!(kind, FileKind::Sst(_) | FileKind::Wal(_))) {
+        return Err(Error::corruption(
+            dir.join(CURRENT_FILE_NAME),
+            "missing, but the directory holds WAL or SST files",
+        ));
+    }
+    if !options.create_if_missing {
+        return Err(Error::NotFound { path: dir.to_path_buf() });
+    }
+    Ok(ManifestState::default())
+}
+
+fn open_ssts(
+    fs: &dyn Fs,
+    dir: &Path,
+    state: &ManifestState,
+) -> Result<HashMap<u64, Arc<SstHandle>>> {
+    let mut open = HashMap::new();
+    for meta in state.files() {
+        let path = sst_path(dir, meta.number);
+        let reader = SstReader::open(fs, &path).map_err(|error| match error {
+            Error::Io { source, .. } if source.kind() == io::ErrorKind::NotFound => {
+                Error::corruption(&path, "listed in the manifest but missing")
+            }
+            other => other,
+        })?;
+        if reader.size_bytes() != meta.size_bytes {
+            return Err(Error::corruption(
+                &path,
+                format!(
+                    "size {} differs from the manifest's {}",
+                    reader.size_bytes(),
+                    meta.size_bytes
+                ),
+            ));
+        }
+        open.insert(
+            meta.number,
+            Arc::new(SstHandle { meta: meta.clone(), reader: Arc::new(reader) }),
+        );
+    }
+    Ok(open)
+}
+
+/// Replays the WALs the manifest still needs into a memtable, flushes it to an L0 SST if it
+/// holds anything, and returns the last seqno.
+fn replay_wals(
+    fs: &dyn Fs,
+    dir: &Path,
+    options: &Options,
+    files: &[FileKind],
+    state: &mut ManifestState,
+    open_files: &mut HashMap<u64, Arc<SstHandle>>,
+) -> Result<u64> {
+    let mut wal_numbers: Vec<u64> = files
+        .iter()
+        .filter_map(|kind| match kind {
+            FileKind::Wal(number) if *number >= state.log_number => Some(*number),
+            _ => None,
+        })
+        .collect();
+    wal_numbers.sort_unstable();
+    let memtable = Memtable::new(0);
+    let mut seqno_last = state.last_seqno;
+    for (index, &number) in wal_numbers.iter().enumerate() {
+        let path = wal_path(dir, number);
+        let replay = replay_wal(fs, &path, options.wal_recovery, |header, ops| {
+            let count = u64::from(header.count);
+            if header.seqno_first + count <= seqno_last + 1 {
+                return Ok(()); // already in an SST
+            }
+            if header.seqno_first != seqno_last + 1 {
+                return Err(Error::corruption(
+                    &path,
+                    format!(
+                        "batch starts at seqno {}, expected {}",
+                        header.seqno_first,
+                        seqno_last + 1
+                    ),
+                ));
+            }
+            for (offset, op) in ops.enumerate() {
+                memtable.insert(op.key, header.seqno_first + offset as u64, op.kind, op.value);
+            }
+            seqno_last += count;
+            Ok(())
+        })?;
+        let is_newest = index + 1 == wal_numbers.len();
+        if let Some(offset) = replay.stopped_at {
+            if options.wal_recovery == WalRecovery::StopAtFirstCorruption {
+                break; // salvage mode: nothing after the damage can be trusted to follow on
+            }
+            if !is_newest {
+                return Err(Error::corruption(
+                    &path,
+                    format!("torn record at offset {offset} in a WAL that is not the newest"),
+                ));
+            }
+        }
+    }
+    if !memtable.is_empty() {
+        let number = allocate(state);
+        let handle = write_sst(fs, dir, options, &memtable, number)?;
+        let edit = manifest::VersionEdit { added: vec![handle.meta.clone()], ..Default::default() };
+        state.apply(&edit).map_err(|detail| Error::corruption(dir, detail))?;
+        open_files.insert(number, handle);
+    }
+    Ok(seqno_last)
+}
+
+/// Removes WALs and manifests that the new manifest made unneeded, SSTs it does not list and
+/// temporary files. Failures are ignored: the next open tries again.
+fn remove_obsolete_files(
+    fs: &dyn Fs,
+    dir: &Path,
+    names: &[String],
+    state: &ManifestState,
+    manifest_number: u64,
+) {
+    for name in names {
+        let obsolete = match parse_file_name(name) {
+            Some(FileKind::Wal(number)) => number < state.log_number,
+            Some(FileKind::Sst(number)) => state.find(number).is_none(),
+            Some(FileKind::Manifest(number)) => number != manifest_number,
+            Some(FileKind::Temporary) => true,
+            Some(FileKind::Current | FileKind::Lock) | None => false,
+        };
+        if obsolete {
+            let _ = fs.remove_file(&dir.join(name));
+        }
+    }
+}

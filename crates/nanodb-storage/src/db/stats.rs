@@ -1,0 +1,158 @@
+//! Counters kept by a database, and the `DbStats` snapshot `Db::stats()` returns.
+//!
+//! Thread safety: counters are relaxed atomics, bumped from any thread; they are statistics,
+//! not synchronisation, so a snapshot may be a few operations stale.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The live counters.
+#[derive(Debug, Default)]
+pub(crate) struct StatsCounters {
+    pub(crate) write_ops: AtomicU64,
+    pub(crate) write_batches: AtomicU64,
+    pub(crate) group_commits: AtomicU64,
+    pub(crate) wal_bytes_written: AtomicU64,
+    pub(crate) wal_syncs: AtomicU64,
+    pub(crate) gets: AtomicU64,
+    pub(crate) get_hits: AtomicU64,
+    pub(crate) bloom_checks: AtomicU64,
+    pub(crate) bloom_skips: AtomicU64,
+    pub(crate) sst_reads: AtomicU64,
+    pub(crate) flushes: AtomicU64,
+    pub(crate) flush_bytes_written: AtomicU64,
+    pub(crate) write_stalls: AtomicU64,
+    pub(crate) write_stall_micros: AtomicU64,
+    pub(crate) iterators_created: AtomicU64,
+}
+
+impl StatsCounters {
+    pub(crate) fn add(counter: &AtomicU64, value: u64) {
+        counter.fetch_add(value, Ordering::Relaxed);
+    }
+
+    fn read(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+}
+
+/// Files and bytes in one level.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LevelStats {
+    /// SST files in the level.
+    pub files: u64,
+    /// Bytes of those files.
+    pub size_bytes: u64,
+}
+
+/// A snapshot of a database's counters and shape.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DbStats {
+    /// The newest seqno visible to readers.
+    pub seqno_last: u64,
+    /// Bytes in the active memtable.
+    pub memtable_size_bytes: u64,
+    /// Frozen memtables waiting for flush.
+    pub immutable_memtables: u64,
+    /// Files and bytes per level, L0 first.
+    pub levels: Vec<LevelStats>,
+    /// Puts and deletes written.
+    pub write_ops: u64,
+    /// Write batches committed (a single put is a batch of one).
+    pub write_batches: u64,
+    /// WAL appends, each carrying one group of batches.
+    pub group_commits: u64,
+    /// Bytes appended to WAL files.
+    pub wal_bytes_written: u64,
+    /// WAL fsyncs.
+    pub wal_syncs: u64,
+    /// Point reads.
+    pub gets: u64,
+    /// Point reads that found a value.
+    pub get_hits: u64,
+    /// SSTs whose bloom filter a point read consulted.
+    pub bloom_checks: u64,
+    /// Of those, the SSTs the filter let the read skip.
+    pub bloom_skips: u64,
+    /// Point reads that read a data block from an SST.
+    pub sst_reads: u64,
+    /// Memtables flushed to SSTs.
+    pub flushes: u64,
+    /// Bytes of SSTs written by flushes.
+    pub flush_bytes_written: u64,
+    /// Times a writer waited for a flush to make room.
+    pub write_stalls: u64,
+    /// Total time writers waited for flushes, in microseconds.
+    pub write_stall_micros: u64,
+    /// Snapshots currently held.
+    pub snapshots_live: u64,
+    /// Iterators created.
+    pub iterators_created: u64,
+}
+
+impl DbStats {
+    pub(crate) fn fill_counters(&mut self, counters: &StatsCounters) {
+        let read = StatsCounters::read;
+        self.write_ops = read(&counters.write_ops);
+        self.write_batches = read(&counters.write_batches);
+        self.group_commits = read(&counters.group_commits);
+        self.wal_bytes_written = read(&counters.wal_bytes_written);
+        self.wal_syncs = read(&counters.wal_syncs);
+        self.gets = read(&counters.gets);
+        self.get_hits = read(&counters.get_hits);
+        self.bloom_checks = read(&counters.bloom_checks);
+        self.bloom_skips = read(&counters.bloom_skips);
+        self.sst_reads = read(&counters.sst_reads);
+        self.flushes = read(&counters.flushes);
+        self.flush_bytes_written = read(&counters.flush_bytes_written);
+        self.write_stalls = read(&counters.write_stalls);
+        self.write_stall_micros = read(&counters.write_stall_micros);
+        self.iterators_created = read(&counters.iterators_created);
+    }
+
+    /// Total bytes in SSTs over all levels.
+    pub fn sst_size_bytes(&self) -> u64 {
+        self.levels.iter().map(|level| level.size_bytes).sum()
+    }
+}
+
+impl fmt::Display for DbStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "seqno_last            {}", self.seqno_last)?;
+        writeln!(
+            f,
+            "memtable              {} bytes, {} frozen",
+            self.memtable_size_bytes, self.immutable_memtables
+        )?;
+        for (level, stats) in self.levels.iter().enumerate().filter(|(_, s)| s.files > 0) {
+            writeln!(
+                f,
+                "L{level}                    {} files, {} bytes",
+                stats.files, stats.size_bytes
+            )?;
+        }
+        writeln!(
+            f,
+            "writes                {} ops in {} batches, {} group commits",
+            self.write_ops, self.write_batches, self.group_commits
+        )?;
+        writeln!(
+            f,
+            "wal                   {} bytes, {} syncs",
+            self.wal_bytes_written, self.wal_syncs
+        )?;
+        writeln!(
+            f,
+            "gets                  {} ({} found, {} read an sst)",
+            self.gets, self.get_hits, self.sst_reads
+        )?;
+        writeln!(
+            f,
+            "bloom                 {} checks, {} skips",
+            self.bloom_checks, self.bloom_skips
+        )?;
+        writeln!(f, "flushes               {} ({} bytes)", self.flushes, self.flush_bytes_written)?;
+        write!(f, "write stalls          {} ({} us)", self.write_stalls, self.write_stall_micros)
+    }
+}

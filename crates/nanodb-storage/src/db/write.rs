@@ -1,0 +1,213 @@
+//! The write path: limits, the group-commit queue, WAL append and sync, memtable insert.
+//!
+//! Writers enqueue their batch and wait. Whoever finds no leader active becomes the leader: it
+//! takes the queued batches (in arrival order, up to `group_commit_size_bytes_max`), appends
+//! them to the WAL in one write, syncs once if any of them asked for it, inserts them into the
+//! memtable, publishes the new seqno and hands every writer of the group its result.
+//!
+//! Thread safety: the queue's mutex guards only the queue; the leader does its I/O without it,
+//! holding `DbInner::wal`, so new writers can queue up for the next group meanwhile.
+//!
+//! Invariants:
+//! 1. Batches get consecutive seqnos in WAL order; `seqno_visible` moves only forward.
+//! 2. A writer is told `Ok` only after its batch is in the WAL (and synced, if it asked) and
+//!    in the memtable.
+//! 3. A failure poisons the database before any writer of the group is answered.
+
+use super::{DbInner, WalState};
+use crate::batch::WriteBatch;
+use crate::filenames::wal_path;
+use crate::key::SEQNO_MAX;
+use crate::manifest::sync_dir;
+use crate::memtable::Memtable;
+use crate::options::WriteOptions;
+use crate::record_log::encode_record;
+use crate::version::ReadView;
+use crate::wal::create_wal;
+use crate::{Error, Result};
+use parking_lot::{Condvar, Mutex};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::stats::StatsCounters;
+
+struct PendingWrite {
+    id: u64,
+    batch: WriteBatch,
+    sync: bool,
+}
+
+#[derive(Default)]
+struct QueueState {
+    pending: VecDeque<PendingWrite>,
+    finished: HashMap<u64, Result<()>>,
+    leader_active: bool,
+    next_id: u64,
+}
+
+/// The group-commit queue.
+#[derive(Default)]
+pub(crate) struct WriteQueue {
+    state: Mutex<QueueState>,
+    changed: Condvar,
+}
+
+fn check_limits(inner: &DbInner, batch: &WriteBatch) -> Result<()> {
+    let options = &inner.options;
+    let checks = [
+        ("key size", batch.key_len_max(), options.key_size_bytes_max),
+        ("value size", batch.value_len_max(), options.value_size_bytes_max),
+        ("write batch size", batch.size_bytes(), options.batch_size_bytes_max),
+    ];
+    for (what, size, max) in checks {
+        if size > max {
+            return Err(Error::LimitExceeded { what, size: size as u64, max: max as u64 });
+        }
+    }
+    Ok(())
+}
+
+/// Writes `batch` through the group-commit queue.
+pub(crate) fn write(inner: &DbInner, batch: WriteBatch, options: WriteOptions) -> Result<()> {
+    inner.check_writable()?;
+    check_limits(inner, &batch)?;
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let queue = &inner.queue;
+    let mut state = queue.state.lock();
+    let id = state.next_id;
+    state.next_id += 1;
+    state.pending.push_back(PendingWrite { id, batch, sync: options.sync });
+    loop {
+        if let Some(result) = state.finished.remove(&id) {
+            return result;
+        }
+        if state.leader_active {
+            queue.changed.wait(&mut state);
+            continue;
+        }
+        state.leader_active = true;
+        let mut group = take_group(&mut state.pending, inner.options.group_commit_size_bytes_max);
+        drop(state);
+        let result = commit_group(inner, &mut group);
+        state = queue.state.lock();
+        for write in &group {
+            state.finished.insert(write.id, result.clone());
+        }
+        state.leader_active = false;
+        queue.changed.notify_all();
+    }
+}
+
+fn take_group(pending: &mut VecDeque<PendingWrite>, size_bytes_max: usize) -> Vec<PendingWrite> {
+    let mut group = Vec::new();
+    let mut size_bytes = 0;
+    while let Some(next) = pending.front() {
+        if !group.is_empty() && size_bytes + next.batch.size_bytes() > size_bytes_max {
+            break;
+        }
+        size_bytes += next.batch.size_bytes();
+        group.extend(pending.pop_front());
+    }
+    group
+}
+
+/// The leader's work for one group.
+fn commit_group(inner: &DbInner, group: &mut [PendingWrite]) -> Result<()> {
+    let mut wal = inner.wal.lock();
+    inner.check_writable()?;
+    if inner.current_view().mem.size_bytes() >= inner.options.memtable_size_bytes_max {
+        freeze_memtable(inner, &mut wal)?;
+    }
+    let op_count: u64 = group.iter().map(|write| write.batch.len() as u64).sum();
+    let seqno_first = wal.seqno_last + 1;
+    if seqno_first + op_count > SEQNO_MAX {
+        return Err(inner.poison(Error::InvalidArgument("seqno space exhausted".into())));
+    }
+    let sync = group.iter().any(|write| write.sync);
+    let mut buffer = std::mem::take(&mut wal.buffer);
+    buffer.clear();
+    let mut seqno = seqno_first;
+    for write in group.iter_mut() {
+        encode_record(&mut buffer, write.batch.encode_with_seqno(seqno));
+        seqno += write.batch.len() as u64;
+    }
+    let appended = wal.writer.append_framed(&buffer);
+    let written_bytes = buffer.len() as u64;
+    wal.buffer = buffer;
+    appended.map_err(|error| inner.poison(error))?;
+    if sync {
+        wal.writer.sync().map_err(|error| inner.poison(error))?;
+        StatsCounters::add(&inner.stats.wal_syncs, 1);
+    }
+
+    let mem = Arc::clone(&inner.current_view().mem);
+    let mut seqno = seqno_first;
+    for write in group.iter() {
+        for op in write.batch.ops() {
+            // The batch was built in memory by `WriteBatch`, so it always decodes.
+            let op =
+                op.map_err(|detail| Error::InvalidArgument(format!("malformed batch: {detail}")))?;
+            mem.insert(op.key, seqno, op.kind, op.value);
+            seqno += 1;
+        }
+    }
+    wal.seqno_last = seqno - 1;
+    inner.seqno_visible.store(seqno - 1, Ordering::Release);
+
+    let stats = &inner.stats;
+    StatsCounters::add(&stats.write_ops, op_count);
+    StatsCounters::add(&stats.write_batches, group.len() as u64);
+    StatsCounters::add(&stats.group_commits, 1);
+    StatsCounters::add(&stats.wal_bytes_written, written_bytes);
+    Ok(())
+}
+
+/// Freezes the active memtable and starts a new one with a new WAL. Waits (or, with no
+/// background thread, flushes inline) while too many frozen memtables wait for flush.
+pub(crate) fn freeze_memtable(inner: &DbInner, wal: &mut WalState) -> Result<()> {
+    let mut engine = inner.engine.lock();
+    let stall_start = Instant::now();
+    let mut stalled = false;
+    while engine.imms.len() >= inner.options.immutable_memtables_max {
+        inner.check_writable()?;
+        if inner.options.background_threads == 0 {
+            super::flush::flush_oldest(inner, &mut engine).map_err(|error| inner.poison(error))?;
+            continue;
+        }
+        stalled = true;
+        inner.engine_changed.wait_for(&mut engine, super::ENGINE_WAIT);
+    }
+    if stalled {
+        StatsCounters::add(&inner.stats.write_stalls, 1);
+        StatsCounters::add(
+            &inner.stats.write_stall_micros,
+            stall_start.elapsed().as_micros() as u64,
+        );
+    }
+    inner.check_writable()?;
+
+    // The old WAL is made whole before the next exists, so only the newest WAL can be torn.
+    wal.writer.sync().map_err(|error| inner.poison(error))?;
+    let number = engine.state.next_file_number;
+    engine.state.next_file_number += 1;
+    let path = wal_path(&inner.dir, number);
+    let writer = create_wal(inner.fs.as_ref(), &path)
+        .and_then(|writer| sync_dir(inner.fs.as_ref(), &inner.dir).map(|()| writer))
+        .map_err(|error| inner.poison(error))?;
+    wal.writer = writer;
+
+    let old = inner.current_view();
+    let mut imms = Vec::with_capacity(old.imms.len() + 1);
+    imms.push(Arc::clone(&old.mem));
+    imms.extend(old.imms.iter().cloned());
+    let view =
+        ReadView { mem: Arc::new(Memtable::new(number)), imms, version: Arc::clone(&old.version) };
+    engine.imms.push_back(Arc::clone(&old.mem));
+    *inner.view.write() = Arc::new(view);
+    inner.engine_changed.notify_all();
+    Ok(())
+}

@@ -1,0 +1,47 @@
+//! nanodb-storage: NanoDB's storage engine, an ordered, crash-safe key-value store built as a
+//! log-structured merge tree.
+//!
+//! ```no_run
+//! use nanodb_storage::{Db, Options, WriteOptions};
+//!
+//! let db = Db::open("my-db", Options::default())?;
+//! db.put(b"hello", b"world", WriteOptions::SYNC)?;
+//! assert_eq!(db.get(b"hello")?.as_deref(), Some(&b"world"[..]));
+//! for entry in db.prefix(b"he")? {
+//!     let (key, value) = entry?;
+//!     println!("{key:?} = {value:?}");
+//! }
+//! db.close()?;
+//! # Ok::<(), nanodb_storage::Error>(())
+//! ```
+//!
+//! The engine knows nothing of documents, JSON or HTTP: bytes in, bytes out. See
+//! ARCHITECTURE.md for the write and read paths and docs/format/ for every on-disk format.
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+#![warn(missing_docs)]
+
+mod batch;
+mod coding;
+mod db;
+mod error;
+mod filenames;
+pub mod fs;
+mod iter;
+mod key;
+mod manifest;
+mod memtable;
+mod options;
+mod record_log;
+mod sst;
+mod version;
+mod wal;
+
+pub use batch::WriteBatch;
+pub use db::{Db, DbStats, Iter, LevelStats, Snapshot, VerifyReport};
+pub use error::{Error, Result};
+pub use options::{
+    Options, WalRecovery, WriteOptions, BATCH_SIZE_BYTES_MAX_DEFAULT, BATCH_SIZE_BYTES_MAX_LIMIT,
+    KEY_SIZE_BYTES_MAX_DEFAULT, KEY_SIZE_BYTES_MAX_LIMIT, MEMTABLE_SIZE_BYTES_MAX_DEFAULT,
+    MEMTABLE_SIZE_BYTES_MAX_MIN, VALUE_SIZE_BYTES_MAX_DEFAULT, VALUE_SIZE_BYTES_MAX_LIMIT,
+};

@@ -1,0 +1,155 @@
+//! `ManifestState`: the live file set and counters, built by applying version edits in order.
+//!
+//! Thread safety: owned by the database's engine state, under its mutex.
+//!
+//! Invariants:
+//! 1. Every file number appears at most once across all levels.
+//! 2. `log_number`, `next_file_number` and `last_seqno` never decrease.
+//! 3. An edit that removes a file that is not there, adds one that is, or names a level past
+//!    `LEVEL_COUNT` is corruption (the manifest is damaged or from a different database).
+
+use super::edit::{FileMeta, VersionEdit};
+
+/// Levels of the LSM tree.
+pub const LEVEL_COUNT: usize = 7;
+
+/// The live file set and counters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestState {
+    /// Files per level; within L0 in the order they were added (oldest first).
+    pub levels: Vec<Vec<FileMeta>>,
+    /// WAL files numbered below this are no longer needed.
+    pub log_number: u64,
+    /// The next unused file number.
+    pub next_file_number: u64,
+    /// Every seqno up to this one is in an SST.
+    pub last_seqno: u64,
+}
+
+impl Default for ManifestState {
+    fn default() -> ManifestState {
+        ManifestState {
+            levels: vec![Vec::new(); LEVEL_COUNT],
+            log_number: 0,
+            next_file_number: 1,
+            last_seqno: 0,
+        }
+    }
+}
+
+impl ManifestState {
+    /// Applies one edit; `Err` says why the edit cannot apply.
+    pub fn apply(&mut self, edit: &VersionEdit) -> Result<(), String> {
+        for &(level, number) in &edit.removed {
+            let files = self.levels.get_mut(level as usize).ok_or_else(|| {
+                format!("edit removes file {number} from level {level}, past the last level")
+            })?;
+            let position =
+                files.iter().position(|file| file.number == number).ok_or_else(|| {
+                    format!("edit removes file {number} which is not in level {level}")
+                })?;
+            files.remove(position);
+        }
+        for file in &edit.added {
+            if self.find(file.number).is_some() {
+                return Err(format!("edit adds file {} which is already live", file.number));
+            }
+            let level = self.levels.get_mut(file.level as usize).ok_or_else(|| {
+                format!(
+                    "edit adds file {} to level {}, past the last level",
+                    file.number, file.level
+                )
+            })?;
+            level.push(file.clone());
+        }
+        if let Some(value) = edit.log_number {
+            self.log_number = self.log_number.max(value);
+        }
+        if let Some(value) = edit.next_file_number {
+            self.next_file_number = self.next_file_number.max(value);
+        }
+        if let Some(value) = edit.last_seqno {
+            self.last_seqno = self.last_seqno.max(value);
+        }
+        Ok(())
+    }
+
+    /// The file with `number`, if live.
+    pub fn find(&self, number: u64) -> Option<&FileMeta> {
+        self.levels.iter().flatten().find(|file| file.number == number)
+    }
+
+    /// Every live file.
+    pub fn files(&self) -> impl Iterator<Item = &FileMeta> {
+        self.levels.iter().flatten()
+    }
+
+    /// One edit that rebuilds this whole state from nothing (the first record of a manifest).
+    pub fn snapshot_edit(&self) -> VersionEdit {
+        VersionEdit {
+            log_number: Some(self.log_number),
+            next_file_number: Some(self.next_file_number),
+            last_seqno: Some(self.last_seqno),
+            added: self.files().cloned().collect(),
+            removed: Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(number: u64, level: u32) -> FileMeta {
+        FileMeta {
+            number,
+            level,
+            size_bytes: 1,
+            entry_count: 1,
+            seqno_min: 1,
+            seqno_max: 1,
+            smallest_key: vec![],
+            largest_key: vec![],
+        }
+    }
+
+    #[test]
+    fn apply_adds_removes_and_keeps_counters_monotonic() {
+        let mut state = ManifestState::default();
+        let edit = VersionEdit {
+            log_number: Some(5),
+            next_file_number: Some(9),
+            last_seqno: Some(100),
+            added: vec![file(3, 0), file(4, 0)],
+            removed: vec![],
+        };
+        state.apply(&edit).unwrap();
+        state
+            .apply(&VersionEdit {
+                log_number: Some(2),
+                removed: vec![(0, 3)],
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(state.log_number, 5);
+        assert_eq!(state.files().map(|f| f.number).collect::<Vec<_>>(), vec![4]);
+        let mut rebuilt = ManifestState::default();
+        rebuilt.apply(&state.snapshot_edit()).unwrap();
+        assert_eq!(rebuilt, state);
+    }
+
+    #[test]
+    fn impossible_edits_are_refused() {
+        let mut state = ManifestState::default();
+        state.apply(&VersionEdit { added: vec![file(3, 0)], ..Default::default() }).unwrap();
+        assert!(state
+            .apply(&VersionEdit { added: vec![file(3, 1)], ..Default::default() })
+            .is_err());
+        assert!(state.apply(&VersionEdit { removed: vec![(0, 7)], ..Default::default() }).is_err());
+        assert!(state.apply(&VersionEdit { removed: vec![(9, 3)], ..Default::default() }).is_err());
+        let past_last = file(8, LEVEL_COUNT as u32);
+        assert!(state
+            .apply(&VersionEdit { added: vec![past_last], ..Default::default() })
+            .is_err());
+    }
+}

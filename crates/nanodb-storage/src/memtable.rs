@@ -1,0 +1,337 @@
+//! The memtable: recent writes, in memory, ordered by internal key.
+//!
+//! A lock-free skip list (`crossbeam_skiplist::SkipMap`) keyed by (user key, trailer) with
+//! newest versions first. One writer at a time inserts (the group-commit leader); any number
+//! of readers get and iterate concurrently. When its size passes
+//! `Options::memtable_size_bytes_max` it is frozen (no more inserts) and flushed to an SST.
+//!
+//! Thread safety: `Memtable` is `Send + Sync`; inserts must not race with each other (the
+//! write path guarantees a single inserter), reads may race with everything.
+//!
+//! Invariants:
+//! 1. Each (user key, seqno) is inserted at most once.
+//! 2. `size_bytes` only grows, and counts keys, values and a fixed per-entry overhead.
+//! 3. A reader at seqno S sees exactly the versions with seqno <= S, because the write path
+//!    publishes S only after every write up to S is inserted.
+
+use crate::iter::{Direction, InternalIterator};
+use crate::key::{pack_trailer, parse_internal_key, ValueKind, KIND_FOR_SEEK};
+use crate::Result;
+use crossbeam_skiplist::SkipMap;
+use std::cmp::Ordering;
+use std::ops::Bound;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
+use std::sync::Arc;
+
+/// Approximate bytes a skip-list entry costs beyond its key and value.
+pub const MEMTABLE_ENTRY_OVERHEAD_BYTES: usize = 64;
+/// Entries copied out of the skip list per refill of an iterator's buffer.
+const CURSOR_CHUNK_ENTRIES: usize = 128;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct MemKey {
+    user_key: Box<[u8]>,
+    trailer: u64,
+}
+
+impl Ord for MemKey {
+    fn cmp(&self, other: &MemKey) -> Ordering {
+        self.user_key.cmp(&other.user_key).then_with(|| other.trailer.cmp(&self.trailer))
+    }
+}
+
+impl PartialOrd for MemKey {
+    fn partial_cmp(&self, other: &MemKey) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl MemKey {
+    fn from_internal(encoded: &[u8]) -> MemKey {
+        match parse_internal_key(encoded) {
+            Some(parsed) => MemKey {
+                user_key: parsed.user_key.into(),
+                trailer: pack_trailer(parsed.seqno, parsed.kind as u8),
+            },
+            // Targets are built by this crate and always parse; an unparsable one sorts as
+            // its raw bytes with the newest trailer, which is still a valid seek position.
+            None => MemKey { user_key: encoded.into(), trailer: u64::MAX },
+        }
+    }
+
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.clear();
+        out.extend_from_slice(&self.user_key);
+        out.extend_from_slice(&self.trailer.to_le_bytes());
+    }
+}
+
+/// What a memtable knows about a key at a seqno.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    /// The newest visible version is a put of this value.
+    Found(Vec<u8>),
+    /// The newest visible version is a delete.
+    Deleted,
+    /// No visible version here; look in older sources.
+    Absent,
+}
+
+/// An in-memory ordered table of recent writes.
+#[derive(Debug)]
+pub struct Memtable {
+    map: SkipMap<MemKey, Box<[u8]>>,
+    size_bytes: AtomicUsize,
+    seqno_max: AtomicU64,
+    wal_number: u64,
+}
+
+impl Memtable {
+    /// An empty memtable whose writes are logged in WAL file `wal_number`.
+    pub fn new(wal_number: u64) -> Memtable {
+        Memtable {
+            map: SkipMap::new(),
+            size_bytes: AtomicUsize::new(0),
+            seqno_max: AtomicU64::new(0),
+            wal_number,
+        }
+    }
+
+    /// Number of the WAL file holding this memtable's writes.
+    pub fn wal_number(&self) -> u64 {
+        self.wal_number
+    }
+
+    /// Inserts one version. Only one thread may insert at a time.
+    pub fn insert(&self, user_key: &[u8], seqno: u64, kind: ValueKind, value: &[u8]) {
+        let key = MemKey { user_key: user_key.into(), trailer: pack_trailer(seqno, kind as u8) };
+        let added = user_key.len() + value.len() + MEMTABLE_ENTRY_OVERHEAD_BYTES;
+        self.map.insert(key, value.into());
+        self.size_bytes.fetch_add(added, AtomicOrdering::Relaxed);
+        self.seqno_max.fetch_max(seqno, AtomicOrdering::Relaxed);
+    }
+
+    /// The newest version of `user_key` with seqno `<= seqno`.
+    pub fn get(&self, user_key: &[u8], seqno: u64) -> Lookup {
+        let seek =
+            MemKey { user_key: user_key.into(), trailer: pack_trailer(seqno, KIND_FOR_SEEK) };
+        let Some(entry) = self.map.range(seek..).next() else {
+            return Lookup::Absent;
+        };
+        if &*entry.key().user_key != user_key {
+            return Lookup::Absent;
+        }
+        match (entry.key().trailer & 0xff) as u8 {
+            kind if kind == ValueKind::Delete as u8 => Lookup::Deleted,
+            _ => Lookup::Found(entry.value().to_vec()),
+        }
+    }
+
+    /// Approximate memory used, in bytes.
+    pub fn size_bytes(&self) -> usize {
+        self.size_bytes.load(AtomicOrdering::Relaxed)
+    }
+
+    /// True if nothing was inserted.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Largest seqno inserted (0 if empty).
+    pub fn seqno_max(&self) -> u64 {
+        self.seqno_max.load(AtomicOrdering::Relaxed)
+    }
+
+    /// Calls `visit(encoded_internal_key, value)` for every entry in internal-key order.
+    pub fn for_each(&self, mut visit: impl FnMut(&[u8], &[u8]) -> Result<()>) -> Result<()> {
+        let mut encoded = Vec::new();
+        for entry in self.map.iter() {
+            entry.key().encode(&mut encoded);
+            visit(&encoded, entry.value())?;
+        }
+        Ok(())
+    }
+
+    /// An iterator in `direction` that keeps this memtable alive.
+    pub fn cursor(self: &Arc<Memtable>, direction: Direction) -> MemtableCursor {
+        MemtableCursor {
+            memtable: Arc::clone(self),
+            direction,
+            chunk: Vec::new(),
+            position: 0,
+            exhausted: true,
+        }
+    }
+}
+
+/// An `InternalIterator` over a memtable. It copies entries out of the skip list a chunk at a
+/// time, so it holds no borrow of the list and sees a stable order while inserts continue.
+#[derive(Debug)]
+pub struct MemtableCursor {
+    memtable: Arc<Memtable>,
+    direction: Direction,
+    chunk: Vec<(Vec<u8>, Vec<u8>)>,
+    position: usize,
+    exhausted: bool,
+}
+
+impl MemtableCursor {
+    fn refill(&mut self, from: Bound<MemKey>) {
+        self.chunk.clear();
+        self.position = 0;
+        let map = &self.memtable.map;
+        let push = |key: &MemKey, value: &[u8]| {
+            let mut encoded = Vec::with_capacity(key.user_key.len() + 8);
+            key.encode(&mut encoded);
+            (encoded, value.to_vec())
+        };
+        match self.direction {
+            Direction::Forward => {
+                for entry in map.range((from, Bound::Unbounded)).take(CURSOR_CHUNK_ENTRIES) {
+                    let item = push(entry.key(), entry.value());
+                    self.chunk.push(item);
+                }
+            }
+            Direction::Reverse => {
+                for entry in map.range((Bound::Unbounded, from)).rev().take(CURSOR_CHUNK_ENTRIES) {
+                    let item = push(entry.key(), entry.value());
+                    self.chunk.push(item);
+                }
+            }
+        }
+        self.exhausted = self.chunk.len() < CURSOR_CHUNK_ENTRIES;
+    }
+}
+
+impl InternalIterator for MemtableCursor {
+    fn seek(&mut self, target: &[u8]) -> Result<()> {
+        self.refill(Bound::Included(MemKey::from_internal(target)));
+        Ok(())
+    }
+
+    fn seek_to_start(&mut self) -> Result<()> {
+        self.refill(Bound::Unbounded);
+        Ok(())
+    }
+
+    fn next(&mut self) -> Result<()> {
+        self.position += 1;
+        if self.position >= self.chunk.len() && !self.exhausted {
+            if let Some((last, _)) = self.chunk.last() {
+                let after = MemKey::from_internal(last);
+                self.refill(Bound::Excluded(after));
+            }
+        }
+        Ok(())
+    }
+
+    fn valid(&self) -> bool {
+        self.position < self.chunk.len()
+    }
+
+    fn key(&self) -> &[u8] {
+        &self.chunk[self.position].0
+    }
+
+    fn value(&self) -> &[u8] {
+        &self.chunk[self.position].1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::{internal_key, parse_internal_key, SEQNO_MAX};
+
+    fn filled() -> Arc<Memtable> {
+        let memtable = Arc::new(Memtable::new(7));
+        memtable.insert(b"a", 1, ValueKind::Put, b"a1");
+        memtable.insert(b"b", 2, ValueKind::Put, b"b2");
+        memtable.insert(b"a", 3, ValueKind::Put, b"a3");
+        memtable.insert(b"b", 4, ValueKind::Delete, b"");
+        memtable
+    }
+
+    #[test]
+    fn get_sees_the_newest_version_at_a_seqno() {
+        let memtable = filled();
+        assert_eq!(memtable.get(b"a", 0), Lookup::Absent);
+        assert_eq!(memtable.get(b"a", 1), Lookup::Found(b"a1".to_vec()));
+        assert_eq!(memtable.get(b"a", 2), Lookup::Found(b"a1".to_vec()));
+        assert_eq!(memtable.get(b"a", SEQNO_MAX), Lookup::Found(b"a3".to_vec()));
+        assert_eq!(memtable.get(b"b", 3), Lookup::Found(b"b2".to_vec()));
+        assert_eq!(memtable.get(b"b", 4), Lookup::Deleted);
+        assert_eq!(memtable.get(b"c", 9), Lookup::Absent);
+        assert_eq!(memtable.seqno_max(), 4);
+        assert_eq!(memtable.wal_number(), 7);
+        assert!(memtable.size_bytes() >= 4 * MEMTABLE_ENTRY_OVERHEAD_BYTES);
+    }
+
+    fn collect(cursor: &mut MemtableCursor) -> Vec<(Vec<u8>, u64)> {
+        let mut out = Vec::new();
+        while cursor.valid() {
+            let parsed = parse_internal_key(cursor.key()).unwrap();
+            out.push((parsed.user_key.to_vec(), parsed.seqno));
+            cursor.next().unwrap();
+        }
+        out
+    }
+
+    #[test]
+    fn cursors_walk_both_directions_and_seek() {
+        let memtable = filled();
+        let mut forward = memtable.cursor(Direction::Forward);
+        forward.seek_to_start().unwrap();
+        let expected =
+            vec![(b"a".to_vec(), 3), (b"a".to_vec(), 1), (b"b".to_vec(), 4), (b"b".to_vec(), 2)];
+        assert_eq!(collect(&mut forward), expected);
+
+        let mut reverse = memtable.cursor(Direction::Reverse);
+        reverse.seek_to_start().unwrap();
+        let mut reversed = expected.clone();
+        reversed.reverse();
+        assert_eq!(collect(&mut reverse), reversed);
+
+        forward.seek(&internal_key(b"a", 2, KIND_FOR_SEEK)).unwrap();
+        assert_eq!(collect(&mut forward)[0], (b"a".to_vec(), 1));
+        reverse.seek(&internal_key(b"b", 3, KIND_FOR_SEEK)).unwrap();
+        // (b, 4) sorts before (b, 3): newer versions come first in internal-key order.
+        assert_eq!(collect(&mut reverse)[0], (b"b".to_vec(), 4));
+    }
+
+    #[test]
+    fn cursor_crosses_chunk_boundaries_while_inserts_continue() {
+        let memtable = Arc::new(Memtable::new(1));
+        for index in 0..1000u32 {
+            memtable.insert(&index.to_be_bytes(), u64::from(index) + 1, ValueKind::Put, b"v");
+        }
+        let mut cursor = memtable.cursor(Direction::Forward);
+        cursor.seek_to_start().unwrap();
+        let mut seen = 0u32;
+        while cursor.valid() {
+            let parsed = parse_internal_key(cursor.key()).unwrap();
+            assert_eq!(parsed.user_key, seen.to_be_bytes());
+            seen += 1;
+            // Inserting behind and ahead of the cursor must not disturb the walk.
+            memtable.insert(
+                &(5000 + seen).to_be_bytes(),
+                100_000 + u64::from(seen),
+                ValueKind::Put,
+                b"w",
+            );
+            cursor.next().unwrap();
+            if seen == 1000 {
+                break;
+            }
+        }
+        assert_eq!(seen, 1000);
+        let mut count = 0;
+        memtable
+            .for_each(|_, _| {
+                count += 1;
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(count, 2000);
+    }
+}

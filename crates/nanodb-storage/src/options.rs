@@ -1,0 +1,177 @@
+//! Options for opening a database and for each write.
+//!
+//! Thread safety: plain values, cloned into the database at open.
+//!
+//! Every limit the engine enforces is here, with its default as a named constant.
+
+use crate::fs::{Fs, RealFs};
+use std::sync::Arc;
+
+/// Default largest key, in bytes.
+pub const KEY_SIZE_BYTES_MAX_DEFAULT: usize = 16 * 1024;
+/// Hard ceiling for `Options::key_size_bytes_max`.
+pub const KEY_SIZE_BYTES_MAX_LIMIT: usize = 1024 * 1024;
+/// Default largest value, in bytes.
+pub const VALUE_SIZE_BYTES_MAX_DEFAULT: usize = 16 * 1024 * 1024;
+/// Hard ceiling for `Options::value_size_bytes_max` (a WAL record must fit in a `u32`).
+pub const VALUE_SIZE_BYTES_MAX_LIMIT: usize = 1024 * 1024 * 1024;
+/// Default largest encoded write batch, in bytes.
+pub const BATCH_SIZE_BYTES_MAX_DEFAULT: usize = 64 * 1024 * 1024;
+/// Hard ceiling for `Options::batch_size_bytes_max` (a WAL record length is a `u32`).
+pub const BATCH_SIZE_BYTES_MAX_LIMIT: usize = (u32::MAX as usize) / 2;
+/// Default memtable size at which it is frozen and flushed, in bytes.
+pub const MEMTABLE_SIZE_BYTES_MAX_DEFAULT: usize = 64 * 1024 * 1024;
+/// Smallest allowed `Options::memtable_size_bytes_max`.
+pub const MEMTABLE_SIZE_BYTES_MAX_MIN: usize = 4 * 1024;
+/// Default number of frozen memtables waiting for flush before writers wait.
+pub const IMMUTABLE_MEMTABLES_MAX_DEFAULT: usize = 2;
+/// Default target size of an SST data block, before compression, in bytes.
+pub const BLOCK_SIZE_BYTES_DEFAULT: usize = 4 * 1024;
+/// Default bloom filter bits per key.
+pub const BLOOM_BITS_PER_KEY_DEFAULT: u32 = 10;
+/// Default most bytes of writes one group commit gathers.
+pub const GROUP_COMMIT_SIZE_BYTES_MAX_DEFAULT: usize = 4 * 1024 * 1024;
+
+/// How the engine treats a damaged WAL record during recovery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WalRecovery {
+    /// A torn tail (an incomplete last record, the normal result of a crash) is dropped;
+    /// a damaged record followed by valid data is a `Corruption` error. The default.
+    #[default]
+    TolerateTornTail,
+    /// Replay stops at the first damaged record, wherever it is, and the database opens
+    /// with what came before it. Writes after the damage are lost; use this to salvage.
+    StopAtFirstCorruption,
+}
+
+/// Options for `Db::open`.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The filesystem to use. `RealFs` by default; tests pass a `SimFs`.
+    pub fs: Arc<dyn Fs>,
+    /// Create the database if the directory holds none (default true).
+    pub create_if_missing: bool,
+    /// Fail if a database already exists (default false).
+    pub error_if_exists: bool,
+    /// Largest key accepted, in bytes.
+    pub key_size_bytes_max: usize,
+    /// Largest value accepted, in bytes.
+    pub value_size_bytes_max: usize,
+    /// Largest encoded `WriteBatch` accepted, in bytes.
+    pub batch_size_bytes_max: usize,
+    /// Memtable size at which it is frozen and flushed to an SST, in bytes.
+    pub memtable_size_bytes_max: usize,
+    /// Frozen memtables allowed to wait for flush before writers wait for the flush.
+    pub immutable_memtables_max: usize,
+    /// Target uncompressed size of an SST data block, in bytes.
+    pub block_size_bytes: usize,
+    /// Bloom filter bits per key (0 disables the filter).
+    pub bloom_bits_per_key: u32,
+    /// Most bytes one group commit writes at once.
+    pub group_commit_size_bytes_max: usize,
+    /// Background flush threads: 1 (default) flushes in the background; 0 flushes in the
+    /// writer's own thread when a memtable fills, which makes runs deterministic for tests.
+    pub background_threads: usize,
+    /// What to do with a damaged WAL record on recovery.
+    pub wal_recovery: WalRecovery,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            fs: Arc::new(RealFs),
+            create_if_missing: true,
+            error_if_exists: false,
+            key_size_bytes_max: KEY_SIZE_BYTES_MAX_DEFAULT,
+            value_size_bytes_max: VALUE_SIZE_BYTES_MAX_DEFAULT,
+            batch_size_bytes_max: BATCH_SIZE_BYTES_MAX_DEFAULT,
+            memtable_size_bytes_max: MEMTABLE_SIZE_BYTES_MAX_DEFAULT,
+            immutable_memtables_max: IMMUTABLE_MEMTABLES_MAX_DEFAULT,
+            block_size_bytes: BLOCK_SIZE_BYTES_DEFAULT,
+            bloom_bits_per_key: BLOOM_BITS_PER_KEY_DEFAULT,
+            group_commit_size_bytes_max: GROUP_COMMIT_SIZE_BYTES_MAX_DEFAULT,
+            background_threads: 1,
+            wal_recovery: WalRecovery::default(),
+        }
+    }
+}
+
+impl Options {
+    /// Checks the options against the hard limits; called by `Db::open`.
+    pub(crate) fn validate(&self) -> crate::Result<()> {
+        let checks: [(&str, usize, usize, usize); 5] = [
+            ("key_size_bytes_max", self.key_size_bytes_max, 1, KEY_SIZE_BYTES_MAX_LIMIT),
+            ("value_size_bytes_max", self.value_size_bytes_max, 0, VALUE_SIZE_BYTES_MAX_LIMIT),
+            ("batch_size_bytes_max", self.batch_size_bytes_max, 64, BATCH_SIZE_BYTES_MAX_LIMIT),
+            (
+                "memtable_size_bytes_max",
+                self.memtable_size_bytes_max,
+                MEMTABLE_SIZE_BYTES_MAX_MIN,
+                usize::MAX,
+            ),
+            ("block_size_bytes", self.block_size_bytes, 64, 16 * 1024 * 1024),
+        ];
+        for (name, value, min, max) in checks {
+            if value < min || value > max {
+                return Err(crate::Error::InvalidArgument(format!(
+                    "Options::{name} is {value}, allowed range is {min}..={max}"
+                )));
+            }
+        }
+        if self.immutable_memtables_max == 0 {
+            return Err(crate::Error::InvalidArgument(
+                "Options::immutable_memtables_max must be at least 1".into(),
+            ));
+        }
+        if self.bloom_bits_per_key > 64 {
+            return Err(crate::Error::InvalidArgument(format!(
+                "Options::bloom_bits_per_key is {}, at most 64",
+                self.bloom_bits_per_key
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Options for one write.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteOptions {
+    /// When true the write returns only after it is on stable storage (the WAL is fsynced).
+    /// When false it survives a process crash but may be lost in a power loss.
+    pub sync: bool,
+}
+
+impl WriteOptions {
+    /// A write that returns only once durable.
+    pub const SYNC: WriteOptions = WriteOptions { sync: true };
+    /// A write that may be lost in a power loss (but never reordered or torn).
+    pub const NO_SYNC: WriteOptions = WriteOptions { sync: false };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        Options::default().validate().unwrap();
+    }
+
+    #[test]
+    fn limits_are_checked_at_their_boundaries() {
+        let mut options =
+            Options { key_size_bytes_max: KEY_SIZE_BYTES_MAX_LIMIT, ..Default::default() };
+        options.validate().unwrap();
+        options.key_size_bytes_max += 1;
+        assert!(options.validate().is_err());
+
+        let mut options =
+            Options { memtable_size_bytes_max: MEMTABLE_SIZE_BYTES_MAX_MIN, ..Default::default() };
+        options.validate().unwrap();
+        options.memtable_size_bytes_max -= 1;
+        assert!(options.validate().is_err());
+
+        let options = Options { immutable_memtables_max: 0, ..Default::default() };
+        assert!(options.validate().is_err());
+    }
+}

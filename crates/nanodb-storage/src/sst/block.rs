@@ -1,0 +1,364 @@
+//! `Block` and `BlockCursor`: reading one SST block (format in `block_builder`).
+//!
+//! Thread safety: a `Block` is immutable and shared through `Arc`; a cursor is used by one
+//! thread.
+//!
+//! Invariants:
+//! 1. `Block::new` checks the restart array against the block size; entry decoding checks every
+//!    length against the bytes left. Bad bytes give `Err(&'static str)`, which the SST reader
+//!    turns into a `Corruption` error naming the file and block; nothing here panics on input.
+//! 2. A cursor is either positioned at a whole, decoded entry (`valid()`) or not.
+
+use crate::coding::{get_u32_at, Decoder};
+use crate::key::compare_internal_keys;
+use std::cmp::Ordering;
+use std::sync::Arc;
+
+/// Why a block's bytes are not a valid block.
+pub type BlockError = &'static str;
+
+/// One block's bytes, validated enough to seek in.
+#[derive(Debug)]
+pub struct Block {
+    bytes: Vec<u8>,
+    restarts_offset: usize,
+    restart_count: usize,
+}
+
+impl Block {
+    /// Validates the restart array of `bytes`.
+    pub fn new(bytes: Vec<u8>) -> Result<Block, BlockError> {
+        let len = bytes.len();
+        let restart_count = len
+            .checked_sub(4)
+            .and_then(|offset| get_u32_at(&bytes, offset))
+            .ok_or("block shorter than its restart count")? as usize;
+        let restarts_len = restart_count
+            .checked_mul(4)
+            .and_then(|size| size.checked_add(4))
+            .filter(|&size| size <= len)
+            .ok_or("restart count larger than the block")?;
+        let restarts_offset = len - restarts_len;
+        if restart_count == 0 && restarts_offset != 0 {
+            return Err("block with entries but no restart point");
+        }
+        let block = Block { bytes, restarts_offset, restart_count };
+        let mut previous = None;
+        for index in 0..restart_count {
+            let restart = block.restart(index);
+            if restart >= restarts_offset || previous.is_some_and(|p| restart <= p) {
+                return Err("restart offset out of order or out of the block");
+            }
+            previous = Some(restart);
+        }
+        if restart_count > 0 && block.restart(0) != 0 {
+            return Err("first restart point is not at offset 0");
+        }
+        Ok(block)
+    }
+
+    fn restart(&self, index: usize) -> usize {
+        get_u32_at(&self.bytes, self.restarts_offset + 4 * index).unwrap_or(u32::MAX) as usize
+    }
+}
+
+/// A cursor over one block's entries, movable both ways.
+#[derive(Debug)]
+pub struct BlockCursor {
+    block: Arc<Block>,
+    /// Offset of the current entry; `restarts_offset` when past the end.
+    current: usize,
+    /// Offset just after the current entry.
+    next_offset: usize,
+    key: Vec<u8>,
+    value_start: usize,
+    value_end: usize,
+    valid: bool,
+}
+
+impl BlockCursor {
+    /// An unpositioned cursor.
+    pub fn new(block: Arc<Block>) -> BlockCursor {
+        BlockCursor {
+            block,
+            current: 0,
+            next_offset: 0,
+            key: Vec::new(),
+            value_start: 0,
+            value_end: 0,
+            valid: false,
+        }
+    }
+
+    /// True when positioned at an entry.
+    pub fn valid(&self) -> bool {
+        self.valid
+    }
+
+    /// The current key.
+    pub fn key(&self) -> &[u8] {
+        &self.key
+    }
+
+    /// The current value.
+    pub fn value(&self) -> &[u8] {
+        &self.block.bytes[self.value_start..self.value_end]
+    }
+
+    /// Decodes the entry at `offset`, whose key shares a prefix with `self.key`.
+    fn decode_at(&mut self, offset: usize) -> Result<(), BlockError> {
+        if offset >= self.block.restarts_offset {
+            self.valid = false;
+            self.current = self.block.restarts_offset;
+            return Ok(());
+        }
+        let entries = &self.block.bytes[..self.block.restarts_offset];
+        let mut decoder = Decoder::new(entries.get(offset..).ok_or("entry offset out of range")?);
+        let shared = decoder.varint().ok_or("bad entry header")? as usize;
+        let unshared = decoder.varint().ok_or("bad entry header")? as usize;
+        let value_len = decoder.varint().ok_or("bad entry header")? as usize;
+        if shared > self.key.len() {
+            self.valid = false;
+            return Err("entry shares more key bytes than the previous key has");
+        }
+        let key_delta = decoder.bytes(unshared).ok_or("entry key runs past the block")?;
+        let value_start = offset + decoder.position();
+        decoder.bytes(value_len).ok_or("entry value runs past the block")?;
+        self.key.truncate(shared);
+        self.key.extend_from_slice(key_delta);
+        self.current = offset;
+        self.value_start = value_start;
+        self.value_end = value_start + value_len;
+        self.next_offset = self.value_end;
+        self.valid = true;
+        Ok(())
+    }
+
+    fn seek_to_restart(&mut self, index: usize) -> Result<(), BlockError> {
+        self.key.clear();
+        self.decode_at(self.block.restart(index))
+    }
+
+    /// Positions at the first entry.
+    pub fn seek_to_first(&mut self) -> Result<(), BlockError> {
+        if self.block.restart_count == 0 {
+            self.valid = false;
+            return Ok(());
+        }
+        self.seek_to_restart(0)
+    }
+
+    /// Positions at the last entry.
+    pub fn seek_to_last(&mut self) -> Result<(), BlockError> {
+        if self.block.restart_count == 0 {
+            self.valid = false;
+            return Ok(());
+        }
+        self.seek_to_restart(self.block.restart_count - 1)?;
+        while self.valid && self.next_offset < self.block.restarts_offset {
+            self.decode_at(self.next_offset)?;
+        }
+        Ok(())
+    }
+
+    /// Moves to the next entry (invalid past the last).
+    pub fn next(&mut self) -> Result<(), BlockError> {
+        debug_assert!(self.valid, "next on an invalid block cursor");
+        self.decode_at(self.next_offset)
+    }
+
+    /// Moves to the previous entry (invalid before the first).
+    pub fn prev(&mut self) -> Result<(), BlockError> {
+        debug_assert!(self.valid, "prev on an invalid block cursor");
+        let target = self.current;
+        // The last restart point strictly before the current entry.
+        let mut index = self.restart_index_before(target);
+        let Some(restart) = index.map(|i| self.block.restart(i)) else {
+            self.valid = false;
+            return Ok(());
+        };
+        if restart == target {
+            // The current entry is itself a restart point: go one restart back.
+            index = index.and_then(|i| i.checked_sub(1));
+            let Some(index) = index else {
+                self.valid = false;
+                return Ok(());
+            };
+            self.seek_to_restart(index)?;
+        } else {
+            self.seek_to_restart(index.unwrap_or(0))?;
+        }
+        while self.valid && self.next_offset < target {
+            self.decode_at(self.next_offset)?;
+        }
+        if self.next_offset != target {
+            self.valid = false;
+            return Err("entries do not chain to the current offset");
+        }
+        Ok(())
+    }
+
+    /// Index of the last restart point at or before `offset`.
+    fn restart_index_before(&self, offset: usize) -> Option<usize> {
+        let (mut low, mut high) = (0, self.block.restart_count);
+        while low < high {
+            let middle = (low + high) / 2;
+            if self.block.restart(middle) <= offset {
+                low = middle + 1;
+            } else {
+                high = middle;
+            }
+        }
+        low.checked_sub(1)
+    }
+
+    /// Positions at the first entry whose key is `>= target` (invalid if none).
+    pub fn seek_ge(&mut self, target: &[u8]) -> Result<(), BlockError> {
+        if self.block.restart_count == 0 {
+            self.valid = false;
+            return Ok(());
+        }
+        // Binary search for the last restart point whose key is < target.
+        let (mut low, mut high) = (0, self.block.restart_count);
+        while high - low > 1 {
+            let middle = (low + high) / 2;
+            self.seek_to_restart(middle)?;
+            if !self.valid {
+                return Err("restart point past the entries");
+            }
+            if compare_internal_keys(&self.key, target) == Ordering::Less {
+                low = middle;
+            } else {
+                high = middle;
+            }
+        }
+        self.seek_to_restart(low)?;
+        while self.valid && compare_internal_keys(&self.key, target) == Ordering::Less {
+            self.decode_at(self.next_offset)?;
+        }
+        Ok(())
+    }
+
+    /// Positions at the last entry whose key is `<= target` (invalid if none).
+    pub fn seek_le(&mut self, target: &[u8]) -> Result<(), BlockError> {
+        self.seek_ge(target)?;
+        if !self.valid {
+            return self.seek_to_last();
+        }
+        if compare_internal_keys(&self.key, target) == Ordering::Greater {
+            self.prev()?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::{internal_key, KIND_FOR_SEEK};
+    use crate::sst::block_builder::BlockBuilder;
+
+    fn keys(count: u32) -> Vec<Vec<u8>> {
+        (0..count).map(|i| internal_key(format!("key{i:05}").as_bytes(), 1, 1)).collect()
+    }
+
+    fn block_of(keys: &[Vec<u8>], interval: usize) -> Arc<Block> {
+        let mut builder = BlockBuilder::new(interval);
+        for (index, key) in keys.iter().enumerate() {
+            builder.add(key, format!("value{index}").as_bytes());
+        }
+        Arc::new(Block::new(builder.finish()).unwrap())
+    }
+
+    #[test]
+    fn forward_and_backward_walks_see_every_entry() {
+        for interval in [1, 3, 16] {
+            let keys = keys(50);
+            let mut cursor = BlockCursor::new(block_of(&keys, interval));
+            cursor.seek_to_first().unwrap();
+            for (index, key) in keys.iter().enumerate() {
+                assert!(cursor.valid());
+                assert_eq!(cursor.key(), &key[..]);
+                assert_eq!(cursor.value(), format!("value{index}").as_bytes());
+                cursor.next().unwrap();
+            }
+            assert!(!cursor.valid());
+            cursor.seek_to_last().unwrap();
+            for key in keys.iter().rev() {
+                assert_eq!(cursor.key(), &key[..], "interval {interval}");
+                cursor.prev().unwrap();
+            }
+            assert!(!cursor.valid());
+        }
+    }
+
+    #[test]
+    fn seeks_land_on_the_right_entries() {
+        let keys = keys(40);
+        let mut cursor = BlockCursor::new(block_of(&keys, 16));
+        for (index, key) in keys.iter().enumerate() {
+            cursor.seek_ge(key).unwrap();
+            assert_eq!(cursor.key(), &key[..]);
+            cursor.seek_le(key).unwrap();
+            assert_eq!(cursor.key(), &key[..]);
+            // A target between key i and key i+1 ("key00007" < "key00007x" < "key00008").
+            let between = internal_key(format!("key{index:05}x").as_bytes(), 1, KIND_FOR_SEEK);
+            cursor.seek_ge(&between).unwrap();
+            assert_eq!(cursor.valid(), index + 1 < keys.len());
+            if cursor.valid() {
+                assert_eq!(cursor.key(), &keys[index + 1][..]);
+            }
+            cursor.seek_le(&between).unwrap();
+            assert_eq!(cursor.key(), &key[..]);
+        }
+        cursor.seek_le(&internal_key(b"a", 1, 1)).unwrap();
+        assert!(!cursor.valid());
+        cursor.seek_ge(&internal_key(b"z", 1, 1)).unwrap();
+        assert!(!cursor.valid());
+    }
+
+    #[test]
+    fn empty_block_is_valid_and_has_no_entries() {
+        let block = Arc::new(Block::new(BlockBuilder::new(16).finish()).unwrap());
+        let mut cursor = BlockCursor::new(block);
+        cursor.seek_to_first().unwrap();
+        assert!(!cursor.valid());
+        cursor.seek_ge(b"anything").unwrap();
+        assert!(!cursor.valid());
+    }
+
+    #[test]
+    fn damaged_blocks_give_errors_not_panics() {
+        let keys = keys(30);
+        let mut builder = BlockBuilder::new(4);
+        for key in &keys {
+            builder.add(key, b"v");
+        }
+        let good = builder.finish();
+        assert!(Block::new(vec![1, 2]).is_err());
+        assert!(Block::new(vec![0xff, 0xff, 0xff, 0x0f]).is_err());
+        // Flip every byte in turn: each block either fails validation or every walk ends
+        // without a panic.
+        for index in 0..good.len() {
+            for mask in [0x01u8, 0x80, 0xff] {
+                let mut bytes = good.clone();
+                bytes[index] ^= mask;
+                let Ok(block) = Block::new(bytes) else { continue };
+                let mut cursor = BlockCursor::new(Arc::new(block));
+                let mut steps = 0;
+                if cursor.seek_to_first().is_ok() {
+                    while cursor.valid() && steps < 100 && cursor.next().is_ok() {
+                        steps += 1;
+                    }
+                }
+                if cursor.seek_to_last().is_ok() {
+                    while cursor.valid() && steps < 200 && cursor.prev().is_ok() {
+                        steps += 1;
+                    }
+                }
+                let _ = cursor.seek_ge(&keys[10]);
+                let _ = cursor.seek_le(&keys[20]);
+            }
+        }
+    }
+}

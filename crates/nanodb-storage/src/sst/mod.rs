@@ -1,0 +1,22 @@
+//! Sorted string tables: immutable files of sorted internal entries (docs/format/sst.md).
+//!
+//! `SstWriter` turns a sorted stream into a file of checksummed data blocks (prefix-compressed
+//! keys with restart points), a bloom filter over user keys, an index block and a properties
+//! block, closed by a fixed-size footer. `SstReader` opens one, keeping the index and filter in
+//! memory, and serves point reads and cursors.
+//!
+//! Thread safety: see each module; readers are shared, writers are single-threaded.
+
+mod block;
+mod block_builder;
+mod bloom;
+mod format;
+mod properties;
+mod reader;
+mod writer;
+
+pub use reader::SstReader;
+pub use writer::{SstWriter, SstWriterOptions};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,83 @@
+//! `SstProperties`: what an SST holds, stored in its properties block and copied into the
+//! manifest when the file is added.
+//!
+//! Encoding: `entry_count u64 | data_block_count u64 | seqno_min u64 | seqno_max u64 |
+//! key_bytes u64 | value_bytes u64 | smallest_key (varint len, bytes) | largest_key (same)`,
+//! all integers little-endian. Keys are encoded internal keys.
+//!
+//! Thread safety: a plain value.
+
+use crate::coding::{put_length_prefixed, put_u64, Decoder};
+
+/// Summary of one SST.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SstProperties {
+    /// Entries (versions, including tombstones).
+    pub entry_count: u64,
+    /// Data blocks.
+    pub data_block_count: u64,
+    /// Smallest seqno of any entry.
+    pub seqno_min: u64,
+    /// Largest seqno of any entry.
+    pub seqno_max: u64,
+    /// Total bytes of encoded keys.
+    pub key_bytes: u64,
+    /// Total bytes of values.
+    pub value_bytes: u64,
+    /// Smallest internal key.
+    pub smallest_key: Vec<u8>,
+    /// Largest internal key.
+    pub largest_key: Vec<u8>,
+}
+
+impl SstProperties {
+    /// Records one entry added in order.
+    pub(crate) fn note_entry(&mut self, key: &[u8], seqno: u64, value_len: usize) {
+        if self.entry_count == 0 {
+            self.smallest_key = key.to_vec();
+            self.seqno_min = seqno;
+            self.seqno_max = seqno;
+        }
+        self.entry_count += 1;
+        self.seqno_min = self.seqno_min.min(seqno);
+        self.seqno_max = self.seqno_max.max(seqno);
+        self.key_bytes += key.len() as u64;
+        self.value_bytes += value_len as u64;
+        self.largest_key.clear();
+        self.largest_key.extend_from_slice(key);
+    }
+
+    /// Encodes the properties block contents.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        for value in [
+            self.entry_count,
+            self.data_block_count,
+            self.seqno_min,
+            self.seqno_max,
+            self.key_bytes,
+            self.value_bytes,
+        ] {
+            put_u64(&mut out, value);
+        }
+        put_length_prefixed(&mut out, &self.smallest_key);
+        put_length_prefixed(&mut out, &self.largest_key);
+        out
+    }
+
+    /// Decodes a properties block; `None` if malformed.
+    pub fn decode(bytes: &[u8]) -> Option<SstProperties> {
+        let mut decoder = Decoder::new(bytes);
+        let properties = SstProperties {
+            entry_count: decoder.u64()?,
+            data_block_count: decoder.u64()?,
+            seqno_min: decoder.u64()?,
+            seqno_max: decoder.u64()?,
+            key_bytes: decoder.u64()?,
+            value_bytes: decoder.u64()?,
+            smallest_key: decoder.length_prefixed()?.to_vec(),
+            largest_key: decoder.length_prefixed()?.to_vec(),
+        };
+        decoder.is_empty().then_some(properties)
+    }
+}
