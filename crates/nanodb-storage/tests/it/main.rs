@@ -1,0 +1,11 @@
+//! Integration tests of nanodb-storage's public API: one binary, one module per concern.
+//!
+//! Randomized tests print their seed on failure; set `NANODB_TEST_SEED` to replay one, and
+//! `NANODB_TEST_SCALE` (default 1) to multiply how many cases they run.
+
+mod api;
+mod common;
+mod corruption;
+mod crash;
+mod kill;
+mod model;
