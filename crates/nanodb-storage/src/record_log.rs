@@ -105,6 +105,11 @@ pub enum ScanEnd {
     TornTail {
         /// Where the torn record starts.
         offset: u64,
+        /// True if the whole frame is present but its checksum fails: a crash that leaves a
+        /// prefix of the appended bytes cannot do that, bit rot can. The WAL accepts it as a
+        /// torn tail (as other engines do); the manifest, whose edits are synced before
+        /// anything depends on them, treats it as corruption.
+        complete_frame: bool,
     },
     /// A damaged record at `offset` is followed by more data.
     Corrupt {
@@ -205,7 +210,8 @@ fn classify_bad_record(bytes: &[u8], offset: usize, detail: String) -> ScanEnd {
     let is_last_record = claimed_end == Some(bytes.len());
     let rest_is_zeros = rest.iter().all(|&byte| byte == 0);
     if runs_past_end || is_last_record || rest_is_zeros {
-        ScanEnd::TornTail { offset: offset as u64 }
+        let complete_frame = is_last_record && !rest_is_zeros;
+        ScanEnd::TornTail { offset: offset as u64, complete_frame }
     } else {
         ScanEnd::Corrupt { offset: offset as u64, detail }
     }

@@ -9,6 +9,7 @@
 //! 2. Only the newest WAL may end in a torn record (older ones were synced before the next was
 //!    created); a torn record in an older WAL is corruption.
 //! 3. Nothing is deleted until the new manifest and CURRENT that make it unneeded are durable.
+//! 4. The WAL the manifest's `log_number` names exists; if not, edits were lost and open fails.
 
 use super::flush::write_sst;
 use super::stats::StatsCounters;
@@ -65,6 +66,7 @@ pub(crate) fn open(dir: &Path, options: Options) -> Result<DbInner> {
         .unwrap_or(0);
     state.next_file_number = state.next_file_number.max(largest_number + 1);
 
+    check_needed_wal_exists(dir, &state, &files)?;
     let mut open_files = open_ssts(fs.as_ref(), dir, &state)?;
     let seqno_last = replay_wals(fs.as_ref(), dir, &options, &files, &mut state, &mut open_files)?;
 
@@ -138,6 +140,20 @@ fn load_manifest_state(
         return Err(Error::NotFound { path: dir.to_path_buf() });
     }
     Ok(ManifestState::default())
+}
+
+/// The WAL named by `log_number` is the one of the oldest memtable not yet in an SST; it is
+/// created before any manifest names it and deleted only after a later edit moves
+/// `log_number` past it. If it is missing, manifest edits were lost (for example a damaged
+/// tail), and opening would silently drop data: refuse, before anything is deleted.
+fn check_needed_wal_exists(dir: &Path, state: &ManifestState, files: &[FileKind]) -> Result<()> {
+    if state.log_number == 0 || files.contains(&FileKind::Wal(state.log_number)) {
+        return Ok(());
+    }
+    Err(Error::corruption(
+        wal_path(dir, state.log_number),
+        "missing, but the manifest says it holds writes not yet in an SST",
+    ))
 }
 
 fn open_ssts(
