@@ -1,1 +1,112 @@
+//! Unit tests of the database on SimFs: poisoning after failed writes and fsyncs, seqno
+//! continuity across reopen, inline flushes with no background thread, WAL file lifecycle.
 
+use super::Db;
+use crate::fs::{CrashMode, FaultKind, SimFs};
+use crate::options::{Options, WriteOptions, MEMTABLE_SIZE_BYTES_MAX_MIN};
+use crate::Error;
+use std::path::Path;
+use std::sync::Arc;
+
+fn options(fs: &SimFs, background_threads: usize) -> Options {
+    Options {
+        fs: Arc::new(fs.clone()),
+        memtable_size_bytes_max: MEMTABLE_SIZE_BYTES_MAX_MIN,
+        block_size_bytes: 256,
+        background_threads,
+        ..Default::default()
+    }
+}
+
+fn wal_count(fs: &SimFs) -> usize {
+    fs.file_names(Path::new("/db")).iter().filter(|name| name.ends_with(".wal")).count()
+}
+
+#[test]
+fn a_failed_sync_poisons_and_nothing_after_it_is_acknowledged() {
+    let fs = SimFs::new();
+    let db = Db::open("/db", options(&fs, 1)).unwrap();
+    db.put(b"before", b"1", WriteOptions::SYNC).unwrap();
+    fs.fail_after(FaultKind::Sync, 0, false);
+    let error = db.put(b"failed", b"2", WriteOptions::SYNC).unwrap_err();
+    assert!(matches!(error, Error::Io { .. }), "{error}");
+    // The fault was one-off, but the database stays poisoned.
+    let error = db.put(b"after", b"3", WriteOptions::SYNC).unwrap_err();
+    assert!(matches!(error, Error::Poisoned { .. }), "{error}");
+    assert!(error.to_string().contains("injected fault"), "{error}");
+    assert!(matches!(db.flush(), Err(Error::Poisoned { .. })));
+    // Reads still work and never show the failed write.
+    assert_eq!(db.get(b"before").unwrap().as_deref(), Some(&b"1"[..]));
+    assert_eq!(db.get(b"failed").unwrap(), None);
+    drop(db);
+
+    let image = fs.crash_image(CrashMode::DropUnsynced);
+    let db = Db::open("/db", options(&image, 1)).unwrap();
+    assert_eq!(db.get(b"before").unwrap().as_deref(), Some(&b"1"[..]));
+    assert_eq!(db.get(b"after").unwrap(), None);
+    db.put(b"after", b"3", WriteOptions::SYNC).unwrap();
+}
+
+#[test]
+fn a_failed_flush_poisons_but_reads_keep_the_memtable() {
+    let fs = SimFs::new();
+    let db = Db::open("/db", options(&fs, 0)).unwrap();
+    db.put(b"k", b"v", WriteOptions::NO_SYNC).unwrap();
+    fs.fail_after(FaultKind::Create, 0, true);
+    assert!(db.flush().is_err());
+    assert!(matches!(db.put(b"x", b"y", WriteOptions::NO_SYNC), Err(Error::Poisoned { .. })));
+    assert_eq!(db.get(b"k").unwrap().as_deref(), Some(&b"v"[..]));
+}
+
+#[test]
+fn seqnos_continue_across_reopen() {
+    let fs = SimFs::new();
+    let db = Db::open("/db", options(&fs, 0)).unwrap();
+    for index in 0..500u32 {
+        db.put(index.to_be_bytes(), b"value", WriteOptions::NO_SYNC).unwrap();
+    }
+    let seqno = db.stats().seqno_last;
+    assert_eq!(seqno, 500);
+    db.close().unwrap();
+    let db = Db::open("/db", options(&fs, 0)).unwrap();
+    assert_eq!(db.stats().seqno_last, 500);
+    db.put(b"next", b"v", WriteOptions::SYNC).unwrap();
+    assert_eq!(db.stats().seqno_last, 501);
+    let snapshot = db.snapshot().unwrap();
+    assert_eq!(snapshot.seqno(), 501);
+}
+
+#[test]
+fn old_wal_files_are_deleted_once_flushed() {
+    let fs = SimFs::new();
+    let db = Db::open("/db", options(&fs, 0)).unwrap();
+    for index in 0..2000u32 {
+        db.put(index.to_be_bytes(), [7u8; 40], WriteOptions::NO_SYNC).unwrap();
+        // One WAL per memtable: the active one and at most `immutable_memtables_max` frozen.
+        assert!(wal_count(&fs) <= 3, "WAL files pile up: {:?}", fs.file_names(Path::new("/db")));
+    }
+    db.flush().unwrap();
+    assert_eq!(wal_count(&fs), 1);
+    let stats = db.stats();
+    assert!(stats.flushes > 5, "{stats}");
+    assert_eq!(stats.immutable_memtables, 0);
+    db.close().unwrap();
+    // Reopening leaves exactly one WAL, one manifest, CURRENT and the SSTs.
+    let _db = Db::open("/db", options(&fs, 0)).unwrap();
+    let names = fs.file_names(Path::new("/db"));
+    assert_eq!(names.iter().filter(|n| n.starts_with("MANIFEST-")).count(), 1, "{names:?}");
+    assert_eq!(wal_count(&fs), 1);
+    assert!(!names.iter().any(|n| n.ends_with(".tmp")), "{names:?}");
+}
+
+#[test]
+fn writers_wait_for_the_flush_thread_instead_of_piling_up_memtables() {
+    let fs = SimFs::new();
+    let db = Db::open("/db", Options { immutable_memtables_max: 1, ..options(&fs, 1) }).unwrap();
+    for index in 0..3000u32 {
+        db.put(index.to_be_bytes(), [1u8; 64], WriteOptions::NO_SYNC).unwrap();
+        assert!(db.stats().immutable_memtables <= 1);
+    }
+    db.flush().unwrap();
+    assert_eq!(db.iter().unwrap().count(), 3000);
+}
