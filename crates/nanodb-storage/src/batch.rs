@@ -59,7 +59,8 @@ impl WriteBatch {
     }
 
     fn note_op(&mut self, key_len: usize, value_len: usize) {
-        self.count = self.count.checked_add(1).unwrap_or(u32::MAX);
+        // Saturates: a batch that large is refused by the batch size limit before it is written.
+        self.count = self.count.saturating_add(1);
         self.key_len_max = self.key_len_max.max(key_len);
         self.value_len_max = self.value_len_max.max(value_len);
     }

@@ -3,7 +3,7 @@
 //! ```text
 //! 000007.wal        a WAL file             000009.sst     an SST
 //! MANIFEST-000008   a manifest             CURRENT        names the live manifest
-//! LOCK              held while open        *.tmp          a file being written (removed on open)
+//! LOCK              held while open        CURRENT.*.tmp  a CURRENT being written (removed on open)
 //! ```
 //!
 //! File numbers come from one counter recorded in the manifest, so every file has a unique
@@ -16,6 +16,9 @@ pub const CURRENT_FILE_NAME: &str = "CURRENT";
 /// Name of the lock file.
 pub const LOCK_FILE_NAME: &str = "LOCK";
 const MANIFEST_PREFIX: &str = "MANIFEST-";
+/// Largest file number: 2^48 - 1, far beyond any real database's count, and low enough that
+/// `number + 1` never overflows. Names with larger numbers are not the engine's.
+pub const FILE_NUMBER_MAX: u64 = (1 << 48) - 1;
 
 /// The kinds of files the engine owns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,7 +33,7 @@ pub enum FileKind {
     Current,
     /// `LOCK`
     Lock,
-    /// `*.tmp`
+    /// `CURRENT.*.tmp`
     Temporary,
 }
 
@@ -55,13 +58,14 @@ pub fn parse_file_name(name: &str) -> Option<FileKind> {
         (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
             .then(|| digits.parse().ok())
             .flatten()
+            .filter(|&number| number <= FILE_NUMBER_MAX)
     }
     match name {
         CURRENT_FILE_NAME => return Some(FileKind::Current),
         LOCK_FILE_NAME => return Some(FileKind::Lock),
         _ => {}
     }
-    if name.ends_with(".tmp") {
+    if name.starts_with("CURRENT.") && name.ends_with(".tmp") {
         return Some(FileKind::Temporary);
     }
     if let Some(digits) = name.strip_suffix(".wal") {
@@ -86,6 +90,12 @@ mod tests {
         assert_eq!(parse_file_name(&manifest_name(3)), Some(FileKind::Manifest(3)));
         assert_eq!(parse_file_name("CURRENT"), Some(FileKind::Current));
         assert_eq!(parse_file_name("CURRENT.5.tmp"), Some(FileKind::Temporary));
+        assert_eq!(
+            parse_file_name(&format!("{FILE_NUMBER_MAX}.sst")),
+            Some(FileKind::Sst(FILE_NUMBER_MAX))
+        );
+        assert_eq!(parse_file_name(&format!("{}.sst", FILE_NUMBER_MAX + 1)), None);
+        assert_eq!(parse_file_name("notes.tmp"), None);
         for foreign in [
             "",
             ".wal",

@@ -2,7 +2,11 @@
 //!
 //! Thread safety: plain values, cloned into the database at open.
 //!
-//! Every limit the engine enforces is here, with its default as a named constant.
+//! Every limit a user can configure is here, with its default and its bounds as named
+//! constants. Format limits that are not options live beside their format: file numbers
+//! (`filenames::FILE_NUMBER_MAX`), seqnos (`key::SEQNO_MAX`), record payloads
+//! (`record_log::RECORD_PAYLOAD_BYTES_MAX`), SST blocks (`sst::format::BLOCK_SIZE_BYTES_MAX`),
+//! bloom probes, levels (`manifest::LEVEL_COUNT`) and the manifest roll size.
 
 use crate::fs::{Fs, RealFs};
 use std::sync::Arc;
@@ -13,12 +17,19 @@ pub const KEY_SIZE_BYTES_MAX_DEFAULT: usize = 16 * 1024;
 pub const KEY_SIZE_BYTES_MAX_LIMIT: usize = 1024 * 1024;
 /// Default largest value, in bytes.
 pub const VALUE_SIZE_BYTES_MAX_DEFAULT: usize = 16 * 1024 * 1024;
-/// Hard ceiling for `Options::value_size_bytes_max` (a WAL record must fit in a `u32`).
-pub const VALUE_SIZE_BYTES_MAX_LIMIT: usize = 1024 * 1024 * 1024;
+/// Hard ceiling for `Options::value_size_bytes_max`: one entry must fit in an SST block, which
+/// readers refuse past `sst::BLOCK_SIZE_BYTES_MAX` (1 GiB).
+pub const VALUE_SIZE_BYTES_MAX_LIMIT: usize = 256 * 1024 * 1024;
 /// Default largest encoded write batch, in bytes.
 pub const BATCH_SIZE_BYTES_MAX_DEFAULT: usize = 64 * 1024 * 1024;
 /// Hard ceiling for `Options::batch_size_bytes_max` (a WAL record length is a `u32`).
 pub const BATCH_SIZE_BYTES_MAX_LIMIT: usize = (u32::MAX as usize) / 2;
+/// Smallest allowed `Options::batch_size_bytes_max`.
+pub const BATCH_SIZE_BYTES_MAX_MIN: usize = 64;
+/// Smallest allowed `Options::block_size_bytes`.
+pub const BLOCK_SIZE_BYTES_MIN: usize = 64;
+/// Largest allowed `Options::block_size_bytes`.
+pub const BLOCK_SIZE_BYTES_LIMIT: usize = 16 * 1024 * 1024;
 /// Default memtable size at which it is frozen and flushed, in bytes.
 pub const MEMTABLE_SIZE_BYTES_MAX_DEFAULT: usize = 64 * 1024 * 1024;
 /// Smallest allowed `Options::memtable_size_bytes_max`.
@@ -102,14 +113,24 @@ impl Options {
         let checks: [(&str, usize, usize, usize); 5] = [
             ("key_size_bytes_max", self.key_size_bytes_max, 1, KEY_SIZE_BYTES_MAX_LIMIT),
             ("value_size_bytes_max", self.value_size_bytes_max, 0, VALUE_SIZE_BYTES_MAX_LIMIT),
-            ("batch_size_bytes_max", self.batch_size_bytes_max, 64, BATCH_SIZE_BYTES_MAX_LIMIT),
+            (
+                "batch_size_bytes_max",
+                self.batch_size_bytes_max,
+                BATCH_SIZE_BYTES_MAX_MIN,
+                BATCH_SIZE_BYTES_MAX_LIMIT,
+            ),
             (
                 "memtable_size_bytes_max",
                 self.memtable_size_bytes_max,
                 MEMTABLE_SIZE_BYTES_MAX_MIN,
                 usize::MAX,
             ),
-            ("block_size_bytes", self.block_size_bytes, 64, 16 * 1024 * 1024),
+            (
+                "block_size_bytes",
+                self.block_size_bytes,
+                BLOCK_SIZE_BYTES_MIN,
+                BLOCK_SIZE_BYTES_LIMIT,
+            ),
         ];
         for (name, value, min, max) in checks {
             if value < min || value > max {
@@ -117,6 +138,17 @@ impl Options {
                     "Options::{name} is {value}, allowed range is {min}..={max}"
                 )));
             }
+        }
+        if self.background_threads > 1 {
+            return Err(crate::Error::InvalidArgument(format!(
+                "Options::background_threads is {}; 0 (inline flushes) and 1 are supported",
+                self.background_threads
+            )));
+        }
+        if self.group_commit_size_bytes_max == 0 {
+            return Err(crate::Error::InvalidArgument(
+                "Options::group_commit_size_bytes_max must be at least 1".into(),
+            ));
         }
         if self.immutable_memtables_max == 0 {
             return Err(crate::Error::InvalidArgument(

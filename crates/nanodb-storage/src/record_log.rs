@@ -33,6 +33,7 @@ pub const RECORD_PAYLOAD_BYTES_MAX: usize = (u32::MAX / 2) as usize;
 /// Appends the frame of one record to `out`.
 pub fn encode_record(out: &mut Vec<u8>, payload: &[u8]) {
     assert!(payload.len() <= RECORD_PAYLOAD_BYTES_MAX, "record payload over the format limit");
+    assert!(!payload.is_empty(), "empty records are not part of the format");
     let len = (payload.len() as u32).to_le_bytes();
     put_u32(out, payload.len() as u32);
     put_u32(out, crc32c_two(&len, payload));
@@ -102,14 +103,11 @@ pub enum ScanEnd {
     /// The file header itself is incomplete or zeroed: the file was created but never synced.
     TornHeader,
     /// An incomplete or damaged last record starts at `offset`; everything before is valid.
+    /// (A crash on a filesystem that persists a file's size before its data can leave a whole
+    /// frame of garbage at the end, so a complete last frame with a bad checksum counts too.)
     TornTail {
         /// Where the torn record starts.
         offset: u64,
-        /// True if the whole frame is present but its checksum fails: a crash that leaves a
-        /// prefix of the appended bytes cannot do that, bit rot can. The WAL accepts it as a
-        /// torn tail (as other engines do); the manifest, whose edits are synced before
-        /// anything depends on them, treats it as corruption.
-        complete_frame: bool,
     },
     /// A damaged record at `offset` is followed by more data.
     Corrupt {
@@ -210,8 +208,7 @@ fn classify_bad_record(bytes: &[u8], offset: usize, detail: String) -> ScanEnd {
     let is_last_record = claimed_end == Some(bytes.len());
     let rest_is_zeros = rest.iter().all(|&byte| byte == 0);
     if runs_past_end || is_last_record || rest_is_zeros {
-        let complete_frame = is_last_record && !rest_is_zeros;
-        ScanEnd::TornTail { offset: offset as u64, complete_frame }
+        ScanEnd::TornTail { offset: offset as u64 }
     } else {
         ScanEnd::Corrupt { offset: offset as u64, detail }
     }

@@ -50,7 +50,7 @@ impl Version {
             let mut handles: Vec<Arc<SstHandle>> =
                 files.iter().filter_map(|file| open.get(&file.number).cloned()).collect();
             if level == 0 {
-                handles.sort_by(|a, b| b.meta.number.cmp(&a.meta.number));
+                handles.sort_by_key(|handle| std::cmp::Reverse(handle.meta.number));
             }
             levels.push(handles);
         }

@@ -68,7 +68,7 @@ pub fn replay_wal(
     })?;
     let stopped_at = match end {
         ScanEnd::Clean | ScanEnd::TornHeader => None,
-        ScanEnd::TornTail { offset, .. } => Some(offset),
+        ScanEnd::TornTail { offset } => Some(offset),
         ScanEnd::Corrupt { offset, detail } => match recovery {
             WalRecovery::StopAtFirstCorruption => Some(offset),
             WalRecovery::TolerateTornTail => {

@@ -6,8 +6,9 @@
 //!
 //! Invariants:
 //! 1. Replayed batches must continue the seqno sequence exactly; a gap is corruption.
-//! 2. Only the newest WAL may end in a torn record (older ones were synced before the next was
-//!    created); a torn record in an older WAL is corruption.
+//! 2. Only the newest WAL with records may end in a torn record (older ones were synced before
+//!    the next was created; a crash while recovering can leave newer, empty WALs); a torn
+//!    record followed by records in a newer WAL is corruption.
 //! 3. Nothing is deleted until the new manifest and CURRENT that make it unneeded are durable.
 //! 4. The WAL the manifest's `log_number` names exists; if not, edits were lost and open fails.
 
@@ -18,6 +19,7 @@ use crate::filenames::{
     parse_file_name, sst_path, wal_path, FileKind, CURRENT_FILE_NAME, LOCK_FILE_NAME,
 };
 use crate::fs::{FileLock, Fs};
+use crate::key::SEQNO_MAX;
 use crate::manifest::{self, sync_dir, ManifestState, ManifestWriter};
 use crate::memtable::Memtable;
 use crate::options::{Options, WalRecovery};
@@ -129,11 +131,18 @@ fn load_manifest_state(
         let number = manifest::read_current(fs, dir)?;
         return manifest::recover(fs, dir, number);
     }
-    // No CURRENT: a new database, unless data files show one was lost.
-    if files.iter().any(|kind| matches!(kind, FileKind::Sst(_) | FileKind::Wal(_))) {
+    // No CURRENT: a new database, unless data files show one was lost. A crash while a new
+    // database was first opened can leave a WAL (and a manifest) without CURRENT; such a WAL
+    // holds no record, because nothing is written before the open that creates CURRENT ends.
+    let data_files = files.iter().filter(|kind| match kind {
+        FileKind::Sst(_) => true,
+        FileKind::Wal(number) => wal_holds_records(fs, &wal_path(dir, *number), options),
+        _ => false,
+    });
+    if data_files.count() > 0 {
         return Err(Error::corruption(
             dir.join(CURRENT_FILE_NAME),
-            "missing, but the directory holds WAL or SST files",
+            "missing, but the directory holds SSTs or WAL records",
         ));
     }
     if !options.create_if_missing {
@@ -154,6 +163,12 @@ fn check_needed_wal_exists(dir: &Path, state: &ManifestState, files: &[FileKind]
         wal_path(dir, state.log_number),
         "missing, but the manifest says it holds writes not yet in an SST",
     ))
+}
+
+/// True if the WAL at `path` holds at least one record (or cannot be read: then it may).
+fn wal_holds_records(fs: &dyn Fs, path: &Path, options: &Options) -> bool {
+    replay_wal(fs, path, options.wal_recovery, |_, _| Ok(()))
+        .map_or(true, |replay| replay.batches > 0)
 }
 
 fn open_ssts(
@@ -207,12 +222,21 @@ fn replay_wals(
         .collect();
     wal_numbers.sort_unstable();
     let memtable = Memtable::new(0);
+    let mut torn_earlier: Option<(std::path::PathBuf, u64)> = None;
     let mut seqno_last = state.last_seqno;
-    for (index, &number) in wal_numbers.iter().enumerate() {
+    for &number in &wal_numbers {
         let path = wal_path(dir, number);
         let replay = replay_wal(fs, &path, options.wal_recovery, |header, ops| {
             let count = u64::from(header.count);
-            if header.seqno_first + count <= seqno_last + 1 {
+            let seqno_end =
+                header.seqno_first.checked_add(count).filter(|&end| end <= SEQNO_MAX + 1);
+            let Some(seqno_end) = seqno_end else {
+                return Err(Error::corruption(
+                    &path,
+                    format!("batch seqnos {}+{count} are out of range", header.seqno_first),
+                ));
+            };
+            if seqno_end <= seqno_last + 1 {
                 return Ok(()); // already in an SST
             }
             if header.seqno_first != seqno_last + 1 {
@@ -231,17 +255,24 @@ fn replay_wals(
             seqno_last += count;
             Ok(())
         })?;
-        let is_newest = index + 1 == wal_numbers.len();
+        if replay.batches > 0 {
+            if let Some((torn_path, offset)) = &torn_earlier {
+                return Err(Error::corruption(
+                    torn_path,
+                    format!(
+                        "torn record at offset {offset}, but the newer {} holds records",
+                        path.display()
+                    ),
+                ));
+            }
+        }
         if let Some(offset) = replay.stopped_at {
             if options.wal_recovery == WalRecovery::StopAtFirstCorruption {
                 break; // salvage mode: nothing after the damage can be trusted to follow on
             }
-            if !is_newest {
-                return Err(Error::corruption(
-                    &path,
-                    format!("torn record at offset {offset} in a WAL that is not the newest"),
-                ));
-            }
+            // Normally only the newest WAL is torn. A crash during the open that recovered a
+            // torn WAL can leave newer, empty WALs behind it; any record after it is corruption.
+            torn_earlier.get_or_insert((path.clone(), offset));
         }
     }
     if !memtable.is_empty() {

@@ -75,13 +75,13 @@ pub struct DbStats {
     pub bloom_checks: u64,
     /// Of those, the SSTs the filter let the read skip.
     pub bloom_skips: u64,
-    /// Point reads that read a data block from an SST.
+    /// SSTs a point read searched (a data block read), after key-range and bloom checks.
     pub sst_reads: u64,
     /// Memtables flushed to SSTs.
     pub flushes: u64,
     /// Bytes of SSTs written by flushes.
     pub flush_bytes_written: u64,
-    /// Times a writer waited for a flush to make room.
+    /// Times a writer waited for a flush to make room (or, with no background thread, ran it).
     pub write_stalls: u64,
     /// Total time writers waited for flushes, in microseconds.
     pub write_stall_micros: u64,

@@ -2,7 +2,7 @@
 //! continuity across reopen, inline flushes with no background thread, WAL file lifecycle.
 
 use super::Db;
-use crate::fs::{CrashMode, FaultKind, SimFs};
+use crate::fs::{CrashMode, FaultKind, Fs, SimFs};
 use crate::options::{Options, WriteOptions, MEMTABLE_SIZE_BYTES_MAX_MIN};
 use crate::Error;
 use std::path::Path;
@@ -109,4 +109,99 @@ fn writers_wait_for_the_flush_thread_instead_of_piling_up_memtables() {
     }
     db.flush().unwrap();
     assert_eq!(db.iter().unwrap().count(), 3000);
+}
+
+/// A crash while a new database is first opened can leave an empty WAL and a manifest but no
+/// CURRENT; that is still a new database.
+#[test]
+fn leftovers_of_a_first_open_that_crashed_are_a_new_database() {
+    let fs = SimFs::new();
+    fs.create_dir_all(Path::new("/db")).unwrap();
+    crate::wal::create_wal(&fs, Path::new("/db/000001.wal")).unwrap();
+    let db = Db::open("/db", options(&fs, 0)).unwrap();
+    db.put(b"k", b"v", WriteOptions::SYNC).unwrap();
+}
+
+#[test]
+fn a_wal_with_records_but_no_current_is_corruption() {
+    let fs = SimFs::new();
+    let db = Db::open("/db", options(&fs, 0)).unwrap();
+    db.put(b"k", b"v", WriteOptions::SYNC).unwrap();
+    drop(db);
+    fs.remove_file(Path::new("/db/CURRENT")).unwrap();
+    let error = Db::open("/db", options(&fs, 0)).unwrap_err();
+    assert!(error.is_corruption(), "{error}");
+}
+
+fn append_batch(
+    fs: &SimFs,
+    wal: &mut crate::record_log::RecordWriter,
+    seqno_first: u64,
+    key: &[u8],
+) {
+    let mut batch = crate::batch::WriteBatch::new();
+    batch.put(key, b"v");
+    let mut framed = Vec::new();
+    crate::record_log::encode_record(&mut framed, batch.encode_with_seqno(seqno_first));
+    wal.append_framed(&framed).unwrap();
+    wal.sync().unwrap();
+    let _ = fs;
+}
+
+/// Crash while recovering a torn WAL: open made a new, empty WAL before the crash. The torn
+/// WAL is then not the newest, but nothing follows it, so it is still a torn tail.
+#[test]
+fn a_torn_wal_followed_only_by_empty_wals_recovers() {
+    let fs = SimFs::new();
+    let db = Db::open("/db", options(&fs, 0)).unwrap();
+    db.put(b"a", b"1", WriteOptions::SYNC).unwrap();
+    db.put(b"b", b"2", WriteOptions::SYNC).unwrap();
+    drop(db);
+    let names = fs.file_names(Path::new("/db"));
+    let wal = names.iter().find(|name| name.ends_with(".wal")).unwrap();
+    let wal_path = Path::new("/db").join(wal);
+    let size = fs.read_live(&wal_path).unwrap().len();
+    fs.truncate(&wal_path, size - 3);
+    crate::wal::create_wal(&fs, Path::new("/db/000900.wal")).unwrap();
+    let db = Db::open("/db", options(&fs, 0)).unwrap();
+    assert_eq!(db.get(b"a").unwrap().as_deref(), Some(&b"1"[..]));
+    assert_eq!(db.get(b"b").unwrap(), None);
+    drop(db);
+
+    // Records after a torn one, in a newer WAL, are corruption: they would leave a hole.
+    let fs = SimFs::new();
+    let db = Db::open("/db", options(&fs, 0)).unwrap();
+    db.put(b"a", b"1", WriteOptions::SYNC).unwrap();
+    db.put(b"b", b"2", WriteOptions::SYNC).unwrap();
+    drop(db);
+    let names = fs.file_names(Path::new("/db"));
+    let wal_path = Path::new("/db").join(names.iter().find(|name| name.ends_with(".wal")).unwrap());
+    let size = fs.read_live(&wal_path).unwrap().len();
+    fs.truncate(&wal_path, size - 3);
+    let mut newer = crate::wal::create_wal(&fs, Path::new("/db/000900.wal")).unwrap();
+    append_batch(&fs, &mut newer, 3, b"c");
+    let error = Db::open("/db", options(&fs, 0)).unwrap_err();
+    assert!(error.is_corruption(), "{error}");
+}
+
+#[test]
+fn out_of_range_seqnos_in_the_wal_are_corruption_not_a_panic() {
+    let fs = SimFs::new();
+    Db::open("/db", options(&fs, 0)).unwrap().close().unwrap();
+    let names = fs.file_names(Path::new("/db"));
+    let wal_path = Path::new("/db").join(names.iter().find(|name| name.ends_with(".wal")).unwrap());
+    let fresh = fs.read_live(&wal_path).unwrap();
+    for seqno in [u64::MAX, u64::MAX - 1, crate::key::SEQNO_MAX] {
+        fs.truncate(&wal_path, fresh.len());
+        let mut wal = crate::record_log::RecordWriter::create(
+            &fs,
+            &wal_path,
+            crate::wal::WAL_MAGIC,
+            crate::wal::WAL_FORMAT_VERSION,
+        )
+        .unwrap();
+        append_batch(&fs, &mut wal, seqno, b"k");
+        let error = Db::open("/db", options(&fs, 0)).unwrap_err();
+        assert!(error.is_corruption(), "seqno {seqno}: {error}");
+    }
 }

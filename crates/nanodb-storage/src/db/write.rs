@@ -148,9 +148,11 @@ fn commit_group(inner: &DbInner, group: &mut [PendingWrite]) -> Result<()> {
     let mut seqno = seqno_first;
     for write in group.iter() {
         for op in write.batch.ops() {
-            // The batch was built in memory by `WriteBatch`, so it always decodes.
-            let op =
-                op.map_err(|detail| Error::InvalidArgument(format!("malformed batch: {detail}")))?;
+            // The batch was encoded in memory by `WriteBatch`, so it always decodes; if it did
+            // not, the WAL already holds it and the database must stop (invariant 3).
+            let op = op.map_err(|detail| {
+                inner.poison(Error::InvalidArgument(format!("malformed batch: {detail}")))
+            })?;
             mem.insert(op.key, seqno, op.kind, op.value);
             seqno += 1;
         }
@@ -174,11 +176,11 @@ pub(crate) fn freeze_memtable(inner: &DbInner, wal: &mut WalState) -> Result<()>
     let mut stalled = false;
     while engine.imms.len() >= inner.options.immutable_memtables_max {
         inner.check_writable()?;
+        stalled = true;
         if inner.options.background_threads == 0 {
             super::flush::flush_oldest(inner, &mut engine).map_err(|error| inner.poison(error))?;
             continue;
         }
-        stalled = true;
         inner.engine_changed.wait_for(&mut engine, super::ENGINE_WAIT);
     }
     if stalled {

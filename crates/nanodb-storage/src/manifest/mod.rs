@@ -10,9 +10,10 @@
 //! Invariants:
 //! 1. An edit takes effect only once its record is synced; nothing depends on it before.
 //! 2. CURRENT only ever names a manifest that is fully written and synced.
-//! 3. On recovery a torn last record (cut short by a crash) is an edit that never took effect
-//!    and is ignored; a whole last record that fails its checksum, or damage before the end,
-//!    is corruption.
+//! 3. On recovery a torn last record is an edit that never took effect and is ignored; damage
+//!    before the end is corruption. Dropping a last edit that had taken effect (bit rot) cannot
+//!    go unnoticed: a lost flush edit leaves the manifest naming a WAL that was deleted, and a
+//!    lost removal leaves it naming a deleted SST; open refuses both.
 
 mod edit;
 mod state;
@@ -122,16 +123,10 @@ pub fn recover(fs: &dyn Fs, dir: &Path, number: u64) -> Result<ManifestState> {
             Ok(())
         })?;
     match end {
-        ScanEnd::Clean | ScanEnd::TornTail { complete_frame: false, .. } if records > 0 => {
-            Ok(state)
-        }
+        ScanEnd::Clean | ScanEnd::TornTail { .. } if records > 0 => Ok(state),
         ScanEnd::Corrupt { offset, detail } => {
             Err(Error::corruption(&path, format!("damaged record at offset {offset}: {detail}")))
         }
-        ScanEnd::TornTail { offset, complete_frame: true } => Err(Error::corruption(
-            &path,
-            format!("last record at offset {offset} is whole but fails its checksum"),
-        )),
         _ => Err(Error::corruption(&path, "manifest named by CURRENT holds no complete edit")),
     }
 }

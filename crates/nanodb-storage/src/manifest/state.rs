@@ -5,10 +5,12 @@
 //! Invariants:
 //! 1. Every file number appears at most once across all levels.
 //! 2. `log_number`, `next_file_number` and `last_seqno` never decrease.
-//! 3. An edit that removes a file that is not there, adds one that is, or names a level past
-//!    `LEVEL_COUNT` is corruption (the manifest is damaged or from a different database).
+//! 3. An edit that removes a file that is not there, adds one that is, names a level past
+//!    `LEVEL_COUNT`, or a file number or seqno past its limit, is corruption.
 
 use super::edit::{FileMeta, VersionEdit};
+use crate::filenames::FILE_NUMBER_MAX;
+use crate::key::SEQNO_MAX;
 
 /// Levels of the LSM tree.
 pub const LEVEL_COUNT: usize = 7;
@@ -40,6 +42,18 @@ impl Default for ManifestState {
 impl ManifestState {
     /// Applies one edit; `Err` says why the edit cannot apply.
     pub fn apply(&mut self, edit: &VersionEdit) -> Result<(), String> {
+        let numbers = edit
+            .added
+            .iter()
+            .map(|file| file.number)
+            .chain(edit.log_number)
+            .chain(edit.next_file_number);
+        if let Some(number) = numbers.into_iter().find(|&number| number > FILE_NUMBER_MAX) {
+            return Err(format!("file number {number} is over the limit {FILE_NUMBER_MAX}"));
+        }
+        if let Some(seqno) = edit.last_seqno.filter(|&seqno| seqno > SEQNO_MAX) {
+            return Err(format!("seqno {seqno} is over the limit {SEQNO_MAX}"));
+        }
         for &(level, number) in &edit.removed {
             let files = self.levels.get_mut(level as usize).ok_or_else(|| {
                 format!("edit removes file {number} from level {level}, past the last level")
@@ -147,6 +161,11 @@ mod tests {
             .is_err());
         assert!(state.apply(&VersionEdit { removed: vec![(0, 7)], ..Default::default() }).is_err());
         assert!(state.apply(&VersionEdit { removed: vec![(9, 3)], ..Default::default() }).is_err());
+        let huge =
+            VersionEdit { next_file_number: Some(FILE_NUMBER_MAX + 1), ..Default::default() };
+        assert!(state.apply(&huge).is_err());
+        let huge = VersionEdit { last_seqno: Some(SEQNO_MAX + 1), ..Default::default() };
+        assert!(state.apply(&huge).is_err());
         let past_last = file(8, LEVEL_COUNT as u32);
         assert!(state
             .apply(&VersionEdit { added: vec![past_last], ..Default::default() })

@@ -31,6 +31,13 @@ pub const COMPRESSION_NONE: u8 = 0;
 /// Largest block the reader will load, in bytes (a guard against corrupt handles).
 pub const BLOCK_SIZE_BYTES_MAX: u64 = 1 << 30;
 
+// The largest entry the options allow, with its varints and a restart point, fits in a block.
+const _: () = assert!(
+    (crate::options::VALUE_SIZE_BYTES_MAX_LIMIT + crate::options::KEY_SIZE_BYTES_MAX_LIMIT + 64)
+        as u64
+        <= BLOCK_SIZE_BYTES_MAX
+);
+
 /// Where a block lies in the file: its contents' offset and size (the trailer follows).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct BlockHandle {

@@ -177,7 +177,9 @@ fn decode_index(path: &Path, bytes: Vec<u8>, data_end: u64) -> Result<Vec<IndexE
     let mut entries: Vec<IndexEntry> = Vec::new();
     let mut next_offset = 0u64;
     while cursor.valid() {
-        let handle = BlockHandle::decode(&mut Decoder::new(cursor.value()))
+        let mut decoder = Decoder::new(cursor.value());
+        let handle = BlockHandle::decode(&mut decoder)
+            .filter(|_| decoder.is_empty())
             .ok_or_else(|| corrupt("malformed block handle"))?;
         if handle.offset != next_offset {
             return Err(corrupt("data blocks are not contiguous"));
