@@ -149,8 +149,7 @@ fn ranges_prefixes_and_both_ends() {
     // Both ends of one iterator meet in the middle without repeating a key.
     let mut iter = db.iter().unwrap();
     let mut seen = Vec::new();
-    loop {
-        let Some(front) = iter.next() else { break };
+    while let Some(front) = iter.next() {
         seen.push(front.unwrap().0);
         let Some(back) = iter.next_back() else { break };
         seen.push(back.unwrap().0);
@@ -317,7 +316,7 @@ fn readers_see_consistent_data_during_writes_and_flushes() {
     let mut check = 0u64;
     while check < 300 || (db.stats().flushes < 3 && check < 1_000_000) {
         check += 1;
-        let entries = if check % 2 == 0 {
+        let entries = if check.is_multiple_of(2) {
             collect(db.iter().unwrap())
         } else {
             collect_rev(db.snapshot().unwrap().iter())

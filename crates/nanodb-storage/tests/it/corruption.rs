@@ -146,7 +146,7 @@ fn damage_is_detected_or_harmless_never_silent() {
     let seed = base_seed();
     with_seed("corruption::damage_is_detected_or_harmless_never_silent", seed, |seed| {
         let (files, history) = build(seed);
-        let mut rng = Rng::new(seed ^ 0xc0ff_ee);
+        let mut rng = Rng::new(seed ^ 0x00c0_ffee);
         let mut counts: BTreeMap<(String, &'static str), u64> = BTreeMap::new();
         let cases = 1500 * scale();
         for case in 0..cases {
