@@ -35,7 +35,7 @@ pub const MEMTABLE_SIZE_BYTES_MAX_DEFAULT: usize = 64 * 1024 * 1024;
 /// Smallest allowed `Options::memtable_size_bytes_max`.
 pub const MEMTABLE_SIZE_BYTES_MAX_MIN: usize = 4 * 1024;
 /// Default number of frozen memtables waiting for flush before writers wait.
-pub const IMMUTABLE_MEMTABLES_MAX_DEFAULT: usize = 2;
+pub const FROZEN_MEMTABLES_MAX_DEFAULT: usize = 2;
 /// Default target size of an SST data block, before compression, in bytes.
 pub const BLOCK_SIZE_BYTES_DEFAULT: usize = 4 * 1024;
 /// Default bloom filter bits per key.
@@ -73,7 +73,7 @@ pub struct Options {
     /// Memtable size at which it is frozen and flushed to an SST, in bytes.
     pub memtable_size_bytes_max: usize,
     /// Frozen memtables allowed to wait for flush before writers wait for the flush.
-    pub immutable_memtables_max: usize,
+    pub frozen_memtables_max: usize,
     /// Target uncompressed size of an SST data block, in bytes.
     pub block_size_bytes: usize,
     /// Bloom filter bits per key (0 disables the filter).
@@ -97,7 +97,7 @@ impl Default for Options {
             value_size_bytes_max: VALUE_SIZE_BYTES_MAX_DEFAULT,
             batch_size_bytes_max: BATCH_SIZE_BYTES_MAX_DEFAULT,
             memtable_size_bytes_max: MEMTABLE_SIZE_BYTES_MAX_DEFAULT,
-            immutable_memtables_max: IMMUTABLE_MEMTABLES_MAX_DEFAULT,
+            frozen_memtables_max: FROZEN_MEMTABLES_MAX_DEFAULT,
             block_size_bytes: BLOCK_SIZE_BYTES_DEFAULT,
             bloom_bits_per_key: BLOOM_BITS_PER_KEY_DEFAULT,
             group_commit_size_bytes_max: GROUP_COMMIT_SIZE_BYTES_MAX_DEFAULT,
@@ -150,9 +150,9 @@ impl Options {
                 "Options::group_commit_size_bytes_max must be at least 1".into(),
             ));
         }
-        if self.immutable_memtables_max == 0 {
+        if self.frozen_memtables_max == 0 {
             return Err(crate::Error::InvalidArgument(
-                "Options::immutable_memtables_max must be at least 1".into(),
+                "Options::frozen_memtables_max must be at least 1".into(),
             ));
         }
         if self.bloom_bits_per_key > 64 {
@@ -203,7 +203,7 @@ mod tests {
         options.memtable_size_bytes_max -= 1;
         assert!(options.validate().is_err());
 
-        let options = Options { immutable_memtables_max: 0, ..Default::default() };
+        let options = Options { frozen_memtables_max: 0, ..Default::default() };
         assert!(options.validate().is_err());
     }
 }

@@ -114,11 +114,16 @@ impl DbInner {
 
     fn check_writable(&self) -> Result<()> {
         self.check_open()?;
-        if self.poisoned.load(Ordering::Acquire) {
-            let cause = self.poison_cause.lock().clone().unwrap_or(Error::Closed);
-            return Err(Error::Poisoned { cause: Box::new(cause) });
+        self.poisoned_error().map_or(Ok(()), Err)
+    }
+
+    /// `Error::Poisoned` with its cause, if the database is poisoned.
+    fn poisoned_error(&self) -> Option<Error> {
+        if !self.poisoned.load(Ordering::Acquire) {
+            return None;
         }
-        Ok(())
+        let cause = self.poison_cause.lock().clone().unwrap_or(Error::Closed);
+        Some(Error::Poisoned { cause: Box::new(cause) })
     }
 
     fn current_view(&self) -> Arc<ReadView> {
@@ -146,12 +151,15 @@ impl DbHandle {
             // A panic in the flush thread is a bug; it has already poisoned nothing we can use.
             let _ = thread.join();
         }
-        // Make every acknowledged write durable on a clean close, synced or not.
+        // Make every acknowledged write durable on a clean close, synced or not. A poisoned
+        // database (for example after a failed background flush, which no writer saw) still
+        // tries, but cannot promise it: the close reports the poison.
         let mut wal = self.inner.wal.lock();
-        if self.inner.poisoned.load(Ordering::Acquire) {
-            return Ok(());
+        let synced = wal.writer.sync();
+        if let Some(poisoned) = self.inner.poisoned_error() {
+            return Err(poisoned);
         }
-        wal.writer.sync().map_err(|error| self.inner.poison(error))
+        synced.map_err(|error| self.inner.poison(error))
     }
 }
 
@@ -268,8 +276,11 @@ impl Db {
         read::stats(self.inner())
     }
 
-    /// Stops background work, syncs the WAL and releases the database. Dropping the last
-    /// clone does the same but cannot report an error. Other clones then return `Error::Closed`.
+    /// Stops background work, syncs the WAL and releases the database. `Ok` means every
+    /// acknowledged write is durable. On a poisoned database (an earlier write, flush or
+    /// fsync failed) it returns `Error::Poisoned`: writes acknowledged without `sync` may be
+    /// lost in a power loss. Dropping the last clone does the same but cannot report an
+    /// error. Other clones then return `Error::Closed`.
     pub fn close(self) -> Result<()> {
         self.handle.shutdown()
     }

@@ -270,7 +270,7 @@ pub(crate) fn stats(inner: &DbInner) -> DbStats {
     let mut stats = DbStats {
         seqno_last: inner.seqno_visible.load(Ordering::Acquire),
         memtable_size_bytes: view.mem.size_bytes() as u64,
-        immutable_memtables: view.imms.len() as u64,
+        frozen_memtables: view.imms.len() as u64,
         levels: view
             .version
             .levels

@@ -54,7 +54,7 @@ pub struct DbStats {
     /// Bytes in the active memtable.
     pub memtable_size_bytes: u64,
     /// Frozen memtables waiting for flush.
-    pub immutable_memtables: u64,
+    pub frozen_memtables: u64,
     /// Files and bytes per level, L0 first.
     pub levels: Vec<LevelStats>,
     /// Puts and deletes written.
@@ -123,7 +123,7 @@ impl fmt::Display for DbStats {
         writeln!(
             f,
             "memtable              {} bytes, {} frozen",
-            self.memtable_size_bytes, self.immutable_memtables
+            self.memtable_size_bytes, self.frozen_memtables
         )?;
         for (level, stats) in self.levels.iter().enumerate().filter(|(_, s)| s.files > 0) {
             writeln!(

@@ -82,14 +82,14 @@ fn old_wal_files_are_deleted_once_flushed() {
     let db = Db::open("/db", options(&fs, 0)).unwrap();
     for index in 0..2000u32 {
         db.put(index.to_be_bytes(), [7u8; 40], WriteOptions::NO_SYNC).unwrap();
-        // One WAL per memtable: the active one and at most `immutable_memtables_max` frozen.
+        // One WAL per memtable: the active one and at most `frozen_memtables_max` frozen.
         assert!(wal_count(&fs) <= 3, "WAL files pile up: {:?}", fs.file_names(Path::new("/db")));
     }
     db.flush().unwrap();
     assert_eq!(wal_count(&fs), 1);
     let stats = db.stats();
     assert!(stats.flushes > 5, "{stats}");
-    assert_eq!(stats.immutable_memtables, 0);
+    assert_eq!(stats.frozen_memtables, 0);
     db.close().unwrap();
     // Reopening leaves exactly one WAL, one manifest, CURRENT and the SSTs.
     let _db = Db::open("/db", options(&fs, 0)).unwrap();
@@ -102,10 +102,10 @@ fn old_wal_files_are_deleted_once_flushed() {
 #[test]
 fn writers_wait_for_the_flush_thread_instead_of_piling_up_memtables() {
     let fs = SimFs::new();
-    let db = Db::open("/db", Options { immutable_memtables_max: 1, ..options(&fs, 1) }).unwrap();
+    let db = Db::open("/db", Options { frozen_memtables_max: 1, ..options(&fs, 1) }).unwrap();
     for index in 0..3000u32 {
         db.put(index.to_be_bytes(), [1u8; 64], WriteOptions::NO_SYNC).unwrap();
-        assert!(db.stats().immutable_memtables <= 1);
+        assert!(db.stats().frozen_memtables <= 1);
     }
     db.flush().unwrap();
     assert_eq!(db.iter().unwrap().count(), 3000);

@@ -174,7 +174,7 @@ pub(crate) fn freeze_memtable(inner: &DbInner, wal: &mut WalState) -> Result<()>
     let mut engine = inner.engine.lock();
     let stall_start = Instant::now();
     let mut stalled = false;
-    while engine.imms.len() >= inner.options.immutable_memtables_max {
+    while engine.imms.len() >= inner.options.frozen_memtables_max {
         inner.check_writable()?;
         stalled = true;
         if inner.options.background_threads == 0 {
