@@ -280,7 +280,8 @@ impl Db {
     /// acknowledged write is durable. On a poisoned database (an earlier write, flush or
     /// fsync failed) it returns `Error::Poisoned`: writes acknowledged without `sync` may be
     /// lost in a power loss. Dropping the last clone does the same but cannot report an
-    /// error. Other clones then return `Error::Closed`.
+    /// error. Other clones then return `Error::Closed`. Snapshots and iterators still alive
+    /// keep reading, and keep the directory locked, until they are dropped.
     pub fn close(self) -> Result<()> {
         self.handle.shutdown()
     }
