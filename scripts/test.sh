@@ -15,7 +15,11 @@ rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
 echo "== rustfmt"
 cargo fmt --all -- --check
+# The default members, then nanodb-bench without the peer engines: the test command never
+# builds RocksDB, LMDB, SQLite and friends (scripts/bench.sh does).
 echo "== clippy"
-cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy --all-targets --locked -- -D warnings
+cargo clippy -p nanodb-bench --no-default-features --all-targets --locked -- -D warnings
 echo "== tests"
-cargo test --workspace --locked
+cargo test --locked
+cargo test -p nanodb-bench --no-default-features --locked

@@ -79,6 +79,9 @@ pub enum Error {
     },
     /// The database was closed.
     Closed,
+    /// A panic inside the engine (a bug, or a panic in a user-supplied `Fs`) was caught; the
+    /// database is poisoned.
+    Internal(String),
     /// The directory holds no database and `Options::create_if_missing` is false.
     NotFound {
         /// The database directory.
@@ -139,6 +142,10 @@ impl fmt::Display for Error {
                 "database refuses writes after an earlier failure (reopen it to recover): {cause}"
             ),
             Error::Closed => write!(f, "database is closed"),
+            Error::Internal(message) => write!(
+                f,
+                "internal error (a bug, or a panic in a user-supplied filesystem): {message}"
+            ),
             Error::NotFound { path } => write!(
                 f,
                 "no database at {} and Options::create_if_missing is false",

@@ -74,7 +74,11 @@ pub(crate) fn flush_oldest(
     engine.state.next_file_number += 1;
     engine.flush_running = true;
     let written = MutexGuard::unlocked(engine, || {
-        write_sst(inner.fs.as_ref(), &inner.dir, &inner.options, &imm, number)
+        // A panic here must not leave `flush_running` set: it becomes an error (and poison).
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            write_sst(inner.fs.as_ref(), &inner.dir, &inner.options, &imm, number)
+        }))
+        .unwrap_or_else(|panic| Err(Error::Internal(super::write::panic_message(&panic))))
     });
     engine.flush_running = false;
     inner.engine_changed.notify_all();
@@ -90,8 +94,12 @@ pub(crate) fn flush_oldest(
         added: vec![handle.meta.clone()],
         removed: Vec::new(),
     };
+    // Check the edit applies before it becomes durable: a logged edit that cannot be replayed
+    // would make the next open fail.
+    let mut state = engine.state.clone();
+    state.apply(&edit).map_err(|detail| Error::corruption(&inner.dir, detail))?;
     engine.manifest.log_edit(&edit)?;
-    engine.state.apply(&edit).map_err(|detail| Error::corruption(&inner.dir, detail))?;
+    engine.state = state;
     if engine.manifest.size_bytes() > MANIFEST_SIZE_BYTES_ROLL {
         roll_manifest(inner, engine)?;
     }
@@ -166,7 +174,11 @@ fn flush_thread(inner: &DbInner) {
             inner.engine_changed.wait_for(&mut engine, ENGINE_WAIT);
             continue;
         }
-        if let Err(error) = flush_oldest(inner, &mut engine) {
+        let flushed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            flush_oldest(inner, &mut engine)
+        }))
+        .unwrap_or_else(|panic| Err(Error::Internal(super::write::panic_message(&panic))));
+        if let Err(error) = flushed {
             inner.poison(error);
         }
     }

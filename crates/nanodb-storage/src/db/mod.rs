@@ -92,6 +92,10 @@ pub(crate) struct DbInner {
 impl DbInner {
     /// Records the first failure and returns it; every later write gets `Error::Poisoned`.
     fn poison(&self, error: Error) -> Error {
+        // Closing, or an earlier poisoning, is not a new failure.
+        if matches!(error, Error::Closed | Error::Poisoned { .. }) {
+            return error;
+        }
         let mut cause = self.poison_cause.lock();
         if cause.is_none() {
             *cause = Some(error.clone());

@@ -52,6 +52,12 @@ pub(crate) fn open(dir: &Path, options: Options) -> Result<DbInner> {
     }
     fs.create_dir_all(dir)
         .map_err(|error| Error::io(format!("create {}", dir.display()), error))?;
+    if !exists {
+        // The new directory's own entry must be durable before anything in it is acknowledged.
+        if let Some(parent) = dir.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+            sync_dir(fs.as_ref(), parent)?;
+        }
+    }
     let lock = lock_directory(fs.as_ref(), dir)?;
 
     let names =

@@ -112,6 +112,8 @@ fn merged_iterator(view: &ReadView, direction: Direction) -> MergingIterator {
 /// both ends can be used together. Items are `Result`s: an I/O or corruption error is yielded
 /// once and ends the iteration.
 pub struct Iter {
+    // Keeps the database (and its directory lock) alive while the iterator reads its files.
+    _inner: Arc<DbInner>,
     view: Arc<ReadView>,
     seqno: u64,
     bounds: KeyBounds,
@@ -123,9 +125,10 @@ pub struct Iter {
 }
 
 impl Iter {
-    pub(crate) fn new(inner: &DbInner, seqno: u64, bounds: KeyBounds) -> Iter {
+    pub(crate) fn new(inner: &Arc<DbInner>, seqno: u64, bounds: KeyBounds) -> Iter {
         StatsCounters::add(&inner.stats.iterators_created, 1);
         Iter {
+            _inner: Arc::clone(inner),
             view: inner.current_view(),
             seqno,
             bounds,

@@ -205,3 +205,105 @@ fn out_of_range_seqnos_in_the_wal_are_corruption_not_a_panic() {
         assert!(error.is_corruption(), "seqno {seqno}: {error}");
     }
 }
+
+/// An `Fs` that panics when asked to create an SST, to check that a panic on the flush path
+/// poisons the database instead of leaving writers waiting forever.
+#[derive(Debug)]
+struct PanickingFs(SimFs);
+
+impl Fs for PanickingFs {
+    fn create_dir_all(&self, path: &Path) -> std::io::Result<()> {
+        self.0.create_dir_all(path)
+    }
+    fn create(&self, path: &Path) -> std::io::Result<Box<dyn crate::fs::WritableFile>> {
+        assert!(!path.to_string_lossy().ends_with(".sst"), "PanickingFs refuses to create an SST");
+        self.0.create(path)
+    }
+    fn open(&self, path: &Path) -> std::io::Result<Arc<dyn crate::fs::ReadableFile>> {
+        self.0.open(path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        self.0.rename(from, to)
+    }
+    fn remove_file(&self, path: &Path) -> std::io::Result<()> {
+        self.0.remove_file(path)
+    }
+    fn list_dir(&self, path: &Path) -> std::io::Result<Vec<String>> {
+        self.0.list_dir(path)
+    }
+    fn sync_dir(&self, path: &Path) -> std::io::Result<()> {
+        self.0.sync_dir(path)
+    }
+    fn exists(&self, path: &Path) -> std::io::Result<bool> {
+        self.0.exists(path)
+    }
+    fn lock(&self, path: &Path) -> std::io::Result<Box<dyn crate::fs::FileLock>> {
+        self.0.lock(path)
+    }
+}
+
+/// Runs `work` on a thread and fails the test if it takes longer than a minute (a hang).
+fn within_a_minute<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = sender.send(work());
+    });
+    receiver.recv_timeout(std::time::Duration::from_secs(60)).expect("the database hung")
+}
+
+#[test]
+fn a_panic_while_flushing_poisons_instead_of_hanging_writers() {
+    for background_threads in [0, 1] {
+        let outcome = within_a_minute(move || {
+            let options = Options {
+                fs: Arc::new(PanickingFs(SimFs::new())),
+                frozen_memtables_max: 1,
+                ..options(&SimFs::new(), background_threads)
+            };
+            let db = Db::open("/db", options).unwrap();
+            let mut first_error = None;
+            for index in 0..5000u32 {
+                if let Err(error) = db.put(index.to_be_bytes(), [0u8; 100], WriteOptions::NO_SYNC) {
+                    first_error = Some(error);
+                    break;
+                }
+            }
+            let later = db.put(b"later", b"v", WriteOptions::NO_SYNC);
+            (first_error, later, db.flush())
+        });
+        let (first_error, later, flushed) = outcome;
+        let first_error = first_error.expect("the panicking flush never surfaced as an error");
+        assert!(
+            matches!(first_error, Error::Internal(_) | Error::Poisoned { .. }),
+            "threads {background_threads}: {first_error}"
+        );
+        assert!(
+            matches!(later, Err(Error::Poisoned { .. })),
+            "threads {background_threads}: {later:?}"
+        );
+        assert!(flushed.is_err());
+    }
+}
+
+#[test]
+fn closing_or_an_earlier_poison_is_not_a_new_failure() {
+    let fs = SimFs::new();
+    let db = Db::open("/db", options(&fs, 0)).unwrap();
+    let inner = Arc::clone(&db.handle.inner);
+    assert!(matches!(inner.poison(Error::Closed), Error::Closed));
+    assert!(inner.check_writable().is_ok(), "Closed must not poison");
+    db.put(b"k", b"v", WriteOptions::SYNC).unwrap();
+    db.close().unwrap();
+}
+
+#[test]
+fn a_live_iterator_keeps_the_directory_locked() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), Options::default()).unwrap();
+    db.put(b"k", b"v", WriteOptions::NO_SYNC).unwrap();
+    let iter = db.iter().unwrap();
+    db.close().unwrap();
+    assert!(matches!(Db::open(dir.path(), Options::default()), Err(Error::Locked { .. })));
+    assert_eq!(iter.count(), 1);
+    Db::open(dir.path(), Options::default()).unwrap();
+}

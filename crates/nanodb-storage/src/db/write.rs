@@ -92,7 +92,12 @@ pub(crate) fn write(inner: &DbInner, batch: WriteBatch, options: WriteOptions) -
         state.leader_active = true;
         let mut group = take_group(&mut state.pending, inner.options.group_commit_size_bytes_max);
         drop(state);
-        let result = commit_group(inner, &mut group);
+        // A panic (a bug, or a user-supplied `Fs` that panics) must not leave `leader_active`
+        // set, or every later writer would wait forever: it poisons the database instead.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            commit_group(inner, &mut group)
+        }))
+        .unwrap_or_else(|panic| Err(inner.poison(Error::Internal(panic_message(&panic)))));
         state = queue.state.lock();
         for write in &group {
             state.finished.insert(write.id, result.clone());
@@ -100,6 +105,15 @@ pub(crate) fn write(inner: &DbInner, batch: WriteBatch, options: WriteOptions) -
         state.leader_active = false;
         queue.changed.notify_all();
     }
+}
+
+/// The text of a caught panic's payload.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    let text = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned());
+    format!("panic: {}", text.unwrap_or_else(|| "(no message)".into()))
 }
 
 fn take_group(pending: &mut VecDeque<PendingWrite>, size_bytes_max: usize) -> Vec<PendingWrite> {
@@ -124,7 +138,7 @@ fn commit_group(inner: &DbInner, group: &mut [PendingWrite]) -> Result<()> {
     }
     let op_count: u64 = group.iter().map(|write| write.batch.len() as u64).sum();
     let seqno_first = wal.seqno_last + 1;
-    if seqno_first + op_count > SEQNO_MAX {
+    if seqno_first + op_count - 1 > SEQNO_MAX {
         return Err(inner.poison(Error::InvalidArgument("seqno space exhausted".into())));
     }
     let sync = group.iter().any(|write| write.sync);

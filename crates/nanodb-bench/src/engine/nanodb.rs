@@ -1,0 +1,89 @@
+//! nanodb-storage: default options but the memtable size; writes are `sync = false` (in the
+//! OS page cache after each group commit, so they survive a process crash) or `sync = true`.
+//! No block cache exists yet, so `cache_size_bytes` is unused: reads go to the page cache.
+
+use super::{text, Engine, EngineConfig, EngineResult};
+use nanodb_storage::{Db, Options, WriteBatch, WriteOptions};
+use std::path::Path;
+
+pub struct NanoDb {
+    db: Db,
+    config: EngineConfig,
+}
+
+impl NanoDb {
+    pub fn open(dir: &Path, config: EngineConfig) -> EngineResult<NanoDb> {
+        let options = Options {
+            memtable_size_bytes_max: config.write_buffer_size_bytes,
+            ..Default::default()
+        };
+        Ok(NanoDb { db: Db::open(dir, options).map_err(text)?, config })
+    }
+}
+
+impl Engine for NanoDb {
+    fn put(&self, key: &[u8], value: &[u8]) -> EngineResult<()> {
+        self.db.put(key, value, WriteOptions::NO_SYNC).map_err(text)
+    }
+
+    fn put_sync(&self, key: &[u8], value: &[u8]) -> EngineResult<()> {
+        self.db.put(key, value, WriteOptions::SYNC).map_err(text)
+    }
+
+    fn get(&self, key: &[u8]) -> EngineResult<Option<Vec<u8>>> {
+        self.db.get(key).map_err(text)
+    }
+
+    fn delete(&self, key: &[u8]) -> EngineResult<()> {
+        self.db.delete(key, WriteOptions::NO_SYNC).map_err(text)
+    }
+
+    fn write_batch(&self, ops: &[(Vec<u8>, Option<Vec<u8>>)]) -> EngineResult<()> {
+        let mut batch = WriteBatch::new();
+        for (key, value) in ops {
+            match value {
+                Some(value) => batch.put(key, value),
+                None => batch.delete(key),
+            };
+        }
+        self.db.write(batch, WriteOptions::NO_SYNC).map_err(text)
+    }
+
+    fn scan(&self, start: &[u8], count: usize, reverse: bool) -> EngineResult<usize> {
+        let iter =
+            if reverse { self.db.range(..=start) } else { self.db.range(start..) }.map_err(text)?;
+        let mut seen = 0;
+        let mut visit = |entry: nanodb_storage::Result<(Vec<u8>, Vec<u8>)>| -> EngineResult<bool> {
+            entry.map_err(text)?;
+            seen += 1;
+            Ok(seen < count)
+        };
+        if reverse {
+            for entry in iter.rev() {
+                if !visit(entry)? {
+                    break;
+                }
+            }
+        } else {
+            for entry in iter {
+                if !visit(entry)? {
+                    break;
+                }
+            }
+        }
+        Ok(seen)
+    }
+
+    fn settle(&self) -> EngineResult<()> {
+        self.db.flush().map_err(text)
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "nanodb-storage {}: memtable {} MiB, 4 KiB blocks, bloom 10 bits/key, no compression, no block cache yet (the {} MiB budget is unused: reads go through the OS page cache)",
+            env!("CARGO_PKG_VERSION"),
+            self.config.write_buffer_size_bytes >> 20,
+            self.config.cache_size_bytes >> 20
+        )
+    }
+}
