@@ -84,15 +84,18 @@ impl Engine for Lmdb {
             seen += 1;
             Ok(seen < count)
         };
+        // LMDB refuses zero-length keys, even as a range bound: an empty start means "from the
+        // first key".
+        let start_bound = if start.is_empty() { Bound::Unbounded } else { Bound::Included(start) };
         if reverse {
-            let bounds = (Bound::Unbounded, Bound::Included(start));
+            let bounds = (Bound::Unbounded, start_bound);
             for entry in self.db.rev_range(&txn, &bounds).map_err(text)? {
                 if !visit(entry)? {
                     break;
                 }
             }
         } else {
-            let bounds = (Bound::Included(start), Bound::Unbounded);
+            let bounds = (start_bound, Bound::Unbounded);
             for entry in self.db.range(&txn, &bounds).map_err(text)? {
                 if !visit(entry)? {
                     break;
