@@ -11,6 +11,9 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 const DOC_PATH: &str = "docs/benchmarks.md";
+/// Everything after this line of docs/benchmarks.md is written by hand and kept when the
+/// report is regenerated.
+const HAND_WRITTEN_MARKER: &str = "<!-- end of the generated report: hand-written notes follow -->";
 const CHART_DIR: &str = "docs/benchmarks";
 
 type Medians<'a> = BTreeMap<(&'a str, &'a str), &'a Record>;
@@ -216,6 +219,11 @@ pub fn write(
         let path = Path::new(CHART_DIR).join(format!("{workload}.svg"));
         std::fs::write(&path, svg).map_err(|e| format!("{}: {e}", path.display()))?;
     }
+    let kept = std::fs::read_to_string(DOC_PATH)
+        .ok()
+        .and_then(|old| old.find(HAND_WRITTEN_MARKER).map(|at| old[at..].to_string()))
+        .unwrap_or_else(|| format!("{HAND_WRITTEN_MARKER}\n"));
+    md.push_str(&kept);
     std::fs::write(DOC_PATH, md).map_err(|e| format!("{DOC_PATH}: {e}"))?;
     eprintln!("nanodb-bench: wrote {DOC_PATH} and {} charts in {CHART_DIR}/", workloads.len());
     Ok(())

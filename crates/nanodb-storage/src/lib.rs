@@ -37,6 +37,18 @@ mod sst;
 mod version;
 mod wal;
 
+/// The engine's building blocks, for the criterion micro-benchmarks in `benches/`. Not a
+/// stable API: present only with the `bench-internals` feature, which nothing else enables.
+#[cfg(feature = "bench-internals")]
+pub mod internals {
+    pub use crate::iter::{Direction, InternalIterator, MergingIterator};
+    pub use crate::key::{internal_key, ValueKind, KIND_FOR_SEEK};
+    pub use crate::memtable::Memtable;
+    pub use crate::record_log::{encode_record, RecordWriter};
+    pub use crate::sst::{Block, BlockBuilder, BlockCursor, BloomBuilder, BloomFilter};
+    pub use crate::wal::{WAL_FORMAT_VERSION, WAL_MAGIC};
+}
+
 pub use batch::WriteBatch;
 pub use db::{Db, DbStats, Iter, LevelStats, Snapshot, VerifyReport};
 pub use error::{Error, Result};

@@ -14,7 +14,7 @@ use crate::Result;
 use std::cmp::Ordering;
 
 /// Merges children into one ordered stream.
-pub(crate) struct MergingIterator {
+pub struct MergingIterator {
     children: Vec<Box<dyn InternalIterator>>,
     direction: Direction,
     /// Indexes of valid children; `heap[0]` is the current one.
@@ -23,10 +23,7 @@ pub(crate) struct MergingIterator {
 
 impl MergingIterator {
     /// Merges `children`, listed newest source first, all walking in `direction`.
-    pub(crate) fn new(
-        children: Vec<Box<dyn InternalIterator>>,
-        direction: Direction,
-    ) -> MergingIterator {
+    pub fn new(children: Vec<Box<dyn InternalIterator>>, direction: Direction) -> MergingIterator {
         MergingIterator { children, direction, heap: Vec::new() }
     }
 

@@ -16,7 +16,7 @@ mod db_iter;
 mod merge;
 
 pub use db_iter::DbIterator;
-pub(crate) use merge::MergingIterator;
+pub use merge::MergingIterator;
 
 use crate::Result;
 
@@ -30,7 +30,7 @@ pub enum Direction {
 }
 
 /// A cursor over (encoded internal key, value) entries of one source.
-pub(crate) trait InternalIterator: Send {
+pub trait InternalIterator: Send {
     /// Forward: positions at the first entry `>= target`. Reverse: at the last entry `<= target`.
     fn seek(&mut self, target: &[u8]) -> Result<()>;
     /// Forward: positions at the first entry. Reverse: at the last.

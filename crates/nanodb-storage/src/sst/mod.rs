@@ -15,6 +15,12 @@ mod properties;
 mod reader;
 mod writer;
 
+#[cfg(feature = "bench-internals")]
+pub use block::{Block, BlockCursor};
+#[cfg(feature = "bench-internals")]
+pub use block_builder::BlockBuilder;
+#[cfg(feature = "bench-internals")]
+pub use bloom::{BloomBuilder, BloomFilter};
 pub use reader::SstReader;
 pub use writer::{SstWriter, SstWriterOptions};
 
