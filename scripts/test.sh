@@ -19,6 +19,7 @@ cargo fmt --all -- --check
 # builds RocksDB, LMDB, SQLite and friends (scripts/bench.sh does).
 echo "== clippy"
 cargo clippy --all-targets --locked -- -D warnings
+cargo clippy -p nanodb-storage --features bench-internals --all-targets --locked -- -D warnings
 cargo clippy -p nanodb-bench --no-default-features --all-targets --locked -- -D warnings
 echo "== tests"
 cargo test --locked

@@ -85,7 +85,8 @@ impl Engine for Fjall {
     }
 
     fn settle(&self) -> EngineResult<()> {
-        self.db.persist(PersistMode::SyncAll).map_err(text)
+        // Hand fjall's buffered journal writes to the OS.
+        self.db.persist(PersistMode::Buffer).map_err(text)
     }
 
     fn describe(&self) -> String {

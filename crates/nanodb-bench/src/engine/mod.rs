@@ -53,8 +53,9 @@ pub trait Engine: Send + Sync {
     /// Visits up to `count` entries from `start` (forward) or from `start` down (reverse);
     /// returns how many it saw. `count == usize::MAX` scans to the end.
     fn scan(&self, start: &[u8], count: usize, reverse: bool) -> EngineResult<usize>;
-    /// Waits for buffered writes and background work that a clean shutdown would wait for,
-    /// so the size on disk is comparable.
+    /// Makes sure every acknowledged write has reached the engine's files (at least the OS
+    /// page cache), so the size on disk is comparable, without forcing a memtable flush or
+    /// anything else that would change the state the next workload starts from.
     fn settle(&self) -> EngineResult<()>;
     /// The settings, as printed with the results.
     fn describe(&self) -> String;

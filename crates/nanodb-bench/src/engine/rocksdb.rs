@@ -76,7 +76,8 @@ impl Engine for RocksDb {
     }
 
     fn settle(&self) -> EngineResult<()> {
-        self.db.flush().map_err(text)
+        // Unsynced writes are already in the WAL file; make sure no WAL buffer is held back.
+        self.db.flush_wal(false).map_err(text)
     }
 
     fn describe(&self) -> String {

@@ -162,14 +162,14 @@ impl BlockCursor {
     }
 
     /// Moves to the next entry (invalid past the last).
-    pub fn next(&mut self) -> Result<(), BlockError> {
-        debug_assert!(self.valid, "next on an invalid block cursor");
+    pub fn advance(&mut self) -> Result<(), BlockError> {
+        debug_assert!(self.valid, "advance on an invalid block cursor");
         self.decode_at(self.next_offset)
     }
 
     /// Moves to the previous entry (invalid before the first).
-    pub fn prev(&mut self) -> Result<(), BlockError> {
-        debug_assert!(self.valid, "prev on an invalid block cursor");
+    pub fn step_back(&mut self) -> Result<(), BlockError> {
+        debug_assert!(self.valid, "step_back on an invalid block cursor");
         let target = self.current;
         // The last restart point strictly before the current entry.
         let mut index = self.restart_index_before(target);
@@ -246,7 +246,7 @@ impl BlockCursor {
             return self.seek_to_last();
         }
         if compare_internal_keys(&self.key, target) == Ordering::Greater {
-            self.prev()?;
+            self.step_back()?;
         }
         Ok(())
     }
@@ -280,13 +280,13 @@ mod tests {
                 assert!(cursor.valid());
                 assert_eq!(cursor.key(), &key[..]);
                 assert_eq!(cursor.value(), format!("value{index}").as_bytes());
-                cursor.next().unwrap();
+                cursor.advance().unwrap();
             }
             assert!(!cursor.valid());
             cursor.seek_to_last().unwrap();
             for key in keys.iter().rev() {
                 assert_eq!(cursor.key(), &key[..], "interval {interval}");
-                cursor.prev().unwrap();
+                cursor.step_back().unwrap();
             }
             assert!(!cursor.valid());
         }
@@ -347,12 +347,12 @@ mod tests {
                 let mut cursor = BlockCursor::new(Arc::new(block));
                 let mut steps = 0;
                 if cursor.seek_to_first().is_ok() {
-                    while cursor.valid() && steps < 100 && cursor.next().is_ok() {
+                    while cursor.valid() && steps < 100 && cursor.advance().is_ok() {
                         steps += 1;
                     }
                 }
                 if cursor.seek_to_last().is_ok() {
-                    while cursor.valid() && steps < 200 && cursor.prev().is_ok() {
+                    while cursor.valid() && steps < 200 && cursor.step_back().is_ok() {
                         steps += 1;
                     }
                 }

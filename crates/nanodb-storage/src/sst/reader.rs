@@ -198,7 +198,7 @@ fn decode_index(path: &Path, bytes: Vec<u8>, data_end: u64) -> Result<Vec<IndexE
             }
         }
         entries.push(IndexEntry { last_key: cursor.key().to_vec(), handle });
-        cursor.next().map_err(corrupt)?;
+        cursor.advance().map_err(corrupt)?;
     }
     Ok(entries)
 }
@@ -304,8 +304,8 @@ impl InternalIterator for SstCursor {
     fn next(&mut self) -> Result<()> {
         let Some(block) = self.block.as_mut() else { return Ok(()) };
         let result = match self.direction {
-            Direction::Forward => block.next(),
-            Direction::Reverse => block.prev(),
+            Direction::Forward => block.advance(),
+            Direction::Reverse => block.step_back(),
         };
         let result = self.block_result(result).and_then(|()| self.skip_exhausted_blocks());
         result.map_err(|error| self.fail(error))
