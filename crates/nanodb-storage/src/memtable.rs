@@ -25,8 +25,11 @@ use std::sync::Arc;
 
 /// Approximate bytes a skip-list entry costs beyond its key and value.
 pub const MEMTABLE_ENTRY_OVERHEAD_BYTES: usize = 64;
-/// Entries copied out of the skip list per refill of an iterator's buffer.
-const CURSOR_CHUNK_ENTRIES: usize = 128;
+/// Entries copied out of the skip list by the first refill after a seek: short scans copy
+/// little. Each further refill copies twice as many, up to `CURSOR_CHUNK_ENTRIES_MAX`.
+const CURSOR_CHUNK_ENTRIES_MIN: usize = 16;
+/// Most entries copied out of the skip list per refill.
+const CURSOR_CHUNK_ENTRIES_MAX: usize = 256;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct MemKey {
@@ -158,6 +161,7 @@ impl Memtable {
             memtable: Arc::clone(self),
             direction,
             chunk: Vec::new(),
+            chunk_len: CURSOR_CHUNK_ENTRIES_MIN,
             position: 0,
             exhausted: true,
         }
@@ -171,6 +175,8 @@ pub struct MemtableCursor {
     memtable: Arc<Memtable>,
     direction: Direction,
     chunk: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Entries the next refill copies.
+    chunk_len: usize,
     position: usize,
     exhausted: bool,
 }
@@ -187,29 +193,32 @@ impl MemtableCursor {
         };
         match self.direction {
             Direction::Forward => {
-                for entry in map.range((from, Bound::Unbounded)).take(CURSOR_CHUNK_ENTRIES) {
+                for entry in map.range((from, Bound::Unbounded)).take(self.chunk_len) {
                     let item = push(entry.key(), entry.value());
                     self.chunk.push(item);
                 }
             }
             Direction::Reverse => {
-                for entry in map.range((Bound::Unbounded, from)).rev().take(CURSOR_CHUNK_ENTRIES) {
+                for entry in map.range((Bound::Unbounded, from)).rev().take(self.chunk_len) {
                     let item = push(entry.key(), entry.value());
                     self.chunk.push(item);
                 }
             }
         }
-        self.exhausted = self.chunk.len() < CURSOR_CHUNK_ENTRIES;
+        self.exhausted = self.chunk.len() < self.chunk_len;
+        self.chunk_len = (self.chunk_len * 2).min(CURSOR_CHUNK_ENTRIES_MAX);
     }
 }
 
 impl InternalIterator for MemtableCursor {
     fn seek(&mut self, target: &[u8]) -> Result<()> {
+        self.chunk_len = CURSOR_CHUNK_ENTRIES_MIN;
         self.refill(Bound::Included(MemKey::from_internal(target)));
         Ok(())
     }
 
     fn seek_to_start(&mut self) -> Result<()> {
+        self.chunk_len = CURSOR_CHUNK_ENTRIES_MIN;
         self.refill(Bound::Unbounded);
         Ok(())
     }

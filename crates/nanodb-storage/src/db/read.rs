@@ -10,7 +10,7 @@
 
 use super::stats::StatsCounters;
 use super::{DbInner, DbStats, LevelStats};
-use crate::iter::{DbIterator, Direction, InternalIterator, MergingIterator};
+use crate::iter::{DbIterator, Direction, InternalIterator, MergingIterator, PointRead};
 use crate::memtable::Lookup;
 use crate::version::ReadView;
 use crate::Result;
@@ -113,7 +113,7 @@ fn merged_iterator(view: &ReadView, direction: Direction) -> MergingIterator {
 /// once and ends the iteration.
 pub struct Iter {
     // Keeps the database (and its directory lock) alive while the iterator reads its files.
-    _inner: Arc<DbInner>,
+    inner: Arc<DbInner>,
     view: Arc<ReadView>,
     seqno: u64,
     bounds: KeyBounds,
@@ -128,7 +128,7 @@ impl Iter {
     pub(crate) fn new(inner: &Arc<DbInner>, seqno: u64, bounds: KeyBounds) -> Iter {
         StatsCounters::add(&inner.stats.iterators_created, 1);
         Iter {
-            _inner: Arc::clone(inner),
+            inner: Arc::clone(inner),
             view: inner.current_view(),
             seqno,
             bounds,
@@ -142,8 +142,9 @@ impl Iter {
 
     fn make(&self, direction: Direction) -> DbIterator {
         let merged = merged_iterator(&self.view, direction);
-        let (lower, upper) = self.bounds.clone();
-        DbIterator::new(merged, direction, self.seqno, lower, upper)
+        let (inner, view, seqno) = (Arc::clone(&self.inner), Arc::clone(&self.view), self.seqno);
+        let point_read: PointRead = Box::new(move |key| get_in_view(&inner, &view, key, seqno));
+        DbIterator::new(merged, direction, self.seqno, self.bounds.clone(), point_read)
     }
 
     fn finish_with(

@@ -5,6 +5,12 @@
 //! is a tombstone) and skip the key's older versions. In reverse, a key's versions arrive
 //! oldest first: remember the last visible one and emit it when the key changes.
 //!
+//! A key overwritten many times has many versions in the sources. Walking them one by one
+//! makes a scan that starts at a hot key cost as much as its version count, so after
+//! `VERSIONS_SKIPPED_BEFORE_RESEEK` versions of one key the iterator jumps: forward, it seeks
+//! to the first visible version or past the key; in reverse, it asks the point read for the
+//! key's visible value and seeks past the key.
+//!
 //! Thread safety: used by one thread; it owns `Arc`s of every source, so it sees a consistent
 //! snapshot while writes, flushes and other readers go on.
 //!
@@ -21,6 +27,13 @@ use std::ops::Bound;
 /// A key and its value.
 pub type KeyValue = (Vec<u8>, Vec<u8>);
 
+/// Versions of one key walked one by one before the iterator seeks past them (RocksDB's
+/// `max_sequential_skip_in_iterations` plays the same role).
+pub const VERSIONS_SKIPPED_BEFORE_RESEEK: u32 = 8;
+
+/// Reads one key at the iterator's seqno from the same sources (used by reverse skips).
+pub type PointRead = Box<dyn Fn(&[u8]) -> Result<Option<Vec<u8>>> + Send>;
+
 /// Iterates user keys at a seqno, in one direction.
 pub struct DbIterator {
     merged: MergingIterator,
@@ -34,6 +47,33 @@ pub struct DbIterator {
     pending: Option<(Vec<u8>, Option<Vec<u8>>)>,
     /// Forward only: the key just yielded or skipped, whose older versions are skipped.
     skip_key: Option<Vec<u8>>,
+    run: VersionRun,
+    point_read: PointRead,
+}
+
+/// The key whose versions are being stepped over, and how many so far.
+#[derive(Default)]
+struct VersionRun {
+    key: Vec<u8>,
+    length: u32,
+}
+
+impl VersionRun {
+    /// Counts one more version of `user_key` stepped over; true once the run is long enough
+    /// that seeking past it is cheaper (the count then starts again).
+    fn is_long(&mut self, user_key: &[u8]) -> bool {
+        if self.key != user_key {
+            self.key.clear();
+            self.key.extend_from_slice(user_key);
+            self.length = 0;
+        }
+        self.length += 1;
+        if self.length > VERSIONS_SKIPPED_BEFORE_RESEEK {
+            self.length = 0;
+            return true;
+        }
+        false
+    }
 }
 
 impl DbIterator {
@@ -41,8 +81,8 @@ impl DbIterator {
         merged: MergingIterator,
         direction: Direction,
         seqno: u64,
-        lower: Bound<Vec<u8>>,
-        upper: Bound<Vec<u8>>,
+        (lower, upper): (Bound<Vec<u8>>, Bound<Vec<u8>>),
+        point_read: PointRead,
     ) -> DbIterator {
         DbIterator {
             merged,
@@ -54,6 +94,8 @@ impl DbIterator {
             done: false,
             pending: None,
             skip_key: None,
+            run: VersionRun::default(),
+            point_read,
         }
     }
 
@@ -116,10 +158,25 @@ impl DbIterator {
             let parsed = parse_internal_key(self.merged.key()).ok_or_else(|| {
                 Error::corruption("<iterator>", "malformed internal key from a source")
             })?;
-            if parsed.seqno > self.seqno
-                || self.skip_key.as_deref() == Some(parsed.user_key)
-                || self.below_lower(parsed.user_key)
-            {
+            let invisible = parsed.seqno > self.seqno;
+            let shadowed = self.skip_key.as_deref() == Some(parsed.user_key);
+            if invisible || shadowed {
+                if self.run.is_long(parsed.user_key) {
+                    // Newer versions come first: jump to the first visible one, or, for the
+                    // older versions of a key already handled, past the key (seqno 0 is never
+                    // used, so (key, 0, Delete) sorts after every version of the key).
+                    let target = if shadowed {
+                        internal_key(parsed.user_key, 0, ValueKind::Delete as u8)
+                    } else {
+                        internal_key(parsed.user_key, self.seqno, KIND_FOR_SEEK)
+                    };
+                    self.merged.seek(&target)?;
+                } else {
+                    self.merged.next()?;
+                }
+                continue;
+            }
+            if self.below_lower(parsed.user_key) {
                 self.merged.next()?;
                 continue;
             }
@@ -158,6 +215,18 @@ impl DbIterator {
             if self.below_lower(parsed.user_key) {
                 self.merged = MergingIterator::new(Vec::new(), self.direction);
                 break;
+            }
+            if self.run.is_long(parsed.user_key) {
+                // Many versions, oldest first: read the visible one directly, then seek to
+                // before the key's newest possible version, which is past all of them.
+                let user_key = parsed.user_key.to_vec();
+                let value = (self.point_read)(&user_key)?;
+                let target = internal_key(&user_key, SEQNO_MAX, KIND_FOR_SEEK);
+                self.pending = Some((user_key, value));
+                self.merged.seek(&target)?;
+                // The seek lands on the last entry <= target: a version at SEQNO_MAX itself,
+                // which is never written, or an entry of a smaller key.
+                continue;
             }
             if parsed.seqno <= self.seqno {
                 let value = (parsed.kind == ValueKind::Put).then(|| self.merged.value().to_vec());

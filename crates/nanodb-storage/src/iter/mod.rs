@@ -15,7 +15,7 @@
 mod db_iter;
 mod merge;
 
-pub use db_iter::DbIterator;
+pub use db_iter::{DbIterator, PointRead};
 pub use merge::MergingIterator;
 
 use crate::Result;
