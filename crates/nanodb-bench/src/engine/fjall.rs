@@ -3,7 +3,7 @@
 //! with LZ4). Unsynced writes are buffered in fjall's journal writer (they may not survive a
 //! process crash until fjall flushes it); `put_sync` calls `persist(SyncData)`.
 
-use super::{text, Engine, EngineConfig, EngineResult};
+use super::{count_entries, text, Engine, EngineConfig, EngineResult};
 use fjall::config::CompressionPolicy;
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use std::path::Path;
@@ -62,26 +62,11 @@ impl Engine for Fjall {
     }
 
     fn scan(&self, start: &[u8], count: usize, reverse: bool) -> EngineResult<usize> {
-        let mut seen = 0;
-        let mut visit = |guard: fjall::Guard| -> EngineResult<bool> {
-            guard.into_inner().map_err(text)?;
-            seen += 1;
-            Ok(seen < count)
-        };
         if reverse {
-            for guard in self.keyspace.range(..=start).rev() {
-                if !visit(guard)? {
-                    break;
-                }
-            }
+            count_entries(self.keyspace.range(..=start).rev().map(fjall::Guard::into_inner), count)
         } else {
-            for guard in self.keyspace.range(start..) {
-                if !visit(guard)? {
-                    break;
-                }
-            }
+            count_entries(self.keyspace.range(start..).map(fjall::Guard::into_inner), count)
         }
-        Ok(seen)
     }
 
     fn settle(&self) -> EngineResult<()> {

@@ -3,7 +3,7 @@
 //! `cache_size_bytes` does not apply); `put_sync` commits and then forces a sync. Every write
 //! is its own write transaction. LMDB has no compression.
 
-use super::{text, Engine, EngineConfig, EngineResult};
+use super::{count_entries, text, Engine, EngineConfig, EngineResult};
 use heed::types::Bytes;
 use heed::{Database, Env, EnvFlags, EnvOpenOptions};
 use std::ops::Bound;
@@ -78,31 +78,16 @@ impl Engine for Lmdb {
 
     fn scan(&self, start: &[u8], count: usize, reverse: bool) -> EngineResult<usize> {
         let txn = self.env.read_txn().map_err(text)?;
-        let mut seen = 0;
-        let mut visit = |entry: heed::Result<(&[u8], &[u8])>| -> EngineResult<bool> {
-            entry.map_err(text)?;
-            seen += 1;
-            Ok(seen < count)
-        };
         // LMDB refuses zero-length keys, even as a range bound: an empty start means "from the
         // first key".
         let start_bound = if start.is_empty() { Bound::Unbounded } else { Bound::Included(start) };
         if reverse {
             let bounds = (Bound::Unbounded, start_bound);
-            for entry in self.db.rev_range(&txn, &bounds).map_err(text)? {
-                if !visit(entry)? {
-                    break;
-                }
-            }
+            count_entries(self.db.rev_range(&txn, &bounds).map_err(text)?, count)
         } else {
             let bounds = (start_bound, Bound::Unbounded);
-            for entry in self.db.range(&txn, &bounds).map_err(text)? {
-                if !visit(entry)? {
-                    break;
-                }
-            }
+            count_entries(self.db.range(&txn, &bounds).map_err(text)?, count)
         }
-        Ok(seen)
     }
 
     fn settle(&self) -> EngineResult<()> {

@@ -105,6 +105,19 @@ pub fn open(name: &str, dir: &Path, config: EngineConfig) -> EngineResult<Box<dy
     }
 }
 
+/// Walks up to `count` entries of a scan, failing on the first error; returns how many.
+pub(crate) fn count_entries<T, E: std::fmt::Display>(
+    entries: impl Iterator<Item = Result<T, E>>,
+    count: usize,
+) -> EngineResult<usize> {
+    let mut seen = 0;
+    for entry in entries.take(count) {
+        entry.map_err(text)?;
+        seen += 1;
+    }
+    Ok(seen)
+}
+
 /// Turns any displayable error into the harness's error text.
 pub(crate) fn text<E: std::fmt::Display>(error: E) -> String {
     error.to_string()

@@ -2,7 +2,7 @@
 //! OS page cache after each group commit, so they survive a process crash) or `sync = true`.
 //! No block cache exists yet, so `cache_size_bytes` is unused: reads go to the page cache.
 
-use super::{text, Engine, EngineConfig, EngineResult};
+use super::{count_entries, text, Engine, EngineConfig, EngineResult};
 use nanodb_storage::{Db, Options, WriteBatch, WriteOptions};
 use std::path::Path;
 
@@ -50,28 +50,11 @@ impl Engine for NanoDb {
     }
 
     fn scan(&self, start: &[u8], count: usize, reverse: bool) -> EngineResult<usize> {
-        let iter =
-            if reverse { self.db.range(..=start) } else { self.db.range(start..) }.map_err(text)?;
-        let mut seen = 0;
-        let mut visit = |entry: nanodb_storage::Result<(Vec<u8>, Vec<u8>)>| -> EngineResult<bool> {
-            entry.map_err(text)?;
-            seen += 1;
-            Ok(seen < count)
-        };
         if reverse {
-            for entry in iter.rev() {
-                if !visit(entry)? {
-                    break;
-                }
-            }
+            count_entries(self.db.range(..=start).map_err(text)?.rev(), count)
         } else {
-            for entry in iter {
-                if !visit(entry)? {
-                    break;
-                }
-            }
+            count_entries(self.db.range(start..).map_err(text)?, count)
         }
-        Ok(seen)
     }
 
     fn settle(&self) -> EngineResult<()> {

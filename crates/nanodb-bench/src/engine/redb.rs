@@ -2,7 +2,7 @@
 //! `Durability::None` (visible, not persisted until a later durable commit) or, for
 //! `put_sync`, `Durability::Immediate`. redb has no compression.
 
-use super::{text, Engine, EngineConfig, EngineResult};
+use super::{count_entries, text, Engine, EngineConfig, EngineResult};
 use redb::{Database, Durability, ReadableDatabase, TableDefinition};
 use std::path::Path;
 
@@ -74,28 +74,11 @@ impl Engine for Redb {
     fn scan(&self, start: &[u8], count: usize, reverse: bool) -> EngineResult<usize> {
         let txn = self.db.begin_read().map_err(text)?;
         let table = txn.open_table(TABLE).map_err(text)?;
-        let mut seen = 0;
-        let range =
-            if reverse { table.range(..=start) } else { table.range(start..) }.map_err(text)?;
-        let mut visit = |entry: Result<_, redb::StorageError>| -> EngineResult<bool> {
-            entry.map_err(text)?;
-            seen += 1;
-            Ok(seen < count)
-        };
         if reverse {
-            for entry in range.rev() {
-                if !visit(entry)? {
-                    break;
-                }
-            }
+            count_entries(table.range(..=start).map_err(text)?.rev(), count)
         } else {
-            for entry in range {
-                if !visit(entry)? {
-                    break;
-                }
-            }
+            count_entries(table.range(start..).map_err(text)?, count)
         }
-        Ok(seen)
     }
 
     fn settle(&self) -> EngineResult<()> {

@@ -2,7 +2,7 @@
 //! `write_buffer_size_bytes`, bloom filter 10 bits per key, 4 KiB blocks, compression off.
 //! Unsynced writes go to the WAL without fsync; `put_sync` sets `WriteOptions::sync`.
 
-use super::{text, Engine, EngineConfig, EngineResult};
+use super::{count_entries, text, Engine, EngineConfig, EngineResult};
 use rocksdb::{
     BlockBasedOptions, Cache, DBCompressionType, Direction, IteratorMode, Options, WriteOptions, DB,
 };
@@ -64,15 +64,7 @@ impl Engine for RocksDb {
 
     fn scan(&self, start: &[u8], count: usize, reverse: bool) -> EngineResult<usize> {
         let direction = if reverse { Direction::Reverse } else { Direction::Forward };
-        let mut seen = 0;
-        for entry in self.db.iterator(IteratorMode::From(start, direction)) {
-            entry.map_err(text)?;
-            seen += 1;
-            if seen >= count {
-                break;
-            }
-        }
-        Ok(seen)
+        count_entries(self.db.iterator(IteratorMode::From(start, direction)), count)
     }
 
     fn settle(&self) -> EngineResult<()> {

@@ -1,7 +1,7 @@
 //! sled 0.34: page cache `cache_capacity = cache_size_bytes`, compression off (its default),
 //! background flush every 500 ms (its default); `put_sync` calls `flush()` after the write.
 
-use super::{text, Engine, EngineConfig, EngineResult};
+use super::{count_entries, text, Engine, EngineConfig, EngineResult};
 use std::path::Path;
 
 pub struct Sled {
@@ -50,26 +50,11 @@ impl Engine for Sled {
     }
 
     fn scan(&self, start: &[u8], count: usize, reverse: bool) -> EngineResult<usize> {
-        let mut seen = 0;
-        let mut visit = |entry: sled::Result<(sled::IVec, sled::IVec)>| -> EngineResult<bool> {
-            entry.map_err(text)?;
-            seen += 1;
-            Ok(seen < count)
-        };
         if reverse {
-            for entry in self.db.range(..=start).rev() {
-                if !visit(entry)? {
-                    break;
-                }
-            }
+            count_entries(self.db.range(..=start).rev(), count)
         } else {
-            for entry in self.db.range(start..) {
-                if !visit(entry)? {
-                    break;
-                }
-            }
+            count_entries(self.db.range(start..), count)
         }
-        Ok(seen)
     }
 
     fn settle(&self) -> EngineResult<()> {
