@@ -148,90 +148,89 @@ fn fresh_dir(dir: &Path) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))
 }
 
+/// Prints one workload's outcome as a `RESULT {json}` line, after letting the engine settle.
+fn emit(
+    args: &Args,
+    name: &str,
+    engine: &dyn engine::Engine,
+    dir: &Path,
+    outcome: Outcome,
+    written_before: u64,
+) -> Result<(), String> {
+    engine.settle()?;
+    let entry_bytes = (args.params.key_size + args.params.value_size) as u64;
+    let latency = outcome.latency.as_ref();
+    let micros = |q: f64| latency.map_or(0.0, |h| h.value_at_quantile(q) as f64 / 1000.0);
+    let record = Record {
+        engine: name.to_string(),
+        workload: outcome.workload.clone(),
+        repeat: 0,
+        threads: outcome.threads,
+        ops: outcome.ops,
+        seconds: outcome.seconds,
+        ops_per_sec: outcome.ops as f64 / outcome.seconds.max(1e-9),
+        p50_us: micros(0.5),
+        p99_us: micros(0.99),
+        p999_us: micros(0.999),
+        disk_bytes: metrics::dir_size_bytes(dir),
+        live_bytes: outcome.live_keys * entry_bytes,
+        storage_bytes_written: metrics::storage_bytes_written().saturating_sub(written_before),
+        logical_bytes_written: outcome.logical_bytes_written,
+        peak_rss_bytes: metrics::peak_rss_bytes(),
+        description: engine.describe(),
+    };
+    let line = serde_json::to_string(&record).map_err(|e| e.to_string())?;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "RESULT {line}").and_then(|()| stdout.flush()).map_err(|e| e.to_string())
+}
+
+/// What a group of workloads gets: the engine, and a callback that records one outcome (and
+/// resets the per-workload counters for the next).
+type Report<'a> = dyn FnMut(Outcome) -> Result<(), String> + 'a;
+
+/// Opens engine `name` on a fresh directory for `group`, runs `body`, then removes the
+/// directory.
+fn on_fresh_engine(
+    args: &Args,
+    name: &str,
+    group: &str,
+    body: impl FnOnce(&dyn engine::Engine, &mut Report<'_>) -> Result<(), String>,
+) -> Result<(), String> {
+    let dir = args.dir.join(format!("{name}-{group}"));
+    fresh_dir(&dir)?;
+    let result = (|| {
+        let engine = engine::open(name, &dir, CONFIG)?;
+        metrics::reset_peak_rss();
+        let mut before = metrics::storage_bytes_written();
+        let mut report = |outcome: Outcome| {
+            emit(args, name, engine.as_ref(), &dir, outcome, before)?;
+            metrics::reset_peak_rss();
+            before = metrics::storage_bytes_written();
+            Ok(())
+        };
+        body(engine.as_ref(), &mut report)
+    })();
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
 /// One engine, every workload, in this process; prints one `RESULT {json}` line per workload.
 fn worker(args: &Args) -> Result<(), String> {
     let name = args.engines.first().ok_or("worker needs --engine")?.clone();
     let params = args.params;
-    let entry_bytes = (params.key_size + params.value_size) as u64;
-    let emit = |engine: &dyn engine::Engine,
-                dir: &Path,
-                outcome: Outcome,
-                written_before: u64|
-     -> Result<(), String> {
-        engine.settle()?;
-        let latency = outcome.latency.as_ref();
-        let micros = |q: f64| latency.map_or(0.0, |h| h.value_at_quantile(q) as f64 / 1000.0);
-        let record = Record {
-            engine: name.clone(),
-            workload: outcome.workload.clone(),
-            repeat: 0,
-            threads: outcome.threads,
-            ops: outcome.ops,
-            seconds: outcome.seconds,
-            ops_per_sec: outcome.ops as f64 / outcome.seconds.max(1e-9),
-            p50_us: micros(0.5),
-            p99_us: micros(0.99),
-            p999_us: micros(0.999),
-            disk_bytes: metrics::dir_size_bytes(dir),
-            live_bytes: outcome.live_keys * entry_bytes,
-            storage_bytes_written: metrics::storage_bytes_written().saturating_sub(written_before),
-            logical_bytes_written: outcome.logical_bytes_written,
-            peak_rss_bytes: metrics::peak_rss_bytes(),
-            description: engine.describe(),
-        };
-        let line = serde_json::to_string(&record).map_err(|e| e.to_string())?;
-        let mut stdout = std::io::stdout().lock();
-        writeln!(stdout, "RESULT {line}").and_then(|()| stdout.flush()).map_err(|e| e.to_string())
-    };
-
-    let dir = args.dir.join(format!("{name}-fillseq"));
-    fresh_dir(&dir)?;
-    {
-        let engine = engine::open(&name, &dir, CONFIG)?;
-        metrics::reset_peak_rss();
-        let before = metrics::storage_bytes_written();
-        let outcome = workload::fill_sequential(engine.as_ref(), params)?;
-        emit(engine.as_ref(), &dir, outcome, before)?;
-    }
-    let _ = std::fs::remove_dir_all(&dir);
-
-    let dir = args.dir.join(format!("{name}-fillbatch"));
-    fresh_dir(&dir)?;
-    {
-        let engine = engine::open(&name, &dir, CONFIG)?;
-        metrics::reset_peak_rss();
-        let before = metrics::storage_bytes_written();
-        let outcome = workload::fill_batch(engine.as_ref(), params)?;
-        emit(engine.as_ref(), &dir, outcome, before)?;
-    }
-    let _ = std::fs::remove_dir_all(&dir);
-
-    let dir = args.dir.join(format!("{name}-main"));
-    fresh_dir(&dir)?;
-    {
-        let engine = engine::open(&name, &dir, CONFIG)?;
-        metrics::reset_peak_rss();
-        let mut before = metrics::storage_bytes_written();
-        workload::main_group(engine.as_ref(), params, &mut |outcome| {
-            emit(engine.as_ref(), &dir, outcome, before)?;
-            metrics::reset_peak_rss();
-            before = metrics::storage_bytes_written();
-            Ok(())
-        })?;
-    }
-    let _ = std::fs::remove_dir_all(&dir);
-
+    on_fresh_engine(args, &name, "fillseq", |engine, report| {
+        report(workload::fill_sequential(engine, params)?)
+    })?;
+    on_fresh_engine(args, &name, "fillbatch", |engine, report| {
+        report(workload::fill_batch(engine, params)?)
+    })?;
+    on_fresh_engine(args, &name, "main", |engine, report| {
+        workload::main_group(engine, params, report)
+    })?;
     for &writers in DURABLE_WRITERS {
-        let dir = args.dir.join(format!("{name}-durable"));
-        fresh_dir(&dir)?;
-        {
-            let engine = engine::open(&name, &dir, CONFIG)?;
-            metrics::reset_peak_rss();
-            let before = metrics::storage_bytes_written();
-            let outcome = workload::durable(engine.as_ref(), params, writers)?;
-            emit(engine.as_ref(), &dir, outcome, before)?;
-        }
-        let _ = std::fs::remove_dir_all(&dir);
+        on_fresh_engine(args, &name, "durable", |engine, report| {
+            report(workload::durable(engine, params, writers)?)
+        })?;
     }
     Ok(())
 }

@@ -141,6 +141,15 @@ fn wal(c: &mut Criterion) {
     group.finish();
 }
 
+/// A forward merging iterator over one cursor per memtable.
+fn merged_forward(sources: &[Arc<Memtable>]) -> MergingIterator {
+    let children: Vec<Box<dyn InternalIterator>> = sources
+        .iter()
+        .map(|m| Box::new(m.cursor(Direction::Forward)) as Box<dyn InternalIterator>)
+        .collect();
+    MergingIterator::new(children, Direction::Forward)
+}
+
 fn merge(c: &mut Criterion) {
     let sources: Vec<Arc<Memtable>> = (0..4u64)
         .map(|source| {
@@ -156,11 +165,7 @@ fn merge(c: &mut Criterion) {
     group.throughput(Throughput::Elements(100_000));
     group.bench_function("scan_4_sources_100k", |b| {
         b.iter(|| {
-            let children: Vec<Box<dyn InternalIterator>> = sources
-                .iter()
-                .map(|m| Box::new(m.cursor(Direction::Forward)) as Box<dyn InternalIterator>)
-                .collect();
-            let mut merged = MergingIterator::new(children, Direction::Forward);
+            let mut merged = merged_forward(&sources);
             merged.seek_to_start().expect("seek");
             let mut seen = 0u64;
             while merged.valid() {
@@ -174,11 +179,7 @@ fn merge(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     group.bench_function("seek_4_sources", |b| {
         b.iter(|| {
-            let children: Vec<Box<dyn InternalIterator>> = sources
-                .iter()
-                .map(|m| Box::new(m.cursor(Direction::Forward)) as Box<dyn InternalIterator>)
-                .collect();
-            let mut merged = MergingIterator::new(children, Direction::Forward);
+            let mut merged = merged_forward(&sources);
             merged.seek(&target).expect("seek");
             black_box(merged.valid())
         })
