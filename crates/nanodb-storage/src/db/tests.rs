@@ -148,10 +148,8 @@ fn append_batch(
     let _ = fs;
 }
 
-/// Crash while recovering a torn WAL: open made a new, empty WAL before the crash. The torn
-/// WAL is then not the newest, but nothing follows it, so it is still a torn tail.
-#[test]
-fn a_torn_wal_followed_only_by_empty_wals_recovers() {
+/// A database holding puts of `a` and `b` whose only WAL is then torn inside its last record.
+fn database_with_a_torn_wal() -> SimFs {
     let fs = SimFs::new();
     let db = Db::open("/db", options(&fs, 0)).unwrap();
     db.put(b"a", b"1", WriteOptions::SYNC).unwrap();
@@ -162,6 +160,14 @@ fn a_torn_wal_followed_only_by_empty_wals_recovers() {
     let wal_path = Path::new("/db").join(wal);
     let size = fs.read_live(&wal_path).unwrap().len();
     fs.truncate(&wal_path, size - 3);
+    fs
+}
+
+/// Crash while recovering a torn WAL: open made a new, empty WAL before the crash. The torn
+/// WAL is then not the newest, but nothing follows it, so it is still a torn tail.
+#[test]
+fn a_torn_wal_followed_only_by_empty_wals_recovers() {
+    let fs = database_with_a_torn_wal();
     crate::wal::create_wal(&fs, Path::new("/db/000900.wal")).unwrap();
     let db = Db::open("/db", options(&fs, 0)).unwrap();
     assert_eq!(db.get(b"a").unwrap().as_deref(), Some(&b"1"[..]));
@@ -169,15 +175,7 @@ fn a_torn_wal_followed_only_by_empty_wals_recovers() {
     drop(db);
 
     // Records after a torn one, in a newer WAL, are corruption: they would leave a hole.
-    let fs = SimFs::new();
-    let db = Db::open("/db", options(&fs, 0)).unwrap();
-    db.put(b"a", b"1", WriteOptions::SYNC).unwrap();
-    db.put(b"b", b"2", WriteOptions::SYNC).unwrap();
-    drop(db);
-    let names = fs.file_names(Path::new("/db"));
-    let wal_path = Path::new("/db").join(names.iter().find(|name| name.ends_with(".wal")).unwrap());
-    let size = fs.read_live(&wal_path).unwrap().len();
-    fs.truncate(&wal_path, size - 3);
+    let fs = database_with_a_torn_wal();
     let mut newer = crate::wal::create_wal(&fs, Path::new("/db/000900.wal")).unwrap();
     append_batch(&fs, &mut newer, 3, b"c");
     let error = Db::open("/db", options(&fs, 0)).unwrap_err();
