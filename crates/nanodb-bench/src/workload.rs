@@ -259,21 +259,19 @@ fn ycsb(ctx: &Ctx<'_>, report: &mut dyn FnMut(Outcome) -> EngineResult<()>) -> E
         let key = zipfian.next(rng);
         ctx.engine.put(&ctx.keys.key(key), ctx.keys.value(key, index + 7))
     };
+    // Reads `read_percent` of the time, updates otherwise.
+    let mixed = |read_percent: u64| {
+        move |index: u64, rng: &mut Rng| {
+            if rng.below(100) < read_percent {
+                read(rng)
+            } else {
+                update(index, rng)
+            }
+        }
+    };
     report(ctx.run("ycsb-c", threads, ops, 0.0, n, &|_, rng| read(rng))?)?;
-    report(ctx.run("ycsb-b", threads, ops, 0.05, n, &|index, rng| {
-        if rng.below(100) < 95 {
-            read(rng)
-        } else {
-            update(index, rng)
-        }
-    })?)?;
-    report(ctx.run("ycsb-a", threads, ops, 0.5, n, &|index, rng| {
-        if rng.below(100) < 50 {
-            read(rng)
-        } else {
-            update(index, rng)
-        }
-    })?)?;
+    report(ctx.run("ycsb-b", threads, ops, 0.05, n, &mixed(95))?)?;
+    report(ctx.run("ycsb-a", threads, ops, 0.5, n, &mixed(50))?)?;
     report(ctx.run("ycsb-f", threads, ops, 0.5, n, &|index, rng| {
         let key = zipfian.next(rng);
         let current = ctx.engine.get(&ctx.keys.key(key))?;

@@ -63,26 +63,16 @@ pub trait Engine: Send + Sync {
 
 /// Names of the engines compiled into this binary, NanoDB first.
 pub fn available() -> Vec<&'static str> {
-    let mut names = vec!["nanodb"];
-    if cfg!(feature = "rocksdb") {
-        names.push("rocksdb");
-    }
-    if cfg!(feature = "lmdb") {
-        names.push("lmdb");
-    }
-    if cfg!(feature = "redb") {
-        names.push("redb");
-    }
-    if cfg!(feature = "fjall") {
-        names.push("fjall");
-    }
-    if cfg!(feature = "sled") {
-        names.push("sled");
-    }
-    if cfg!(feature = "sqlite") {
-        names.push("sqlite");
-    }
-    names
+    let compiled = [
+        ("nanodb", true),
+        ("rocksdb", cfg!(feature = "rocksdb")),
+        ("lmdb", cfg!(feature = "lmdb")),
+        ("redb", cfg!(feature = "redb")),
+        ("fjall", cfg!(feature = "fjall")),
+        ("sled", cfg!(feature = "sled")),
+        ("sqlite", cfg!(feature = "sqlite")),
+    ];
+    compiled.iter().filter(|(_, built)| *built).map(|(name, _)| *name).collect()
 }
 
 /// Opens engine `name` on a fresh directory `dir`.

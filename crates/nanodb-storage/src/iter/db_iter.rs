@@ -183,10 +183,16 @@ impl DbIterator {
             if self.above_upper(parsed.user_key) {
                 return Ok(None);
             }
-            let user_key = parsed.user_key.to_vec();
             let entry = (parsed.kind == ValueKind::Put)
-                .then(|| (user_key.clone(), self.merged.value().to_vec()));
-            self.skip_key = Some(user_key);
+                .then(|| (parsed.user_key.to_vec(), self.merged.value().to_vec()));
+            // Reuse the buffer: one allocation per yielded key, none per tombstone.
+            match &mut self.skip_key {
+                Some(skip_key) => {
+                    skip_key.clear();
+                    skip_key.extend_from_slice(parsed.user_key);
+                }
+                None => self.skip_key = Some(parsed.user_key.to_vec()),
+            }
             self.merged.next()?;
             if entry.is_some() {
                 return Ok(entry);
