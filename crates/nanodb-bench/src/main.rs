@@ -6,6 +6,7 @@
 //! nanodb-bench run [--quick | --full] [--engines nanodb,rocksdb,...] [--repeats N]
 //!                  [--keys N] [--ops N] [--threads N] [--sync-ops N]
 //!                  [--key-size B] [--value-size B] [--dir PATH] [--write-docs]
+//!                  [--rss-max-gib N]
 //! nanodb-bench worker --engine NAME ...   (one engine, every workload; prints JSON lines)
 //! nanodb-bench report RESULTS.jsonl [--write-docs]
 //! ```
@@ -22,6 +23,14 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use workload::{Outcome, Params, DURABLE_WRITERS};
+
+/// A worker whose resident memory passes this many GiB is killed and its run recorded as a
+/// failure, so one runaway engine cannot take the machine down with it (`--rss-max-gib`).
+const RSS_MAX_GIB_DEFAULT: u64 = 16;
+/// The largest `--rss-max-gib` accepted (1 TiB).
+const RSS_MAX_GIB_LIMIT: u64 = 1024;
+/// How often the watchdog samples a worker's resident memory.
+const RSS_POLL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// Cache and write buffer every engine gets.
 const CONFIG: EngineConfig =
@@ -48,6 +57,24 @@ pub struct Record {
     pub description: String,
 }
 
+/// A worker that did not finish: a line `{"failure": {...}}` of the results file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Failure {
+    pub engine: String,
+    pub repeat: u32,
+    /// The last workload the worker reported before it failed, if any.
+    pub after_workload: Option<String>,
+    pub reason: String,
+}
+
+/// One line of a results file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+enum Line {
+    Failure { failure: Failure },
+    Record(Box<Record>),
+}
+
 #[derive(Debug, Clone)]
 struct Args {
     command: String,
@@ -58,10 +85,10 @@ struct Args {
     write_docs: bool,
     results: Option<PathBuf>,
     size_label: String,
+    rss_max_bytes: u64,
 }
 
-fn parse_args() -> Result<Args, String> {
-    let mut raw = std::env::args().skip(1);
+fn parse_args(mut raw: impl Iterator<Item = String>) -> Result<Args, String> {
     let command = raw
         .next()
         .ok_or("usage: nanodb-bench run|worker|report ... (see --help in the source header)")?;
@@ -81,6 +108,7 @@ fn parse_args() -> Result<Args, String> {
         write_docs: false,
         results: None,
         size_label: "quick".into(),
+        rss_max_bytes: RSS_MAX_GIB_DEFAULT << 30,
     };
     let mut ops_given = false;
     while let Some(flag) = raw.next() {
@@ -110,6 +138,13 @@ fn parse_args() -> Result<Args, String> {
             "--dir" => args.dir = value()?.into(),
             "--write-docs" => args.write_docs = true,
             "--size-label" => args.size_label = value()?,
+            "--rss-max-gib" => {
+                let gib = number(value()?)?;
+                if !(1..=RSS_MAX_GIB_LIMIT).contains(&gib) {
+                    return Err(format!("--rss-max-gib must be 1 to {RSS_MAX_GIB_LIMIT}"));
+                }
+                args.rss_max_bytes = gib << 30;
+            }
             other if !other.starts_with("--") && args.command == "report" => {
                 args.results = Some(other.into())
             }
@@ -124,15 +159,17 @@ fn parse_args() -> Result<Args, String> {
 }
 
 fn main() {
-    let outcome = parse_args().and_then(|args| match args.command.as_str() {
-        "worker" => worker(&args),
-        "run" => run(&args),
-        "report" => {
-            let results = args.results.clone().ok_or("report needs a results file")?;
-            report::write(&read_records(&results)?, &args_text(), &args.size_label, args.write_docs)
-        }
-        other => Err(format!("unknown command {other}")),
-    });
+    let outcome =
+        parse_args(std::env::args().skip(1)).and_then(|args| match args.command.as_str() {
+            "worker" => worker(&args),
+            "run" => run(&args),
+            "report" => {
+                let results = args.results.clone().ok_or("report needs a results file")?;
+                let (records, failures) = read_results(&results)?;
+                report::write(&records, &failures, &args_text(), &args.size_label, args.write_docs)
+            }
+            other => Err(format!("unknown command {other}")),
+        });
     if let Err(error) = outcome {
         eprintln!("nanodb-bench: {error}");
         std::process::exit(1);
@@ -247,6 +284,7 @@ fn run(args: &Args) -> Result<(), String> {
     let results_path = results_dir.join(format!("results-{stamp}.jsonl"));
     let mut results = std::fs::File::create(&results_path).map_err(|e| e.to_string())?;
     let mut records = Vec::new();
+    let mut failures = Vec::new();
     let p = args.params;
     eprintln!(
         "nanodb-bench: engines {:?}, {} repeats, {} keys, {} ops, {} threads, {} synced puts, results in {}",
@@ -279,6 +317,8 @@ fn run(args: &Args) -> Result<(), String> {
                 .spawn()
                 .map_err(|e| format!("spawn worker: {e}"))?;
             let stdout = child.stdout.take().ok_or("worker stdout")?;
+            let watchdog = Watchdog::start(child, args.rss_max_bytes);
+            let mut last_workload = None;
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 let Some(json) = line.strip_prefix("RESULT ") else { continue };
                 let mut record: Record = serde_json::from_str(json).map_err(|e| e.to_string())?;
@@ -289,27 +329,159 @@ fn run(args: &Args) -> Result<(), String> {
                 );
                 writeln!(results, "{}", serde_json::to_string(&record).map_err(|e| e.to_string())?)
                     .map_err(|e| e.to_string())?;
+                last_workload = Some(record.workload.clone());
                 records.push(record);
             }
-            let status = child.wait().map_err(|e| e.to_string())?;
+            let (status, killed_for_memory) = watchdog.finish()?;
             eprintln!(
                 "  repeat {repeat} {name} done in {:.0} s ({status})",
                 started.elapsed().as_secs_f64()
             );
             if !status.success() {
+                let reason = match killed_for_memory {
+                    Some(rss) => format!(
+                        "killed by the harness: resident memory reached {:.2} GiB (limit {} GiB)",
+                        rss as f64 / (1u64 << 30) as f64,
+                        args.rss_max_bytes >> 30
+                    ),
+                    None => format!("worker exited with {status}"),
+                };
                 eprintln!(
-                    "  warning: worker for {name} failed; its missing workloads are left out"
+                    "  warning: {name} failed ({reason}); its missing workloads are left out"
                 );
+                let failure =
+                    Failure { engine: name.clone(), repeat, after_workload: last_workload, reason };
+                let line = Line::Failure { failure: failure.clone() };
+                writeln!(results, "{}", serde_json::to_string(&line).map_err(|e| e.to_string())?)
+                    .map_err(|e| e.to_string())?;
+                failures.push(failure);
             }
         }
     }
-    report::write(&records, &args_text(), &args.size_label, args.write_docs)
+    report::write(&records, &failures, &args_text(), &args.size_label, args.write_docs)
 }
 
-fn read_records(path: &Path) -> Result<Vec<Record>, String> {
+fn read_results(path: &Path) -> Result<(Vec<Record>, Vec<Failure>), String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).map_err(|e| e.to_string()))
-        .collect()
+    let (mut records, mut failures) = (Vec::new(), Vec::new());
+    for (number, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        match serde_json::from_str(line)
+            .map_err(|e| format!("{}:{}: {e}", path.display(), number + 1))?
+        {
+            Line::Record(record) => records.push(*record),
+            Line::Failure { failure } => failures.push(failure),
+        }
+    }
+    Ok((records, failures))
+}
+
+/// Watches a worker's resident memory from a thread and kills it past the limit.
+struct Watchdog {
+    child: std::sync::Arc<std::sync::Mutex<std::process::Child>>,
+    done: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<Option<u64>>,
+}
+
+impl Watchdog {
+    fn start(child: std::process::Child, rss_max_bytes: u64) -> Watchdog {
+        use std::sync::atomic::Ordering;
+        let pid = child.id();
+        let child = std::sync::Arc::new(std::sync::Mutex::new(child));
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let thread = {
+            let (child, done) = (child.clone(), done.clone());
+            std::thread::spawn(move || {
+                while !done.load(Ordering::Relaxed) {
+                    let rss = metrics::resident_bytes_of(pid);
+                    if rss > rss_max_bytes {
+                        let mut child = child.lock().unwrap_or_else(|poison| poison.into_inner());
+                        // Only kill a worker that is still running (its pid is still ours).
+                        if matches!(child.try_wait(), Ok(None)) {
+                            let _ = child.kill();
+                            return Some(rss);
+                        }
+                    }
+                    std::thread::sleep(RSS_POLL_INTERVAL);
+                }
+                None
+            })
+        };
+        Watchdog { child, done, thread }
+    }
+
+    /// Waits for the worker (its stdout is closed) and says whether the watchdog killed it.
+    fn finish(self) -> Result<(std::process::ExitStatus, Option<u64>), String> {
+        self.done.store(true, std::sync::atomic::Ordering::Relaxed);
+        let killed = self.thread.join().map_err(|_| "watchdog thread panicked")?;
+        let status = self
+            .child
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .wait()
+            .map_err(|e| e.to_string())?;
+        Ok((status, killed))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(flags: &[&str]) -> Result<Args, String> {
+        parse_args(["run"].iter().chain(flags).map(|s| s.to_string()))
+    }
+
+    #[test]
+    fn rss_limit_is_checked_at_both_ends() {
+        assert_eq!(parse(&[]).unwrap().rss_max_bytes, RSS_MAX_GIB_DEFAULT << 30);
+        assert_eq!(parse(&["--rss-max-gib", "1"]).unwrap().rss_max_bytes, 1 << 30);
+        assert!(parse(&["--rss-max-gib", "0"]).is_err());
+        let top = RSS_MAX_GIB_LIMIT.to_string();
+        assert_eq!(parse(&["--rss-max-gib", &top]).unwrap().rss_max_bytes, RSS_MAX_GIB_LIMIT << 30);
+        let over = (RSS_MAX_GIB_LIMIT + 1).to_string();
+        assert!(parse(&["--rss-max-gib", &over]).is_err());
+    }
+
+    #[test]
+    fn results_file_holds_records_and_failures() {
+        let record = Record {
+            engine: "nanodb".into(),
+            workload: "fillseq".into(),
+            repeat: 2,
+            threads: 1,
+            ops: 10,
+            seconds: 0.5,
+            ops_per_sec: 20.0,
+            p50_us: 1.0,
+            p99_us: 2.0,
+            p999_us: 3.0,
+            disk_bytes: 4,
+            live_bytes: 5,
+            storage_bytes_written: 6,
+            logical_bytes_written: 7,
+            peak_rss_bytes: 8,
+            description: "d".into(),
+        };
+        let failure = Failure {
+            engine: "sled".into(),
+            repeat: 0,
+            after_workload: Some("fillseq".into()),
+            reason: "killed".into(),
+        };
+        let text = format!(
+            "{}\n\n{}\n",
+            serde_json::to_string(&record).unwrap(),
+            serde_json::to_string(&Line::Failure { failure }).unwrap()
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("results.jsonl");
+        std::fs::write(&path, text).unwrap();
+        let (records, failures) = read_results(&path).unwrap();
+        assert_eq!((records.len(), records[0].repeat, records[0].ops), (1, 2, 10));
+        assert_eq!(failures.len(), 1);
+        assert_eq!(failures[0].after_workload.as_deref(), Some("fillseq"));
+        std::fs::write(&path, "{\"engine\": 1}\n").unwrap();
+        let error = read_results(&path).unwrap_err();
+        assert!(error.contains("results.jsonl:1"), "{error}");
+    }
 }

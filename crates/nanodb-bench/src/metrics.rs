@@ -18,6 +18,11 @@ pub fn reset_peak_rss() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
+/// Current resident memory (VmRSS) of process `pid`, in bytes; 0 once it has exited.
+pub fn resident_bytes_of(pid: u32) -> u64 {
+    proc_field(&format!("/proc/{pid}/status"), "VmRSS:").map_or(0, |kib| kib * 1024)
+}
+
 fn proc_field(path: &str, name: &str) -> Option<u64> {
     let text = std::fs::read_to_string(path).ok()?;
     let line = text.lines().find(|line| line.starts_with(name))?;
