@@ -80,6 +80,16 @@ pub enum Lookup {
     Absent,
 }
 
+impl Lookup {
+    /// The value a read returns: `Some` for `Found`, `None` otherwise.
+    pub fn into_value(self) -> Option<Vec<u8>> {
+        match self {
+            Lookup::Found(value) => Some(value),
+            Lookup::Deleted | Lookup::Absent => None,
+        }
+    }
+}
+
 /// An in-memory ordered table of recent writes.
 #[derive(Debug)]
 pub struct Memtable {

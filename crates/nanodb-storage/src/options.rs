@@ -43,6 +43,32 @@ pub const BLOOM_BITS_PER_KEY_DEFAULT: u32 = 10;
 /// Default most bytes of writes one group commit gathers.
 pub const GROUP_COMMIT_SIZE_BYTES_MAX_DEFAULT: usize = 4 * 1024 * 1024;
 
+/// Default number of L0 files that starts a compaction into the base level.
+pub const L0_COMPACTION_TRIGGER_DEFAULT: usize = 4;
+/// Default number of L0 files at which writers are slowed down.
+pub const L0_SLOWDOWN_TRIGGER_DEFAULT: usize = 20;
+/// Default number of L0 files at which writers stop until compaction catches up.
+pub const L0_STOP_TRIGGER_DEFAULT: usize = 36;
+/// Largest allowed `Options::l0_stop_trigger`.
+pub const L0_STOP_TRIGGER_LIMIT: usize = 1024;
+/// Default target size of the base level (the level L0 compacts into), in bytes.
+pub const LEVEL_SIZE_BASE_BYTES_DEFAULT: u64 = 256 * 1024 * 1024;
+/// Smallest allowed `Options::level_size_base_bytes` and `Options::sst_size_bytes_target`.
+pub const LEVEL_SIZE_BYTES_MIN: u64 = 4 * 1024;
+/// Default growth factor of each level's target size over the level above it.
+pub const LEVEL_SIZE_MULTIPLIER_DEFAULT: u32 = 10;
+/// Allowed range of `Options::level_size_multiplier`.
+pub const LEVEL_SIZE_MULTIPLIER_RANGE: std::ops::RangeInclusive<u32> = 2..=100;
+/// Default size at which compaction starts a new output SST, in bytes.
+pub const SST_SIZE_BYTES_TARGET_DEFAULT: u64 = 64 * 1024 * 1024;
+/// Default write rate while writers are slowed down (L0 past the slowdown trigger), in bytes
+/// per second; it falls linearly towards a tenth of this as L0 nears the stop trigger.
+pub const SLOWDOWN_RATE_BYTES_PER_SEC_DEFAULT: u64 = 16 * 1024 * 1024;
+/// Longest a single group commit is delayed by the slowdown.
+pub const SLOWDOWN_DELAY_MAX: std::time::Duration = std::time::Duration::from_millis(100);
+/// Largest allowed `Options::background_threads`.
+pub const BACKGROUND_THREADS_LIMIT: usize = 64;
+
 /// How the engine treats a damaged WAL record during recovery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum WalRecovery {
@@ -80,9 +106,26 @@ pub struct Options {
     pub bloom_bits_per_key: u32,
     /// Most bytes one group commit writes at once.
     pub group_commit_size_bytes_max: usize,
-    /// Background flush threads: 1 (default) flushes in the background; 0 flushes in the
-    /// writer's own thread when a memtable fills, which makes runs deterministic for tests.
+    /// Background compaction threads, beside one flush thread: 1 by default, up to
+    /// `BACKGROUND_THREADS_LIMIT`. 0 runs flushes and compactions in the writer's own thread
+    /// when a memtable fills, which makes runs deterministic for tests.
     pub background_threads: usize,
+    /// L0 files that start a compaction into the base level.
+    pub l0_compaction_trigger: usize,
+    /// L0 files at which each group commit is delayed (see `slowdown_rate_bytes_per_sec`).
+    pub l0_slowdown_trigger: usize,
+    /// L0 files at which writers wait for compaction.
+    pub l0_stop_trigger: usize,
+    /// Target size of the base level, in bytes; deeper levels grow by `level_size_multiplier`.
+    /// The base level is chosen from the size of the last level, so that the tree holds about
+    /// 1.1 times its live data.
+    pub level_size_base_bytes: u64,
+    /// Growth factor of each level's target size.
+    pub level_size_multiplier: u32,
+    /// Size at which compaction starts a new output SST, in bytes.
+    pub sst_size_bytes_target: u64,
+    /// Write rate while L0 is past `l0_slowdown_trigger`, in bytes per second.
+    pub slowdown_rate_bytes_per_sec: u64,
     /// What to do with a damaged WAL record on recovery.
     pub wal_recovery: WalRecovery,
 }
@@ -102,6 +145,13 @@ impl Default for Options {
             bloom_bits_per_key: BLOOM_BITS_PER_KEY_DEFAULT,
             group_commit_size_bytes_max: GROUP_COMMIT_SIZE_BYTES_MAX_DEFAULT,
             background_threads: 1,
+            l0_compaction_trigger: L0_COMPACTION_TRIGGER_DEFAULT,
+            l0_slowdown_trigger: L0_SLOWDOWN_TRIGGER_DEFAULT,
+            l0_stop_trigger: L0_STOP_TRIGGER_DEFAULT,
+            level_size_base_bytes: LEVEL_SIZE_BASE_BYTES_DEFAULT,
+            level_size_multiplier: LEVEL_SIZE_MULTIPLIER_DEFAULT,
+            sst_size_bytes_target: SST_SIZE_BYTES_TARGET_DEFAULT,
+            slowdown_rate_bytes_per_sec: SLOWDOWN_RATE_BYTES_PER_SEC_DEFAULT,
             wal_recovery: WalRecovery::default(),
         }
     }
@@ -139,11 +189,43 @@ impl Options {
                 )));
             }
         }
-        if self.background_threads > 1 {
-            return Err(crate::Error::InvalidArgument(format!(
-                "Options::background_threads is {}; 0 (inline flushes) and 1 are supported",
+        let invalid = |text: String| Err(crate::Error::InvalidArgument(text));
+        if self.background_threads > BACKGROUND_THREADS_LIMIT {
+            return invalid(format!(
+                "Options::background_threads is {}, at most {BACKGROUND_THREADS_LIMIT}",
                 self.background_threads
-            )));
+            ));
+        }
+        let (trigger, slowdown, stop) =
+            (self.l0_compaction_trigger, self.l0_slowdown_trigger, self.l0_stop_trigger);
+        if !(1 <= trigger
+            && trigger <= slowdown
+            && slowdown <= stop
+            && stop <= L0_STOP_TRIGGER_LIMIT)
+        {
+            return invalid(format!(
+                "Options L0 triggers are compaction {trigger}, slowdown {slowdown}, stop {stop}; \
+                 they must satisfy 1 <= compaction <= slowdown <= stop <= {L0_STOP_TRIGGER_LIMIT}"
+            ));
+        }
+        for (name, value) in [
+            ("level_size_base_bytes", self.level_size_base_bytes),
+            ("sst_size_bytes_target", self.sst_size_bytes_target),
+        ] {
+            if value < LEVEL_SIZE_BYTES_MIN {
+                return invalid(format!(
+                    "Options::{name} is {value}, at least {LEVEL_SIZE_BYTES_MIN}"
+                ));
+            }
+        }
+        if !LEVEL_SIZE_MULTIPLIER_RANGE.contains(&self.level_size_multiplier) {
+            return invalid(format!(
+                "Options::level_size_multiplier is {}, allowed range is {:?}",
+                self.level_size_multiplier, LEVEL_SIZE_MULTIPLIER_RANGE
+            ));
+        }
+        if self.slowdown_rate_bytes_per_sec == 0 {
+            return invalid("Options::slowdown_rate_bytes_per_sec must be at least 1".into());
         }
         if self.group_commit_size_bytes_max == 0 {
             return Err(crate::Error::InvalidArgument(
@@ -204,6 +286,41 @@ mod tests {
         assert!(options.validate().is_err());
 
         let options = Options { frozen_memtables_max: 0, ..Default::default() };
+        assert!(options.validate().is_err());
+
+        let mut options =
+            Options { background_threads: BACKGROUND_THREADS_LIMIT, ..Default::default() };
+        options.validate().unwrap();
+        options.background_threads += 1;
+        assert!(options.validate().is_err());
+
+        let triggers = |trigger, slowdown, stop| Options {
+            l0_compaction_trigger: trigger,
+            l0_slowdown_trigger: slowdown,
+            l0_stop_trigger: stop,
+            ..Default::default()
+        };
+        triggers(1, 1, 1).validate().unwrap();
+        triggers(1, 1, L0_STOP_TRIGGER_LIMIT).validate().unwrap();
+        assert!(triggers(1, 1, L0_STOP_TRIGGER_LIMIT + 1).validate().is_err());
+        assert!(triggers(0, 1, 1).validate().is_err());
+        assert!(triggers(4, 3, 36).validate().is_err());
+        assert!(triggers(4, 20, 19).validate().is_err());
+
+        let sizes = |base, sst| Options {
+            level_size_base_bytes: base,
+            sst_size_bytes_target: sst,
+            ..Default::default()
+        };
+        sizes(LEVEL_SIZE_BYTES_MIN, LEVEL_SIZE_BYTES_MIN).validate().unwrap();
+        assert!(sizes(LEVEL_SIZE_BYTES_MIN - 1, LEVEL_SIZE_BYTES_MIN).validate().is_err());
+        assert!(sizes(LEVEL_SIZE_BYTES_MIN, LEVEL_SIZE_BYTES_MIN - 1).validate().is_err());
+
+        for (multiplier, ok) in [(1, false), (2, true), (100, true), (101, false)] {
+            let options = Options { level_size_multiplier: multiplier, ..Default::default() };
+            assert_eq!(options.validate().is_ok(), ok, "multiplier {multiplier}");
+        }
+        let options = Options { slowdown_rate_bytes_per_sec: 0, ..Default::default() };
         assert!(options.validate().is_err());
     }
 }

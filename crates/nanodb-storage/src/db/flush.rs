@@ -30,7 +30,7 @@ use std::thread::JoinHandle;
 
 /// Writes `memtable` to SST `number` in `dir`, syncs it and the directory, and opens it.
 pub(crate) fn write_sst(
-    fs: &dyn Fs,
+    fs: &Arc<dyn Fs>,
     dir: &Path,
     options: &Options,
     memtable: &Memtable,
@@ -41,11 +41,11 @@ pub(crate) fn write_sst(
         block_size_bytes: options.block_size_bytes,
         bloom_bits_per_key: options.bloom_bits_per_key,
     };
-    let mut writer = SstWriter::create(fs, &path, writer_options)?;
+    let mut writer = SstWriter::create(fs.as_ref(), &path, writer_options)?;
     memtable.for_each(|key, value| writer.add(key, value))?;
     let properties = writer.finish()?;
-    sync_dir(fs, dir)?;
-    let reader = Arc::new(SstReader::open(fs, &path)?);
+    sync_dir(fs.as_ref(), dir)?;
+    let reader = Arc::new(SstReader::open(fs.as_ref(), &path)?);
     let meta = FileMeta {
         number,
         level: 0,
@@ -56,7 +56,7 @@ pub(crate) fn write_sst(
         smallest_key: properties.smallest_key,
         largest_key: properties.largest_key,
     };
-    Ok(Arc::new(SstHandle { meta, reader }))
+    Ok(Arc::new(SstHandle::new(meta, reader, Arc::clone(fs))))
 }
 
 /// Flushes the oldest frozen memtable, if any. Called with the engine lock held; releases it
@@ -76,7 +76,7 @@ pub(crate) fn flush_oldest(
     let written = MutexGuard::unlocked(engine, || {
         // A panic here must not leave `flush_running` set: it becomes an error (and poison).
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            write_sst(inner.fs.as_ref(), &inner.dir, &inner.options, &imm, number)
+            write_sst(&inner.fs, &inner.dir, &inner.options, &imm, number)
         }))
         .unwrap_or_else(|panic| Err(Error::Internal(super::write::panic_message(&panic))))
     });
@@ -106,7 +106,7 @@ pub(crate) fn flush_oldest(
 
     let mut open = view.version.handles_by_number();
     open.insert(handle.meta.number, Arc::clone(&handle));
-    let version = Arc::new(Version::build(&engine.state, &open));
+    let version = Arc::new(Version::build(&engine.state, &open, view.version.read_seqno_min));
     engine.imms.pop_front();
     let imms = view.imms.iter().filter(|m| !Arc::ptr_eq(m, &imm)).cloned().collect();
     *inner.view.write() = Arc::new(ReadView { mem: Arc::clone(&view.mem), imms, version });
@@ -114,13 +114,27 @@ pub(crate) fn flush_oldest(
 
     StatsCounters::add(&inner.stats.flushes, 1);
     StatsCounters::add(&inner.stats.flush_bytes_written, handle.meta.size_bytes);
+    StatsCounters::add(&inner.stats.level_bytes_written[0], handle.meta.size_bytes);
     // The WAL is now redundant. If removing it fails, the next open removes it.
     let _ = inner.fs.remove_file(&wal_path(&inner.dir, imm.wal_number()));
     Ok(())
 }
 
+/// Flushes the oldest frozen memtable, then runs every compaction that is due: the writer's
+/// own work when there are no background threads.
+pub(crate) fn flush_oldest_inline(
+    inner: &DbInner,
+    engine: &mut MutexGuard<'_, EngineState>,
+) -> Result<()> {
+    flush_oldest(inner, engine)?;
+    super::compact::compact_until_done(inner, engine)
+}
+
 /// Replaces the manifest with a new one holding just the current state.
-fn roll_manifest(inner: &DbInner, engine: &mut MutexGuard<'_, EngineState>) -> Result<()> {
+pub(crate) fn roll_manifest(
+    inner: &DbInner,
+    engine: &mut MutexGuard<'_, EngineState>,
+) -> Result<()> {
     let old_number = engine.manifest.number();
     let number = engine.state.next_file_number;
     engine.state.next_file_number += 1;
@@ -145,7 +159,7 @@ pub(crate) fn flush_all(inner: &DbInner) -> Result<()> {
     while engine.imms.front().is_some_and(|imm| imm.wal_number() <= target_wal) {
         inner.check_writable()?;
         if inner.options.background_threads == 0 {
-            flush_oldest(inner, &mut engine).map_err(|error| inner.poison(error))?;
+            flush_oldest_inline(inner, &mut engine).map_err(|error| inner.poison(error))?;
         } else {
             inner.engine_changed.wait_for(&mut engine, ENGINE_WAIT);
         }

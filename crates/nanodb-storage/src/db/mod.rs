@@ -16,6 +16,7 @@
 //!    refuses writes until reopened; nothing after the failure is acknowledged.
 //! 3. Only one thread at a time holds `wal`: the group-commit leader, or `flush()`.
 
+mod compact;
 mod flush;
 mod open;
 mod read;
@@ -35,7 +36,7 @@ use crate::version::ReadView;
 use crate::{Error, Result};
 use parking_lot::{Condvar, Mutex, RwLock};
 use stats::StatsCounters;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::ops::RangeBounds;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -63,8 +64,12 @@ pub(crate) struct EngineState {
     imms: VecDeque<Arc<Memtable>>,
     /// True while a flush of `imms[0]` is writing its SST.
     flush_running: bool,
-    /// Set when the database closes: the flush thread exits.
+    /// Set when the database closes: the background threads exit.
     shutdown: bool,
+    /// Files that running compactions read or replace.
+    compacting: HashSet<u64>,
+    /// Per level, the largest user key of the last file compacted out of it.
+    cursors: Vec<Vec<u8>>,
 }
 
 /// State shared by every handle, snapshot and iterator of one database.
@@ -135,10 +140,10 @@ impl DbInner {
     }
 }
 
-/// Owns the background thread; shuts the database down when the last `Db` clone drops.
+/// Owns the background threads; shuts the database down when the last `Db` clone drops.
 struct DbHandle {
     inner: Arc<DbInner>,
-    flush_thread: Mutex<Option<JoinHandle<()>>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl DbHandle {
@@ -151,8 +156,9 @@ impl DbHandle {
             engine.shutdown = true;
             self.inner.engine_changed.notify_all();
         }
-        if let Some(thread) = self.flush_thread.lock().take() {
-            // A panic in the flush thread is a bug; it has already poisoned nothing we can use.
+        for thread in std::mem::take(&mut *self.threads.lock()) {
+            // The threads catch panics in their work; a panic escaping one is a bug that has
+            // nothing left for us to report.
             let _ = thread.join();
         }
         // Make every acknowledged write durable on a clean close, synced or not. A poisoned
@@ -192,8 +198,15 @@ impl Db {
     /// was not yet in SSTs. Fails with `Error::Locked` if it is already open.
     pub fn open(path: impl AsRef<Path>, options: Options) -> Result<Db> {
         let inner = Arc::new(open::open(path.as_ref(), options)?);
-        let flush_thread = flush::start_flush_thread(&inner)?;
-        Ok(Db { handle: Arc::new(DbHandle { inner, flush_thread: Mutex::new(flush_thread) }) })
+        let handle = DbHandle { inner: Arc::clone(&inner), threads: Mutex::new(Vec::new()) };
+        // From here a failure to start a thread drops `handle`, which stops those started.
+        if let Some(thread) = flush::start_flush_thread(&inner)? {
+            handle.threads.lock().push(thread);
+        }
+        for thread in compact::start_compaction_threads(&inner)? {
+            handle.threads.lock().push(thread);
+        }
+        Ok(Db { handle: Arc::new(handle) })
     }
 
     fn inner(&self) -> &Arc<DbInner> {
@@ -233,8 +246,7 @@ impl Db {
     /// The value of `key`, if present.
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>> {
         self.inner().check_open()?;
-        let seqno = self.inner().seqno_visible.load(Ordering::Acquire);
-        read::get(self.inner(), key.as_ref(), seqno)
+        read::get_latest(self.inner(), key.as_ref())
     }
 
     /// A consistent read-only view of the database as of now; it stays valid while writes go on.
@@ -251,15 +263,13 @@ impl Db {
     /// The keys in `range` with their values, in key order (`.rev()` for descending).
     pub fn range<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> Result<Iter> {
         self.inner().check_open()?;
-        let seqno = self.inner().seqno_visible.load(Ordering::Acquire);
-        Ok(Iter::new(self.inner(), seqno, read::bounds_of(&range)))
+        Ok(Iter::latest(self.inner(), read::bounds_of(&range)))
     }
 
     /// The keys starting with `prefix` with their values, in key order (`.rev()` for descending).
     pub fn prefix(&self, prefix: impl AsRef<[u8]>) -> Result<Iter> {
         self.inner().check_open()?;
-        let seqno = self.inner().seqno_visible.load(Ordering::Acquire);
-        Ok(Iter::new(self.inner(), seqno, read::prefix_bounds(prefix.as_ref())))
+        Ok(Iter::latest(self.inner(), read::prefix_bounds(prefix.as_ref())))
     }
 
     /// Freezes the memtable and waits until it and every earlier one are in SSTs.

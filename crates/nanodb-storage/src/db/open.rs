@@ -75,8 +75,8 @@ pub(crate) fn open(dir: &Path, options: Options) -> Result<DbInner> {
     state.next_file_number = state.next_file_number.max(largest_number + 1);
 
     check_needed_wal_exists(dir, &state, &files)?;
-    let mut open_files = open_ssts(fs.as_ref(), dir, &state)?;
-    let seqno_last = replay_wals(fs.as_ref(), dir, &options, &files, &mut state, &mut open_files)?;
+    let mut open_files = open_ssts(&fs, dir, &state)?;
+    let seqno_last = replay_wals(&fs, dir, &options, &files, &mut state, &mut open_files)?;
 
     // A fresh WAL and manifest: the manifest says every older WAL is no longer needed.
     let wal_number = allocate(&mut state);
@@ -88,7 +88,7 @@ pub(crate) fn open(dir: &Path, options: Options) -> Result<DbInner> {
     let manifest = ManifestWriter::create(fs.as_ref(), dir, manifest_number, &state)?;
     remove_obsolete_files(fs.as_ref(), dir, &names, &state, manifest_number);
 
-    let version = Arc::new(Version::build(&state, &open_files));
+    let version = Arc::new(Version::build(&state, &open_files, 0));
     let view = ReadView { mem: Arc::new(Memtable::new(wal_number)), imms: Vec::new(), version };
     Ok(DbInner {
         dir: dir.to_path_buf(),
@@ -100,6 +100,8 @@ pub(crate) fn open(dir: &Path, options: Options) -> Result<DbInner> {
             imms: VecDeque::new(),
             flush_running: false,
             shutdown: false,
+            compacting: Default::default(),
+            cursors: vec![Vec::new(); crate::manifest::LEVEL_COUNT],
         }),
         engine_changed: Condvar::new(),
         queue: Default::default(),
@@ -178,14 +180,14 @@ fn wal_holds_records(fs: &dyn Fs, path: &Path, options: &Options) -> bool {
 }
 
 fn open_ssts(
-    fs: &dyn Fs,
+    fs: &Arc<dyn Fs>,
     dir: &Path,
     state: &ManifestState,
 ) -> Result<HashMap<u64, Arc<SstHandle>>> {
     let mut open = HashMap::new();
     for meta in state.files() {
         let path = sst_path(dir, meta.number);
-        let reader = SstReader::open(fs, &path).map_err(|error| match error {
+        let reader = SstReader::open(fs.as_ref(), &path).map_err(|error| match error {
             Error::Io { source, .. } if source.kind() == io::ErrorKind::NotFound => {
                 Error::corruption(&path, "listed in the manifest but missing")
             }
@@ -203,7 +205,7 @@ fn open_ssts(
         }
         open.insert(
             meta.number,
-            Arc::new(SstHandle { meta: meta.clone(), reader: Arc::new(reader) }),
+            Arc::new(SstHandle::new(meta.clone(), Arc::new(reader), Arc::clone(fs))),
         );
     }
     Ok(open)
@@ -212,7 +214,7 @@ fn open_ssts(
 /// Replays the WALs the manifest still needs into a memtable, flushes it to an L0 SST if it
 /// holds anything, and returns the last seqno.
 fn replay_wals(
-    fs: &dyn Fs,
+    fs: &Arc<dyn Fs>,
     dir: &Path,
     options: &Options,
     files: &[FileKind],
@@ -232,7 +234,7 @@ fn replay_wals(
     let mut seqno_last = state.last_seqno;
     for &number in &wal_numbers {
         let path = wal_path(dir, number);
-        let replay = replay_wal(fs, &path, options.wal_recovery, |header, ops| {
+        let replay = replay_wal(fs.as_ref(), &path, options.wal_recovery, |header, ops| {
             let count = u64::from(header.count);
             let seqno_end =
                 header.seqno_first.checked_add(count).filter(|&end| end <= SEQNO_MAX + 1);

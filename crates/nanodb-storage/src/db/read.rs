@@ -10,9 +10,11 @@
 
 use super::stats::StatsCounters;
 use super::{DbInner, DbStats, LevelStats};
-use crate::iter::{DbIterator, Direction, InternalIterator, MergingIterator, PointRead};
+use crate::iter::{
+    DbIterator, Direction, InternalIterator, LevelCursor, MergingIterator, PointRead,
+};
 use crate::memtable::Lookup;
-use crate::version::ReadView;
+use crate::version::{ReadView, SstHandle};
 use crate::Result;
 use std::ops::{Bound, RangeBounds};
 use std::sync::atomic::Ordering;
@@ -48,12 +50,41 @@ pub(crate) fn prefix_bounds(prefix: &[u8]) -> KeyBounds {
     (Bound::Included(prefix.to_vec()), upper)
 }
 
-/// The value of `key` at `seqno`.
+/// The latest visible seqno and a view that holds every version a read at it needs.
+///
+/// The seqno is read before the view (`db/mod.rs` invariant 1). If a compaction installed in
+/// between dropped versions at or above that seqno (`version.rs` invariant 4), both are read
+/// again: the seqno only grows, so the second try succeeds.
+pub(crate) fn latest_seqno_and_view(inner: &DbInner) -> (u64, Arc<ReadView>) {
+    loop {
+        let seqno = inner.seqno_visible.load(Ordering::Acquire);
+        let view = inner.current_view();
+        if seqno >= view.version.read_seqno_min {
+            return (seqno, view);
+        }
+    }
+}
+
+/// The value of `key` as of now.
+pub(crate) fn get_latest(inner: &DbInner, key: &[u8]) -> Result<Option<Vec<u8>>> {
+    let (seqno, view) = latest_seqno_and_view(inner);
+    get_with_view(inner, &view, key, seqno)
+}
+
+/// The value of `key` at the registered snapshot `seqno`.
 pub(crate) fn get(inner: &DbInner, key: &[u8], seqno: u64) -> Result<Option<Vec<u8>>> {
-    let view = inner.current_view();
+    get_with_view(inner, &inner.current_view(), key, seqno)
+}
+
+fn get_with_view(
+    inner: &DbInner,
+    view: &ReadView,
+    key: &[u8],
+    seqno: u64,
+) -> Result<Option<Vec<u8>>> {
     let stats = &inner.stats;
     StatsCounters::add(&stats.gets, 1);
-    let found = get_in_view(inner, &view, key, seqno)?;
+    let found = get_in_view(inner, view, key, seqno)?;
     if found.is_some() {
         StatsCounters::add(&stats.get_hits, 1);
     }
@@ -73,26 +104,47 @@ fn get_in_view(
             Lookup::Absent => {}
         }
     }
-    let stats = &inner.stats;
-    for handle in view.version.levels.iter().flatten() {
-        if !handle.covers(key) || handle.meta.seqno_min > seqno {
-            continue;
-        }
-        if handle.reader.has_filter() {
-            StatsCounters::add(&stats.bloom_checks, 1);
-            if !handle.reader.may_contain(key) {
-                StatsCounters::add(&stats.bloom_skips, 1);
-                continue;
-            }
-        }
-        StatsCounters::add(&stats.sst_reads, 1);
-        match handle.reader.get(key, seqno)? {
-            Lookup::Found(value) => return Ok(Some(value)),
-            Lookup::Deleted => return Ok(None),
+    let version = &view.version;
+    let l0 = version.levels[0].iter().filter(|handle| handle.covers(key));
+    for handle in l0 {
+        match search_file(inner, handle, 0, key, seqno)? {
             Lookup::Absent => {}
+            found => return Ok(found.into_value()),
+        }
+    }
+    for level in 1..version.levels.len() {
+        if let Some(handle) = version.file_covering(level, key) {
+            match search_file(inner, handle, level, key, seqno)? {
+                Lookup::Absent => {}
+                found => return Ok(found.into_value()),
+            }
         }
     }
     Ok(None)
+}
+
+/// Searches one file whose range covers `key`, behind its bloom filter.
+fn search_file(
+    inner: &DbInner,
+    handle: &SstHandle,
+    level: usize,
+    key: &[u8],
+    seqno: u64,
+) -> Result<Lookup> {
+    let stats = &inner.stats;
+    if handle.meta.seqno_min > seqno {
+        return Ok(Lookup::Absent);
+    }
+    if handle.reader.has_filter() {
+        StatsCounters::add(&stats.bloom_checks, 1);
+        if !handle.reader.may_contain(key) {
+            StatsCounters::add(&stats.bloom_skips, 1);
+            return Ok(Lookup::Absent);
+        }
+    }
+    StatsCounters::add(&stats.sst_reads, 1);
+    StatsCounters::add(&stats.level_point_reads[level], 1);
+    handle.reader.get(key, seqno)
 }
 
 fn merged_iterator(view: &ReadView, direction: Direction) -> MergingIterator {
@@ -102,8 +154,11 @@ fn merged_iterator(view: &ReadView, direction: Direction) -> MergingIterator {
             children.push(Box::new(memtable.cursor(direction)));
         }
     }
-    for handle in view.version.levels.iter().flatten() {
+    for handle in &view.version.levels[0] {
         children.push(Box::new(handle.reader.cursor(direction)));
+    }
+    for files in view.version.levels.iter().skip(1).filter(|files| !files.is_empty()) {
+        children.push(Box::new(LevelCursor::new(files.clone(), direction)));
     }
     MergingIterator::new(children, direction)
 }
@@ -125,11 +180,22 @@ pub struct Iter {
 }
 
 impl Iter {
+    /// An iterator at the latest seqno.
+    pub(crate) fn latest(inner: &Arc<DbInner>, bounds: KeyBounds) -> Iter {
+        let (seqno, view) = latest_seqno_and_view(inner);
+        Iter::with_view(inner, view, seqno, bounds)
+    }
+
+    /// An iterator at the registered snapshot `seqno`.
     pub(crate) fn new(inner: &Arc<DbInner>, seqno: u64, bounds: KeyBounds) -> Iter {
+        Iter::with_view(inner, inner.current_view(), seqno, bounds)
+    }
+
+    fn with_view(inner: &Arc<DbInner>, view: Arc<ReadView>, seqno: u64, bounds: KeyBounds) -> Iter {
         StatsCounters::add(&inner.stats.iterators_created, 1);
         Iter {
             inner: Arc::clone(inner),
-            view: inner.current_view(),
+            view,
             seqno,
             bounds,
             front: None,
@@ -282,11 +348,16 @@ pub(crate) fn stats(inner: &DbInner) -> DbStats {
             .map(|files| LevelStats {
                 files: files.len() as u64,
                 size_bytes: files.iter().map(|file| file.meta.size_bytes).sum(),
+                ..LevelStats::default()
             })
             .collect(),
         snapshots_live: inner.snapshots.lock().values().map(|&count| count as u64).sum(),
         ..DbStats::default()
     };
+    let targets = crate::compaction::level_targets(&inner.engine.lock().state, &inner.options);
+    for (level, level_stats) in stats.levels.iter_mut().enumerate() {
+        level_stats.target_size_bytes = targets.size_bytes[level];
+    }
     stats.fill_counters(&inner.stats);
     stats
 }
@@ -307,6 +378,19 @@ pub struct VerifyReport {
 pub(crate) fn verify(inner: &DbInner) -> Result<VerifyReport> {
     let view = inner.current_view();
     let mut report = VerifyReport::default();
+    for (level, files) in view.version.levels.iter().enumerate().skip(1) {
+        for pair in files.windows(2) {
+            if pair[0].largest_user_key() >= pair[1].smallest_user_key() {
+                return Err(crate::Error::corruption(
+                    pair[1].reader.path(),
+                    format!(
+                        "level {level} files {} and {} overlap",
+                        pair[0].meta.number, pair[1].meta.number
+                    ),
+                ));
+            }
+        }
+    }
     for handle in view.version.levels.iter().flatten() {
         let entries = handle.reader.verify()?;
         if entries != handle.meta.entry_count {

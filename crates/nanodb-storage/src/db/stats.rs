@@ -3,6 +3,7 @@
 //! Thread safety: counters are relaxed atomics, bumped from any thread; they are statistics,
 //! not synchronisation, so a snapshot may be a few operations stale.
 
+use crate::manifest::LEVEL_COUNT;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -24,6 +25,19 @@ pub(crate) struct StatsCounters {
     pub(crate) write_stalls: AtomicU64,
     pub(crate) write_stall_micros: AtomicU64,
     pub(crate) iterators_created: AtomicU64,
+    pub(crate) compactions: AtomicU64,
+    pub(crate) trivial_moves: AtomicU64,
+    pub(crate) compaction_bytes_read: AtomicU64,
+    pub(crate) compaction_bytes_written: AtomicU64,
+    pub(crate) compaction_entries_dropped: AtomicU64,
+    pub(crate) write_slowdowns: AtomicU64,
+    pub(crate) write_slowdown_micros: AtomicU64,
+    /// Per level: bytes written into it (flushes into L0, compactions into their output).
+    pub(crate) level_bytes_written: [AtomicU64; LEVEL_COUNT],
+    /// Per level: bytes compactions read out of it.
+    pub(crate) level_bytes_read: [AtomicU64; LEVEL_COUNT],
+    /// Per level: point reads that searched one of its files.
+    pub(crate) level_point_reads: [AtomicU64; LEVEL_COUNT],
 }
 
 impl StatsCounters {
@@ -36,13 +50,22 @@ impl StatsCounters {
     }
 }
 
-/// Files and bytes in one level.
+/// The shape of one level and the I/O it has seen since open.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct LevelStats {
     /// SST files in the level.
     pub files: u64,
     /// Bytes of those files.
     pub size_bytes: u64,
+    /// The level's target size (0 for L0 and for unused levels above the base level).
+    pub target_size_bytes: u64,
+    /// Bytes written into the level by flushes (L0) or compactions.
+    pub bytes_written: u64,
+    /// Bytes compactions read out of the level.
+    pub bytes_read: u64,
+    /// Point reads that searched a file of the level (after range and bloom checks).
+    pub point_reads: u64,
 }
 
 /// A snapshot of a database's counters and shape.
@@ -89,6 +112,20 @@ pub struct DbStats {
     pub snapshots_live: u64,
     /// Iterators created.
     pub iterators_created: u64,
+    /// Compactions that merged files.
+    pub compactions: u64,
+    /// Compactions that moved a file to the next level without rewriting it.
+    pub trivial_moves: u64,
+    /// Bytes of SSTs compactions read.
+    pub compaction_bytes_read: u64,
+    /// Bytes of SSTs compactions wrote.
+    pub compaction_bytes_written: u64,
+    /// Versions and tombstones compactions dropped.
+    pub compaction_entries_dropped: u64,
+    /// Group commits delayed because L0 passed `Options::l0_slowdown_trigger`.
+    pub write_slowdowns: u64,
+    /// Total delay of those group commits, in microseconds.
+    pub write_slowdown_micros: u64,
 }
 
 impl DbStats {
@@ -109,6 +146,29 @@ impl DbStats {
         self.write_stalls = read(&counters.write_stalls);
         self.write_stall_micros = read(&counters.write_stall_micros);
         self.iterators_created = read(&counters.iterators_created);
+        self.compactions = read(&counters.compactions);
+        self.trivial_moves = read(&counters.trivial_moves);
+        self.compaction_bytes_read = read(&counters.compaction_bytes_read);
+        self.compaction_bytes_written = read(&counters.compaction_bytes_written);
+        self.compaction_entries_dropped = read(&counters.compaction_entries_dropped);
+        self.write_slowdowns = read(&counters.write_slowdowns);
+        self.write_slowdown_micros = read(&counters.write_slowdown_micros);
+        for (level, stats) in self.levels.iter_mut().enumerate().take(LEVEL_COUNT) {
+            stats.bytes_written = read(&counters.level_bytes_written[level]);
+            stats.bytes_read = read(&counters.level_bytes_read[level]);
+            stats.point_reads = read(&counters.level_point_reads[level]);
+        }
+    }
+
+    /// Bytes written to storage (WAL, flushes, compactions) per byte of user writes
+    /// (`wal_bytes_written` approximates the user bytes); 0 before any write.
+    pub fn write_amplification(&self) -> f64 {
+        if self.wal_bytes_written == 0 {
+            return 0.0;
+        }
+        let storage =
+            self.wal_bytes_written + self.flush_bytes_written + self.compaction_bytes_written;
+        storage as f64 / self.wal_bytes_written as f64
     }
 
     /// Total bytes in SSTs over all levels.
@@ -125,11 +185,19 @@ impl fmt::Display for DbStats {
             "memtable              {} bytes, {} frozen",
             self.memtable_size_bytes, self.frozen_memtables
         )?;
-        for (level, stats) in self.levels.iter().enumerate().filter(|(_, s)| s.files > 0) {
+        for (level, stats) in self.levels.iter().enumerate() {
+            if stats.files == 0 && stats.bytes_written == 0 {
+                continue;
+            }
             writeln!(
                 f,
-                "L{level}                    {} files, {} bytes",
-                stats.files, stats.size_bytes
+                "L{level}                    {} files, {} bytes (target {}), written {}, read {}, {} point reads",
+                stats.files,
+                stats.size_bytes,
+                stats.target_size_bytes,
+                stats.bytes_written,
+                stats.bytes_read,
+                stats.point_reads
             )?;
         }
         writeln!(
@@ -153,6 +221,21 @@ impl fmt::Display for DbStats {
             self.bloom_checks, self.bloom_skips
         )?;
         writeln!(f, "flushes               {} ({} bytes)", self.flushes, self.flush_bytes_written)?;
+        writeln!(
+            f,
+            "compactions           {} ({} trivial moves), {} bytes read, {} written, {} entries dropped",
+            self.compactions,
+            self.trivial_moves,
+            self.compaction_bytes_read,
+            self.compaction_bytes_written,
+            self.compaction_entries_dropped
+        )?;
+        writeln!(f, "write amplification   {:.2}", self.write_amplification())?;
+        writeln!(
+            f,
+            "write slowdowns       {} ({} us)",
+            self.write_slowdowns, self.write_slowdown_micros
+        )?;
         write!(f, "write stalls          {} ({} us)", self.write_stalls, self.write_stall_micros)
     }
 }

@@ -20,7 +20,7 @@ use crate::filenames::wal_path;
 use crate::key::SEQNO_MAX;
 use crate::manifest::sync_dir;
 use crate::memtable::Memtable;
-use crate::options::WriteOptions;
+use crate::options::{Options, WriteOptions, SLOWDOWN_DELAY_MAX};
 use crate::record_log::encode_record;
 use crate::version::ReadView;
 use crate::wal::create_wal;
@@ -29,7 +29,7 @@ use parking_lot::{Condvar, Mutex};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::stats::StatsCounters;
 
@@ -129,10 +129,56 @@ fn take_group(pending: &mut VecDeque<PendingWrite>, size_bytes_max: usize) -> Ve
     group
 }
 
+/// How long to delay a group of `bytes` with `l0_files` files in L0: the write rate falls
+/// linearly from `slowdown_rate_bytes_per_sec` at the slowdown trigger to a tenth of it at the
+/// stop trigger; no delay below the slowdown trigger.
+pub(crate) fn slowdown_delay(options: &Options, l0_files: usize, bytes: usize) -> Duration {
+    let (slowdown, stop) = (options.l0_slowdown_trigger, options.l0_stop_trigger);
+    if l0_files < slowdown {
+        return Duration::ZERO;
+    }
+    let span = (stop - slowdown).max(1) as u64;
+    let over = ((l0_files - slowdown) as u64).min(span);
+    let rate = (options.slowdown_rate_bytes_per_sec * (10 * span - 9 * over) / (10 * span)).max(1);
+    Duration::from_secs_f64(bytes as f64 / rate as f64).min(SLOWDOWN_DELAY_MAX)
+}
+
+/// Delays the group while L0 is past the slowdown trigger and waits while it is past the stop
+/// trigger, so background compaction can catch up. Without background threads compaction runs
+/// inline after each flush and L0 never piles up.
+fn throttle(inner: &DbInner, bytes: usize) -> Result<()> {
+    let options = &inner.options;
+    if options.background_threads == 0 {
+        return Ok(());
+    }
+    let l0_files = || inner.current_view().version.levels[0].len();
+    let files = l0_files();
+    let stats = &inner.stats;
+    if files >= options.l0_stop_trigger {
+        let start = Instant::now();
+        let mut engine = inner.engine.lock();
+        while l0_files() >= options.l0_stop_trigger {
+            inner.check_writable()?;
+            inner.engine_changed.wait_for(&mut engine, super::ENGINE_WAIT);
+        }
+        StatsCounters::add(&stats.write_stalls, 1);
+        StatsCounters::add(&stats.write_stall_micros, start.elapsed().as_micros() as u64);
+    } else {
+        let delay = slowdown_delay(options, files, bytes);
+        if !delay.is_zero() {
+            std::thread::sleep(delay);
+            StatsCounters::add(&stats.write_slowdowns, 1);
+            StatsCounters::add(&stats.write_slowdown_micros, delay.as_micros() as u64);
+        }
+    }
+    Ok(())
+}
+
 /// The leader's work for one group.
 fn commit_group(inner: &DbInner, group: &mut [PendingWrite]) -> Result<()> {
     let mut wal = inner.wal.lock();
     inner.check_writable()?;
+    throttle(inner, group.iter().map(|write| write.batch.size_bytes()).sum())?;
     if inner.current_view().mem.size_bytes() >= inner.options.memtable_size_bytes_max {
         freeze_memtable(inner, &mut wal)?;
     }
@@ -192,7 +238,8 @@ pub(crate) fn freeze_memtable(inner: &DbInner, wal: &mut WalState) -> Result<()>
         inner.check_writable()?;
         stalled = true;
         if inner.options.background_threads == 0 {
-            super::flush::flush_oldest(inner, &mut engine).map_err(|error| inner.poison(error))?;
+            super::flush::flush_oldest_inline(inner, &mut engine)
+                .map_err(|error| inner.poison(error))?;
             continue;
         }
         inner.engine_changed.wait_for(&mut engine, super::ENGINE_WAIT);
@@ -226,4 +273,28 @@ pub(crate) fn freeze_memtable(inner: &DbInner, wal: &mut WalState) -> Result<()>
     *inner.view.write() = Arc::new(view);
     inner.engine_changed.notify_all();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slowdown_falls_linearly_from_the_slowdown_to_the_stop_trigger() {
+        let options = Options {
+            l0_slowdown_trigger: 20,
+            l0_stop_trigger: 30,
+            slowdown_rate_bytes_per_sec: 1_000_000,
+            ..Options::default()
+        };
+        assert_eq!(slowdown_delay(&options, 19, 1000), Duration::ZERO);
+        assert_eq!(slowdown_delay(&options, 20, 1000), Duration::from_millis(1));
+        assert_eq!(slowdown_delay(&options, 30, 1000), Duration::from_millis(10));
+        let middle = slowdown_delay(&options, 25, 1000);
+        assert!(middle > Duration::from_millis(1) && middle < Duration::from_millis(10));
+        // Never more than the cap per group, and no division by zero at equal triggers.
+        assert_eq!(slowdown_delay(&options, 30, 1 << 30), SLOWDOWN_DELAY_MAX);
+        let equal = Options { l0_slowdown_trigger: 30, ..options };
+        assert_eq!(slowdown_delay(&equal, 30, 1000), Duration::from_millis(1));
+    }
 }

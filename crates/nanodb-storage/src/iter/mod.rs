@@ -13,9 +13,11 @@
 //! 2. Once a method returns an error the iterator is invalid and stays so.
 
 mod db_iter;
+mod level;
 mod merge;
 
 pub use db_iter::{DbIterator, PointRead};
+pub use level::LevelCursor;
 pub use merge::MergingIterator;
 
 use crate::Result;

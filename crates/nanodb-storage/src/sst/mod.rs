@@ -21,7 +21,7 @@ pub use block::{Block, BlockCursor};
 pub use block_builder::BlockBuilder;
 #[cfg(feature = "bench-internals")]
 pub use bloom::{BloomBuilder, BloomFilter};
-pub use reader::SstReader;
+pub use reader::{SstCursor, SstReader};
 pub use writer::{SstWriter, SstWriterOptions};
 
 #[cfg(test)]

@@ -95,6 +95,12 @@ impl SstWriter {
         Ok(())
     }
 
+    /// Bytes the file would have if finished now (without filter and index), for splitting
+    /// compaction outputs.
+    pub fn size_bytes_estimate(&self) -> u64 {
+        self.offset + self.data.size_estimate_bytes() as u64
+    }
+
     fn write_block(&mut self, contents: &[u8]) -> Result<BlockHandle> {
         let handle = BlockHandle { offset: self.offset, size: contents.len() as u32 };
         let before = self.buffer.len();

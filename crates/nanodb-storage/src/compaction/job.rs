@@ -1,0 +1,286 @@
+//! Running one compaction: merge the input SSTs, drop what no reader can see, write outputs.
+//!
+//! Versions of one user key arrive newest first. The live snapshots cut the seqno space into
+//! *stripes*: a version belongs to the stripe of the oldest snapshot that can see it (or to
+//! the newest stripe when no snapshot can). Only the newest version in each stripe is visible
+//! to anyone, so older ones in the same stripe are dropped. A tombstone in the oldest stripe
+//! is dropped too when the output level is bottommost: every older version of its key is in
+//! the same stripe (dropped with it) and no level below can hold another.
+//!
+//! Outputs are split at `sst_size_bytes_target`, only between user keys, so the files of a
+//! level never share a user key.
+//!
+//! Thread safety: runs on one thread without any database lock; it only reads its inputs
+//! (immutable files) and writes new files no one else knows about.
+//!
+//! Invariants:
+//! 1. An entry is written only if it parsed as an internal key from a block whose checksum
+//!    matched: a corrupt input stops the compaction with an error and nothing is installed.
+//! 2. On error every output written so far is removed.
+
+use crate::filenames::sst_path;
+use crate::fs::Fs;
+use crate::iter::{Direction, InternalIterator, MergingIterator};
+use crate::key::{parse_internal_key, ValueKind};
+use crate::manifest::{sync_dir, FileMeta};
+use crate::sst::{SstReader, SstWriter, SstWriterOptions};
+use crate::version::SstHandle;
+use crate::{Error, Result};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// How often (in entries) a running compaction checks whether the database is closing.
+const CLOSE_CHECK_INTERVAL_ENTRIES: u64 = 4096;
+
+/// What one compaction needs to run.
+pub struct JobInput<'a> {
+    /// The filesystem and directory of the database.
+    pub fs: &'a Arc<dyn Fs>,
+    /// The database directory.
+    pub dir: &'a Path,
+    /// The files to merge, newest source first.
+    pub inputs: Vec<Arc<SstHandle>>,
+    /// Level the outputs go to.
+    pub output_level: usize,
+    /// Live snapshot seqnos, ascending.
+    pub snapshots: Vec<u64>,
+    /// Tombstones in the oldest stripe may be dropped.
+    pub bottommost: bool,
+    /// Size at which a new output file starts, in bytes.
+    pub sst_size_bytes_target: u64,
+    /// Block size and bloom filter of the outputs.
+    pub writer_options: SstWriterOptions,
+    /// Set when the database is closing: the job stops early with `Error::Closed`.
+    pub closing: &'a AtomicBool,
+    /// Allocates the file number of the next output.
+    pub next_file_number: &'a dyn Fn() -> u64,
+}
+
+/// What a finished compaction produced.
+#[derive(Debug, Default)]
+pub struct JobOutput {
+    /// The new files, open, in key order.
+    pub outputs: Vec<Arc<SstHandle>>,
+    /// Entries read from the inputs.
+    pub entries_read: u64,
+    /// Entries written to the outputs.
+    pub entries_written: u64,
+    /// Bytes of input files read.
+    pub bytes_read: u64,
+    /// Bytes of output files written.
+    pub bytes_written: u64,
+}
+
+/// Decides, one entry at a time, which versions survive.
+#[derive(Debug, Default)]
+pub(crate) struct VersionFilter {
+    snapshots: Vec<u64>,
+    bottommost: bool,
+    user_key: Vec<u8>,
+    has_key: bool,
+    last_stripe: usize,
+}
+
+impl VersionFilter {
+    pub(crate) fn new(snapshots: Vec<u64>, bottommost: bool) -> VersionFilter {
+        VersionFilter { snapshots, bottommost, ..Default::default() }
+    }
+
+    /// True if the version (`user_key`, `seqno`, `kind`) must be kept. Versions must come in
+    /// internal key order.
+    pub(crate) fn keep(&mut self, user_key: &[u8], seqno: u64, kind: ValueKind) -> bool {
+        // The oldest snapshot that sees this version; `snapshots.len()` when none does.
+        let stripe = self.snapshots.partition_point(|&snapshot| snapshot < seqno);
+        if self.has_key && self.user_key == user_key {
+            if stripe == self.last_stripe {
+                return false;
+            }
+        } else {
+            self.user_key.clear();
+            self.user_key.extend_from_slice(user_key);
+            self.has_key = true;
+        }
+        self.last_stripe = stripe;
+        !(kind == ValueKind::Delete && self.bottommost && stripe == 0)
+    }
+}
+
+fn remove_outputs(fs: &dyn Fs, outputs: &[Arc<SstHandle>], current: Option<&Path>) {
+    for output in outputs {
+        let _ = fs.remove_file(output.reader.path());
+    }
+    if let Some(path) = current {
+        let _ = fs.remove_file(path);
+    }
+}
+
+struct OpenOutput {
+    writer: SstWriter,
+    number: u64,
+    path: std::path::PathBuf,
+}
+
+/// Runs the compaction.
+pub fn run(job: JobInput<'_>) -> Result<JobOutput> {
+    let mut output = JobOutput {
+        bytes_read: job.inputs.iter().map(|input| input.meta.size_bytes).sum(),
+        ..JobOutput::default()
+    };
+    let mut current: Option<OpenOutput> = None;
+    let result = merge_into_outputs(&job, &mut output, &mut current);
+    match result {
+        Ok(()) => {
+            // Output files are synced by `SstWriter::finish`; their directory entries now.
+            if !output.outputs.is_empty() {
+                if let Err(error) = sync_dir(job.fs.as_ref(), job.dir) {
+                    remove_outputs(job.fs.as_ref(), &output.outputs, None);
+                    return Err(error);
+                }
+            }
+            Ok(output)
+        }
+        Err(error) => {
+            remove_outputs(
+                job.fs.as_ref(),
+                &output.outputs,
+                current.as_ref().map(|open| open.path.as_path()),
+            );
+            Err(error)
+        }
+    }
+}
+
+fn merge_into_outputs(
+    job: &JobInput<'_>,
+    output: &mut JobOutput,
+    current: &mut Option<OpenOutput>,
+) -> Result<()> {
+    let children: Vec<Box<dyn InternalIterator>> = job
+        .inputs
+        .iter()
+        .map(|input| Box::new(input.reader.cursor(Direction::Forward)) as Box<dyn InternalIterator>)
+        .collect();
+    let mut merged = MergingIterator::new(children, Direction::Forward);
+    merged.seek_to_start()?;
+    let mut filter = VersionFilter::new(job.snapshots.clone(), job.bottommost);
+    let mut previous_user_key: Vec<u8> = Vec::new();
+    while merged.valid() {
+        output.entries_read += 1;
+        if output.entries_read.is_multiple_of(CLOSE_CHECK_INTERVAL_ENTRIES)
+            && job.closing.load(Ordering::Acquire)
+        {
+            return Err(Error::Closed);
+        }
+        let key = merged.key();
+        let parsed = parse_internal_key(key).ok_or_else(|| {
+            let path = job.inputs.first().map_or(job.dir, |input| input.reader.path());
+            Error::corruption(path, "compaction input holds a malformed internal key")
+        })?;
+        if filter.keep(parsed.user_key, parsed.seqno, parsed.kind) {
+            let new_user_key = parsed.user_key != previous_user_key.as_slice();
+            let full = current
+                .as_ref()
+                .is_some_and(|open| open.writer.size_bytes_estimate() >= job.sst_size_bytes_target);
+            if full && new_user_key {
+                finish_output(job, output, current)?;
+            }
+            if current.is_none() {
+                let number = (job.next_file_number)();
+                let path = sst_path(job.dir, number);
+                let writer = SstWriter::create(job.fs.as_ref(), &path, job.writer_options)?;
+                *current = Some(OpenOutput { writer, number, path });
+            }
+            if let Some(open) = current.as_mut() {
+                open.writer.add(key, merged.value())?;
+            }
+            output.entries_written += 1;
+            if new_user_key {
+                previous_user_key.clear();
+                previous_user_key.extend_from_slice(parsed.user_key);
+            }
+        }
+        merged.next()?;
+    }
+    finish_output(job, output, current)
+}
+
+fn finish_output(
+    job: &JobInput<'_>,
+    output: &mut JobOutput,
+    current: &mut Option<OpenOutput>,
+) -> Result<()> {
+    let Some(open) = current.take() else { return Ok(()) };
+    let OpenOutput { writer, number, path } = open;
+    let properties = match writer.finish() {
+        Ok(properties) => properties,
+        Err(error) => {
+            let _ = job.fs.remove_file(&path);
+            return Err(error);
+        }
+    };
+    let reader = match SstReader::open(job.fs.as_ref(), &path) {
+        Ok(reader) => Arc::new(reader),
+        Err(error) => {
+            let _ = job.fs.remove_file(&path);
+            return Err(error);
+        }
+    };
+    let meta = FileMeta {
+        number,
+        level: job.output_level as u32,
+        size_bytes: reader.size_bytes(),
+        entry_count: properties.entry_count,
+        seqno_min: properties.seqno_min,
+        seqno_max: properties.seqno_max,
+        smallest_key: properties.smallest_key,
+        largest_key: properties.largest_key,
+    };
+    output.bytes_written += meta.size_bytes;
+    output.outputs.push(Arc::new(SstHandle::new(meta, reader, Arc::clone(job.fs))));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PUT: ValueKind = ValueKind::Put;
+    const DEL: ValueKind = ValueKind::Delete;
+
+    fn kept(snapshots: &[u64], bottommost: bool, versions: &[(&str, u64, ValueKind)]) -> Vec<u64> {
+        let mut filter = VersionFilter::new(snapshots.to_vec(), bottommost);
+        versions
+            .iter()
+            .filter(|(key, seqno, kind)| filter.keep(key.as_bytes(), *seqno, *kind))
+            .map(|(_, seqno, _)| *seqno)
+            .collect()
+    }
+
+    #[test]
+    fn without_snapshots_only_the_newest_version_survives() {
+        let versions = [("a", 9, PUT), ("a", 5, PUT), ("a", 2, DEL), ("b", 3, PUT)];
+        assert_eq!(kept(&[], false, &versions), vec![9, 3]);
+    }
+
+    #[test]
+    fn each_snapshot_keeps_the_version_it_sees() {
+        let versions = [("a", 9, PUT), ("a", 7, PUT), ("a", 5, PUT), ("a", 4, PUT), ("a", 1, PUT)];
+        // Snapshot 5 sees 5; snapshot 6 also sees 5; snapshot 8 sees 7.
+        assert_eq!(kept(&[5, 6, 8], false, &versions), vec![9, 7, 5]);
+        // A snapshot at exactly a version's seqno sees that version.
+        assert_eq!(kept(&[4], false, &versions), vec![9, 4]);
+        assert_eq!(kept(&[0], false, &versions), vec![9]);
+    }
+
+    #[test]
+    fn tombstones_drop_only_at_the_bottom_and_in_the_oldest_stripe() {
+        let versions = [("a", 9, DEL), ("a", 5, PUT), ("b", 4, PUT)];
+        assert_eq!(kept(&[], false, &versions), vec![9, 4]);
+        assert_eq!(kept(&[], true, &versions), vec![4]);
+        // Snapshot 6 still sees a=5: the tombstone must stay to hide it from newer readers.
+        assert_eq!(kept(&[6], true, &versions), vec![9, 5, 4]);
+        // Snapshot 10 sees the tombstone, which is in the oldest stripe: both go.
+        assert_eq!(kept(&[10], true, &versions), vec![4]);
+    }
+}

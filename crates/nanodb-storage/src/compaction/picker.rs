@@ -1,0 +1,364 @@
+//! Choosing the next compaction: level targets with a dynamic base level, scores, inputs.
+//!
+//! Level targets follow the size of the last level: it gets its actual size, each level above
+//! a `multiplier`-th of the one below, and the first level whose target falls to
+//! `level_size_base_bytes` or below is the *base level*: L0 compacts straight into it and the
+//! levels between are left empty. Space amplification then stays near
+//! `1 + 1/multiplier + 1/multiplier² ...` (about 1.11 with the default 10) however big the
+//! database grows. A level scores `size / target`; L0 scores `files / l0_compaction_trigger`;
+//! the highest score at or above 1 is compacted.
+//!
+//! Thread safety: pure functions over a `ManifestState`.
+//!
+//! Invariants:
+//! 1. A plan never names a file another running compaction uses (`busy`).
+//! 2. L0 is compacted whole (its files overlap each other) into the base level, or into the
+//!    first non-empty level above it; a level `n` file goes to level `n + 1` with every file
+//!    there that overlaps it. Data never skips a level that holds data.
+//! 3. A trivial move (no overlap below) only moves a single file, and for L0 only when it is
+//!    the level's only file, so a newer level never ends up below an older one.
+
+use crate::key::user_key_of;
+use crate::manifest::{FileMeta, ManifestState, LEVEL_COUNT};
+use crate::options::Options;
+use std::collections::HashSet;
+
+/// One compaction to run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompactionPlan {
+    /// Level the compaction reads from.
+    pub level: usize,
+    /// Level it writes to.
+    pub output_level: usize,
+    /// Files of `level` (for L0 newest first).
+    pub inputs: Vec<FileMeta>,
+    /// Files of `output_level` that overlap the inputs, by key.
+    pub overlaps: Vec<FileMeta>,
+    /// No level below `output_level` holds a key in the compaction's range, so tombstones
+    /// that no snapshot needs can be dropped.
+    pub bottommost: bool,
+    /// The single input moves to `output_level` without being rewritten.
+    pub trivial_move: bool,
+    /// The score that chose it (1.0 or more).
+    pub score: f64,
+}
+
+impl CompactionPlan {
+    /// Every file the compaction reads.
+    pub fn all_files(&self) -> impl Iterator<Item = &FileMeta> {
+        self.inputs.iter().chain(&self.overlaps)
+    }
+}
+
+/// The shape the tree should have: base level and per-level target sizes in bytes (0 for L0
+/// and for the unused levels above the base level).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LevelTargets {
+    /// The level L0 compacts into.
+    pub base_level: usize,
+    /// Target bytes per level.
+    pub size_bytes: [u64; LEVEL_COUNT],
+}
+
+fn level_size_bytes(state: &ManifestState, level: usize) -> u64 {
+    state.levels[level].iter().map(|file| file.size_bytes).sum()
+}
+
+/// Computes the level targets for `state` (RocksDB's "dynamic level bytes" idea).
+pub fn level_targets(state: &ManifestState, options: &Options) -> LevelTargets {
+    let last = LEVEL_COUNT - 1;
+    let multiplier = u64::from(options.level_size_multiplier);
+    let base_size = options.level_size_base_bytes;
+    let largest = (1..LEVEL_COUNT).map(|level| level_size_bytes(state, level)).max().unwrap_or(0);
+    let mut size_bytes = [0u64; LEVEL_COUNT];
+    let mut target = largest.max(base_size);
+    let mut base_level = last;
+    size_bytes[last] = target;
+    while base_level > 1 && target / multiplier >= base_size {
+        target /= multiplier;
+        base_level -= 1;
+        size_bytes[base_level] = target;
+    }
+    LevelTargets { base_level, size_bytes }
+}
+
+fn overlaps_range(file: &FileMeta, smallest: &[u8], largest: &[u8]) -> bool {
+    user_key_of(&file.largest_key) >= smallest && user_key_of(&file.smallest_key) <= largest
+}
+
+fn key_range(files: &[FileMeta]) -> (Vec<u8>, Vec<u8>) {
+    let smallest = files.iter().map(|f| user_key_of(&f.smallest_key)).min().unwrap_or_default();
+    let largest = files.iter().map(|f| user_key_of(&f.largest_key)).max().unwrap_or_default();
+    (smallest.to_vec(), largest.to_vec())
+}
+
+/// Picks the most urgent compaction, if any level needs one. `busy` holds the numbers of
+/// files that running compactions use; `cursors[level]` is the largest user key of the last
+/// file compacted out of that level (round-robin through the key space).
+pub fn pick(
+    state: &ManifestState,
+    options: &Options,
+    busy: &HashSet<u64>,
+    cursors: &[Vec<u8>],
+) -> Option<CompactionPlan> {
+    let targets = level_targets(state, options);
+    let mut scored: Vec<(f64, usize)> = Vec::new();
+    let l0_files = state.levels[0].len();
+    if l0_files > 0 {
+        scored.push((l0_files as f64 / options.l0_compaction_trigger as f64, 0));
+    }
+    for level in 1..LEVEL_COUNT - 1 {
+        let size = level_size_bytes(state, level);
+        if size == 0 {
+            continue;
+        }
+        let score = if level < targets.base_level {
+            // A level above the base level should be empty: drain it.
+            f64::MAX
+        } else {
+            size as f64 / targets.size_bytes[level].max(1) as f64
+        };
+        scored.push((score, level));
+    }
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+    for (score, level) in scored.into_iter().take_while(|(score, _)| *score >= 1.0) {
+        let plan = if level == 0 {
+            plan_l0(state, busy, targets.base_level)
+        } else {
+            plan_level(state, busy, level, cursors.get(level).map_or(&[][..], Vec::as_slice))
+        };
+        if let Some(mut plan) = plan {
+            plan.score = score;
+            return Some(plan);
+        }
+    }
+    None
+}
+
+fn finish_plan(
+    state: &ManifestState,
+    level: usize,
+    output_level: usize,
+    inputs: Vec<FileMeta>,
+    busy: &HashSet<u64>,
+) -> Option<CompactionPlan> {
+    let (smallest, largest) = key_range(&inputs);
+    let overlaps: Vec<FileMeta> = state.levels[output_level]
+        .iter()
+        .filter(|file| overlaps_range(file, &smallest, &largest))
+        .cloned()
+        .collect();
+    if overlaps.iter().any(|file| busy.contains(&file.number)) {
+        return None;
+    }
+    // The outputs span the overlapping files too, which may reach past the inputs.
+    let (smallest, largest) = key_range(&[inputs.as_slice(), overlaps.as_slice()].concat());
+    let bottommost = state.levels[output_level + 1..]
+        .iter()
+        .flatten()
+        .all(|file| !overlaps_range(file, &smallest, &largest));
+    let trivial_move =
+        overlaps.is_empty() && inputs.len() == 1 && (level > 0 || state.levels[0].len() == 1);
+    Some(CompactionPlan {
+        level,
+        output_level,
+        inputs,
+        overlaps,
+        bottommost,
+        trivial_move,
+        score: 0.0,
+    })
+}
+
+fn plan_l0(
+    state: &ManifestState,
+    busy: &HashSet<u64>,
+    base_level: usize,
+) -> Option<CompactionPlan> {
+    let files = &state.levels[0];
+    if files.iter().any(|file| busy.contains(&file.number)) {
+        return None;
+    }
+    let mut inputs = files.clone();
+    inputs.sort_by_key(|file| std::cmp::Reverse(file.number));
+    // When the base level has moved down (the tree shrank), levels above it may still hold
+    // data: L0 must go into the first of them, never past older data.
+    let output_level =
+        (1..base_level).find(|&level| !state.levels[level].is_empty()).unwrap_or(base_level);
+    finish_plan(state, 0, output_level, inputs, busy)
+}
+
+fn plan_level(
+    state: &ManifestState,
+    busy: &HashSet<u64>,
+    level: usize,
+    cursor: &[u8],
+) -> Option<CompactionPlan> {
+    let mut files: Vec<&FileMeta> = state.levels[level].iter().collect();
+    files.sort_by(|a, b| user_key_of(&a.smallest_key).cmp(user_key_of(&b.smallest_key)));
+    // Start after the cursor and wrap around, so every part of the key space takes its turn.
+    let start = files.partition_point(|file| user_key_of(&file.largest_key) <= cursor);
+    let order = files[start..].iter().chain(&files[..start]);
+    for file in order {
+        if busy.contains(&file.number) {
+            continue;
+        }
+        if let Some(plan) = finish_plan(state, level, level + 1, vec![(*file).clone()], busy) {
+            return Some(plan);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::internal_key;
+
+    fn file(number: u64, level: u32, smallest: &str, largest: &str, size_bytes: u64) -> FileMeta {
+        FileMeta {
+            number,
+            level,
+            size_bytes,
+            entry_count: 1,
+            seqno_min: number,
+            seqno_max: number,
+            smallest_key: internal_key(smallest.as_bytes(), number, 1),
+            largest_key: internal_key(largest.as_bytes(), number, 1),
+        }
+    }
+
+    fn state(files: Vec<FileMeta>) -> ManifestState {
+        let mut state = ManifestState::default();
+        for file in files {
+            state.levels[file.level as usize].push(file);
+        }
+        state
+    }
+
+    const MIB: u64 = 1 << 20;
+
+    fn options() -> Options {
+        Options { level_size_base_bytes: 256 * MIB, ..Default::default() }
+    }
+
+    #[test]
+    fn base_level_follows_the_last_level() {
+        let empty = level_targets(&ManifestState::default(), &options());
+        assert_eq!(empty.base_level, LEVEL_COUNT - 1);
+        assert_eq!(empty.size_bytes[LEVEL_COUNT - 1], 256 * MIB);
+
+        // 30 GiB in the last level: targets 30 GiB, 3 GiB, 300 MiB; base level two above it.
+        let big = state(vec![file(1, 6, "a", "z", 30 * 1024 * MIB)]);
+        let targets = level_targets(&big, &options());
+        assert_eq!(targets.base_level, 4);
+        assert_eq!(targets.size_bytes[6], 30 * 1024 * MIB);
+        assert_eq!(targets.size_bytes[5], 3 * 1024 * MIB);
+        assert_eq!(targets.size_bytes[4], 3 * 1024 * MIB / 10);
+        assert_eq!(targets.size_bytes[3], 0);
+        // Exactly base * multiplier in the last level moves the base level up by one.
+        let edge = state(vec![file(1, 6, "a", "z", 2560 * MIB)]);
+        assert_eq!(level_targets(&edge, &options()).base_level, 5);
+        let below = state(vec![file(1, 6, "a", "z", 2560 * MIB - 1)]);
+        assert_eq!(level_targets(&below, &options()).base_level, 6);
+    }
+
+    #[test]
+    fn l0_compacts_whole_into_the_base_level_at_the_trigger() {
+        let trigger = options().l0_compaction_trigger as u64;
+        let mut files: Vec<FileMeta> = (1..trigger).map(|n| file(n, 0, "a", "m", MIB)).collect();
+        files.push(file(50, 6, "c", "d", MIB));
+        files.push(file(51, 6, "x", "y", MIB));
+        assert_eq!(pick(&state(files.clone()), &options(), &HashSet::new(), &[]), None);
+        files.push(file(trigger, 0, "b", "n", MIB));
+        let plan = pick(&state(files), &options(), &HashSet::new(), &[]).unwrap();
+        assert_eq!((plan.level, plan.output_level), (0, 6));
+        let numbers: Vec<u64> = plan.inputs.iter().map(|f| f.number).collect();
+        assert_eq!(numbers, (1..=trigger).rev().collect::<Vec<_>>(), "newest first");
+        assert_eq!(plan.overlaps.iter().map(|f| f.number).collect::<Vec<_>>(), vec![50]);
+        assert!(plan.bottommost && !plan.trivial_move);
+    }
+
+    #[test]
+    fn busy_files_are_never_picked() {
+        let files: Vec<FileMeta> = (1..=4).map(|n| file(n, 0, "a", "m", MIB)).collect();
+        let busy: HashSet<u64> = [2].into();
+        assert_eq!(pick(&state(files.clone()), &options(), &busy, &[]), None);
+        let mut with_overlap = files;
+        with_overlap.push(file(9, 6, "b", "c", MIB));
+        let busy: HashSet<u64> = [9].into();
+        assert_eq!(pick(&state(with_overlap), &options(), &busy, &[]), None);
+    }
+
+    #[test]
+    fn an_oversized_level_moves_one_file_down_round_robin() {
+        // Base level 5 (the last level holds 2.5 GiB); L5's target is 256 MiB.
+        let files = vec![
+            file(1, 5, "a", "c", 200 * MIB),
+            file(2, 5, "d", "f", 200 * MIB),
+            file(3, 6, "e", "g", 2560 * MIB),
+        ];
+        let plan = pick(&state(files.clone()), &options(), &HashSet::new(), &[]).unwrap();
+        assert_eq!((plan.level, plan.output_level), (5, 6));
+        assert_eq!(plan.inputs[0].number, 1);
+        assert!(plan.trivial_move && plan.bottommost);
+        // With the cursor past file 1, file 2 is next, and it overlaps file 3.
+        let cursors =
+            vec![Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), b"c".to_vec()];
+        let plan = pick(&state(files), &options(), &HashSet::new(), &cursors).unwrap();
+        assert_eq!(plan.inputs[0].number, 2);
+        assert_eq!(plan.overlaps[0].number, 3);
+        assert!(!plan.trivial_move);
+    }
+
+    #[test]
+    fn levels_above_the_base_level_are_drained_and_deeper_data_blocks_tombstone_drops() {
+        let files = vec![file(1, 2, "a", "b", MIB), file(2, 6, "a", "z", MIB)];
+        let plan = pick(&state(files), &options(), &HashSet::new(), &[]).unwrap();
+        assert_eq!((plan.level, plan.output_level), (2, 3));
+        assert!(plan.trivial_move);
+        assert!(!plan.bottommost, "L6 holds keys in the range");
+    }
+
+    #[test]
+    fn bottommost_looks_at_the_whole_output_range() {
+        // The input covers only "m", but the overlapping L5 file reaches "a".."z", and L6
+        // holds "b": tombstones in the output may hide versions there.
+        let options = Options { l0_compaction_trigger: 1, ..options() };
+        let files = vec![
+            file(1, 0, "m", "m", MIB),
+            file(2, 5, "a", "z", MIB),
+            file(3, 6, "b", "b", 3000 * MIB),
+        ];
+        let plan = pick(&state(files), &options, &HashSet::new(), &[]).unwrap();
+        assert_eq!((plan.level, plan.output_level), (0, 5));
+        assert!(!plan.bottommost);
+    }
+
+    #[test]
+    fn l0_never_skips_a_level_that_still_holds_data() {
+        // The base level is L6, but L3 still holds older data from when the tree was bigger.
+        let mut files: Vec<FileMeta> = (1..=4).map(|n| file(n, 0, "a", "m", MIB)).collect();
+        files.push(file(10, 3, "x", "y", MIB));
+        let plan = pick(&state(files), &options(), &HashSet::new(), &[]).unwrap();
+        // L3 is drained first (it scores highest), and then L0 goes to L3's successor chain.
+        assert_eq!((plan.level, plan.output_level), (3, 4));
+        let mut files: Vec<FileMeta> = (1..=4).map(|n| file(n, 0, "a", "m", MIB)).collect();
+        files.push(file(10, 3, "x", "y", MIB));
+        let busy: HashSet<u64> = [10].into();
+        let plan = pick(&state(files), &options(), &busy, &[]).unwrap();
+        assert_eq!((plan.level, plan.output_level), (0, 3));
+    }
+
+    #[test]
+    fn a_lone_l0_file_moves_but_not_past_older_l0_files() {
+        let options = Options { l0_compaction_trigger: 1, ..options() };
+        let plan =
+            pick(&state(vec![file(1, 0, "a", "b", MIB)]), &options, &HashSet::new(), &[]).unwrap();
+        assert!(plan.trivial_move);
+        let two = state(vec![file(1, 0, "a", "b", MIB), file(2, 0, "x", "y", MIB)]);
+        let plan = pick(&two, &options, &HashSet::new(), &[]).unwrap();
+        assert!(!plan.trivial_move);
+        assert_eq!(plan.inputs.len(), 2);
+    }
+}

@@ -1,0 +1,223 @@
+//! Compaction in the database: the background threads, running a picked plan without the
+//! engine lock, and installing its result atomically (one manifest edit, one view swap).
+//!
+//! Thread safety: `Options::background_threads` threads (or, with 0, the writer that just
+//! flushed) call `compact_once`. The engine lock is held to pick and to install, never while
+//! files are merged; `EngineState::compacting` names the files running compactions use, so
+//! two compactions never share a file.
+//!
+//! Invariants:
+//! 1. The outputs and the removal of the inputs reach the manifest in one edit, logged before
+//!    the view changes; a crash before it leaves only orphan outputs, removed on open.
+//! 2. Input files are deleted only when the last version, iterator or read holding them
+//!    drops them (`SstHandle::mark_obsolete`).
+//! 3. The snapshot list and the horizon seqno are read together under the snapshots lock, so
+//!    a snapshot taken later has a seqno at or above the horizon.
+
+use super::flush::roll_manifest;
+use super::stats::StatsCounters;
+use super::{DbInner, EngineState, ENGINE_WAIT};
+use crate::compaction::{job, pick, CompactionPlan, JobInput};
+use crate::manifest::{VersionEdit, MANIFEST_SIZE_BYTES_ROLL};
+use crate::sst::SstWriterOptions;
+use crate::version::{ReadView, SstHandle, Version};
+use crate::{Error, Result};
+use parking_lot::MutexGuard;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+/// Picks and runs one compaction, if one is due. Called with the engine lock held; releases
+/// it while the compaction merges. Returns whether one ran.
+pub(crate) fn compact_once(
+    inner: &DbInner,
+    engine: &mut MutexGuard<'_, EngineState>,
+) -> Result<bool> {
+    let Some(plan) = pick(&engine.state, &inner.options, &engine.compacting, &engine.cursors)
+    else {
+        return Ok(false);
+    };
+    let view = inner.current_view();
+    let by_number = view.version.handles_by_number();
+    let inputs: Vec<Arc<SstHandle>> =
+        plan.all_files().filter_map(|file| by_number.get(&file.number).cloned()).collect();
+    if inputs.len() != plan.inputs.len() + plan.overlaps.len() {
+        return Err(Error::Internal("a compaction input is not in the current view".into()));
+    }
+    for file in plan.all_files() {
+        engine.compacting.insert(file.number);
+    }
+    if let Some(last) = plan.inputs.iter().map(|f| crate::key::user_key_of(&f.largest_key)).max() {
+        engine.cursors[plan.level] = last.to_vec();
+    }
+    let result = if plan.trivial_move {
+        install(inner, engine, &plan, Vec::new(), view.version.read_seqno_min)
+    } else {
+        run_and_install(inner, engine, &plan, inputs)
+    };
+    for file in plan.all_files() {
+        engine.compacting.remove(&file.number);
+    }
+    inner.engine_changed.notify_all();
+    result.map(|()| true)
+}
+
+fn run_and_install(
+    inner: &DbInner,
+    engine: &mut MutexGuard<'_, EngineState>,
+    plan: &CompactionPlan,
+    inputs: Vec<Arc<SstHandle>>,
+) -> Result<()> {
+    let (snapshots, horizon) = {
+        let snapshots = inner.snapshots.lock();
+        let horizon = inner.seqno_visible.load(Ordering::Acquire);
+        (snapshots.keys().copied().collect::<Vec<u64>>(), horizon)
+    };
+    let options = &inner.options;
+    let output = MutexGuard::unlocked(engine, || {
+        let next_file_number = || {
+            let mut engine = inner.engine.lock();
+            let number = engine.state.next_file_number;
+            engine.state.next_file_number += 1;
+            number
+        };
+        let input = JobInput {
+            fs: &inner.fs,
+            dir: &inner.dir,
+            inputs,
+            output_level: plan.output_level,
+            snapshots,
+            bottommost: plan.bottommost,
+            sst_size_bytes_target: options.sst_size_bytes_target,
+            writer_options: SstWriterOptions {
+                block_size_bytes: options.block_size_bytes,
+                bloom_bits_per_key: options.bloom_bits_per_key,
+            },
+            closing: &inner.closed,
+            next_file_number: &next_file_number,
+        };
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job::run(input)))
+            .unwrap_or_else(|panic| Err(Error::Internal(super::write::panic_message(&panic))))
+    })?;
+    let stats = &inner.stats;
+    StatsCounters::add(&stats.compaction_bytes_read, output.bytes_read);
+    StatsCounters::add(&stats.compaction_bytes_written, output.bytes_written);
+    StatsCounters::add(
+        &stats.compaction_entries_dropped,
+        output.entries_read - output.entries_written,
+    );
+    let input_bytes: u64 = plan.inputs.iter().map(|file| file.size_bytes).sum();
+    StatsCounters::add(&stats.level_bytes_read[plan.level], input_bytes);
+    StatsCounters::add(&stats.level_bytes_read[plan.output_level], output.bytes_read - input_bytes);
+    StatsCounters::add(&stats.level_bytes_written[plan.output_level], output.bytes_written);
+    // If installing fails, the outputs stay on disk: the manifest edit may have reached the
+    // disk even though its sync failed. The next open keeps them if it did, removes them if not.
+    install(inner, engine, plan, output.outputs, horizon)
+}
+
+/// Logs the edit for `plan` with `outputs` and swaps the view. A trivial move passes no
+/// outputs: its input changes level.
+fn install(
+    inner: &DbInner,
+    engine: &mut MutexGuard<'_, EngineState>,
+    plan: &CompactionPlan,
+    outputs: Vec<Arc<SstHandle>>,
+    horizon: u64,
+) -> Result<()> {
+    let removed: Vec<(u32, u64)> = plan
+        .inputs
+        .iter()
+        .map(|file| (plan.level as u32, file.number))
+        .chain(plan.overlaps.iter().map(|file| (plan.output_level as u32, file.number)))
+        .collect();
+    let added = if plan.trivial_move {
+        plan.inputs
+            .iter()
+            .map(|file| crate::manifest::FileMeta {
+                level: plan.output_level as u32,
+                ..file.clone()
+            })
+            .collect()
+    } else {
+        outputs.iter().map(|handle| handle.meta.clone()).collect()
+    };
+    let edit = VersionEdit {
+        next_file_number: Some(engine.state.next_file_number),
+        added,
+        removed,
+        ..VersionEdit::default()
+    };
+    let mut state = engine.state.clone();
+    state.apply(&edit).map_err(|detail| Error::corruption(&inner.dir, detail))?;
+    engine.manifest.log_edit(&edit)?;
+    engine.state = state;
+    if engine.manifest.size_bytes() > MANIFEST_SIZE_BYTES_ROLL {
+        roll_manifest(inner, engine)?;
+    }
+
+    let view = inner.current_view();
+    let mut open = view.version.handles_by_number();
+    for handle in &outputs {
+        open.insert(handle.meta.number, Arc::clone(handle));
+    }
+    let read_seqno_min = view.version.read_seqno_min.max(horizon);
+    let version = Arc::new(Version::build(&engine.state, &open, read_seqno_min));
+    let stale: Vec<Arc<SstHandle>> = if plan.trivial_move {
+        Vec::new()
+    } else {
+        plan.all_files().filter_map(|file| open.get(&file.number).cloned()).collect()
+    };
+    *inner.view.write() =
+        Arc::new(ReadView { mem: Arc::clone(&view.mem), imms: view.imms.clone(), version });
+    for handle in stale {
+        handle.mark_obsolete();
+    }
+    let counter =
+        if plan.trivial_move { &inner.stats.trivial_moves } else { &inner.stats.compactions };
+    StatsCounters::add(counter, 1);
+    Ok(())
+}
+
+/// Runs compactions until none is due (inline mode, after a flush).
+pub(crate) fn compact_until_done(
+    inner: &DbInner,
+    engine: &mut MutexGuard<'_, EngineState>,
+) -> Result<()> {
+    while compact_once(inner, engine)? {
+        inner.check_writable()?;
+    }
+    Ok(())
+}
+
+/// Starts `Options::background_threads` compaction threads.
+pub(crate) fn start_compaction_threads(inner: &Arc<DbInner>) -> Result<Vec<JoinHandle<()>>> {
+    (0..inner.options.background_threads)
+        .map(|index| {
+            let inner = Arc::clone(inner);
+            std::thread::Builder::new()
+                .name(format!("nanodb-compact-{index}"))
+                .spawn(move || compaction_thread(&inner))
+                .map_err(|error| Error::io("start a compaction thread", error))
+        })
+        .collect()
+}
+
+fn compaction_thread(inner: &DbInner) {
+    let mut engine = inner.engine.lock();
+    while !engine.shutdown {
+        if inner.poisoned.load(Ordering::Acquire) {
+            inner.engine_changed.wait_for(&mut engine, ENGINE_WAIT);
+            continue;
+        }
+        match compact_once(inner, &mut engine) {
+            Ok(true) => {}
+            Ok(false) => {
+                inner.engine_changed.wait_for(&mut engine, ENGINE_WAIT);
+            }
+            Err(error) => {
+                // Closing is not a failure; anything else (I/O, corruption) stops writes.
+                inner.poison(error);
+            }
+        }
+    }
+}
