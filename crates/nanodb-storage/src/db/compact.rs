@@ -18,7 +18,7 @@ use super::flush::roll_manifest;
 use super::stats::StatsCounters;
 use super::{DbInner, EngineState, ENGINE_WAIT};
 use crate::compaction::{job, pick, CompactionPlan, JobInput};
-use crate::manifest::{VersionEdit, MANIFEST_SIZE_BYTES_ROLL};
+use crate::manifest::{FileMeta, VersionEdit, LEVEL_COUNT, MANIFEST_SIZE_BYTES_ROLL};
 use crate::sst::SstWriterOptions;
 use crate::version::{ReadView, SstHandle, Version};
 use crate::{Error, Result};
@@ -106,9 +106,9 @@ fn run_and_install(
         &stats.compaction_entries_dropped,
         output.entries_read - output.entries_written,
     );
-    let input_bytes: u64 = plan.inputs.iter().map(|file| file.size_bytes).sum();
-    StatsCounters::add(&stats.level_bytes_read[plan.level], input_bytes);
-    StatsCounters::add(&stats.level_bytes_read[plan.output_level], output.bytes_read - input_bytes);
+    for file in plan.all_files() {
+        StatsCounters::add(&stats.level_bytes_read[file.level as usize], file.size_bytes);
+    }
     StatsCounters::add(&stats.level_bytes_written[plan.output_level], output.bytes_written);
     // If installing fails, the outputs stay on disk: the manifest edit may have reached the
     // disk even though its sync failed. The next open keeps them if it did, removes them if not.
@@ -124,19 +124,11 @@ fn install(
     outputs: Vec<Arc<SstHandle>>,
     horizon: u64,
 ) -> Result<()> {
-    let removed: Vec<(u32, u64)> = plan
-        .inputs
-        .iter()
-        .map(|file| (plan.level as u32, file.number))
-        .chain(plan.overlaps.iter().map(|file| (plan.output_level as u32, file.number)))
-        .collect();
+    let removed: Vec<(u32, u64)> = plan.all_files().map(|file| (file.level, file.number)).collect();
     let added = if plan.trivial_move {
         plan.inputs
             .iter()
-            .map(|file| crate::manifest::FileMeta {
-                level: plan.output_level as u32,
-                ..file.clone()
-            })
+            .map(|file| FileMeta { level: plan.output_level as u32, ..file.clone() })
             .collect()
     } else {
         outputs.iter().map(|handle| handle.meta.clone()).collect()
@@ -176,6 +168,47 @@ fn install(
         if plan.trivial_move { &inner.stats.trivial_moves } else { &inner.stats.compactions };
     StatsCounters::add(counter, 1);
     Ok(())
+}
+
+/// Compacts every SST into the last level in one compaction (`Db::compact_all`), after the
+/// running compactions finish.
+pub(crate) fn compact_all(inner: &DbInner) -> Result<()> {
+    let mut engine = inner.engine.lock();
+    while !engine.compacting.is_empty() {
+        inner.check_writable()?;
+        inner.engine_changed.wait_for(&mut engine, ENGINE_WAIT);
+    }
+    inner.check_writable()?;
+    let last = LEVEL_COUNT - 1;
+    let mut inputs: Vec<FileMeta> = engine.state.levels[0].clone();
+    inputs.sort_by_key(|file| std::cmp::Reverse(file.number));
+    inputs.extend(engine.state.levels[1..last].iter().flatten().cloned());
+    let overlaps = engine.state.levels[last].clone();
+    if inputs.is_empty() && overlaps.len() <= 1 {
+        return Ok(());
+    }
+    let plan = CompactionPlan {
+        level: 0,
+        output_level: last,
+        inputs,
+        overlaps,
+        bottommost: true,
+        trivial_move: false,
+        score: 0.0,
+    };
+    let view = inner.current_view();
+    let by_number = view.version.handles_by_number();
+    let handles: Vec<Arc<SstHandle>> =
+        plan.all_files().filter_map(|file| by_number.get(&file.number).cloned()).collect();
+    for file in plan.all_files() {
+        engine.compacting.insert(file.number);
+    }
+    let result = run_and_install(inner, &mut engine, &plan, handles);
+    for file in plan.all_files() {
+        engine.compacting.remove(&file.number);
+    }
+    inner.engine_changed.notify_all();
+    result.map_err(|error| inner.poison(error))
 }
 
 /// Runs compactions until none is due (inline mode, after a flush).

@@ -277,6 +277,16 @@ impl Db {
         flush::flush_all(self.inner())
     }
 
+    /// Flushes the memtable, then rewrites every SST into one sorted run in the last level,
+    /// dropping every version no snapshot can see and every tombstone no snapshot needs.
+    /// Waits for running compactions first; blocks until done. Background compaction keeps
+    /// the tree in shape on its own: this is for reclaiming space at once (after deleting
+    /// much, for example) or before taking a copy.
+    pub fn compact_all(&self) -> Result<()> {
+        self.flush()?;
+        compact::compact_all(self.inner())
+    }
+
     /// Reads every block of every SST, checking every checksum, the key order and the entry
     /// counts against the manifest, and reports what it checked. Corruption is an error
     /// naming the file.

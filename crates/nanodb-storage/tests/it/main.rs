@@ -5,6 +5,7 @@
 
 mod api;
 mod common;
+mod compaction;
 mod corruption;
 mod crash;
 mod kill;
