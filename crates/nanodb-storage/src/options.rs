@@ -8,6 +8,7 @@
 //! (`record_log::RECORD_PAYLOAD_BYTES_MAX`), SST blocks (`sst::format::BLOCK_SIZE_BYTES_MAX`),
 //! bloom probes, levels (`manifest::LEVEL_COUNT`) and the manifest roll size.
 
+use crate::cache::BlockCache;
 use crate::fs::{Fs, RealFs};
 use std::sync::Arc;
 
@@ -66,6 +67,9 @@ pub const SST_SIZE_BYTES_TARGET_DEFAULT: u64 = 64 * 1024 * 1024;
 pub const SLOWDOWN_RATE_BYTES_PER_SEC_DEFAULT: u64 = 16 * 1024 * 1024;
 /// Longest a single group commit is delayed by the slowdown.
 pub const SLOWDOWN_DELAY_MAX: std::time::Duration = std::time::Duration::from_millis(100);
+/// Default size of the block cache a database creates for itself, in bytes.
+pub const BLOCK_CACHE_SIZE_BYTES_DEFAULT: u64 = 64 * 1024 * 1024;
+
 /// Largest allowed `Options::background_threads`.
 pub const BACKGROUND_THREADS_LIMIT: usize = 64;
 
@@ -128,6 +132,12 @@ pub struct Options {
     pub slowdown_rate_bytes_per_sec: u64,
     /// What to do with a damaged WAL record on recovery.
     pub wal_recovery: WalRecovery,
+    /// A block cache to share with other databases. When `None`, the database makes its own
+    /// of `block_cache_size_bytes`.
+    pub block_cache: Option<Arc<BlockCache>>,
+    /// Size of the database's own block cache, in bytes (0: no cache; reads go to the OS
+    /// page cache). Ignored when `block_cache` is given.
+    pub block_cache_size_bytes: u64,
 }
 
 impl Default for Options {
@@ -153,6 +163,8 @@ impl Default for Options {
             sst_size_bytes_target: SST_SIZE_BYTES_TARGET_DEFAULT,
             slowdown_rate_bytes_per_sec: SLOWDOWN_RATE_BYTES_PER_SEC_DEFAULT,
             wal_recovery: WalRecovery::default(),
+            block_cache: None,
+            block_cache_size_bytes: BLOCK_CACHE_SIZE_BYTES_DEFAULT,
         }
     }
 }

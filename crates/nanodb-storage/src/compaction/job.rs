@@ -18,6 +18,7 @@
 //!    matched: a corrupt input stops the compaction with an error and nothing is installed.
 //! 2. On error every output written so far is removed.
 
+use crate::cache::BlockCache;
 use crate::filenames::sst_path;
 use crate::fs::Fs;
 use crate::iter::{Direction, InternalIterator, MergingIterator};
@@ -53,6 +54,8 @@ pub struct JobInput<'a> {
     pub writer_options: SstWriterOptions,
     /// Set when the database is closing: the job stops early with `Error::Closed`.
     pub closing: &'a AtomicBool,
+    /// The block cache the outputs' readers use.
+    pub cache: Option<&'a Arc<BlockCache>>,
     /// Allocates the file number of the next output.
     pub next_file_number: &'a dyn Fn() -> u64,
 }
@@ -219,7 +222,7 @@ fn finish_output(
             return Err(error);
         }
     };
-    let reader = match SstReader::open(job.fs.as_ref(), &path) {
+    let reader = match SstReader::open(job.fs.as_ref(), &path, job.cache) {
         Ok(reader) => Arc::new(reader),
         Err(error) => {
             let _ = job.fs.remove_file(&path);

@@ -94,6 +94,7 @@ fn run_and_install(
                 bloom_bits_per_key: options.bloom_bits_per_key,
             },
             closing: &inner.closed,
+            cache: inner.block_cache.as_ref(),
             next_file_number: &next_file_number,
         };
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job::run(input)))

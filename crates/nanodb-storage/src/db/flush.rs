@@ -15,6 +15,7 @@
 
 use super::stats::StatsCounters;
 use super::{DbInner, EngineState, ENGINE_WAIT};
+use crate::cache::BlockCache;
 use crate::filenames::{sst_path, wal_path};
 use crate::fs::Fs;
 use crate::manifest::{sync_dir, FileMeta, ManifestWriter, VersionEdit, MANIFEST_SIZE_BYTES_ROLL};
@@ -35,6 +36,7 @@ pub(crate) fn write_sst(
     options: &Options,
     memtable: &Memtable,
     number: u64,
+    cache: Option<&Arc<BlockCache>>,
 ) -> Result<Arc<SstHandle>> {
     let path = sst_path(dir, number);
     let writer_options = SstWriterOptions {
@@ -45,7 +47,7 @@ pub(crate) fn write_sst(
     memtable.for_each(|key, value| writer.add(key, value))?;
     let properties = writer.finish()?;
     sync_dir(fs.as_ref(), dir)?;
-    let reader = Arc::new(SstReader::open(fs.as_ref(), &path)?);
+    let reader = Arc::new(SstReader::open(fs.as_ref(), &path, cache)?);
     let meta = FileMeta {
         number,
         level: 0,
@@ -76,7 +78,14 @@ pub(crate) fn flush_oldest(
     let written = MutexGuard::unlocked(engine, || {
         // A panic here must not leave `flush_running` set: it becomes an error (and poison).
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            write_sst(&inner.fs, &inner.dir, &inner.options, &imm, number)
+            write_sst(
+                &inner.fs,
+                &inner.dir,
+                &inner.options,
+                &imm,
+                number,
+                inner.block_cache.as_ref(),
+            )
         }))
         .unwrap_or_else(|panic| Err(Error::Internal(super::write::panic_message(&panic))))
     });

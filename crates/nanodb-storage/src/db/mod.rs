@@ -88,6 +88,8 @@ pub(crate) struct DbInner {
     poison_cause: Mutex<Option<Error>>,
     closed: AtomicBool,
     stats: StatsCounters,
+    /// The cache every SST reader of this database uses (maybe shared with other databases).
+    block_cache: Option<Arc<crate::cache::BlockCache>>,
     /// Live snapshots: seqno → how many.
     snapshots: Mutex<BTreeMap<u64, usize>>,
     // Dropped last: the directory stays locked while anything can still touch its files.

@@ -15,6 +15,7 @@
 use super::flush::write_sst;
 use super::stats::StatsCounters;
 use super::{DbInner, EngineState, WalState};
+use crate::cache::BlockCache;
 use crate::filenames::{
     parse_file_name, sst_path, wal_path, FileKind, CURRENT_FILE_NAME, LOCK_FILE_NAME,
 };
@@ -75,8 +76,14 @@ pub(crate) fn open(dir: &Path, options: Options) -> Result<DbInner> {
     state.next_file_number = state.next_file_number.max(largest_number + 1);
 
     check_needed_wal_exists(dir, &state, &files)?;
-    let mut open_files = open_ssts(&fs, dir, &state)?;
-    let seqno_last = replay_wals(&fs, dir, &options, &files, &mut state, &mut open_files)?;
+    let block_cache = match (&options.block_cache, options.block_cache_size_bytes) {
+        (Some(shared), _) => Some(Arc::clone(shared)),
+        (None, 0) => None,
+        (None, size_bytes) => Some(BlockCache::new(size_bytes)),
+    };
+    let cache = block_cache.as_ref();
+    let mut open_files = open_ssts(&fs, dir, &state, cache)?;
+    let seqno_last = replay_wals(&fs, dir, &options, &files, &mut state, &mut open_files, cache)?;
 
     // A fresh WAL and manifest: the manifest says every older WAL is no longer needed.
     let wal_number = allocate(&mut state);
@@ -111,6 +118,7 @@ pub(crate) fn open(dir: &Path, options: Options) -> Result<DbInner> {
         poison_cause: Mutex::new(None),
         closed: AtomicBool::new(false),
         stats: StatsCounters::default(),
+        block_cache,
         snapshots: Mutex::new(BTreeMap::new()),
         options,
         _lock: lock,
@@ -183,11 +191,12 @@ fn open_ssts(
     fs: &Arc<dyn Fs>,
     dir: &Path,
     state: &ManifestState,
+    cache: Option<&Arc<BlockCache>>,
 ) -> Result<HashMap<u64, Arc<SstHandle>>> {
     let mut open = HashMap::new();
     for meta in state.files() {
         let path = sst_path(dir, meta.number);
-        let reader = SstReader::open(fs.as_ref(), &path).map_err(|error| match error {
+        let reader = SstReader::open(fs.as_ref(), &path, cache).map_err(|error| match error {
             Error::Io { source, .. } if source.kind() == io::ErrorKind::NotFound => {
                 Error::corruption(&path, "listed in the manifest but missing")
             }
@@ -220,6 +229,7 @@ fn replay_wals(
     files: &[FileKind],
     state: &mut ManifestState,
     open_files: &mut HashMap<u64, Arc<SstHandle>>,
+    cache: Option<&Arc<BlockCache>>,
 ) -> Result<u64> {
     let mut wal_numbers: Vec<u64> = files
         .iter()
@@ -285,7 +295,7 @@ fn replay_wals(
     }
     if !memtable.is_empty() {
         let number = allocate(state);
-        let handle = write_sst(fs, dir, options, &memtable, number)?;
+        let handle = write_sst(fs, dir, options, &memtable, number, cache)?;
         let edit = manifest::VersionEdit { added: vec![handle.meta.clone()], ..Default::default() };
         state.apply(&edit).map_err(|detail| Error::corruption(dir, detail))?;
         open_files.insert(number, handle);

@@ -359,6 +359,7 @@ pub(crate) fn stats(inner: &DbInner) -> DbStats {
         level_stats.target_size_bytes = targets.size_bytes[level];
     }
     stats.fill_counters(&inner.stats);
+    stats.block_cache = inner.block_cache.as_ref().map(|cache| cache.stats());
     stats
 }
 

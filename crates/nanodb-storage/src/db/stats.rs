@@ -126,6 +126,9 @@ pub struct DbStats {
     pub write_slowdowns: u64,
     /// Total delay of those group commits, in microseconds.
     pub write_slowdown_micros: u64,
+    /// The block cache's counters (shared by every database using the same cache), if the
+    /// database has one.
+    pub block_cache: Option<crate::cache::BlockCacheStats>,
 }
 
 impl DbStats {
@@ -231,6 +234,13 @@ impl fmt::Display for DbStats {
             self.compaction_entries_dropped
         )?;
         writeln!(f, "write amplification   {:.2}", self.write_amplification())?;
+        if let Some(cache) = &self.block_cache {
+            writeln!(
+                f,
+                "block cache           {} of {} bytes, {} hits, {} misses",
+                cache.usage_bytes, cache.capacity_bytes, cache.hits, cache.misses
+            )?;
+        }
         writeln!(
             f,
             "write slowdowns       {} ({} us)",

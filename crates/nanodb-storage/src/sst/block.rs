@@ -57,6 +57,17 @@ impl Block {
         Ok(block)
     }
 
+    /// Bytes the block holds (its decoded contents).
+    pub fn size_bytes(&self) -> usize {
+        self.bytes.capacity()
+    }
+
+    /// A block of `len` bytes with no entries, for tests that only look at its size.
+    #[cfg(test)]
+    pub fn for_tests(len: usize) -> Block {
+        Block { bytes: vec![0; len.max(4)], restarts_offset: 0, restart_count: 0 }
+    }
+
     fn restart(&self, index: usize) -> usize {
         get_u32_at(&self.bytes, self.restarts_offset + 4 * index).unwrap_or(u32::MAX) as usize
     }

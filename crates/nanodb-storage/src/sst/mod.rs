@@ -15,8 +15,9 @@ mod properties;
 mod reader;
 mod writer;
 
+pub use block::Block;
 #[cfg(feature = "bench-internals")]
-pub use block::{Block, BlockCursor};
+pub use block::BlockCursor;
 #[cfg(feature = "bench-internals")]
 pub use block_builder::BlockBuilder;
 #[cfg(feature = "bench-internals")]

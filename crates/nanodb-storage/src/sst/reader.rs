@@ -13,6 +13,7 @@ use super::block::{Block, BlockCursor};
 use super::bloom::BloomFilter;
 use super::format::{read_block, BlockHandle, Footer};
 use super::properties::SstProperties;
+use crate::cache::BlockCache;
 use crate::coding::Decoder;
 use crate::fs::{Fs, ReadableFile};
 use crate::iter::{Direction, InternalIterator};
@@ -23,6 +24,7 @@ use crate::memtable::Lookup;
 use crate::{Error, Result};
 use std::cmp::Ordering;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::sync::Arc;
 
 #[derive(Debug)]
@@ -39,11 +41,17 @@ pub struct SstReader {
     index: Vec<IndexEntry>,
     filter: Option<BloomFilter>,
     properties: SstProperties,
+    cache: Option<Arc<BlockCache>>,
+    /// This reader's part of block cache keys, unique in the process.
+    cache_id: u64,
 }
 
+/// Source of `SstReader::cache_id`s.
+static NEXT_CACHE_ID: AtomicU64 = AtomicU64::new(1);
+
 impl SstReader {
-    /// Opens and validates the SST at `path`.
-    pub fn open(fs: &dyn Fs, path: &Path) -> Result<SstReader> {
+    /// Opens and validates the SST at `path`; its data blocks go through `cache`, if given.
+    pub fn open(fs: &dyn Fs, path: &Path, cache: Option<&Arc<BlockCache>>) -> Result<SstReader> {
         let file =
             fs.open(path).map_err(|error| Error::io(format!("open {}", path.display()), error))?;
         let footer = Footer::read(file.as_ref(), path)?;
@@ -64,7 +72,15 @@ impl SstReader {
                 "index and properties disagree on the block count",
             ));
         }
-        Ok(SstReader { file, path: path.to_path_buf(), index, filter, properties })
+        Ok(SstReader {
+            file,
+            path: path.to_path_buf(),
+            index,
+            filter,
+            properties,
+            cache: cache.cloned(),
+            cache_id: NEXT_CACHE_ID.fetch_add(1, AtomicOrdering::Relaxed),
+        })
     }
 
     /// The file's path.
@@ -89,8 +105,17 @@ impl SstReader {
 
     fn read_data_block(&self, position: usize) -> Result<Arc<Block>> {
         let handle = self.index[position].handle;
+        let key = (self.cache_id, handle.offset);
+        if let Some(block) = self.cache.as_ref().and_then(|cache| cache.get(key)) {
+            return Ok(block);
+        }
         let bytes = read_block(self.file.as_ref(), &self.path, handle)?;
-        Block::new(bytes).map(Arc::new).map_err(|detail| self.block_error(position, detail))
+        let block =
+            Block::new(bytes).map(Arc::new).map_err(|detail| self.block_error(position, detail))?;
+        if let Some(cache) = &self.cache {
+            cache.insert(key, Arc::clone(&block));
+        }
+        Ok(block)
     }
 
     fn block_error(&self, position: usize, detail: &str) -> Error {
