@@ -131,7 +131,11 @@ pub fn run(job: JobInput<'_>) -> Result<JobOutput> {
         ..JobOutput::default()
     };
     let mut current: Option<OpenOutput> = None;
-    let result = merge_into_outputs(&job, &mut output, &mut current);
+    // A panic (a bug) must still clean up the outputs: it becomes an error here.
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        merge_into_outputs(&job, &mut output, &mut current)
+    }))
+    .unwrap_or_else(|panic| Err(Error::Internal(crate::db::panic_text(&panic))));
     match result {
         Ok(()) => {
             // Output files are synced by `SstWriter::finish`; their directory entries now.

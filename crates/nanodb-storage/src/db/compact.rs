@@ -33,6 +33,9 @@ pub(crate) fn compact_once(
     inner: &DbInner,
     engine: &mut MutexGuard<'_, EngineState>,
 ) -> Result<bool> {
+    if engine.manual_compaction {
+        return Ok(false);
+    }
     let Some(plan) = pick(&engine.state, &inner.options, &engine.compacting, &engine.cursors)
     else {
         return Ok(false);
@@ -142,6 +145,9 @@ fn install(
     };
     let mut state = engine.state.clone();
     state.apply(&edit).map_err(|detail| Error::corruption(&inner.dir, detail))?;
+    // After a failure (say a torn manifest record) nothing more may reach the manifest; the
+    // poison is set under this same lock, so checking here is enough.
+    inner.check_writable()?;
     engine.manifest.log_edit(&edit)?;
     engine.state = state;
     if engine.manifest.size_bytes() > MANIFEST_SIZE_BYTES_ROLL {
@@ -175,17 +181,32 @@ fn install(
 /// running compactions finish.
 pub(crate) fn compact_all(inner: &DbInner) -> Result<()> {
     let mut engine = inner.engine.lock();
-    while !engine.compacting.is_empty() {
+    while engine.manual_compaction {
         inner.check_writable()?;
         inner.engine_changed.wait_for(&mut engine, ENGINE_WAIT);
     }
-    inner.check_writable()?;
+    // From here no compaction starts; wait for the running ones to finish.
+    engine.manual_compaction = true;
+    let result = (|| {
+        while !engine.compacting.is_empty() {
+            inner.check_writable()?;
+            inner.engine_changed.wait_for(&mut engine, ENGINE_WAIT);
+        }
+        inner.check_writable()?;
+        compact_everything(inner, &mut engine)
+    })();
+    engine.manual_compaction = false;
+    inner.engine_changed.notify_all();
+    result.map_err(|error| inner.poison(error))
+}
+
+fn compact_everything(inner: &DbInner, engine: &mut MutexGuard<'_, EngineState>) -> Result<()> {
     let last = LEVEL_COUNT - 1;
     let mut inputs: Vec<FileMeta> = engine.state.levels[0].clone();
     inputs.sort_by_key(|file| std::cmp::Reverse(file.number));
     inputs.extend(engine.state.levels[1..last].iter().flatten().cloned());
     let overlaps = engine.state.levels[last].clone();
-    if inputs.is_empty() && overlaps.len() <= 1 {
+    if inputs.is_empty() && overlaps.is_empty() {
         return Ok(());
     }
     let plan = CompactionPlan {
@@ -201,15 +222,17 @@ pub(crate) fn compact_all(inner: &DbInner) -> Result<()> {
     let by_number = view.version.handles_by_number();
     let handles: Vec<Arc<SstHandle>> =
         plan.all_files().filter_map(|file| by_number.get(&file.number).cloned()).collect();
+    if handles.len() != plan.inputs.len() + plan.overlaps.len() {
+        return Err(Error::Internal("a compaction input is not in the current view".into()));
+    }
     for file in plan.all_files() {
         engine.compacting.insert(file.number);
     }
-    let result = run_and_install(inner, &mut engine, &plan, handles);
+    let result = run_and_install(inner, engine, &plan, handles);
     for file in plan.all_files() {
         engine.compacting.remove(&file.number);
     }
-    inner.engine_changed.notify_all();
-    result.map_err(|error| inner.poison(error))
+    result
 }
 
 /// Runs compactions until none is due (inline mode, after a flush).

@@ -107,6 +107,8 @@ pub(crate) fn flush_oldest(
     // would make the next open fail.
     let mut state = engine.state.clone();
     state.apply(&edit).map_err(|detail| Error::corruption(&inner.dir, detail))?;
+    // Nothing more reaches the manifest once the database is poisoned (see compact.rs).
+    inner.check_writable()?;
     engine.manifest.log_edit(&edit)?;
     engine.state = state;
     if engine.manifest.size_bytes() > MANIFEST_SIZE_BYTES_ROLL {

@@ -25,6 +25,7 @@ mod write;
 
 pub use read::{Iter, Snapshot, VerifyReport};
 pub use stats::{DbStats, LevelStats};
+pub(crate) use write::panic_message as panic_text;
 
 use crate::batch::WriteBatch;
 use crate::fs::{FileLock, Fs};
@@ -70,6 +71,9 @@ pub(crate) struct EngineState {
     compacting: HashSet<u64>,
     /// Per level, the largest user key of the last file compacted out of it.
     cursors: Vec<Vec<u8>>,
+    /// Set while `Db::compact_all` waits for or runs its compaction: no other compaction
+    /// starts meanwhile (its output spans the whole key space of the last level).
+    manual_compaction: bool,
 }
 
 /// State shared by every handle, snapshot and iterator of one database.

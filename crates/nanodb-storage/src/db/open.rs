@@ -109,6 +109,7 @@ pub(crate) fn open(dir: &Path, options: Options) -> Result<DbInner> {
             shutdown: false,
             compacting: Default::default(),
             cursors: vec![Vec::new(); crate::manifest::LEVEL_COUNT],
+            manual_compaction: false,
         }),
         engine_changed: Condvar::new(),
         queue: Default::default(),
