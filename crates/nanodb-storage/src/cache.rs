@@ -100,8 +100,7 @@ impl Shard {
     fn enforce(&mut self, capacity_bytes: u64) {
         let protected_max = capacity_bytes * PROTECTED_PERCENT / 100;
         while self.protected_bytes > protected_max {
-            let Some((&tick, &key)) = self.protected.first_key_value() else { break };
-            let _ = tick;
+            let Some(&key) = self.protected.values().next() else { break };
             self.touch(key, Segment::Probation);
         }
         while self.usage_bytes > capacity_bytes {
@@ -170,11 +169,14 @@ impl BlockCache {
     /// The cached block for `key`, if any; a hit protects it from the next scan.
     pub fn get(&self, key: BlockKey) -> Option<Arc<Block>> {
         let mut shard = self.shard(key).lock();
-        let found = shard.entries.get(&key).map(|entry| Arc::clone(&entry.block));
+        let found = shard.entries.get(&key).map(|entry| (Arc::clone(&entry.block), entry.segment));
         match found {
-            Some(block) => {
+            Some((block, segment)) => {
                 shard.touch(key, Segment::Protected);
-                shard.enforce(self.shard_capacity_bytes);
+                // Only a promotion grows the protected segment; usage never changes on a hit.
+                if segment == Segment::Probation {
+                    shard.enforce(self.shard_capacity_bytes);
+                }
                 self.hits.fetch_add(1, Ordering::Relaxed);
                 Some(block)
             }

@@ -17,12 +17,15 @@
 //! 4. A read at a seqno below `Version::read_seqno_min` that is not a registered snapshot
 //!    must not use the version: a compaction may have dropped versions it needs.
 
+use crate::cache::BlockCache;
 use crate::fs::Fs;
 use crate::key::user_key_of;
 use crate::manifest::{FileMeta, ManifestState, LEVEL_COUNT};
 use crate::memtable::Memtable;
-use crate::sst::SstReader;
+use crate::sst::{SstProperties, SstReader};
+use crate::Result;
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -48,6 +51,36 @@ impl SstHandle {
     /// Wraps an open reader.
     pub fn new(meta: FileMeta, reader: Arc<SstReader>, fs: Arc<dyn Fs>) -> SstHandle {
         SstHandle { meta, reader, fs, obsolete: AtomicBool::new(false) }
+    }
+
+    /// Opens the SST just written at `path` as file `number` of `level`, with what its writer
+    /// reported; the file is removed if it cannot be opened.
+    pub fn open_written(
+        fs: &Arc<dyn Fs>,
+        path: &Path,
+        number: u64,
+        level: u32,
+        properties: SstProperties,
+        cache: Option<&Arc<BlockCache>>,
+    ) -> Result<SstHandle> {
+        let reader = match SstReader::open(fs.as_ref(), path, cache) {
+            Ok(reader) => Arc::new(reader),
+            Err(error) => {
+                let _ = fs.remove_file(path);
+                return Err(error);
+            }
+        };
+        let meta = FileMeta {
+            number,
+            level,
+            size_bytes: reader.size_bytes(),
+            entry_count: properties.entry_count,
+            seqno_min: properties.seqno_min,
+            seqno_max: properties.seqno_max,
+            smallest_key: properties.smallest_key,
+            largest_key: properties.largest_key,
+        };
+        Ok(SstHandle::new(meta, reader, Arc::clone(fs)))
     }
 
     /// True if `user_key` lies within the file's key range.

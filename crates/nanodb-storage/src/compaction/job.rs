@@ -23,8 +23,8 @@ use crate::filenames::sst_path;
 use crate::fs::Fs;
 use crate::iter::{Direction, InternalIterator, MergingIterator};
 use crate::key::{parse_internal_key, ValueKind};
-use crate::manifest::{sync_dir, FileMeta};
-use crate::sst::{SstReader, SstWriter, SstWriterOptions};
+use crate::manifest::sync_dir;
+use crate::sst::{SstWriter, SstWriterOptions};
 use crate::version::SstHandle;
 use crate::{Error, Result};
 use std::path::Path;
@@ -226,25 +226,10 @@ fn finish_output(
             return Err(error);
         }
     };
-    let reader = match SstReader::open(job.fs.as_ref(), &path, job.cache) {
-        Ok(reader) => Arc::new(reader),
-        Err(error) => {
-            let _ = job.fs.remove_file(&path);
-            return Err(error);
-        }
-    };
-    let meta = FileMeta {
-        number,
-        level: job.output_level as u32,
-        size_bytes: reader.size_bytes(),
-        entry_count: properties.entry_count,
-        seqno_min: properties.seqno_min,
-        seqno_max: properties.seqno_max,
-        smallest_key: properties.smallest_key,
-        largest_key: properties.largest_key,
-    };
-    output.bytes_written += meta.size_bytes;
-    output.outputs.push(Arc::new(SstHandle::new(meta, reader, Arc::clone(job.fs))));
+    let level = job.output_level as u32;
+    let handle = SstHandle::open_written(job.fs, &path, number, level, properties, job.cache)?;
+    output.bytes_written += handle.meta.size_bytes;
+    output.outputs.push(Arc::new(handle));
     Ok(())
 }
 

@@ -14,11 +14,11 @@
 //! 3. The snapshot list and the horizon seqno are read together under the snapshots lock, so
 //!    a snapshot taken later has a seqno at or above the horizon.
 
-use super::flush::roll_manifest;
+use super::flush::commit_edit;
 use super::stats::StatsCounters;
 use super::{DbInner, EngineState, ENGINE_WAIT};
 use crate::compaction::{job, pick, CompactionPlan, JobInput};
-use crate::manifest::{FileMeta, VersionEdit, LEVEL_COUNT, MANIFEST_SIZE_BYTES_ROLL};
+use crate::manifest::{FileMeta, VersionEdit, LEVEL_COUNT};
 use crate::sst::SstWriterOptions;
 use crate::version::{ReadView, SstHandle, Version};
 use crate::{Error, Result};
@@ -40,6 +40,20 @@ pub(crate) fn compact_once(
     else {
         return Ok(false);
     };
+    if let Some(last) = plan.inputs.iter().map(|f| crate::key::user_key_of(&f.largest_key)).max() {
+        engine.cursors[plan.level] = last.to_vec();
+    }
+    let result = run_plan(inner, engine, &plan);
+    inner.engine_changed.notify_all();
+    result.map(|()| true)
+}
+
+/// Runs `plan` (a move or a merge) with its files marked busy, and installs the result.
+fn run_plan(
+    inner: &DbInner,
+    engine: &mut MutexGuard<'_, EngineState>,
+    plan: &CompactionPlan,
+) -> Result<()> {
     let view = inner.current_view();
     let by_number = view.version.handles_by_number();
     let inputs: Vec<Arc<SstHandle>> =
@@ -50,19 +64,15 @@ pub(crate) fn compact_once(
     for file in plan.all_files() {
         engine.compacting.insert(file.number);
     }
-    if let Some(last) = plan.inputs.iter().map(|f| crate::key::user_key_of(&f.largest_key)).max() {
-        engine.cursors[plan.level] = last.to_vec();
-    }
     let result = if plan.trivial_move {
-        install(inner, engine, &plan, Vec::new(), view.version.read_seqno_min)
+        install(inner, engine, plan, Vec::new(), view.version.read_seqno_min)
     } else {
-        run_and_install(inner, engine, &plan, inputs)
+        run_and_install(inner, engine, plan, inputs)
     };
     for file in plan.all_files() {
         engine.compacting.remove(&file.number);
     }
-    inner.engine_changed.notify_all();
-    result.map(|()| true)
+    result
 }
 
 fn run_and_install(
@@ -143,16 +153,7 @@ fn install(
         removed,
         ..VersionEdit::default()
     };
-    let mut state = engine.state.clone();
-    state.apply(&edit).map_err(|detail| Error::corruption(&inner.dir, detail))?;
-    // After a failure (say a torn manifest record) nothing more may reach the manifest; the
-    // poison is set under this same lock, so checking here is enough.
-    inner.check_writable()?;
-    engine.manifest.log_edit(&edit)?;
-    engine.state = state;
-    if engine.manifest.size_bytes() > MANIFEST_SIZE_BYTES_ROLL {
-        roll_manifest(inner, engine)?;
-    }
+    commit_edit(inner, engine, &edit)?;
 
     let view = inner.current_view();
     let mut open = view.version.handles_by_number();
@@ -218,21 +219,7 @@ fn compact_everything(inner: &DbInner, engine: &mut MutexGuard<'_, EngineState>)
         trivial_move: false,
         score: 0.0,
     };
-    let view = inner.current_view();
-    let by_number = view.version.handles_by_number();
-    let handles: Vec<Arc<SstHandle>> =
-        plan.all_files().filter_map(|file| by_number.get(&file.number).cloned()).collect();
-    if handles.len() != plan.inputs.len() + plan.overlaps.len() {
-        return Err(Error::Internal("a compaction input is not in the current view".into()));
-    }
-    for file in plan.all_files() {
-        engine.compacting.insert(file.number);
-    }
-    let result = run_and_install(inner, engine, &plan, handles);
-    for file in plan.all_files() {
-        engine.compacting.remove(&file.number);
-    }
-    result
+    run_plan(inner, engine, &plan)
 }
 
 /// Runs compactions until none is due (inline mode, after a flush).

@@ -18,10 +18,10 @@ use super::{DbInner, EngineState, ENGINE_WAIT};
 use crate::cache::BlockCache;
 use crate::filenames::{sst_path, wal_path};
 use crate::fs::Fs;
-use crate::manifest::{sync_dir, FileMeta, ManifestWriter, VersionEdit, MANIFEST_SIZE_BYTES_ROLL};
+use crate::manifest::{sync_dir, ManifestWriter, VersionEdit, MANIFEST_SIZE_BYTES_ROLL};
 use crate::memtable::Memtable;
 use crate::options::Options;
-use crate::sst::{SstReader, SstWriter, SstWriterOptions};
+use crate::sst::{SstWriter, SstWriterOptions};
 use crate::version::{ReadView, SstHandle, Version};
 use crate::{Error, Result};
 use parking_lot::MutexGuard;
@@ -47,18 +47,7 @@ pub(crate) fn write_sst(
     memtable.for_each(|key, value| writer.add(key, value))?;
     let properties = writer.finish()?;
     sync_dir(fs.as_ref(), dir)?;
-    let reader = Arc::new(SstReader::open(fs.as_ref(), &path, cache)?);
-    let meta = FileMeta {
-        number,
-        level: 0,
-        size_bytes: reader.size_bytes(),
-        entry_count: properties.entry_count,
-        seqno_min: properties.seqno_min,
-        seqno_max: properties.seqno_max,
-        smallest_key: properties.smallest_key,
-        largest_key: properties.largest_key,
-    };
-    Ok(Arc::new(SstHandle::new(meta, reader, Arc::clone(fs))))
+    SstHandle::open_written(fs, &path, number, 0, properties, cache).map(Arc::new)
 }
 
 /// Flushes the oldest frozen memtable, if any. Called with the engine lock held; releases it
@@ -103,17 +92,7 @@ pub(crate) fn flush_oldest(
         added: vec![handle.meta.clone()],
         removed: Vec::new(),
     };
-    // Check the edit applies before it becomes durable: a logged edit that cannot be replayed
-    // would make the next open fail.
-    let mut state = engine.state.clone();
-    state.apply(&edit).map_err(|detail| Error::corruption(&inner.dir, detail))?;
-    // Nothing more reaches the manifest once the database is poisoned (see compact.rs).
-    inner.check_writable()?;
-    engine.manifest.log_edit(&edit)?;
-    engine.state = state;
-    if engine.manifest.size_bytes() > MANIFEST_SIZE_BYTES_ROLL {
-        roll_manifest(inner, engine)?;
-    }
+    commit_edit(inner, engine, &edit)?;
 
     let mut open = view.version.handles_by_number();
     open.insert(handle.meta.number, Arc::clone(&handle));
@@ -141,11 +120,29 @@ pub(crate) fn flush_oldest_inline(
     super::compact::compact_until_done(inner, engine)
 }
 
-/// Replaces the manifest with a new one holding just the current state.
-pub(crate) fn roll_manifest(
+/// Applies `edit` to the file-set state and logs it to the manifest (rolling the manifest when
+/// it grows past its limit). The edit is checked to apply before it becomes durable, since a
+/// logged edit that cannot be replayed would make the next open fail. Nothing reaches the
+/// manifest once the database is poisoned (say, after a torn manifest record): the poison is
+/// set under the engine lock held here, so this check is enough.
+pub(crate) fn commit_edit(
     inner: &DbInner,
     engine: &mut MutexGuard<'_, EngineState>,
+    edit: &VersionEdit,
 ) -> Result<()> {
+    let mut state = engine.state.clone();
+    state.apply(edit).map_err(|detail| Error::corruption(&inner.dir, detail))?;
+    inner.check_writable()?;
+    engine.manifest.log_edit(edit)?;
+    engine.state = state;
+    if engine.manifest.size_bytes() > MANIFEST_SIZE_BYTES_ROLL {
+        roll_manifest(inner, engine)?;
+    }
+    Ok(())
+}
+
+/// Replaces the manifest with a new one holding just the current state.
+fn roll_manifest(inner: &DbInner, engine: &mut MutexGuard<'_, EngineState>) -> Result<()> {
     let old_number = engine.manifest.number();
     let number = engine.state.next_file_number;
     engine.state.next_file_number += 1;

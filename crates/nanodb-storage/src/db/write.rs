@@ -146,13 +146,12 @@ pub(crate) fn slowdown_delay(options: &Options, l0_files: usize, bytes: usize) -
 /// Delays the group while L0 is past the slowdown trigger and waits while it is past the stop
 /// trigger, so background compaction can catch up. Without background threads compaction runs
 /// inline after each flush and L0 never piles up.
-fn throttle(inner: &DbInner, bytes: usize) -> Result<()> {
+fn throttle(inner: &DbInner, files: usize, bytes: usize) -> Result<()> {
     let options = &inner.options;
     if options.background_threads == 0 {
         return Ok(());
     }
     let l0_files = || inner.current_view().version.levels[0].len();
-    let files = l0_files();
     let stats = &inner.stats;
     if files >= options.l0_stop_trigger {
         let start = Instant::now();
@@ -178,8 +177,13 @@ fn throttle(inner: &DbInner, bytes: usize) -> Result<()> {
 fn commit_group(inner: &DbInner, group: &mut [PendingWrite]) -> Result<()> {
     let mut wal = inner.wal.lock();
     inner.check_writable()?;
-    throttle(inner, group.iter().map(|write| write.batch.size_bytes()).sum())?;
-    if inner.current_view().mem.size_bytes() >= inner.options.memtable_size_bytes_max {
+    let view = inner.current_view();
+    throttle(
+        inner,
+        view.version.levels[0].len(),
+        group.iter().map(|w| w.batch.size_bytes()).sum(),
+    )?;
+    if view.mem.size_bytes() >= inner.options.memtable_size_bytes_max {
         freeze_memtable(inner, &mut wal)?;
     }
     let op_count: u64 = group.iter().map(|write| write.batch.len() as u64).sum();

@@ -22,6 +22,7 @@ pub use block::BlockCursor;
 pub use block_builder::BlockBuilder;
 #[cfg(feature = "bench-internals")]
 pub use bloom::{BloomBuilder, BloomFilter};
+pub use properties::SstProperties;
 pub use reader::{SstCursor, SstReader};
 pub use writer::{SstWriter, SstWriterOptions};
 
