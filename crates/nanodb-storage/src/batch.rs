@@ -2,7 +2,8 @@
 //! also the payload of one WAL record (see docs/format/wal.md).
 //!
 //! Encoding: `seqno_first: u64 LE | count: u32 LE | op*`, where each op is
-//! `kind: u8 | key_len: varint | key | [value_len: varint | value]` (the value only for puts).
+//! `kind: u8 | key_len: varint | key | [value_len: varint | value]` (the value only for puts;
+//! for a range deletion, kind 2, the "key" is the range's start and the "value" its end).
 //! Op `i` gets seqno `seqno_first + i`.
 //!
 //! Thread safety: a `WriteBatch` is a plain value; build it on one thread, hand it to `Db::write`.
@@ -16,6 +17,20 @@ use crate::key::ValueKind;
 
 /// Size of the batch header (`seqno_first` and `count`), in bytes. DO NOT CHANGE: on-disk format.
 pub const BATCH_HEADER_LEN: usize = 12;
+/// Op kind byte of a range deletion (puts and deletes use their `ValueKind` byte). DO NOT
+/// CHANGE: on-disk format.
+pub const OP_DELETE_RANGE: u8 = 2;
+
+/// What one batch operation does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpKind {
+    /// Sets the key to the value.
+    Put,
+    /// Removes the key.
+    Delete,
+    /// Removes every key in `key..value` (start inclusive, end exclusive).
+    DeleteRange,
+}
 
 /// An atomic group of writes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +39,10 @@ pub struct WriteBatch {
     count: u32,
     key_len_max: usize,
     value_len_max: usize,
+    /// Range deletions in the batch.
+    range_delete_count: u32,
+    /// True if a range deletion has its start after its end.
+    has_inverted_range: bool,
 }
 
 impl Default for WriteBatch {
@@ -35,7 +54,14 @@ impl Default for WriteBatch {
 impl WriteBatch {
     /// An empty batch.
     pub fn new() -> WriteBatch {
-        WriteBatch { rep: vec![0; BATCH_HEADER_LEN], count: 0, key_len_max: 0, value_len_max: 0 }
+        WriteBatch {
+            rep: vec![0; BATCH_HEADER_LEN],
+            count: 0,
+            key_len_max: 0,
+            value_len_max: 0,
+            range_delete_count: 0,
+            has_inverted_range: false,
+        }
     }
 
     /// Adds a put of `key` to `value`. Limits are checked when the batch is written.
@@ -56,6 +82,34 @@ impl WriteBatch {
         put_length_prefixed(&mut self.rep, key);
         self.note_op(key.len(), 0);
         self
+    }
+
+    /// Adds a deletion of every key from `start` (inclusive) to `end` (exclusive), written
+    /// without reading them. An empty range (`start == end`) deletes nothing; `start > end` is
+    /// refused when the batch is written. Both keys count against the key size limit.
+    pub fn delete_range(
+        &mut self,
+        start: impl AsRef<[u8]>,
+        end: impl AsRef<[u8]>,
+    ) -> &mut WriteBatch {
+        let (start, end) = (start.as_ref(), end.as_ref());
+        self.rep.push(OP_DELETE_RANGE);
+        put_length_prefixed(&mut self.rep, start);
+        put_length_prefixed(&mut self.rep, end);
+        self.note_op(start.len().max(end.len()), 0);
+        self.range_delete_count = self.range_delete_count.saturating_add(1);
+        self.has_inverted_range |= start > end;
+        self
+    }
+
+    /// Number of range deletions in the batch.
+    pub(crate) fn range_delete_count(&self) -> usize {
+        self.range_delete_count as usize
+    }
+
+    /// True if a range deletion in the batch has its start after its end.
+    pub(crate) fn has_inverted_range(&self) -> bool {
+        self.has_inverted_range
     }
 
     fn note_op(&mut self, key_len: usize, value_len: usize) {
@@ -111,11 +165,11 @@ impl WriteBatch {
 /// One operation decoded from a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchOp<'a> {
-    /// Put or delete.
-    pub kind: ValueKind,
-    /// The key.
+    /// Put, delete or range deletion.
+    pub kind: OpKind,
+    /// The key (the range's start for a range deletion).
     pub key: &'a [u8],
-    /// The value (empty for deletes).
+    /// The value (empty for deletes, the range's end for a range deletion).
     pub value: &'a [u8],
 }
 
@@ -145,12 +199,24 @@ pub struct BatchOps<'a> {
 
 impl<'a> BatchOps<'a> {
     fn decode_one(&mut self) -> Result<BatchOp<'a>, &'static str> {
-        let kind = self.decoder.u8().ok_or("batch op truncated")?;
-        let kind = ValueKind::from_byte(kind).ok_or("unknown batch op kind")?;
+        let kind = match self.decoder.u8().ok_or("batch op truncated")? {
+            OP_DELETE_RANGE => OpKind::DeleteRange,
+            byte => match ValueKind::from_byte(byte).ok_or("unknown batch op kind")? {
+                ValueKind::Put => OpKind::Put,
+                ValueKind::Delete => OpKind::Delete,
+            },
+        };
         let key = self.decoder.length_prefixed().ok_or("batch key truncated")?;
         let value = match kind {
-            ValueKind::Put => self.decoder.length_prefixed().ok_or("batch value truncated")?,
-            ValueKind::Delete => &[],
+            OpKind::Put => self.decoder.length_prefixed().ok_or("batch value truncated")?,
+            OpKind::DeleteRange => {
+                let end = self.decoder.length_prefixed().ok_or("batch range end truncated")?;
+                if key > end {
+                    return Err("batch range deletion starts after its end");
+                }
+                end
+            }
+            OpKind::Delete => &[],
         };
         Ok(BatchOp { kind, key, value })
     }
@@ -184,17 +250,20 @@ mod tests {
     #[test]
     fn encode_then_decode_gives_the_same_ops() {
         let mut batch = WriteBatch::new();
-        batch.put(b"a", b"1").delete(b"b").put(b"", vec![7u8; 300]);
-        assert_eq!(batch.len(), 3);
+        batch.put(b"a", b"1").delete(b"b").put(b"", vec![7u8; 300]).delete_range(b"c", b"e");
+        assert_eq!(batch.len(), 4);
+        assert_eq!(batch.range_delete_count(), 1);
+        assert!(!batch.has_inverted_range());
         assert_eq!(batch.key_len_max(), 1);
         assert_eq!(batch.value_len_max(), 300);
         let payload = batch.encode_with_seqno(42).to_vec();
         let (header, ops) = decode_batch(&payload).unwrap();
-        assert_eq!(header, BatchHeader { seqno_first: 42, count: 3 });
+        assert_eq!(header, BatchHeader { seqno_first: 42, count: 4 });
         let ops: Vec<_> = ops.collect::<Result<_, _>>().unwrap();
-        assert_eq!(ops[0], BatchOp { kind: ValueKind::Put, key: b"a", value: b"1" });
-        assert_eq!(ops[1], BatchOp { kind: ValueKind::Delete, key: b"b", value: b"" });
+        assert_eq!(ops[0], BatchOp { kind: OpKind::Put, key: b"a", value: b"1" });
+        assert_eq!(ops[1], BatchOp { kind: OpKind::Delete, key: b"b", value: b"" });
         assert_eq!(ops[2].value.len(), 300);
+        assert_eq!(ops[3], BatchOp { kind: OpKind::DeleteRange, key: b"c", value: b"e" });
         let from_batch: Vec<_> = batch.ops().collect::<Result<_, _>>().unwrap();
         assert_eq!(from_batch, ops);
     }
@@ -202,7 +271,7 @@ mod tests {
     #[test]
     fn every_truncation_is_an_error_not_a_panic() {
         let mut batch = WriteBatch::new();
-        batch.put(b"key", b"value").delete(b"gone");
+        batch.put(b"key", b"value").delete(b"gone").delete_range(b"a", b"b");
         let payload = batch.encode_with_seqno(1).to_vec();
         for len in 0..payload.len() {
             let result = decode_batch(&payload[..len])
@@ -213,6 +282,16 @@ mod tests {
         extra.push(0);
         let result = decode_batch(&extra).and_then(|(_, ops)| ops.collect::<Result<Vec<_>, _>>());
         assert!(result.is_err());
+    }
+
+    #[test]
+    fn an_inverted_range_is_noted_and_refused_when_decoded() {
+        let mut batch = WriteBatch::new();
+        batch.delete_range(b"z", b"a");
+        assert!(batch.has_inverted_range());
+        let payload = batch.encode_with_seqno(1).to_vec();
+        let (_, ops) = decode_batch(&payload).unwrap();
+        assert!(ops.collect::<Result<Vec<_>, _>>().is_err());
     }
 
     #[test]

@@ -34,6 +34,7 @@ mod key;
 mod manifest;
 mod memtable;
 mod options;
+mod range_del;
 mod record_log;
 mod sst;
 mod version;
@@ -53,6 +54,7 @@ pub mod internals {
 
 pub use batch::WriteBatch;
 pub use cache::{BlockCache, BlockCacheStats};
+pub use range_del::RANGE_TOMBSTONES_LIVE_MAX;
 pub use db::{Db, DbStats, Iter, LevelStats, Snapshot, VerifyReport};
 pub use error::{Error, Result};
 pub use options::{

@@ -13,11 +13,16 @@
 //! 2. `size_bytes` only grows, and counts keys, values and a fixed per-entry overhead.
 //! 3. A reader at seqno S sees exactly the versions with seqno <= S, because the write path
 //!    publishes S only after every write up to S is inserted.
+//! 4. Range tombstones are kept beside the skip list (`range_tombstones`), in seqno order; the
+//!    read view carries them for reads (`range_del`), the flush moves them to the manifest.
 
 use crate::iter::{Direction, InternalIterator};
+use crate::batch::{BatchOp, OpKind};
 use crate::key::{pack_trailer, parse_internal_key, ValueKind, KIND_FOR_SEEK};
+use crate::range_del::RangeTombstone;
 use crate::Result;
 use crossbeam_skiplist::SkipMap;
+use parking_lot::Mutex;
 use std::cmp::Ordering;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
@@ -72,22 +77,12 @@ impl MemKey {
 /// What a memtable knows about a key at a seqno.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Lookup {
-    /// The newest visible version is a put of this value.
-    Found(Vec<u8>),
+    /// The newest visible version is a put of this value, at this seqno.
+    Found(Vec<u8>, u64),
     /// The newest visible version is a delete.
     Deleted,
     /// No visible version here; look in older sources.
     Absent,
-}
-
-impl Lookup {
-    /// The value a read returns: `Some` for `Found`, `None` otherwise.
-    pub fn into_value(self) -> Option<Vec<u8>> {
-        match self {
-            Lookup::Found(value) => Some(value),
-            Lookup::Deleted | Lookup::Absent => None,
-        }
-    }
 }
 
 /// An in-memory ordered table of recent writes.
@@ -97,6 +92,7 @@ pub struct Memtable {
     size_bytes: AtomicUsize,
     seqno_max: AtomicU64,
     wal_number: u64,
+    range_tombstones: Mutex<Vec<RangeTombstone>>,
 }
 
 impl Memtable {
@@ -107,6 +103,7 @@ impl Memtable {
             size_bytes: AtomicUsize::new(0),
             seqno_max: AtomicU64::new(0),
             wal_number,
+            range_tombstones: Mutex::new(Vec::new()),
         }
     }
 
@@ -124,6 +121,38 @@ impl Memtable {
         self.seqno_max.fetch_max(seqno, AtomicOrdering::Relaxed);
     }
 
+    /// Applies one batch operation at `seqno`. Only one thread may apply at a time.
+    pub fn apply(&self, op: &BatchOp<'_>, seqno: u64) {
+        match op.kind {
+            OpKind::Put => self.insert(op.key, seqno, ValueKind::Put, op.value),
+            OpKind::Delete => self.insert(op.key, seqno, ValueKind::Delete, op.value),
+            OpKind::DeleteRange if op.key >= op.value => {
+                // An empty range deletes nothing (an inverted one never reaches a memtable).
+                self.seqno_max.fetch_max(seqno, AtomicOrdering::Relaxed);
+            }
+            OpKind::DeleteRange => {
+                let added = op.key.len() + op.value.len() + MEMTABLE_ENTRY_OVERHEAD_BYTES;
+                self.range_tombstones.lock().push(RangeTombstone {
+                    start: op.key.to_vec(),
+                    end: op.value.to_vec(),
+                    seqno,
+                });
+                self.size_bytes.fetch_add(added, AtomicOrdering::Relaxed);
+                self.seqno_max.fetch_max(seqno, AtomicOrdering::Relaxed);
+            }
+        }
+    }
+
+    /// The range tombstones written to this memtable, by seqno ascending.
+    pub fn range_tombstones(&self) -> Vec<RangeTombstone> {
+        self.range_tombstones.lock().clone()
+    }
+
+    /// True if the memtable holds versions of keys (not only range tombstones).
+    pub fn has_entries(&self) -> bool {
+        !self.map.is_empty()
+    }
+
     /// The newest version of `user_key` with seqno `<= seqno`.
     pub fn get(&self, user_key: &[u8], seqno: u64) -> Lookup {
         let seek =
@@ -136,7 +165,7 @@ impl Memtable {
         }
         match (entry.key().trailer & 0xff) as u8 {
             kind if kind == ValueKind::Delete as u8 => Lookup::Deleted,
-            _ => Lookup::Found(entry.value().to_vec()),
+            _ => Lookup::Found(entry.value().to_vec(), entry.key().trailer >> 8),
         }
     }
 
@@ -145,9 +174,9 @@ impl Memtable {
         self.size_bytes.load(AtomicOrdering::Relaxed)
     }
 
-    /// True if nothing was inserted.
+    /// True if nothing was inserted (no version and no range tombstone).
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.map.is_empty() && self.range_tombstones.lock().is_empty()
     }
 
     /// Largest seqno inserted (0 if empty).
@@ -275,10 +304,10 @@ mod tests {
     fn get_sees_the_newest_version_at_a_seqno() {
         let memtable = filled();
         assert_eq!(memtable.get(b"a", 0), Lookup::Absent);
-        assert_eq!(memtable.get(b"a", 1), Lookup::Found(b"a1".to_vec()));
-        assert_eq!(memtable.get(b"a", 2), Lookup::Found(b"a1".to_vec()));
-        assert_eq!(memtable.get(b"a", SEQNO_MAX), Lookup::Found(b"a3".to_vec()));
-        assert_eq!(memtable.get(b"b", 3), Lookup::Found(b"b2".to_vec()));
+        assert_eq!(memtable.get(b"a", 1), Lookup::Found(b"a1".to_vec(), 1));
+        assert_eq!(memtable.get(b"a", 2), Lookup::Found(b"a1".to_vec(), 1));
+        assert_eq!(memtable.get(b"a", SEQNO_MAX), Lookup::Found(b"a3".to_vec(), 3));
+        assert_eq!(memtable.get(b"b", 3), Lookup::Found(b"b2".to_vec(), 2));
         assert_eq!(memtable.get(b"b", 4), Lookup::Deleted);
         assert_eq!(memtable.get(b"c", 9), Lookup::Absent);
         assert_eq!(memtable.seqno_max(), 4);

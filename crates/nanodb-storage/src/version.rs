@@ -22,6 +22,7 @@ use crate::fs::Fs;
 use crate::key::user_key_of;
 use crate::manifest::{FileMeta, ManifestState, LEVEL_COUNT};
 use crate::memtable::Memtable;
+use crate::range_del::RangeTombstones;
 use crate::sst::{SstProperties, SstReader};
 use crate::Result;
 use std::collections::HashMap;
@@ -79,6 +80,7 @@ impl SstHandle {
             seqno_max: properties.seqno_max,
             smallest_key: properties.smallest_key,
             largest_key: properties.largest_key,
+            range_del_applied_seqno: properties.range_del_applied_seqno,
         };
         Ok(SstHandle::new(meta, reader, Arc::clone(fs)))
     }
@@ -169,4 +171,13 @@ pub struct ReadView {
     pub imms: Vec<Arc<Memtable>>,
     /// The SSTs.
     pub version: Arc<Version>,
+    /// Every live range tombstone, durable or still in a memtable.
+    pub range_dels: Arc<RangeTombstones>,
+}
+
+impl ReadView {
+    /// Reads that are not registered snapshots need a seqno at least this.
+    pub fn read_seqno_min(&self) -> u64 {
+        self.version.read_seqno_min.max(self.range_dels.read_seqno_min())
+    }
 }

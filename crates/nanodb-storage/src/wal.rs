@@ -24,8 +24,9 @@ use std::path::Path;
 /// Magic number at the start of every WAL file ("NANOWAL1" read as little-endian bytes).
 /// DO NOT CHANGE: on-disk format.
 pub const WAL_MAGIC: u64 = u64::from_le_bytes(*b"NANOWAL1");
-/// Current WAL format version. Version 1: the first format.
-pub const WAL_FORMAT_VERSION: u32 = 1;
+/// Current WAL format version. Version 1: the first format. Version 2: batches may hold range
+/// deletions (op kind 2); version 1 WALs still replay.
+pub const WAL_FORMAT_VERSION: u32 = 2;
 
 /// Creates a new WAL file, writes its header and syncs it.
 pub fn create_wal(fs: &dyn Fs, path: &Path) -> Result<RecordWriter> {

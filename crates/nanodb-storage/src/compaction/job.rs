@@ -7,6 +7,10 @@
 //! is dropped too when the output level is bottommost: every older version of its key is in
 //! the same stripe (dropped with it) and no level below can hold another.
 //!
+//! A version a durable range tombstone hides is dropped too when no snapshot lies between
+//! the two (the same stripe): nobody can see it. The outputs record the newest tombstone
+//! seqno whose hidden versions were all dropped (`range_del_applied_seqno`).
+//!
 //! Outputs are split at `sst_size_bytes_target`, only between user keys, so the files of a
 //! level never share a user key.
 //!
@@ -24,6 +28,7 @@ use crate::fs::Fs;
 use crate::iter::{Direction, InternalIterator, MergingIterator};
 use crate::key::{parse_internal_key, ValueKind};
 use crate::manifest::sync_dir;
+use crate::range_del::RangeTombstones;
 use crate::sst::{SstWriter, SstWriterOptions};
 use crate::version::SstHandle;
 use crate::{Error, Result};
@@ -48,6 +53,11 @@ pub struct JobInput<'a> {
     pub snapshots: Vec<u64>,
     /// Tombstones in the oldest stripe may be dropped.
     pub bottommost: bool,
+    /// Durable range tombstones (pruned at the oldest snapshot).
+    pub range_dels: Arc<RangeTombstones>,
+    /// Every tombstone up to this seqno is older than every snapshot: recorded in the outputs
+    /// as applied.
+    pub range_del_applied_seqno: u64,
     /// Size at which a new output file starts, in bytes.
     pub sst_size_bytes_target: u64,
     /// Block size and bloom filter of the outputs.
@@ -90,11 +100,24 @@ impl VersionFilter {
         VersionFilter { snapshots, bottommost, ..Default::default() }
     }
 
+    /// The oldest snapshot that sees version `seqno`; `snapshots.len()` when none does.
+    fn stripe(&self, seqno: u64) -> usize {
+        self.snapshots.partition_point(|&snapshot| snapshot < seqno)
+    }
+
+    /// True if a range tombstone hides version `seqno` of `user_key` from every reader: no
+    /// snapshot sees the version without also seeing the tombstone.
+    pub(crate) fn hidden(&self, range_dels: &RangeTombstones, user_key: &[u8], seqno: u64) -> bool {
+        range_dels
+            .oldest_hiding(user_key, seqno)
+            .is_some_and(|tombstone| self.stripe(tombstone) == self.stripe(seqno))
+    }
+
     /// True if the version (`user_key`, `seqno`, `kind`) must be kept. Versions must come in
     /// internal key order.
     pub(crate) fn keep(&mut self, user_key: &[u8], seqno: u64, kind: ValueKind) -> bool {
         // The oldest snapshot that sees this version; `snapshots.len()` when none does.
-        let stripe = self.snapshots.partition_point(|&snapshot| snapshot < seqno);
+        let stripe = self.stripe(seqno);
         if self.has_key && self.user_key == user_key {
             if stripe == self.last_stripe {
                 return false;
@@ -184,7 +207,9 @@ fn merge_into_outputs(
             let path = job.inputs.first().map_or(job.dir, |input| input.reader.path());
             Error::corruption(path, "compaction input holds a malformed internal key")
         })?;
-        if filter.keep(parsed.user_key, parsed.seqno, parsed.kind) {
+        if filter.keep(parsed.user_key, parsed.seqno, parsed.kind)
+            && !filter.hidden(&job.range_dels, parsed.user_key, parsed.seqno)
+        {
             let new_user_key = parsed.user_key != previous_user_key.as_slice();
             let full = current
                 .as_ref()
@@ -218,7 +243,8 @@ fn finish_output(
     current: &mut Option<OpenOutput>,
 ) -> Result<()> {
     let Some(open) = current.take() else { return Ok(()) };
-    let OpenOutput { writer, number, path } = open;
+    let OpenOutput { mut writer, number, path } = open;
+    writer.set_range_del_applied_seqno(job.range_del_applied_seqno);
     let properties = match writer.finish() {
         Ok(properties) => properties,
         Err(error) => {
@@ -247,6 +273,21 @@ mod tests {
             .filter(|(key, seqno, kind)| filter.keep(key.as_bytes(), *seqno, *kind))
             .map(|(_, seqno, _)| *seqno)
             .collect()
+    }
+
+    #[test]
+    fn a_range_tombstone_hides_versions_in_its_own_stripe_only() {
+        use crate::range_del::RangeTombstone;
+        let tombstone = RangeTombstone { start: b"b".to_vec(), end: b"d".to_vec(), seqno: 10 };
+        let range_dels = RangeTombstones::build(vec![tombstone], 0);
+        let filter = VersionFilter::new(vec![], false);
+        assert!(filter.hidden(&range_dels, b"c", 9));
+        assert!(!filter.hidden(&range_dels, b"c", 11), "newer than the tombstone");
+        assert!(!filter.hidden(&range_dels, b"d", 9), "the end is exclusive");
+        // Snapshot 7 sees version 5 and not the tombstone: 5 stays, 8 may go.
+        let filter = VersionFilter::new(vec![7], false);
+        assert!(!filter.hidden(&range_dels, b"c", 5));
+        assert!(filter.hidden(&range_dels, b"c", 8));
     }
 
     #[test]

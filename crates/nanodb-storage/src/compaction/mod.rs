@@ -5,6 +5,8 @@
 
 pub mod job;
 pub mod picker;
+pub mod range_del;
 
 pub use job::JobInput;
 pub use picker::{level_targets, pick, CompactionPlan};
+pub use range_del::{collectable, pick_range_deletion};

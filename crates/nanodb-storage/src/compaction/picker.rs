@@ -39,6 +39,8 @@ pub struct CompactionPlan {
     pub bottommost: bool,
     /// The single input moves to `output_level` without being rewritten.
     pub trivial_move: bool,
+    /// The inputs are removed without being read: a range tombstone hides all they hold.
+    pub drop_files: bool,
     /// The score that chose it (1.0 or more).
     pub score: f64,
 }
@@ -135,7 +137,7 @@ pub fn pick(
     None
 }
 
-fn finish_plan(
+pub(crate) fn finish_plan(
     state: &ManifestState,
     level: usize,
     output_level: usize,
@@ -166,11 +168,12 @@ fn finish_plan(
         overlaps,
         bottommost,
         trivial_move,
+        drop_files: false,
         score: 0.0,
     })
 }
 
-fn plan_l0(
+pub(crate) fn plan_l0(
     state: &ManifestState,
     busy: &HashSet<u64>,
     base_level: usize,
@@ -225,6 +228,7 @@ mod tests {
             seqno_max: number,
             smallest_key: internal_key(smallest.as_bytes(), number, 1),
             largest_key: internal_key(largest.as_bytes(), number, 1),
+            range_del_applied_seqno: 0,
         }
     }
 

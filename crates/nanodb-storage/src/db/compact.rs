@@ -17,7 +17,7 @@
 use super::flush::commit_edit;
 use super::stats::StatsCounters;
 use super::{DbInner, EngineState, ENGINE_WAIT};
-use crate::compaction::{job, pick, CompactionPlan, JobInput};
+use crate::compaction::{job, pick, pick_range_deletion, CompactionPlan, JobInput};
 use crate::manifest::{FileMeta, VersionEdit, LEVEL_COUNT};
 use crate::sst::SstWriterOptions;
 use crate::version::{ReadView, SstHandle, Version};
@@ -36,8 +36,12 @@ pub(crate) fn compact_once(
     if engine.manual_compaction {
         return Ok(false);
     }
-    let Some(plan) = pick(&engine.state, &inner.options, &engine.compacting, &engine.cursors)
-    else {
+    let plan = pick(&engine.state, &inner.options, &engine.compacting, &engine.cursors)
+        .or_else(|| {
+            let applicable = super::range_del::applicable_seqno_max(inner);
+            pick_range_deletion(&engine.state, &engine.compacting, applicable)
+        });
+    let Some(plan) = plan else {
         return Ok(false);
     };
     if let Some(last) = plan.inputs.iter().map(|f| crate::key::user_key_of(&f.largest_key)).max() {
@@ -66,6 +70,10 @@ fn run_plan(
     }
     let result = if plan.trivial_move {
         install(inner, engine, plan, Vec::new(), view.version.read_seqno_min)
+    } else if plan.drop_files {
+        // Readers below the visible seqno might not see the tombstone that hides the files.
+        let horizon = inner.seqno_visible.load(Ordering::Acquire);
+        install(inner, engine, plan, Vec::new(), horizon)
     } else {
         run_and_install(inner, engine, plan, inputs)
     };
@@ -86,6 +94,9 @@ fn run_and_install(
         let horizon = inner.seqno_visible.load(Ordering::Acquire);
         (snapshots.keys().copied().collect::<Vec<u64>>(), horizon)
     };
+    let read_seqno_min = snapshots.first().map_or(horizon, |&oldest| oldest.min(horizon));
+    let (range_dels, range_del_applied_seqno) =
+        super::range_del::for_compaction(&engine.state, &snapshots, read_seqno_min);
     let options = &inner.options;
     let output = MutexGuard::unlocked(engine, || {
         let next_file_number = || {
@@ -101,6 +112,8 @@ fn run_and_install(
             output_level: plan.output_level,
             snapshots,
             bottommost: plan.bottommost,
+            range_dels,
+            range_del_applied_seqno,
             sst_size_bytes_target: options.sst_size_bytes_target,
             writer_options: SstWriterOptions {
                 block_size_bytes: options.block_size_bytes,
@@ -167,15 +180,24 @@ fn install(
     } else {
         plan.all_files().filter_map(|file| open.get(&file.number).cloned()).collect()
     };
-    *inner.view.write() =
-        Arc::new(ReadView { mem: Arc::clone(&view.mem), imms: view.imms.clone(), version });
+    *inner.view.write() = Arc::new(ReadView {
+        mem: Arc::clone(&view.mem),
+        imms: view.imms.clone(),
+        version,
+        range_dels: Arc::clone(&view.range_dels),
+    });
     for handle in stale {
         handle.mark_obsolete();
     }
-    let counter =
-        if plan.trivial_move { &inner.stats.trivial_moves } else { &inner.stats.compactions };
+    let counter = if plan.trivial_move {
+        &inner.stats.trivial_moves
+    } else if plan.drop_files {
+        &inner.stats.range_deletion_files_dropped
+    } else {
+        &inner.stats.compactions
+    };
     StatsCounters::add(counter, 1);
-    Ok(())
+    super::range_del::collect_garbage(inner, engine)
 }
 
 /// Compacts every SST into the last level in one compaction (`Db::compact_all`), after the
@@ -217,6 +239,7 @@ fn compact_everything(inner: &DbInner, engine: &mut MutexGuard<'_, EngineState>)
         overlaps,
         bottommost: true,
         trivial_move: false,
+        drop_files: false,
         score: 0.0,
     };
     run_plan(inner, engine, &plan)

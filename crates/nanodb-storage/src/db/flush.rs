@@ -65,6 +65,9 @@ pub(crate) fn flush_oldest(
     engine.state.next_file_number += 1;
     engine.flush_running = true;
     let written = MutexGuard::unlocked(engine, || {
+        if !imm.has_entries() {
+            return Ok(None); // only range tombstones: they go to the manifest
+        }
         // A panic here must not leave `flush_running` set: it becomes an error (and poison).
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             write_sst(
@@ -75,6 +78,7 @@ pub(crate) fn flush_oldest(
                 number,
                 inner.block_cache.as_ref(),
             )
+            .map(Some)
         }))
         .unwrap_or_else(|panic| Err(Error::Internal(super::write::panic_message(&panic))))
     });
@@ -89,25 +93,35 @@ pub(crate) fn flush_oldest(
         log_number: Some(log_number),
         next_file_number: Some(engine.state.next_file_number),
         last_seqno: Some(engine.state.last_seqno.max(imm.seqno_max())),
-        added: vec![handle.meta.clone()],
-        removed: Vec::new(),
+        added: handle.iter().map(|handle| handle.meta.clone()).collect(),
+        added_range_tombstones: imm.range_tombstones(),
+        ..VersionEdit::default()
     };
     commit_edit(inner, engine, &edit)?;
 
     let mut open = view.version.handles_by_number();
-    open.insert(handle.meta.number, Arc::clone(&handle));
+    if let Some(handle) = &handle {
+        open.insert(handle.meta.number, Arc::clone(handle));
+    }
     let version = Arc::new(Version::build(&engine.state, &open, view.version.read_seqno_min));
     engine.imms.pop_front();
     let imms = view.imms.iter().filter(|m| !Arc::ptr_eq(m, &imm)).cloned().collect();
-    *inner.view.write() = Arc::new(ReadView { mem: Arc::clone(&view.mem), imms, version });
+    *inner.view.write() = Arc::new(ReadView {
+        mem: Arc::clone(&view.mem),
+        imms,
+        version,
+        range_dels: Arc::clone(&view.range_dels),
+    });
     inner.engine_changed.notify_all();
 
+    let size_bytes = handle.as_ref().map_or(0, |handle| handle.meta.size_bytes);
     StatsCounters::add(&inner.stats.flushes, 1);
-    StatsCounters::add(&inner.stats.flush_bytes_written, handle.meta.size_bytes);
-    StatsCounters::add(&inner.stats.level_bytes_written[0], handle.meta.size_bytes);
+    StatsCounters::add(&inner.stats.flush_bytes_written, size_bytes);
+    StatsCounters::add(&inner.stats.level_bytes_written[0], size_bytes);
     // The WAL is now redundant. If removing it fails, the next open removes it.
     let _ = inner.fs.remove_file(&wal_path(&inner.dir, imm.wal_number()));
-    Ok(())
+    // A tombstone over a range no file holds is not needed past its flush.
+    super::range_del::collect_garbage(inner, engine)
 }
 
 /// Flushes the oldest frozen memtable, then runs every compaction that is due: the writer's

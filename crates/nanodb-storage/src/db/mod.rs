@@ -19,6 +19,7 @@
 mod compact;
 mod flush;
 mod open;
+mod range_del;
 mod read;
 mod stats;
 mod write;
@@ -144,6 +145,15 @@ impl DbInner {
     fn current_view(&self) -> Arc<ReadView> {
         Arc::clone(&self.view.read())
     }
+
+    /// The lowest seqno a read may use from now on: the oldest snapshot's, or the visible
+    /// seqno (a snapshot taken later gets a seqno at or above it). Range tombstone sets are
+    /// pruned at it (`range_del` module).
+    fn range_del_read_seqno_min(&self) -> u64 {
+        let snapshots = self.snapshots.lock();
+        let visible = self.seqno_visible.load(Ordering::Acquire);
+        snapshots.keys().next().map_or(visible, |&oldest| oldest.min(visible))
+    }
 }
 
 /// Owns the background threads; shuts the database down when the last `Db` clone drops.
@@ -240,6 +250,28 @@ impl Db {
     pub fn delete(&self, key: impl AsRef<[u8]>, options: WriteOptions) -> Result<()> {
         let mut batch = WriteBatch::new();
         batch.delete(key);
+        self.write(batch, options)
+    }
+
+    /// Removes every key from `start` (inclusive) to `end` (exclusive) without reading them:
+    /// one record, whatever the range holds. Snapshots and iterators taken before still see
+    /// the keys; compaction reclaims their space (whole files inside the range are dropped
+    /// without being read). `start == end` deletes nothing; `start > end` is
+    /// `Error::InvalidArgument`. At most `RANGE_TOMBSTONES_LIVE_MAX` range deletions are live
+    /// at once (each stays until compaction has removed what it hides).
+    pub fn delete_range(
+        &self,
+        start: impl AsRef<[u8]>,
+        end: impl AsRef<[u8]>,
+        options: WriteOptions,
+    ) -> Result<()> {
+        let (start, end) = (start.as_ref(), end.as_ref());
+        let mut batch = WriteBatch::new();
+        batch.delete_range(start, end);
+        if start == end {
+            // Nothing to delete, but the arguments are still checked like any write's.
+            return write::check_limits(self.inner(), &batch);
+        }
         self.write(batch, options)
     }
 

@@ -24,6 +24,7 @@ use crate::key::SEQNO_MAX;
 use crate::manifest::{self, sync_dir, ManifestState, ManifestWriter};
 use crate::memtable::Memtable;
 use crate::options::{Options, WalRecovery};
+use crate::range_del::RangeTombstones;
 use crate::sst::SstReader;
 use crate::version::{ReadView, SstHandle, Version};
 use crate::wal::{create_wal, replay_wal};
@@ -96,7 +97,14 @@ pub(crate) fn open(dir: &Path, options: Options) -> Result<DbInner> {
     remove_obsolete_files(fs.as_ref(), dir, &names, &state, manifest_number);
 
     let version = Arc::new(Version::build(&state, &open_files, 0));
-    let view = ReadView { mem: Arc::new(Memtable::new(wal_number)), imms: Vec::new(), version };
+    // No snapshot exists yet and every read is at `seqno_last` or above.
+    let range_dels = Arc::new(RangeTombstones::build(state.range_tombstones.clone(), seqno_last));
+    let view = ReadView {
+        mem: Arc::new(Memtable::new(wal_number)),
+        imms: Vec::new(),
+        version,
+        range_dels,
+    };
     Ok(DbInner {
         dir: dir.to_path_buf(),
         fs,
@@ -269,7 +277,7 @@ fn replay_wals(
                 ));
             }
             for (offset, op) in ops.enumerate() {
-                memtable.insert(op.key, header.seqno_first + offset as u64, op.kind, op.value);
+                memtable.apply(&op, header.seqno_first + offset as u64);
             }
             seqno_last += count;
             Ok(())
@@ -295,11 +303,21 @@ fn replay_wals(
         }
     }
     if !memtable.is_empty() {
-        let number = allocate(state);
-        let handle = write_sst(fs, dir, options, &memtable, number, cache)?;
-        let edit = manifest::VersionEdit { added: vec![handle.meta.clone()], ..Default::default() };
+        let mut edit = manifest::VersionEdit {
+            added_range_tombstones: memtable.range_tombstones(),
+            ..Default::default()
+        };
+        let mut handle = None;
+        if memtable.has_entries() {
+            let number = allocate(state);
+            let written = write_sst(fs, dir, options, &memtable, number, cache)?;
+            edit.added.push(written.meta.clone());
+            handle = Some(written);
+        }
         state.apply(&edit).map_err(|detail| Error::corruption(dir, detail))?;
-        open_files.insert(number, handle);
+        if let Some(handle) = handle {
+            open_files.insert(handle.meta.number, handle);
+        }
     }
     Ok(seqno_last)
 }

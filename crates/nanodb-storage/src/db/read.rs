@@ -59,7 +59,7 @@ pub(crate) fn latest_seqno_and_view(inner: &DbInner) -> (u64, Arc<ReadView>) {
     loop {
         let seqno = inner.seqno_visible.load(Ordering::Acquire);
         let view = inner.current_view();
-        if seqno >= view.version.read_seqno_min {
+        if seqno >= view.read_seqno_min() {
             return (seqno, view);
         }
     }
@@ -97,11 +97,22 @@ fn get_in_view(
     key: &[u8],
     seqno: u64,
 ) -> Result<Option<Vec<u8>>> {
+    let found = newest_version(inner, view, key, seqno)?;
+    // A range tombstone newer than the version hides it, and every older version with it.
+    Ok(match found {
+        Lookup::Found(value, version) if !view.range_dels.hides(key, version, seqno) => {
+            Some(value)
+        }
+        _ => None,
+    })
+}
+
+/// The newest version of `key` at `seqno` among the view's memtables and SSTs.
+fn newest_version(inner: &DbInner, view: &ReadView, key: &[u8], seqno: u64) -> Result<Lookup> {
     for memtable in std::iter::once(&view.mem).chain(view.imms.iter()) {
         match memtable.get(key, seqno) {
-            Lookup::Found(value) => return Ok(Some(value)),
-            Lookup::Deleted => return Ok(None),
             Lookup::Absent => {}
+            found => return Ok(found),
         }
     }
     let version = &view.version;
@@ -109,18 +120,18 @@ fn get_in_view(
     for handle in l0 {
         match search_file(inner, handle, 0, key, seqno)? {
             Lookup::Absent => {}
-            found => return Ok(found.into_value()),
+            found => return Ok(found),
         }
     }
     for level in 1..version.levels.len() {
         if let Some(handle) = version.file_covering(level, key) {
             match search_file(inner, handle, level, key, seqno)? {
                 Lookup::Absent => {}
-                found => return Ok(found.into_value()),
+                found => return Ok(found),
             }
         }
     }
-    Ok(None)
+    Ok(Lookup::Absent)
 }
 
 /// Searches one file whose range covers `key`, behind its bloom filter.
@@ -210,7 +221,8 @@ impl Iter {
         let merged = merged_iterator(&self.view, direction);
         let (inner, view, seqno) = (Arc::clone(&self.inner), Arc::clone(&self.view), self.seqno);
         let point_read: PointRead = Box::new(move |key| get_in_view(&inner, &view, key, seqno));
-        DbIterator::new(merged, direction, self.seqno, self.bounds.clone(), point_read)
+        let range_dels = Arc::clone(&self.view.range_dels);
+        DbIterator::new(merged, direction, self.seqno, self.bounds.clone(), point_read, range_dels)
     }
 
     fn finish_with(
@@ -352,6 +364,7 @@ pub(crate) fn stats(inner: &DbInner) -> DbStats {
             })
             .collect(),
         snapshots_live: inner.snapshots.lock().values().map(|&count| count as u64).sum(),
+        range_tombstones_live: view.range_dels.len() as u64,
         ..DbStats::default()
     };
     let targets = crate::compaction::level_targets(&inner.engine.lock().state, &inner.options);

@@ -32,6 +32,8 @@ pub(crate) struct StatsCounters {
     pub(crate) compaction_entries_dropped: AtomicU64,
     pub(crate) write_slowdowns: AtomicU64,
     pub(crate) write_slowdown_micros: AtomicU64,
+    pub(crate) range_deletion_files_dropped: AtomicU64,
+    pub(crate) range_tombstones_collected: AtomicU64,
     /// Per level: bytes written into it (flushes into L0, compactions into their output).
     pub(crate) level_bytes_written: [AtomicU64; LEVEL_COUNT],
     /// Per level: bytes compactions read out of it.
@@ -126,6 +128,12 @@ pub struct DbStats {
     pub write_slowdowns: u64,
     /// Total delay of those group commits, in microseconds.
     pub write_slowdown_micros: u64,
+    /// Range tombstones live (in memtables or the manifest).
+    pub range_tombstones_live: u64,
+    /// SSTs removed without being read because a range tombstone hid all they held.
+    pub range_deletion_files_dropped: u64,
+    /// Range tombstones forgotten once nothing they hid was left.
+    pub range_tombstones_collected: u64,
     /// The block cache's counters (shared by every database using the same cache), if the
     /// database has one.
     pub block_cache: Option<crate::cache::BlockCacheStats>,
@@ -156,6 +164,8 @@ impl DbStats {
         self.compaction_entries_dropped = read(&counters.compaction_entries_dropped);
         self.write_slowdowns = read(&counters.write_slowdowns);
         self.write_slowdown_micros = read(&counters.write_slowdown_micros);
+        self.range_deletion_files_dropped = read(&counters.range_deletion_files_dropped);
+        self.range_tombstones_collected = read(&counters.range_tombstones_collected);
         for (level, stats) in self.levels.iter_mut().enumerate().take(LEVEL_COUNT) {
             stats.bytes_written = read(&counters.level_bytes_written[level]);
             stats.bytes_read = read(&counters.level_bytes_read[level]);
@@ -234,6 +244,13 @@ impl fmt::Display for DbStats {
             self.compaction_entries_dropped
         )?;
         writeln!(f, "write amplification   {:.2}", self.write_amplification())?;
+        writeln!(
+            f,
+            "range tombstones      {} live, {} collected, {} files dropped",
+            self.range_tombstones_live,
+            self.range_tombstones_collected,
+            self.range_deletion_files_dropped
+        )?;
         if let Some(cache) = &self.block_cache {
             writeln!(
                 f,

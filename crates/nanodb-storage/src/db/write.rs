@@ -15,12 +15,13 @@
 //! 3. A failure poisons the database before any writer of the group is answered.
 
 use super::{DbInner, WalState};
-use crate::batch::WriteBatch;
+use crate::batch::{OpKind, WriteBatch};
 use crate::filenames::wal_path;
 use crate::key::SEQNO_MAX;
 use crate::manifest::sync_dir;
 use crate::memtable::Memtable;
 use crate::options::{Options, WriteOptions, SLOWDOWN_DELAY_MAX};
+use crate::range_del::{RangeTombstone, RANGE_TOMBSTONES_LIVE_MAX};
 use crate::record_log::encode_record;
 use crate::version::ReadView;
 use crate::wal::create_wal;
@@ -54,7 +55,7 @@ pub(crate) struct WriteQueue {
     changed: Condvar,
 }
 
-fn check_limits(inner: &DbInner, batch: &WriteBatch) -> Result<()> {
+pub(crate) fn check_limits(inner: &DbInner, batch: &WriteBatch) -> Result<()> {
     let options = &inner.options;
     let checks = [
         ("key size", batch.key_len_max(), options.key_size_bytes_max),
@@ -64,6 +65,21 @@ fn check_limits(inner: &DbInner, batch: &WriteBatch) -> Result<()> {
     for (what, size, max) in checks {
         if size > max {
             return Err(Error::LimitExceeded { what, size: size as u64, max: max as u64 });
+        }
+    }
+    if batch.has_inverted_range() {
+        return Err(Error::InvalidArgument("delete_range: the start is after the end".into()));
+    }
+    if batch.range_delete_count() > 0 {
+        // Checked as the write is queued: writers racing each other may pass the limit by the
+        // range deletions they have in flight.
+        let live = inner.current_view().range_dels.len() + batch.range_delete_count();
+        if live > RANGE_TOMBSTONES_LIVE_MAX {
+            return Err(Error::LimitExceeded {
+                what: "live range tombstones",
+                size: live as u64,
+                max: RANGE_TOMBSTONES_LIVE_MAX as u64,
+            });
         }
     }
     Ok(())
@@ -210,6 +226,7 @@ fn commit_group(inner: &DbInner, group: &mut [PendingWrite]) -> Result<()> {
 
     let mem = Arc::clone(&inner.current_view().mem);
     let mut seqno = seqno_first;
+    let mut range_tombstones: Vec<RangeTombstone> = Vec::new();
     for write in group.iter() {
         for op in write.batch.ops() {
             // The batch was encoded in memory by `WriteBatch`, so it always decodes; if it did
@@ -217,9 +234,20 @@ fn commit_group(inner: &DbInner, group: &mut [PendingWrite]) -> Result<()> {
             let op = op.map_err(|detail| {
                 inner.poison(Error::InvalidArgument(format!("malformed batch: {detail}")))
             })?;
-            mem.insert(op.key, seqno, op.kind, op.value);
+            mem.apply(&op, seqno);
+            if op.kind == OpKind::DeleteRange && op.key < op.value {
+                range_tombstones.push(RangeTombstone {
+                    start: op.key.to_vec(),
+                    end: op.value.to_vec(),
+                    seqno,
+                });
+            }
             seqno += 1;
         }
+    }
+    if !range_tombstones.is_empty() {
+        // In the view before the seqno is published, like the memtable entries.
+        publish_range_tombstones(inner, &range_tombstones);
     }
     wal.seqno_last = seqno - 1;
     inner.seqno_visible.store(seqno - 1, Ordering::Release);
@@ -230,6 +258,20 @@ fn commit_group(inner: &DbInner, group: &mut [PendingWrite]) -> Result<()> {
     StatsCounters::add(&stats.group_commits, 1);
     StatsCounters::add(&stats.wal_bytes_written, written_bytes);
     Ok(())
+}
+
+/// Adds `added` to the view's range tombstones (under the engine lock, like every view swap).
+fn publish_range_tombstones(inner: &DbInner, added: &[RangeTombstone]) {
+    let _engine = inner.engine.lock();
+    let view = inner.current_view();
+    let read_seqno_min = inner.range_del_read_seqno_min();
+    let range_dels = Arc::new(view.range_dels.with(added, read_seqno_min));
+    *inner.view.write() = Arc::new(ReadView {
+        mem: Arc::clone(&view.mem),
+        imms: view.imms.clone(),
+        version: Arc::clone(&view.version),
+        range_dels,
+    });
 }
 
 /// Freezes the active memtable and starts a new one with a new WAL. Waits (or, with no
@@ -271,8 +313,12 @@ pub(crate) fn freeze_memtable(inner: &DbInner, wal: &mut WalState) -> Result<()>
     let mut imms = Vec::with_capacity(old.imms.len() + 1);
     imms.push(Arc::clone(&old.mem));
     imms.extend(old.imms.iter().cloned());
-    let view =
-        ReadView { mem: Arc::new(Memtable::new(number)), imms, version: Arc::clone(&old.version) };
+    let view = ReadView {
+        mem: Arc::new(Memtable::new(number)),
+        imms,
+        version: Arc::clone(&old.version),
+        range_dels: Arc::clone(&old.range_dels),
+    };
     engine.imms.push_back(Arc::clone(&old.mem));
     *inner.view.write() = Arc::new(view);
     inner.engine_changed.notify_all();

@@ -14,6 +14,9 @@
 //! Thread safety: used by one thread; it owns `Arc`s of every source, so it sees a consistent
 //! snapshot while writes, flushes and other readers go on.
 //!
+//! A visible version that a range tombstone (at or below the iterator's seqno) hides is
+//! treated like a tombstone.
+//!
 //! Invariants:
 //! 1. Versions with a seqno above the iterator's seqno are never seen.
 //! 2. Every key yielded lies within the bounds, and keys strictly ascend (forward) or descend.
@@ -21,8 +24,10 @@
 
 use super::{Direction, InternalIterator, MergingIterator};
 use crate::key::{internal_key, parse_internal_key, ValueKind, KIND_FOR_SEEK, SEQNO_MAX};
+use crate::range_del::RangeTombstones;
 use crate::{Error, Result};
 use std::ops::Bound;
+use std::sync::Arc;
 
 /// A key and its value.
 pub type KeyValue = (Vec<u8>, Vec<u8>);
@@ -49,6 +54,8 @@ pub struct DbIterator {
     skip_key: Option<Vec<u8>>,
     run: VersionRun,
     point_read: PointRead,
+    /// Range tombstones: a visible version they hide is treated as a tombstone.
+    range_dels: Arc<RangeTombstones>,
 }
 
 /// The key whose versions are being stepped over, and how many so far.
@@ -83,6 +90,7 @@ impl DbIterator {
         seqno: u64,
         (lower, upper): (Bound<Vec<u8>>, Bound<Vec<u8>>),
         point_read: PointRead,
+        range_dels: Arc<RangeTombstones>,
     ) -> DbIterator {
         DbIterator {
             merged,
@@ -96,6 +104,7 @@ impl DbIterator {
             skip_key: None,
             run: VersionRun::default(),
             point_read,
+            range_dels,
         }
     }
 
@@ -183,7 +192,8 @@ impl DbIterator {
             if self.above_upper(parsed.user_key) {
                 return Ok(None);
             }
-            let entry = (parsed.kind == ValueKind::Put)
+            let entry = (parsed.kind == ValueKind::Put
+                && !self.range_dels.hides(parsed.user_key, parsed.seqno, self.seqno))
                 .then(|| (parsed.user_key.to_vec(), self.merged.value().to_vec()));
             // Reuse the buffer: one allocation per yielded key, none per tombstone.
             match &mut self.skip_key {
@@ -235,7 +245,9 @@ impl DbIterator {
                 continue;
             }
             if parsed.seqno <= self.seqno {
-                let value = (parsed.kind == ValueKind::Put).then(|| self.merged.value().to_vec());
+                let value = (parsed.kind == ValueKind::Put
+                    && !self.range_dels.hides(parsed.user_key, parsed.seqno, self.seqno))
+                    .then(|| self.merged.value().to_vec());
                 self.pending = Some((parsed.user_key.to_vec(), value));
             } else if self.pending.is_none() {
                 // Invisible version of a new key: start gathering it with nothing visible yet.

@@ -2,17 +2,21 @@
 //!
 //! Encoding: a sequence of tagged fields, each `tag: u8` then its body (varints and
 //! length-prefixed byte strings); see docs/format/manifest.md. An unknown tag is corruption:
-//! new tags need a new manifest format version.
+//! new tags need a new manifest format version (version 2 added tags 6 to 8).
 //!
 //! Thread safety: plain values.
 
 use crate::coding::{put_length_prefixed, put_varint, Decoder};
+use crate::range_del::RangeTombstone;
 
 const TAG_LOG_NUMBER: u8 = 1;
 const TAG_NEXT_FILE_NUMBER: u8 = 2;
 const TAG_LAST_SEQNO: u8 = 3;
 const TAG_ADD_FILE: u8 = 4;
 const TAG_REMOVE_FILE: u8 = 5;
+const TAG_ADD_RANGE_TOMBSTONE: u8 = 6;
+const TAG_REMOVE_RANGE_TOMBSTONE: u8 = 7;
+const TAG_FILE_RANGE_DEL_APPLIED: u8 = 8;
 
 /// What the manifest records about one SST.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +37,9 @@ pub struct FileMeta {
     pub smallest_key: Vec<u8>,
     /// Largest encoded internal key.
     pub largest_key: Vec<u8>,
+    /// Every range tombstone with a seqno up to this one was applied when the file was
+    /// written: the file holds no version such a tombstone hides (0: none was).
+    pub range_del_applied_seqno: u64,
 }
 
 /// One change to the live file set and counters.
@@ -48,6 +55,10 @@ pub struct VersionEdit {
     pub added: Vec<FileMeta>,
     /// Files removed, as (level, number).
     pub removed: Vec<(u32, u64)>,
+    /// Range tombstones that became durable (their memtable was flushed).
+    pub added_range_tombstones: Vec<RangeTombstone>,
+    /// Range tombstones no longer needed, by seqno.
+    pub removed_range_tombstones: Vec<u64>,
 }
 
 impl VersionEdit {
@@ -79,6 +90,20 @@ impl VersionEdit {
             }
             put_length_prefixed(&mut out, &file.smallest_key);
             put_length_prefixed(&mut out, &file.largest_key);
+            if file.range_del_applied_seqno > 0 {
+                out.push(TAG_FILE_RANGE_DEL_APPLIED);
+                put_varint(&mut out, file.range_del_applied_seqno);
+            }
+        }
+        for tombstone in &self.added_range_tombstones {
+            out.push(TAG_ADD_RANGE_TOMBSTONE);
+            put_varint(&mut out, tombstone.seqno);
+            put_length_prefixed(&mut out, &tombstone.start);
+            put_length_prefixed(&mut out, &tombstone.end);
+        }
+        for &seqno in &self.removed_range_tombstones {
+            out.push(TAG_REMOVE_RANGE_TOMBSTONE);
+            put_varint(&mut out, seqno);
         }
         out
     }
@@ -100,6 +125,27 @@ impl VersionEdit {
                     edit.removed.push((level, number));
                 }
                 TAG_ADD_FILE => edit.added.push(decode_file(&mut decoder)?),
+                TAG_FILE_RANGE_DEL_APPLIED => {
+                    let seqno = decoder.varint().ok_or("bad range deletion seqno of a file")?;
+                    let file = edit.added.last_mut().ok_or("range deletion seqno before a file")?;
+                    file.range_del_applied_seqno = seqno;
+                }
+                TAG_ADD_RANGE_TOMBSTONE => {
+                    let seqno = decoder.varint().ok_or("bad range tombstone seqno")?;
+                    let start = decoder.length_prefixed().ok_or("bad range tombstone start")?;
+                    let end = decoder.length_prefixed().ok_or("bad range tombstone end")?;
+                    if start >= end {
+                        return Err("range tombstone does not start before its end");
+                    }
+                    edit.added_range_tombstones.push(RangeTombstone {
+                        start: start.to_vec(),
+                        end: end.to_vec(),
+                        seqno,
+                    });
+                }
+                TAG_REMOVE_RANGE_TOMBSTONE => edit
+                    .removed_range_tombstones
+                    .push(decoder.varint().ok_or("bad removed range tombstone seqno")?),
                 _ => return Err("unknown version edit tag"),
             }
         }
@@ -130,6 +176,7 @@ fn decode_file(decoder: &mut Decoder<'_>) -> Result<FileMeta, &'static str> {
         seqno_max,
         smallest_key,
         largest_key,
+        range_del_applied_seqno: 0,
     })
 }
 
@@ -152,8 +199,15 @@ mod tests {
                 seqno_max: 100,
                 smallest_key: internal_key(b"a", 1, 1),
                 largest_key: internal_key(b"z", 100, 1),
+                range_del_applied_seqno: 77,
             }],
             removed: vec![(1, 9)],
+            added_range_tombstones: vec![RangeTombstone {
+                start: b"b".to_vec(),
+                end: b"d".to_vec(),
+                seqno: 50,
+            }],
+            removed_range_tombstones: vec![3],
         }
     }
 
@@ -174,5 +228,10 @@ mod tests {
         }
         assert!(VersionEdit::decode(&[99]).is_err());
         assert!(VersionEdit::decode(&[TAG_ADD_FILE, 0]).is_err());
+        assert!(VersionEdit::decode(&[TAG_FILE_RANGE_DEL_APPLIED, 5]).is_err());
+        // An empty or inverted range is corruption.
+        assert!(VersionEdit::decode(&[TAG_ADD_RANGE_TOMBSTONE, 5, 1, b'b', 1, b'a']).is_err());
+        assert!(VersionEdit::decode(&[TAG_ADD_RANGE_TOMBSTONE, 5, 1, b'a', 1, b'a']).is_err());
+        assert!(VersionEdit::decode(&[TAG_ADD_RANGE_TOMBSTONE, 5, 1, b'a', 1, b'b']).is_ok());
     }
 }

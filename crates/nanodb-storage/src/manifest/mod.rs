@@ -30,8 +30,9 @@ use std::path::Path;
 /// Magic number at the start of every manifest ("NANOMAN1" as little-endian bytes).
 /// DO NOT CHANGE: on-disk format.
 pub const MANIFEST_MAGIC: u64 = u64::from_le_bytes(*b"NANOMAN1");
-/// Current manifest format version. Version 1: the first format.
-pub const MANIFEST_FORMAT_VERSION: u32 = 1;
+/// Current manifest format version. Version 1: the first format. Version 2: range tombstone
+/// edits (tags 6 to 8); version 1 manifests still open.
+pub const MANIFEST_FORMAT_VERSION: u32 = 2;
 /// A manifest larger than this is replaced by a fresh one holding only the current state.
 pub const MANIFEST_SIZE_BYTES_ROLL: u64 = 4 * 1024 * 1024;
 
@@ -147,6 +148,7 @@ mod tests {
             seqno_max: number,
             smallest_key: internal_key(b"a", number, 1),
             largest_key: internal_key(b"b", number, 1),
+            range_del_applied_seqno: 0,
         }
     }
 

@@ -11,6 +11,7 @@
 use super::edit::{FileMeta, VersionEdit};
 use crate::filenames::FILE_NUMBER_MAX;
 use crate::key::SEQNO_MAX;
+use crate::range_del::RangeTombstone;
 
 /// Levels of the LSM tree.
 pub const LEVEL_COUNT: usize = 7;
@@ -26,6 +27,8 @@ pub struct ManifestState {
     pub next_file_number: u64,
     /// Every seqno up to this one is in an SST.
     pub last_seqno: u64,
+    /// Durable range tombstones (flushed out of their memtable), by seqno ascending.
+    pub range_tombstones: Vec<RangeTombstone>,
 }
 
 impl Default for ManifestState {
@@ -35,6 +38,7 @@ impl Default for ManifestState {
             log_number: 0,
             next_file_number: 1,
             last_seqno: 0,
+            range_tombstones: Vec::new(),
         }
     }
 }
@@ -76,6 +80,25 @@ impl ManifestState {
             })?;
             level.push(file.clone());
         }
+        for &seqno in &edit.removed_range_tombstones {
+            let position = self
+                .range_tombstones
+                .iter()
+                .position(|tombstone| tombstone.seqno == seqno)
+                .ok_or_else(|| format!("edit removes range tombstone {seqno}, which is not live"))?;
+            self.range_tombstones.remove(position);
+        }
+        for tombstone in &edit.added_range_tombstones {
+            if tombstone.seqno > SEQNO_MAX {
+                return Err(format!("range tombstone seqno {} is over the limit", tombstone.seqno));
+            }
+            if self.range_tombstones.iter().any(|live| live.seqno == tombstone.seqno) {
+                return Err(format!("edit adds range tombstone {} twice", tombstone.seqno));
+            }
+            let position =
+                self.range_tombstones.partition_point(|live| live.seqno < tombstone.seqno);
+            self.range_tombstones.insert(position, tombstone.clone());
+        }
         if let Some(value) = edit.log_number {
             self.log_number = self.log_number.max(value);
         }
@@ -106,6 +129,8 @@ impl ManifestState {
             last_seqno: Some(self.last_seqno),
             added: self.files().cloned().collect(),
             removed: Vec::new(),
+            added_range_tombstones: self.range_tombstones.clone(),
+            removed_range_tombstones: Vec::new(),
         }
     }
 }
@@ -124,6 +149,7 @@ mod tests {
             seqno_max: 1,
             smallest_key: vec![],
             largest_key: vec![],
+            range_del_applied_seqno: 0,
         }
     }
 
@@ -136,6 +162,12 @@ mod tests {
             last_seqno: Some(100),
             added: vec![file(3, 0), file(4, 0)],
             removed: vec![],
+            added_range_tombstones: vec![RangeTombstone {
+                start: b"a".to_vec(),
+                end: b"b".to_vec(),
+                seqno: 7,
+            }],
+            removed_range_tombstones: vec![],
         };
         state.apply(&edit).unwrap();
         state
@@ -150,6 +182,11 @@ mod tests {
         let mut rebuilt = ManifestState::default();
         rebuilt.apply(&state.snapshot_edit()).unwrap();
         assert_eq!(rebuilt, state);
+        assert_eq!(state.range_tombstones.len(), 1);
+        let removal = VersionEdit { removed_range_tombstones: vec![7], ..Default::default() };
+        state.apply(&removal).unwrap();
+        assert!(state.range_tombstones.is_empty());
+        assert!(state.apply(&removal).is_err(), "a tombstone removed twice is refused");
     }
 
     #[test]

@@ -2,8 +2,9 @@
 //! manifest when the file is added.
 //!
 //! Encoding: `entry_count u64 | data_block_count u64 | seqno_min u64 | seqno_max u64 |
-//! key_bytes u64 | value_bytes u64 | smallest_key (varint len, bytes) | largest_key (same)`,
-//! all integers little-endian. Keys are encoded internal keys.
+//! key_bytes u64 | value_bytes u64 | smallest_key (varint len, bytes) | largest_key (same)
+//! [| range_del_applied_seqno u64]`, all integers little-endian. Keys are encoded internal keys.
+//! The last field is optional (files written before range deletions existed lack it: 0).
 //!
 //! Thread safety: a plain value.
 
@@ -28,6 +29,8 @@ pub struct SstProperties {
     pub smallest_key: Vec<u8>,
     /// Largest internal key.
     pub largest_key: Vec<u8>,
+    /// Every range tombstone up to this seqno was applied when the file was written (0: none).
+    pub range_del_applied_seqno: u64,
 }
 
 impl SstProperties {
@@ -62,13 +65,16 @@ impl SstProperties {
         }
         put_length_prefixed(&mut out, &self.smallest_key);
         put_length_prefixed(&mut out, &self.largest_key);
+        if self.range_del_applied_seqno > 0 {
+            put_u64(&mut out, self.range_del_applied_seqno);
+        }
         out
     }
 
     /// Decodes a properties block; `None` if malformed.
     pub fn decode(bytes: &[u8]) -> Option<SstProperties> {
         let mut decoder = Decoder::new(bytes);
-        let properties = SstProperties {
+        let mut properties = SstProperties {
             entry_count: decoder.u64()?,
             data_block_count: decoder.u64()?,
             seqno_min: decoder.u64()?,
@@ -77,7 +83,11 @@ impl SstProperties {
             value_bytes: decoder.u64()?,
             smallest_key: decoder.length_prefixed()?.to_vec(),
             largest_key: decoder.length_prefixed()?.to_vec(),
+            range_del_applied_seqno: 0,
         };
+        if !decoder.is_empty() {
+            properties.range_del_applied_seqno = decoder.u64()?;
+        }
         decoder.is_empty().then_some(properties)
     }
 }

@@ -152,7 +152,7 @@ impl SstReader {
             return Ok(Lookup::Absent);
         }
         Ok(match parsed.kind {
-            ValueKind::Put => Lookup::Found(cursor.value().to_vec()),
+            ValueKind::Put => Lookup::Found(cursor.value().to_vec(), parsed.seqno),
             ValueKind::Delete => Lookup::Deleted,
         })
     }

@@ -54,11 +54,11 @@ fn point_reads_see_the_right_version() {
         if index % 10 == 9 {
             assert_eq!(newest, Lookup::Deleted);
         } else {
-            assert_eq!(newest, Lookup::Found(format!("new{index}").into_bytes()));
+            assert_eq!(newest, Lookup::Found(format!("new{index}").into_bytes(), seqno));
         }
         assert_eq!(
             reader.get(key.as_bytes(), seqno - 1).unwrap(),
-            Lookup::Found(format!("old{index}").into_bytes())
+            Lookup::Found(format!("old{index}").into_bytes(), seqno - 1)
         );
         assert_eq!(reader.get(key.as_bytes(), seqno - 2).unwrap(), Lookup::Absent);
         assert!(reader.may_contain(key.as_bytes()));
@@ -147,7 +147,7 @@ fn damage_anywhere_is_an_error_never_a_panic_or_a_wrong_value() {
             let key = format!("key{index:04}");
             match reader.get(key.as_bytes(), SEQNO_MAX) {
                 Err(error) => assert!(error.is_corruption(), "{error}"),
-                Ok(Lookup::Found(value)) => {
+                Ok(Lookup::Found(value, _)) => {
                     assert_eq!(value, format!("new{index}").into_bytes(), "flip at {offset}")
                 }
                 Ok(Lookup::Deleted) => assert_eq!(index % 10, 9, "flip at {offset}"),

@@ -95,6 +95,11 @@ impl SstWriter {
         Ok(())
     }
 
+    /// Records that every range tombstone up to `seqno` was applied to the entries added.
+    pub fn set_range_del_applied_seqno(&mut self, seqno: u64) {
+        self.properties.range_del_applied_seqno = seqno;
+    }
+
     /// Bytes the file would have if finished now (without filter and index), for splitting
     /// compaction outputs.
     pub fn size_bytes_estimate(&self) -> u64 {
