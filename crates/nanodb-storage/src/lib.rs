@@ -54,7 +54,6 @@ pub mod internals {
 
 pub use batch::WriteBatch;
 pub use cache::{BlockCache, BlockCacheStats};
-pub use range_del::RANGE_TOMBSTONES_LIVE_MAX;
 pub use db::{Db, DbStats, Iter, LevelStats, Snapshot, VerifyReport};
 pub use error::{Error, Result};
 pub use options::{
@@ -67,3 +66,4 @@ pub use options::{
     SLOWDOWN_RATE_BYTES_PER_SEC_DEFAULT, SST_SIZE_BYTES_TARGET_DEFAULT,
     VALUE_SIZE_BYTES_MAX_DEFAULT, VALUE_SIZE_BYTES_MAX_LIMIT,
 };
+pub use range_del::RANGE_TOMBSTONES_LIVE_MAX;

@@ -16,8 +16,8 @@
 //! 4. Range tombstones are kept beside the skip list (`range_tombstones`), in seqno order; the
 //!    read view carries them for reads (`range_del`), the flush moves them to the manifest.
 
-use crate::iter::{Direction, InternalIterator};
 use crate::batch::{BatchOp, OpKind};
+use crate::iter::{Direction, InternalIterator};
 use crate::key::{pack_trailer, parse_internal_key, ValueKind, KIND_FOR_SEEK};
 use crate::range_del::RangeTombstone;
 use crate::Result;

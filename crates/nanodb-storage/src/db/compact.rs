@@ -36,8 +36,8 @@ pub(crate) fn compact_once(
     if engine.manual_compaction {
         return Ok(false);
     }
-    let plan = pick(&engine.state, &inner.options, &engine.compacting, &engine.cursors)
-        .or_else(|| {
+    let plan =
+        pick(&engine.state, &inner.options, &engine.compacting, &engine.cursors).or_else(|| {
             let applicable = super::range_del::applicable_seqno_max(inner);
             pick_range_deletion(&engine.state, &engine.compacting, applicable)
         });

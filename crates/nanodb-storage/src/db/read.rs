@@ -100,9 +100,7 @@ fn get_in_view(
     let found = newest_version(inner, view, key, seqno)?;
     // A range tombstone newer than the version hides it, and every older version with it.
     Ok(match found {
-        Lookup::Found(value, version) if !view.range_dels.hides(key, version, seqno) => {
-            Some(value)
-        }
+        Lookup::Found(value, version) if !view.range_dels.hides(key, version, seqno) => Some(value),
         _ => None,
     })
 }

@@ -194,7 +194,7 @@ impl DbIterator {
             }
             let entry = (parsed.kind == ValueKind::Put
                 && !self.range_dels.hides(parsed.user_key, parsed.seqno, self.seqno))
-                .then(|| (parsed.user_key.to_vec(), self.merged.value().to_vec()));
+            .then(|| (parsed.user_key.to_vec(), self.merged.value().to_vec()));
             // Reuse the buffer: one allocation per yielded key, none per tombstone.
             match &mut self.skip_key {
                 Some(skip_key) => {
@@ -247,7 +247,7 @@ impl DbIterator {
             if parsed.seqno <= self.seqno {
                 let value = (parsed.kind == ValueKind::Put
                     && !self.range_dels.hides(parsed.user_key, parsed.seqno, self.seqno))
-                    .then(|| self.merged.value().to_vec());
+                .then(|| self.merged.value().to_vec());
                 self.pending = Some((parsed.user_key.to_vec(), value));
             } else if self.pending.is_none() {
                 // Invisible version of a new key: start gathering it with nothing visible yet.

@@ -85,7 +85,9 @@ impl ManifestState {
                 .range_tombstones
                 .iter()
                 .position(|tombstone| tombstone.seqno == seqno)
-                .ok_or_else(|| format!("edit removes range tombstone {seqno}, which is not live"))?;
+                .ok_or_else(|| {
+                    format!("edit removes range tombstone {seqno}, which is not live")
+                })?;
             self.range_tombstones.remove(position);
         }
         for tombstone in &edit.added_range_tombstones {

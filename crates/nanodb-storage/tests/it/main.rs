@@ -11,3 +11,4 @@ mod corruption;
 mod crash;
 mod kill;
 mod model;
+mod range_delete;

@@ -1,6 +1,6 @@
 //! Model-based tests: random operation sequences checked step by step against a `BTreeMap`.
 //!
-//! What it proves: for any interleaving of puts, deletes, atomic batches, point reads, bounded
+//! What it proves: for any interleaving of puts, deletes, range deletions, atomic batches, point reads, bounded
 //! range scans (forward, reverse and from both ends at once), prefix scans, snapshots, long-lived
 //! iterators, flushes, clean reopens and power losses (whole page cache kept, or only synced
 //! data after a synced write), every read returns exactly what the model says: the newest
@@ -32,6 +32,10 @@ fn key_space() -> Vec<Vec<u8>> {
     let mut keys: Vec<Vec<u8>> = special.split(|&byte| byte == b' ').map(<[u8]>::to_vec).collect();
     keys.extend((0..).map(|i| format!("k{i:02}").into_bytes()).take(64 - keys.len()));
     keys
+}
+
+fn remove_range(model: &mut Model, start: &[u8], end: &[u8]) {
+    model.retain(|key, _| !(start <= key.as_slice() && key.as_slice() < end));
 }
 
 fn random_value(rng: &mut Rng) -> Vec<u8> {
@@ -116,6 +120,9 @@ struct Counts {
     trivial_moves: u64,
     reopens: u64,
     power_losses: u64,
+    range_deletes: u64,
+    range_deletion_files_dropped: u64,
+    range_tombstones_collected: u64,
 }
 
 struct Harness {
@@ -248,7 +255,8 @@ impl Harness {
         let roll = self.rng.below(1000);
         match roll {
             0..=249 => self.put(),
-            250..=349 => self.delete(),
+            250..=324 => self.delete(),
+            325..=349 => self.delete_range(),
             350..=449 => self.batch(),
             450..=569 => self.get(),
             570..=679 => self.scan(),
@@ -285,11 +293,42 @@ impl Harness {
         self.check_get(&key, "after delete");
     }
 
+    /// A random range: usually two probe keys in order, sometimes empty.
+    fn range(&mut self) -> (Vec<u8>, Vec<u8>) {
+        let (a, b) = (self.probe_key(), self.probe_key());
+        if a <= b {
+            (a, b)
+        } else {
+            (b, a)
+        }
+    }
+
+    fn delete_range(&mut self) {
+        let (start, end) = self.range();
+        let options = self.write_options();
+        self.db().delete_range(&start, &end, options).expect("delete_range");
+        remove_range(&mut self.model, &start, &end);
+        self.counts.writes += 1;
+        self.counts.range_deletes += 1;
+        let context = self.context("after delete_range");
+        let iter = self.db().range(start.clone()..end.clone()).expect("range");
+        check_iter(&mut self.rng, iter, VecDeque::new(), &context);
+        self.check_get(&start, "after delete_range");
+    }
+
     fn batch(&mut self) {
         let mut batch = WriteBatch::new();
         let mut ops = Vec::new();
         let count = if self.rng.chance(3) { 0 } else { 1 + self.rng.below(10) };
+        let mut ranges = Vec::new();
         for _ in 0..count {
+            if self.rng.chance(5) {
+                let (start, end) = self.range();
+                batch.delete_range(&start, &end);
+                ranges.push((ops.len(), start, end));
+                self.counts.range_deletes += 1;
+                continue;
+            }
             let key = self.key();
             let value = self.rng.chance(70).then(|| random_value(&mut self.rng));
             match &value {
@@ -301,11 +340,19 @@ impl Harness {
         assert_eq!(batch.len() as u64, count);
         let options = self.write_options();
         self.db().write(batch, options).expect("write batch");
-        for (key, value) in &ops {
+        // Ops apply in batch order: a range deletion hides the puts before it, not after.
+        let mut ranges = ranges.into_iter().peekable();
+        for (index, (key, value)) in ops.iter().enumerate() {
+            while let Some((_, start, end)) = ranges.next_if(|(at, _, _)| *at == index) {
+                remove_range(&mut self.model, &start, &end);
+            }
             match value {
                 Some(value) => self.model.insert(key.clone(), value.clone()),
                 None => self.model.remove(key),
             };
+        }
+        for (_, start, end) in ranges {
+            remove_range(&mut self.model, &start, &end);
         }
         self.counts.writes += 1;
         for (key, _) in &ops {
@@ -482,6 +529,8 @@ impl Harness {
         self.counts.flushes += stats.flushes;
         self.counts.compactions += stats.compactions;
         self.counts.trivial_moves += stats.trivial_moves;
+        self.counts.range_deletion_files_dropped += stats.range_deletion_files_dropped;
+        self.counts.range_tombstones_collected += stats.range_tombstones_collected;
     }
 
     fn finish(mut self) -> Counts {
