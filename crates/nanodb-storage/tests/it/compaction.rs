@@ -207,6 +207,43 @@ fn a_corrupt_block_stops_compaction_and_is_reported_by_reads() {
     assert!(db.put(b"x", b"y", WriteOptions::NO_SYNC).is_err());
 }
 
+/// Every SST of a tree several levels deep, damaged in turn: gets, scans and compaction all
+/// report it, and compaction writes nothing forward.
+#[test]
+fn a_corrupt_block_in_any_level_is_reported_by_get_scan_and_compaction() {
+    let sim = SimFs::new();
+    let db = Db::open("/db", small_levels(&sim)).unwrap();
+    let count = 3000;
+    for index in 0..count {
+        db.put(key(index), format!("value{index}"), WriteOptions::NO_SYNC).unwrap();
+    }
+    db.flush().unwrap();
+    let levels_used = db.stats().levels.iter().filter(|level| level.files > 0).count();
+    assert!(levels_used >= 3, "{}", db.stats());
+    db.close().unwrap();
+    let dir = Path::new("/db");
+    let names: Vec<String> =
+        sim.file_names(dir).into_iter().filter(|name| name.ends_with(".sst")).collect();
+    let is_corruption =
+        |error: &Error| matches!(error, Error::Corruption { .. } | Error::ChecksumMismatch { .. });
+    for name in &names {
+        let image = sim.crash_image(CrashMode::KeepAll);
+        assert!(image.corrupt_byte(&dir.join(name), 10, 0x40));
+        let options = Options { fs: Arc::new(image.clone()), ..manual_only(&image) };
+        let db = Db::open("/db", options).unwrap();
+        let get_errors =
+            (0..count).filter_map(|index| db.get(key(index)).err()).collect::<Vec<_>>();
+        assert!(!get_errors.is_empty(), "{name}: no get noticed");
+        assert!(get_errors.iter().all(is_corruption), "{name}: {:?}", get_errors[0]);
+        let scan_error = db.iter().unwrap().find_map(|entry| entry.err());
+        assert!(scan_error.as_ref().is_some_and(is_corruption), "{name}: scan {scan_error:?}");
+        let ssts_before = sst_count_on_disk(&image, dir);
+        let error = db.compact_all().unwrap_err();
+        assert!(is_corruption(&error), "{name}: compaction {error}");
+        assert_eq!(sst_count_on_disk(&image, dir), ssts_before, "{name}: output left behind");
+    }
+}
+
 #[test]
 fn power_loss_during_compaction_loses_no_synced_write_and_leaks_no_file() {
     with_seed("power_loss_during_compaction", base_seed(), |seed| {
