@@ -6,7 +6,8 @@
 //! nanodb-bench run [--quick | --full] [--engines nanodb,rocksdb,...] [--repeats N]
 //!                  [--keys N] [--ops N] [--threads N] [--sync-ops N]
 //!                  [--key-size B] [--value-size B] [--dir PATH] [--write-docs]
-//!                  [--rss-max-gib N]
+//!                  [--rss-max-gib N] [--overwrite-keys N]
+//!                  [--groups fillseq,fillbatch,main,overwrite-x10,durable]
 //! nanodb-bench worker --engine NAME ...   (one engine, every workload; prints JSON lines)
 //! nanodb-bench report RESULTS.jsonl [--write-docs]
 //! ```
@@ -86,7 +87,12 @@ struct Args {
     results: Option<PathBuf>,
     size_label: String,
     rss_max_bytes: u64,
+    /// Workload groups to run (`GROUPS`); all by default.
+    groups: Vec<String>,
 }
+
+/// The workload groups a worker runs, in order.
+const GROUPS: &[&str] = &["fillseq", "fillbatch", "main", "overwrite-x10", "durable"];
 
 fn parse_args(mut raw: impl Iterator<Item = String>) -> Result<Args, String> {
     let command = raw
@@ -103,13 +109,16 @@ fn parse_args(mut raw: impl Iterator<Item = String>) -> Result<Args, String> {
             sync_ops: 2_000,
             key_size: 16,
             value_size: 100,
+            overwrite_keys: 0,
         },
         dir: std::env::temp_dir().join("nanodb-bench"),
         write_docs: false,
         results: None,
         size_label: "quick".into(),
         rss_max_bytes: RSS_MAX_GIB_DEFAULT << 30,
+        groups: GROUPS.iter().map(|s| s.to_string()).collect(),
     };
+    let mut overwrite_keys_given = false;
     let mut ops_given = false;
     while let Some(flag) = raw.next() {
         let mut value = || raw.next().ok_or(format!("{flag} needs a value"));
@@ -130,6 +139,16 @@ fn parse_args(mut raw: impl Iterator<Item = String>) -> Result<Args, String> {
             "--ops" => {
                 args.params.ops = number(value()?)?;
                 ops_given = true;
+            }
+            "--overwrite-keys" => {
+                args.params.overwrite_keys = number(value()?)?;
+                overwrite_keys_given = true;
+            }
+            "--groups" => {
+                args.groups = value()?.split(',').map(str::to_string).collect();
+                if let Some(unknown) = args.groups.iter().find(|g| !GROUPS.contains(&g.as_str())) {
+                    return Err(format!("unknown group {unknown}; groups are {GROUPS:?}"));
+                }
             }
             "--threads" => args.params.threads = number(value()?)? as usize,
             "--sync-ops" => args.params.sync_ops = number(value()?)?,
@@ -154,6 +173,10 @@ fn parse_args(mut raw: impl Iterator<Item = String>) -> Result<Args, String> {
     if !ops_given {
         // Reads, overwrites, YCSB and deletes: up to a million operations each.
         args.params.ops = args.params.keys.min(1_000_000);
+    }
+    if !overwrite_keys_given {
+        // Ten rounds over a tenth of the keys: as many writes as one fill of them all.
+        args.params.overwrite_keys = (args.params.keys / 10).max(1);
     }
     Ok(args)
 }
@@ -240,7 +263,9 @@ fn on_fresh_engine(
         metrics::reset_peak_rss();
         let mut before = metrics::storage_bytes_written();
         let mut report = |outcome: Outcome| {
-            emit(args, name, engine.as_ref(), &dir, outcome, before)?;
+            if !outcome.is_counters_reset() {
+                emit(args, name, engine.as_ref(), &dir, outcome, before)?;
+            }
             metrics::reset_peak_rss();
             before = metrics::storage_bytes_written();
             Ok(())
@@ -255,19 +280,33 @@ fn on_fresh_engine(
 fn worker(args: &Args) -> Result<(), String> {
     let name = args.engines.first().ok_or("worker needs --engine")?.clone();
     let params = args.params;
-    on_fresh_engine(args, &name, "fillseq", |engine, report| {
-        report(workload::fill_sequential(engine, params)?)
-    })?;
-    on_fresh_engine(args, &name, "fillbatch", |engine, report| {
-        report(workload::fill_batch(engine, params)?)
-    })?;
-    on_fresh_engine(args, &name, "main", |engine, report| {
-        workload::main_group(engine, params, report)
-    })?;
-    for &writers in DURABLE_WRITERS {
-        on_fresh_engine(args, &name, "durable", |engine, report| {
-            report(workload::durable(engine, params, writers)?)
+    let wanted = |group: &str| args.groups.iter().any(|g| g == group);
+    if wanted("fillseq") {
+        on_fresh_engine(args, &name, "fillseq", |engine, report| {
+            report(workload::fill_sequential(engine, params)?)
         })?;
+    }
+    if wanted("fillbatch") {
+        on_fresh_engine(args, &name, "fillbatch", |engine, report| {
+            report(workload::fill_batch(engine, params)?)
+        })?;
+    }
+    if wanted("main") {
+        on_fresh_engine(args, &name, "main", |engine, report| {
+            workload::main_group(engine, params, report)
+        })?;
+    }
+    if wanted("overwrite-x10") {
+        on_fresh_engine(args, &name, "overwrite-x10", |engine, report| {
+            workload::overwrite_rounds(engine, params, report)
+        })?;
+    }
+    if wanted("durable") {
+        for &writers in DURABLE_WRITERS {
+            on_fresh_engine(args, &name, "durable", |engine, report| {
+                report(workload::durable(engine, params, writers)?)
+            })?;
+        }
     }
     Ok(())
 }
@@ -307,6 +346,8 @@ fn run(args: &Args) -> Result<(), String> {
                 .arg(&args.dir)
                 .args(["--keys", &p.keys.to_string(), "--ops", &p.ops.to_string()])
                 .args(["--threads", &p.threads.to_string(), "--sync-ops", &p.sync_ops.to_string()])
+                .args(["--overwrite-keys", &p.overwrite_keys.to_string()])
+                .args(["--groups", &args.groups.join(",")])
                 .args([
                     "--key-size",
                     &p.key_size.to_string(),

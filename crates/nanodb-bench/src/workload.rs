@@ -4,6 +4,9 @@
 //! - `fillseq`; `fillbatch` (every key in random order, in atomic batches of 1,000);
 //! - `fillrandom`, then on that database `overwrite`, `readrandom`, `readmissing`, `readseq`,
 //!   `readreverse`, `seekrandom` (seek + next 100), YCSB C, B, A, F and E, `deleterandom`;
+//! - `overwrite-x10`: a smaller database (`Params::overwrite_keys`) loaded, then every key
+//!   overwritten ten times (each round in a new random order): steady-state write and space
+//!   amplification;
 //! - `durable-wN` for each writer count N: synced puts from N threads on an empty database.
 //!
 //! Thread safety: each thread records latencies in its own histogram; they are merged after.
@@ -27,7 +30,12 @@ pub struct Params {
     pub sync_ops: u64,
     pub key_size: usize,
     pub value_size: usize,
+    /// Keys of the `overwrite-x10` database.
+    pub overwrite_keys: u64,
 }
+
+/// Times `overwrite-x10` overwrites every key.
+pub const OVERWRITE_ROUNDS: u64 = 10;
 
 /// What one workload measured.
 #[derive(Debug, Clone)]
@@ -41,6 +49,27 @@ pub struct Outcome {
     pub logical_bytes_written: u64,
     /// Keys live after the workload (for space amplification).
     pub live_keys: u64,
+}
+
+impl Outcome {
+    /// Not a result: tells the reporter to restart its per-workload counters (bytes written,
+    /// peak RSS) without recording anything, after a workload's untimed set-up.
+    pub fn counters_reset() -> Outcome {
+        Outcome {
+            workload: String::new(),
+            threads: 0,
+            ops: 0,
+            seconds: 0.0,
+            latency: None,
+            logical_bytes_written: 0,
+            live_keys: 0,
+        }
+    }
+
+    /// True for `counters_reset`.
+    pub fn is_counters_reset(&self) -> bool {
+        self.workload.is_empty()
+    }
 }
 
 /// Latencies are recorded in nanoseconds, up to a minute, with 3 significant digits.
@@ -143,6 +172,7 @@ pub const WORKLOADS: &[&str] = &[
     "ycsb-f",
     "ycsb-e",
     "deleterandom",
+    "overwrite-x10",
     "durable-w1",
     "durable-w4",
     "durable-w16",
@@ -294,6 +324,37 @@ fn ycsb(ctx: &Ctx<'_>, report: &mut dyn FnMut(Outcome) -> EngineResult<()>) -> E
         }
     })?;
     report(Outcome { live_keys: n + inserted.load(Ordering::Relaxed), ..outcome })
+}
+
+/// Runs `overwrite-x10` on a fresh engine: loads `overwrite_keys` keys (untimed, not
+/// reported), then overwrites each of them `OVERWRITE_ROUNDS` times, every round in a new
+/// random order.
+pub fn overwrite_rounds(
+    engine: &dyn Engine,
+    params: Params,
+    report: &mut dyn FnMut(Outcome) -> EngineResult<()>,
+) -> EngineResult<()> {
+    let ctx = Ctx { engine, keys: KeySpace::new(params.key_size, params.value_size), params };
+    let n = params.overwrite_keys.max(1);
+    let load = permutation(n, 5);
+    ctx.run("overwrite-x10-load", params.threads, n, 1.0, n, &|index, _| {
+        let key = load[index as usize];
+        ctx.engine.put(&ctx.keys.key(key), ctx.keys.value(key, 0))
+    })?;
+    report(Outcome::counters_reset())?;
+    let rounds: Vec<Vec<u64>> =
+        (0..OVERWRITE_ROUNDS).map(|round| permutation(n, 100 + round)).collect();
+    report(ctx.run(
+        "overwrite-x10",
+        params.threads,
+        n * OVERWRITE_ROUNDS,
+        1.0,
+        n,
+        &|index, _| {
+            let key = rounds[(index / n) as usize][(index % n) as usize];
+            ctx.engine.put(&ctx.keys.key(key), ctx.keys.value(key, index + 1))
+        },
+    )?)
 }
 
 /// Runs `durable-w{writers}` on a fresh engine: `sync_ops` synced puts of random keys.
