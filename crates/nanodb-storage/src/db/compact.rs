@@ -105,6 +105,7 @@ fn run_and_install(
             writer_options: SstWriterOptions {
                 block_size_bytes: options.block_size_bytes,
                 bloom_bits_per_key: options.bloom_bits_per_key,
+                compression: options.compression_for(plan.bottommost),
             },
             closing: &inner.closed,
             cache: inner.block_cache.as_ref(),
@@ -116,6 +117,7 @@ fn run_and_install(
     let stats = &inner.stats;
     StatsCounters::add(&stats.compaction_bytes_read, output.bytes_read);
     StatsCounters::add(&stats.compaction_bytes_written, output.bytes_written);
+    StatsCounters::add_compression(stats, output.compression);
     StatsCounters::add(
         &stats.compaction_entries_dropped,
         output.entries_read - output.entries_written,

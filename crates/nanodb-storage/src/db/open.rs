@@ -296,7 +296,7 @@ fn replay_wals(
     }
     if !memtable.is_empty() {
         let number = allocate(state);
-        let handle = write_sst(fs, dir, options, &memtable, number, cache)?;
+        let (handle, _) = write_sst(fs, dir, options, &memtable, number, cache)?;
         let edit = manifest::VersionEdit { added: vec![handle.meta.clone()], ..Default::default() };
         state.apply(&edit).map_err(|detail| Error::corruption(dir, detail))?;
         open_files.insert(number, handle);

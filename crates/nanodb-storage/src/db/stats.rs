@@ -32,6 +32,8 @@ pub(crate) struct StatsCounters {
     pub(crate) compaction_entries_dropped: AtomicU64,
     pub(crate) write_slowdowns: AtomicU64,
     pub(crate) write_slowdown_micros: AtomicU64,
+    pub(crate) compression_bytes_in: AtomicU64,
+    pub(crate) compression_bytes_out: AtomicU64,
     /// Per level: bytes written into it (flushes into L0, compactions into their output).
     pub(crate) level_bytes_written: [AtomicU64; LEVEL_COUNT],
     /// Per level: bytes compactions read out of it.
@@ -43,6 +45,12 @@ pub(crate) struct StatsCounters {
 impl StatsCounters {
     pub(crate) fn add(counter: &AtomicU64, value: u64) {
         counter.fetch_add(value, Ordering::Relaxed);
+    }
+
+    /// Counts the data and index blocks of one written SST.
+    pub(crate) fn add_compression(&self, bytes: crate::sst::CompressionBytes) {
+        StatsCounters::add(&self.compression_bytes_in, bytes.bytes_in);
+        StatsCounters::add(&self.compression_bytes_out, bytes.bytes_out);
     }
 
     fn read(counter: &AtomicU64) -> u64 {
@@ -126,6 +134,11 @@ pub struct DbStats {
     pub write_slowdowns: u64,
     /// Total delay of those group commits, in microseconds.
     pub write_slowdown_micros: u64,
+    /// Bytes of data and index blocks that flushes and compactions wrote, before compression.
+    pub compression_bytes_in: u64,
+    /// The same blocks as stored: compressed, or raw where compression did not pay (equal to
+    /// `compression_bytes_in` with `Compression::None`).
+    pub compression_bytes_out: u64,
     /// The block cache's counters (shared by every database using the same cache), if the
     /// database has one.
     pub block_cache: Option<crate::cache::BlockCacheStats>,
@@ -156,6 +169,8 @@ impl DbStats {
         self.compaction_entries_dropped = read(&counters.compaction_entries_dropped);
         self.write_slowdowns = read(&counters.write_slowdowns);
         self.write_slowdown_micros = read(&counters.write_slowdown_micros);
+        self.compression_bytes_in = read(&counters.compression_bytes_in);
+        self.compression_bytes_out = read(&counters.compression_bytes_out);
         for (level, stats) in self.levels.iter_mut().enumerate().take(LEVEL_COUNT) {
             stats.bytes_written = read(&counters.level_bytes_written[level]);
             stats.bytes_read = read(&counters.level_bytes_read[level]);
@@ -232,6 +247,11 @@ impl fmt::Display for DbStats {
             self.compaction_bytes_read,
             self.compaction_bytes_written,
             self.compaction_entries_dropped
+        )?;
+        writeln!(
+            f,
+            "compression           {} bytes of blocks stored in {}",
+            self.compression_bytes_in, self.compression_bytes_out
         )?;
         writeln!(f, "write amplification   {:.2}", self.write_amplification())?;
         if let Some(cache) = &self.block_cache {
