@@ -73,6 +73,48 @@ pub const BLOCK_CACHE_SIZE_BYTES_DEFAULT: u64 = 64 * 1024 * 1024;
 /// Largest allowed `Options::background_threads`.
 pub const BACKGROUND_THREADS_LIMIT: usize = 64;
 
+/// Default codec for SST blocks (`Options::compression`).
+pub const COMPRESSION_DEFAULT: Compression = Compression::Lz4;
+/// Smallest allowed `Compression::Zstd` level.
+pub const ZSTD_LEVEL_MIN: i32 = 1;
+/// Largest allowed `Compression::Zstd` level (zstd's levels above it are very slow to write).
+pub const ZSTD_LEVEL_MAX: i32 = 19;
+/// A middle `Compression::Zstd` level: zstd's own default.
+pub const ZSTD_LEVEL_DEFAULT: i32 = 3;
+
+/// How SST blocks are compressed. The codec is recorded in every block, so a database can
+/// change it between opens and still read the files written before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Compression {
+    /// Blocks are stored as they are.
+    None,
+    /// LZ4: fast to write and to read, modest ratio. The default.
+    #[default]
+    Lz4,
+    /// Zstandard at `level` (`ZSTD_LEVEL_MIN..=ZSTD_LEVEL_MAX`): a better ratio, slower to write;
+    /// for example for the bottommost compactions, which write most of the data
+    /// (`Options::compression_bottommost`).
+    Zstd {
+        /// Compression level; higher is smaller and slower to write, reads barely change.
+        level: i32,
+    },
+}
+
+impl Compression {
+    /// Checks a zstd level against its bounds; `name` is the option, for the message.
+    fn validate(self, name: &str) -> crate::Result<()> {
+        match self {
+            Compression::Zstd { level } if !(ZSTD_LEVEL_MIN..=ZSTD_LEVEL_MAX).contains(&level) => {
+                Err(crate::Error::InvalidArgument(format!(
+                    "Options::{name} is Zstd level {level}, allowed levels are \
+                     {ZSTD_LEVEL_MIN}..={ZSTD_LEVEL_MAX}"
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 /// How the engine treats a damaged WAL record during recovery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum WalRecovery {
@@ -108,6 +150,14 @@ pub struct Options {
     pub block_size_bytes: usize,
     /// Bloom filter bits per key (0 disables the filter).
     pub bloom_bits_per_key: u32,
+    /// Codec for the data and index blocks of the SSTs flushes and compactions write
+    /// (default LZ4). A block that compression shrinks by less than an eighth is stored raw.
+    pub compression: Compression,
+    /// Codec for the outputs of bottommost compactions (no deeper level holds their key
+    /// range): every compaction into the last level, which holds most of the data, and those
+    /// higher up whose range nothing below overlaps. `None` (the default) uses `compression`.
+    /// A file moved down without being rewritten keeps its codec.
+    pub compression_bottommost: Option<Compression>,
     /// Most bytes one group commit writes at once.
     pub group_commit_size_bytes_max: usize,
     /// Background compaction threads, beside one flush thread: 1 by default, up to
@@ -153,6 +203,8 @@ impl Default for Options {
             frozen_memtables_max: FROZEN_MEMTABLES_MAX_DEFAULT,
             block_size_bytes: BLOCK_SIZE_BYTES_DEFAULT,
             bloom_bits_per_key: BLOOM_BITS_PER_KEY_DEFAULT,
+            compression: COMPRESSION_DEFAULT,
+            compression_bottommost: None,
             group_commit_size_bytes_max: GROUP_COMMIT_SIZE_BYTES_MAX_DEFAULT,
             background_threads: 1,
             l0_compaction_trigger: L0_COMPACTION_TRIGGER_DEFAULT,
@@ -255,7 +307,20 @@ impl Options {
                 self.bloom_bits_per_key
             )));
         }
+        self.compression.validate("compression")?;
+        if let Some(compression) = self.compression_bottommost {
+            compression.validate("compression_bottommost")?;
+        }
         Ok(())
+    }
+
+    /// The codec for SSTs written by a flush or a compaction; `bottommost` is true for the
+    /// outputs of a bottommost compaction only.
+    pub(crate) fn compression_for(&self, bottommost: bool) -> Compression {
+        match self.compression_bottommost {
+            Some(compression) if bottommost => compression,
+            _ => self.compression,
+        }
     }
 }
 
@@ -334,5 +399,44 @@ mod tests {
         }
         let options = Options { slowdown_rate_bytes_per_sec: 0, ..Default::default() };
         assert!(options.validate().is_err());
+
+        for (level, ok) in [
+            (ZSTD_LEVEL_MIN - 1, false),
+            (ZSTD_LEVEL_MIN, true),
+            (ZSTD_LEVEL_DEFAULT, true),
+            (ZSTD_LEVEL_MAX, true),
+            (ZSTD_LEVEL_MAX + 1, false),
+            (i32::MIN, false),
+        ] {
+            let zstd = Compression::Zstd { level };
+            let options = Options { compression: zstd, ..Default::default() };
+            assert_eq!(options.validate().is_ok(), ok, "compression zstd level {level}");
+            let options = Options { compression_bottommost: Some(zstd), ..Default::default() };
+            assert_eq!(options.validate().is_ok(), ok, "bottommost zstd level {level}");
+        }
+        for compression in [Compression::None, Compression::Lz4] {
+            let options = Options {
+                compression,
+                compression_bottommost: Some(compression),
+                ..Default::default()
+            };
+            options.validate().unwrap();
+        }
+    }
+
+    #[test]
+    fn bottommost_compression_applies_to_bottommost_outputs_only() {
+        let options = Options::default();
+        assert_eq!(options.compression, Compression::Lz4);
+        assert_eq!(options.compression_for(false), Compression::Lz4);
+        assert_eq!(options.compression_for(true), Compression::Lz4);
+        let zstd = Compression::Zstd { level: ZSTD_LEVEL_DEFAULT };
+        let options = Options {
+            compression: Compression::None,
+            compression_bottommost: Some(zstd),
+            ..Default::default()
+        };
+        assert_eq!(options.compression_for(false), Compression::None);
+        assert_eq!(options.compression_for(true), zstd);
     }
 }

@@ -3,7 +3,7 @@
 //! crash) or `sync = true`. Leveled compaction runs on one background thread.
 
 use super::{count_entries, text, Engine, EngineConfig, EngineResult};
-use nanodb_storage::{Db, Options, WriteBatch, WriteOptions};
+use nanodb_storage::{Compression, Db, Options, WriteBatch, WriteOptions};
 use std::path::Path;
 
 pub struct NanoDb {
@@ -16,6 +16,8 @@ impl NanoDb {
         let options = Options {
             memtable_size_bytes_max: config.write_buffer_size_bytes,
             block_cache_size_bytes: config.cache_size_bytes as u64,
+            // Every engine runs with compression off, so the comparison is of the engines.
+            compression: Compression::None,
             ..Default::default()
         };
         Ok(NanoDb { db: Db::open(dir, options).map_err(text)?, config })

@@ -29,7 +29,7 @@ use crate::iter::{Direction, InternalIterator, MergingIterator};
 use crate::key::{parse_internal_key, ValueKind};
 use crate::manifest::sync_dir;
 use crate::range_del::RangeTombstones;
-use crate::sst::{SstWriter, SstWriterOptions};
+use crate::sst::{CompressionBytes, SstWriter, SstWriterOptions};
 use crate::version::SstHandle;
 use crate::{Error, Result};
 use std::path::Path;
@@ -60,7 +60,7 @@ pub struct JobInput<'a> {
     pub range_del_applied_seqno: u64,
     /// Size at which a new output file starts, in bytes.
     pub sst_size_bytes_target: u64,
-    /// Block size and bloom filter of the outputs.
+    /// Block size, bloom filter and compression of the outputs.
     pub writer_options: SstWriterOptions,
     /// Set when the database is closing: the job stops early with `Error::Closed`.
     pub closing: &'a AtomicBool,
@@ -83,6 +83,8 @@ pub struct JobOutput {
     pub bytes_read: u64,
     /// Bytes of output files written.
     pub bytes_written: u64,
+    /// How the outputs' blocks compressed.
+    pub compression: CompressionBytes,
 }
 
 /// Decides, one entry at a time, which versions survive.
@@ -245,8 +247,8 @@ fn finish_output(
     let Some(open) = current.take() else { return Ok(()) };
     let OpenOutput { mut writer, number, path } = open;
     writer.set_range_del_applied_seqno(job.range_del_applied_seqno);
-    let properties = match writer.finish() {
-        Ok(properties) => properties,
+    let (properties, compression) = match writer.finish() {
+        Ok(finished) => finished,
         Err(error) => {
             let _ = job.fs.remove_file(&path);
             return Err(error);
@@ -255,6 +257,7 @@ fn finish_output(
     let level = job.output_level as u32;
     let handle = SstHandle::open_written(job.fs, &path, number, level, properties, job.cache)?;
     output.bytes_written += handle.meta.size_bytes;
+    output.compression.add(compression);
     output.outputs.push(Arc::new(handle));
     Ok(())
 }

@@ -118,6 +118,7 @@ fn run_and_install(
             writer_options: SstWriterOptions {
                 block_size_bytes: options.block_size_bytes,
                 bloom_bits_per_key: options.bloom_bits_per_key,
+                compression: options.compression_for(plan.bottommost),
             },
             closing: &inner.closed,
             cache: inner.block_cache.as_ref(),
@@ -129,6 +130,7 @@ fn run_and_install(
     let stats = &inner.stats;
     StatsCounters::add(&stats.compaction_bytes_read, output.bytes_read);
     StatsCounters::add(&stats.compaction_bytes_written, output.bytes_written);
+    StatsCounters::add_compression(stats, output.compression);
     StatsCounters::add(
         &stats.compaction_entries_dropped,
         output.entries_read - output.entries_written,
@@ -271,7 +273,9 @@ pub(crate) fn start_compaction_threads(inner: &Arc<DbInner>) -> Result<Vec<JoinH
 
 fn compaction_thread(inner: &DbInner) {
     let mut engine = inner.engine.lock();
-    while !engine.shutdown {
+    // `closed` is checked too: it is set before `shutdown`, whose setter may be waiting for
+    // this lock while this thread retries a compaction that closing keeps failing.
+    while !engine.shutdown && !inner.closed.load(Ordering::Acquire) {
         if inner.poisoned.load(Ordering::Acquire) {
             inner.engine_changed.wait_for(&mut engine, ENGINE_WAIT);
             continue;

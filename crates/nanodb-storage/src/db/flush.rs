@@ -21,7 +21,7 @@ use crate::fs::Fs;
 use crate::manifest::{sync_dir, ManifestWriter, VersionEdit, MANIFEST_SIZE_BYTES_ROLL};
 use crate::memtable::Memtable;
 use crate::options::Options;
-use crate::sst::{SstWriter, SstWriterOptions};
+use crate::sst::{CompressionBytes, SstWriter, SstWriterOptions};
 use crate::version::{ReadView, SstHandle, Version};
 use crate::{Error, Result};
 use parking_lot::MutexGuard;
@@ -29,7 +29,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-/// Writes `memtable` to SST `number` in `dir`, syncs it and the directory, and opens it.
+/// Writes `memtable` to L0 SST `number` in `dir`, syncs it and the directory, and opens it;
+/// also returns how its blocks compressed.
 pub(crate) fn write_sst(
     fs: &Arc<dyn Fs>,
     dir: &Path,
@@ -37,17 +38,19 @@ pub(crate) fn write_sst(
     memtable: &Memtable,
     number: u64,
     cache: Option<&Arc<BlockCache>>,
-) -> Result<Arc<SstHandle>> {
+) -> Result<(Arc<SstHandle>, CompressionBytes)> {
     let path = sst_path(dir, number);
     let writer_options = SstWriterOptions {
         block_size_bytes: options.block_size_bytes,
         bloom_bits_per_key: options.bloom_bits_per_key,
+        compression: options.compression_for(false),
     };
     let mut writer = SstWriter::create(fs.as_ref(), &path, writer_options)?;
     memtable.for_each(|key, value| writer.add(key, value))?;
-    let properties = writer.finish()?;
+    let (properties, compression) = writer.finish()?;
     sync_dir(fs.as_ref(), dir)?;
-    SstHandle::open_written(fs, &path, number, 0, properties, cache).map(Arc::new)
+    let handle = SstHandle::open_written(fs, &path, number, 0, properties, cache)?;
+    Ok((Arc::new(handle), compression))
 }
 
 /// Flushes the oldest frozen memtable, if any. Called with the engine lock held; releases it
@@ -84,7 +87,10 @@ pub(crate) fn flush_oldest(
     });
     engine.flush_running = false;
     inner.engine_changed.notify_all();
-    let handle = written?;
+    let (handle, compression) = match written? {
+        Some((handle, compression)) => (Some(handle), Some(compression)),
+        None => (None, None),
+    };
 
     // WAL files from the next memtable on are still needed.
     let view = inner.current_view();
@@ -118,6 +124,9 @@ pub(crate) fn flush_oldest(
     StatsCounters::add(&inner.stats.flushes, 1);
     StatsCounters::add(&inner.stats.flush_bytes_written, size_bytes);
     StatsCounters::add(&inner.stats.level_bytes_written[0], size_bytes);
+    if let Some(compression) = compression {
+        StatsCounters::add_compression(&inner.stats, compression);
+    }
     // The WAL is now redundant. If removing it fails, the next open removes it.
     let _ = inner.fs.remove_file(&wal_path(&inner.dir, imm.wal_number()));
     // A tombstone over a range no file holds is not needed past its flush.
@@ -204,7 +213,8 @@ pub(crate) fn start_flush_thread(inner: &Arc<DbInner>) -> Result<Option<JoinHand
 
 fn flush_thread(inner: &DbInner) {
     let mut engine = inner.engine.lock();
-    while !engine.shutdown {
+    // `closed` is set before `shutdown` (see `compact::compaction_thread`).
+    while !engine.shutdown && !inner.closed.load(std::sync::atomic::Ordering::Acquire) {
         let poisoned = inner.poisoned.load(std::sync::atomic::Ordering::Acquire);
         if engine.imms.is_empty() || poisoned {
             inner.engine_changed.wait_for(&mut engine, ENGINE_WAIT);

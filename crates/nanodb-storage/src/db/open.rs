@@ -310,7 +310,7 @@ fn replay_wals(
         let mut handle = None;
         if memtable.has_entries() {
             let number = allocate(state);
-            let written = write_sst(fs, dir, options, &memtable, number, cache)?;
+            let (written, _) = write_sst(fs, dir, options, &memtable, number, cache)?;
             edit.added.push(written.meta.clone());
             handle = Some(written);
         }

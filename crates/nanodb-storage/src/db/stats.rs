@@ -34,6 +34,8 @@ pub(crate) struct StatsCounters {
     pub(crate) write_slowdown_micros: AtomicU64,
     pub(crate) range_deletion_files_dropped: AtomicU64,
     pub(crate) range_tombstones_collected: AtomicU64,
+    pub(crate) compression_bytes_in: AtomicU64,
+    pub(crate) compression_bytes_out: AtomicU64,
     /// Per level: bytes written into it (flushes into L0, compactions into their output).
     pub(crate) level_bytes_written: [AtomicU64; LEVEL_COUNT],
     /// Per level: bytes compactions read out of it.
@@ -45,6 +47,12 @@ pub(crate) struct StatsCounters {
 impl StatsCounters {
     pub(crate) fn add(counter: &AtomicU64, value: u64) {
         counter.fetch_add(value, Ordering::Relaxed);
+    }
+
+    /// Counts the data and index blocks of one written SST.
+    pub(crate) fn add_compression(&self, bytes: crate::sst::CompressionBytes) {
+        StatsCounters::add(&self.compression_bytes_in, bytes.bytes_in);
+        StatsCounters::add(&self.compression_bytes_out, bytes.bytes_out);
     }
 
     fn read(counter: &AtomicU64) -> u64 {
@@ -134,6 +142,11 @@ pub struct DbStats {
     pub range_deletion_files_dropped: u64,
     /// Range tombstones forgotten once nothing they hid was left.
     pub range_tombstones_collected: u64,
+    /// Bytes of data and index blocks that flushes and compactions wrote, before compression.
+    pub compression_bytes_in: u64,
+    /// The same blocks as stored: compressed, or raw where compression did not pay (equal to
+    /// `compression_bytes_in` with `Compression::None`).
+    pub compression_bytes_out: u64,
     /// The block cache's counters (shared by every database using the same cache), if the
     /// database has one.
     pub block_cache: Option<crate::cache::BlockCacheStats>,
@@ -166,6 +179,8 @@ impl DbStats {
         self.write_slowdown_micros = read(&counters.write_slowdown_micros);
         self.range_deletion_files_dropped = read(&counters.range_deletion_files_dropped);
         self.range_tombstones_collected = read(&counters.range_tombstones_collected);
+        self.compression_bytes_in = read(&counters.compression_bytes_in);
+        self.compression_bytes_out = read(&counters.compression_bytes_out);
         for (level, stats) in self.levels.iter_mut().enumerate().take(LEVEL_COUNT) {
             stats.bytes_written = read(&counters.level_bytes_written[level]);
             stats.bytes_read = read(&counters.level_bytes_read[level]);
@@ -242,6 +257,11 @@ impl fmt::Display for DbStats {
             self.compaction_bytes_read,
             self.compaction_bytes_written,
             self.compaction_entries_dropped
+        )?;
+        writeln!(
+            f,
+            "compression           {} bytes of blocks stored in {}",
+            self.compression_bytes_in, self.compression_bytes_out
         )?;
         writeln!(f, "write amplification   {:.2}", self.write_amplification())?;
         writeln!(

@@ -2,32 +2,45 @@
 //!
 //! ```text
 //! data block* | filter block | index block | properties block | footer (52 bytes)
-//! block on disk = contents | compression: u8 | crc32c(contents, compression): u32 LE
+//! block on disk = stored bytes | compression: u8 | crc32c(stored bytes, compression): u32 LE
+//! stored bytes  = contents                                    (compression 0)
+//!               | uncompressed_len: u32 LE | compressed bytes (1 LZ4, 2 zstd)
 //! footer = index handle (u64 offset, u32 size) | filter handle | properties handle
 //!        | format_version: u32 | crc32c(the 40 bytes before): u32 | magic: u64
 //! ```
 //!
+//! Data and index blocks may be compressed; the filter and properties blocks are always raw.
+//!
 //! Thread safety: plain functions.
 //!
 //! Invariants:
-//! 1. Every block is verified against its checksum before a byte of it is decoded.
-//! 2. Handles read from disk are checked to lie inside the file before anything is allocated.
+//! 1. Every block is verified against its checksum before a byte of it is decoded or
+//!    decompressed.
+//! 2. Handles read from disk, and the lengths compressed blocks declare, are checked against
+//!    the file and `BLOCK_SIZE_BYTES_MAX` before anything is allocated.
+//! 3. A handle's size is the size of the stored bytes (compressed, when the block is).
 
-use crate::coding::{crc32c, crc32c_two, get_u32_at, get_u64_at, put_u32, put_u64, Decoder};
+use super::compression::{decompress, BlockCompressor};
+use crate::coding::{crc32c, get_u32_at, get_u64_at, put_u32, put_u64, Decoder};
 use crate::fs::ReadableFile;
 use crate::{Error, Result};
 use std::path::Path;
 
 /// Magic number at the end of every SST ("NANOSST1" as little-endian bytes). DO NOT CHANGE.
 pub const SST_MAGIC: u64 = u64::from_le_bytes(*b"NANOSST1");
-/// Current SST format version. Version 1: the first format.
-pub const SST_FORMAT_VERSION: u32 = 1;
+/// Current SST format version. Version 1: the first format, every block raw. Version 2: data
+/// and index blocks may be compressed (LZ4, zstd). Readers accept both.
+pub const SST_FORMAT_VERSION: u32 = 2;
 /// Size of the footer, in bytes. DO NOT CHANGE.
 pub const FOOTER_LEN: usize = 52;
 /// Size of the trailer after each block's contents, in bytes. DO NOT CHANGE.
 pub const BLOCK_TRAILER_LEN: usize = 5;
 /// Compression byte for an uncompressed block. DO NOT CHANGE.
 pub const COMPRESSION_NONE: u8 = 0;
+/// Compression byte for an LZ4 block (the LZ4 block format, no frame). DO NOT CHANGE.
+pub const COMPRESSION_LZ4: u8 = 1;
+/// Compression byte for a zstd block (one zstd frame). DO NOT CHANGE.
+pub const COMPRESSION_ZSTD: u8 = 2;
 /// Largest block the reader will load, in bytes (a guard against corrupt handles).
 pub const BLOCK_SIZE_BYTES_MAX: u64 = 1 << 30;
 
@@ -38,12 +51,12 @@ const _: () = assert!(
         <= BLOCK_SIZE_BYTES_MAX
 );
 
-/// Where a block lies in the file: its contents' offset and size (the trailer follows).
+/// Where a block lies in the file: its stored bytes' offset and size (the trailer follows).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct BlockHandle {
-    /// Offset of the first byte of the contents.
+    /// Offset of the first stored byte.
     pub offset: u64,
-    /// Size of the contents, without the trailer.
+    /// Size of the stored bytes (compressed, if the block is), without the trailer.
     pub size: u32,
 }
 
@@ -142,14 +155,29 @@ impl Footer {
     }
 }
 
-/// Appends a block's contents and trailer to `out`.
-pub fn encode_block(out: &mut Vec<u8>, contents: &[u8]) {
-    out.extend_from_slice(contents);
-    out.push(COMPRESSION_NONE);
-    put_u32(out, crc32c_two(contents, &[COMPRESSION_NONE]));
+/// Appends a block and its trailer to `out`: `contents` compressed by `compressor` when that
+/// pays, raw otherwise (always raw without a compressor). Returns the stored size.
+pub fn encode_block(
+    out: &mut Vec<u8>,
+    contents: &[u8],
+    compressor: Option<&mut BlockCompressor>,
+) -> usize {
+    let start = out.len();
+    let codec = match compressor {
+        Some(compressor) => compressor.compress_into(contents, out),
+        None => {
+            out.extend_from_slice(contents);
+            COMPRESSION_NONE
+        }
+    };
+    out.push(codec);
+    let crc = crc32c(&out[start..]);
+    put_u32(out, crc);
+    out.len() - start - BLOCK_TRAILER_LEN
 }
 
-/// Reads the block at `handle` from `file` and verifies its checksum; returns the contents.
+/// Reads the block at `handle` from `file`, verifies its checksum and decompresses it;
+/// returns the contents.
 pub fn read_block(file: &dyn ReadableFile, path: &Path, handle: BlockHandle) -> Result<Vec<u8>> {
     let total = u64::from(handle.size) + BLOCK_TRAILER_LEN as u64;
     let end = handle.offset.checked_add(total);
@@ -180,12 +208,6 @@ pub fn read_block(file: &dyn ReadableFile, path: &Path, handle: BlockHandle) -> 
         });
     }
     let compression = bytes[size];
-    if compression != COMPRESSION_NONE {
-        return Err(Error::corruption(
-            path,
-            format!("block at offset {} has unknown compression {compression}", handle.offset),
-        ));
-    }
     bytes.truncate(size);
-    Ok(bytes)
+    decompress(path, handle.offset, compression, bytes)
 }

@@ -2,14 +2,16 @@
 //!
 //! `SstWriter` turns a sorted stream into a file of checksummed data blocks (prefix-compressed
 //! keys with restart points), a bloom filter over user keys, an index block and a properties
-//! block, closed by a fixed-size footer. `SstReader` opens one, keeping the index and filter in
-//! memory, and serves point reads and cursors.
+//! block, closed by a fixed-size footer. Data and index blocks are compressed (LZ4 or zstd,
+//! recorded per block) when that pays. `SstReader` opens one, keeping the index and filter in
+//! memory, and serves point reads and cursors; data blocks are cached decompressed.
 //!
 //! Thread safety: see each module; readers are shared, writers are single-threaded.
 
 mod block;
 mod block_builder;
 mod bloom;
+mod compression;
 mod format;
 mod properties;
 mod reader;
@@ -24,7 +26,7 @@ pub use block_builder::BlockBuilder;
 pub use bloom::{BloomBuilder, BloomFilter};
 pub use properties::SstProperties;
 pub use reader::{SstCursor, SstReader};
-pub use writer::{SstWriter, SstWriterOptions};
+pub use writer::{CompressionBytes, SstWriter, SstWriterOptions};
 
 #[cfg(test)]
 mod tests;

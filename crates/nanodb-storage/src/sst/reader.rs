@@ -7,7 +7,8 @@
 //! Invariants:
 //! 1. `open` validates the footer, the index (keys parse and ascend, handles lie in the data
 //!    region and ascend), the filter and the properties; a file that fails is corrupt.
-//! 2. Every data block is checksummed when read; an error names the file and the offset.
+//! 2. Every data block is checksummed, then decompressed, when read from the file; an error
+//!    names the file and the offset. The block cache holds blocks decompressed.
 
 use super::block::{Block, BlockCursor};
 use super::bloom::BloomFilter;
@@ -96,6 +97,12 @@ impl SstReader {
     /// False if the bloom filter rules `user_key` out (always true without a filter).
     pub fn may_contain(&self, user_key: &[u8]) -> bool {
         self.filter.as_ref().is_none_or(|filter| filter.may_contain(user_key))
+    }
+
+    /// The handles of the data blocks, in file order.
+    #[cfg(test)]
+    pub(crate) fn data_block_handles(&self) -> Vec<BlockHandle> {
+        self.index.iter().map(|entry| entry.handle).collect()
     }
 
     /// True if the file has a bloom filter.

@@ -1,15 +1,22 @@
 //! SST round trips: writer then reader, point reads, cursors both ways, seeks, the bloom
-//! filter, and damage to every byte of a small file.
+//! filter, each codec, and damage to every byte of a small file.
 
+use super::format::{
+    Footer, BLOCK_SIZE_BYTES_MAX, COMPRESSION_LZ4, COMPRESSION_NONE, COMPRESSION_ZSTD, FOOTER_LEN,
+};
 use super::{SstReader, SstWriter, SstWriterOptions};
 use crate::fs::{Fs, SimFs};
 use crate::iter::{Direction, InternalIterator};
 use crate::key::{internal_key, parse_internal_key, ValueKind, KIND_FOR_SEEK, SEQNO_MAX};
 use crate::memtable::Lookup;
+use crate::options::{Compression, ZSTD_LEVEL_DEFAULT};
 use std::path::Path;
 use std::sync::Arc;
 
 const PATH: &str = "/db/000001.sst";
+
+const CODECS: [Compression; 3] =
+    [Compression::None, Compression::Lz4, Compression::Zstd { level: ZSTD_LEVEL_DEFAULT }];
 
 /// Keys key0000..key{count}, each with two versions: a put at seqno 2i+2 and an older one.
 fn write_sst(
@@ -18,8 +25,18 @@ fn write_sst(
     block_size_bytes: usize,
     bloom_bits_per_key: u32,
 ) -> Arc<SstReader> {
+    write_sst_with(fs, count, block_size_bytes, bloom_bits_per_key, Compression::Lz4)
+}
+
+fn write_sst_with(
+    fs: &SimFs,
+    count: u32,
+    block_size_bytes: usize,
+    bloom_bits_per_key: u32,
+    compression: Compression,
+) -> Arc<SstReader> {
     fs.create_dir_all(Path::new("/db")).unwrap();
-    let options = SstWriterOptions { block_size_bytes, bloom_bits_per_key };
+    let options = SstWriterOptions { block_size_bytes, bloom_bits_per_key, compression };
     let mut writer = SstWriter::create(fs, Path::new(PATH), options).unwrap();
     for index in 0..count {
         let user_key = format!("key{index:04}");
@@ -38,15 +55,20 @@ fn write_sst(
             )
             .unwrap();
     }
-    let properties = writer.finish().unwrap();
+    let (properties, _) = writer.finish().unwrap();
     assert_eq!(properties.entry_count, 2 * u64::from(count));
     Arc::new(SstReader::open(fs, Path::new(PATH), None).unwrap())
 }
 
 #[test]
 fn point_reads_see_the_right_version() {
-    let fs = SimFs::new();
-    let reader = write_sst(&fs, 500, 256, 10);
+    for compression in CODECS {
+        let fs = SimFs::new();
+        point_reads_see_the_right_version_with(write_sst_with(&fs, 500, 256, 10, compression));
+    }
+}
+
+fn point_reads_see_the_right_version_with(reader: Arc<SstReader>) {
     for index in 0..500u32 {
         let key = format!("key{index:04}");
         let seqno = 2 * u64::from(index) + 2;
@@ -88,8 +110,13 @@ fn walk(reader: &Arc<SstReader>, direction: Direction, seek: Option<&[u8]>) -> V
 
 #[test]
 fn cursors_walk_every_entry_both_ways_across_blocks() {
-    let fs = SimFs::new();
-    let reader = write_sst(&fs, 300, 200, 10);
+    for compression in CODECS {
+        let fs = SimFs::new();
+        cursors_walk_with(write_sst_with(&fs, 300, 200, 10, compression));
+    }
+}
+
+fn cursors_walk_with(reader: Arc<SstReader>) {
     let forward = walk(&reader, Direction::Forward, None);
     assert_eq!(forward.len(), 600);
     assert_eq!(forward[0], ("key0000".to_string(), 2));
@@ -130,8 +157,14 @@ fn a_file_without_a_filter_and_an_empty_file_work() {
 
 #[test]
 fn damage_anywhere_is_an_error_never_a_panic_or_a_wrong_value() {
+    for compression in CODECS {
+        damage_anywhere_with(compression);
+    }
+}
+
+fn damage_anywhere_with(compression: Compression) {
     let fs = SimFs::new();
-    write_sst(&fs, 40, 128, 10);
+    write_sst_with(&fs, 40, 128, 10, compression);
     let original = fs.read_live(Path::new(PATH)).unwrap();
     for offset in 0..original.len() {
         let fs = SimFs::new();
@@ -162,4 +195,162 @@ fn damage_anywhere_is_an_error_never_a_panic_or_a_wrong_value() {
         fs.create(Path::new(PATH)).unwrap().append(&original[..len]).unwrap();
         assert!(SstReader::open(&fs, Path::new(PATH), None).is_err(), "truncated to {len} opened");
     }
+}
+
+/// The blocks of the file at `PATH`: (offset, stored size, codec byte), data blocks first, then
+/// filter, index and properties.
+fn blocks(fs: &SimFs) -> Vec<(usize, usize, u8)> {
+    let bytes = fs.read_live(Path::new(PATH)).unwrap();
+    let reader = SstReader::open(fs, Path::new(PATH), None).unwrap();
+    let footer = Footer::read(&*fs.open(Path::new(PATH)).unwrap(), Path::new(PATH)).unwrap();
+    let mut handles = reader.data_block_handles();
+    handles.extend([footer.filter, footer.index, footer.properties]);
+    handles
+        .into_iter()
+        .map(|handle| {
+            let (offset, size) = (handle.offset as usize, handle.size as usize);
+            (offset, size, bytes[offset + size])
+        })
+        .collect()
+}
+
+#[test]
+fn compressible_blocks_are_compressed_and_filter_and_properties_stay_raw() {
+    for (compression, codec) in [
+        (Compression::None, COMPRESSION_NONE),
+        (Compression::Lz4, COMPRESSION_LZ4),
+        (Compression::Zstd { level: 1 }, COMPRESSION_ZSTD),
+    ] {
+        let fs = SimFs::new();
+        write_sst_with(&fs, 300, 1024, 10, compression);
+        let blocks = blocks(&fs);
+        let (data, tail) = blocks.split_at(blocks.len() - 3);
+        assert!(data.len() > 5, "{compression:?}");
+        for &(offset, size, block_codec) in data {
+            assert_eq!(block_codec, codec, "{compression:?} data block at {offset}");
+            if codec != COMPRESSION_NONE {
+                assert!(size < 1024 * 7 / 8, "{compression:?} block at {offset}: {size} bytes");
+            }
+        }
+        assert_eq!(tail[0].2, COMPRESSION_NONE, "{compression:?} filter");
+        assert_eq!(tail[1].2, codec, "{compression:?} index");
+        assert_eq!(tail[2].2, COMPRESSION_NONE, "{compression:?} properties");
+    }
+}
+
+#[test]
+fn incompressible_data_blocks_are_stored_raw() {
+    for compression in CODECS {
+        let fs = SimFs::new();
+        fs.create_dir_all(Path::new("/db")).unwrap();
+        let options =
+            SstWriterOptions { block_size_bytes: 4096, bloom_bits_per_key: 10, compression };
+        let mut writer = SstWriter::create(&fs, Path::new(PATH), options).unwrap();
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut values = Vec::new();
+        for index in 0..64u64 {
+            let value: Vec<u8> = (0..1000)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    state as u8
+                })
+                .collect();
+            let key = internal_key(format!("key{index:04}").as_bytes(), 1, ValueKind::Put as u8);
+            writer.add(&key, &value).unwrap();
+            values.push(value);
+        }
+        let (_, bytes) = writer.finish().unwrap();
+        let blocks = blocks(&fs);
+        let data = &blocks[..blocks.len() - 3];
+        assert!(data.iter().all(|&(_, _, codec)| codec == COMPRESSION_NONE), "{compression:?}");
+        let stored: u64 = data.iter().map(|&(_, size, _)| size as u64).sum();
+        assert!(bytes.bytes_in >= stored && bytes.bytes_out >= stored, "{compression:?} {bytes:?}");
+        let reader = SstReader::open(&fs, Path::new(PATH), None).unwrap();
+        for (index, value) in values.iter().enumerate() {
+            let key = format!("key{index:04}");
+            assert_eq!(
+                reader.get(key.as_bytes(), SEQNO_MAX).unwrap(),
+                Lookup::Found(value.clone(), 1)
+            );
+        }
+    }
+}
+
+/// Rewrites the block at `offset` of the file at `PATH` with `stored` bytes (same size) and
+/// `codec`, with a valid checksum.
+fn rewrite_block(fs: &SimFs, offset: usize, codec: u8, stored: &[u8]) {
+    let mut bytes = fs.read_live(Path::new(PATH)).unwrap();
+    let end = offset + stored.len();
+    bytes[offset..end].copy_from_slice(stored);
+    bytes[end] = codec;
+    let crc = crate::coding::crc32c(&bytes[offset..=end]);
+    bytes[end + 1..end + 5].copy_from_slice(&crc.to_le_bytes());
+    let mut file = fs.create(Path::new(PATH)).unwrap();
+    file.append(&bytes).unwrap();
+}
+
+#[test]
+fn bad_compressed_blocks_with_valid_checksums_are_corruption() {
+    for compression in [Compression::Lz4, Compression::Zstd { level: 1 }] {
+        let fs = SimFs::new();
+        write_sst_with(&fs, 300, 1024, 10, compression);
+        let original = fs.read_live(Path::new(PATH)).unwrap();
+        let (offset, size, codec) = blocks(&fs)[1];
+        assert_ne!(codec, COMPRESSION_NONE);
+        let stored = original[offset..offset + size].to_vec();
+        let mut cases: Vec<(&str, u8, Vec<u8>)> = Vec::new();
+        let mut garbage = stored.clone();
+        for (index, byte) in garbage[4..].iter_mut().enumerate() {
+            *byte = (index as u8).wrapping_mul(151) ^ 0x5a;
+        }
+        cases.push(("garbage payload", codec, garbage));
+        let mut huge = stored.clone();
+        huge[..4].copy_from_slice(&u32::MAX.to_le_bytes());
+        cases.push(("declared length over the maximum", codec, huge));
+        let mut long = stored.clone();
+        long[..4].copy_from_slice(&(1024u32 * 1024).to_le_bytes());
+        cases.push(("declared length too long", codec, long));
+        let mut over = stored.clone();
+        over[..4].copy_from_slice(&(BLOCK_SIZE_BYTES_MAX as u32 + 1).to_le_bytes());
+        cases.push(("declared length just over the maximum", codec, over));
+        let mut short = stored.clone();
+        short[..4].copy_from_slice(&1u32.to_le_bytes());
+        cases.push(("declared length too short", codec, short));
+        cases.push(("unknown codec", 3, stored.clone()));
+        let other = if codec == COMPRESSION_LZ4 { COMPRESSION_ZSTD } else { COMPRESSION_LZ4 };
+        cases.push(("wrong codec", other, stored.clone()));
+        cases.push(("compressed bytes marked raw", COMPRESSION_NONE, stored));
+        for (what, codec, bytes) in cases {
+            let fs = SimFs::new();
+            fs.create_dir_all(Path::new("/db")).unwrap();
+            fs.create(Path::new(PATH)).unwrap().append(&original).unwrap();
+            rewrite_block(&fs, offset, codec, &bytes);
+            let reader = Arc::new(SstReader::open(&fs, Path::new(PATH), None).unwrap());
+            let error = reader.verify().unwrap_err();
+            assert!(error.is_corruption(), "{compression:?} {what}: {error}");
+            let text = error.to_string();
+            assert!(
+                text.contains("000001.sst") && text.contains(&format!("offset {offset}")),
+                "{compression:?} {what}: {text}"
+            );
+        }
+    }
+}
+
+#[test]
+fn version_1_files_still_read() {
+    // A version-1 file is a version-2 file whose blocks are all raw, with 1 in the footer.
+    let fs = SimFs::new();
+    write_sst_with(&fs, 200, 256, 10, Compression::None);
+    let mut bytes = fs.read_live(Path::new(PATH)).unwrap();
+    let footer = bytes.len() - FOOTER_LEN;
+    bytes[footer + 36..footer + 40].copy_from_slice(&1u32.to_le_bytes());
+    let crc = crate::coding::crc32c(&bytes[footer..footer + 40]);
+    bytes[footer + 40..footer + 44].copy_from_slice(&crc.to_le_bytes());
+    fs.create(Path::new(PATH)).unwrap().append(&bytes).unwrap();
+    let reader = Arc::new(SstReader::open(&fs, Path::new(PATH), None).unwrap());
+    assert_eq!(reader.verify().unwrap(), 400);
+    assert_eq!(reader.get(b"key0123", SEQNO_MAX).unwrap(), Lookup::Found(b"new123".to_vec(), 248));
 }

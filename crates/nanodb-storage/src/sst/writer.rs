@@ -1,6 +1,10 @@
 //! `SstWriter`: writes a sorted run of internal entries to a new SST file.
 //!
-//! Thread safety: one writer per file, used by one thread (a flush).
+//! Data blocks and the index block are compressed with `SstWriterOptions::compression` when it
+//! saves at least an eighth of a block; the filter block (random bits) and the properties block
+//! are always raw.
+//!
+//! Thread safety: one writer per file, used by one thread (a flush or a compaction).
 //!
 //! Invariants:
 //! 1. Entries are added in strictly increasing internal-key order (asserted: the callers feed
@@ -10,10 +14,12 @@
 
 use super::block_builder::BlockBuilder;
 use super::bloom::BloomBuilder;
+use super::compression::BlockCompressor;
 use super::format::{encode_block, BlockHandle, Footer, BLOCK_HANDLE_LEN};
 use super::properties::SstProperties;
 use crate::fs::{Fs, WritableFile};
 use crate::key::{compare_internal_keys, parse_internal_key, user_key_of};
+use crate::options::Compression;
 use crate::{Error, Result};
 use std::cmp::Ordering;
 use std::path::{Path, PathBuf};
@@ -31,6 +37,26 @@ pub struct SstWriterOptions {
     pub block_size_bytes: usize,
     /// Bloom filter bits per key; 0 writes no filter.
     pub bloom_bits_per_key: u32,
+    /// Codec for the data and index blocks.
+    pub compression: Compression,
+}
+
+/// Sizes of the blocks a writer may compress (data and index blocks), in bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CompressionBytes {
+    /// Their contents, before compression.
+    pub bytes_in: u64,
+    /// What was stored for them: compressed, or raw when compression did not pay (so equal to
+    /// `bytes_in` with `Compression::None`).
+    pub bytes_out: u64,
+}
+
+impl CompressionBytes {
+    /// Adds `other` to these counts.
+    pub fn add(&mut self, other: CompressionBytes) {
+        self.bytes_in += other.bytes_in;
+        self.bytes_out += other.bytes_out;
+    }
 }
 
 /// Writes one SST.
@@ -38,6 +64,8 @@ pub struct SstWriter {
     file: Box<dyn WritableFile>,
     path: PathBuf,
     options: SstWriterOptions,
+    compressor: BlockCompressor,
+    compression_bytes: CompressionBytes,
     data: BlockBuilder,
     index: BlockBuilder,
     bloom: BloomBuilder,
@@ -50,6 +78,7 @@ pub struct SstWriter {
 impl SstWriter {
     /// Creates the file at `path`.
     pub fn create(fs: &dyn Fs, path: &Path, options: SstWriterOptions) -> Result<SstWriter> {
+        let compressor = BlockCompressor::new(options.compression)?;
         let file = fs
             .create(path)
             .map_err(|error| Error::io(format!("create {}", path.display()), error))?;
@@ -57,6 +86,8 @@ impl SstWriter {
             file,
             path: path.to_path_buf(),
             options,
+            compressor,
+            compression_bytes: CompressionBytes::default(),
             data: BlockBuilder::new(DATA_BLOCK_RESTART_INTERVAL),
             index: BlockBuilder::new(1),
             bloom: BloomBuilder::new(),
@@ -106,10 +137,16 @@ impl SstWriter {
         self.offset + self.data.size_estimate_bytes() as u64
     }
 
-    fn write_block(&mut self, contents: &[u8]) -> Result<BlockHandle> {
-        let handle = BlockHandle { offset: self.offset, size: contents.len() as u32 };
+    /// Appends one block, compressed if `compress` and the codec pays.
+    fn write_block(&mut self, contents: &[u8], compress: bool) -> Result<BlockHandle> {
         let before = self.buffer.len();
-        encode_block(&mut self.buffer, contents);
+        let compressor = compress.then_some(&mut self.compressor);
+        let size = encode_block(&mut self.buffer, contents, compressor);
+        if compress {
+            self.compression_bytes
+                .add(CompressionBytes { bytes_in: contents.len() as u64, bytes_out: size as u64 });
+        }
+        let handle = BlockHandle { offset: self.offset, size: size as u32 };
         self.offset += (self.buffer.len() - before) as u64;
         if self.buffer.len() >= WRITE_BUFFER_BYTES {
             self.drain_buffer()?;
@@ -131,7 +168,7 @@ impl SstWriter {
         }
         let last_key = self.data.last_key().to_vec();
         let contents = self.data.finish();
-        let handle = self.write_block(&contents)?;
+        let handle = self.write_block(&contents, true)?;
         let mut encoded = Vec::with_capacity(BLOCK_HANDLE_LEN);
         handle.encode(&mut encoded);
         self.index.add(&last_key, &encoded);
@@ -139,24 +176,27 @@ impl SstWriter {
         Ok(())
     }
 
-    /// Writes the filter, index, properties and footer, syncs the file and returns what it holds.
-    pub fn finish(mut self) -> Result<SstProperties> {
+    /// Writes the filter, index, properties and footer, syncs the file and returns what it
+    /// holds and how well its blocks compressed.
+    pub fn finish(mut self) -> Result<(SstProperties, CompressionBytes)> {
         self.finish_data_block()?;
         let filter_contents = if self.options.bloom_bits_per_key > 0 && self.bloom.key_count() > 0 {
             self.bloom.finish(self.options.bloom_bits_per_key)
         } else {
             Vec::new()
         };
-        let filter = self.write_block(&filter_contents)?;
+        // Bloom filter bits look random: compressing them would waste the writer's time.
+        let filter = self.write_block(&filter_contents, false)?;
         let index_contents = self.index.finish();
-        let index = self.write_block(&index_contents)?;
+        let index = self.write_block(&index_contents, true)?;
+        // Kept raw so tools can read a file's summary without a decompressor.
         let properties_contents = self.properties.encode();
-        let properties = self.write_block(&properties_contents)?;
+        let properties = self.write_block(&properties_contents, false)?;
         self.buffer.extend_from_slice(&Footer { index, filter, properties }.encode());
         self.drain_buffer()?;
         self.file
             .sync()
             .map_err(|error| Error::io(format!("sync {}", self.path.display()), error))?;
-        Ok(self.properties)
+        Ok((self.properties, self.compression_bytes))
     }
 }

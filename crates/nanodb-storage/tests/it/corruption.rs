@@ -1,14 +1,15 @@
 //! Damaged files: flip bits in, zero sectors of and truncate every WAL, SST, manifest and
 //! CURRENT file of a database, then open it, read every key, scan and verify.
 //!
-//! Each outcome is classified as detected (an error), benign (every answer right) or, for WAL
-//! damage only, a consistent earlier state (the state after some prefix of the writes, as a
-//! crash would leave). What must never happen: a panic, a silently wrong answer, or an SST or
-//! manifest damage that goes unnoticed.
+//! The damage is spread over three databases, written with no compression, LZ4 and zstd, so
+//! compressed blocks are damaged too. Each outcome is classified as detected (an error), benign
+//! (every answer right) or, for WAL damage only, a consistent earlier state (the state after
+//! some prefix of the writes, as a crash would leave). What must never happen: a panic, a
+//! silently wrong answer, or an SST or manifest damage that goes unnoticed.
 
 use crate::common::{base_seed, scale, with_seed, Rng};
 use nanodb_storage::fs::{Fs, SimFs};
-use nanodb_storage::{Db, Options, WriteBatch, WriteOptions};
+use nanodb_storage::{Compression, Db, Options, WriteBatch, WriteOptions, ZSTD_LEVEL_DEFAULT};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -17,6 +18,11 @@ type Model = BTreeMap<Vec<u8>, Vec<u8>>;
 type Files = BTreeMap<String, Vec<u8>>;
 
 const DIR: &str = "/db";
+const CODECS: [(Compression, &str); 3] = [
+    (Compression::None, "none"),
+    (Compression::Lz4, "lz4"),
+    (Compression::Zstd { level: ZSTD_LEVEL_DEFAULT }, "zstd"),
+];
 
 fn options(fs: &SimFs) -> Options {
     Options {
@@ -28,11 +34,11 @@ fn options(fs: &SimFs) -> Options {
     }
 }
 
-/// Builds a database with several SSTs and an unflushed WAL tail; returns its files and the
-/// model after every batch (index 0 = empty).
-fn build(seed: u64) -> (Files, Vec<Model>) {
+/// Builds a database with several SSTs written with `compression` and an unflushed WAL tail;
+/// returns its files and the model after every batch (index 0 = empty).
+fn build(seed: u64, compression: Compression) -> (Files, Vec<Model>) {
     let fs = SimFs::new();
-    let db = Db::open(DIR, options(&fs)).unwrap();
+    let db = Db::open(DIR, Options { compression, ..options(&fs) }).unwrap();
     let mut rng = Rng::new(seed);
     let mut history = vec![Model::new()];
     let mut model = Model::new();
@@ -45,7 +51,15 @@ fn build(seed: u64) -> (Files, Vec<Model>) {
                 model.remove(&key);
             } else {
                 let len = rng.below(200) as usize;
-                let value = rng.bytes(len);
+                // Half random (stored raw), half repetitive (compressed).
+                let value = if rng.chance(50) {
+                    rng.bytes(len)
+                } else {
+                    let period = 1 + rng.below(8) as usize;
+                    let mut value = rng.bytes(period).repeat(len);
+                    value.truncate(len);
+                    value
+                };
                 batch.put(&key, &value);
                 model.insert(key, value);
             }
@@ -145,13 +159,16 @@ fn mutate(rng: &mut Rng, bytes: &mut Vec<u8>) -> String {
 fn damage_is_detected_or_harmless_never_silent() {
     let seed = base_seed();
     with_seed("corruption::damage_is_detected_or_harmless_never_silent", seed, |seed| {
-        let (files, history) = build(seed);
+        let builds: Vec<(Files, Vec<Model>)> =
+            CODECS.iter().map(|&(compression, _)| build(seed, compression)).collect();
         let mut rng = Rng::new(seed ^ 0x00c0_ffee);
         let mut counts: BTreeMap<(String, &'static str), u64> = BTreeMap::new();
         let cases = 1500 * scale();
         for case in 0..cases {
+            let codec = (case % 3) as usize;
+            let (files, history) = &builds[codec];
             let names: Vec<&String> = files.keys().collect();
-            let name = names[(case as usize) % names.len()].clone();
+            let name = names[(case / 3) as usize % names.len()].clone();
             let kind = match name.as_str() {
                 n if n.ends_with(".sst") => "sst",
                 n if n.ends_with(".wal") => "wal",
@@ -164,15 +181,17 @@ fn damage_is_detected_or_harmless_never_silent() {
                 continue;
             }
             let what = mutate(&mut rng, bytes);
-            let outcome = examine(&damaged, &history)
-                .unwrap_or_else(|wrong| panic!("case {case}: {what} in {name}: {wrong}"));
+            let codec_name = CODECS[codec].1;
+            let outcome = examine(&damaged, history).unwrap_or_else(|wrong| {
+                panic!("case {case}: {what} in {name} ({codec_name}): {wrong}")
+            });
             if kind != "wal" {
                 // Every byte of an SST, manifest and CURRENT is checked: damage that changes
                 // any byte must be noticed, never turned into an older state.
                 assert_ne!(
                     outcome,
                     Outcome::EarlierState,
-                    "case {case}: {what} in {name} lost data silently"
+                    "case {case}: {what} in {name} ({codec_name}) lost data silently"
                 );
             }
             let label = match outcome {
@@ -180,7 +199,7 @@ fn damage_is_detected_or_harmless_never_silent() {
                 Outcome::Benign => "benign",
                 Outcome::EarlierState => "earlier_state",
             };
-            *counts.entry((kind.to_string(), label)).or_default() += 1;
+            *counts.entry((format!("{kind}/{codec_name}"), label)).or_default() += 1;
         }
         println!(
             "corruption: cases={cases} silent_wrong=0 crashes=0 by file and outcome: {counts:?}"
@@ -190,7 +209,7 @@ fn damage_is_detected_or_harmless_never_silent() {
 
 #[test]
 fn a_missing_sst_or_wal_is_reported_not_ignored() {
-    let (files, history) = build(7);
+    let (files, history) = build(7, Compression::Lz4);
     for name in files.keys().filter(|name| name.ends_with(".sst") || name.starts_with("CURRENT")) {
         let mut damaged = files.clone();
         damaged.remove(name);

@@ -7,6 +7,7 @@ mod api;
 mod cache;
 mod common;
 mod compaction;
+mod compression;
 mod corruption;
 mod crash;
 mod kill;
