@@ -69,6 +69,11 @@ pub const SLOWDOWN_RATE_BYTES_PER_SEC_DEFAULT: u64 = 16 * 1024 * 1024;
 pub const SLOWDOWN_DELAY_MAX: std::time::Duration = std::time::Duration::from_millis(100);
 /// Default size of the block cache a database creates for itself, in bytes.
 pub const BLOCK_CACHE_SIZE_BYTES_DEFAULT: u64 = 64 * 1024 * 1024;
+/// Default limit on the SST writes of flushes and compactions: 0, no limit.
+pub const RATE_LIMIT_BYTES_PER_SEC_DEFAULT: u64 = 0;
+/// Smallest non-zero `Options::rate_limit_bytes_per_sec` (1 KiB/s). Slower than this a flush
+/// of even the smallest memtable takes minutes; it guards against a misread unit.
+pub const RATE_LIMIT_BYTES_PER_SEC_MIN: u64 = 1024;
 
 /// Largest allowed `Options::background_threads`.
 pub const BACKGROUND_THREADS_LIMIT: usize = 64;
@@ -130,6 +135,12 @@ pub struct Options {
     pub sst_size_bytes_target: u64,
     /// Write rate while L0 is past `l0_slowdown_trigger`, in bytes per second.
     pub slowdown_rate_bytes_per_sec: u64,
+    /// Limit on the bytes flushes and compactions write to SSTs, per second, shared by all of
+    /// them (a token bucket with 10 ms of burst; flushes go first). 0, the default, means no
+    /// limit; otherwise at least `RATE_LIMIT_BYTES_PER_SEC_MIN`. The WAL is never limited, but
+    /// writers feel a limit too low for their write rate as slowdowns and stalls (and, with
+    /// `background_threads = 0`, the writer that flushes waits for the limit itself).
+    pub rate_limit_bytes_per_sec: u64,
     /// What to do with a damaged WAL record on recovery.
     pub wal_recovery: WalRecovery,
     /// A block cache to share with other databases. When `None`, the database makes its own
@@ -162,6 +173,7 @@ impl Default for Options {
             level_size_multiplier: LEVEL_SIZE_MULTIPLIER_DEFAULT,
             sst_size_bytes_target: SST_SIZE_BYTES_TARGET_DEFAULT,
             slowdown_rate_bytes_per_sec: SLOWDOWN_RATE_BYTES_PER_SEC_DEFAULT,
+            rate_limit_bytes_per_sec: RATE_LIMIT_BYTES_PER_SEC_DEFAULT,
             wal_recovery: WalRecovery::default(),
             block_cache: None,
             block_cache_size_bytes: BLOCK_CACHE_SIZE_BYTES_DEFAULT,
@@ -238,6 +250,13 @@ impl Options {
         }
         if self.slowdown_rate_bytes_per_sec == 0 {
             return invalid("Options::slowdown_rate_bytes_per_sec must be at least 1".into());
+        }
+        let rate_limit = self.rate_limit_bytes_per_sec;
+        if rate_limit != 0 && rate_limit < RATE_LIMIT_BYTES_PER_SEC_MIN {
+            return invalid(format!(
+                "Options::rate_limit_bytes_per_sec is {rate_limit}, must be 0 (no limit) or at \
+                 least {RATE_LIMIT_BYTES_PER_SEC_MIN}"
+            ));
         }
         if self.group_commit_size_bytes_max == 0 {
             return Err(crate::Error::InvalidArgument(
@@ -334,5 +353,16 @@ mod tests {
         }
         let options = Options { slowdown_rate_bytes_per_sec: 0, ..Default::default() };
         assert!(options.validate().is_err());
+
+        for (rate, ok) in [
+            (0, true),
+            (1, false),
+            (RATE_LIMIT_BYTES_PER_SEC_MIN - 1, false),
+            (RATE_LIMIT_BYTES_PER_SEC_MIN, true),
+            (u64::MAX, true),
+        ] {
+            let options = Options { rate_limit_bytes_per_sec: rate, ..Default::default() };
+            assert_eq!(options.validate().is_ok(), ok, "rate limit {rate}");
+        }
     }
 }

@@ -24,6 +24,7 @@ use crate::fs::Fs;
 use crate::iter::{Direction, InternalIterator, MergingIterator};
 use crate::key::{parse_internal_key, ValueKind};
 use crate::manifest::sync_dir;
+use crate::rate_limit::{IoPriority, RateLimiter};
 use crate::sst::{SstWriter, SstWriterOptions};
 use crate::version::SstHandle;
 use crate::{Error, Result};
@@ -56,6 +57,8 @@ pub struct JobInput<'a> {
     pub closing: &'a AtomicBool,
     /// The block cache the outputs' readers use.
     pub cache: Option<&'a Arc<BlockCache>>,
+    /// Paces the output writes, at compaction priority.
+    pub rate_limiter: Option<&'a Arc<RateLimiter>>,
     /// Allocates the file number of the next output.
     pub next_file_number: &'a dyn Fn() -> u64,
 }
@@ -195,7 +198,8 @@ fn merge_into_outputs(
             if current.is_none() {
                 let number = (job.next_file_number)();
                 let path = sst_path(job.dir, number);
-                let writer = SstWriter::create(job.fs.as_ref(), &path, job.writer_options)?;
+                let writer = SstWriter::create(job.fs.as_ref(), &path, job.writer_options)?
+                    .rate_limited(job.rate_limiter, IoPriority::Low);
                 *current = Some(OpenOutput { writer, number, path });
             }
             if let Some(open) = current.as_mut() {

@@ -108,6 +108,7 @@ fn run_and_install(
             },
             closing: &inner.closed,
             cache: inner.block_cache.as_ref(),
+            rate_limiter: inner.rate_limiter.as_ref(),
             next_file_number: &next_file_number,
         };
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job::run(input)))

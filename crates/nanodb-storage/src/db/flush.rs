@@ -21,6 +21,7 @@ use crate::fs::Fs;
 use crate::manifest::{sync_dir, ManifestWriter, VersionEdit, MANIFEST_SIZE_BYTES_ROLL};
 use crate::memtable::Memtable;
 use crate::options::Options;
+use crate::rate_limit::{IoPriority, RateLimiter};
 use crate::sst::{SstWriter, SstWriterOptions};
 use crate::version::{ReadView, SstHandle, Version};
 use crate::{Error, Result};
@@ -29,7 +30,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-/// Writes `memtable` to SST `number` in `dir`, syncs it and the directory, and opens it.
+/// Writes `memtable` to SST `number` in `dir`, syncs it and the directory, and opens it. The
+/// writes are paced by `rate_limiter` at flush priority, if given.
 pub(crate) fn write_sst(
     fs: &Arc<dyn Fs>,
     dir: &Path,
@@ -37,13 +39,15 @@ pub(crate) fn write_sst(
     memtable: &Memtable,
     number: u64,
     cache: Option<&Arc<BlockCache>>,
+    rate_limiter: Option<&Arc<RateLimiter>>,
 ) -> Result<Arc<SstHandle>> {
     let path = sst_path(dir, number);
     let writer_options = SstWriterOptions {
         block_size_bytes: options.block_size_bytes,
         bloom_bits_per_key: options.bloom_bits_per_key,
     };
-    let mut writer = SstWriter::create(fs.as_ref(), &path, writer_options)?;
+    let mut writer = SstWriter::create(fs.as_ref(), &path, writer_options)?
+        .rate_limited(rate_limiter, IoPriority::High);
     memtable.for_each(|key, value| writer.add(key, value))?;
     let properties = writer.finish()?;
     sync_dir(fs.as_ref(), dir)?;
@@ -74,6 +78,7 @@ pub(crate) fn flush_oldest(
                 &imm,
                 number,
                 inner.block_cache.as_ref(),
+                inner.rate_limiter.as_ref(),
             )
         }))
         .unwrap_or_else(|panic| Err(Error::Internal(super::write::panic_message(&panic))))

@@ -24,6 +24,7 @@ use crate::key::SEQNO_MAX;
 use crate::manifest::{self, sync_dir, ManifestState, ManifestWriter};
 use crate::memtable::Memtable;
 use crate::options::{Options, WalRecovery};
+use crate::rate_limit::RateLimiter;
 use crate::sst::SstReader;
 use crate::version::{ReadView, SstHandle, Version};
 use crate::wal::{create_wal, replay_wal};
@@ -120,6 +121,10 @@ pub(crate) fn open(dir: &Path, options: Options) -> Result<DbInner> {
         closed: AtomicBool::new(false),
         stats: StatsCounters::default(),
         block_cache,
+        rate_limiter: match options.rate_limit_bytes_per_sec {
+            0 => None,
+            rate => Some(Arc::new(RateLimiter::new(rate))),
+        },
         snapshots: Mutex::new(BTreeMap::new()),
         options,
         _lock: lock,
@@ -296,7 +301,8 @@ fn replay_wals(
     }
     if !memtable.is_empty() {
         let number = allocate(state);
-        let handle = write_sst(fs, dir, options, &memtable, number, cache)?;
+        // Not rate limited: the open waits for it and nothing else runs yet.
+        let handle = write_sst(fs, dir, options, &memtable, number, cache, None)?;
         let edit = manifest::VersionEdit { added: vec![handle.meta.clone()], ..Default::default() };
         state.apply(&edit).map_err(|detail| Error::corruption(dir, detail))?;
         open_files.insert(number, handle);

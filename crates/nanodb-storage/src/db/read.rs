@@ -360,6 +360,10 @@ pub(crate) fn stats(inner: &DbInner) -> DbStats {
     }
     stats.fill_counters(&inner.stats);
     stats.block_cache = inner.block_cache.as_ref().map(|cache| cache.stats());
+    if let Some(limiter) = &inner.rate_limiter {
+        stats.rate_limit_bytes = limiter.bytes_requested();
+        stats.rate_limit_wait_micros = limiter.wait_micros();
+    }
     stats
 }
 

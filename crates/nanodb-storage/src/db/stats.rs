@@ -126,6 +126,10 @@ pub struct DbStats {
     pub write_slowdowns: u64,
     /// Total delay of those group commits, in microseconds.
     pub write_slowdown_micros: u64,
+    /// Bytes flushes and compactions asked the rate limiter for (0 without a limit).
+    pub rate_limit_bytes: u64,
+    /// Total time flushes and compactions waited for the rate limiter, in microseconds.
+    pub rate_limit_wait_micros: u64,
     /// The block cache's counters (shared by every database using the same cache), if the
     /// database has one.
     pub block_cache: Option<crate::cache::BlockCacheStats>,
@@ -241,6 +245,11 @@ impl fmt::Display for DbStats {
                 cache.usage_bytes, cache.capacity_bytes, cache.hits, cache.misses
             )?;
         }
+        writeln!(
+            f,
+            "rate limit            {} bytes, waited {} us",
+            self.rate_limit_bytes, self.rate_limit_wait_micros
+        )?;
         writeln!(
             f,
             "write slowdowns       {} ({} us)",

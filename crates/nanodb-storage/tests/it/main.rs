@@ -9,5 +9,6 @@ mod common;
 mod compaction;
 mod corruption;
 mod crash;
+mod io;
 mod kill;
 mod model;
