@@ -69,6 +69,10 @@ pub const SLOWDOWN_RATE_BYTES_PER_SEC_DEFAULT: u64 = 16 * 1024 * 1024;
 pub const SLOWDOWN_DELAY_MAX: std::time::Duration = std::time::Duration::from_millis(100);
 /// Default size of the block cache a database creates for itself, in bytes.
 pub const BLOCK_CACHE_SIZE_BYTES_DEFAULT: u64 = 64 * 1024 * 1024;
+/// Default most SST files kept open (readers in the table cache).
+pub const OPEN_FILES_MAX_DEFAULT: usize = 1000;
+/// Smallest allowed `Options::open_files_max`.
+pub const OPEN_FILES_MAX_MIN: usize = 16;
 /// Default limit on the SST writes of flushes and compactions: 0, no limit.
 pub const RATE_LIMIT_BYTES_PER_SEC_DEFAULT: u64 = 0;
 /// Smallest non-zero `Options::rate_limit_bytes_per_sec` (1 KiB/s). Slower than this a flush
@@ -135,6 +139,11 @@ pub struct Options {
     pub sst_size_bytes_target: u64,
     /// Write rate while L0 is past `l0_slowdown_trigger`, in bytes per second.
     pub slowdown_rate_bytes_per_sec: u64,
+    /// Most SST files kept open, least recently used closed first; a closed file is opened
+    /// (and validated) again when read. Reads, iterators and compactions keep the files they
+    /// use open while they run, on top of this. WAL and manifest files are not counted. At
+    /// least `OPEN_FILES_MAX_MIN`.
+    pub open_files_max: usize,
     /// Limit on the bytes flushes and compactions write to SSTs, per second, shared by all of
     /// them (a token bucket with 10 ms of burst; flushes go first). 0, the default, means no
     /// limit; otherwise at least `RATE_LIMIT_BYTES_PER_SEC_MIN`. The WAL is never limited, but
@@ -173,6 +182,7 @@ impl Default for Options {
             level_size_multiplier: LEVEL_SIZE_MULTIPLIER_DEFAULT,
             sst_size_bytes_target: SST_SIZE_BYTES_TARGET_DEFAULT,
             slowdown_rate_bytes_per_sec: SLOWDOWN_RATE_BYTES_PER_SEC_DEFAULT,
+            open_files_max: OPEN_FILES_MAX_DEFAULT,
             rate_limit_bytes_per_sec: RATE_LIMIT_BYTES_PER_SEC_DEFAULT,
             wal_recovery: WalRecovery::default(),
             block_cache: None,
@@ -184,7 +194,7 @@ impl Default for Options {
 impl Options {
     /// Checks the options against the hard limits; called by `Db::open`.
     pub(crate) fn validate(&self) -> crate::Result<()> {
-        let checks: [(&str, usize, usize, usize); 5] = [
+        let checks: [(&str, usize, usize, usize); 6] = [
             ("key_size_bytes_max", self.key_size_bytes_max, 1, KEY_SIZE_BYTES_MAX_LIMIT),
             ("value_size_bytes_max", self.value_size_bytes_max, 0, VALUE_SIZE_BYTES_MAX_LIMIT),
             (
@@ -205,6 +215,7 @@ impl Options {
                 BLOCK_SIZE_BYTES_MIN,
                 BLOCK_SIZE_BYTES_LIMIT,
             ),
+            ("open_files_max", self.open_files_max, OPEN_FILES_MAX_MIN, usize::MAX),
         ];
         for (name, value, min, max) in checks {
             if value < min || value > max {
@@ -318,6 +329,12 @@ mod tests {
 
         let options = Options { frozen_memtables_max: 0, ..Default::default() };
         assert!(options.validate().is_err());
+
+        let mut options = Options { open_files_max: OPEN_FILES_MAX_MIN, ..Default::default() };
+        options.validate().unwrap();
+        options.open_files_max -= 1;
+        assert!(options.validate().is_err());
+        Options { open_files_max: usize::MAX, ..Default::default() }.validate().unwrap();
 
         let mut options =
             Options { background_threads: BACKGROUND_THREADS_LIMIT, ..Default::default() };

@@ -107,7 +107,7 @@ fn run_and_install(
                 bloom_bits_per_key: options.bloom_bits_per_key,
             },
             closing: &inner.closed,
-            cache: inner.block_cache.as_ref(),
+            tables: &inner.tables,
             rate_limiter: inner.rate_limiter.as_ref(),
             next_file_number: &next_file_number,
         };

@@ -15,14 +15,13 @@
 
 use super::stats::StatsCounters;
 use super::{DbInner, EngineState, ENGINE_WAIT};
-use crate::cache::BlockCache;
 use crate::filenames::{sst_path, wal_path};
-use crate::fs::Fs;
 use crate::manifest::{sync_dir, ManifestWriter, VersionEdit, MANIFEST_SIZE_BYTES_ROLL};
 use crate::memtable::Memtable;
 use crate::options::Options;
 use crate::rate_limit::{IoPriority, RateLimiter};
 use crate::sst::{SstWriter, SstWriterOptions};
+use crate::table_cache::TableCache;
 use crate::version::{ReadView, SstHandle, Version};
 use crate::{Error, Result};
 use parking_lot::MutexGuard;
@@ -33,14 +32,14 @@ use std::thread::JoinHandle;
 /// Writes `memtable` to SST `number` in `dir`, syncs it and the directory, and opens it. The
 /// writes are paced by `rate_limiter` at flush priority, if given.
 pub(crate) fn write_sst(
-    fs: &Arc<dyn Fs>,
+    tables: &Arc<TableCache>,
     dir: &Path,
     options: &Options,
     memtable: &Memtable,
     number: u64,
-    cache: Option<&Arc<BlockCache>>,
     rate_limiter: Option<&Arc<RateLimiter>>,
 ) -> Result<Arc<SstHandle>> {
+    let fs = tables.fs();
     let path = sst_path(dir, number);
     let writer_options = SstWriterOptions {
         block_size_bytes: options.block_size_bytes,
@@ -51,7 +50,7 @@ pub(crate) fn write_sst(
     memtable.for_each(|key, value| writer.add(key, value))?;
     let properties = writer.finish()?;
     sync_dir(fs.as_ref(), dir)?;
-    SstHandle::open_written(fs, &path, number, 0, properties, cache).map(Arc::new)
+    SstHandle::open_written(tables, &path, number, 0, properties).map(Arc::new)
 }
 
 /// Flushes the oldest frozen memtable, if any. Called with the engine lock held; releases it
@@ -72,12 +71,11 @@ pub(crate) fn flush_oldest(
         // A panic here must not leave `flush_running` set: it becomes an error (and poison).
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             write_sst(
-                &inner.fs,
+                &inner.tables,
                 &inner.dir,
                 &inner.options,
                 &imm,
                 number,
-                inner.block_cache.as_ref(),
                 inner.rate_limiter.as_ref(),
             )
         }))

@@ -94,6 +94,8 @@ pub(crate) struct DbInner {
     stats: StatsCounters,
     /// The cache every SST reader of this database uses (maybe shared with other databases).
     block_cache: Option<Arc<crate::cache::BlockCache>>,
+    /// The open SST readers, at most `Options::open_files_max` of them.
+    tables: Arc<crate::table_cache::TableCache>,
     /// Paces the SST writes of flushes and compactions (`Options::rate_limit_bytes_per_sec`).
     rate_limiter: Option<Arc<crate::rate_limit::RateLimiter>>,
     /// Live snapshots: seqno → how many.

@@ -24,7 +24,6 @@ use crate::memtable::Lookup;
 use crate::{Error, Result};
 use std::cmp::Ordering;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::sync::Arc;
 
 #[derive(Debug)]
@@ -42,16 +41,20 @@ pub struct SstReader {
     filter: Option<BloomFilter>,
     properties: SstProperties,
     cache: Option<Arc<BlockCache>>,
-    /// This reader's part of block cache keys, unique in the process.
+    /// The file's part of block cache keys, unique in the process. It belongs to the file, not
+    /// to this reader: a reader opened again for the same file finds the blocks cached before.
     cache_id: u64,
 }
 
-/// Source of `SstReader::cache_id`s.
-static NEXT_CACHE_ID: AtomicU64 = AtomicU64::new(1);
-
 impl SstReader {
-    /// Opens and validates the SST at `path`; its data blocks go through `cache`, if given.
-    pub fn open(fs: &dyn Fs, path: &Path, cache: Option<&Arc<BlockCache>>) -> Result<SstReader> {
+    /// Opens and validates the SST at `path`; its data blocks go through `cache`, if given,
+    /// under `cache_id` (unique per file in the process: see `table_cache::next_cache_id`).
+    pub fn open(
+        fs: &dyn Fs,
+        path: &Path,
+        cache: Option<&Arc<BlockCache>>,
+        cache_id: u64,
+    ) -> Result<SstReader> {
         let file =
             fs.open(path).map_err(|error| Error::io(format!("open {}", path.display()), error))?;
         let footer = Footer::read(file.as_ref(), path)?;
@@ -79,13 +82,8 @@ impl SstReader {
             filter,
             properties,
             cache: cache.cloned(),
-            cache_id: NEXT_CACHE_ID.fetch_add(1, AtomicOrdering::Relaxed),
+            cache_id,
         })
-    }
-
-    /// The file's path.
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// Size of the file, in bytes.

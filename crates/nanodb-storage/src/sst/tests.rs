@@ -40,7 +40,7 @@ fn write_sst(
     }
     let properties = writer.finish().unwrap();
     assert_eq!(properties.entry_count, 2 * u64::from(count));
-    Arc::new(SstReader::open(fs, Path::new(PATH), None).unwrap())
+    Arc::new(SstReader::open(fs, Path::new(PATH), None, 1).unwrap())
 }
 
 #[test]
@@ -139,7 +139,7 @@ fn damage_anywhere_is_an_error_never_a_panic_or_a_wrong_value() {
         let mut bytes = original.clone();
         bytes[offset] ^= 0x40;
         fs.create(Path::new(PATH)).unwrap().append(&bytes).unwrap();
-        let Ok(reader) = SstReader::open(&fs, Path::new(PATH), None) else { continue };
+        let Ok(reader) = SstReader::open(&fs, Path::new(PATH), None, 1) else { continue };
         let reader = Arc::new(reader);
         // Every byte is under a checksum, so a full verify must fail.
         assert!(reader.verify().is_err(), "flip at {offset} went unnoticed");
@@ -160,6 +160,9 @@ fn damage_anywhere_is_an_error_never_a_panic_or_a_wrong_value() {
         let fs = SimFs::new();
         fs.create_dir_all(Path::new("/db")).unwrap();
         fs.create(Path::new(PATH)).unwrap().append(&original[..len]).unwrap();
-        assert!(SstReader::open(&fs, Path::new(PATH), None).is_err(), "truncated to {len} opened");
+        assert!(
+            SstReader::open(&fs, Path::new(PATH), None, 1).is_err(),
+            "truncated to {len} opened"
+        );
     }
 }

@@ -1,6 +1,11 @@
-//! Background I/O through the public API: the rate limit on flushes and compactions.
+//! File I/O through the public API: the rate limit on flushes and compactions, and the
+//! bound on open SST files.
 
-use nanodb_storage::{Db, Options, WriteOptions};
+use nanodb_storage::{
+    Db, Options, WriteOptions, LEVEL_SIZE_BYTES_MIN, MEMTABLE_SIZE_BYTES_MAX_MIN,
+    OPEN_FILES_MAX_MIN,
+};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 fn fill(db: &Db, keys: u32, value_len: usize) {
@@ -52,4 +57,75 @@ fn closing_does_not_wait_for_a_slow_rate_limit() {
     for index in (0..600u32).step_by(7) {
         assert_eq!(db.get(format!("key{index:06}")).unwrap().unwrap()[0], index as u8);
     }
+}
+
+/// Tiny memtables and output files: a few hundred kilobytes make dozens of SSTs.
+fn many_files() -> Options {
+    Options {
+        memtable_size_bytes_max: MEMTABLE_SIZE_BYTES_MAX_MIN,
+        sst_size_bytes_target: LEVEL_SIZE_BYTES_MIN,
+        level_size_base_bytes: 4 * LEVEL_SIZE_BYTES_MIN,
+        block_size_bytes: 256,
+        open_files_max: OPEN_FILES_MAX_MIN,
+        background_threads: 0,
+        ..Default::default()
+    }
+}
+
+fn ssts_on_disk(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter(|entry| entry.as_ref().unwrap().file_name().to_string_lossy().ends_with(".sst"))
+        .count() as u64
+}
+
+fn live_ssts(db: &Db) -> u64 {
+    db.stats().levels.iter().map(|level| level.files).sum()
+}
+
+#[test]
+fn more_files_than_open_files_max_read_correctly_and_are_deleted_in_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), many_files()).unwrap();
+    let value = |index: u32, round: u32| format!("{index}-{round}-{}", "v".repeat(60));
+    for round in 0..2 {
+        for index in (0..3000u32).rev() {
+            db.put(format!("key{index:05}"), value(index, round), WriteOptions::NO_SYNC).unwrap();
+        }
+    }
+    db.flush().unwrap();
+    let files = live_ssts(&db);
+    assert!(files > 4 * OPEN_FILES_MAX_MIN as u64, "only {files} SSTs");
+
+    for step in 0..3000u32 {
+        let index = step * 7 % 3000;
+        let found = db.get(format!("key{index:05}")).unwrap();
+        assert_eq!(found, Some(value(index, 1).into_bytes()), "key{index:05}");
+    }
+    assert_eq!(db.get("key99999").unwrap(), None);
+    let stats = db.stats();
+    assert!(stats.table_cache_files <= OPEN_FILES_MAX_MIN as u64, "{stats}");
+    assert!(stats.table_cache_misses > 0 && stats.table_cache_hits > 0, "{stats}");
+    assert!(stats.table_cache_opens >= files + stats.table_cache_misses, "{stats}");
+
+    // An iterator started before a full compaction keeps reading the old files, opening them
+    // again as it goes; they are deleted only when it is dropped.
+    let mut iter = db.iter().unwrap();
+    let first = iter.next().unwrap().unwrap();
+    assert_eq!(first.0, b"key00000");
+    db.compact_all().unwrap();
+    assert!(ssts_on_disk(dir.path()) > live_ssts(&db));
+    assert_eq!(iter.count(), 2999);
+    assert_eq!(ssts_on_disk(dir.path()), live_ssts(&db));
+
+    let reverse: Vec<_> = db.iter().unwrap().rev().map(|entry| entry.unwrap().0).collect();
+    assert_eq!(reverse.len(), 3000);
+    assert_eq!(reverse[0], b"key02999");
+    assert_eq!(db.verify().unwrap().sst_entries, 3000);
+    assert!(db.stats().table_cache_files <= OPEN_FILES_MAX_MIN as u64);
+    db.close().unwrap();
+
+    let db = Db::open(dir.path(), many_files()).unwrap();
+    assert_eq!(db.get("key01234").unwrap(), Some(value(1234, 1).into_bytes()));
+    assert_eq!(db.iter().unwrap().count(), 3000);
 }
