@@ -69,6 +69,8 @@ pub const SLOWDOWN_RATE_BYTES_PER_SEC_DEFAULT: u64 = 16 * 1024 * 1024;
 pub const SLOWDOWN_DELAY_MAX: std::time::Duration = std::time::Duration::from_millis(100);
 /// Default size of the block cache a database creates for itself, in bytes.
 pub const BLOCK_CACHE_SIZE_BYTES_DEFAULT: u64 = 64 * 1024 * 1024;
+/// Default of `Options::pin_index_and_filter`: index and filter held in memory.
+pub const PIN_INDEX_AND_FILTER_DEFAULT: bool = true;
 /// Default most SST files kept open (readers in the table cache).
 pub const OPEN_FILES_MAX_DEFAULT: usize = 1000;
 /// Smallest allowed `Options::open_files_max`.
@@ -139,6 +141,12 @@ pub struct Options {
     pub sst_size_bytes_target: u64,
     /// Write rate while L0 is past `l0_slowdown_trigger`, in bytes per second.
     pub slowdown_rate_bytes_per_sec: u64,
+    /// Keep each open SST's index and bloom filter in memory (true, the default) or fetch them
+    /// from the block cache on every lookup (false): then they are charged to the cache and
+    /// evicted like data blocks, so their memory is bounded by `block_cache_size_bytes` rather
+    /// than by `open_files_max` times their size, at the cost of a cache lookup per read (and a
+    /// file read on a miss; every lookup reads them without a block cache).
+    pub pin_index_and_filter: bool,
     /// Most SST files kept open, least recently used closed first; a closed file is opened
     /// (and validated) again when read. Reads, iterators and compactions keep the files they
     /// use open while they run, on top of this. WAL and manifest files are not counted. At
@@ -182,6 +190,7 @@ impl Default for Options {
             level_size_multiplier: LEVEL_SIZE_MULTIPLIER_DEFAULT,
             sst_size_bytes_target: SST_SIZE_BYTES_TARGET_DEFAULT,
             slowdown_rate_bytes_per_sec: SLOWDOWN_RATE_BYTES_PER_SEC_DEFAULT,
+            pin_index_and_filter: PIN_INDEX_AND_FILTER_DEFAULT,
             open_files_max: OPEN_FILES_MAX_DEFAULT,
             rate_limit_bytes_per_sec: RATE_LIMIT_BYTES_PER_SEC_DEFAULT,
             wal_recovery: WalRecovery::default(),

@@ -1,7 +1,7 @@
 //! `TableCache`: the open SST readers of one database, at most `Options::open_files_max` of
-//! them, least recently used first out. A reader holds the file open (and, when pinned, its
-//! index and filter in memory); an evicted one is opened again, and validated again, the next
-//! time its `SstHandle` is read.
+//! them, least recently used first out. A reader holds the file open (and, with
+//! `Options::pin_index_and_filter`, its index and filter in memory); an evicted one is opened
+//! again, and validated again, the next time its `SstHandle` is read.
 //!
 //! The bound is on the readers cached here. A read, cursor or compaction that holds an
 //! `Arc<SstReader>` keeps it (and its file descriptor) alive after eviction until it is done,
@@ -93,6 +93,8 @@ pub struct TableCacheStats {
 pub struct TableCache {
     fs: Arc<dyn Fs>,
     block_cache: Option<Arc<BlockCache>>,
+    /// `Options::pin_index_and_filter`, for every reader opened.
+    pin_index_and_filter: bool,
     shards: Vec<Mutex<Shard>>,
     shard_capacity: usize,
     hits: AtomicU64,
@@ -111,17 +113,19 @@ impl std::fmt::Debug for TableCache {
 
 impl TableCache {
     /// A cache of at most `capacity` (at least 1) readers of files on `fs`, whose blocks go
-    /// through `block_cache`.
+    /// through `block_cache` and which pin their index and filter if `pin_index_and_filter`.
     pub fn new(
         fs: Arc<dyn Fs>,
         block_cache: Option<Arc<BlockCache>>,
         capacity: usize,
+        pin_index_and_filter: bool,
     ) -> Arc<TableCache> {
         let capacity = capacity.max(1);
         let shard_count = (capacity / SHARD_CAPACITY_MIN).clamp(1, SHARD_COUNT_MAX);
         Arc::new(TableCache {
             fs,
             block_cache,
+            pin_index_and_filter,
             shards: (0..shard_count).map(|_| Mutex::new(Shard::default())).collect(),
             shard_capacity: capacity / shard_count,
             hits: AtomicU64::new(0),
@@ -144,7 +148,8 @@ impl TableCache {
     /// `size_bytes`, the file must have that size (the manifest's record of it).
     pub fn open(&self, id: u64, path: &Path, size_bytes: Option<u64>) -> Result<SstReader> {
         self.opens.fetch_add(1, Ordering::Relaxed);
-        let reader = SstReader::open(self.fs.as_ref(), path, self.block_cache.as_ref(), id)
+        let pin = self.pin_index_and_filter;
+        let reader = SstReader::open(self.fs.as_ref(), path, self.block_cache.as_ref(), id, pin)
             .map_err(|error| match error {
                 Error::Io { source, .. } if source.kind() == io::ErrorKind::NotFound => {
                     Error::corruption(path, "listed in the manifest but missing")
@@ -250,7 +255,7 @@ mod tests {
     #[test]
     fn the_bound_holds_and_evicted_readers_reopen_transparently() {
         let (fs, files) = setup(40);
-        let cache = TableCache::new(Arc::new(fs), None, 16);
+        let cache = TableCache::new(Arc::new(fs), None, 16, true);
         assert_eq!(cache.shards.len(), 1);
         for round in 0..3 {
             for (number, (id, path, size)) in files.iter().enumerate() {
@@ -273,7 +278,7 @@ mod tests {
     #[test]
     fn a_reader_in_use_outlives_its_eviction_and_eviction_by_id_works() {
         let (fs, files) = setup(20);
-        let cache = TableCache::new(Arc::new(fs), None, 16);
+        let cache = TableCache::new(Arc::new(fs), None, 16, true);
         let (id, path, size) = &files[0];
         let held = cache.reader(*id, path, *size).unwrap();
         for (id, path, size) in &files[1..] {
@@ -294,7 +299,7 @@ mod tests {
     fn a_reopened_reader_finds_its_blocks_in_the_block_cache() {
         let (fs, files) = setup(1);
         let blocks = BlockCache::new(1 << 20);
-        let cache = TableCache::new(Arc::new(fs), Some(Arc::clone(&blocks)), 16);
+        let cache = TableCache::new(Arc::new(fs), Some(Arc::clone(&blocks)), 16, true);
         let (id, path, size) = &files[0];
         assert_eq!(value(&cache.reader(*id, path, *size).unwrap(), 42), b"1:42".to_vec());
         let inserts = blocks.stats().inserts;
@@ -308,7 +313,7 @@ mod tests {
     #[test]
     fn a_missing_or_resized_file_is_corruption() {
         let (fs, files) = setup(1);
-        let cache = TableCache::new(Arc::new(fs.clone()), None, 16);
+        let cache = TableCache::new(Arc::new(fs.clone()), None, 16, true);
         let (id, path, size) = &files[0];
         let error = cache.reader(*id, path, size + 1).unwrap_err();
         assert!(error.is_corruption() && error.to_string().contains("differs"), "{error}");
@@ -321,7 +326,7 @@ mod tests {
     fn large_caches_shard_and_keep_the_total_bound() {
         let (fs, _) = setup(0);
         for (capacity, shards) in [(1, 1), (16, 1), (31, 1), (32, 2), (1000, 8), (1001, 8)] {
-            let cache = TableCache::new(Arc::new(fs.clone()), None, capacity);
+            let cache = TableCache::new(Arc::new(fs.clone()), None, capacity, true);
             assert_eq!(cache.shards.len(), shards, "capacity {capacity}");
             assert!(cache.shard_capacity * shards <= capacity.max(1));
         }

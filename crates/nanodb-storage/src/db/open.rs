@@ -82,7 +82,12 @@ pub(crate) fn open(dir: &Path, options: Options) -> Result<DbInner> {
         (None, 0) => None,
         (None, size_bytes) => Some(BlockCache::new(size_bytes)),
     };
-    let tables = TableCache::new(Arc::clone(&fs), block_cache.clone(), options.open_files_max);
+    let tables = TableCache::new(
+        Arc::clone(&fs),
+        block_cache.clone(),
+        options.open_files_max,
+        options.pin_index_and_filter,
+    );
     let mut open_files = open_ssts(&tables, dir, &state)?;
     let seqno_last = replay_wals(&fs, dir, &options, &files, &mut state, &mut open_files, &tables)?;
 

@@ -138,7 +138,7 @@ fn search_file(
     let reader = handle.reader()?;
     if reader.has_filter() {
         StatsCounters::add(&stats.bloom_checks, 1);
-        if !reader.may_contain(key) {
+        if !reader.may_contain(key)? {
             StatsCounters::add(&stats.bloom_skips, 1);
             return Ok(Lookup::Absent);
         }

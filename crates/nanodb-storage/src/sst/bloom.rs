@@ -106,6 +106,11 @@ impl BloomFilter {
         Ok(BloomFilter { bytes, probes })
     }
 
+    /// Memory the filter holds, in bytes.
+    pub fn size_bytes(&self) -> usize {
+        self.bytes.capacity() + 1
+    }
+
     /// False if `user_key` is certainly absent; true if it may be present.
     pub fn may_contain(&self, user_key: &[u8]) -> bool {
         self.may_contain_hash(hash64(user_key))

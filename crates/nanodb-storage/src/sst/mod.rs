@@ -3,7 +3,7 @@
 //! `SstWriter` turns a sorted stream into a file of checksummed data blocks (prefix-compressed
 //! keys with restart points), a bloom filter over user keys, an index block and a properties
 //! block, closed by a fixed-size footer. `SstReader` opens one, keeping the index and filter in
-//! memory, and serves point reads and cursors.
+//! memory (pinned) or in the block cache, and serves point reads and cursors.
 //!
 //! Thread safety: see each module; readers are shared, writers are single-threaded.
 
@@ -11,6 +11,7 @@ mod block;
 mod block_builder;
 mod bloom;
 mod format;
+mod index;
 mod properties;
 mod reader;
 mod writer;
@@ -21,7 +22,9 @@ pub use block::BlockCursor;
 #[cfg(feature = "bench-internals")]
 pub use block_builder::BlockBuilder;
 #[cfg(feature = "bench-internals")]
-pub use bloom::{BloomBuilder, BloomFilter};
+pub use bloom::BloomBuilder;
+pub use bloom::BloomFilter;
+pub use index::SstIndex;
 pub use properties::SstProperties;
 pub use reader::{SstCursor, SstReader};
 pub use writer::{SstWriter, SstWriterOptions};

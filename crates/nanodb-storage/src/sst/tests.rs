@@ -1,7 +1,9 @@
 //! SST round trips: writer then reader, point reads, cursors both ways, seeks, the bloom
-//! filter, and damage to every byte of a small file.
+//! filter, and damage to every byte of a small file; each with the index and filter pinned,
+//! in a tiny block cache, and read for every lookup.
 
 use super::{SstReader, SstWriter, SstWriterOptions};
+use crate::cache::BlockCache;
 use crate::fs::{Fs, SimFs};
 use crate::iter::{Direction, InternalIterator};
 use crate::key::{internal_key, parse_internal_key, ValueKind, KIND_FOR_SEEK, SEQNO_MAX};
@@ -11,12 +13,36 @@ use std::sync::Arc;
 
 const PATH: &str = "/db/000001.sst";
 
+/// Where a reader keeps its index and filter.
+#[derive(Debug, Clone, Copy)]
+enum Mode {
+    Pinned,
+    /// In a block cache of 16 KiB, 1 KiB per shard: the index of a larger test file does not
+    /// fit and is read again for every lookup; small indexes and the filters do fit.
+    TinyCache,
+    /// Unpinned without a block cache: read for every lookup.
+    NoCache,
+}
+
+const MODES: [Mode; 3] = [Mode::Pinned, Mode::TinyCache, Mode::NoCache];
+
+fn open(fs: &SimFs, mode: Mode) -> crate::Result<SstReader> {
+    let cache = BlockCache::new(16 * 1024);
+    let (cache, pin) = match mode {
+        Mode::Pinned => (None, true),
+        Mode::TinyCache => (Some(&cache), false),
+        Mode::NoCache => (None, false),
+    };
+    SstReader::open(fs, Path::new(PATH), cache, 1, pin)
+}
+
 /// Keys key0000..key{count}, each with two versions: a put at seqno 2i+2 and an older one.
 fn write_sst(
     fs: &SimFs,
     count: u32,
     block_size_bytes: usize,
     bloom_bits_per_key: u32,
+    mode: Mode,
 ) -> Arc<SstReader> {
     fs.create_dir_all(Path::new("/db")).unwrap();
     let options = SstWriterOptions { block_size_bytes, bloom_bits_per_key };
@@ -40,13 +66,19 @@ fn write_sst(
     }
     let properties = writer.finish().unwrap();
     assert_eq!(properties.entry_count, 2 * u64::from(count));
-    Arc::new(SstReader::open(fs, Path::new(PATH), None, 1).unwrap())
+    Arc::new(open(fs, mode).unwrap())
 }
 
 #[test]
 fn point_reads_see_the_right_version() {
+    for mode in MODES {
+        point_reads_see_the_right_version_in(mode);
+    }
+}
+
+fn point_reads_see_the_right_version_in(mode: Mode) {
     let fs = SimFs::new();
-    let reader = write_sst(&fs, 500, 256, 10);
+    let reader = write_sst(&fs, 500, 256, 10, mode);
     for index in 0..500u32 {
         let key = format!("key{index:04}");
         let seqno = 2 * u64::from(index) + 2;
@@ -61,12 +93,12 @@ fn point_reads_see_the_right_version() {
             Lookup::Found(format!("old{index}").into_bytes())
         );
         assert_eq!(reader.get(key.as_bytes(), seqno - 2).unwrap(), Lookup::Absent);
-        assert!(reader.may_contain(key.as_bytes()));
+        assert!(reader.may_contain(key.as_bytes()).unwrap(), "{mode:?}");
     }
     assert_eq!(reader.get(b"key9999", SEQNO_MAX).unwrap(), Lookup::Absent);
     assert_eq!(reader.get(b"a", SEQNO_MAX).unwrap(), Lookup::Absent);
     let skipped =
-        (0..1000).filter(|i| !reader.may_contain(format!("absent{i}").as_bytes())).count();
+        (0..1000).filter(|i| !reader.may_contain(format!("absent{i}").as_bytes()).unwrap()).count();
     assert!(skipped > 950, "bloom filter skipped only {skipped} of 1000 absent keys");
     assert_eq!(reader.verify().unwrap(), 1000);
 }
@@ -88,8 +120,14 @@ fn walk(reader: &Arc<SstReader>, direction: Direction, seek: Option<&[u8]>) -> V
 
 #[test]
 fn cursors_walk_every_entry_both_ways_across_blocks() {
+    for mode in MODES {
+        cursors_walk_every_entry_both_ways_across_blocks_in(mode);
+    }
+}
+
+fn cursors_walk_every_entry_both_ways_across_blocks_in(mode: Mode) {
     let fs = SimFs::new();
-    let reader = write_sst(&fs, 300, 200, 10);
+    let reader = write_sst(&fs, 300, 200, 10, mode);
     let forward = walk(&reader, Direction::Forward, None);
     assert_eq!(forward.len(), 600);
     assert_eq!(forward[0], ("key0000".to_string(), 2));
@@ -117,21 +155,55 @@ fn cursors_walk_every_entry_both_ways_across_blocks() {
 
 #[test]
 fn a_file_without_a_filter_and_an_empty_file_work() {
+    for mode in MODES {
+        let fs = SimFs::new();
+        let reader = write_sst(&fs, 50, 4096, 0, mode);
+        assert!(!reader.has_filter());
+        assert!(reader.may_contain(b"anything").unwrap());
+        assert_eq!(walk(&reader, Direction::Forward, None).len(), 100);
+        let fs = SimFs::new();
+        let empty = write_sst(&fs, 0, 4096, 10, mode);
+        assert!(walk(&empty, Direction::Reverse, None).is_empty());
+        assert_eq!(empty.get(b"k", SEQNO_MAX).unwrap(), Lookup::Absent);
+    }
+}
+
+#[test]
+fn unpinned_index_and_filter_live_in_the_block_cache() {
     let fs = SimFs::new();
-    let reader = write_sst(&fs, 50, 4096, 0);
-    assert!(!reader.has_filter());
-    assert!(reader.may_contain(b"anything"));
-    assert_eq!(walk(&reader, Direction::Forward, None).len(), 100);
-    let fs = SimFs::new();
-    let empty = write_sst(&fs, 0, 4096, 10);
-    assert!(walk(&empty, Direction::Reverse, None).is_empty());
-    assert_eq!(empty.get(b"k", SEQNO_MAX).unwrap(), Lookup::Absent);
+    write_sst(&fs, 40, 128, 10, Mode::Pinned);
+    let cache = BlockCache::new(1 << 20);
+    let pinned = SstReader::open(&fs, Path::new(PATH), Some(&cache), 1, true).unwrap();
+    assert_eq!(cache.stats().inserts, 0, "a pinned reader caches only data blocks");
+    assert_eq!(pinned.get(b"key0003", SEQNO_MAX).unwrap(), Lookup::Found(b"new3".to_vec()));
+    assert_eq!(cache.stats().inserts, 1);
+
+    let cache = BlockCache::new(1 << 20);
+    let reader = SstReader::open(&fs, Path::new(PATH), Some(&cache), 2, false).unwrap();
+    let stats = cache.stats();
+    assert_eq!((stats.inserts, stats.misses), (2, 2), "open loads index and filter: {stats:?}");
+    assert!(reader.may_contain(b"key0003").unwrap());
+    assert_eq!(reader.get(b"key0003", SEQNO_MAX).unwrap(), Lookup::Found(b"new3".to_vec()));
+    let stats = cache.stats();
+    // Filter and index hit, the data block missed and was inserted.
+    assert_eq!((stats.hits, stats.misses, stats.inserts), (2, 3, 3), "{stats:?}");
+    // A reader opened again for the same file finds both in the cache.
+    drop(reader);
+    let again = SstReader::open(&fs, Path::new(PATH), Some(&cache), 2, false).unwrap();
+    assert_eq!(cache.stats().inserts, 3);
+    assert_eq!(Arc::new(again).verify().unwrap(), 80);
 }
 
 #[test]
 fn damage_anywhere_is_an_error_never_a_panic_or_a_wrong_value() {
+    for mode in MODES {
+        damage_anywhere_is_an_error_in(mode);
+    }
+}
+
+fn damage_anywhere_is_an_error_in(mode: Mode) {
     let fs = SimFs::new();
-    write_sst(&fs, 40, 128, 10);
+    write_sst(&fs, 40, 128, 10, mode);
     let original = fs.read_live(Path::new(PATH)).unwrap();
     for offset in 0..original.len() {
         let fs = SimFs::new();
@@ -139,10 +211,10 @@ fn damage_anywhere_is_an_error_never_a_panic_or_a_wrong_value() {
         let mut bytes = original.clone();
         bytes[offset] ^= 0x40;
         fs.create(Path::new(PATH)).unwrap().append(&bytes).unwrap();
-        let Ok(reader) = SstReader::open(&fs, Path::new(PATH), None, 1) else { continue };
+        let Ok(reader) = open(&fs, mode) else { continue };
         let reader = Arc::new(reader);
         // Every byte is under a checksum, so a full verify must fail.
-        assert!(reader.verify().is_err(), "flip at {offset} went unnoticed");
+        assert!(reader.verify().is_err(), "flip at {offset} went unnoticed ({mode:?})");
         for index in 0..40u32 {
             let key = format!("key{index:04}");
             match reader.get(key.as_bytes(), SEQNO_MAX) {
@@ -160,9 +232,6 @@ fn damage_anywhere_is_an_error_never_a_panic_or_a_wrong_value() {
         let fs = SimFs::new();
         fs.create_dir_all(Path::new("/db")).unwrap();
         fs.create(Path::new(PATH)).unwrap().append(&original[..len]).unwrap();
-        assert!(
-            SstReader::open(&fs, Path::new(PATH), None, 1).is_err(),
-            "truncated to {len} opened"
-        );
+        assert!(open(&fs, mode).is_err(), "truncated to {len} opened ({mode:?})");
     }
 }

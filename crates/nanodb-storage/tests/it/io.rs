@@ -1,5 +1,5 @@
-//! File I/O through the public API: the rate limit on flushes and compactions, and the
-//! bound on open SST files.
+//! File I/O through the public API: the rate limit on flushes and compactions, the bound on
+//! open SST files, and index and filter blocks pinned or in the block cache.
 
 use nanodb_storage::{
     Db, Options, WriteOptions, LEVEL_SIZE_BYTES_MIN, MEMTABLE_SIZE_BYTES_MAX_MIN,
@@ -59,9 +59,12 @@ fn closing_does_not_wait_for_a_slow_rate_limit() {
     }
 }
 
-/// Tiny memtables and output files: a few hundred kilobytes make dozens of SSTs.
-fn many_files() -> Options {
+/// Tiny memtables and output files: a few hundred kilobytes make dozens of SSTs. Unpinned,
+/// index and filter blocks go through a block cache far smaller than the data.
+fn many_files(pin_index_and_filter: bool) -> Options {
     Options {
+        pin_index_and_filter,
+        block_cache_size_bytes: if pin_index_and_filter { 1 << 20 } else { 32 << 10 },
         memtable_size_bytes_max: MEMTABLE_SIZE_BYTES_MAX_MIN,
         sst_size_bytes_target: LEVEL_SIZE_BYTES_MIN,
         level_size_base_bytes: 4 * LEVEL_SIZE_BYTES_MIN,
@@ -85,8 +88,17 @@ fn live_ssts(db: &Db) -> u64 {
 
 #[test]
 fn more_files_than_open_files_max_read_correctly_and_are_deleted_in_time() {
+    many_files_read_correctly(true);
+}
+
+#[test]
+fn unpinned_index_and_filter_in_a_tiny_block_cache_read_correctly() {
+    many_files_read_correctly(false);
+}
+
+fn many_files_read_correctly(pin: bool) {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path(), many_files()).unwrap();
+    let db = Db::open(dir.path(), many_files(pin)).unwrap();
     let value = |index: u32, round: u32| format!("{index}-{round}-{}", "v".repeat(60));
     for round in 0..2 {
         for index in (0..3000u32).rev() {
@@ -107,6 +119,10 @@ fn more_files_than_open_files_max_read_correctly_and_are_deleted_in_time() {
     assert!(stats.table_cache_files <= OPEN_FILES_MAX_MIN as u64, "{stats}");
     assert!(stats.table_cache_misses > 0 && stats.table_cache_hits > 0, "{stats}");
     assert!(stats.table_cache_opens >= files + stats.table_cache_misses, "{stats}");
+    let cache = stats.block_cache.unwrap();
+    assert!(cache.usage_bytes <= cache.capacity_bytes, "{cache:?}");
+    // Every get of a present key consulted one filter per file it searched.
+    assert!(stats.bloom_checks >= 3000, "{stats}");
 
     // An iterator started before a full compaction keeps reading the old files, opening them
     // again as it goes; they are deleted only when it is dropped.
@@ -125,7 +141,7 @@ fn more_files_than_open_files_max_read_correctly_and_are_deleted_in_time() {
     assert!(db.stats().table_cache_files <= OPEN_FILES_MAX_MIN as u64);
     db.close().unwrap();
 
-    let db = Db::open(dir.path(), many_files()).unwrap();
+    let db = Db::open(dir.path(), many_files(pin)).unwrap();
     assert_eq!(db.get("key01234").unwrap(), Some(value(1234, 1).into_bytes()));
     assert_eq!(db.iter().unwrap().count(), 3000);
 }

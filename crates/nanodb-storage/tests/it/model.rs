@@ -504,6 +504,8 @@ fn sim_options(sim: &SimFs, rng: &mut Rng, background_threads: usize) -> Options
         bloom_bits_per_key: if rng.chance(20) { 0 } else { 10 },
         frozen_memtables_max: 1 + rng.below(3) as usize,
         open_files_max: if rng.chance(50) { OPEN_FILES_MAX_MIN } else { OPEN_FILES_MAX_DEFAULT },
+        pin_index_and_filter: rng.chance(70),
+        block_cache_size_bytes: if rng.chance(30) { 16 << 10 } else { 1 << 20 },
         background_threads,
         ..compaction_options(rng)
     }
