@@ -1,5 +1,6 @@
 //! File I/O through the public API: the rate limit on flushes and compactions, the bound on
-//! open SST files, and index and filter blocks pinned or in the block cache.
+//! open SST files, index and filter blocks pinned or in the block cache, and the bloom filter
+//! counters (the reads it saves).
 
 use nanodb_storage::{
     Db, Options, WriteOptions, LEVEL_SIZE_BYTES_MIN, MEMTABLE_SIZE_BYTES_MAX_MIN,
@@ -144,4 +145,57 @@ fn many_files_read_correctly(pin: bool) {
     let db = Db::open(dir.path(), many_files(pin)).unwrap();
     assert_eq!(db.get("key01234").unwrap(), Some(value(1234, 1).into_bytes()));
     assert_eq!(db.iter().unwrap().count(), 3000);
+}
+
+#[test]
+fn bloom_counters_count_checks_and_skips_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options { background_threads: 0, ..Default::default() };
+    let db = Db::open(dir.path(), options).unwrap();
+    // Taken before any write: every file is newer, so reads through it skip files unchecked.
+    let before = db.snapshot().unwrap();
+    // Even keys in one SST; odd keys lie in its range but are absent.
+    for index in (0..20_000u32).step_by(2) {
+        db.put(format!("key{index:05}"), b"v", WriteOptions::NO_SYNC).unwrap();
+    }
+    db.flush().unwrap();
+    assert_eq!(live_ssts(&db), 1);
+
+    // The odd keys below the largest key, key19998 (key19999 is out of range, not checked).
+    let absent = 9999u64;
+    for index in (1..19_998u32).step_by(2) {
+        assert_eq!(db.get(format!("key{index:05}")).unwrap(), None);
+    }
+    let stats = db.stats();
+    assert_eq!(stats.bloom_checks, absent, "one file covers every key: {stats}");
+    // A skip is always right (no false negatives); every check not skipped read the file.
+    assert_eq!(stats.sst_reads, stats.bloom_checks - stats.bloom_skips, "{stats}");
+    let false_positive_rate = (absent - stats.bloom_skips) as f64 / absent as f64;
+    // Theory for 10 bits per key and 7 probes: 0.82%.
+    assert!(false_positive_rate < 0.0082 * 1.5 + 0.002, "{false_positive_rate}");
+
+    // Present keys are checked and never skipped; keys outside the file's range and reads
+    // below the file's seqnos are not checked at all.
+    for index in (0..2000u32).step_by(2) {
+        assert!(db.get(format!("key{index:05}")).unwrap().is_some());
+    }
+    assert_eq!(db.get("zzz").unwrap(), None);
+    assert_eq!(before.get("key00000").unwrap(), None);
+    let after = db.stats();
+    assert_eq!(after.bloom_checks, stats.bloom_checks + 1000, "{after}");
+    assert_eq!(after.bloom_skips, stats.bloom_skips, "{after}");
+    assert_eq!(after.sst_reads, stats.sst_reads + 1000, "{after}");
+    drop(before);
+    db.close().unwrap();
+
+    // Without filters nothing is checked and every covered read searches the file.
+    let options = Options { bloom_bits_per_key: 0, ..Default::default() };
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), options).unwrap();
+    fill(&db, 100, 10);
+    db.flush().unwrap();
+    assert_eq!(db.get("key000050").unwrap().unwrap().len(), 10);
+    assert_eq!(db.get("key000050x").unwrap(), None);
+    let stats = db.stats();
+    assert_eq!((stats.bloom_checks, stats.bloom_skips, stats.sst_reads), (0, 0, 2), "{stats}");
 }
