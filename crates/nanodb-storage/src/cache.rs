@@ -1,6 +1,8 @@
-//! `BlockCache`: decoded SST data blocks kept in memory, bounded in bytes, shared by every
-//! SST of a database and, when the same handle is passed in `Options::block_cache`, by several
-//! databases.
+//! `BlockCache`: decoded SST blocks kept in memory, bounded in bytes, shared by every SST of a
+//! database and, when the same handle is passed in `Options::block_cache`, by several
+//! databases. It holds data blocks and, when `Options::pin_index_and_filter` is off, the
+//! decoded index and bloom filter of each file (`CachedBlock`): all three kinds share one
+//! key space, the file's cache id and the block's offset, which no two blocks of a file share.
 //!
 //! Policy: segmented LRU, per shard. A block enters the *probation* segment; a hit there moves
 //! it to the *protected* segment (at most `PROTECTED_PERCENT` of the shard). Eviction takes
@@ -15,8 +17,9 @@
 //!    insert it is at most the shard's capacity (an entry larger than the whole shard is not
 //!    cached at all).
 //! 2. Every entry is in exactly one segment, under the tick stored with it.
+//! 3. An entry is charged the memory its decoded value holds plus `ENTRY_OVERHEAD_BYTES`.
 
-use crate::sst::Block;
+use crate::sst::{Block, BloomFilter, SstIndex};
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,8 +32,30 @@ pub const PROTECTED_PERCENT: u64 = 80;
 /// Bytes charged per entry on top of the block's own bytes (map entries, `Arc`, bookkeeping).
 pub const ENTRY_OVERHEAD_BYTES: u64 = 96;
 
-/// Identifies a block: the reader's cache id and the block's offset in its file.
+/// Identifies a block: the file's cache id and the block's offset in the file.
 pub type BlockKey = (u64, u64);
+
+/// A decoded block, of any of the kinds a reader looks up.
+#[derive(Debug, Clone)]
+pub enum CachedBlock {
+    /// A data block.
+    Data(Arc<Block>),
+    /// A file's index (when not pinned).
+    Index(Arc<SstIndex>),
+    /// A file's bloom filter (when not pinned).
+    Filter(Arc<BloomFilter>),
+}
+
+impl CachedBlock {
+    /// Memory the decoded block holds, in bytes.
+    pub fn size_bytes(&self) -> usize {
+        match self {
+            CachedBlock::Data(block) => block.size_bytes(),
+            CachedBlock::Index(index) => index.size_bytes(),
+            CachedBlock::Filter(filter) => filter.size_bytes(),
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Segment {
@@ -39,7 +64,7 @@ enum Segment {
 }
 
 struct Entry {
-    block: Arc<Block>,
+    block: CachedBlock,
     charge: u64,
     segment: Segment,
     tick: u64,
@@ -111,7 +136,7 @@ impl Shard {
     }
 }
 
-/// A byte-bounded, scan-resistant cache of SST data blocks.
+/// A byte-bounded, scan-resistant cache of SST blocks.
 pub struct BlockCache {
     shards: Vec<Mutex<Shard>>,
     shard_capacity_bytes: u64,
@@ -167,9 +192,9 @@ impl BlockCache {
     }
 
     /// The cached block for `key`, if any; a hit protects it from the next scan.
-    pub fn get(&self, key: BlockKey) -> Option<Arc<Block>> {
+    pub(crate) fn get(&self, key: BlockKey) -> Option<CachedBlock> {
         let mut shard = self.shard(key).lock();
-        let found = shard.entries.get(&key).map(|entry| (Arc::clone(&entry.block), entry.segment));
+        let found = shard.entries.get(&key).map(|entry| (entry.block.clone(), entry.segment));
         match found {
             Some((block, segment)) => {
                 shard.touch(key, Segment::Protected);
@@ -188,7 +213,7 @@ impl BlockCache {
     }
 
     /// Caches `block` under `key`, charging its size plus `ENTRY_OVERHEAD_BYTES`.
-    pub fn insert(&self, key: BlockKey, block: Arc<Block>) {
+    pub(crate) fn insert(&self, key: BlockKey, block: CachedBlock) {
         let charge = block.size_bytes() as u64 + ENTRY_OVERHEAD_BYTES;
         if charge > self.shard_capacity_bytes {
             return;
@@ -226,10 +251,9 @@ impl BlockCache {
 mod tests {
     use super::*;
 
-    fn block(len: usize) -> Arc<Block> {
-        // A valid empty-ish block: entries area of `len` zero bytes is not needed; the cache
-        // only looks at the size, so build one from real block bytes of the wanted size.
-        Arc::new(Block::for_tests(len))
+    fn block(len: usize) -> CachedBlock {
+        // The cache only looks at the size.
+        CachedBlock::Data(Arc::new(Block::for_tests(len)))
     }
 
     #[test]

@@ -69,6 +69,17 @@ pub const SLOWDOWN_RATE_BYTES_PER_SEC_DEFAULT: u64 = 16 * 1024 * 1024;
 pub const SLOWDOWN_DELAY_MAX: std::time::Duration = std::time::Duration::from_millis(100);
 /// Default size of the block cache a database creates for itself, in bytes.
 pub const BLOCK_CACHE_SIZE_BYTES_DEFAULT: u64 = 64 * 1024 * 1024;
+/// Default of `Options::pin_index_and_filter`: index and filter held in memory.
+pub const PIN_INDEX_AND_FILTER_DEFAULT: bool = true;
+/// Default most SST files kept open (readers in the table cache).
+pub const OPEN_FILES_MAX_DEFAULT: usize = 1000;
+/// Smallest allowed `Options::open_files_max`.
+pub const OPEN_FILES_MAX_MIN: usize = 16;
+/// Default limit on the SST writes of flushes and compactions: 0, no limit.
+pub const RATE_LIMIT_BYTES_PER_SEC_DEFAULT: u64 = 0;
+/// Smallest non-zero `Options::rate_limit_bytes_per_sec` (1 KiB/s). Slower than this a flush
+/// of even the smallest memtable takes minutes; it guards against a misread unit.
+pub const RATE_LIMIT_BYTES_PER_SEC_MIN: u64 = 1024;
 
 /// Largest allowed `Options::background_threads`.
 pub const BACKGROUND_THREADS_LIMIT: usize = 64;
@@ -180,6 +191,23 @@ pub struct Options {
     pub sst_size_bytes_target: u64,
     /// Write rate while L0 is past `l0_slowdown_trigger`, in bytes per second.
     pub slowdown_rate_bytes_per_sec: u64,
+    /// Keep each open SST's index and bloom filter in memory (true, the default) or fetch them
+    /// from the block cache on every lookup (false): then they are charged to the cache and
+    /// evicted like data blocks, so their memory is bounded by `block_cache_size_bytes` rather
+    /// than by `open_files_max` times their size, at the cost of a cache lookup per read (and a
+    /// file read on a miss; every lookup reads them without a block cache).
+    pub pin_index_and_filter: bool,
+    /// Most SST files kept open, least recently used closed first; a closed file is opened
+    /// (and validated) again when read. Reads, iterators and compactions keep the files they
+    /// use open while they run, on top of this. WAL and manifest files are not counted. At
+    /// least `OPEN_FILES_MAX_MIN`.
+    pub open_files_max: usize,
+    /// Limit on the bytes flushes and compactions write to SSTs, per second, shared by all of
+    /// them (a token bucket with 10 ms of burst; flushes go first). 0, the default, means no
+    /// limit; otherwise at least `RATE_LIMIT_BYTES_PER_SEC_MIN`. The WAL is never limited, but
+    /// writers feel a limit too low for their write rate as slowdowns and stalls (and, with
+    /// `background_threads = 0`, the writer that flushes waits for the limit itself).
+    pub rate_limit_bytes_per_sec: u64,
     /// What to do with a damaged WAL record on recovery.
     pub wal_recovery: WalRecovery,
     /// A block cache to share with other databases. When `None`, the database makes its own
@@ -214,6 +242,9 @@ impl Default for Options {
             level_size_multiplier: LEVEL_SIZE_MULTIPLIER_DEFAULT,
             sst_size_bytes_target: SST_SIZE_BYTES_TARGET_DEFAULT,
             slowdown_rate_bytes_per_sec: SLOWDOWN_RATE_BYTES_PER_SEC_DEFAULT,
+            pin_index_and_filter: PIN_INDEX_AND_FILTER_DEFAULT,
+            open_files_max: OPEN_FILES_MAX_DEFAULT,
+            rate_limit_bytes_per_sec: RATE_LIMIT_BYTES_PER_SEC_DEFAULT,
             wal_recovery: WalRecovery::default(),
             block_cache: None,
             block_cache_size_bytes: BLOCK_CACHE_SIZE_BYTES_DEFAULT,
@@ -224,7 +255,7 @@ impl Default for Options {
 impl Options {
     /// Checks the options against the hard limits; called by `Db::open`.
     pub(crate) fn validate(&self) -> crate::Result<()> {
-        let checks: [(&str, usize, usize, usize); 5] = [
+        let checks: [(&str, usize, usize, usize); 6] = [
             ("key_size_bytes_max", self.key_size_bytes_max, 1, KEY_SIZE_BYTES_MAX_LIMIT),
             ("value_size_bytes_max", self.value_size_bytes_max, 0, VALUE_SIZE_BYTES_MAX_LIMIT),
             (
@@ -245,6 +276,7 @@ impl Options {
                 BLOCK_SIZE_BYTES_MIN,
                 BLOCK_SIZE_BYTES_LIMIT,
             ),
+            ("open_files_max", self.open_files_max, OPEN_FILES_MAX_MIN, usize::MAX),
         ];
         for (name, value, min, max) in checks {
             if value < min || value > max {
@@ -290,6 +322,13 @@ impl Options {
         }
         if self.slowdown_rate_bytes_per_sec == 0 {
             return invalid("Options::slowdown_rate_bytes_per_sec must be at least 1".into());
+        }
+        let rate_limit = self.rate_limit_bytes_per_sec;
+        if rate_limit != 0 && rate_limit < RATE_LIMIT_BYTES_PER_SEC_MIN {
+            return invalid(format!(
+                "Options::rate_limit_bytes_per_sec is {rate_limit}, must be 0 (no limit) or at \
+                 least {RATE_LIMIT_BYTES_PER_SEC_MIN}"
+            ));
         }
         if self.group_commit_size_bytes_max == 0 {
             return Err(crate::Error::InvalidArgument(
@@ -365,6 +404,12 @@ mod tests {
         let options = Options { frozen_memtables_max: 0, ..Default::default() };
         assert!(options.validate().is_err());
 
+        let mut options = Options { open_files_max: OPEN_FILES_MAX_MIN, ..Default::default() };
+        options.validate().unwrap();
+        options.open_files_max -= 1;
+        assert!(options.validate().is_err());
+        Options { open_files_max: usize::MAX, ..Default::default() }.validate().unwrap();
+
         let mut options =
             Options { background_threads: BACKGROUND_THREADS_LIMIT, ..Default::default() };
         options.validate().unwrap();
@@ -399,6 +444,17 @@ mod tests {
         }
         let options = Options { slowdown_rate_bytes_per_sec: 0, ..Default::default() };
         assert!(options.validate().is_err());
+
+        for (rate, ok) in [
+            (0, true),
+            (1, false),
+            (RATE_LIMIT_BYTES_PER_SEC_MIN - 1, false),
+            (RATE_LIMIT_BYTES_PER_SEC_MIN, true),
+            (u64::MAX, true),
+        ] {
+            let options = Options { rate_limit_bytes_per_sec: rate, ..Default::default() };
+            assert_eq!(options.validate().is_ok(), ok, "rate limit {rate}");
+        }
 
         for (level, ok) in [
             (ZSTD_LEVEL_MIN - 1, false),

@@ -6,7 +6,8 @@
 //!
 //! Thread safety: immutable and shared. An `SstHandle` that a compaction made obsolete is
 //! deleted from disk when its last reference drops, so a file is never removed while a read,
-//! iterator or snapshot can still reach it.
+//! iterator or snapshot can still reach it. Its reader may be closed (evicted from the table
+//! cache) and opened again meanwhile; that never changes what a read sees.
 //!
 //! Invariants:
 //! 1. Frozen memtables are listed newest first, and L0 files newest first; any key's versions
@@ -16,28 +17,31 @@
 //! 3. A memtable leaves the view in the same swap that adds the SST holding its entries.
 //! 4. A read at a seqno below `Version::read_seqno_min` that is not a registered snapshot
 //!    must not use the version: a compaction may have dropped versions it needs.
+//! 5. Only a live `SstHandle` opens its file (through the table cache), and it evicts its
+//!    reader before it deletes an obsolete file, so a deleted file is never opened again.
 
-use crate::cache::BlockCache;
-use crate::fs::Fs;
 use crate::key::user_key_of;
 use crate::manifest::{FileMeta, ManifestState, LEVEL_COUNT};
 use crate::memtable::Memtable;
 use crate::range_del::RangeTombstones;
 use crate::sst::{SstProperties, SstReader};
+use crate::table_cache::{next_cache_id, TableCache};
 use crate::Result;
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-/// An open SST and what the manifest says of it.
+/// A live SST: what the manifest says of it, and the way to its reader. The reader itself
+/// lives in the `TableCache`, which may close it and open it again on demand.
 pub struct SstHandle {
     /// The manifest's record of the file (its level is where it was first placed; a trivial
     /// move reuses the handle in another level).
     pub meta: FileMeta,
-    /// The open file.
-    pub reader: Arc<SstReader>,
-    fs: Arc<dyn Fs>,
+    /// The file's key in the table cache and in the block cache, unique in the process.
+    id: u64,
+    path: PathBuf,
+    tables: Arc<TableCache>,
     /// Set once no version lists the file: it is deleted when the handle drops.
     obsolete: AtomicBool,
 }
@@ -49,25 +53,39 @@ impl std::fmt::Debug for SstHandle {
 }
 
 impl SstHandle {
-    /// Wraps an open reader.
-    pub fn new(meta: FileMeta, reader: Arc<SstReader>, fs: Arc<dyn Fs>) -> SstHandle {
-        SstHandle { meta, reader, fs, obsolete: AtomicBool::new(false) }
+    /// Opens and validates the live file `meta` at `path` (its size must match the manifest)
+    /// and caches its reader.
+    pub fn open(tables: &Arc<TableCache>, path: &Path, meta: FileMeta) -> Result<SstHandle> {
+        let id = next_cache_id();
+        let reader = tables.open(id, path, Some(meta.size_bytes))?;
+        tables.insert(id, Arc::new(reader));
+        Ok(SstHandle::with_id(tables, path, meta, id))
+    }
+
+    fn with_id(tables: &Arc<TableCache>, path: &Path, meta: FileMeta, id: u64) -> SstHandle {
+        SstHandle {
+            meta,
+            id,
+            path: path.to_path_buf(),
+            tables: Arc::clone(tables),
+            obsolete: AtomicBool::new(false),
+        }
     }
 
     /// Opens the SST just written at `path` as file `number` of `level`, with what its writer
-    /// reported; the file is removed if it cannot be opened.
+    /// reported, and caches its reader; the file is removed if it cannot be opened.
     pub fn open_written(
-        fs: &Arc<dyn Fs>,
+        tables: &Arc<TableCache>,
         path: &Path,
         number: u64,
         level: u32,
         properties: SstProperties,
-        cache: Option<&Arc<BlockCache>>,
     ) -> Result<SstHandle> {
-        let reader = match SstReader::open(fs.as_ref(), path, cache) {
+        let id = next_cache_id();
+        let reader = match tables.open(id, path, None) {
             Ok(reader) => Arc::new(reader),
             Err(error) => {
-                let _ = fs.remove_file(path);
+                let _ = tables.fs().remove_file(path);
                 return Err(error);
             }
         };
@@ -82,7 +100,19 @@ impl SstHandle {
             largest_key: properties.largest_key,
             range_del_applied_seqno: properties.range_del_applied_seqno,
         };
-        Ok(SstHandle::new(meta, reader, Arc::clone(fs)))
+        tables.insert(id, reader);
+        Ok(SstHandle::with_id(tables, path, meta, id))
+    }
+
+    /// The file's reader, from the table cache, opening the file again if it was evicted.
+    /// The caller may hold it as long as it needs; the table cache's bound does not count it.
+    pub fn reader(&self) -> Result<Arc<SstReader>> {
+        self.tables.reader(self.id, &self.path, self.meta.size_bytes)
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// True if `user_key` lies within the file's key range.
@@ -108,9 +138,12 @@ impl SstHandle {
 
 impl Drop for SstHandle {
     fn drop(&mut self) {
+        // First out of the table cache (nobody can ask for this id again: invariant 5), then
+        // off the disk.
+        self.tables.evict(self.id);
         if self.obsolete.load(Ordering::Acquire) {
             // If this fails the file is an orphan, which the next open removes.
-            let _ = self.fs.remove_file(self.reader.path());
+            let _ = self.tables.fs().remove_file(&self.path);
         }
     }
 }

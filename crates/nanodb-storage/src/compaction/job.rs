@@ -22,14 +22,15 @@
 //!    matched: a corrupt input stops the compaction with an error and nothing is installed.
 //! 2. On error every output written so far is removed.
 
-use crate::cache::BlockCache;
 use crate::filenames::sst_path;
 use crate::fs::Fs;
 use crate::iter::{Direction, InternalIterator, MergingIterator};
 use crate::key::{parse_internal_key, ValueKind};
 use crate::manifest::sync_dir;
 use crate::range_del::RangeTombstones;
+use crate::rate_limit::{IoPriority, RateLimiter};
 use crate::sst::{CompressionBytes, SstWriter, SstWriterOptions};
+use crate::table_cache::TableCache;
 use crate::version::SstHandle;
 use crate::{Error, Result};
 use std::path::Path;
@@ -64,8 +65,10 @@ pub struct JobInput<'a> {
     pub writer_options: SstWriterOptions,
     /// Set when the database is closing: the job stops early with `Error::Closed`.
     pub closing: &'a AtomicBool,
-    /// The block cache the outputs' readers use.
-    pub cache: Option<&'a Arc<BlockCache>>,
+    /// Where the outputs' readers are cached.
+    pub tables: &'a Arc<TableCache>,
+    /// Paces the output writes, at compaction priority.
+    pub rate_limiter: Option<&'a Arc<RateLimiter>>,
     /// Allocates the file number of the next output.
     pub next_file_number: &'a dyn Fn() -> u64,
 }
@@ -136,7 +139,7 @@ impl VersionFilter {
 
 fn remove_outputs(fs: &dyn Fs, outputs: &[Arc<SstHandle>], current: Option<&Path>) {
     for output in outputs {
-        let _ = fs.remove_file(output.reader.path());
+        let _ = fs.remove_file(output.path());
     }
     if let Some(path) = current {
         let _ = fs.remove_file(path);
@@ -191,8 +194,11 @@ fn merge_into_outputs(
     let children: Vec<Box<dyn InternalIterator>> = job
         .inputs
         .iter()
-        .map(|input| Box::new(input.reader.cursor(Direction::Forward)) as Box<dyn InternalIterator>)
-        .collect();
+        .map(|input| {
+            let cursor = input.reader()?.cursor(Direction::Forward);
+            Ok(Box::new(cursor) as Box<dyn InternalIterator>)
+        })
+        .collect::<Result<_>>()?;
     let mut merged = MergingIterator::new(children, Direction::Forward);
     merged.seek_to_start()?;
     let mut filter = VersionFilter::new(job.snapshots.clone(), job.bottommost);
@@ -206,7 +212,7 @@ fn merge_into_outputs(
         }
         let key = merged.key();
         let parsed = parse_internal_key(key).ok_or_else(|| {
-            let path = job.inputs.first().map_or(job.dir, |input| input.reader.path());
+            let path = job.inputs.first().map_or(job.dir, |input| input.path());
             Error::corruption(path, "compaction input holds a malformed internal key")
         })?;
         if filter.keep(parsed.user_key, parsed.seqno, parsed.kind)
@@ -222,7 +228,8 @@ fn merge_into_outputs(
             if current.is_none() {
                 let number = (job.next_file_number)();
                 let path = sst_path(job.dir, number);
-                let writer = SstWriter::create(job.fs.as_ref(), &path, job.writer_options)?;
+                let writer = SstWriter::create(job.fs.as_ref(), &path, job.writer_options)?
+                    .rate_limited(job.rate_limiter, IoPriority::Low);
                 *current = Some(OpenOutput { writer, number, path });
             }
             if let Some(open) = current.as_mut() {
@@ -255,7 +262,7 @@ fn finish_output(
         }
     };
     let level = job.output_level as u32;
-    let handle = SstHandle::open_written(job.fs, &path, number, level, properties, job.cache)?;
+    let handle = SstHandle::open_written(job.tables, &path, number, level, properties)?;
     output.bytes_written += handle.meta.size_bytes;
     output.compression.add(compression);
     output.outputs.push(Arc::new(handle));

@@ -121,7 +121,8 @@ fn run_and_install(
                 compression: options.compression_for(plan.bottommost),
             },
             closing: &inner.closed,
-            cache: inner.block_cache.as_ref(),
+            tables: &inner.tables,
+            rate_limiter: inner.rate_limiter.as_ref(),
             next_file_number: &next_file_number,
         };
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job::run(input)))

@@ -15,13 +15,13 @@
 
 use super::stats::StatsCounters;
 use super::{DbInner, EngineState, ENGINE_WAIT};
-use crate::cache::BlockCache;
 use crate::filenames::{sst_path, wal_path};
-use crate::fs::Fs;
 use crate::manifest::{sync_dir, ManifestWriter, VersionEdit, MANIFEST_SIZE_BYTES_ROLL};
 use crate::memtable::Memtable;
 use crate::options::Options;
+use crate::rate_limit::{IoPriority, RateLimiter};
 use crate::sst::{CompressionBytes, SstWriter, SstWriterOptions};
+use crate::table_cache::TableCache;
 use crate::version::{ReadView, SstHandle, Version};
 use crate::{Error, Result};
 use parking_lot::MutexGuard;
@@ -30,26 +30,29 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 /// Writes `memtable` to L0 SST `number` in `dir`, syncs it and the directory, and opens it;
-/// also returns how its blocks compressed.
+/// also returns how its blocks compressed. The writes are paced by `rate_limiter` at flush
+/// priority, if given.
 pub(crate) fn write_sst(
-    fs: &Arc<dyn Fs>,
+    tables: &Arc<TableCache>,
     dir: &Path,
     options: &Options,
     memtable: &Memtable,
     number: u64,
-    cache: Option<&Arc<BlockCache>>,
+    rate_limiter: Option<&Arc<RateLimiter>>,
 ) -> Result<(Arc<SstHandle>, CompressionBytes)> {
+    let fs = tables.fs();
     let path = sst_path(dir, number);
     let writer_options = SstWriterOptions {
         block_size_bytes: options.block_size_bytes,
         bloom_bits_per_key: options.bloom_bits_per_key,
         compression: options.compression_for(false),
     };
-    let mut writer = SstWriter::create(fs.as_ref(), &path, writer_options)?;
+    let mut writer = SstWriter::create(fs.as_ref(), &path, writer_options)?
+        .rate_limited(rate_limiter, IoPriority::High);
     memtable.for_each(|key, value| writer.add(key, value))?;
     let (properties, compression) = writer.finish()?;
     sync_dir(fs.as_ref(), dir)?;
-    let handle = SstHandle::open_written(fs, &path, number, 0, properties, cache)?;
+    let handle = SstHandle::open_written(tables, &path, number, 0, properties)?;
     Ok((Arc::new(handle), compression))
 }
 
@@ -74,12 +77,12 @@ pub(crate) fn flush_oldest(
         // A panic here must not leave `flush_running` set: it becomes an error (and poison).
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             write_sst(
-                &inner.fs,
+                &inner.tables,
                 &inner.dir,
                 &inner.options,
                 &imm,
                 number,
-                inner.block_cache.as_ref(),
+                inner.rate_limiter.as_ref(),
             )
             .map(Some)
         }))

@@ -95,6 +95,10 @@ pub(crate) struct DbInner {
     stats: StatsCounters,
     /// The cache every SST reader of this database uses (maybe shared with other databases).
     block_cache: Option<Arc<crate::cache::BlockCache>>,
+    /// The open SST readers, at most `Options::open_files_max` of them.
+    tables: Arc<crate::table_cache::TableCache>,
+    /// Paces the SST writes of flushes and compactions (`Options::rate_limit_bytes_per_sec`).
+    rate_limiter: Option<Arc<crate::rate_limit::RateLimiter>>,
     /// Live snapshots: seqno → how many.
     snapshots: Mutex<BTreeMap<u64, usize>>,
     // Dropped last: the directory stays locked while anything can still touch its files.
@@ -166,6 +170,10 @@ impl DbHandle {
     fn shutdown(&self) -> Result<()> {
         if self.inner.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
+        }
+        // A flush or compaction waiting for the rate limiter finishes at full speed.
+        if let Some(limiter) = &self.inner.rate_limiter {
+            limiter.close();
         }
         {
             let mut engine = self.inner.engine.lock();

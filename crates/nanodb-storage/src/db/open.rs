@@ -25,7 +25,8 @@ use crate::manifest::{self, sync_dir, ManifestState, ManifestWriter};
 use crate::memtable::Memtable;
 use crate::options::{Options, WalRecovery};
 use crate::range_del::RangeTombstones;
-use crate::sst::SstReader;
+use crate::rate_limit::RateLimiter;
+use crate::table_cache::TableCache;
 use crate::version::{ReadView, SstHandle, Version};
 use crate::wal::{create_wal, replay_wal};
 use crate::{Error, Result};
@@ -82,9 +83,14 @@ pub(crate) fn open(dir: &Path, options: Options) -> Result<DbInner> {
         (None, 0) => None,
         (None, size_bytes) => Some(BlockCache::new(size_bytes)),
     };
-    let cache = block_cache.as_ref();
-    let mut open_files = open_ssts(&fs, dir, &state, cache)?;
-    let seqno_last = replay_wals(&fs, dir, &options, &files, &mut state, &mut open_files, cache)?;
+    let tables = TableCache::new(
+        Arc::clone(&fs),
+        block_cache.clone(),
+        options.open_files_max,
+        options.pin_index_and_filter,
+    );
+    let mut open_files = open_ssts(&tables, dir, &state)?;
+    let seqno_last = replay_wals(&fs, dir, &options, &files, &mut state, &mut open_files, &tables)?;
 
     // A fresh WAL and manifest: the manifest says every older WAL is no longer needed.
     let wal_number = allocate(&mut state);
@@ -128,6 +134,11 @@ pub(crate) fn open(dir: &Path, options: Options) -> Result<DbInner> {
         closed: AtomicBool::new(false),
         stats: StatsCounters::default(),
         block_cache,
+        tables,
+        rate_limiter: match options.rate_limit_bytes_per_sec {
+            0 => None,
+            rate => Some(Arc::new(RateLimiter::new(rate))),
+        },
         snapshots: Mutex::new(BTreeMap::new()),
         options,
         _lock: lock,
@@ -197,34 +208,14 @@ fn wal_holds_records(fs: &dyn Fs, path: &Path, options: &Options) -> bool {
 }
 
 fn open_ssts(
-    fs: &Arc<dyn Fs>,
+    tables: &Arc<TableCache>,
     dir: &Path,
     state: &ManifestState,
-    cache: Option<&Arc<BlockCache>>,
 ) -> Result<HashMap<u64, Arc<SstHandle>>> {
     let mut open = HashMap::new();
     for meta in state.files() {
-        let path = sst_path(dir, meta.number);
-        let reader = SstReader::open(fs.as_ref(), &path, cache).map_err(|error| match error {
-            Error::Io { source, .. } if source.kind() == io::ErrorKind::NotFound => {
-                Error::corruption(&path, "listed in the manifest but missing")
-            }
-            other => other,
-        })?;
-        if reader.size_bytes() != meta.size_bytes {
-            return Err(Error::corruption(
-                &path,
-                format!(
-                    "size {} differs from the manifest's {}",
-                    reader.size_bytes(),
-                    meta.size_bytes
-                ),
-            ));
-        }
-        open.insert(
-            meta.number,
-            Arc::new(SstHandle::new(meta.clone(), Arc::new(reader), Arc::clone(fs))),
-        );
+        let handle = SstHandle::open(tables, &sst_path(dir, meta.number), meta.clone())?;
+        open.insert(meta.number, Arc::new(handle));
     }
     Ok(open)
 }
@@ -238,7 +229,7 @@ fn replay_wals(
     files: &[FileKind],
     state: &mut ManifestState,
     open_files: &mut HashMap<u64, Arc<SstHandle>>,
-    cache: Option<&Arc<BlockCache>>,
+    tables: &Arc<TableCache>,
 ) -> Result<u64> {
     let mut wal_numbers: Vec<u64> = files
         .iter()
@@ -310,7 +301,8 @@ fn replay_wals(
         let mut handle = None;
         if memtable.has_entries() {
             let number = allocate(state);
-            let (written, _) = write_sst(fs, dir, options, &memtable, number, cache)?;
+            // Not rate limited: the open waits for it and nothing else runs yet.
+            let (written, _) = write_sst(tables, dir, options, &memtable, number, None)?;
             edit.added.push(written.meta.clone());
             handle = Some(written);
         }

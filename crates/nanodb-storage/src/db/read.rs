@@ -144,16 +144,17 @@ fn search_file(
     if handle.meta.seqno_min > seqno {
         return Ok(Lookup::Absent);
     }
-    if handle.reader.has_filter() {
+    let reader = handle.reader()?;
+    if reader.has_filter() {
         StatsCounters::add(&stats.bloom_checks, 1);
-        if !handle.reader.may_contain(key) {
+        if !reader.may_contain(key)? {
             StatsCounters::add(&stats.bloom_skips, 1);
             return Ok(Lookup::Absent);
         }
     }
     StatsCounters::add(&stats.sst_reads, 1);
     StatsCounters::add(&stats.level_point_reads[level], 1);
-    handle.reader.get(key, seqno)
+    reader.get(key, seqno)
 }
 
 fn merged_iterator(view: &ReadView, direction: Direction) -> MergingIterator {
@@ -163,8 +164,10 @@ fn merged_iterator(view: &ReadView, direction: Direction) -> MergingIterator {
             children.push(Box::new(memtable.cursor(direction)));
         }
     }
+    // Each L0 file gets a one-file level cursor, which opens the file only when a seek lands
+    // in its range.
     for handle in &view.version.levels[0] {
-        children.push(Box::new(handle.reader.cursor(direction)));
+        children.push(Box::new(LevelCursor::new(vec![Arc::clone(handle)], direction)));
     }
     for files in view.version.levels.iter().skip(1).filter(|files| !files.is_empty()) {
         children.push(Box::new(LevelCursor::new(files.clone(), direction)));
@@ -371,6 +374,15 @@ pub(crate) fn stats(inner: &DbInner) -> DbStats {
     }
     stats.fill_counters(&inner.stats);
     stats.block_cache = inner.block_cache.as_ref().map(|cache| cache.stats());
+    let tables = inner.tables.stats();
+    stats.table_cache_files = tables.files;
+    stats.table_cache_hits = tables.hits;
+    stats.table_cache_misses = tables.misses;
+    stats.table_cache_opens = tables.opens;
+    if let Some(limiter) = &inner.rate_limiter {
+        stats.rate_limit_bytes = limiter.bytes_requested();
+        stats.rate_limit_wait_micros = limiter.wait_micros();
+    }
     stats
 }
 
@@ -394,7 +406,7 @@ pub(crate) fn verify(inner: &DbInner) -> Result<VerifyReport> {
         for pair in files.windows(2) {
             if pair[0].largest_user_key() >= pair[1].smallest_user_key() {
                 return Err(crate::Error::corruption(
-                    pair[1].reader.path(),
+                    pair[1].path(),
                     format!(
                         "level {level} files {} and {} overlap",
                         pair[0].meta.number, pair[1].meta.number
@@ -404,10 +416,10 @@ pub(crate) fn verify(inner: &DbInner) -> Result<VerifyReport> {
         }
     }
     for handle in view.version.levels.iter().flatten() {
-        let entries = handle.reader.verify()?;
+        let entries = handle.reader()?.verify()?;
         if entries != handle.meta.entry_count {
             return Err(crate::Error::corruption(
-                handle.reader.path(),
+                handle.path(),
                 format!("{entries} entries, the manifest says {}", handle.meta.entry_count),
             ));
         }

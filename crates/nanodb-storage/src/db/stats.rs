@@ -147,6 +147,19 @@ pub struct DbStats {
     /// The same blocks as stored: compressed, or raw where compression did not pay (equal to
     /// `compression_bytes_in` with `Compression::None`).
     pub compression_bytes_out: u64,
+    /// SST readers (open files) in the table cache now, at most `Options::open_files_max`.
+    pub table_cache_files: u64,
+    /// Reads of an SST that found its reader open.
+    pub table_cache_hits: u64,
+    /// Reads of an SST that had to open it again (it was evicted).
+    pub table_cache_misses: u64,
+    /// SST files opened and validated: at database open, after each flush and compaction
+    /// output, and on every table cache miss.
+    pub table_cache_opens: u64,
+    /// Bytes flushes and compactions asked the rate limiter for (0 without a limit).
+    pub rate_limit_bytes: u64,
+    /// Total time flushes and compactions waited for the rate limiter, in microseconds.
+    pub rate_limit_wait_micros: u64,
     /// The block cache's counters (shared by every database using the same cache), if the
     /// database has one.
     pub block_cache: Option<crate::cache::BlockCacheStats>,
@@ -278,6 +291,19 @@ impl fmt::Display for DbStats {
                 cache.usage_bytes, cache.capacity_bytes, cache.hits, cache.misses
             )?;
         }
+        writeln!(
+            f,
+            "table cache           {} files, {} hits, {} misses, {} opens",
+            self.table_cache_files,
+            self.table_cache_hits,
+            self.table_cache_misses,
+            self.table_cache_opens
+        )?;
+        writeln!(
+            f,
+            "rate limit            {} bytes, waited {} us",
+            self.rate_limit_bytes, self.rate_limit_wait_micros
+        )?;
         writeln!(
             f,
             "write slowdowns       {} ({} us)",

@@ -2,6 +2,10 @@
 //! sorted and do not overlap. It opens a cursor only in the file a seek lands in and moves to
 //! the neighbouring file when that one is exhausted, so a seek costs one file, not all.
 //!
+//! Every cursor over SST files goes through one of these (L0 files get one each), so a file is
+//! opened, through the table cache, only when a seek lands in its range, and an iterator holds
+//! at most one reader per level cursor.
+//!
 //! Thread safety: owned by one iterator, used by one thread.
 //!
 //! Invariants:
@@ -30,10 +34,11 @@ impl LevelCursor {
         LevelCursor { files, direction, position: 0, cursor: None }
     }
 
-    fn open(&mut self, position: usize) -> &mut SstCursor {
+    fn open(&mut self, position: usize) -> Result<&mut SstCursor> {
         self.position = position;
-        let cursor = self.files[position].reader.cursor(self.direction);
-        self.cursor.insert(cursor)
+        self.cursor = None;
+        let cursor = self.files[position].reader()?.cursor(self.direction);
+        Ok(self.cursor.insert(cursor))
     }
 
     /// While the current file is exhausted, moves to the next one in the direction.
@@ -47,7 +52,7 @@ impl LevelCursor {
                 self.cursor = None;
                 return Ok(());
             };
-            self.open(next).seek_to_start()?;
+            self.open(next)?.seek_to_start()?;
         }
         Ok(())
     }
@@ -86,7 +91,7 @@ impl InternalIterator for LevelCursor {
                 self.cursor = None;
                 return Ok(());
             }
-            self.open(position).seek(target)?;
+            self.open(position)?.seek(target)?;
             self.skip_exhausted_files()
         })();
         self.fail(result)
@@ -101,7 +106,10 @@ impl InternalIterator for LevelCursor {
             Direction::Forward => 0,
             Direction::Reverse => self.files.len() - 1,
         };
-        let result = self.open(position).seek_to_start().and_then(|()| self.skip_exhausted_files());
+        let result = self
+            .open(position)
+            .and_then(|cursor| cursor.seek_to_start())
+            .and_then(|()| self.skip_exhausted_files());
         self.fail(result)
     }
 

@@ -4,7 +4,8 @@
 //! keys with restart points), a bloom filter over user keys, an index block and a properties
 //! block, closed by a fixed-size footer. Data and index blocks are compressed (LZ4 or zstd,
 //! recorded per block) when that pays. `SstReader` opens one, keeping the index and filter in
-//! memory, and serves point reads and cursors; data blocks are cached decompressed.
+//! memory (pinned) or in the block cache, and serves point reads and cursors; data blocks are
+//! cached decompressed.
 //!
 //! Thread safety: see each module; readers are shared, writers are single-threaded.
 
@@ -13,6 +14,7 @@ mod block_builder;
 mod bloom;
 mod compression;
 mod format;
+mod index;
 mod properties;
 mod reader;
 mod writer;
@@ -23,7 +25,9 @@ pub use block::BlockCursor;
 #[cfg(feature = "bench-internals")]
 pub use block_builder::BlockBuilder;
 #[cfg(feature = "bench-internals")]
-pub use bloom::{BloomBuilder, BloomFilter};
+pub use bloom::BloomBuilder;
+pub use bloom::BloomFilter;
+pub use index::SstIndex;
 pub use properties::SstProperties;
 pub use reader::{SstCursor, SstReader};
 pub use writer::{CompressionBytes, SstWriter, SstWriterOptions};

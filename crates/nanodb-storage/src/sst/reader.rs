@@ -1,21 +1,28 @@
-//! `SstReader`: an open SST, with its index and bloom filter in memory, and `SstCursor`, an
-//! `InternalIterator` over its entries in either direction.
+//! `SstReader`: an open SST, and `SstCursor`, an `InternalIterator` over its entries in either
+//! direction.
 //!
-//! Thread safety: `SstReader` is immutable after `open` and shared (`Arc`) by every version,
-//! read and iterator that uses the file; reads are positional, so any number may run at once.
+//! The index and the bloom filter are either pinned (decoded at open and held as long as the
+//! reader lives) or, with `Options::pin_index_and_filter` off, looked up in the block cache on
+//! every use and read again from the file when it has evicted them, so their memory is bounded
+//! by the cache. Without a block cache, unpinned index and filter are read for every lookup.
+//! A cursor holds the index it loaded at its first seek until it is dropped.
+//!
+//! Thread safety: `SstReader` is immutable after `open` and shared (`Arc`) by every read and
+//! iterator that uses the file; reads are positional, so any number may run at once.
 //!
 //! Invariants:
-//! 1. `open` validates the footer, the index (keys parse and ascend, handles lie in the data
-//!    region and ascend), the filter and the properties; a file that fails is corrupt.
+//! 1. `open` validates the footer, the index (`SstIndex::decode`), the filter and the
+//!    properties, pinned or not; a file that fails is corrupt. An unpinned index or filter is
+//!    validated again each time it is read from the file.
 //! 2. Every data block is checksummed, then decompressed, when read from the file; an error
 //!    names the file and the offset. The block cache holds blocks decompressed.
 
 use super::block::{Block, BlockCursor};
 use super::bloom::BloomFilter;
 use super::format::{read_block, BlockHandle, Footer};
+use super::index::SstIndex;
 use super::properties::SstProperties;
-use crate::cache::BlockCache;
-use crate::coding::Decoder;
+use crate::cache::{BlockCache, CachedBlock};
 use crate::fs::{Fs, ReadableFile};
 use crate::iter::{Direction, InternalIterator};
 use crate::key::{
@@ -25,13 +32,15 @@ use crate::memtable::Lookup;
 use crate::{Error, Result};
 use std::cmp::Ordering;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::sync::Arc;
 
+/// Where a reader finds its index or filter.
 #[derive(Debug)]
-struct IndexEntry {
-    last_key: Vec<u8>,
-    handle: BlockHandle,
+enum Part<T> {
+    /// Held by the reader.
+    Pinned(Arc<T>),
+    /// In the block cache under this block's offset, or else in the file.
+    Cached(BlockHandle),
 }
 
 /// An open SST.
@@ -39,54 +48,57 @@ struct IndexEntry {
 pub struct SstReader {
     file: Arc<dyn ReadableFile>,
     path: PathBuf,
-    index: Vec<IndexEntry>,
-    filter: Option<BloomFilter>,
+    index: Part<SstIndex>,
+    /// `None` when the file has no filter.
+    filter: Option<Part<BloomFilter>>,
+    /// End of the data region (the filter block's offset).
+    data_end: u64,
     properties: SstProperties,
     cache: Option<Arc<BlockCache>>,
-    /// This reader's part of block cache keys, unique in the process.
+    /// The file's part of block cache keys, unique in the process. It belongs to the file, not
+    /// to this reader: a reader opened again for the same file finds the blocks cached before.
     cache_id: u64,
 }
 
-/// Source of `SstReader::cache_id`s.
-static NEXT_CACHE_ID: AtomicU64 = AtomicU64::new(1);
-
 impl SstReader {
-    /// Opens and validates the SST at `path`; its data blocks go through `cache`, if given.
-    pub fn open(fs: &dyn Fs, path: &Path, cache: Option<&Arc<BlockCache>>) -> Result<SstReader> {
+    /// Opens and validates the SST at `path`; its blocks go through `cache`, if given, under
+    /// `cache_id` (unique per file in the process: see `table_cache::next_cache_id`). With
+    /// `pin_index_and_filter` the reader holds its index and filter; without, it fetches them
+    /// from the cache (and puts them there now, if they are not already).
+    pub fn open(
+        fs: &dyn Fs,
+        path: &Path,
+        cache: Option<&Arc<BlockCache>>,
+        cache_id: u64,
+        pin_index_and_filter: bool,
+    ) -> Result<SstReader> {
         let file =
             fs.open(path).map_err(|error| Error::io(format!("open {}", path.display()), error))?;
         let footer = Footer::read(file.as_ref(), path)?;
         let properties_bytes = read_block(file.as_ref(), path, footer.properties)?;
         let properties = SstProperties::decode(&properties_bytes)
             .ok_or_else(|| Error::corruption(path, "malformed properties block"))?;
-        let filter_bytes = read_block(file.as_ref(), path, footer.filter)?;
-        let filter = if filter_bytes.is_empty() {
-            None
-        } else {
-            Some(BloomFilter::new(filter_bytes).map_err(|detail| Error::corruption(path, detail))?)
-        };
-        let index_bytes = read_block(file.as_ref(), path, footer.index)?;
-        let index = decode_index(path, index_bytes, footer.filter.offset)?;
-        if index.len() as u64 != properties.data_block_count {
-            return Err(Error::corruption(
-                path,
-                "index and properties disagree on the block count",
-            ));
-        }
-        Ok(SstReader {
+        let mut reader = SstReader {
             file,
             path: path.to_path_buf(),
-            index,
-            filter,
+            index: Part::Cached(footer.index),
+            filter: (footer.filter.size > 0).then_some(Part::Cached(footer.filter)),
+            data_end: footer.filter.offset,
             properties,
             cache: cache.cloned(),
-            cache_id: NEXT_CACHE_ID.fetch_add(1, AtomicOrdering::Relaxed),
-        })
-    }
-
-    /// The file's path.
-    pub fn path(&self) -> &Path {
-        &self.path
+            cache_id,
+        };
+        // Both are validated now, pinned or not (invariant 1).
+        if pin_index_and_filter {
+            if reader.filter.is_some() {
+                reader.filter = Some(Part::Pinned(reader.read_filter(footer.filter)?));
+            }
+            reader.index = Part::Pinned(reader.read_index(footer.index)?);
+        } else {
+            reader.filter()?;
+            reader.index()?;
+        }
+        Ok(reader)
     }
 
     /// Size of the file, in bytes.
@@ -94,15 +106,11 @@ impl SstReader {
         self.file.size_bytes()
     }
 
-    /// False if the bloom filter rules `user_key` out (always true without a filter).
-    pub fn may_contain(&self, user_key: &[u8]) -> bool {
-        self.filter.as_ref().is_none_or(|filter| filter.may_contain(user_key))
-    }
-
     /// The handles of the data blocks, in file order.
     #[cfg(test)]
     pub(crate) fn data_block_handles(&self) -> Vec<BlockHandle> {
-        self.index.iter().map(|entry| entry.handle).collect()
+        let index = self.index().expect("index");
+        (0..index.len()).filter_map(|position| index.handle(position)).collect()
     }
 
     /// True if the file has a bloom filter.
@@ -110,51 +118,99 @@ impl SstReader {
         self.filter.is_some()
     }
 
-    fn read_data_block(&self, position: usize) -> Result<Arc<Block>> {
-        let handle = self.index[position].handle;
-        let key = (self.cache_id, handle.offset);
-        if let Some(block) = self.cache.as_ref().and_then(|cache| cache.get(key)) {
+    /// False if the bloom filter rules `user_key` out (always true without a filter).
+    pub fn may_contain(&self, user_key: &[u8]) -> Result<bool> {
+        Ok(self.filter()?.is_none_or(|filter| filter.may_contain(user_key)))
+    }
+
+    fn cached(&self, handle: BlockHandle) -> Option<CachedBlock> {
+        self.cache.as_ref()?.get((self.cache_id, handle.offset))
+    }
+
+    fn remember(&self, handle: BlockHandle, block: CachedBlock) {
+        if let Some(cache) = &self.cache {
+            cache.insert((self.cache_id, handle.offset), block);
+        }
+    }
+
+    /// The filter, if the file has one: pinned, from the cache, or read from the file.
+    fn filter(&self) -> Result<Option<Arc<BloomFilter>>> {
+        let handle = match &self.filter {
+            None => return Ok(None),
+            Some(Part::Pinned(filter)) => return Ok(Some(Arc::clone(filter))),
+            Some(Part::Cached(handle)) => *handle,
+        };
+        if let Some(CachedBlock::Filter(filter)) = self.cached(handle) {
+            return Ok(Some(filter));
+        }
+        let filter = self.read_filter(handle)?;
+        self.remember(handle, CachedBlock::Filter(Arc::clone(&filter)));
+        Ok(Some(filter))
+    }
+
+    /// Reads and validates the filter block at `handle`.
+    fn read_filter(&self, handle: BlockHandle) -> Result<Arc<BloomFilter>> {
+        let bytes = read_block(self.file.as_ref(), &self.path, handle)?;
+        let filter =
+            BloomFilter::new(bytes).map_err(|detail| Error::corruption(&self.path, detail))?;
+        Ok(Arc::new(filter))
+    }
+
+    /// The index: pinned, from the cache, or read from the file.
+    fn index(&self) -> Result<Arc<SstIndex>> {
+        let handle = match &self.index {
+            Part::Pinned(index) => return Ok(Arc::clone(index)),
+            Part::Cached(handle) => *handle,
+        };
+        if let Some(CachedBlock::Index(index)) = self.cached(handle) {
+            return Ok(index);
+        }
+        let index = self.read_index(handle)?;
+        self.remember(handle, CachedBlock::Index(Arc::clone(&index)));
+        Ok(index)
+    }
+
+    /// Reads and validates the index block at `handle`.
+    fn read_index(&self, handle: BlockHandle) -> Result<Arc<SstIndex>> {
+        let bytes = read_block(self.file.as_ref(), &self.path, handle)?;
+        let count = self.properties.data_block_count;
+        Ok(Arc::new(SstIndex::decode(&self.path, bytes, self.data_end, count)?))
+    }
+
+    fn read_data_block(&self, handle: BlockHandle) -> Result<Arc<Block>> {
+        if let Some(CachedBlock::Data(block)) = self.cached(handle) {
             return Ok(block);
         }
         let bytes = read_block(self.file.as_ref(), &self.path, handle)?;
-        let block =
-            Block::new(bytes).map(Arc::new).map_err(|detail| self.block_error(position, detail))?;
-        if let Some(cache) = &self.cache {
-            cache.insert(key, Arc::clone(&block));
-        }
+        let block = Block::new(bytes)
+            .map(Arc::new)
+            .map_err(|detail| self.block_error(handle.offset, detail))?;
+        self.remember(handle, CachedBlock::Data(Arc::clone(&block)));
         Ok(block)
     }
 
-    fn block_error(&self, position: usize, detail: &str) -> Error {
-        let offset = self.index.get(position).map_or(0, |entry| entry.handle.offset);
+    fn block_error(&self, offset: u64, detail: &str) -> Error {
         Error::corruption(&self.path, format!("data block at offset {offset}: {detail}"))
-    }
-
-    /// Index of the first block whose last key is `>= target`.
-    fn block_for(&self, target: &[u8]) -> usize {
-        self.index.partition_point(|entry| {
-            compare_internal_keys(&entry.last_key, target) == Ordering::Less
-        })
     }
 
     /// The newest version of `user_key` with seqno `<= seqno` in this file. Does not consult
     /// the bloom filter (the caller does, to count skips).
     pub fn get(&self, user_key: &[u8], seqno: u64) -> Result<Lookup> {
         let target = internal_key(user_key, seqno, KIND_FOR_SEEK);
-        let position = self.block_for(&target);
-        if position == self.index.len() {
+        let index = self.index()?;
+        let Some(handle) = index.handle(index.block_for(&target)) else {
             return Ok(Lookup::Absent);
-        }
-        let mut cursor = BlockCursor::new(self.read_data_block(position)?);
-        cursor.seek_ge(&target).map_err(|detail| self.block_error(position, detail))?;
+        };
+        let mut cursor = BlockCursor::new(self.read_data_block(handle)?);
+        cursor.seek_ge(&target).map_err(|detail| self.block_error(handle.offset, detail))?;
         if !cursor.valid() {
             // The index promised a key >= target in this block.
             return Err(
-                self.block_error(position, "block ends before the key its index entry names")
+                self.block_error(handle.offset, "block ends before the key its index entry names")
             );
         }
         let parsed = parse_internal_key(cursor.key())
-            .ok_or_else(|| self.block_error(position, "malformed internal key"))?;
+            .ok_or_else(|| self.block_error(handle.offset, "malformed internal key"))?;
         if parsed.user_key != user_key {
             return Ok(Lookup::Absent);
         }
@@ -166,7 +222,14 @@ impl SstReader {
 
     /// An iterator over the file in `direction`.
     pub fn cursor(self: &Arc<SstReader>, direction: Direction) -> SstCursor {
-        SstCursor { reader: Arc::clone(self), direction, position: 0, block: None }
+        SstCursor {
+            reader: Arc::clone(self),
+            index: None,
+            direction,
+            position: 0,
+            offset: 0,
+            block: None,
+        }
     }
 
     /// Reads every block and checks every checksum and the key order; returns the entry count.
@@ -198,66 +261,47 @@ impl SstReader {
     }
 }
 
-fn decode_index(path: &Path, bytes: Vec<u8>, data_end: u64) -> Result<Vec<IndexEntry>> {
-    let block = Arc::new(
-        Block::new(bytes)
-            .map_err(|detail| Error::corruption(path, format!("index block: {detail}")))?,
-    );
-    let mut cursor = BlockCursor::new(block);
-    let corrupt = |detail: &str| Error::corruption(path, format!("index block: {detail}"));
-    cursor.seek_to_first().map_err(corrupt)?;
-    let mut entries: Vec<IndexEntry> = Vec::new();
-    let mut next_offset = 0u64;
-    while cursor.valid() {
-        let mut decoder = Decoder::new(cursor.value());
-        let handle = BlockHandle::decode(&mut decoder)
-            .filter(|_| decoder.is_empty())
-            .ok_or_else(|| corrupt("malformed block handle"))?;
-        if handle.offset != next_offset {
-            return Err(corrupt("data blocks are not contiguous"));
-        }
-        next_offset =
-            handle.offset + u64::from(handle.size) + super::format::BLOCK_TRAILER_LEN as u64;
-        if next_offset > data_end {
-            return Err(corrupt("block handle points past the data region"));
-        }
-        if parse_internal_key(cursor.key()).is_none() {
-            return Err(corrupt("malformed internal key"));
-        }
-        if let Some(last) = entries.last() {
-            if compare_internal_keys(&last.last_key, cursor.key()) != Ordering::Less {
-                return Err(corrupt("keys out of order"));
-            }
-        }
-        entries.push(IndexEntry { last_key: cursor.key().to_vec(), handle });
-        cursor.advance().map_err(corrupt)?;
-    }
-    Ok(entries)
-}
-
 /// An `InternalIterator` over one SST.
 #[derive(Debug)]
 pub struct SstCursor {
     reader: Arc<SstReader>,
+    /// The index, loaded at the first seek and held until the cursor drops.
+    index: Option<Arc<SstIndex>>,
     direction: Direction,
     /// Index of the block `block` holds.
     position: usize,
+    /// That block's offset, for errors.
+    offset: u64,
     block: Option<BlockCursor>,
 }
 
 impl SstCursor {
-    fn load(&mut self, position: usize) -> Result<&mut BlockCursor> {
+    fn index(&mut self) -> Result<Arc<SstIndex>> {
+        if let Some(index) = &self.index {
+            return Ok(Arc::clone(index));
+        }
+        let index = self.reader.index()?;
+        self.index = Some(Arc::clone(&index));
+        Ok(index)
+    }
+
+    /// Loads block `position` (which `index` has).
+    fn load(&mut self, index: &SstIndex, position: usize) -> Result<&mut BlockCursor> {
         self.position = position;
-        let block = self.reader.read_data_block(position)?;
+        self.block = None;
+        let handle = index.handle(position).unwrap_or_default();
+        self.offset = handle.offset;
+        let block = self.reader.read_data_block(handle)?;
         Ok(self.block.insert(BlockCursor::new(block)))
     }
 
     fn block_result(&self, result: std::result::Result<(), &'static str>) -> Result<()> {
-        result.map_err(|detail| self.reader.block_error(self.position, detail))
+        result.map_err(|detail| self.reader.block_error(self.offset, detail))
     }
 
     /// Moves to following blocks while the current one is exhausted.
     fn skip_exhausted_blocks(&mut self) -> Result<()> {
+        let Some(index) = self.index.clone() else { return Ok(()) };
         while self.block.as_ref().is_some_and(|block| !block.valid()) {
             let next = match self.direction {
                 Direction::Forward => self.position + 1,
@@ -266,11 +310,11 @@ impl SstCursor {
                     None => break,
                 },
             };
-            if next >= self.reader.index.len() {
+            if next >= index.len() {
                 break;
             }
             let direction = self.direction;
-            let block = self.load(next)?;
+            let block = self.load(&index, next)?;
             let result = match direction {
                 Direction::Forward => block.seek_to_first(),
                 Direction::Reverse => block.seek_to_last(),
@@ -288,17 +332,17 @@ impl SstCursor {
 
 impl InternalIterator for SstCursor {
     fn seek(&mut self, target: &[u8]) -> Result<()> {
-        let count = self.reader.index.len();
-        let position = self.reader.block_for(target);
         let direction = self.direction;
         let result = (|| {
+            let index = self.index()?;
+            let (count, position) = (index.len(), index.block_for(target));
             match direction {
                 Direction::Forward => {
                     if position == count {
                         self.block = None;
                         return Ok(());
                     }
-                    let result = self.load(position)?.seek_ge(target);
+                    let result = self.load(&index, position)?.seek_ge(target);
                     self.block_result(result)?;
                 }
                 Direction::Reverse => {
@@ -306,7 +350,7 @@ impl InternalIterator for SstCursor {
                         self.block = None;
                         return Ok(());
                     }
-                    let result = self.load(position.min(count - 1))?.seek_le(target);
+                    let result = self.load(&index, position.min(count - 1))?.seek_le(target);
                     self.block_result(result)?;
                 }
             }
@@ -316,16 +360,17 @@ impl InternalIterator for SstCursor {
     }
 
     fn seek_to_start(&mut self) -> Result<()> {
-        let count = self.reader.index.len();
-        if count == 0 {
-            self.block = None;
-            return Ok(());
-        }
         let direction = self.direction;
         let result = (|| {
+            let index = self.index()?;
+            let count = index.len();
+            if count == 0 {
+                self.block = None;
+                return Ok(());
+            }
             let result = match direction {
-                Direction::Forward => self.load(0)?.seek_to_first(),
-                Direction::Reverse => self.load(count - 1)?.seek_to_last(),
+                Direction::Forward => self.load(&index, 0)?.seek_to_first(),
+                Direction::Reverse => self.load(&index, count - 1)?.seek_to_last(),
             };
             self.block_result(result)?;
             self.skip_exhausted_blocks()

@@ -1,10 +1,12 @@
 //! SST round trips: writer then reader, point reads, cursors both ways, seeks, the bloom
-//! filter, each codec, and damage to every byte of a small file.
+//! filter, each codec, and damage to every byte of a small file; each with the index and
+//! filter pinned, in a tiny block cache, and read for every lookup.
 
 use super::format::{
     Footer, BLOCK_SIZE_BYTES_MAX, COMPRESSION_LZ4, COMPRESSION_NONE, COMPRESSION_ZSTD, FOOTER_LEN,
 };
 use super::{SstReader, SstWriter, SstWriterOptions};
+use crate::cache::BlockCache;
 use crate::fs::{Fs, SimFs};
 use crate::iter::{Direction, InternalIterator};
 use crate::key::{internal_key, parse_internal_key, ValueKind, KIND_FOR_SEEK, SEQNO_MAX};
@@ -18,14 +20,38 @@ const PATH: &str = "/db/000001.sst";
 const CODECS: [Compression; 3] =
     [Compression::None, Compression::Lz4, Compression::Zstd { level: ZSTD_LEVEL_DEFAULT }];
 
+/// Where a reader keeps its index and filter.
+#[derive(Debug, Clone, Copy)]
+enum Mode {
+    Pinned,
+    /// In a block cache of 16 KiB, 1 KiB per shard: the index of a larger test file does not
+    /// fit and is read again for every lookup; small indexes and the filters do fit.
+    TinyCache,
+    /// Unpinned without a block cache: read for every lookup.
+    NoCache,
+}
+
+const MODES: [Mode; 3] = [Mode::Pinned, Mode::TinyCache, Mode::NoCache];
+
+fn open(fs: &SimFs, mode: Mode) -> crate::Result<SstReader> {
+    let cache = BlockCache::new(16 * 1024);
+    let (cache, pin) = match mode {
+        Mode::Pinned => (None, true),
+        Mode::TinyCache => (Some(&cache), false),
+        Mode::NoCache => (None, false),
+    };
+    SstReader::open(fs, Path::new(PATH), cache, 1, pin)
+}
+
 /// Keys key0000..key{count}, each with two versions: a put at seqno 2i+2 and an older one.
 fn write_sst(
     fs: &SimFs,
     count: u32,
     block_size_bytes: usize,
     bloom_bits_per_key: u32,
+    mode: Mode,
 ) -> Arc<SstReader> {
-    write_sst_with(fs, count, block_size_bytes, bloom_bits_per_key, Compression::Lz4)
+    write_sst_with(fs, count, block_size_bytes, bloom_bits_per_key, Compression::Lz4, mode)
 }
 
 fn write_sst_with(
@@ -34,6 +60,7 @@ fn write_sst_with(
     block_size_bytes: usize,
     bloom_bits_per_key: u32,
     compression: Compression,
+    mode: Mode,
 ) -> Arc<SstReader> {
     fs.create_dir_all(Path::new("/db")).unwrap();
     let options = SstWriterOptions { block_size_bytes, bloom_bits_per_key, compression };
@@ -57,14 +84,17 @@ fn write_sst_with(
     }
     let (properties, _) = writer.finish().unwrap();
     assert_eq!(properties.entry_count, 2 * u64::from(count));
-    Arc::new(SstReader::open(fs, Path::new(PATH), None).unwrap())
+    Arc::new(open(fs, mode).unwrap())
 }
 
 #[test]
 fn point_reads_see_the_right_version() {
     for compression in CODECS {
-        let fs = SimFs::new();
-        point_reads_see_the_right_version_with(write_sst_with(&fs, 500, 256, 10, compression));
+        for mode in MODES {
+            let fs = SimFs::new();
+            let reader = write_sst_with(&fs, 500, 256, 10, compression, mode);
+            point_reads_see_the_right_version_with(reader);
+        }
     }
 }
 
@@ -83,12 +113,12 @@ fn point_reads_see_the_right_version_with(reader: Arc<SstReader>) {
             Lookup::Found(format!("old{index}").into_bytes(), seqno - 1)
         );
         assert_eq!(reader.get(key.as_bytes(), seqno - 2).unwrap(), Lookup::Absent);
-        assert!(reader.may_contain(key.as_bytes()));
+        assert!(reader.may_contain(key.as_bytes()).unwrap());
     }
     assert_eq!(reader.get(b"key9999", SEQNO_MAX).unwrap(), Lookup::Absent);
     assert_eq!(reader.get(b"a", SEQNO_MAX).unwrap(), Lookup::Absent);
     let skipped =
-        (0..1000).filter(|i| !reader.may_contain(format!("absent{i}").as_bytes())).count();
+        (0..1000).filter(|i| !reader.may_contain(format!("absent{i}").as_bytes()).unwrap()).count();
     assert!(skipped > 950, "bloom filter skipped only {skipped} of 1000 absent keys");
     assert_eq!(reader.verify().unwrap(), 1000);
 }
@@ -111,8 +141,10 @@ fn walk(reader: &Arc<SstReader>, direction: Direction, seek: Option<&[u8]>) -> V
 #[test]
 fn cursors_walk_every_entry_both_ways_across_blocks() {
     for compression in CODECS {
-        let fs = SimFs::new();
-        cursors_walk_with(write_sst_with(&fs, 300, 200, 10, compression));
+        for mode in MODES {
+            let fs = SimFs::new();
+            cursors_walk_with(write_sst_with(&fs, 300, 200, 10, compression, mode));
+        }
     }
 }
 
@@ -144,27 +176,57 @@ fn cursors_walk_with(reader: Arc<SstReader>) {
 
 #[test]
 fn a_file_without_a_filter_and_an_empty_file_work() {
+    for mode in MODES {
+        let fs = SimFs::new();
+        let reader = write_sst(&fs, 50, 4096, 0, mode);
+        assert!(!reader.has_filter());
+        assert!(reader.may_contain(b"anything").unwrap());
+        assert_eq!(walk(&reader, Direction::Forward, None).len(), 100);
+        let fs = SimFs::new();
+        let empty = write_sst(&fs, 0, 4096, 10, mode);
+        assert!(walk(&empty, Direction::Reverse, None).is_empty());
+        assert_eq!(empty.get(b"k", SEQNO_MAX).unwrap(), Lookup::Absent);
+    }
+}
+
+#[test]
+fn unpinned_index_and_filter_live_in_the_block_cache() {
     let fs = SimFs::new();
-    let reader = write_sst(&fs, 50, 4096, 0);
-    assert!(!reader.has_filter());
-    assert!(reader.may_contain(b"anything"));
-    assert_eq!(walk(&reader, Direction::Forward, None).len(), 100);
-    let fs = SimFs::new();
-    let empty = write_sst(&fs, 0, 4096, 10);
-    assert!(walk(&empty, Direction::Reverse, None).is_empty());
-    assert_eq!(empty.get(b"k", SEQNO_MAX).unwrap(), Lookup::Absent);
+    write_sst(&fs, 40, 128, 10, Mode::Pinned);
+    let cache = BlockCache::new(1 << 20);
+    let pinned = SstReader::open(&fs, Path::new(PATH), Some(&cache), 1, true).unwrap();
+    assert_eq!(cache.stats().inserts, 0, "a pinned reader caches only data blocks");
+    assert_eq!(pinned.get(b"key0003", SEQNO_MAX).unwrap(), Lookup::Found(b"new3".to_vec(), 8));
+    assert_eq!(cache.stats().inserts, 1);
+
+    let cache = BlockCache::new(1 << 20);
+    let reader = SstReader::open(&fs, Path::new(PATH), Some(&cache), 2, false).unwrap();
+    let stats = cache.stats();
+    assert_eq!((stats.inserts, stats.misses), (2, 2), "open loads index and filter: {stats:?}");
+    assert!(reader.may_contain(b"key0003").unwrap());
+    assert_eq!(reader.get(b"key0003", SEQNO_MAX).unwrap(), Lookup::Found(b"new3".to_vec(), 8));
+    let stats = cache.stats();
+    // Filter and index hit, the data block missed and was inserted.
+    assert_eq!((stats.hits, stats.misses, stats.inserts), (2, 3, 3), "{stats:?}");
+    // A reader opened again for the same file finds both in the cache.
+    drop(reader);
+    let again = SstReader::open(&fs, Path::new(PATH), Some(&cache), 2, false).unwrap();
+    assert_eq!(cache.stats().inserts, 3);
+    assert_eq!(Arc::new(again).verify().unwrap(), 80);
 }
 
 #[test]
 fn damage_anywhere_is_an_error_never_a_panic_or_a_wrong_value() {
     for compression in CODECS {
-        damage_anywhere_with(compression);
+        for mode in MODES {
+            damage_anywhere_with(compression, mode);
+        }
     }
 }
 
-fn damage_anywhere_with(compression: Compression) {
+fn damage_anywhere_with(compression: Compression, mode: Mode) {
     let fs = SimFs::new();
-    write_sst_with(&fs, 40, 128, 10, compression);
+    write_sst_with(&fs, 40, 128, 10, compression, mode);
     let original = fs.read_live(Path::new(PATH)).unwrap();
     for offset in 0..original.len() {
         let fs = SimFs::new();
@@ -172,10 +234,10 @@ fn damage_anywhere_with(compression: Compression) {
         let mut bytes = original.clone();
         bytes[offset] ^= 0x40;
         fs.create(Path::new(PATH)).unwrap().append(&bytes).unwrap();
-        let Ok(reader) = SstReader::open(&fs, Path::new(PATH), None) else { continue };
+        let Ok(reader) = open(&fs, mode) else { continue };
         let reader = Arc::new(reader);
         // Every byte is under a checksum, so a full verify must fail.
-        assert!(reader.verify().is_err(), "flip at {offset} went unnoticed");
+        assert!(reader.verify().is_err(), "flip at {offset} went unnoticed ({mode:?})");
         for index in 0..40u32 {
             let key = format!("key{index:04}");
             match reader.get(key.as_bytes(), SEQNO_MAX) {
@@ -193,7 +255,7 @@ fn damage_anywhere_with(compression: Compression) {
         let fs = SimFs::new();
         fs.create_dir_all(Path::new("/db")).unwrap();
         fs.create(Path::new(PATH)).unwrap().append(&original[..len]).unwrap();
-        assert!(SstReader::open(&fs, Path::new(PATH), None).is_err(), "truncated to {len} opened");
+        assert!(open(&fs, mode).is_err(), "truncated to {len} opened ({mode:?})");
     }
 }
 
@@ -201,7 +263,7 @@ fn damage_anywhere_with(compression: Compression) {
 /// filter, index and properties.
 fn blocks(fs: &SimFs) -> Vec<(usize, usize, u8)> {
     let bytes = fs.read_live(Path::new(PATH)).unwrap();
-    let reader = SstReader::open(fs, Path::new(PATH), None).unwrap();
+    let reader = SstReader::open(fs, Path::new(PATH), None, 1, true).unwrap();
     let footer = Footer::read(&*fs.open(Path::new(PATH)).unwrap(), Path::new(PATH)).unwrap();
     let mut handles = reader.data_block_handles();
     handles.extend([footer.filter, footer.index, footer.properties]);
@@ -222,7 +284,7 @@ fn compressible_blocks_are_compressed_and_filter_and_properties_stay_raw() {
         (Compression::Zstd { level: 1 }, COMPRESSION_ZSTD),
     ] {
         let fs = SimFs::new();
-        write_sst_with(&fs, 300, 1024, 10, compression);
+        write_sst_with(&fs, 300, 1024, 10, compression, Mode::Pinned);
         let blocks = blocks(&fs);
         let (data, tail) = blocks.split_at(blocks.len() - 3);
         assert!(data.len() > 5, "{compression:?}");
@@ -267,7 +329,7 @@ fn incompressible_data_blocks_are_stored_raw() {
         assert!(data.iter().all(|&(_, _, codec)| codec == COMPRESSION_NONE), "{compression:?}");
         let stored: u64 = data.iter().map(|&(_, size, _)| size as u64).sum();
         assert!(bytes.bytes_in >= stored && bytes.bytes_out >= stored, "{compression:?} {bytes:?}");
-        let reader = SstReader::open(&fs, Path::new(PATH), None).unwrap();
+        let reader = SstReader::open(&fs, Path::new(PATH), None, 1, true).unwrap();
         for (index, value) in values.iter().enumerate() {
             let key = format!("key{index:04}");
             assert_eq!(
@@ -295,7 +357,7 @@ fn rewrite_block(fs: &SimFs, offset: usize, codec: u8, stored: &[u8]) {
 fn bad_compressed_blocks_with_valid_checksums_are_corruption() {
     for compression in [Compression::Lz4, Compression::Zstd { level: 1 }] {
         let fs = SimFs::new();
-        write_sst_with(&fs, 300, 1024, 10, compression);
+        write_sst_with(&fs, 300, 1024, 10, compression, Mode::Pinned);
         let original = fs.read_live(Path::new(PATH)).unwrap();
         let (offset, size, codec) = blocks(&fs)[1];
         assert_ne!(codec, COMPRESSION_NONE);
@@ -327,7 +389,7 @@ fn bad_compressed_blocks_with_valid_checksums_are_corruption() {
             fs.create_dir_all(Path::new("/db")).unwrap();
             fs.create(Path::new(PATH)).unwrap().append(&original).unwrap();
             rewrite_block(&fs, offset, codec, &bytes);
-            let reader = Arc::new(SstReader::open(&fs, Path::new(PATH), None).unwrap());
+            let reader = Arc::new(SstReader::open(&fs, Path::new(PATH), None, 1, true).unwrap());
             let error = reader.verify().unwrap_err();
             assert!(error.is_corruption(), "{compression:?} {what}: {error}");
             let text = error.to_string();
@@ -343,14 +405,14 @@ fn bad_compressed_blocks_with_valid_checksums_are_corruption() {
 fn version_1_files_still_read() {
     // A version-1 file is a version-2 file whose blocks are all raw, with 1 in the footer.
     let fs = SimFs::new();
-    write_sst_with(&fs, 200, 256, 10, Compression::None);
+    write_sst_with(&fs, 200, 256, 10, Compression::None, Mode::Pinned);
     let mut bytes = fs.read_live(Path::new(PATH)).unwrap();
     let footer = bytes.len() - FOOTER_LEN;
     bytes[footer + 36..footer + 40].copy_from_slice(&1u32.to_le_bytes());
     let crc = crate::coding::crc32c(&bytes[footer..footer + 40]);
     bytes[footer + 40..footer + 44].copy_from_slice(&crc.to_le_bytes());
     fs.create(Path::new(PATH)).unwrap().append(&bytes).unwrap();
-    let reader = Arc::new(SstReader::open(&fs, Path::new(PATH), None).unwrap());
+    let reader = Arc::new(SstReader::open(&fs, Path::new(PATH), None, 1, true).unwrap());
     assert_eq!(reader.verify().unwrap(), 400);
     assert_eq!(reader.get(b"key0123", SEQNO_MAX).unwrap(), Lookup::Found(b"new123".to_vec(), 248));
 }

@@ -11,6 +11,8 @@
 //!    it from sorted sources, so a violation is a bug, not bad input).
 //! 2. `finish` syncs the file before returning; the caller then syncs the directory and only
 //!    after that records the file in the manifest.
+//! 3. With a rate limiter, every byte appended was first requested from it, in chunks of
+//!    `RateLimiter::chunk_bytes`.
 
 use super::block_builder::BlockBuilder;
 use super::bloom::BloomBuilder;
@@ -20,9 +22,11 @@ use super::properties::SstProperties;
 use crate::fs::{Fs, WritableFile};
 use crate::key::{compare_internal_keys, parse_internal_key, user_key_of};
 use crate::options::Compression;
+use crate::rate_limit::{IoPriority, RateLimiter};
 use crate::{Error, Result};
 use std::cmp::Ordering;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Entries between restart points in data blocks. Part of the written format's shape, not of
 /// its definition: readers accept any interval.
@@ -73,6 +77,7 @@ pub struct SstWriter {
     offset: u64,
     last_key: Vec<u8>,
     properties: SstProperties,
+    rate_limit: Option<(Arc<RateLimiter>, IoPriority)>,
 }
 
 impl SstWriter {
@@ -95,7 +100,18 @@ impl SstWriter {
             offset: 0,
             last_key: Vec::new(),
             properties: SstProperties::default(),
+            rate_limit: None,
         })
+    }
+
+    /// Paces every append through `limiter` at `priority` (no limit when `None`).
+    pub fn rate_limited(
+        mut self,
+        limiter: Option<&Arc<RateLimiter>>,
+        priority: IoPriority,
+    ) -> SstWriter {
+        self.rate_limit = limiter.map(|limiter| (Arc::clone(limiter), priority));
+        self
     }
 
     /// Adds one entry. `key` is an encoded internal key greater than the previous one.
@@ -155,9 +171,16 @@ impl SstWriter {
     }
 
     fn drain_buffer(&mut self) -> Result<()> {
-        self.file
-            .append(&self.buffer)
-            .map_err(|error| Error::io(format!("append to {}", self.path.display()), error))?;
+        let append_error = |error| Error::io(format!("append to {}", self.path.display()), error);
+        match &self.rate_limit {
+            None => self.file.append(&self.buffer).map_err(append_error)?,
+            Some((limiter, priority)) => {
+                for chunk in self.buffer.chunks(limiter.chunk_bytes()) {
+                    limiter.request(chunk.len(), *priority);
+                    self.file.append(chunk).map_err(append_error)?;
+                }
+            }
+        }
         self.buffer.clear();
         Ok(())
     }

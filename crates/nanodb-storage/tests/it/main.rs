@@ -10,6 +10,7 @@ mod compaction;
 mod compression;
 mod corruption;
 mod crash;
+mod io;
 mod kill;
 mod model;
 mod range_delete;

@@ -14,7 +14,7 @@ use crate::common::{base_seed, scale, with_seed, Rng};
 use nanodb_storage::fs::{CrashMode, SimFs};
 use nanodb_storage::{
     Db, Iter, Options, Snapshot, WriteBatch, WriteOptions, LEVEL_SIZE_BYTES_MIN,
-    MEMTABLE_SIZE_BYTES_MAX_MIN,
+    MEMTABLE_SIZE_BYTES_MAX_MIN, OPEN_FILES_MAX_DEFAULT, OPEN_FILES_MAX_MIN,
 };
 use std::collections::{BTreeMap, VecDeque};
 use std::ops::Bound;
@@ -552,6 +552,9 @@ fn sim_options(sim: &SimFs, rng: &mut Rng, background_threads: usize) -> Options
         block_size_bytes: if rng.chance(15) { 64 } else { 256 },
         bloom_bits_per_key: if rng.chance(20) { 0 } else { 10 },
         frozen_memtables_max: 1 + rng.below(3) as usize,
+        open_files_max: if rng.chance(50) { OPEN_FILES_MAX_MIN } else { OPEN_FILES_MAX_DEFAULT },
+        pin_index_and_filter: rng.chance(70),
+        block_cache_size_bytes: if rng.chance(30) { 16 << 10 } else { 1 << 20 },
         background_threads,
         ..compaction_options(rng)
     }

@@ -1,0 +1,338 @@
+//! `TableCache`: the open SST readers of one database, at most `Options::open_files_max` of
+//! them, least recently used first out. A reader holds the file open (and, with
+//! `Options::pin_index_and_filter`, its index and filter in memory); an evicted one is opened
+//! again, and validated again, the next time its `SstHandle` is read.
+//!
+//! The bound is on the readers cached here. A read, cursor or compaction that holds an
+//! `Arc<SstReader>` keeps it (and its file descriptor) alive after eviction until it is done,
+//! so in-flight users can exceed the bound for as long as they run: an iterator holds one
+//! reader per L0 file and one per deeper level it is in, a compaction one per input.
+//!
+//! Readers are keyed by their handle's id (`next_cache_id`), not by file number: ids are
+//! unique in the process and never reused, and the same id keys the file's blocks in the
+//! block cache, so a reopened reader finds the blocks cached before.
+//!
+//! Thread safety: `Send + Sync`; ids are spread over up to `SHARD_COUNT_MAX` shards, each
+//! under its own mutex, held only for map operations, never while a file is opened.
+//!
+//! Invariants:
+//! 1. Per shard, at most `shard_capacity` readers are cached after every insert; the sum over
+//!    the shards is at most the capacity.
+//! 2. Only a live `SstHandle` asks for its id, and the handle evicts its id when it drops,
+//!    before an obsolete file is deleted. So a file is never opened again after its deletion,
+//!    and no entry outlives its handle.
+
+use crate::cache::BlockCache;
+use crate::fs::Fs;
+use crate::sst::SstReader;
+use crate::{Error, Result};
+use parking_lot::Mutex;
+use std::collections::{BTreeMap, HashMap};
+use std::io;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Most shards of a table cache.
+pub const SHARD_COUNT_MAX: usize = 8;
+/// Fewest readers per shard: a small cache uses fewer shards, so that an uneven spread of ids
+/// over the shards does not evict readers while the cache as a whole has room.
+pub const SHARD_CAPACITY_MIN: usize = 16;
+
+/// Source of `next_cache_id`.
+static NEXT_CACHE_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A new id for one SST file, unique in the process: its key in the table cache and its part
+/// of the keys of its blocks in the block cache.
+pub fn next_cache_id() -> u64 {
+    NEXT_CACHE_ID.fetch_add(1, Ordering::Relaxed)
+}
+
+#[derive(Default)]
+struct Shard {
+    /// id → (reader, tick of its last use).
+    entries: HashMap<u64, (Arc<SstReader>, u64)>,
+    /// tick → id, least recent first.
+    recency: BTreeMap<u64, u64>,
+    tick: u64,
+}
+
+impl Shard {
+    fn get(&mut self, id: u64) -> Option<Arc<SstReader>> {
+        self.tick += 1;
+        let tick = self.tick;
+        let (reader, old_tick) = self.entries.get_mut(&id)?;
+        self.recency.remove(old_tick);
+        *old_tick = tick;
+        self.recency.insert(tick, id);
+        Some(Arc::clone(reader))
+    }
+
+    fn remove(&mut self, id: u64) {
+        if let Some((_, tick)) = self.entries.remove(&id) {
+            self.recency.remove(&tick);
+        }
+    }
+}
+
+/// Counters of a table cache.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TableCacheStats {
+    /// Readers cached now.
+    pub files: u64,
+    /// Lookups that found their reader.
+    pub hits: u64,
+    /// Lookups that had to open the file.
+    pub misses: u64,
+    /// Files opened (and validated), including at database open and after flushes and
+    /// compactions.
+    pub opens: u64,
+}
+
+/// The bounded cache of open SST readers of one database.
+pub struct TableCache {
+    fs: Arc<dyn Fs>,
+    block_cache: Option<Arc<BlockCache>>,
+    /// `Options::pin_index_and_filter`, for every reader opened.
+    pin_index_and_filter: bool,
+    shards: Vec<Mutex<Shard>>,
+    shard_capacity: usize,
+    hits: AtomicU64,
+    misses: AtomicU64,
+    opens: AtomicU64,
+}
+
+impl std::fmt::Debug for TableCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TableCache")
+            .field("shards", &self.shards.len())
+            .field("shard_capacity", &self.shard_capacity)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TableCache {
+    /// A cache of at most `capacity` (at least 1) readers of files on `fs`, whose blocks go
+    /// through `block_cache` and which pin their index and filter if `pin_index_and_filter`.
+    pub fn new(
+        fs: Arc<dyn Fs>,
+        block_cache: Option<Arc<BlockCache>>,
+        capacity: usize,
+        pin_index_and_filter: bool,
+    ) -> Arc<TableCache> {
+        let capacity = capacity.max(1);
+        let shard_count = (capacity / SHARD_CAPACITY_MIN).clamp(1, SHARD_COUNT_MAX);
+        Arc::new(TableCache {
+            fs,
+            block_cache,
+            pin_index_and_filter,
+            shards: (0..shard_count).map(|_| Mutex::new(Shard::default())).collect(),
+            shard_capacity: capacity / shard_count,
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            opens: AtomicU64::new(0),
+        })
+    }
+
+    /// The filesystem the files live on.
+    pub fn fs(&self) -> &Arc<dyn Fs> {
+        &self.fs
+    }
+
+    fn shard(&self, id: u64) -> &Mutex<Shard> {
+        let hash = id.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        &self.shards[(hash >> 32) as usize % self.shards.len()]
+    }
+
+    /// Opens and validates the SST at `path` as file `id`, without caching it. With
+    /// `size_bytes`, the file must have that size (the manifest's record of it).
+    pub fn open(&self, id: u64, path: &Path, size_bytes: Option<u64>) -> Result<SstReader> {
+        self.opens.fetch_add(1, Ordering::Relaxed);
+        let pin = self.pin_index_and_filter;
+        let reader = SstReader::open(self.fs.as_ref(), path, self.block_cache.as_ref(), id, pin)
+            .map_err(|error| match error {
+                Error::Io { source, .. } if source.kind() == io::ErrorKind::NotFound => {
+                    Error::corruption(path, "listed in the manifest but missing")
+                }
+                other => other,
+            })?;
+        match size_bytes {
+            Some(expected) if reader.size_bytes() != expected => Err(Error::corruption(
+                path,
+                format!("size {} differs from the manifest's {expected}", reader.size_bytes()),
+            )),
+            _ => Ok(reader),
+        }
+    }
+
+    /// The reader of file `id`, opening the file at `path` (which must have `size_bytes`) if
+    /// it is not cached.
+    pub fn reader(&self, id: u64, path: &Path, size_bytes: u64) -> Result<Arc<SstReader>> {
+        if let Some(reader) = self.shard(id).lock().get(id) {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(reader);
+        }
+        self.misses.fetch_add(1, Ordering::Relaxed);
+        let reader = Arc::new(self.open(id, path, Some(size_bytes))?);
+        Ok(self.insert(id, reader))
+    }
+
+    /// Caches `reader` as file `id`, evicting the least recently used readers past the bound,
+    /// and returns the cached reader (an earlier one, if another thread opened it first).
+    pub fn insert(&self, id: u64, reader: Arc<SstReader>) -> Arc<SstReader> {
+        let mut shard = self.shard(id).lock();
+        if let Some(existing) = shard.get(id) {
+            return existing;
+        }
+        shard.tick += 1;
+        let tick = shard.tick;
+        shard.entries.insert(id, (Arc::clone(&reader), tick));
+        shard.recency.insert(tick, id);
+        while shard.entries.len() > self.shard_capacity {
+            let Some((_, oldest)) = shard.recency.pop_first() else { break };
+            shard.entries.remove(&oldest);
+        }
+        reader
+    }
+
+    /// Drops the cached reader of file `id`, if any (its handle is dropping).
+    pub fn evict(&self, id: u64) {
+        self.shard(id).lock().remove(id);
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> TableCacheStats {
+        TableCacheStats {
+            files: self.shards.iter().map(|shard| shard.lock().entries.len() as u64).sum(),
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+            opens: self.opens.load(Ordering::Relaxed),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fs::SimFs;
+    use crate::key::{internal_key, SEQNO_MAX};
+    use crate::memtable::Lookup;
+    use crate::sst::{SstWriter, SstWriterOptions};
+    use std::path::PathBuf;
+
+    fn write_file(fs: &SimFs, number: u64) -> (PathBuf, u64) {
+        let path = PathBuf::from(format!("/db/{number:06}.sst"));
+        let options = SstWriterOptions {
+            block_size_bytes: 256,
+            bloom_bits_per_key: 10,
+            compression: crate::options::Compression::None,
+        };
+        let mut writer = SstWriter::create(fs, &path, options).unwrap();
+        for index in 0..100u64 {
+            let key = internal_key(format!("key{index:03}").as_bytes(), index + 1, 1);
+            writer.add(&key, format!("{number}:{index}").as_bytes()).unwrap();
+        }
+        writer.finish().unwrap();
+        let size = fs.open(&path).unwrap().size_bytes();
+        (path, size)
+    }
+
+    fn value(reader: &SstReader, index: u64) -> Vec<u8> {
+        match reader.get(format!("key{index:03}").as_bytes(), SEQNO_MAX).unwrap() {
+            Lookup::Found(value, _) => value,
+            other => panic!("key{index:03}: {other:?}"),
+        }
+    }
+
+    fn setup(files: u64) -> (SimFs, Vec<(u64, PathBuf, u64)>) {
+        let fs = SimFs::new();
+        fs.create_dir_all(Path::new("/db")).unwrap();
+        let files = (1..=files)
+            .map(|number| {
+                let (path, size) = write_file(&fs, number);
+                (next_cache_id(), path, size)
+            })
+            .collect();
+        (fs, files)
+    }
+
+    #[test]
+    fn the_bound_holds_and_evicted_readers_reopen_transparently() {
+        let (fs, files) = setup(40);
+        let cache = TableCache::new(Arc::new(fs), None, 16, true);
+        assert_eq!(cache.shards.len(), 1);
+        for round in 0..3 {
+            for (number, (id, path, size)) in files.iter().enumerate() {
+                let reader = cache.reader(*id, path, *size).unwrap();
+                assert_eq!(value(&reader, 7), format!("{}:7", number + 1).into_bytes());
+                assert!(cache.stats().files <= 16, "round {round}");
+            }
+        }
+        let stats = cache.stats();
+        assert_eq!(stats.files, 16);
+        // Cycling through 40 files with room for 16 opens every file every round.
+        assert_eq!((stats.hits, stats.misses, stats.opens), (0, 120, 120), "{stats:?}");
+        // The 16 most recent files hit.
+        for (id, path, size) in &files[24..] {
+            cache.reader(*id, path, *size).unwrap();
+        }
+        assert_eq!(cache.stats().hits, 16);
+    }
+
+    #[test]
+    fn a_reader_in_use_outlives_its_eviction_and_eviction_by_id_works() {
+        let (fs, files) = setup(20);
+        let cache = TableCache::new(Arc::new(fs), None, 16, true);
+        let (id, path, size) = &files[0];
+        let held = cache.reader(*id, path, *size).unwrap();
+        for (id, path, size) in &files[1..] {
+            cache.reader(*id, path, *size).unwrap();
+        }
+        // Evicted from the cache, still usable by its holder.
+        assert_eq!(cache.stats().files, 16);
+        assert_eq!(value(&held, 3), b"1:3".to_vec());
+        let (last_id, last_path, last_size) = &files[19];
+        cache.evict(*last_id);
+        assert_eq!(cache.stats().files, 15);
+        let opens = cache.stats().opens;
+        cache.reader(*last_id, last_path, *last_size).unwrap();
+        assert_eq!(cache.stats().opens, opens + 1);
+    }
+
+    #[test]
+    fn a_reopened_reader_finds_its_blocks_in_the_block_cache() {
+        let (fs, files) = setup(1);
+        let blocks = BlockCache::new(1 << 20);
+        let cache = TableCache::new(Arc::new(fs), Some(Arc::clone(&blocks)), 16, true);
+        let (id, path, size) = &files[0];
+        assert_eq!(value(&cache.reader(*id, path, *size).unwrap(), 42), b"1:42".to_vec());
+        let inserts = blocks.stats().inserts;
+        cache.evict(*id);
+        let hits = blocks.stats().hits;
+        assert_eq!(value(&cache.reader(*id, path, *size).unwrap(), 42), b"1:42".to_vec());
+        assert_eq!(blocks.stats().hits, hits + 1, "the block read before the reopen hits");
+        assert_eq!(blocks.stats().inserts, inserts);
+    }
+
+    #[test]
+    fn a_missing_or_resized_file_is_corruption() {
+        let (fs, files) = setup(1);
+        let cache = TableCache::new(Arc::new(fs.clone()), None, 16, true);
+        let (id, path, size) = &files[0];
+        let error = cache.reader(*id, path, size + 1).unwrap_err();
+        assert!(error.is_corruption() && error.to_string().contains("differs"), "{error}");
+        fs.remove_file(path).unwrap();
+        let error = cache.reader(*id, path, *size).unwrap_err();
+        assert!(error.is_corruption() && error.to_string().contains("missing"), "{error}");
+    }
+
+    #[test]
+    fn large_caches_shard_and_keep_the_total_bound() {
+        let (fs, _) = setup(0);
+        for (capacity, shards) in [(1, 1), (16, 1), (31, 1), (32, 2), (1000, 8), (1001, 8)] {
+            let cache = TableCache::new(Arc::new(fs.clone()), None, capacity, true);
+            assert_eq!(cache.shards.len(), shards, "capacity {capacity}");
+            assert!(cache.shard_capacity * shards <= capacity.max(1));
+        }
+    }
+}
