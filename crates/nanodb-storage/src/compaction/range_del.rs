@@ -89,12 +89,13 @@ pub fn pick_range_deletion(
 }
 
 /// The durable tombstones no file can still hold a hidden version of: every file over the
-/// range is newer than the tombstone or was written with it applied.
-pub fn collectable(state: &ManifestState, applicable_seqno_max: u64) -> Vec<u64> {
+/// range is newer than the tombstone or was written with it applied. Forgetting one changes no
+/// read, a snapshot's included: nothing it hides is left anywhere (older memtables were all
+/// flushed before it became durable).
+pub fn collectable(state: &ManifestState) -> Vec<u64> {
     state
         .range_tombstones
         .iter()
-        .filter(|tombstone| tombstone.seqno <= applicable_seqno_max)
         .filter(|tombstone| !state.files().any(|file| is_dirty(file, tombstone)))
         .map(|tombstone| tombstone.seqno)
         .collect()
@@ -148,7 +149,7 @@ mod tests {
         let plan = pick_range_deletion(&state, &HashSet::from([1]), u64::MAX).unwrap();
         assert!(!plan.drop_files && !plan.trivial_move);
         assert_eq!((plan.level, plan.output_level, plan.inputs[0].number), (6, 6, 2));
-        assert!(collectable(&state, u64::MAX).is_empty());
+        assert!(collectable(&state).is_empty());
         // A snapshot older than the tombstone keeps everything.
         assert_eq!(pick_range_deletion(&state, &none, 9), None);
         // Once the files are clean the tombstone can go.
@@ -156,8 +157,7 @@ mod tests {
         clean.levels[6].retain(|file| file.number == 3);
         clean.levels[6].push(FileMeta { range_del_applied_seqno: 10, ..partly });
         assert_eq!(pick_range_deletion(&clean, &none, u64::MAX), None);
-        assert_eq!(collectable(&clean, u64::MAX), vec![10]);
-        assert!(collectable(&clean, 9).is_empty());
+        assert_eq!(collectable(&clean), vec![10]);
     }
 
     #[test]

@@ -274,12 +274,16 @@ impl Db {
         options: WriteOptions,
     ) -> Result<()> {
         let (start, end) = (start.as_ref(), end.as_ref());
+        if start == end {
+            // Nothing to delete, but the database state and the key are checked like any
+            // write's.
+            self.inner().check_writable()?;
+            let mut probe = WriteBatch::new();
+            probe.delete(start);
+            return write::check_limits(self.inner(), &probe);
+        }
         let mut batch = WriteBatch::new();
         batch.delete_range(start, end);
-        if start == end {
-            // Nothing to delete, but the arguments are still checked like any write's.
-            return write::check_limits(self.inner(), &batch);
-        }
         self.write(batch, options)
     }
 

@@ -5,9 +5,9 @@
 //! inside (it is a leaf lock).
 //!
 //! Invariants:
-//! 1. A tombstone leaves the manifest and the view only when no snapshot predates it and no
-//!    live file may still hold a version it hides (`compaction::collectable`). Reads are then
-//!    the same with or without it.
+//! 1. A tombstone leaves the manifest and the view only when no live file may still hold a
+//!    version it hides (`compaction::collectable`). Reads, a snapshot's included, are then the
+//!    same with or without it.
 //! 2. Only durable tombstones (in the manifest) are applied by compactions: one still in a
 //!    memtable may be lost with an unsynced WAL tail, and the versions it hides must then
 //!    still exist.
@@ -56,8 +56,7 @@ pub(crate) fn collect_garbage(
     if engine.state.range_tombstones.is_empty() {
         return Ok(());
     }
-    let removed: HashSet<u64> =
-        collectable(&engine.state, applicable_seqno_max(inner)).into_iter().collect();
+    let removed: HashSet<u64> = collectable(&engine.state).into_iter().collect();
     if removed.is_empty() {
         return Ok(());
     }

@@ -163,7 +163,10 @@ fn bad_ranges_are_refused_and_empty_ones_do_nothing() {
     let longest = vec![b'z'; db_key_size_max()];
     db.delete_range(b"a", &longest, WriteOptions::NO_SYNC).unwrap();
     assert_eq!(db.get(b"b").unwrap(), None);
+    let other = db.clone();
     db.close().unwrap();
+    assert!(other.delete_range(b"a", b"a", WriteOptions::NO_SYNC).is_err(), "closed");
+    drop(other);
     let db = Db::open("/db", small_levels(&sim)).unwrap();
     assert_eq!(db.get(b"c").unwrap(), None);
 }
