@@ -209,6 +209,24 @@ pub struct ReadView {
 }
 
 impl ReadView {
+    /// The same memtables and range tombstones over `version`.
+    pub fn with_version(&self, version: Arc<Version>) -> ReadView {
+        ReadView {
+            mem: Arc::clone(&self.mem),
+            imms: self.imms.clone(),
+            version,
+            range_dels: Arc::clone(&self.range_dels),
+        }
+    }
+
+    /// The same memtables and SSTs with `range_dels`.
+    pub fn with_range_dels(&self, range_dels: RangeTombstones) -> ReadView {
+        ReadView {
+            range_dels: Arc::new(range_dels),
+            ..self.with_version(Arc::clone(&self.version))
+        }
+    }
+
     /// Reads that are not registered snapshots need a seqno at least this.
     pub fn read_seqno_min(&self) -> u64 {
         self.version.read_seqno_min.max(self.range_dels.read_seqno_min())

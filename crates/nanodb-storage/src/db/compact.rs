@@ -20,7 +20,7 @@ use super::{DbInner, EngineState, ENGINE_WAIT};
 use crate::compaction::{job, pick, pick_range_deletion, CompactionPlan, JobInput};
 use crate::manifest::{FileMeta, VersionEdit, LEVEL_COUNT};
 use crate::sst::SstWriterOptions;
-use crate::version::{ReadView, SstHandle, Version};
+use crate::version::{SstHandle, Version};
 use crate::{Error, Result};
 use parking_lot::MutexGuard;
 use std::sync::atomic::Ordering;
@@ -183,12 +183,7 @@ fn install(
     } else {
         plan.all_files().filter_map(|file| open.get(&file.number).cloned()).collect()
     };
-    *inner.view.write() = Arc::new(ReadView {
-        mem: Arc::clone(&view.mem),
-        imms: view.imms.clone(),
-        version,
-        range_dels: Arc::clone(&view.range_dels),
-    });
+    *inner.view.write() = Arc::new(view.with_version(version));
     for handle in stale {
         handle.mark_obsolete();
     }

@@ -17,7 +17,6 @@ use super::{DbInner, EngineState};
 use crate::compaction::collectable;
 use crate::manifest::{ManifestState, VersionEdit};
 use crate::range_del::RangeTombstones;
-use crate::version::ReadView;
 use crate::Result;
 use parking_lot::MutexGuard;
 use std::collections::HashSet;
@@ -66,12 +65,7 @@ pub(crate) fn collect_garbage(
     commit_edit(inner, engine, &edit)?;
     let view = inner.current_view();
     let range_dels = view.range_dels.without(|tombstone| removed.contains(&tombstone.seqno));
-    *inner.view.write() = Arc::new(ReadView {
-        mem: Arc::clone(&view.mem),
-        imms: view.imms.clone(),
-        version: Arc::clone(&view.version),
-        range_dels: Arc::new(range_dels),
-    });
+    *inner.view.write() = Arc::new(view.with_range_dels(range_dels));
     super::stats::StatsCounters::add(&inner.stats.range_tombstones_collected, removed.len() as u64);
     Ok(())
 }

@@ -265,13 +265,8 @@ fn publish_range_tombstones(inner: &DbInner, added: &[RangeTombstone]) {
     let _engine = inner.engine.lock();
     let view = inner.current_view();
     let read_seqno_min = inner.range_del_read_seqno_min();
-    let range_dels = Arc::new(view.range_dels.with(added, read_seqno_min));
-    *inner.view.write() = Arc::new(ReadView {
-        mem: Arc::clone(&view.mem),
-        imms: view.imms.clone(),
-        version: Arc::clone(&view.version),
-        range_dels,
-    });
+    let range_dels = view.range_dels.with(added, read_seqno_min);
+    *inner.view.write() = Arc::new(view.with_range_dels(range_dels));
 }
 
 /// Freezes the active memtable and starts a new one with a new WAL. Waits (or, with no

@@ -1,4 +1,5 @@
-//! Helpers shared by the integration tests: a seeded RNG, seed and scale knobs.
+//! Helpers shared by the integration tests: a seeded RNG, seed and scale knobs, small-tree
+//! options and numbered keys.
 
 #![allow(dead_code)]
 
@@ -65,4 +66,24 @@ pub fn with_seed<T>(name: &str, seed: u64, case: impl FnOnce(u64) -> T) -> T {
     }
     let _reporter = Reporter(name, seed);
     case(seed)
+}
+
+/// Tiny memtables, files and levels, compacting inline on `sim`: many levels from little data.
+pub fn small_levels(sim: &nanodb_storage::fs::SimFs) -> nanodb_storage::Options {
+    nanodb_storage::Options {
+        fs: std::sync::Arc::new(sim.clone()),
+        memtable_size_bytes_max: nanodb_storage::MEMTABLE_SIZE_BYTES_MAX_MIN,
+        block_size_bytes: 256,
+        background_threads: 0,
+        l0_compaction_trigger: 2,
+        level_size_base_bytes: nanodb_storage::LEVEL_SIZE_BYTES_MIN,
+        level_size_multiplier: 2,
+        sst_size_bytes_target: nanodb_storage::LEVEL_SIZE_BYTES_MIN,
+        ..Default::default()
+    }
+}
+
+/// Key number `index`: `key000123`, sorting like the number.
+pub fn key(index: u64) -> Vec<u8> {
+    format!("key{index:06}").into_bytes()
 }

@@ -2,30 +2,13 @@
 //! across compactions, deferred file deletion, corruption, crashes in the middle of a
 //! compaction, and readers racing background compaction.
 
-use crate::common::{base_seed, with_seed, Rng};
+use crate::common::{base_seed, key, small_levels, with_seed, Rng};
 use nanodb_storage::fs::{CrashMode, SimFs};
-use nanodb_storage::{
-    Db, Error, Options, WriteBatch, WriteOptions, LEVEL_SIZE_BYTES_MIN, MEMTABLE_SIZE_BYTES_MAX_MIN,
-};
+use nanodb_storage::{Db, Error, Options, WriteBatch, WriteOptions};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-
-/// Tiny memtables, files and levels, compacting inline: many levels from little data.
-fn small_levels(sim: &SimFs) -> Options {
-    Options {
-        fs: Arc::new(sim.clone()),
-        memtable_size_bytes_max: MEMTABLE_SIZE_BYTES_MAX_MIN,
-        block_size_bytes: 256,
-        background_threads: 0,
-        l0_compaction_trigger: 2,
-        level_size_base_bytes: LEVEL_SIZE_BYTES_MIN,
-        level_size_multiplier: 2,
-        sst_size_bytes_target: LEVEL_SIZE_BYTES_MIN,
-        ..Default::default()
-    }
-}
 
 /// Like `small_levels`, but nothing compacts until `compact_all`.
 fn manual_only(sim: &SimFs) -> Options {
@@ -35,10 +18,6 @@ fn manual_only(sim: &SimFs) -> Options {
         l0_stop_trigger: 1000,
         ..small_levels(sim)
     }
-}
-
-fn key(index: u64) -> Vec<u8> {
-    format!("key{index:06}").into_bytes()
 }
 
 fn sst_count_on_disk(sim: &SimFs, dir: &Path) -> u64 {

@@ -2,31 +2,11 @@
 //! the WAL and the manifest, space reclaimed by compaction (whole files dropped unread), the
 //! tombstone forgotten afterwards, and the limits.
 
+use crate::common::{key, small_levels};
 use nanodb_storage::fs::{CrashMode, SimFs};
-use nanodb_storage::{
-    Db, Error, Options, WriteBatch, WriteOptions, LEVEL_SIZE_BYTES_MIN,
-    MEMTABLE_SIZE_BYTES_MAX_MIN, RANGE_TOMBSTONES_LIVE_MAX,
-};
+use nanodb_storage::{Db, Error, Options, WriteBatch, WriteOptions, RANGE_TOMBSTONES_LIVE_MAX};
 use std::path::Path;
 use std::sync::Arc;
-
-fn small_levels(sim: &SimFs) -> Options {
-    Options {
-        fs: Arc::new(sim.clone()),
-        memtable_size_bytes_max: MEMTABLE_SIZE_BYTES_MAX_MIN,
-        block_size_bytes: 256,
-        background_threads: 0,
-        l0_compaction_trigger: 2,
-        level_size_base_bytes: LEVEL_SIZE_BYTES_MIN,
-        level_size_multiplier: 2,
-        sst_size_bytes_target: LEVEL_SIZE_BYTES_MIN,
-        ..Default::default()
-    }
-}
-
-fn key(index: u64) -> Vec<u8> {
-    format!("key{index:06}").into_bytes()
-}
 
 fn keys(db: &Db) -> Vec<Vec<u8>> {
     db.iter().unwrap().map(|entry| entry.unwrap().0).collect()
