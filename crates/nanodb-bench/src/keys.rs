@@ -60,14 +60,54 @@ impl KeySpace {
     }
 }
 
-/// A uniformly shuffled order of `0..count` (Fisher-Yates with a fixed seed).
-pub fn permutation(count: u64, seed: u64) -> Vec<u64> {
-    let mut order: Vec<u64> = (0..count).collect();
-    let mut rng = Rng::new(seed);
-    for index in (1..order.len()).rev() {
-        order.swap(index, rng.below(index as u64 + 1) as usize);
+/// Rounds of the mixing bijection `Permutation` applies.
+const PERMUTATION_ROUNDS: usize = 4;
+
+/// A shuffled order of `0..count`, computed on demand rather than stored, so the harness's own
+/// memory does not show in the engines' peak resident memory (10M keys would be 80 MB).
+///
+/// A keyed bijection on `0..2^bits` (the smallest power of two at least `count`): rounds of
+/// multiplication by an odd number, a xor-shift right and the addition of a key, each
+/// invertible modulo `2^bits`; values at or past `count` are mapped again (cycle walking), which
+/// keeps it a bijection on `0..count` and takes fewer than two steps on average.
+#[derive(Debug, Clone)]
+pub struct Permutation {
+    count: u64,
+    bits: u32,
+    mask: u64,
+    keys: [(u64, u64); PERMUTATION_ROUNDS],
+}
+
+impl Permutation {
+    pub fn new(count: u64, seed: u64) -> Permutation {
+        let bits = (64 - count.saturating_sub(1).leading_zeros()).max(1);
+        let mask = if bits == 64 { u64::MAX } else { (1u64 << bits) - 1 };
+        let mut rng = Rng::new(seed);
+        let keys = std::array::from_fn(|_| (rng.next_u64() | 1, rng.next_u64()));
+        Permutation { count, bits, mask, keys }
     }
-    order
+
+    /// The element at `index` (`index < count`).
+    pub fn at(&self, index: u64) -> u64 {
+        debug_assert!(index < self.count);
+        let mut value = index;
+        loop {
+            value = self.mix(value);
+            if value < self.count {
+                return value;
+            }
+        }
+    }
+
+    fn mix(&self, mut value: u64) -> u64 {
+        let shift = self.bits.div_ceil(2);
+        for (multiplier, addend) in self.keys {
+            value = value.wrapping_mul(multiplier) & self.mask;
+            value ^= value >> shift;
+            value = value.wrapping_add(addend) & self.mask;
+        }
+        value
+    }
 }
 
 /// YCSB's zipfian generator over `0..items` (Gray et al.), scrambled with a hash so hot keys
@@ -138,9 +178,24 @@ mod tests {
 
     #[test]
     fn permutation_is_a_permutation() {
-        let mut order = permutation(1000, 1);
-        order.sort_unstable();
-        assert_eq!(order, (0..1000).collect::<Vec<_>>());
+        for count in [1u64, 2, 3, 1000, 1024, 1025, 65_537] {
+            let permutation = Permutation::new(count, 1);
+            let mut order: Vec<u64> = (0..count).map(|index| permutation.at(index)).collect();
+            order.sort_unstable();
+            assert_eq!(order, (0..count).collect::<Vec<_>>(), "count {count}");
+        }
+    }
+
+    #[test]
+    fn permutation_is_shuffled_and_seeded() {
+        let count = 100_000;
+        let (first, second) = (Permutation::new(count, 1), Permutation::new(count, 2));
+        let runs = (0..count - 1).filter(|&i| first.at(i + 1) == first.at(i) + 1).count();
+        let ascending = (0..count - 1).filter(|&i| first.at(i + 1) > first.at(i)).count();
+        let same = (0..count).filter(|&i| first.at(i) == second.at(i)).count();
+        assert!(runs < 100, "{runs} consecutive pairs");
+        assert!((45_000..55_000).contains(&ascending), "{ascending} ascending pairs");
+        assert!(same < 100, "seeds 1 and 2 agree at {same} positions");
     }
 
     #[test]

@@ -12,7 +12,7 @@
 //! Thread safety: each thread records latencies in its own histogram; they are merged after.
 
 use crate::engine::{Engine, EngineResult};
-use crate::keys::{permutation, KeySpace, Rng, Zipfian};
+use crate::keys::{KeySpace, Permutation, Rng, Zipfian};
 use hdrhistogram::Histogram;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -196,15 +196,15 @@ pub const FILL_BATCH_SIZE: u64 = 1000;
 /// Runs `fillbatch` on a fresh engine: every key, in random order, in atomic batches.
 pub fn fill_batch(engine: &dyn Engine, params: Params) -> EngineResult<Outcome> {
     let ctx = Ctx { engine, keys: KeySpace::new(params.key_size, params.value_size), params };
-    let order = permutation(params.keys, 3);
+    let order = Permutation::new(params.keys, 3);
     let batches = params.keys.div_ceil(FILL_BATCH_SIZE);
     let outcome =
         ctx.run("fillbatch", 1, batches, FILL_BATCH_SIZE as f64, params.keys, &|batch, _| {
             let start = batch * FILL_BATCH_SIZE;
             let end = (start + FILL_BATCH_SIZE).min(params.keys);
-            let ops: Vec<(Vec<u8>, Option<Vec<u8>>)> = order[start as usize..end as usize]
-                .iter()
-                .map(|&key| (ctx.keys.key(key), Some(ctx.keys.value(key, 0).to_vec())))
+            let ops: Vec<(Vec<u8>, Option<Vec<u8>>)> = (start..end)
+                .map(|index| order.at(index))
+                .map(|key| (ctx.keys.key(key), Some(ctx.keys.value(key, 0).to_vec())))
                 .collect();
             ctx.engine.write_batch(&ops)
         })?;
@@ -224,9 +224,9 @@ pub fn main_group(
 ) -> EngineResult<()> {
     let ctx = Ctx { engine, keys: KeySpace::new(params.key_size, params.value_size), params };
     let (n, ops, threads) = (params.keys, params.ops.min(params.keys), params.threads);
-    let order = permutation(n, 1);
+    let order = Permutation::new(n, 1);
     report(ctx.run("fillrandom", threads, n, 1.0, n, &|index, _| {
-        let key = order[index as usize];
+        let key = order.at(index);
         ctx.engine.put(&ctx.keys.key(key), ctx.keys.value(key, 0))
     })?)?;
     report(ctx.run("overwrite", threads, ops, 1.0, n, &|index, rng| {
@@ -269,14 +269,14 @@ pub fn main_group(
         ctx.engine.scan(&start, 100, false).map(|_| ())
     })?)?;
     ycsb(&ctx, report)?;
-    let victims = permutation(n, 2);
+    let victims = Permutation::new(n, 2);
     report(ctx.run(
         "deleterandom",
         threads,
         ops,
         1.0 / ctx.entry_bytes() as f64 * ctx.keys.key_size as f64,
         n - ops,
-        &|index, _| ctx.engine.delete(&ctx.keys.key(victims[index as usize])),
+        &|index, _| ctx.engine.delete(&ctx.keys.key(victims.at(index))),
     )?)
 }
 
@@ -336,14 +336,14 @@ pub fn overwrite_rounds(
 ) -> EngineResult<()> {
     let ctx = Ctx { engine, keys: KeySpace::new(params.key_size, params.value_size), params };
     let n = params.overwrite_keys.max(1);
-    let load = permutation(n, 5);
+    let load = Permutation::new(n, 5);
     ctx.run("overwrite-x10-load", params.threads, n, 1.0, n, &|index, _| {
-        let key = load[index as usize];
+        let key = load.at(index);
         ctx.engine.put(&ctx.keys.key(key), ctx.keys.value(key, 0))
     })?;
     report(Outcome::counters_reset())?;
-    let rounds: Vec<Vec<u64>> =
-        (0..OVERWRITE_ROUNDS).map(|round| permutation(n, 100 + round)).collect();
+    let rounds: Vec<Permutation> =
+        (0..OVERWRITE_ROUNDS).map(|round| Permutation::new(n, 100 + round)).collect();
     report(ctx.run(
         "overwrite-x10",
         params.threads,
@@ -351,7 +351,7 @@ pub fn overwrite_rounds(
         1.0,
         n,
         &|index, _| {
-            let key = rounds[(index / n) as usize][(index % n) as usize];
+            let key = rounds[(index / n) as usize].at(index % n);
             ctx.engine.put(&ctx.keys.key(key), ctx.keys.value(key, index + 1))
         },
     )?)

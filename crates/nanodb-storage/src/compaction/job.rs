@@ -195,7 +195,7 @@ fn merge_into_outputs(
         .inputs
         .iter()
         .map(|input| {
-            let cursor = input.reader()?.cursor(Direction::Forward);
+            let cursor = input.reader()?.cursor_uncached(Direction::Forward);
             Ok(Box::new(cursor) as Box<dyn InternalIterator>)
         })
         .collect::<Result<_>>()?;

@@ -177,7 +177,9 @@ impl SstReader {
         Ok(Arc::new(SstIndex::decode(&self.path, bytes, self.data_end, count)?))
     }
 
-    fn read_data_block(&self, handle: BlockHandle) -> Result<Arc<Block>> {
+    /// The data block at `handle`: from the cache, or read from the file (and put in the
+    /// cache when `fill_cache`).
+    fn read_data_block(&self, handle: BlockHandle, fill_cache: bool) -> Result<Arc<Block>> {
         if let Some(CachedBlock::Data(block)) = self.cached(handle) {
             return Ok(block);
         }
@@ -185,7 +187,9 @@ impl SstReader {
         let block = Block::new(bytes)
             .map(Arc::new)
             .map_err(|detail| self.block_error(handle.offset, detail))?;
-        self.remember(handle, CachedBlock::Data(Arc::clone(&block)));
+        if fill_cache {
+            self.remember(handle, CachedBlock::Data(Arc::clone(&block)));
+        }
         Ok(block)
     }
 
@@ -201,7 +205,7 @@ impl SstReader {
         let Some(handle) = index.handle(index.block_for(&target)) else {
             return Ok(Lookup::Absent);
         };
-        let mut cursor = BlockCursor::new(self.read_data_block(handle)?);
+        let mut cursor = BlockCursor::new(self.read_data_block(handle, true)?);
         cursor.seek_ge(&target).map_err(|detail| self.block_error(handle.offset, detail))?;
         if !cursor.valid() {
             // The index promised a key >= target in this block.
@@ -220,12 +224,25 @@ impl SstReader {
         })
     }
 
-    /// An iterator over the file in `direction`.
+    /// An iterator over the file in `direction`; the data blocks it reads are put in the
+    /// block cache.
     pub fn cursor(self: &Arc<SstReader>, direction: Direction) -> SstCursor {
+        self.cursor_with(direction, true)
+    }
+
+    /// An iterator over the file in `direction` that uses blocks already in the block cache
+    /// but puts none there: for compaction and verification, which read each block once and
+    /// would otherwise evict what readers use.
+    pub fn cursor_uncached(self: &Arc<SstReader>, direction: Direction) -> SstCursor {
+        self.cursor_with(direction, false)
+    }
+
+    fn cursor_with(self: &Arc<SstReader>, direction: Direction, fill_cache: bool) -> SstCursor {
         SstCursor {
             reader: Arc::clone(self),
             index: None,
             direction,
+            fill_cache,
             position: 0,
             offset: 0,
             block: None,
@@ -234,7 +251,7 @@ impl SstReader {
 
     /// Reads every block and checks every checksum and the key order; returns the entry count.
     pub fn verify(self: &Arc<SstReader>) -> Result<u64> {
-        let mut cursor = self.cursor(Direction::Forward);
+        let mut cursor = self.cursor_uncached(Direction::Forward);
         cursor.seek_to_start()?;
         let mut previous: Option<Vec<u8>> = None;
         let mut count = 0u64;
@@ -268,6 +285,8 @@ pub struct SstCursor {
     /// The index, loaded at the first seek and held until the cursor drops.
     index: Option<Arc<SstIndex>>,
     direction: Direction,
+    /// Whether blocks read from the file are put in the block cache.
+    fill_cache: bool,
     /// Index of the block `block` holds.
     position: usize,
     /// That block's offset, for errors.
@@ -291,7 +310,7 @@ impl SstCursor {
         self.block = None;
         let handle = index.handle(position).unwrap_or_default();
         self.offset = handle.offset;
-        let block = self.reader.read_data_block(handle)?;
+        let block = self.reader.read_data_block(handle, self.fill_cache)?;
         Ok(self.block.insert(BlockCursor::new(block)))
     }
 

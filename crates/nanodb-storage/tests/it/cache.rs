@@ -45,3 +45,26 @@ fn a_zero_sized_cache_means_no_cache() {
     assert_eq!(db.get("key000007").unwrap().unwrap()[0], 7);
     assert!(db.stats().block_cache.is_none());
 }
+
+#[test]
+fn compaction_reads_do_not_fill_the_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let db =
+        Db::open(dir.path(), Options { block_cache_size_bytes: 4 << 20, ..Default::default() })
+            .unwrap();
+    for round in 0..4u32 {
+        for index in (round..20_000).step_by(4) {
+            db.put(format!("key{index:06}"), vec![index as u8; 200], WriteOptions::NO_SYNC)
+                .unwrap();
+        }
+        db.flush().unwrap();
+    }
+    db.compact_all().unwrap();
+    let stats = db.stats();
+    assert!(stats.compaction_bytes_read > 0, "nothing was compacted: {stats:?}");
+    let cache = stats.block_cache.unwrap();
+    assert_eq!((cache.inserts, cache.usage_bytes), (0, 0), "{cache:?}");
+    // Reads still fill it.
+    assert_eq!(db.get("key000007").unwrap().unwrap()[0], 7);
+    assert_eq!(db.stats().block_cache.unwrap().inserts, 1);
+}
