@@ -56,7 +56,7 @@ pub mod internals {
 
 pub use batch::WriteBatch;
 pub use cache::{BlockCache, BlockCacheStats};
-pub use db::{Db, DbStats, Iter, LevelStats, Snapshot, VerifyReport};
+pub use db::{CheckpointReport, Db, DbStats, Iter, LevelStats, Snapshot, VerifyReport};
 pub use error::{Error, Result};
 pub use options::{
     Compression, Options, WalRecovery, WriteOptions, BACKGROUND_THREADS_LIMIT,

@@ -253,6 +253,14 @@ impl Default for Options {
 }
 
 impl Options {
+    /// Default options on a fresh in-memory filesystem (`SimFs`): the same engine and API, with
+    /// nothing on disk. The data lives as long as some `Db` or clone of these options holds the
+    /// filesystem; opening the same path again with a clone of these options reopens it, with
+    /// a fresh `Options::in_memory()` finds nothing. For tests and caches.
+    pub fn in_memory() -> Options {
+        Options { fs: Arc::new(crate::fs::SimFs::new()), ..Options::default() }
+    }
+
     /// Checks the options against the hard limits; called by `Db::open`.
     pub(crate) fn validate(&self) -> crate::Result<()> {
         let checks: [(&str, usize, usize, usize); 6] = [

@@ -16,6 +16,7 @@
 //!    refuses writes until reopened; nothing after the failure is acknowledged.
 //! 3. Only one thread at a time holds `wal`: the group-commit leader, or `flush()`.
 
+mod checkpoint;
 mod compact;
 mod flush;
 mod open;
@@ -24,6 +25,7 @@ mod read;
 mod stats;
 mod write;
 
+pub use checkpoint::CheckpointReport;
 pub use read::{Iter, Snapshot, VerifyReport};
 pub use stats::{DbStats, LevelStats};
 pub(crate) use write::panic_message as panic_text;
@@ -335,6 +337,15 @@ impl Db {
     pub fn compact_all(&self) -> Result<()> {
         self.flush()?;
         compact::compact_all(self.inner())
+    }
+
+    /// Makes a consistent, openable copy of the database in `target` (which must not exist)
+    /// while writes go on: every write acknowledged before the call is in it, none after the
+    /// memtable flush it starts. SSTs are hard-linked where the filesystem allows (no extra
+    /// space until the database rewrites them), copied otherwise. A failure or crash part-way
+    /// leaves `target` without a `CURRENT` file, not a database; remove it before retrying.
+    pub fn checkpoint(&self, target: impl AsRef<Path>) -> Result<CheckpointReport> {
+        checkpoint::checkpoint(self.inner(), target.as_ref())
     }
 
     /// Reads every block of every SST, checking every checksum, the key order and the entry

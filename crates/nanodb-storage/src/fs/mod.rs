@@ -57,6 +57,10 @@ pub trait Fs: Send + Sync + Debug + 'static {
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     /// Removes a file.
     fn remove_file(&self, path: &Path) -> io::Result<()>;
+    /// Makes `to` a second name (hard link) of the existing file `from`; fails if `to`
+    /// exists. Durable once `to`'s directory is synced. Filesystems without links, or a `to`
+    /// on another device, fail with an error and the caller copies instead.
+    fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()>;
     /// Names (not paths) of the entries in a directory, in no particular order.
     fn list_dir(&self, path: &Path) -> io::Result<Vec<String>>;
     /// Makes the directory's entries (creates, renames, removes) durable.

@@ -63,7 +63,7 @@ pub enum FaultKind {
     Sync,
     /// `Fs::sync_dir`.
     SyncDir,
-    /// `Fs::create`.
+    /// `Fs::create` and `Fs::hard_link` (both add a directory entry).
     Create,
     /// `Fs::rename`.
     Rename,
@@ -462,6 +462,20 @@ impl Fs for SimFs {
         state.live.remove(&path).ok_or_else(|| not_found(&path))?;
         state.log(parent_of(&path), Some(path), None);
         state.collect_garbage();
+        Ok(())
+    }
+
+    fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let (from, to) = (normalize(from), normalize(to));
+        let mut state = self.state.lock();
+        state.begin_op(FaultKind::Create)?;
+        let id = state.live_id(&from)?;
+        state.require_file_slot(&to)?;
+        if state.live.contains_key(&to) {
+            return Err(io::Error::new(io::ErrorKind::AlreadyExists, "link target exists"));
+        }
+        state.live.insert(to.clone(), id);
+        state.log(parent_of(&to), None, Some((to, id)));
         Ok(())
     }
 

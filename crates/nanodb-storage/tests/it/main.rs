@@ -5,6 +5,7 @@
 
 mod api;
 mod cache;
+mod checkpoint;
 mod common;
 mod compaction;
 mod compression;
