@@ -226,6 +226,9 @@ impl Fs for PanickingFs {
     fn remove_file(&self, path: &Path) -> std::io::Result<()> {
         self.0.remove_file(path)
     }
+    fn hard_link(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        self.0.hard_link(from, to)
+    }
     fn list_dir(&self, path: &Path) -> std::io::Result<Vec<String>> {
         self.0.list_dir(path)
     }

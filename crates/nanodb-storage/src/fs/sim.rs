@@ -665,6 +665,28 @@ mod tests {
     }
 
     #[test]
+    fn a_hard_link_shares_the_file_and_is_durable_only_after_sync_dir() {
+        for sync in [false, true] {
+            let fs = new_fs();
+            drop(file(&fs, "a", b"shared", b""));
+            fs.hard_link(&path("a"), &path("b")).unwrap();
+            let exists = io::ErrorKind::AlreadyExists;
+            assert_eq!(kind(fs.hard_link(&path("a"), &path("b"))), exists);
+            assert_eq!(kind(fs.hard_link(&path("none"), &path("c"))), io::ErrorKind::NotFound);
+            fs.remove_file(&path("a")).unwrap();
+            assert_eq!(fs.read_all(&path("b")).unwrap(), b"shared");
+            if sync {
+                fs.sync_dir(dir()).unwrap();
+            }
+            let image = fs.crash_image(CrashMode::DropUnsynced);
+            assert_eq!(image.exists(&path("b")).unwrap(), sync);
+            assert_eq!(image.exists(&path("a")).unwrap(), !sync);
+            let survivor = if sync { "b" } else { "a" };
+            assert_eq!(image.read_all(&path(survivor)).unwrap(), b"shared");
+        }
+    }
+
+    #[test]
     fn rename_is_durable_only_after_sync_dir() {
         let fs = new_fs();
         drop(file(&fs, "old", b"x", b""));
