@@ -73,7 +73,8 @@ const PERMUTATION_ROUNDS: usize = 4;
 #[derive(Debug, Clone)]
 pub struct Permutation {
     count: u64,
-    bits: u32,
+    /// Half the domain's bits, rounded up: the xor-shift of each round.
+    shift: u32,
     mask: u64,
     keys: [(u64, u64); PERMUTATION_ROUNDS],
 }
@@ -84,7 +85,7 @@ impl Permutation {
         let mask = if bits == 64 { u64::MAX } else { (1u64 << bits) - 1 };
         let mut rng = Rng::new(seed);
         let keys = std::array::from_fn(|_| (rng.next_u64() | 1, rng.next_u64()));
-        Permutation { count, bits, mask, keys }
+        Permutation { count, shift: bits.div_ceil(2), mask, keys }
     }
 
     /// The element at `index` (`index < count`).
@@ -100,10 +101,9 @@ impl Permutation {
     }
 
     fn mix(&self, mut value: u64) -> u64 {
-        let shift = self.bits.div_ceil(2);
         for (multiplier, addend) in self.keys {
             value = value.wrapping_mul(multiplier) & self.mask;
-            value ^= value >> shift;
+            value ^= value >> self.shift;
             value = value.wrapping_add(addend) & self.mask;
         }
         value

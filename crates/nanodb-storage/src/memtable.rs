@@ -2,8 +2,9 @@
 //!
 //! A lock-free skip list (`crossbeam_skiplist::SkipMap`) keyed by (user key, trailer) with
 //! newest versions first. Each entry's user key and value share one heap allocation (beside
-//! the list node), which saves an allocation per write and about 30 bytes per entry. One writer at a time inserts (the group-commit leader); any number
-//! of readers get and iterate concurrently. When its size passes
+//! the list node), which saves an allocation per write and about 30 bytes per entry. One
+//! writer at a time inserts (the group-commit leader); any number of readers get and iterate
+//! concurrently. When its size passes
 //! `Options::memtable_size_bytes_max` it is frozen (no more inserts) and flushed to an SST.
 //!
 //! Thread safety: `Memtable` is `Send + Sync`; inserts must not race with each other (the
@@ -47,8 +48,8 @@ const CURSOR_CHUNK_ENTRIES_MAX: usize = 256;
 /// `key_len` of them the user key), and the trailer. Ordered by user key, then newest first;
 /// the value takes no part in the order.
 ///
-/// `prefix` holds the first 16 bytes of the user key (zero-padded, as big-endian integers) inside the
-/// list node, so most comparisons of a search are one integer comparison and do not touch
+/// `prefix` holds the first 16 bytes of the user key (zero-padded, as big-endian integers)
+/// inside the list node, so most comparisons of a search are one integer comparison and do not touch
 /// `bytes`, a separate allocation (a cache miss each). Padding keeps the order: if two
 /// prefixes differ, the keys differ in the same direction; if they are equal, the full keys
 /// decide.
@@ -75,9 +76,8 @@ fn key_prefix(user_key: &[u8]) -> (u64, u64) {
     let mut prefix = [0u8; 16];
     let len = user_key.len().min(16);
     prefix[..len].copy_from_slice(&user_key[..len]);
-    let (high, low) = prefix.split_at(8);
-    let word = |bytes: &[u8]| u64::from_be_bytes(bytes.try_into().unwrap_or_default());
-    (word(high), word(low))
+    let prefix = u128::from_be_bytes(prefix);
+    ((prefix >> 64) as u64, prefix as u64)
 }
 
 impl PartialOrd for MemKey {

@@ -6,7 +6,6 @@ use crate::common::{key, small_levels};
 use nanodb_storage::fs::{CrashMode, SimFs};
 use nanodb_storage::{Db, Error, Options, WriteBatch, WriteOptions, RANGE_TOMBSTONES_LIVE_MAX};
 use std::path::Path;
-use std::sync::Arc;
 
 fn keys(db: &Db) -> Vec<Vec<u8>> {
     db.iter().unwrap().map(|entry| entry.unwrap().0).collect()
@@ -49,15 +48,13 @@ fn a_range_deletion_hides_the_range_from_new_reads_only() {
     // From the WAL after a power loss (the deletion was synced).
     let image = sim.crash_image(CrashMode::DropUnsynced);
     drop(db);
-    let db =
-        Db::open("/db", Options { fs: Arc::new(image.clone()), ..small_levels(&image) }).unwrap();
+    let db = Db::open("/db", small_levels(&image)).unwrap();
     assert_eq!(db.get(key(120)).unwrap(), None);
     assert_eq!(db.get(key(150)).unwrap(), None, "the unsynced put after it is lost");
     assert_eq!(keys(&db).len(), 200);
     // From the manifest after a clean reopen.
     db.close().unwrap();
-    let db =
-        Db::open("/db", Options { fs: Arc::new(image.clone()), ..small_levels(&image) }).unwrap();
+    let db = Db::open("/db", small_levels(&image)).unwrap();
     assert_eq!(keys(&db).len(), 200);
     db.verify().unwrap();
 }
