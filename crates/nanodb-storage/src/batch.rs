@@ -4,7 +4,8 @@
 //! Encoding: `seqno_first: u64 LE | count: u32 LE | op*`, where each op is
 //! `kind: u8 | key_len: varint | key | [value_len: varint | value]` (the value only for puts;
 //! for a range deletion, kind 2, the "key" is the range's start and the "value" its end).
-//! Op `i` gets seqno `seqno_first + i`.
+//! Op `i` gets seqno `seqno_first + i`. Keys are stored keys: the keyspace prefix, then the
+//! caller's key (`keyspace.rs`).
 //!
 //! Thread safety: a `WriteBatch` is a plain value; build it on one thread, hand it to `Db::write`.
 //!
@@ -12,8 +13,11 @@
 //! 1. `rep` always starts with a 12-byte header and holds exactly `count` well-formed ops.
 //! 2. Decoding bytes from disk (`BatchOps`) never panics; malformed input is an error.
 
-use crate::coding::{put_length_prefixed, varint_len, Decoder};
+use crate::coding::{put_length_prefixed, put_varint, varint_len, Decoder};
+use crate::db::Keyspace;
 use crate::key::ValueKind;
+use crate::keyspace::{KeyspaceState, DEFAULT_KEYSPACE_ID};
+use std::sync::Arc;
 
 /// Size of the batch header (`seqno_first` and `count`), in bytes. DO NOT CHANGE: on-disk format.
 pub const BATCH_HEADER_LEN: usize = 12;
@@ -43,7 +47,13 @@ pub struct WriteBatch {
     range_delete_count: u32,
     /// True if a range deletion has its start after its end.
     has_inverted_range: bool,
+    /// The keyspaces besides the default one that the batch writes to (checked live when the
+    /// batch commits).
+    keyspaces: Vec<Arc<KeyspaceState>>,
 }
+
+/// The default keyspace's prefix.
+const DEFAULT_PREFIX: &[u8] = &[DEFAULT_KEYSPACE_ID as u8];
 
 impl Default for WriteBatch {
     fn default() -> WriteBatch {
@@ -61,41 +71,109 @@ impl WriteBatch {
             value_len_max: 0,
             range_delete_count: 0,
             has_inverted_range: false,
+            keyspaces: Vec::new(),
         }
     }
 
-    /// Adds a put of `key` to `value`. Limits are checked when the batch is written.
+    /// Adds a put of `key` to `value` in the default keyspace. Limits are checked when the
+    /// batch is written.
     pub fn put(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> &mut WriteBatch {
-        let (key, value) = (key.as_ref(), value.as_ref());
-        self.rep.reserve(1 + varint_len(key.len() as u64) + key.len() + 5 + value.len());
+        self.put_prefixed(DEFAULT_PREFIX, key.as_ref(), value.as_ref())
+    }
+
+    /// Adds a put of `key` to `value` in `keyspace`.
+    pub fn put_in(
+        &mut self,
+        keyspace: &Keyspace,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+    ) -> &mut WriteBatch {
+        let prefix = self.note_keyspace(keyspace);
+        self.put_prefixed(&prefix, key.as_ref(), value.as_ref())
+    }
+
+    /// Adds a delete of `key` in the default keyspace.
+    pub fn delete(&mut self, key: impl AsRef<[u8]>) -> &mut WriteBatch {
+        self.delete_prefixed(DEFAULT_PREFIX, key.as_ref())
+    }
+
+    /// Adds a delete of `key` in `keyspace`.
+    pub fn delete_in(&mut self, keyspace: &Keyspace, key: impl AsRef<[u8]>) -> &mut WriteBatch {
+        let prefix = self.note_keyspace(keyspace);
+        self.delete_prefixed(&prefix, key.as_ref())
+    }
+
+    /// Adds a deletion of every key of `keyspace` from `start` (inclusive) to `end`
+    /// (exclusive); see `delete_range`.
+    pub fn delete_range_in(
+        &mut self,
+        keyspace: &Keyspace,
+        start: impl AsRef<[u8]>,
+        end: impl AsRef<[u8]>,
+    ) -> &mut WriteBatch {
+        let prefix = self.note_keyspace(keyspace);
+        self.delete_range_prefixed(&prefix, start.as_ref(), end.as_ref())
+    }
+
+    /// Remembers that the batch writes to `keyspace`; returns its prefix.
+    fn note_keyspace(&mut self, keyspace: &Keyspace) -> Vec<u8> {
+        let state = keyspace.state();
+        if state.id != DEFAULT_KEYSPACE_ID
+            && !self.keyspaces.iter().any(|known| Arc::ptr_eq(known, state))
+        {
+            self.keyspaces.push(Arc::clone(state));
+        }
+        state.prefix.clone()
+    }
+
+    /// The keyspaces besides the default one that the batch writes to.
+    pub(crate) fn keyspaces(&self) -> &[Arc<KeyspaceState>] {
+        &self.keyspaces
+    }
+
+    pub(crate) fn put_prefixed(
+        &mut self,
+        prefix: &[u8],
+        key: &[u8],
+        value: &[u8],
+    ) -> &mut WriteBatch {
+        let stored_len = prefix.len() + key.len();
+        self.rep.reserve(1 + varint_len(stored_len as u64) + stored_len + 5 + value.len());
         self.rep.push(ValueKind::Put as u8);
-        put_length_prefixed(&mut self.rep, key);
+        put_stored_key(&mut self.rep, prefix, key);
         put_length_prefixed(&mut self.rep, value);
         self.note_op(key.len(), value.len());
         self
     }
 
-    /// Adds a delete of `key`.
-    pub fn delete(&mut self, key: impl AsRef<[u8]>) -> &mut WriteBatch {
-        let key = key.as_ref();
+    pub(crate) fn delete_prefixed(&mut self, prefix: &[u8], key: &[u8]) -> &mut WriteBatch {
         self.rep.push(ValueKind::Delete as u8);
-        put_length_prefixed(&mut self.rep, key);
+        put_stored_key(&mut self.rep, prefix, key);
         self.note_op(key.len(), 0);
         self
     }
 
-    /// Adds a deletion of every key from `start` (inclusive) to `end` (exclusive), written
-    /// without reading them. An empty range (`start == end`) deletes nothing; `start > end` is
-    /// refused when the batch is written. Both keys count against the key size limit.
+    /// Adds a deletion of every key of the default keyspace from `start` (inclusive) to `end`
+    /// (exclusive), written without reading them. An empty range (`start == end`) deletes
+    /// nothing; `start > end` is refused when the batch is written. Both keys count against
+    /// the key size limit.
     pub fn delete_range(
         &mut self,
         start: impl AsRef<[u8]>,
         end: impl AsRef<[u8]>,
     ) -> &mut WriteBatch {
-        let (start, end) = (start.as_ref(), end.as_ref());
+        self.delete_range_prefixed(DEFAULT_PREFIX, start.as_ref(), end.as_ref())
+    }
+
+    pub(crate) fn delete_range_prefixed(
+        &mut self,
+        prefix: &[u8],
+        start: &[u8],
+        end: &[u8],
+    ) -> &mut WriteBatch {
         self.rep.push(OP_DELETE_RANGE);
-        put_length_prefixed(&mut self.rep, start);
-        put_length_prefixed(&mut self.rep, end);
+        put_stored_key(&mut self.rep, prefix, start);
+        put_stored_key(&mut self.rep, prefix, end);
         self.note_op(start.len().max(end.len()), 0);
         self.range_delete_count = self.range_delete_count.saturating_add(1);
         self.has_inverted_range |= start > end;
@@ -160,6 +238,13 @@ impl WriteBatch {
     pub(crate) fn ops(&self) -> BatchOps<'_> {
         BatchOps { decoder: Decoder::new(&self.rep[BATCH_HEADER_LEN..]), remaining: self.count }
     }
+}
+
+/// Appends `prefix ‖ key`, length-prefixed.
+fn put_stored_key(out: &mut Vec<u8>, prefix: &[u8], key: &[u8]) {
+    put_varint(out, (prefix.len() + key.len()) as u64);
+    out.extend_from_slice(prefix);
+    out.extend_from_slice(key);
 }
 
 /// One operation decoded from a batch.
@@ -260,10 +345,11 @@ mod tests {
         let (header, ops) = decode_batch(&payload).unwrap();
         assert_eq!(header, BatchHeader { seqno_first: 42, count: 4 });
         let ops: Vec<_> = ops.collect::<Result<_, _>>().unwrap();
-        assert_eq!(ops[0], BatchOp { kind: OpKind::Put, key: b"a", value: b"1" });
-        assert_eq!(ops[1], BatchOp { kind: OpKind::Delete, key: b"b", value: b"" });
+        // Keys carry the default keyspace's prefix.
+        assert_eq!(ops[0], BatchOp { kind: OpKind::Put, key: b"\0a", value: b"1" });
+        assert_eq!(ops[1], BatchOp { kind: OpKind::Delete, key: b"\0b", value: b"" });
         assert_eq!(ops[2].value.len(), 300);
-        assert_eq!(ops[3], BatchOp { kind: OpKind::DeleteRange, key: b"c", value: b"e" });
+        assert_eq!(ops[3], BatchOp { kind: OpKind::DeleteRange, key: b"\0c", value: b"\0e" });
         let from_batch: Vec<_> = batch.ops().collect::<Result<_, _>>().unwrap();
         assert_eq!(from_batch, ops);
     }

@@ -87,6 +87,28 @@ pub enum Error {
         /// The database directory.
         path: PathBuf,
     },
+    /// No keyspace has this name.
+    KeyspaceNotFound {
+        /// The name asked for.
+        name: String,
+    },
+    /// A keyspace with this name already exists.
+    KeyspaceExists {
+        /// The name asked for.
+        name: String,
+    },
+    /// The keyspace was dropped; its handles no longer read or write.
+    KeyspaceDropped {
+        /// The keyspace's name.
+        name: String,
+    },
+    /// A transaction could not commit: another commit changed a key it wrote (or, when
+    /// serializable, a key or range it read) after it began. Nothing of it was written;
+    /// running it again may succeed.
+    Conflict {
+        /// The first conflicting key found (in its keyspace), for diagnostics.
+        key: Vec<u8>,
+    },
 }
 
 impl Error {
@@ -125,7 +147,7 @@ impl fmt::Display for Error {
             ),
             Error::UnsupportedVersion { file, found, supported } => write!(
                 f,
-                "{} has format version {found}, this build reads versions up to {supported}",
+                "{} has format version {found}, which this build cannot read (it writes version {supported})",
                 file.display()
             ),
             Error::Locked { path } => write!(
@@ -151,8 +173,32 @@ impl fmt::Display for Error {
                 "no database at {} and Options::create_if_missing is false",
                 path.display()
             ),
+            Error::KeyspaceNotFound { name } => write!(f, "no keyspace named {name:?}"),
+            Error::KeyspaceExists { name } => write!(f, "a keyspace named {name:?} already exists"),
+            Error::KeyspaceDropped { name } => {
+                write!(f, "keyspace {name:?} was dropped; open or create it again to use the name")
+            }
+            Error::Conflict { key } => write!(
+                f,
+                "transaction conflict on key {}: another commit changed it after the transaction began; retry",
+                crate::error::escape_key(key)
+            ),
         }
     }
+}
+
+/// A key as text for messages: printable ASCII as is, other bytes as `\xNN`, cut at 64 bytes.
+pub(crate) fn escape_key(key: &[u8]) -> String {
+    let mut text: String = key
+        .iter()
+        .take(64)
+        .flat_map(|&byte| std::ascii::escape_default(byte))
+        .map(char::from)
+        .collect();
+    if key.len() > 64 {
+        text.push_str("...");
+    }
+    format!("\"{text}\"")
 }
 
 impl std::error::Error for Error {

@@ -31,6 +31,7 @@ mod filenames;
 pub mod fs;
 mod iter;
 mod key;
+mod keyspace;
 mod manifest;
 mod memtable;
 mod options;
@@ -56,8 +57,11 @@ pub mod internals {
 
 pub use batch::WriteBatch;
 pub use cache::{BlockCache, BlockCacheStats};
-pub use db::{CheckpointReport, Db, DbStats, Iter, LevelStats, Snapshot, VerifyReport};
+pub use db::{CheckpointReport, Db, DbStats, Iter, Keyspace, LevelStats, Snapshot, VerifyReport};
 pub use error::{Error, Result};
+pub use keyspace::{
+    DEFAULT_KEYSPACE_NAME, KEYSPACES_LIVE_MAX, KEYSPACE_NAME_LEN_MAX, KEYSPACE_PREFIX_LEN_MAX,
+};
 pub use options::{
     Compression, Options, WalRecovery, WriteOptions, BACKGROUND_THREADS_LIMIT,
     BATCH_SIZE_BYTES_MAX_DEFAULT, BATCH_SIZE_BYTES_MAX_LIMIT, BLOCK_CACHE_SIZE_BYTES_DEFAULT,

@@ -12,7 +12,8 @@
 //! seqno whose hidden versions were all dropped (`range_del_applied_seqno`).
 //!
 //! Outputs are split at `sst_size_bytes_target`, only between user keys, so the files of a
-//! level never share a user key.
+//! level never share a user key, and wherever the keyspace changes, so no output mixes
+//! keyspaces (`keyspace.rs`). Entries of dropped keyspaces are left out.
 //!
 //! Thread safety: runs on one thread without any database lock; it only reads its inputs
 //! (immutable files) and writes new files no one else knows about.
@@ -26,6 +27,7 @@ use crate::filenames::sst_path;
 use crate::fs::Fs;
 use crate::iter::{Direction, InternalIterator, MergingIterator};
 use crate::key::{parse_internal_key, ValueKind};
+use crate::keyspace::{keyspace_of, KeyspaceFilter};
 use crate::manifest::sync_dir;
 use crate::range_del::RangeTombstones;
 use crate::rate_limit::{IoPriority, RateLimiter};
@@ -71,6 +73,8 @@ pub struct JobInput<'a> {
     pub rate_limiter: Option<&'a Arc<RateLimiter>>,
     /// Allocates the file number of the next output.
     pub next_file_number: &'a dyn Fn() -> u64,
+    /// Which keyspaces were dropped: their entries are not written.
+    pub keyspaces: KeyspaceFilter,
 }
 
 /// What a finished compaction produced.
@@ -215,14 +219,17 @@ fn merge_into_outputs(
             let path = job.inputs.first().map_or(job.dir, |input| input.path());
             Error::corruption(path, "compaction input holds a malformed internal key")
         })?;
-        if filter.keep(parsed.user_key, parsed.seqno, parsed.kind)
+        if !job.keyspaces.is_dropped_key(parsed.user_key)
+            && filter.keep(parsed.user_key, parsed.seqno, parsed.kind)
             && !filter.hidden(&job.range_dels, parsed.user_key, parsed.seqno)
         {
             let new_user_key = parsed.user_key != previous_user_key.as_slice();
             let full = current
                 .as_ref()
                 .is_some_and(|open| open.writer.size_bytes_estimate() >= job.sst_size_bytes_target);
-            if full && new_user_key {
+            let new_keyspace = current.is_some()
+                && keyspace_of(parsed.user_key) != keyspace_of(&previous_user_key);
+            if (full && new_user_key) || new_keyspace {
                 finish_output(job, output, current)?;
             }
             if current.is_none() {

@@ -98,6 +98,7 @@ fn run_and_install(
     let (range_dels, range_del_applied_seqno) =
         super::range_del::for_compaction(&engine.state, &snapshots, read_seqno_min);
     let options = &inner.options;
+    let keyspaces = engine.state.keyspace_filter();
     let output = MutexGuard::unlocked(engine, || {
         let next_file_number = || {
             let mut engine = inner.engine.lock();
@@ -124,6 +125,7 @@ fn run_and_install(
             tables: &inner.tables,
             rate_limiter: inner.rate_limiter.as_ref(),
             next_file_number: &next_file_number,
+            keyspaces,
         };
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job::run(input)))
             .unwrap_or_else(|panic| Err(Error::Internal(super::write::panic_message(&panic))))

@@ -16,6 +16,7 @@
 use super::stats::StatsCounters;
 use super::{DbInner, EngineState, ENGINE_WAIT};
 use crate::filenames::{sst_path, wal_path};
+use crate::keyspace::KeyspaceFilter;
 use crate::manifest::{sync_dir, ManifestWriter, VersionEdit, MANIFEST_SIZE_BYTES_ROLL};
 use crate::memtable::Memtable;
 use crate::options::Options;
@@ -30,16 +31,18 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 /// Writes `memtable` to L0 SST `number` in `dir`, syncs it and the directory, and opens it;
-/// also returns how its blocks compressed. The writes are paced by `rate_limiter` at flush
-/// priority, if given.
+/// also returns how its blocks compressed. Entries of keyspaces `keyspaces` says were dropped
+/// are left out; `None` if nothing is left (no file then). The writes are paced by
+/// `rate_limiter` at flush priority, if given.
 pub(crate) fn write_sst(
     tables: &Arc<TableCache>,
     dir: &Path,
     options: &Options,
     memtable: &Memtable,
     number: u64,
+    keyspaces: &KeyspaceFilter,
     rate_limiter: Option<&Arc<RateLimiter>>,
-) -> Result<(Arc<SstHandle>, CompressionBytes)> {
+) -> Result<Option<(Arc<SstHandle>, CompressionBytes)>> {
     let fs = tables.fs();
     let path = sst_path(dir, number);
     let writer_options = SstWriterOptions {
@@ -49,11 +52,22 @@ pub(crate) fn write_sst(
     };
     let mut writer = SstWriter::create(fs.as_ref(), &path, writer_options)?
         .rate_limited(rate_limiter, IoPriority::High);
-    memtable.for_each(|key, value| writer.add(key, value))?;
+    memtable.for_each(|key, value| {
+        if keyspaces.is_dropped_key(key) {
+            return Ok(());
+        }
+        writer.add(key, value)
+    })?;
+    if writer.entry_count() == 0 {
+        drop(writer);
+        fs.remove_file(&path)
+            .map_err(|error| Error::io(format!("remove empty {}", path.display()), error))?;
+        return Ok(None);
+    }
     let (properties, compression) = writer.finish()?;
     sync_dir(fs.as_ref(), dir)?;
     let handle = SstHandle::open_written(tables, &path, number, 0, properties)?;
-    Ok((Arc::new(handle), compression))
+    Ok(Some((Arc::new(handle), compression)))
 }
 
 /// Flushes the oldest frozen memtable, if any. Called with the engine lock held; releases it
@@ -70,6 +84,7 @@ pub(crate) fn flush_oldest(
     let number = engine.state.next_file_number;
     engine.state.next_file_number += 1;
     engine.flush_running = true;
+    let keyspaces = engine.state.keyspace_filter();
     let written = MutexGuard::unlocked(engine, || {
         if !imm.has_entries() {
             return Ok(None); // only range tombstones: they go to the manifest
@@ -82,9 +97,9 @@ pub(crate) fn flush_oldest(
                 &inner.options,
                 &imm,
                 number,
+                &keyspaces,
                 inner.rate_limiter.as_ref(),
             )
-            .map(Some)
         }))
         .unwrap_or_else(|panic| Err(Error::Internal(super::write::panic_message(&panic))))
     });
@@ -103,7 +118,11 @@ pub(crate) fn flush_oldest(
         next_file_number: Some(engine.state.next_file_number),
         last_seqno: Some(engine.state.last_seqno.max(imm.seqno_max())),
         added: handle.iter().map(|handle| handle.meta.clone()).collect(),
-        added_range_tombstones: imm.range_tombstones(),
+        added_range_tombstones: imm
+            .range_tombstones()
+            .into_iter()
+            .filter(|tombstone| !keyspaces.is_dropped_key(&tombstone.start))
+            .collect(),
         ..VersionEdit::default()
     };
     commit_edit(inner, engine, &edit)?;

@@ -19,6 +19,7 @@
 mod checkpoint;
 mod compact;
 mod flush;
+mod keyspaces;
 mod open;
 mod range_del;
 mod read;
@@ -26,6 +27,8 @@ mod stats;
 mod write;
 
 pub use checkpoint::CheckpointReport;
+pub use keyspaces::Keyspace;
+pub(crate) use read::prefix_bounds;
 pub use read::{Iter, Snapshot, VerifyReport};
 pub use stats::{DbStats, LevelStats};
 pub(crate) use write::panic_message as panic_text;
@@ -103,6 +106,12 @@ pub(crate) struct DbInner {
     rate_limiter: Option<Arc<crate::rate_limit::RateLimiter>>,
     /// Live snapshots: seqno → how many.
     snapshots: Mutex<BTreeMap<u64, usize>>,
+    /// Identifies this open database among all in the process (keyspace handles carry it).
+    token: u64,
+    /// The live keyspaces by name (`keyspaces` module); taken after `engine`.
+    keyspaces: RwLock<keyspaces::KeyspaceRegistry>,
+    /// The default keyspace, which `Db`'s own reads and writes use.
+    default_keyspace: Arc<crate::keyspace::KeyspaceState>,
     // Dropped last: the directory stays locked while anything can still touch its files.
     _lock: Box<dyn FileLock>,
 }
@@ -297,8 +306,7 @@ impl Db {
 
     /// The value of `key`, if present.
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>> {
-        self.inner().check_open()?;
-        read::get_latest(self.inner(), key.as_ref())
+        keyspaces::get(self.inner(), &self.inner().default_keyspace, key.as_ref())
     }
 
     /// A consistent read-only view of the database as of now; it stays valid while writes go on.
@@ -314,14 +322,53 @@ impl Db {
 
     /// The keys in `range` with their values, in key order (`.rev()` for descending).
     pub fn range<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> Result<Iter> {
-        self.inner().check_open()?;
-        Ok(Iter::latest(self.inner(), read::bounds_of(&range)))
+        let keyspace = &self.inner().default_keyspace;
+        keyspaces::range_latest(self.inner(), keyspace, read::bounds_of(&range))
     }
 
     /// The keys starting with `prefix` with their values, in key order (`.rev()` for descending).
     pub fn prefix(&self, prefix: impl AsRef<[u8]>) -> Result<Iter> {
-        self.inner().check_open()?;
-        Ok(Iter::latest(self.inner(), read::prefix_bounds(prefix.as_ref())))
+        let keyspace = &self.inner().default_keyspace;
+        keyspaces::range_latest(self.inner(), keyspace, read::prefix_bounds(prefix.as_ref()))
+    }
+
+    /// The keyspace `name`, created if it does not exist. The database's own methods use the
+    /// keyspace named `"default"`, which always exists. Names are 1 to
+    /// `KEYSPACE_NAME_LEN_MAX` bytes without control characters; at most `KEYSPACES_LIVE_MAX`
+    /// keyspaces live at once.
+    pub fn keyspace(&self, name: &str) -> Result<Keyspace> {
+        let state = keyspaces::open(self.inner(), name, keyspaces::OpenMode::Any)?;
+        Ok(Keyspace::new(self.clone(), state))
+    }
+
+    /// The existing keyspace `name`; `Error::KeyspaceNotFound` if there is none.
+    pub fn open_keyspace(&self, name: &str) -> Result<Keyspace> {
+        let state = keyspaces::open(self.inner(), name, keyspaces::OpenMode::Existing)?;
+        Ok(Keyspace::new(self.clone(), state))
+    }
+
+    /// Creates keyspace `name`; `Error::KeyspaceExists` if it exists.
+    pub fn create_keyspace(&self, name: &str) -> Result<Keyspace> {
+        let state = keyspaces::open(self.inner(), name, keyspaces::OpenMode::New)?;
+        Ok(Keyspace::new(self.clone(), state))
+    }
+
+    /// The default keyspace (the one `Db::put`, `Db::get` and the others use).
+    pub fn default_keyspace(&self) -> Keyspace {
+        Keyspace::new(self.clone(), Arc::clone(&self.inner().default_keyspace))
+    }
+
+    /// The names of the live keyspaces, `"default"` included, sorted.
+    pub fn keyspaces(&self) -> Vec<String> {
+        keyspaces::list(self.inner())
+    }
+
+    /// Drops keyspace `name` and everything in it, atomically and durably: its files are
+    /// deleted, not its keys rewritten. Snapshots and iterators taken before still read it;
+    /// its handles return `Error::KeyspaceDropped` from then on. A crash at any point leaves
+    /// the keyspace either whole or gone.
+    pub fn drop_keyspace(&self, name: &str) -> Result<()> {
+        keyspaces::drop_keyspace(self.inner(), name)
     }
 
     /// Freezes the memtable and waits until it and every earlier one are in SSTs.

@@ -111,6 +111,8 @@ pub(crate) fn open(dir: &Path, options: Options) -> Result<DbInner> {
         version,
         range_dels,
     };
+    let token = next_db_token();
+    let (registry, default_keyspace) = super::keyspaces::registry_of(&state, token);
     Ok(DbInner {
         dir: dir.to_path_buf(),
         fs,
@@ -140,9 +142,18 @@ pub(crate) fn open(dir: &Path, options: Options) -> Result<DbInner> {
             rate => Some(Arc::new(RateLimiter::new(rate))),
         },
         snapshots: Mutex::new(BTreeMap::new()),
+        token,
+        keyspaces: RwLock::new(registry),
+        default_keyspace,
         options,
         _lock: lock,
     })
+}
+
+/// A number no other database opened by this process has.
+fn next_db_token() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 fn allocate(state: &mut ManifestState) -> u64 {
@@ -294,17 +305,25 @@ fn replay_wals(
         }
     }
     if !memtable.is_empty() {
+        // Writes to keyspaces dropped after them are left out.
+        let keyspaces = state.keyspace_filter();
         let mut edit = manifest::VersionEdit {
-            added_range_tombstones: memtable.range_tombstones(),
+            added_range_tombstones: memtable
+                .range_tombstones()
+                .into_iter()
+                .filter(|tombstone| !keyspaces.is_dropped_key(&tombstone.start))
+                .collect(),
             ..Default::default()
         };
         let mut handle = None;
         if memtable.has_entries() {
             let number = allocate(state);
             // Not rate limited: the open waits for it and nothing else runs yet.
-            let (written, _) = write_sst(tables, dir, options, &memtable, number, None)?;
-            edit.added.push(written.meta.clone());
-            handle = Some(written);
+            let written = write_sst(tables, dir, options, &memtable, number, &keyspaces, None)?;
+            if let Some((written, _)) = written {
+                edit.added.push(written.meta.clone());
+                handle = Some(written);
+            }
         }
         state.apply(&edit).map_err(|detail| Error::corruption(dir, detail))?;
         if let Some(handle) = handle {

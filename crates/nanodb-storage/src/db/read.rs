@@ -9,10 +9,12 @@
 //!    other has already been.
 
 use super::stats::StatsCounters;
+use super::Keyspace;
 use super::{DbInner, DbStats, LevelStats};
 use crate::iter::{
     DbIterator, Direction, InternalIterator, LevelCursor, MergingIterator, PointRead,
 };
+use crate::keyspace::{stored_bounds, stored_key, KeyspaceState};
 use crate::memtable::Lookup;
 use crate::version::{ReadView, SstHandle};
 use crate::Result;
@@ -189,21 +191,35 @@ pub struct Iter {
     front_last: Option<Vec<u8>>,
     back_last: Option<Vec<u8>>,
     finished: bool,
+    /// Length of the keyspace prefix cut off every key yielded.
+    prefix_len: usize,
 }
 
 impl Iter {
-    /// An iterator at the latest seqno.
-    pub(crate) fn latest(inner: &Arc<DbInner>, bounds: KeyBounds) -> Iter {
+    /// An iterator at the latest seqno over stored-key `bounds` within one keyspace, whose
+    /// prefix (`prefix_len` bytes) it cuts off the keys it yields.
+    pub(crate) fn latest(inner: &Arc<DbInner>, bounds: KeyBounds, prefix_len: usize) -> Iter {
         let (seqno, view) = latest_seqno_and_view(inner);
-        Iter::with_view(inner, view, seqno, bounds)
+        Iter::with_view(inner, view, seqno, bounds, prefix_len)
     }
 
-    /// An iterator at the registered snapshot `seqno`.
-    pub(crate) fn new(inner: &Arc<DbInner>, seqno: u64, bounds: KeyBounds) -> Iter {
-        Iter::with_view(inner, inner.current_view(), seqno, bounds)
+    /// The same at the registered snapshot `seqno`.
+    pub(crate) fn new(
+        inner: &Arc<DbInner>,
+        seqno: u64,
+        bounds: KeyBounds,
+        prefix_len: usize,
+    ) -> Iter {
+        Iter::with_view(inner, inner.current_view(), seqno, bounds, prefix_len)
     }
 
-    fn with_view(inner: &Arc<DbInner>, view: Arc<ReadView>, seqno: u64, bounds: KeyBounds) -> Iter {
+    fn with_view(
+        inner: &Arc<DbInner>,
+        view: Arc<ReadView>,
+        seqno: u64,
+        bounds: KeyBounds,
+        prefix_len: usize,
+    ) -> Iter {
         StatsCounters::add(&inner.stats.iterators_created, 1);
         Iter {
             inner: Arc::clone(inner),
@@ -215,6 +231,7 @@ impl Iter {
             front_last: None,
             back_last: None,
             finished: false,
+            prefix_len,
         }
     }
 
@@ -231,7 +248,10 @@ impl Iter {
         result: Result<Option<(Vec<u8>, Vec<u8>)>>,
     ) -> Option<Result<(Vec<u8>, Vec<u8>)>> {
         match result {
-            Ok(Some(entry)) => Some(Ok(entry)),
+            Ok(Some((mut key, value))) => {
+                key.drain(..self.prefix_len.min(key.len()));
+                Some(Ok((key, value)))
+            }
             Ok(None) => {
                 self.finished = true;
                 None
@@ -314,24 +334,65 @@ impl Snapshot {
         self.seqno
     }
 
-    /// The value of `key` as of the snapshot.
+    /// The value of `key` (in the default keyspace) as of the snapshot.
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>> {
-        get(&self.inner, key.as_ref(), self.seqno)
+        get(&self.inner, &stored_key(&self.inner.default_keyspace.prefix, key.as_ref()), self.seqno)
     }
 
-    /// Every key and value as of the snapshot.
+    /// Every key and value (of the default keyspace) as of the snapshot.
     pub fn iter(&self) -> Iter {
         self.range::<&[u8], _>(..)
     }
 
-    /// The keys in `range` as of the snapshot.
+    /// The keys in `range` (of the default keyspace) as of the snapshot.
     pub fn range<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> Iter {
-        Iter::new(&self.inner, self.seqno, bounds_of(&range))
+        self.iter_in_state(&self.inner.default_keyspace, bounds_of(&range))
     }
 
-    /// The keys starting with `prefix` as of the snapshot.
+    /// The keys starting with `prefix` (in the default keyspace) as of the snapshot.
     pub fn prefix(&self, prefix: impl AsRef<[u8]>) -> Iter {
-        Iter::new(&self.inner, self.seqno, prefix_bounds(prefix.as_ref()))
+        self.iter_in_state(&self.inner.default_keyspace, prefix_bounds(prefix.as_ref()))
+    }
+
+    /// The value of `key` in `keyspace` as of the snapshot. A drop is immediate for snapshots
+    /// too: once the keyspace is dropped this is `Error::KeyspaceDropped`.
+    pub fn get_in(&self, keyspace: &Keyspace, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>> {
+        let state = self.check_keyspace(keyspace)?;
+        get(&self.inner, &stored_key(&state.prefix, key.as_ref()), self.seqno)
+    }
+
+    /// The keys of `keyspace` in `range` as of the snapshot.
+    pub fn range_in<K: AsRef<[u8]>, R: RangeBounds<K>>(
+        &self,
+        keyspace: &Keyspace,
+        range: R,
+    ) -> Result<Iter> {
+        let state = self.check_keyspace(keyspace)?;
+        Ok(self.iter_in_state(state, bounds_of(&range)))
+    }
+
+    /// The keys of `keyspace` starting with `prefix` as of the snapshot.
+    pub fn prefix_in(&self, keyspace: &Keyspace, prefix: impl AsRef<[u8]>) -> Result<Iter> {
+        let state = self.check_keyspace(keyspace)?;
+        Ok(self.iter_in_state(state, prefix_bounds(prefix.as_ref())))
+    }
+
+    /// `keyspace`'s state, if it belongs to this snapshot's database and is live.
+    fn check_keyspace<'k>(&self, keyspace: &'k Keyspace) -> Result<&'k KeyspaceState> {
+        let state = keyspace.state();
+        state.check_live()?;
+        if state.db_token != self.inner.token {
+            return Err(crate::Error::InvalidArgument(format!(
+                "keyspace {:?} belongs to another database",
+                state.name
+            )));
+        }
+        Ok(state)
+    }
+
+    fn iter_in_state(&self, keyspace: &KeyspaceState, bounds: KeyBounds) -> Iter {
+        let stored = stored_bounds(&keyspace.prefix, bounds);
+        Iter::new(&self.inner, self.seqno, stored, keyspace.prefix.len())
     }
 }
 

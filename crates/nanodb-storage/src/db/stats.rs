@@ -34,6 +34,8 @@ pub(crate) struct StatsCounters {
     pub(crate) write_slowdown_micros: AtomicU64,
     pub(crate) range_deletion_files_dropped: AtomicU64,
     pub(crate) range_tombstones_collected: AtomicU64,
+    pub(crate) keyspaces_dropped: AtomicU64,
+    pub(crate) keyspace_drop_files_removed: AtomicU64,
     pub(crate) compression_bytes_in: AtomicU64,
     pub(crate) compression_bytes_out: AtomicU64,
     /// Per level: bytes written into it (flushes into L0, compactions into their output).
@@ -142,6 +144,10 @@ pub struct DbStats {
     pub range_deletion_files_dropped: u64,
     /// Range tombstones forgotten once nothing they hid was left.
     pub range_tombstones_collected: u64,
+    /// Keyspaces dropped since the database opened.
+    pub keyspaces_dropped: u64,
+    /// SSTs those drops removed without reading them.
+    pub keyspace_drop_files_removed: u64,
     /// Bytes of data and index blocks that flushes and compactions wrote, before compression.
     pub compression_bytes_in: u64,
     /// The same blocks as stored: compressed, or raw where compression did not pay (equal to
@@ -192,6 +198,8 @@ impl DbStats {
         self.write_slowdown_micros = read(&counters.write_slowdown_micros);
         self.range_deletion_files_dropped = read(&counters.range_deletion_files_dropped);
         self.range_tombstones_collected = read(&counters.range_tombstones_collected);
+        self.keyspaces_dropped = read(&counters.keyspaces_dropped);
+        self.keyspace_drop_files_removed = read(&counters.keyspace_drop_files_removed);
         self.compression_bytes_in = read(&counters.compression_bytes_in);
         self.compression_bytes_out = read(&counters.compression_bytes_out);
         for (level, stats) in self.levels.iter_mut().enumerate().take(LEVEL_COUNT) {
@@ -283,6 +291,11 @@ impl fmt::Display for DbStats {
             self.range_tombstones_live,
             self.range_tombstones_collected,
             self.range_deletion_files_dropped
+        )?;
+        writeln!(
+            f,
+            "keyspaces             {} dropped, {} files removed by drops",
+            self.keyspaces_dropped, self.keyspace_drop_files_removed
         )?;
         if let Some(cache) = &self.block_cache {
             writeln!(

@@ -38,6 +38,9 @@ struct PendingWrite {
     id: u64,
     batch: WriteBatch,
     sync: bool,
+    /// Set by the leader when the batch cannot commit on its own account (a keyspace it writes
+    /// to was dropped): it is left out of the group and gets this error.
+    rejected: Option<Error>,
 }
 
 #[derive(Default)]
@@ -85,10 +88,25 @@ pub(crate) fn check_limits(inner: &DbInner, batch: &WriteBatch) -> Result<()> {
     Ok(())
 }
 
+/// Checks that every keyspace `batch` writes to belongs to this database and is live.
+fn check_keyspaces(inner: &DbInner, batch: &WriteBatch) -> Result<()> {
+    for keyspace in batch.keyspaces() {
+        if keyspace.db_token != inner.token {
+            return Err(Error::InvalidArgument(format!(
+                "keyspace {:?} belongs to another database",
+                keyspace.name
+            )));
+        }
+        keyspace.check_live()?;
+    }
+    Ok(())
+}
+
 /// Writes `batch` through the group-commit queue.
 pub(crate) fn write(inner: &DbInner, batch: WriteBatch, options: WriteOptions) -> Result<()> {
     inner.check_writable()?;
     check_limits(inner, &batch)?;
+    check_keyspaces(inner, &batch)?;
     if batch.is_empty() {
         return Ok(());
     }
@@ -96,7 +114,7 @@ pub(crate) fn write(inner: &DbInner, batch: WriteBatch, options: WriteOptions) -
     let mut state = queue.state.lock();
     let id = state.next_id;
     state.next_id += 1;
-    state.pending.push_back(PendingWrite { id, batch, sync: options.sync });
+    state.pending.push_back(PendingWrite { id, batch, sync: options.sync, rejected: None });
     loop {
         if let Some(result) = state.finished.remove(&id) {
             return result;
@@ -115,8 +133,9 @@ pub(crate) fn write(inner: &DbInner, batch: WriteBatch, options: WriteOptions) -
         }))
         .unwrap_or_else(|panic| Err(inner.poison(Error::Internal(panic_message(&panic)))));
         state = queue.state.lock();
-        for write in &group {
-            state.finished.insert(write.id, result.clone());
+        for write in &mut group {
+            let own = write.rejected.take().map(Err);
+            state.finished.insert(write.id, own.unwrap_or_else(|| result.clone()));
         }
         state.leader_active = false;
         queue.changed.notify_all();
@@ -193,6 +212,14 @@ fn throttle(inner: &DbInner, files: usize, bytes: usize) -> Result<()> {
 fn commit_group(inner: &DbInner, group: &mut [PendingWrite]) -> Result<()> {
     let mut wal = inner.wal.lock();
     inner.check_writable()?;
+    // Keyspaces are dropped under the WAL lock: checked here, none can go before the commit.
+    for write in group.iter_mut() {
+        write.rejected =
+            write.batch.keyspaces().iter().find_map(|keyspace| keyspace.check_live().err());
+    }
+    if group.iter().all(|write| write.rejected.is_some()) {
+        return Ok(());
+    }
     let view = inner.current_view();
     throttle(
         inner,
@@ -202,16 +229,16 @@ fn commit_group(inner: &DbInner, group: &mut [PendingWrite]) -> Result<()> {
     if view.mem.size_bytes() >= inner.options.memtable_size_bytes_max {
         freeze_memtable(inner, &mut wal)?;
     }
-    let op_count: u64 = group.iter().map(|write| write.batch.len() as u64).sum();
+    let op_count: u64 = accepted(group).map(|write| write.batch.len() as u64).sum();
     let seqno_first = wal.seqno_last + 1;
     if seqno_first + op_count - 1 > SEQNO_MAX {
         return Err(inner.poison(Error::InvalidArgument("seqno space exhausted".into())));
     }
-    let sync = group.iter().any(|write| write.sync);
+    let sync = accepted(group).any(|write| write.sync);
     let mut buffer = std::mem::take(&mut wal.buffer);
     buffer.clear();
     let mut seqno = seqno_first;
-    for write in group.iter_mut() {
+    for write in group.iter_mut().filter(|write| write.rejected.is_none()) {
         encode_record(&mut buffer, write.batch.encode_with_seqno(seqno));
         seqno += write.batch.len() as u64;
     }
@@ -227,7 +254,7 @@ fn commit_group(inner: &DbInner, group: &mut [PendingWrite]) -> Result<()> {
     let mem = Arc::clone(&inner.current_view().mem);
     let mut seqno = seqno_first;
     let mut range_tombstones: Vec<RangeTombstone> = Vec::new();
-    for write in group.iter() {
+    for write in accepted(group) {
         for op in write.batch.ops() {
             // The batch was encoded in memory by `WriteBatch`, so it always decodes; if it did
             // not, the WAL already holds it and the database must stop (invariant 3).
@@ -254,10 +281,15 @@ fn commit_group(inner: &DbInner, group: &mut [PendingWrite]) -> Result<()> {
 
     let stats = &inner.stats;
     StatsCounters::add(&stats.write_ops, op_count);
-    StatsCounters::add(&stats.write_batches, group.len() as u64);
+    StatsCounters::add(&stats.write_batches, accepted(group).count() as u64);
     StatsCounters::add(&stats.group_commits, 1);
     StatsCounters::add(&stats.wal_bytes_written, written_bytes);
     Ok(())
+}
+
+/// The writes of `group` the leader did not reject.
+fn accepted(group: &[PendingWrite]) -> impl Iterator<Item = &PendingWrite> {
+    group.iter().filter(|write| write.rejected.is_none())
 }
 
 /// Adds `added` to the view's range tombstones (under the engine lock, like every view swap).

@@ -2,7 +2,8 @@
 //!
 //! Encoding: a sequence of tagged fields, each `tag: u8` then its body (varints and
 //! length-prefixed byte strings); see docs/format/manifest.md. An unknown tag is corruption:
-//! new tags need a new manifest format version (version 2 added tags 6 to 8).
+//! new tags need a new manifest format version (version 2 added tags 6 to 8, version 3
+//! tags 9 to 11).
 //!
 //! Thread safety: plain values.
 
@@ -17,6 +18,9 @@ const TAG_REMOVE_FILE: u8 = 5;
 const TAG_ADD_RANGE_TOMBSTONE: u8 = 6;
 const TAG_REMOVE_RANGE_TOMBSTONE: u8 = 7;
 const TAG_FILE_RANGE_DEL_APPLIED: u8 = 8;
+const TAG_CREATE_KEYSPACE: u8 = 9;
+const TAG_DROP_KEYSPACE: u8 = 10;
+const TAG_NEXT_KEYSPACE_ID: u8 = 11;
 
 /// What the manifest records about one SST.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +63,12 @@ pub struct VersionEdit {
     pub added_range_tombstones: Vec<RangeTombstone>,
     /// Range tombstones no longer needed, by seqno.
     pub removed_range_tombstones: Vec<u64>,
+    /// Keyspaces created, as (id, name).
+    pub created_keyspaces: Vec<(u32, String)>,
+    /// Keyspaces dropped, by id.
+    pub dropped_keyspaces: Vec<u32>,
+    /// The next unused keyspace id.
+    pub next_keyspace_id: Option<u32>,
 }
 
 impl VersionEdit {
@@ -105,6 +115,19 @@ impl VersionEdit {
             out.push(TAG_REMOVE_RANGE_TOMBSTONE);
             put_varint(&mut out, seqno);
         }
+        for (id, name) in &self.created_keyspaces {
+            out.push(TAG_CREATE_KEYSPACE);
+            put_varint(&mut out, u64::from(*id));
+            put_length_prefixed(&mut out, name.as_bytes());
+        }
+        for &id in &self.dropped_keyspaces {
+            out.push(TAG_DROP_KEYSPACE);
+            put_varint(&mut out, u64::from(id));
+        }
+        if let Some(id) = self.next_keyspace_id {
+            out.push(TAG_NEXT_KEYSPACE_ID);
+            put_varint(&mut out, u64::from(id));
+        }
         out
     }
 
@@ -146,6 +169,16 @@ impl VersionEdit {
                 TAG_REMOVE_RANGE_TOMBSTONE => edit
                     .removed_range_tombstones
                     .push(decoder.varint().ok_or("bad removed range tombstone seqno")?),
+                TAG_CREATE_KEYSPACE => {
+                    let id = decode_keyspace_id(&mut decoder)?;
+                    let name = decoder.length_prefixed().ok_or("bad keyspace name")?;
+                    let name = std::str::from_utf8(name).map_err(|_| "keyspace name not UTF-8")?;
+                    edit.created_keyspaces.push((id, name.to_string()));
+                }
+                TAG_DROP_KEYSPACE => edit.dropped_keyspaces.push(decode_keyspace_id(&mut decoder)?),
+                TAG_NEXT_KEYSPACE_ID => {
+                    edit.next_keyspace_id = Some(decode_keyspace_id(&mut decoder)?)
+                }
                 _ => return Err("unknown version edit tag"),
             }
         }
@@ -156,6 +189,11 @@ impl VersionEdit {
 fn decode_level(decoder: &mut Decoder<'_>) -> Result<u32, &'static str> {
     let level = decoder.varint().ok_or("bad level")?;
     u32::try_from(level).map_err(|_| "level out of range")
+}
+
+fn decode_keyspace_id(decoder: &mut Decoder<'_>) -> Result<u32, &'static str> {
+    let id = decoder.varint().ok_or("bad keyspace id")?;
+    u32::try_from(id).map_err(|_| "keyspace id out of range")
 }
 
 fn decode_file(decoder: &mut Decoder<'_>) -> Result<FileMeta, &'static str> {
@@ -208,6 +246,9 @@ mod tests {
                 seqno: 50,
             }],
             removed_range_tombstones: vec![3],
+            created_keyspaces: vec![(4, "users".into())],
+            dropped_keyspaces: vec![2],
+            next_keyspace_id: Some(5),
         }
     }
 
@@ -233,5 +274,10 @@ mod tests {
         assert!(VersionEdit::decode(&[TAG_ADD_RANGE_TOMBSTONE, 5, 1, b'b', 1, b'a']).is_err());
         assert!(VersionEdit::decode(&[TAG_ADD_RANGE_TOMBSTONE, 5, 1, b'a', 1, b'a']).is_err());
         assert!(VersionEdit::decode(&[TAG_ADD_RANGE_TOMBSTONE, 5, 1, b'a', 1, b'b']).is_ok());
+        // Keyspace names are UTF-8 and ids fit in 32 bits.
+        assert!(VersionEdit::decode(&[TAG_CREATE_KEYSPACE, 1, 1, 0xff]).is_err());
+        let mut too_big = vec![TAG_DROP_KEYSPACE];
+        put_varint(&mut too_big, u64::from(u32::MAX) + 1);
+        assert!(VersionEdit::decode(&too_big).is_err());
     }
 }

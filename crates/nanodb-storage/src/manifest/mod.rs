@@ -31,8 +31,9 @@ use std::path::Path;
 /// DO NOT CHANGE: on-disk format.
 pub const MANIFEST_MAGIC: u64 = u64::from_le_bytes(*b"NANOMAN1");
 /// Current manifest format version. Version 1: the first format. Version 2: range tombstone
-/// edits (tags 6 to 8); version 1 manifests still open.
-pub const MANIFEST_FORMAT_VERSION: u32 = 2;
+/// edits (tags 6 to 8). Version 3: keyspaces (tags 9 to 11); every stored key starts with its
+/// keyspace prefix, so databases made by older formats are refused (`recover`).
+pub const MANIFEST_FORMAT_VERSION: u32 = 3;
 /// A manifest larger than this is replaced by a fresh one holding only the current state.
 pub const MANIFEST_SIZE_BYTES_ROLL: u64 = 4 * 1024 * 1024;
 
@@ -110,7 +111,9 @@ pub fn read_current(fs: &dyn Fs, dir: &Path) -> Result<u64> {
 /// Replays the manifest numbered `number` into a state.
 pub fn recover(fs: &dyn Fs, dir: &Path, number: u64) -> Result<ManifestState> {
     let path = dir.join(manifest_name(number));
-    let mut state = ManifestState::default();
+    // Every format-3 manifest starts with an edit setting the next keyspace id; one without
+    // it was written before keys carried their keyspace prefix.
+    let mut state = ManifestState { next_keyspace_id: 0, ..ManifestState::default() };
     let mut records = 0u64;
     let end =
         scan_records(fs, &path, MANIFEST_MAGIC, MANIFEST_FORMAT_VERSION, |offset, payload| {
@@ -124,6 +127,13 @@ pub fn recover(fs: &dyn Fs, dir: &Path, number: u64) -> Result<ManifestState> {
             Ok(())
         })?;
     match end {
+        ScanEnd::Clean | ScanEnd::TornTail { .. } if records > 0 && state.next_keyspace_id == 0 => {
+            Err(Error::UnsupportedVersion {
+                file: path,
+                found: 2,
+                supported: MANIFEST_FORMAT_VERSION,
+            })
+        }
         ScanEnd::Clean | ScanEnd::TornTail { .. } if records > 0 => Ok(state),
         ScanEnd::Corrupt { offset, detail } => {
             Err(Error::corruption(&path, format!("damaged record at offset {offset}: {detail}")))

@@ -11,7 +11,9 @@
 use super::edit::{FileMeta, VersionEdit};
 use crate::filenames::FILE_NUMBER_MAX;
 use crate::key::SEQNO_MAX;
+use crate::keyspace::{KeyspaceFilter, DEFAULT_KEYSPACE_ID, KEYSPACES_LIVE_MAX};
 use crate::range_del::RangeTombstone;
+use std::collections::BTreeMap;
 
 /// Levels of the LSM tree.
 pub const LEVEL_COUNT: usize = 7;
@@ -29,6 +31,10 @@ pub struct ManifestState {
     pub last_seqno: u64,
     /// Durable range tombstones (flushed out of their memtable), by seqno ascending.
     pub range_tombstones: Vec<RangeTombstone>,
+    /// Live keyspaces besides the default one: id → name.
+    pub keyspaces: BTreeMap<u32, String>,
+    /// The next unused keyspace id (the default keyspace, id 0, always exists).
+    pub next_keyspace_id: u32,
 }
 
 impl Default for ManifestState {
@@ -39,6 +45,8 @@ impl Default for ManifestState {
             next_file_number: 1,
             last_seqno: 0,
             range_tombstones: Vec::new(),
+            keyspaces: BTreeMap::new(),
+            next_keyspace_id: DEFAULT_KEYSPACE_ID + 1,
         }
     }
 }
@@ -101,6 +109,7 @@ impl ManifestState {
                 self.range_tombstones.partition_point(|live| live.seqno < tombstone.seqno);
             self.range_tombstones.insert(position, tombstone.clone());
         }
+        self.apply_keyspaces(edit)?;
         if let Some(value) = edit.log_number {
             self.log_number = self.log_number.max(value);
         }
@@ -111,6 +120,42 @@ impl ManifestState {
             self.last_seqno = self.last_seqno.max(value);
         }
         Ok(())
+    }
+
+    fn apply_keyspaces(&mut self, edit: &VersionEdit) -> Result<(), String> {
+        for (id, name) in &edit.created_keyspaces {
+            // Ids are never reused (keyspace.rs invariant 2).
+            if *id == DEFAULT_KEYSPACE_ID || *id < self.next_keyspace_id {
+                return Err(format!("edit creates keyspace {name:?} with id {id}, already used"));
+            }
+            if self.keyspaces.values().any(|live| live == name) {
+                return Err(format!("edit creates keyspace {name:?} twice"));
+            }
+            if self.keyspaces.len() >= KEYSPACES_LIVE_MAX {
+                return Err(format!(
+                    "edit creates keyspace {name:?} past the limit of {KEYSPACES_LIVE_MAX}"
+                ));
+            }
+            self.keyspaces.insert(*id, name.clone());
+            self.next_keyspace_id = id.saturating_add(1);
+        }
+        for id in &edit.dropped_keyspaces {
+            if self.keyspaces.remove(id).is_none() {
+                return Err(format!("edit drops keyspace {id}, which is not live"));
+            }
+        }
+        if let Some(next) = edit.next_keyspace_id {
+            self.next_keyspace_id = self.next_keyspace_id.max(next);
+        }
+        Ok(())
+    }
+
+    /// Which keyspaces' data is still live (for flush and compaction).
+    pub fn keyspace_filter(&self) -> KeyspaceFilter {
+        KeyspaceFilter {
+            next_id: self.next_keyspace_id,
+            live: self.keyspaces.keys().copied().collect(),
+        }
     }
 
     /// The file with `number`, if live.
@@ -133,6 +178,13 @@ impl ManifestState {
             removed: Vec::new(),
             added_range_tombstones: self.range_tombstones.clone(),
             removed_range_tombstones: Vec::new(),
+            created_keyspaces: self
+                .keyspaces
+                .iter()
+                .map(|(id, name)| (*id, name.clone()))
+                .collect(),
+            dropped_keyspaces: Vec::new(),
+            next_keyspace_id: Some(self.next_keyspace_id),
         }
     }
 }
@@ -170,6 +222,9 @@ mod tests {
                 seqno: 7,
             }],
             removed_range_tombstones: vec![],
+            created_keyspaces: vec![(1, "users".into()), (2, "posts".into())],
+            dropped_keyspaces: vec![1],
+            next_keyspace_id: Some(1),
         };
         state.apply(&edit).unwrap();
         state
@@ -189,6 +244,18 @@ mod tests {
         state.apply(&removal).unwrap();
         assert!(state.range_tombstones.is_empty());
         assert!(state.apply(&removal).is_err(), "a tombstone removed twice is refused");
+        assert_eq!(state.keyspaces.len(), 1);
+        assert_eq!(state.next_keyspace_id, 3);
+        assert!(state.keyspace_filter().is_dropped(1));
+        assert!(!state.keyspace_filter().is_dropped(2));
+        let reuse =
+            VersionEdit { created_keyspaces: vec![(1, "again".into())], ..Default::default() };
+        assert!(state.apply(&reuse).is_err(), "a dropped keyspace's id is never reused");
+        let twice =
+            VersionEdit { created_keyspaces: vec![(5, "posts".into())], ..Default::default() };
+        assert!(state.apply(&twice).is_err(), "two live keyspaces never share a name");
+        let gone = VersionEdit { dropped_keyspaces: vec![1], ..Default::default() };
+        assert!(state.apply(&gone).is_err());
     }
 
     #[test]

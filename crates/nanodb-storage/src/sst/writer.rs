@@ -199,6 +199,11 @@ impl SstWriter {
         Ok(())
     }
 
+    /// Entries added so far.
+    pub fn entry_count(&self) -> u64 {
+        self.properties.entry_count
+    }
+
     /// Writes the filter, index, properties and footer, syncs the file and returns what it
     /// holds and how well its blocks compressed.
     pub fn finish(mut self) -> Result<(SstProperties, CompressionBytes)> {

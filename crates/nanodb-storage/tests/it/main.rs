@@ -12,6 +12,7 @@ mod compression;
 mod corruption;
 mod crash;
 mod io;
+mod keyspaces;
 mod kill;
 mod model;
 mod range_delete;
