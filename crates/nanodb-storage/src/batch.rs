@@ -117,13 +117,17 @@ impl WriteBatch {
 
     /// Remembers that the batch writes to `keyspace`; returns its prefix.
     fn note_keyspace(&mut self, keyspace: &Keyspace) -> Vec<u8> {
-        let state = keyspace.state();
+        self.note_keyspace_state(keyspace.state());
+        keyspace.state().prefix.clone()
+    }
+
+    /// Remembers that the batch writes to the keyspace of `state`.
+    pub(crate) fn note_keyspace_state(&mut self, state: &Arc<KeyspaceState>) {
         if state.id != DEFAULT_KEYSPACE_ID
             && !self.keyspaces.iter().any(|known| Arc::ptr_eq(known, state))
         {
             self.keyspaces.push(Arc::clone(state));
         }
-        state.prefix.clone()
     }
 
     /// The keyspaces besides the default one that the batch writes to.

@@ -62,6 +62,16 @@ pub(crate) fn keyspace_of(stored_key: &[u8]) -> Option<u32> {
     }
 }
 
+/// Length of the keyspace prefix a stored key starts with (the whole key if it is too short
+/// to hold one, which no key written by this crate is).
+pub(crate) fn prefix_len(stored_key: &[u8]) -> usize {
+    let len = match stored_key.first() {
+        Some(&LONG_PREFIX_MARKER) => KEYSPACE_PREFIX_LEN_MAX,
+        _ => 1,
+    };
+    len.min(stored_key.len())
+}
+
 /// The stored form of `key` in keyspace `prefix`.
 pub(crate) fn stored_key(prefix: &[u8], key: &[u8]) -> Vec<u8> {
     let mut stored = Vec::with_capacity(prefix.len() + key.len());

@@ -57,7 +57,11 @@ pub mod internals {
 
 pub use batch::WriteBatch;
 pub use cache::{BlockCache, BlockCacheStats};
-pub use db::{CheckpointReport, Db, DbStats, Iter, Keyspace, LevelStats, Snapshot, VerifyReport};
+pub use db::{
+    CheckpointReport, Db, DbStats, Iter, Keyspace, LevelStats, Snapshot, Transaction,
+    TransactionIter, TransactionOptions, VerifyReport, TRANSACTION_ENTRY_OVERHEAD_BYTES,
+    TRANSACTION_MEMORY_BYTES_MAX_DEFAULT, TRANSACTION_RETRIES_MAX_DEFAULT,
+};
 pub use error::{Error, Result};
 pub use keyspace::{
     DEFAULT_KEYSPACE_NAME, KEYSPACES_LIVE_MAX, KEYSPACE_NAME_LEN_MAX, KEYSPACE_PREFIX_LEN_MAX,

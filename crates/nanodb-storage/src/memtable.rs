@@ -137,8 +137,8 @@ impl MemKey {
 pub enum Lookup {
     /// The newest visible version is a put of this value, at this seqno.
     Found(Vec<u8>, u64),
-    /// The newest visible version is a delete.
-    Deleted,
+    /// The newest visible version is a delete, at this seqno.
+    Deleted(u64),
     /// No visible version here; look in older sources.
     Absent,
 }
@@ -222,7 +222,7 @@ impl Memtable {
             return Lookup::Absent;
         }
         match (found.trailer & 0xff) as u8 {
-            kind if kind == ValueKind::Delete as u8 => Lookup::Deleted,
+            kind if kind == ValueKind::Delete as u8 => Lookup::Deleted(found.trailer >> 8),
             _ => Lookup::Found(found.value().to_vec(), found.trailer >> 8),
         }
     }
@@ -366,7 +366,7 @@ mod tests {
         assert_eq!(memtable.get(b"a", 2), Lookup::Found(b"a1".to_vec(), 1));
         assert_eq!(memtable.get(b"a", SEQNO_MAX), Lookup::Found(b"a3".to_vec(), 3));
         assert_eq!(memtable.get(b"b", 3), Lookup::Found(b"b2".to_vec(), 2));
-        assert_eq!(memtable.get(b"b", 4), Lookup::Deleted);
+        assert!(matches!(memtable.get(b"b", 4), Lookup::Deleted(_)));
         assert_eq!(memtable.get(b"c", 9), Lookup::Absent);
         assert_eq!(memtable.seqno_max(), 4);
         assert_eq!(memtable.wal_number(), 7);

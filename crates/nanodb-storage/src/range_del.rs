@@ -118,6 +118,30 @@ impl RangeTombstones {
         !self.is_empty() && self.covering_seqno(user_key, read_seqno) > seqno
     }
 
+    /// The newest tombstone with a seqno above `seqno` that shares a key with the range
+    /// `lower..upper` (bounds as in `RangeBounds`), if any: a write a transaction that read the
+    /// range at `seqno` did not see.
+    pub fn newer_overlapping(
+        &self,
+        lower: std::ops::Bound<&[u8]>,
+        upper: std::ops::Bound<&[u8]>,
+        seqno: u64,
+    ) -> Option<&RangeTombstone> {
+        use std::ops::Bound;
+        self.tombstones.iter().rev().take_while(|tombstone| tombstone.seqno > seqno).find(|t| {
+            let starts_before_upper = match upper {
+                Bound::Included(key) => t.start.as_slice() <= key,
+                Bound::Excluded(key) => t.start.as_slice() < key,
+                Bound::Unbounded => true,
+            };
+            let ends_after_lower = match lower {
+                Bound::Included(key) | Bound::Excluded(key) => key < t.end.as_slice(),
+                Bound::Unbounded => true,
+            };
+            starts_before_upper && ends_after_lower
+        })
+    }
+
     /// The oldest tombstone over `user_key` newer than version `seqno` (for compaction, which
     /// may drop the version when no snapshot lies between the two), if any.
     pub fn oldest_hiding(&self, user_key: &[u8], seqno: u64) -> Option<u64> {

@@ -18,12 +18,14 @@
 
 mod checkpoint;
 mod compact;
+mod conflicts;
 mod flush;
 mod keyspaces;
 mod open;
 mod range_del;
 mod read;
 mod stats;
+mod transaction;
 mod write;
 
 pub use checkpoint::CheckpointReport;
@@ -31,6 +33,10 @@ pub use keyspaces::Keyspace;
 pub(crate) use read::prefix_bounds;
 pub use read::{Iter, Snapshot, VerifyReport};
 pub use stats::{DbStats, LevelStats};
+pub use transaction::{
+    Transaction, TransactionIter, TransactionOptions, TRANSACTION_ENTRY_OVERHEAD_BYTES,
+    TRANSACTION_MEMORY_BYTES_MAX_DEFAULT, TRANSACTION_RETRIES_MAX_DEFAULT,
+};
 pub(crate) use write::panic_message as panic_text;
 
 use crate::batch::WriteBatch;
@@ -369,6 +375,27 @@ impl Db {
     /// the keyspace either whole or gone.
     pub fn drop_keyspace(&self, name: &str) -> Result<()> {
         keyspaces::drop_keyspace(self.inner(), name)
+    }
+
+    /// Begins an optimistic transaction with the default options (snapshot isolation).
+    pub fn transaction(&self) -> Result<Transaction> {
+        Transaction::new(self.inner(), TransactionOptions::default())
+    }
+
+    /// Begins an optimistic transaction with `options`.
+    pub fn transaction_with(&self, options: TransactionOptions) -> Result<Transaction> {
+        Transaction::new(self.inner(), options)
+    }
+
+    /// Runs `body` in a transaction and commits it; on `Error::Conflict` (from `body` or the
+    /// commit) runs both again, at most `options.retries_max` more times, with a short random
+    /// pause between attempts. Any other error is returned at once, nothing committed.
+    pub fn run_transaction<T>(
+        &self,
+        options: TransactionOptions,
+        body: impl FnMut(&mut Transaction) -> Result<T>,
+    ) -> Result<T> {
+        transaction::run(self, options, body)
     }
 
     /// Freezes the memtable and waits until it and every earlier one are in SSTs.

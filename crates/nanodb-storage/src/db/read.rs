@@ -108,7 +108,12 @@ fn get_in_view(
 }
 
 /// The newest version of `key` at `seqno` among the view's memtables and SSTs.
-fn newest_version(inner: &DbInner, view: &ReadView, key: &[u8], seqno: u64) -> Result<Lookup> {
+pub(crate) fn newest_version(
+    inner: &DbInner,
+    view: &ReadView,
+    key: &[u8],
+    seqno: u64,
+) -> Result<Lookup> {
     for memtable in std::iter::once(&view.mem).chain(view.imms.iter()) {
         match memtable.get(key, seqno) {
             Lookup::Absent => {}

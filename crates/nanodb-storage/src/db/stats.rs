@@ -35,6 +35,8 @@ pub(crate) struct StatsCounters {
     pub(crate) range_deletion_files_dropped: AtomicU64,
     pub(crate) range_tombstones_collected: AtomicU64,
     pub(crate) keyspaces_dropped: AtomicU64,
+    pub(crate) transaction_commits: AtomicU64,
+    pub(crate) transaction_conflicts: AtomicU64,
     pub(crate) keyspace_drop_files_removed: AtomicU64,
     pub(crate) compression_bytes_in: AtomicU64,
     pub(crate) compression_bytes_out: AtomicU64,
@@ -146,6 +148,10 @@ pub struct DbStats {
     pub range_tombstones_collected: u64,
     /// Keyspaces dropped since the database opened.
     pub keyspaces_dropped: u64,
+    /// Transactions committed (read-only ones included).
+    pub transaction_commits: u64,
+    /// Transaction commits refused with `Error::Conflict`.
+    pub transaction_conflicts: u64,
     /// SSTs those drops removed without reading them.
     pub keyspace_drop_files_removed: u64,
     /// Bytes of data and index blocks that flushes and compactions wrote, before compression.
@@ -199,6 +205,8 @@ impl DbStats {
         self.range_deletion_files_dropped = read(&counters.range_deletion_files_dropped);
         self.range_tombstones_collected = read(&counters.range_tombstones_collected);
         self.keyspaces_dropped = read(&counters.keyspaces_dropped);
+        self.transaction_commits = read(&counters.transaction_commits);
+        self.transaction_conflicts = read(&counters.transaction_conflicts);
         self.keyspace_drop_files_removed = read(&counters.keyspace_drop_files_removed);
         self.compression_bytes_in = read(&counters.compression_bytes_in);
         self.compression_bytes_out = read(&counters.compression_bytes_out);
@@ -296,6 +304,11 @@ impl fmt::Display for DbStats {
             f,
             "keyspaces             {} dropped, {} files removed by drops",
             self.keyspaces_dropped, self.keyspace_drop_files_removed
+        )?;
+        writeln!(
+            f,
+            "transactions          {} committed, {} conflicts",
+            self.transaction_commits, self.transaction_conflicts
         )?;
         if let Some(cache) = &self.block_cache {
             writeln!(

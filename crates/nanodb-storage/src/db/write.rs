@@ -14,6 +14,7 @@
 //!    in the memtable.
 //! 3. A failure poisons the database before any writer of the group is answered.
 
+use super::conflicts::{self, ConflictCheck, GroupWrites};
 use super::{DbInner, WalState};
 use crate::batch::{OpKind, WriteBatch};
 use crate::filenames::wal_path;
@@ -38,8 +39,10 @@ struct PendingWrite {
     id: u64,
     batch: WriteBatch,
     sync: bool,
+    /// A transaction's conflict check, run by the leader before the batch commits.
+    check: Option<ConflictCheck>,
     /// Set by the leader when the batch cannot commit on its own account (a keyspace it writes
-    /// to was dropped): it is left out of the group and gets this error.
+    /// to was dropped, a transaction conflict): it is left out of the group and gets this error.
     rejected: Option<Error>,
 }
 
@@ -104,6 +107,17 @@ fn check_keyspaces(inner: &DbInner, batch: &WriteBatch) -> Result<()> {
 
 /// Writes `batch` through the group-commit queue.
 pub(crate) fn write(inner: &DbInner, batch: WriteBatch, options: WriteOptions) -> Result<()> {
+    write_checked(inner, batch, options, None)
+}
+
+/// Writes `batch` through the group-commit queue if `check` (a transaction's) finds no
+/// conflict when the batch's turn comes.
+pub(crate) fn write_checked(
+    inner: &DbInner,
+    batch: WriteBatch,
+    options: WriteOptions,
+    check: Option<ConflictCheck>,
+) -> Result<()> {
     inner.check_writable()?;
     check_limits(inner, &batch)?;
     check_keyspaces(inner, &batch)?;
@@ -114,7 +128,7 @@ pub(crate) fn write(inner: &DbInner, batch: WriteBatch, options: WriteOptions) -
     let mut state = queue.state.lock();
     let id = state.next_id;
     state.next_id += 1;
-    state.pending.push_back(PendingWrite { id, batch, sync: options.sync, rejected: None });
+    state.pending.push_back(PendingWrite { id, batch, sync: options.sync, check, rejected: None });
     loop {
         if let Some(result) = state.finished.remove(&id) {
             return result;
@@ -217,6 +231,7 @@ fn commit_group(inner: &DbInner, group: &mut [PendingWrite]) -> Result<()> {
         write.rejected =
             write.batch.keyspaces().iter().find_map(|keyspace| keyspace.check_live().err());
     }
+    check_conflicts(inner, group);
     if group.iter().all(|write| write.rejected.is_some()) {
         return Ok(());
     }
@@ -285,6 +300,28 @@ fn commit_group(inner: &DbInner, group: &mut [PendingWrite]) -> Result<()> {
     StatsCounters::add(&stats.group_commits, 1);
     StatsCounters::add(&stats.wal_bytes_written, written_bytes);
     Ok(())
+}
+
+/// Runs the transactions' conflict checks of `group` in order, each against every commit
+/// before it: earlier groups (in the view) and earlier batches of this group.
+fn check_conflicts(inner: &DbInner, group: &mut [PendingWrite]) {
+    if !group.iter().any(|write| write.check.is_some() && write.rejected.is_none()) {
+        return;
+    }
+    let view = inner.current_view();
+    let mut earlier = GroupWrites::default();
+    for write in group.iter_mut().filter(|write| write.rejected.is_none()) {
+        if let Some(check) = &write.check {
+            if let Err(error) = conflicts::check(inner, &view, check, &earlier) {
+                if matches!(error, Error::Conflict { .. }) {
+                    StatsCounters::add(&inner.stats.transaction_conflicts, 1);
+                }
+                write.rejected = Some(error);
+                continue;
+            }
+        }
+        earlier.add(&write.batch);
+    }
 }
 
 /// The writes of `group` the leader did not reject.

@@ -220,7 +220,7 @@ impl SstReader {
         }
         Ok(match parsed.kind {
             ValueKind::Put => Lookup::Found(cursor.value().to_vec(), parsed.seqno),
-            ValueKind::Delete => Lookup::Deleted,
+            ValueKind::Delete => Lookup::Deleted(parsed.seqno),
         })
     }
 

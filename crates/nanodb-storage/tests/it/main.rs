@@ -16,3 +16,4 @@ mod keyspaces;
 mod kill;
 mod model;
 mod range_delete;
+mod transactions;
