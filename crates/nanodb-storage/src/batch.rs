@@ -17,6 +17,7 @@ use crate::coding::{put_length_prefixed, put_varint, varint_len, Decoder};
 use crate::db::Keyspace;
 use crate::key::ValueKind;
 use crate::keyspace::{KeyspaceState, DEFAULT_KEYSPACE_ID};
+use crate::ttl::EXPIRY_HEADER_LEN;
 use std::sync::Arc;
 
 /// Size of the batch header (`seqno_first` and `count`), in bytes. DO NOT CHANGE: on-disk format.
@@ -34,6 +35,9 @@ pub enum OpKind {
     Delete,
     /// Removes every key in `key..value` (start inclusive, end exclusive).
     DeleteRange,
+    /// Sets the key to a value that expires: the op's value is the expiry time (8 bytes LE,
+    /// milliseconds since the Unix epoch) then the value.
+    PutExpiring,
 }
 
 /// An atomic group of writes.
@@ -146,6 +150,49 @@ impl WriteBatch {
         self.rep.push(ValueKind::Put as u8);
         put_stored_key(&mut self.rep, prefix, key);
         put_length_prefixed(&mut self.rep, value);
+        self.note_op(key.len(), value.len());
+        self
+    }
+
+    /// Adds a put of `key` to `value` in the default keyspace that expires at `expires_at_ms`
+    /// (milliseconds since the Unix epoch, by the database's `Options::clock`): from then on
+    /// reads treat the key as deleted. `Db::put_with_ttl` computes the time from a duration.
+    pub fn put_expiring_at(
+        &mut self,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+        expires_at_ms: u64,
+    ) -> &mut WriteBatch {
+        self.put_expiring_prefixed(DEFAULT_PREFIX, key.as_ref(), value.as_ref(), expires_at_ms)
+    }
+
+    /// The same in `keyspace`.
+    pub fn put_expiring_at_in(
+        &mut self,
+        keyspace: &Keyspace,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+        expires_at_ms: u64,
+    ) -> &mut WriteBatch {
+        let prefix = self.note_keyspace(keyspace);
+        self.put_expiring_prefixed(&prefix, key.as_ref(), value.as_ref(), expires_at_ms)
+    }
+
+    pub(crate) fn put_expiring_prefixed(
+        &mut self,
+        prefix: &[u8],
+        key: &[u8],
+        value: &[u8],
+        expires_at_ms: u64,
+    ) -> &mut WriteBatch {
+        let stored_len = prefix.len() + key.len();
+        let value_len = EXPIRY_HEADER_LEN + value.len();
+        self.rep.reserve(1 + varint_len(stored_len as u64) + stored_len + 5 + value_len);
+        self.rep.push(ValueKind::PutExpiring as u8);
+        put_stored_key(&mut self.rep, prefix, key);
+        put_varint(&mut self.rep, value_len as u64);
+        self.rep.extend_from_slice(&expires_at_ms.to_le_bytes());
+        self.rep.extend_from_slice(value);
         self.note_op(key.len(), value.len());
         self
     }
@@ -293,11 +340,19 @@ impl<'a> BatchOps<'a> {
             byte => match ValueKind::from_byte(byte).ok_or("unknown batch op kind")? {
                 ValueKind::Put => OpKind::Put,
                 ValueKind::Delete => OpKind::Delete,
+                ValueKind::PutExpiring => OpKind::PutExpiring,
             },
         };
         let key = self.decoder.length_prefixed().ok_or("batch key truncated")?;
         let value = match kind {
             OpKind::Put => self.decoder.length_prefixed().ok_or("batch value truncated")?,
+            OpKind::PutExpiring => {
+                let value = self.decoder.length_prefixed().ok_or("batch value truncated")?;
+                if value.len() < EXPIRY_HEADER_LEN {
+                    return Err("expiring value shorter than its expiry time");
+                }
+                value
+            }
             OpKind::DeleteRange => {
                 let end = self.decoder.length_prefixed().ok_or("batch range end truncated")?;
                 if key > end {
@@ -381,6 +436,26 @@ mod tests {
         assert!(batch.has_inverted_range());
         let payload = batch.encode_with_seqno(1).to_vec();
         let (_, ops) = decode_batch(&payload).unwrap();
+        assert!(ops.collect::<Result<Vec<_>, _>>().is_err());
+    }
+
+    #[test]
+    fn expiring_puts_carry_their_expiry_and_short_ones_are_refused() {
+        let mut batch = WriteBatch::new();
+        batch.put_expiring_at(b"k", b"v", 77);
+        assert_eq!(batch.value_len_max(), 1, "the limit applies to the caller's value");
+        let payload = batch.encode_with_seqno(1).to_vec();
+        let (_, ops) = decode_batch(&payload).unwrap();
+        let ops: Vec<_> = ops.collect::<Result<_, _>>().unwrap();
+        assert_eq!(ops[0].kind, OpKind::PutExpiring);
+        assert_eq!(&ops[0].value[..EXPIRY_HEADER_LEN], &77u64.to_le_bytes());
+        assert_eq!(&ops[0].value[EXPIRY_HEADER_LEN..], b"v");
+        // An expiring op whose value cannot hold the expiry is corruption.
+        let mut short = Vec::new();
+        short.extend_from_slice(&1u64.to_le_bytes());
+        short.extend_from_slice(&1u32.to_le_bytes());
+        short.extend_from_slice(&[ValueKind::PutExpiring as u8, 1, b'k', 3, 1, 2, 3]);
+        let (_, ops) = decode_batch(&short).unwrap();
         assert!(ops.collect::<Result<Vec<_>, _>>().is_err());
     }
 

@@ -26,6 +26,9 @@ pub enum ValueKind {
     Delete = 0,
     /// The key was set to a value at this seqno.
     Put = 1,
+    /// The key was set to a value that expires: the stored value is the expiry time (8 bytes)
+    /// then the value (`ttl.rs`).
+    PutExpiring = 3,
 }
 
 impl ValueKind {
@@ -34,6 +37,7 @@ impl ValueKind {
         match byte {
             0 => Some(ValueKind::Delete),
             1 => Some(ValueKind::Put),
+            3 => Some(ValueKind::PutExpiring),
             _ => None,
         }
     }
@@ -41,7 +45,7 @@ impl ValueKind {
 
 /// Kind used in lookup keys: the highest kind value, so a lookup key at seqno S sorts before
 /// (or at) every version with seqno <= S.
-pub const KIND_FOR_SEEK: u8 = ValueKind::Put as u8;
+pub const KIND_FOR_SEEK: u8 = ValueKind::PutExpiring as u8;
 
 /// Packs a seqno and kind into the trailer.
 pub fn pack_trailer(seqno: u64, kind: u8) -> u64 {

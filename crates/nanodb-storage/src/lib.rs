@@ -40,6 +40,7 @@ mod rate_limit;
 mod record_log;
 mod sst;
 mod table_cache;
+mod ttl;
 mod version;
 mod wal;
 
@@ -80,3 +81,4 @@ pub use options::{
     ZSTD_LEVEL_MIN,
 };
 pub use range_del::RANGE_TOMBSTONES_LIVE_MAX;
+pub use ttl::{Clock, ManualClock, SystemClock};

@@ -139,6 +139,9 @@ pub enum Lookup {
     Found(Vec<u8>, u64),
     /// The newest visible version is a delete, at this seqno.
     Deleted(u64),
+    /// The newest visible version is an expiring put: its stored value (expiry, then the
+    /// value, `ttl.rs`) and seqno. Whether it is expired is for the reader's clock to say.
+    Expiring(Vec<u8>, u64),
     /// No visible version here; look in older sources.
     Absent,
 }
@@ -184,6 +187,7 @@ impl Memtable {
         match op.kind {
             OpKind::Put => self.insert(op.key, seqno, ValueKind::Put, op.value),
             OpKind::Delete => self.insert(op.key, seqno, ValueKind::Delete, op.value),
+            OpKind::PutExpiring => self.insert(op.key, seqno, ValueKind::PutExpiring, op.value),
             OpKind::DeleteRange if op.key >= op.value => {
                 // An empty range deletes nothing (an inverted one never reaches a memtable).
                 self.seqno_max.fetch_max(seqno, AtomicOrdering::Relaxed);
@@ -223,6 +227,9 @@ impl Memtable {
         }
         match (found.trailer & 0xff) as u8 {
             kind if kind == ValueKind::Delete as u8 => Lookup::Deleted(found.trailer >> 8),
+            kind if kind == ValueKind::PutExpiring as u8 => {
+                Lookup::Expiring(found.value().to_vec(), found.trailer >> 8)
+            }
             _ => Lookup::Found(found.value().to_vec(), found.trailer >> 8),
         }
     }

@@ -143,6 +143,9 @@ pub enum WalRecovery {
 pub struct Options {
     /// The filesystem to use. `RealFs` by default; tests pass a `SimFs`.
     pub fs: Arc<dyn Fs>,
+    /// The wall clock that decides when values written with a time to live expire.
+    /// `SystemClock` by default; tests pass a `ManualClock`.
+    pub clock: Arc<dyn crate::ttl::Clock>,
     /// Create the database if the directory holds none (default true).
     pub create_if_missing: bool,
     /// Fail if a database already exists (default false).
@@ -222,6 +225,7 @@ impl Default for Options {
     fn default() -> Options {
         Options {
             fs: Arc::new(RealFs),
+            clock: Arc::new(crate::ttl::SystemClock),
             create_if_missing: true,
             error_if_exists: false,
             key_size_bytes_max: KEY_SIZE_BYTES_MAX_DEFAULT,

@@ -99,6 +99,7 @@ impl SstHandle {
             smallest_key: properties.smallest_key,
             largest_key: properties.largest_key,
             range_del_applied_seqno: properties.range_del_applied_seqno,
+            expiry_min: properties.expiry_min,
         };
         tables.insert(id, reader);
         Ok(SstHandle::with_id(tables, path, meta, id))

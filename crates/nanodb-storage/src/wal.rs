@@ -25,8 +25,9 @@ use std::path::Path;
 /// DO NOT CHANGE: on-disk format.
 pub const WAL_MAGIC: u64 = u64::from_le_bytes(*b"NANOWAL1");
 /// Current WAL format version. Version 1: the first format. Version 2: batches may hold range
-/// deletions (op kind 2); version 1 WALs still replay.
-pub const WAL_FORMAT_VERSION: u32 = 2;
+/// deletions (op kind 2). Version 3: keys carry their keyspace prefix and batches may hold
+/// expiring puts (op kind 3); a database with older WALs is refused by its manifest first.
+pub const WAL_FORMAT_VERSION: u32 = 3;
 
 /// Creates a new WAL file, writes its header and syncs it.
 pub fn create_wal(fs: &dyn Fs, path: &Path) -> Result<RecordWriter> {

@@ -75,6 +75,9 @@ pub struct JobInput<'a> {
     pub next_file_number: &'a dyn Fn() -> u64,
     /// Which keyspaces were dropped: their entries are not written.
     pub keyspaces: KeyspaceFilter,
+    /// The clock's time when the job started: expiring versions with an expiry at or before
+    /// it are written as tombstones (and dropped where tombstones are).
+    pub now_ms: u64,
 }
 
 /// What a finished compaction produced.
@@ -86,6 +89,8 @@ pub struct JobOutput {
     pub entries_read: u64,
     /// Entries written to the outputs.
     pub entries_written: u64,
+    /// Expired versions turned into tombstones or dropped.
+    pub entries_expired: u64,
     /// Bytes of input files read.
     pub bytes_read: u64,
     /// Bytes of output files written.
@@ -219,8 +224,15 @@ fn merge_into_outputs(
             let path = job.inputs.first().map_or(job.dir, |input| input.path());
             Error::corruption(path, "compaction input holds a malformed internal key")
         })?;
+        let expired = parsed.kind == ValueKind::PutExpiring
+            && crate::ttl::expiry_of(merged.value()) <= job.now_ms;
+        // An expired version is a delete from now on: it still hides older versions.
+        let kind = if expired { ValueKind::Delete } else { parsed.kind };
+        if expired {
+            output.entries_expired += 1;
+        }
         if !job.keyspaces.is_dropped_key(parsed.user_key)
-            && filter.keep(parsed.user_key, parsed.seqno, parsed.kind)
+            && filter.keep(parsed.user_key, parsed.seqno, kind)
             && !filter.hidden(&job.range_dels, parsed.user_key, parsed.seqno)
         {
             let new_user_key = parsed.user_key != previous_user_key.as_slice();
@@ -240,7 +252,16 @@ fn merge_into_outputs(
                 *current = Some(OpenOutput { writer, number, path });
             }
             if let Some(open) = current.as_mut() {
-                open.writer.add(key, merged.value())?;
+                if expired {
+                    let tombstone = crate::key::internal_key(
+                        parsed.user_key,
+                        parsed.seqno,
+                        ValueKind::Delete as u8,
+                    );
+                    open.writer.add(&tombstone, &[])?;
+                } else {
+                    open.writer.add(key, merged.value())?;
+                }
             }
             output.entries_written += 1;
             if new_user_key {

@@ -137,6 +137,38 @@ pub fn pick(
     None
 }
 
+/// A compaction that rewrites `file` of `level` (so every version in it passes through the
+/// version filter again): L0 whole into the first level below holding data, a deeper file
+/// into the next level with what overlaps it there, a last-level file in place. Never a
+/// trivial move. `None` if a file it needs is busy.
+pub(crate) fn plan_rewrite(
+    state: &ManifestState,
+    busy: &HashSet<u64>,
+    level: usize,
+    file: &FileMeta,
+) -> Option<CompactionPlan> {
+    let last = LEVEL_COUNT - 1;
+    let plan = if level == 0 {
+        let base_level =
+            (1..LEVEL_COUNT).find(|&level| !state.levels[level].is_empty()).unwrap_or(last);
+        plan_l0(state, busy, base_level)
+    } else if level < last {
+        finish_plan(state, level, level + 1, vec![file.clone()], busy)
+    } else {
+        Some(CompactionPlan {
+            level,
+            output_level: level,
+            inputs: vec![file.clone()],
+            overlaps: Vec::new(),
+            bottommost: true,
+            trivial_move: false,
+            drop_files: false,
+            score: 0.0,
+        })
+    };
+    plan.map(|plan| CompactionPlan { trivial_move: false, ..plan })
+}
+
 pub(crate) fn finish_plan(
     state: &ManifestState,
     level: usize,
@@ -229,6 +261,7 @@ mod tests {
             smallest_key: internal_key(smallest.as_bytes(), number, 1),
             largest_key: internal_key(largest.as_bytes(), number, 1),
             range_del_applied_seqno: 0,
+            expiry_min: 0,
         }
     }
 

@@ -14,9 +14,9 @@
 //! 2. Plans never name a busy file, and are never trivial moves (a move would not apply the
 //!    tombstone).
 
-use super::picker::{finish_plan, plan_l0, CompactionPlan};
+use super::picker::{plan_rewrite, CompactionPlan};
 use crate::key::user_key_of;
-use crate::manifest::{FileMeta, ManifestState, LEVEL_COUNT};
+use crate::manifest::{FileMeta, ManifestState};
 use crate::range_del::RangeTombstone;
 use std::collections::HashSet;
 
@@ -40,7 +40,6 @@ pub fn pick_range_deletion(
     busy: &HashSet<u64>,
     applicable_seqno_max: u64,
 ) -> Option<CompactionPlan> {
-    let last = LEVEL_COUNT - 1;
     let applicable = state.range_tombstones.iter().filter(|t| t.seqno <= applicable_seqno_max);
     for tombstone in applicable {
         for (level, files) in state.levels.iter().enumerate() {
@@ -59,24 +58,8 @@ pub fn pick_range_deletion(
                         drop_files: true,
                         score: 0.0,
                     })
-                } else if level == 0 {
-                    let base_level = (1..LEVEL_COUNT)
-                        .find(|&level| !state.levels[level].is_empty())
-                        .unwrap_or(last);
-                    plan_l0(state, busy, base_level)
-                } else if level < last {
-                    finish_plan(state, level, level + 1, vec![file.clone()], busy)
                 } else {
-                    Some(CompactionPlan {
-                        level,
-                        output_level: level,
-                        inputs: vec![file.clone()],
-                        overlaps: Vec::new(),
-                        bottommost: true,
-                        trivial_move: false,
-                        drop_files: false,
-                        score: 0.0,
-                    })
+                    plan_rewrite(state, busy, level, file)
                 };
                 if let Some(mut plan) = plan {
                     plan.trivial_move = false;
@@ -117,6 +100,7 @@ mod tests {
             smallest_key: internal_key(range.0.as_bytes(), seqnos.0, 1),
             largest_key: internal_key(range.1.as_bytes(), seqnos.1, 1),
             range_del_applied_seqno: 0,
+            expiry_min: 0,
         }
     }
 

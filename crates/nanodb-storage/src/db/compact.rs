@@ -17,7 +17,7 @@
 use super::flush::commit_edit;
 use super::stats::StatsCounters;
 use super::{DbInner, EngineState, ENGINE_WAIT};
-use crate::compaction::{job, pick, pick_range_deletion, CompactionPlan, JobInput};
+use crate::compaction::{job, pick, pick_expired, pick_range_deletion, CompactionPlan, JobInput};
 use crate::manifest::{FileMeta, VersionEdit, LEVEL_COUNT};
 use crate::sst::SstWriterOptions;
 use crate::version::{SstHandle, Version};
@@ -41,8 +41,16 @@ pub(crate) fn compact_once(
             let applicable = super::range_del::applicable_seqno_max(inner);
             pick_range_deletion(&engine.state, &engine.compacting, applicable)
         });
-    let Some(plan) = plan else {
-        return Ok(false);
+    let plan = match plan {
+        Some(plan) => plan,
+        None => {
+            let now_ms = inner.options.clock.now_ms();
+            let Some(plan) = pick_expired(&engine.state, &engine.compacting, now_ms) else {
+                return Ok(false);
+            };
+            StatsCounters::add(&inner.stats.ttl_sweeps, 1);
+            plan
+        }
     };
     if let Some(last) = plan.inputs.iter().map(|f| crate::key::user_key_of(&f.largest_key)).max() {
         engine.cursors[plan.level] = last.to_vec();
@@ -126,6 +134,7 @@ fn run_and_install(
             rate_limiter: inner.rate_limiter.as_ref(),
             next_file_number: &next_file_number,
             keyspaces,
+            now_ms: options.clock.now_ms(),
         };
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job::run(input)))
             .unwrap_or_else(|panic| Err(Error::Internal(super::write::panic_message(&panic))))
@@ -138,6 +147,7 @@ fn run_and_install(
         &stats.compaction_entries_dropped,
         output.entries_read - output.entries_written,
     );
+    StatsCounters::add(&stats.ttl_entries_expired, output.entries_expired);
     for file in plan.all_files() {
         StatsCounters::add(&stats.level_bytes_read[file.level as usize], file.size_bytes);
     }

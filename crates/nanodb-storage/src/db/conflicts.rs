@@ -130,7 +130,9 @@ fn key_changed(inner: &DbInner, view: &ReadView, key: &[u8], snapshot: u64) -> R
         return Ok(true);
     }
     Ok(match newest_version(inner, view, key, SEQNO_MAX)? {
-        Lookup::Found(_, seqno) | Lookup::Deleted(seqno) => seqno > snapshot,
+        Lookup::Found(_, seqno) | Lookup::Deleted(seqno) | Lookup::Expiring(_, seqno) => {
+            seqno > snapshot
+        }
         Lookup::Absent => false,
     })
 }

@@ -225,6 +225,20 @@ impl Keyspace {
         self.db.write(batch, options)
     }
 
+    /// Sets `key` to `value` for `ttl` (see `Db::put_with_ttl`).
+    pub fn put_with_ttl(
+        &self,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+        ttl: std::time::Duration,
+        options: WriteOptions,
+    ) -> Result<()> {
+        let now_ms = self.db.inner().options.clock.now_ms();
+        let mut batch = WriteBatch::new();
+        batch.put_expiring_at_in(self, key, value, crate::ttl::expiry_after(now_ms, ttl));
+        self.db.write(batch, options)
+    }
+
     /// Removes `key` (not an error if it is absent).
     pub fn delete(&self, key: impl AsRef<[u8]>, options: WriteOptions) -> Result<()> {
         let mut batch = WriteBatch::new();

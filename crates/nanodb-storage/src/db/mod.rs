@@ -271,6 +271,22 @@ impl Db {
         self.write(batch, options)
     }
 
+    /// Sets `key` to `value` for `ttl`: once `Options::clock` passes the expiry, gets,
+    /// iterators and transactions treat the key as deleted, and compaction (or the background
+    /// expiry sweep) reclaims its space.
+    pub fn put_with_ttl(
+        &self,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+        ttl: std::time::Duration,
+        options: WriteOptions,
+    ) -> Result<()> {
+        let expires_at_ms = crate::ttl::expiry_after(self.inner().options.clock.now_ms(), ttl);
+        let mut batch = WriteBatch::new();
+        batch.put_expiring_at(key, value, expires_at_ms);
+        self.write(batch, options)
+    }
+
     /// Removes `key` (not an error if it is absent).
     pub fn delete(&self, key: impl AsRef<[u8]>, options: WriteOptions) -> Result<()> {
         let mut batch = WriteBatch::new();

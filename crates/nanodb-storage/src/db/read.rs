@@ -100,9 +100,19 @@ fn get_in_view(
     seqno: u64,
 ) -> Result<Option<Vec<u8>>> {
     let found = newest_version(inner, view, key, seqno)?;
-    // A range tombstone newer than the version hides it, and every older version with it.
+    // A range tombstone newer than the version hides it, and every older version with it;
+    // an expired version reads as a delete.
     Ok(match found {
         Lookup::Found(value, version) if !view.range_dels.hides(key, version, seqno) => Some(value),
+        Lookup::Expiring(mut stored, version) if !view.range_dels.hides(key, version, seqno) => {
+            let now_ms = inner.options.clock.now_ms();
+            if crate::ttl::expiry_of(&stored) > now_ms {
+                stored.drain(..crate::ttl::EXPIRY_HEADER_LEN);
+                Some(stored)
+            } else {
+                None
+            }
+        }
         _ => None,
     })
 }
@@ -198,6 +208,8 @@ pub struct Iter {
     finished: bool,
     /// Length of the keyspace prefix cut off every key yielded.
     prefix_len: usize,
+    /// The clock's time when the iterator was made: versions expired by then are hidden.
+    now_ms: u64,
 }
 
 impl Iter {
@@ -237,6 +249,7 @@ impl Iter {
             back_last: None,
             finished: false,
             prefix_len,
+            now_ms: inner.options.clock.now_ms(),
         }
     }
 
@@ -245,7 +258,9 @@ impl Iter {
         let (inner, view, seqno) = (Arc::clone(&self.inner), Arc::clone(&self.view), self.seqno);
         let point_read: PointRead = Box::new(move |key| get_in_view(&inner, &view, key, seqno));
         let range_dels = Arc::clone(&self.view.range_dels);
+        let now_ms = self.now_ms;
         DbIterator::new(merged, direction, self.seqno, self.bounds.clone(), point_read, range_dels)
+            .expiring_at(now_ms)
     }
 
     fn finish_with(

@@ -36,6 +36,8 @@ pub(crate) struct StatsCounters {
     pub(crate) range_tombstones_collected: AtomicU64,
     pub(crate) keyspaces_dropped: AtomicU64,
     pub(crate) transaction_commits: AtomicU64,
+    pub(crate) ttl_entries_expired: AtomicU64,
+    pub(crate) ttl_sweeps: AtomicU64,
     pub(crate) transaction_conflicts: AtomicU64,
     pub(crate) keyspace_drop_files_removed: AtomicU64,
     pub(crate) compression_bytes_in: AtomicU64,
@@ -148,6 +150,10 @@ pub struct DbStats {
     pub range_tombstones_collected: u64,
     /// Keyspaces dropped since the database opened.
     pub keyspaces_dropped: u64,
+    /// Expired versions compaction turned into tombstones or dropped.
+    pub ttl_entries_expired: u64,
+    /// Compactions the expiry sweep started for files holding expired versions.
+    pub ttl_sweeps: u64,
     /// Transactions committed (read-only ones included).
     pub transaction_commits: u64,
     /// Transaction commits refused with `Error::Conflict`.
@@ -206,6 +212,8 @@ impl DbStats {
         self.range_tombstones_collected = read(&counters.range_tombstones_collected);
         self.keyspaces_dropped = read(&counters.keyspaces_dropped);
         self.transaction_commits = read(&counters.transaction_commits);
+        self.ttl_entries_expired = read(&counters.ttl_entries_expired);
+        self.ttl_sweeps = read(&counters.ttl_sweeps);
         self.transaction_conflicts = read(&counters.transaction_conflicts);
         self.keyspace_drop_files_removed = read(&counters.keyspace_drop_files_removed);
         self.compression_bytes_in = read(&counters.compression_bytes_in);
@@ -309,6 +317,11 @@ impl fmt::Display for DbStats {
             f,
             "transactions          {} committed, {} conflicts",
             self.transaction_commits, self.transaction_conflicts
+        )?;
+        writeln!(
+            f,
+            "ttl                   {} expired versions reclaimed, {} sweeps",
+            self.ttl_entries_expired, self.ttl_sweeps
         )?;
         if let Some(cache) = &self.block_cache {
             writeln!(

@@ -25,6 +25,7 @@
 use super::{Direction, InternalIterator, MergingIterator};
 use crate::key::{internal_key, parse_internal_key, ValueKind, KIND_FOR_SEEK, SEQNO_MAX};
 use crate::range_del::RangeTombstones;
+use crate::ttl::visible_value;
 use crate::{Error, Result};
 use std::ops::Bound;
 use std::sync::Arc;
@@ -56,6 +57,8 @@ pub struct DbIterator {
     point_read: PointRead,
     /// Range tombstones: a visible version they hide is treated as a tombstone.
     range_dels: Arc<RangeTombstones>,
+    /// Expiring versions with an expiry at or before this are hidden (`ttl.rs`).
+    now_ms: u64,
 }
 
 /// The key whose versions are being stepped over, and how many so far.
@@ -105,7 +108,14 @@ impl DbIterator {
             run: VersionRun::default(),
             point_read,
             range_dels,
+            now_ms: 0,
         }
+    }
+
+    /// Hides expiring versions whose expiry is at or before `now_ms` (`ttl.rs`).
+    pub(crate) fn expiring_at(mut self, now_ms: u64) -> DbIterator {
+        self.now_ms = now_ms;
+        self
     }
 
     fn below_lower(&self, key: &[u8]) -> bool {
@@ -192,9 +202,10 @@ impl DbIterator {
             if self.above_upper(parsed.user_key) {
                 return Ok(None);
             }
-            let entry = (parsed.kind == ValueKind::Put
-                && !self.range_dels.hides(parsed.user_key, parsed.seqno, self.seqno))
-            .then(|| (parsed.user_key.to_vec(), self.merged.value().to_vec()));
+            let value = visible_value(parsed.kind, self.merged.value(), self.now_ms);
+            let entry = value
+                .filter(|_| !self.range_dels.hides(parsed.user_key, parsed.seqno, self.seqno))
+                .map(|value| (parsed.user_key.to_vec(), value.to_vec()));
             // Reuse the buffer: one allocation per yielded key, none per tombstone.
             match &mut self.skip_key {
                 Some(skip_key) => {
@@ -245,9 +256,9 @@ impl DbIterator {
                 continue;
             }
             if parsed.seqno <= self.seqno {
-                let value = (parsed.kind == ValueKind::Put
-                    && !self.range_dels.hides(parsed.user_key, parsed.seqno, self.seqno))
-                .then(|| self.merged.value().to_vec());
+                let value = visible_value(parsed.kind, self.merged.value(), self.now_ms)
+                    .filter(|_| !self.range_dels.hides(parsed.user_key, parsed.seqno, self.seqno))
+                    .map(<[u8]>::to_vec);
                 self.pending = Some((parsed.user_key.to_vec(), value));
             } else if self.pending.is_none() {
                 // Invisible version of a new key: start gathering it with nothing visible yet.

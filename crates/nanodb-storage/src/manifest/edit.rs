@@ -3,7 +3,7 @@
 //! Encoding: a sequence of tagged fields, each `tag: u8` then its body (varints and
 //! length-prefixed byte strings); see docs/format/manifest.md. An unknown tag is corruption:
 //! new tags need a new manifest format version (version 2 added tags 6 to 8, version 3
-//! tags 9 to 11).
+//! tags 9 to 12).
 //!
 //! Thread safety: plain values.
 
@@ -21,6 +21,7 @@ const TAG_FILE_RANGE_DEL_APPLIED: u8 = 8;
 const TAG_CREATE_KEYSPACE: u8 = 9;
 const TAG_DROP_KEYSPACE: u8 = 10;
 const TAG_NEXT_KEYSPACE_ID: u8 = 11;
+const TAG_FILE_EXPIRY_MIN: u8 = 12;
 
 /// What the manifest records about one SST.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +45,9 @@ pub struct FileMeta {
     /// Every range tombstone with a seqno up to this one was applied when the file was
     /// written: the file holds no version such a tombstone hides (0: none was).
     pub range_del_applied_seqno: u64,
+    /// The earliest expiry of an expiring version in the file, ms since the Unix epoch (0:
+    /// none), for the expiry sweep.
+    pub expiry_min: u64,
 }
 
 /// One change to the live file set and counters.
@@ -104,6 +108,10 @@ impl VersionEdit {
                 out.push(TAG_FILE_RANGE_DEL_APPLIED);
                 put_varint(&mut out, file.range_del_applied_seqno);
             }
+            if file.expiry_min > 0 {
+                out.push(TAG_FILE_EXPIRY_MIN);
+                put_varint(&mut out, file.expiry_min);
+            }
         }
         for tombstone in &self.added_range_tombstones {
             out.push(TAG_ADD_RANGE_TOMBSTONE);
@@ -152,6 +160,11 @@ impl VersionEdit {
                     let seqno = decoder.varint().ok_or("bad range deletion seqno of a file")?;
                     let file = edit.added.last_mut().ok_or("range deletion seqno before a file")?;
                     file.range_del_applied_seqno = seqno;
+                }
+                TAG_FILE_EXPIRY_MIN => {
+                    let expiry = decoder.varint().ok_or("bad earliest expiry of a file")?;
+                    let file = edit.added.last_mut().ok_or("earliest expiry before a file")?;
+                    file.expiry_min = expiry;
                 }
                 TAG_ADD_RANGE_TOMBSTONE => {
                     let seqno = decoder.varint().ok_or("bad range tombstone seqno")?;
@@ -215,6 +228,7 @@ fn decode_file(decoder: &mut Decoder<'_>) -> Result<FileMeta, &'static str> {
         smallest_key,
         largest_key,
         range_del_applied_seqno: 0,
+        expiry_min: 0,
     })
 }
 
@@ -238,6 +252,7 @@ mod tests {
                 smallest_key: internal_key(b"a", 1, 1),
                 largest_key: internal_key(b"z", 100, 1),
                 range_del_applied_seqno: 77,
+                expiry_min: 1_700_000_000_000,
             }],
             removed: vec![(1, 9)],
             added_range_tombstones: vec![RangeTombstone {

@@ -159,6 +159,7 @@ mod tests {
             smallest_key: internal_key(b"a", number, 1),
             largest_key: internal_key(b"b", number, 1),
             range_del_applied_seqno: 0,
+            expiry_min: 0,
         }
     }
 

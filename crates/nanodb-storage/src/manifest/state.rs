@@ -204,6 +204,7 @@ mod tests {
             smallest_key: vec![],
             largest_key: vec![],
             range_del_applied_seqno: 0,
+            expiry_min: 0,
         }
     }
 

@@ -3,8 +3,10 @@
 //!
 //! Encoding: `entry_count u64 | data_block_count u64 | seqno_min u64 | seqno_max u64 |
 //! key_bytes u64 | value_bytes u64 | smallest_key (varint len, bytes) | largest_key (same)
-//! [| range_del_applied_seqno u64]`, all integers little-endian. Keys are encoded internal keys.
-//! The last field is optional (files written before range deletions existed lack it: 0).
+//! [| range_del_applied_seqno u64 [| expiry_min u64]]`, all integers little-endian. Keys are
+//! encoded internal keys. The last two fields are optional (absent: 0); `expiry_min` is written
+//! only when the file holds an expiring version, and then `range_del_applied_seqno` is written
+//! too (maybe 0).
 //!
 //! Thread safety: a plain value.
 
@@ -31,6 +33,9 @@ pub struct SstProperties {
     pub largest_key: Vec<u8>,
     /// Every range tombstone up to this seqno was applied when the file was written (0: none).
     pub range_del_applied_seqno: u64,
+    /// The earliest expiry (ms since the Unix epoch) of an expiring version in the file (0:
+    /// none), for the expiry sweep.
+    pub expiry_min: u64,
 }
 
 impl SstProperties {
@@ -50,6 +55,16 @@ impl SstProperties {
         self.largest_key.extend_from_slice(key);
     }
 
+    /// Records an expiring version's expiry.
+    pub(crate) fn note_expiry(&mut self, expires_at_ms: u64) {
+        // 0 means "none", so an expiry of 0 (long past) is kept as 1, which is just as past.
+        let expires_at_ms = expires_at_ms.max(1);
+        self.expiry_min = match self.expiry_min {
+            0 => expires_at_ms,
+            current => current.min(expires_at_ms),
+        };
+    }
+
     /// Encodes the properties block contents.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
@@ -65,8 +80,11 @@ impl SstProperties {
         }
         put_length_prefixed(&mut out, &self.smallest_key);
         put_length_prefixed(&mut out, &self.largest_key);
-        if self.range_del_applied_seqno > 0 {
+        if self.range_del_applied_seqno > 0 || self.expiry_min > 0 {
             put_u64(&mut out, self.range_del_applied_seqno);
+        }
+        if self.expiry_min > 0 {
+            put_u64(&mut out, self.expiry_min);
         }
         out
     }
@@ -84,9 +102,13 @@ impl SstProperties {
             smallest_key: decoder.length_prefixed()?.to_vec(),
             largest_key: decoder.length_prefixed()?.to_vec(),
             range_del_applied_seqno: 0,
+            expiry_min: 0,
         };
         if !decoder.is_empty() {
             properties.range_del_applied_seqno = decoder.u64()?;
+        }
+        if !decoder.is_empty() {
+            properties.expiry_min = decoder.u64()?;
         }
         decoder.is_empty().then_some(properties)
     }

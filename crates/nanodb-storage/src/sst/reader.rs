@@ -221,6 +221,7 @@ impl SstReader {
         Ok(match parsed.kind {
             ValueKind::Put => Lookup::Found(cursor.value().to_vec(), parsed.seqno),
             ValueKind::Delete => Lookup::Deleted(parsed.seqno),
+            ValueKind::PutExpiring => Lookup::Expiring(cursor.value().to_vec(), parsed.seqno),
         })
     }
 

@@ -248,6 +248,7 @@ fn damage_anywhere_with(compression: Compression, mode: Mode) {
                 Ok(Lookup::Deleted(_)) => assert_eq!(index % 10, 9, "flip at {offset}"),
                 // The bloom filter is not consulted by `get`; a flip there is caught by verify.
                 Ok(Lookup::Absent) => panic!("flip at {offset}: {key} reported absent"),
+                Ok(Lookup::Expiring(..)) => panic!("flip at {offset}: {key} read as expiring"),
             }
         }
     }

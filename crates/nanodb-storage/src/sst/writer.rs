@@ -132,6 +132,9 @@ impl SstWriter {
         }
         if let Some(parsed) = parsed {
             self.properties.note_entry(key, parsed.seqno, value.len());
+            if parsed.kind == crate::key::ValueKind::PutExpiring {
+                self.properties.note_expiry(crate::ttl::expiry_of(value));
+            }
         }
         self.data.add(key, value);
         self.last_key.clear();

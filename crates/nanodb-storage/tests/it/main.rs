@@ -17,3 +17,4 @@ mod kill;
 mod model;
 mod range_delete;
 mod transactions;
+mod ttl;
