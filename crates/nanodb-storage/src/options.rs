@@ -143,6 +143,11 @@ pub enum WalRecovery {
 pub struct Options {
     /// The filesystem to use. `RealFs` by default; tests pass a `SimFs`.
     pub fs: Arc<dyn Fs>,
+    /// A memory budget shared with other databases (`MemoryBudget`): memtables are flushed
+    /// early and writers slowed to keep every member's memtables within its share, and the
+    /// budget's block cache replaces `block_cache` and `block_cache_size_bytes`. Needs
+    /// `background_threads > 0` for another database's early flush to happen. Default none.
+    pub memory_budget: Option<Arc<crate::db::MemoryBudget>>,
     /// The wall clock that decides when values written with a time to live expire.
     /// `SystemClock` by default; tests pass a `ManualClock`.
     pub clock: Arc<dyn crate::ttl::Clock>,
@@ -226,6 +231,7 @@ impl Default for Options {
         Options {
             fs: Arc::new(RealFs),
             clock: Arc::new(crate::ttl::SystemClock),
+            memory_budget: None,
             create_if_missing: true,
             error_if_exists: false,
             key_size_bytes_max: KEY_SIZE_BYTES_MAX_DEFAULT,

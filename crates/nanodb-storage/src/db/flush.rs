@@ -133,6 +133,9 @@ pub(crate) fn flush_oldest(
     }
     let version = Arc::new(Version::build(&engine.state, &open, view.version.read_seqno_min));
     engine.imms.pop_front();
+    if let Some(budget) = &inner.options.memory_budget {
+        budget.credit(imm.size_bytes() as u64);
+    }
     let imms = view.imms.iter().filter(|m| !Arc::ptr_eq(m, &imm)).cloned().collect();
     *inner.view.write() = Arc::new(ReadView {
         mem: Arc::clone(&view.mem),
@@ -238,6 +241,29 @@ fn flush_thread(inner: &DbInner) {
     // `closed` is set before `shutdown` (see `compact::compaction_thread`).
     while !engine.shutdown && !inner.closed.load(std::sync::atomic::Ordering::Acquire) {
         let poisoned = inner.poisoned.load(std::sync::atomic::Ordering::Acquire);
+        // The shared memory budget asked for an early flush. Frozen memtables go first (their
+        // flushes free memory too); then the active one is frozen, if the WAL lock is free:
+        // a writer holding it may be waiting for this thread to flush.
+        if !poisoned
+            && engine.imms.is_empty()
+            && super::budget::take_flush_request(&inner.flush_requested)
+        {
+            let frozen = MutexGuard::unlocked(&mut engine, || {
+                let Some(mut wal) = inner.wal.try_lock_for(ENGINE_WAIT) else {
+                    inner.flush_requested.store(true, std::sync::atomic::Ordering::Release);
+                    return Ok(());
+                };
+                let room = inner.engine.lock().imms.len() < inner.options.frozen_memtables_max;
+                if !room || inner.current_view().mem.is_empty() {
+                    return Ok(());
+                }
+                super::write::freeze_memtable(inner, &mut wal)
+            });
+            if let Err(error) = frozen {
+                inner.poison(error);
+            }
+            continue;
+        }
         if engine.imms.is_empty() || poisoned {
             inner.engine_changed.wait_for(&mut engine, ENGINE_WAIT);
             continue;

@@ -16,6 +16,7 @@
 //!    refuses writes until reopened; nothing after the failure is acknowledged.
 //! 3. Only one thread at a time holds `wal`: the group-commit leader, or `flush()`.
 
+mod budget;
 mod checkpoint;
 mod compact;
 mod conflicts;
@@ -28,6 +29,10 @@ mod stats;
 mod transaction;
 mod write;
 
+pub use budget::{
+    MemoryBudget, MemoryBudgetUsage, MEMORY_BUDGET_BYTES_MIN, MEMORY_STALL_MAX,
+    MEMTABLE_SHARE_PERCENT_DEFAULT,
+};
 pub use checkpoint::CheckpointReport;
 pub use keyspaces::Keyspace;
 pub(crate) use read::prefix_bounds;
@@ -118,6 +123,9 @@ pub(crate) struct DbInner {
     keyspaces: RwLock<keyspaces::KeyspaceRegistry>,
     /// The default keyspace, which `Db`'s own reads and writes use.
     default_keyspace: Arc<crate::keyspace::KeyspaceState>,
+    /// Set by another database's writer when the shared memory budget wants this database's
+    /// memtable flushed early; the flush thread acts on it.
+    flush_requested: AtomicBool,
     // Dropped last: the directory stays locked while anything can still touch its files.
     _lock: Box<dyn FileLock>,
 }
@@ -207,6 +215,13 @@ impl DbHandle {
         // tries, but cannot promise it: the close reports the poison.
         let mut wal = self.inner.wal.lock();
         let synced = wal.writer.sync();
+        if let Some(budget) = &self.inner.options.memory_budget {
+            // The memtables leave memory with the database.
+            let view = self.inner.current_view();
+            let held: usize =
+                std::iter::once(&view.mem).chain(view.imms.iter()).map(|m| m.size_bytes()).sum();
+            budget.credit(held as u64);
+        }
         if let Some(poisoned) = self.inner.poisoned_error() {
             return Err(poisoned);
         }
@@ -239,6 +254,9 @@ impl Db {
     /// was not yet in SSTs. Fails with `Error::Locked` if it is already open.
     pub fn open(path: impl AsRef<Path>, options: Options) -> Result<Db> {
         let inner = Arc::new(open::open(path.as_ref(), options)?);
+        if let Some(budget) = &inner.options.memory_budget {
+            budget.join(&inner);
+        }
         let handle = DbHandle { inner: Arc::clone(&inner), threads: Mutex::new(Vec::new()) };
         // From here a failure to start a thread drops `handle`, which stops those started.
         if let Some(thread) = flush::start_flush_thread(&inner)? {
@@ -446,6 +464,20 @@ impl Db {
         read::verify(self.inner())
     }
 
+    /// The memory this database uses now (and its budget's, if it has one).
+    pub fn memory_usage(&self) -> MemoryUsage {
+        let view = self.inner().current_view();
+        let frozen: usize = view.imms.iter().map(|m| m.size_bytes()).sum();
+        let cache = self.inner().block_cache.as_ref().map(|cache| cache.stats());
+        MemoryUsage {
+            memtable_bytes: view.mem.size_bytes() as u64,
+            frozen_memtable_bytes: frozen as u64,
+            block_cache_bytes: cache.map_or(0, |stats| stats.usage_bytes),
+            block_cache_capacity_bytes: cache.map_or(0, |stats| stats.capacity_bytes),
+            budget: self.inner().options.memory_budget.as_ref().map(|budget| budget.usage()),
+        }
+    }
+
     /// Counters and the shape of the tree.
     pub fn stats(&self) -> DbStats {
         read::stats(self.inner())
@@ -460,6 +492,23 @@ impl Db {
     pub fn close(self) -> Result<()> {
         self.handle.shutdown()
     }
+}
+
+/// What `Db::memory_usage` reports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MemoryUsage {
+    /// The active memtable, in bytes (entries plus their measured per-entry overhead).
+    pub memtable_bytes: u64,
+    /// Frozen memtables waiting for flush.
+    pub frozen_memtable_bytes: u64,
+    /// Blocks in this database's block cache now (shared with other databases if the cache
+    /// or a budget is shared).
+    pub block_cache_bytes: u64,
+    /// That cache's bound.
+    pub block_cache_capacity_bytes: u64,
+    /// The shared budget's usage, if the database has one.
+    pub budget: Option<MemoryBudgetUsage>,
 }
 
 #[cfg(test)]

@@ -78,11 +78,13 @@ pub(crate) fn open(dir: &Path, options: Options) -> Result<DbInner> {
     state.next_file_number = state.next_file_number.max(largest_number + 1);
 
     check_needed_wal_exists(dir, &state, &files)?;
-    let block_cache = match (&options.block_cache, options.block_cache_size_bytes) {
-        (Some(shared), _) => Some(Arc::clone(shared)),
-        (None, 0) => None,
-        (None, size_bytes) => Some(BlockCache::new(size_bytes)),
-    };
+    let budget_cache = options.memory_budget.as_ref().map(|budget| budget.block_cache());
+    let block_cache =
+        match (budget_cache.or(options.block_cache.as_ref()), options.block_cache_size_bytes) {
+            (Some(shared), _) => Some(Arc::clone(shared)),
+            (None, 0) => None,
+            (None, size_bytes) => Some(BlockCache::new(size_bytes)),
+        };
     let tables = TableCache::new(
         Arc::clone(&fs),
         block_cache.clone(),
@@ -145,6 +147,7 @@ pub(crate) fn open(dir: &Path, options: Options) -> Result<DbInner> {
         token,
         keyspaces: RwLock::new(registry),
         default_keyspace,
+        flush_requested: AtomicBool::new(false),
         options,
         _lock: lock,
     })

@@ -241,7 +241,10 @@ fn commit_group(inner: &DbInner, group: &mut [PendingWrite]) -> Result<()> {
         view.version.levels[0].len(),
         group.iter().map(|w| w.batch.size_bytes()).sum(),
     )?;
-    if view.mem.size_bytes() >= inner.options.memtable_size_bytes_max {
+    if let Some(budget) = &inner.options.memory_budget {
+        super::budget::enforce(inner, budget, &mut wal)?;
+    }
+    if inner.current_view().mem.size_bytes() >= inner.options.memtable_size_bytes_max {
         freeze_memtable(inner, &mut wal)?;
     }
     let op_count: u64 = accepted(group).map(|write| write.batch.len() as u64).sum();
@@ -267,6 +270,7 @@ fn commit_group(inner: &DbInner, group: &mut [PendingWrite]) -> Result<()> {
     }
 
     let mem = Arc::clone(&inner.current_view().mem);
+    let mem_bytes_before = mem.size_bytes();
     let mut seqno = seqno_first;
     let mut range_tombstones: Vec<RangeTombstone> = Vec::new();
     for write in accepted(group) {
@@ -290,6 +294,9 @@ fn commit_group(inner: &DbInner, group: &mut [PendingWrite]) -> Result<()> {
     if !range_tombstones.is_empty() {
         // In the view before the seqno is published, like the memtable entries.
         publish_range_tombstones(inner, &range_tombstones);
+    }
+    if let Some(budget) = &inner.options.memory_budget {
+        budget.charge(mem.size_bytes().saturating_sub(mem_bytes_before) as u64);
     }
     wal.seqno_last = seqno - 1;
     inner.seqno_visible.store(seqno - 1, Ordering::Release);

@@ -4,6 +4,7 @@
 //! `NANODB_TEST_SCALE` (default 1) to multiply how many cases they run.
 
 mod api;
+mod budget;
 mod cache;
 mod checkpoint;
 mod common;
