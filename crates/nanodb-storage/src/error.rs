@@ -102,6 +102,12 @@ pub enum Error {
         /// The keyspace's name.
         name: String,
     },
+    /// `Db::verify` found damage; the report lists every problem (each one a `Corruption`,
+    /// `ChecksumMismatch` or I/O error naming its file) and what was checked.
+    VerifyFailed {
+        /// The full report.
+        report: Box<crate::db::VerifyReport>,
+    },
     /// A transaction could not commit: another commit changed a key it wrote (or, when
     /// serializable, a key or range it read) after it began. Nothing of it was written;
     /// running it again may succeed.
@@ -129,6 +135,7 @@ impl Error {
             Error::Corruption { .. }
                 | Error::ChecksumMismatch { .. }
                 | Error::UnsupportedVersion { .. }
+                | Error::VerifyFailed { .. }
         )
     }
 }
@@ -177,6 +184,16 @@ impl fmt::Display for Error {
             Error::KeyspaceExists { name } => write!(f, "a keyspace named {name:?} already exists"),
             Error::KeyspaceDropped { name } => {
                 write!(f, "keyspace {name:?} was dropped; open or create it again to use the name")
+            }
+            Error::VerifyFailed { report } => {
+                write!(f, "verify found {} problem(s) in {} SSTs:", report.problems.len(), report.sst_files)?;
+                for problem in report.problems.iter().take(10) {
+                    write!(f, " [{problem}]")?;
+                }
+                if report.problems.len() > 10 {
+                    write!(f, " and {} more", report.problems.len() - 10)?;
+                }
+                Ok(())
             }
             Error::Conflict { key } => write!(
                 f,

@@ -457,8 +457,9 @@ impl Db {
     }
 
     /// Reads every block of every SST, checking every checksum, the key order and the entry
-    /// counts against the manifest, and reports what it checked. Corruption is an error
-    /// naming the file.
+    /// counts against the manifest, and reports what it checked. It goes on past damage: if
+    /// anything is wrong the result is `Error::VerifyFailed`, whose report lists every problem
+    /// found, each naming its file.
     pub fn verify(&self) -> Result<VerifyReport> {
         self.inner().check_open()?;
         read::verify(self.inner())

@@ -222,3 +222,50 @@ fn a_missing_sst_or_wal_is_reported_not_ignored() {
     damaged.remove(&wal);
     assert_eq!(examine(&damaged, &history).unwrap(), Outcome::Detected);
 }
+
+/// `verify` goes on past the first damaged file and names every one.
+#[test]
+fn verify_reports_every_damaged_file() {
+    use nanodb_storage::fs::SimFs;
+    use nanodb_storage::{Error, WriteOptions};
+    let sim = SimFs::new();
+    let options = crate::common::small_levels(&sim);
+    let db = Db::open("/db", options).unwrap();
+    for round in 0..3u64 {
+        for index in 0..300u64 {
+            let key = crate::common::key(round * 1_000 + index);
+            db.put(key, [round as u8; 100], WriteOptions::NO_SYNC).unwrap();
+        }
+        db.flush().unwrap();
+    }
+    let report = db.verify().unwrap();
+    assert!(report.sst_files >= 2 && report.problems.is_empty());
+    let mut ssts: Vec<String> = sim
+        .file_names(std::path::Path::new("/db"))
+        .into_iter()
+        .filter(|n| n.ends_with(".sst"))
+        .collect();
+    ssts.sort();
+    let damaged: Vec<&String> = ssts.iter().take(2).collect();
+    for name in &damaged {
+        assert!(sim.corrupt_byte(&std::path::Path::new("/db").join(name.as_str()), 10, 0xff));
+    }
+    match db.verify() {
+        Err(Error::VerifyFailed { report }) => {
+            assert_eq!(report.problems.len(), 2, "{:?}", report.problems);
+            assert_eq!(report.sst_files, ssts.len() as u64, "every file was still read");
+            for name in damaged {
+                assert!(
+                    report
+                        .problems
+                        .iter()
+                        .any(|problem| problem.to_string().contains(name.as_str())),
+                    "{name} not named"
+                );
+            }
+            let text = Error::VerifyFailed { report }.to_string();
+            assert!(text.contains("2 problem(s)"), "{text}");
+        }
+        other => panic!("expected VerifyFailed, got {other:?}"),
+    }
+}
