@@ -82,6 +82,14 @@ fn a_checkpoint_keeps_range_deletions_and_refuses_an_existing_target() {
         db.put(key(index), value(index), WriteOptions::NO_SYNC).unwrap();
     }
     db.delete_range(key(100), key(1_900), WriteOptions::NO_SYNC).unwrap();
+    // Keyspaces (and the ids of dropped ones) and expiring values come along.
+    let users = db.keyspace("users").unwrap();
+    users.put(b"alice", b"1", WriteOptions::NO_SYNC).unwrap();
+    users
+        .put_with_ttl(b"session", b"s", std::time::Duration::from_secs(3600), WriteOptions::NO_SYNC)
+        .unwrap();
+    db.keyspace("gone").unwrap().put(b"k", b"v", WriteOptions::NO_SYNC).unwrap();
+    db.drop_keyspace("gone").unwrap();
     let report = db.checkpoint("/copy").unwrap();
     assert_eq!(report.ssts_copied, 0, "SimFs links: {report:?}");
     let again = db.checkpoint("/copy");
@@ -90,6 +98,11 @@ fn a_checkpoint_keeps_range_deletions_and_refuses_an_existing_target() {
     assert_eq!(copy.iter().unwrap().count(), 200);
     assert_eq!(copy.get(key(99)).unwrap(), Some(value(99)));
     assert_eq!(copy.get(key(100)).unwrap(), None);
+    assert_eq!(copy.keyspaces(), vec!["default", "users"]);
+    let users = copy.open_keyspace("users").unwrap();
+    assert_eq!(users.iter().unwrap().count(), 2);
+    // A new keyspace in the copy does not reuse the dropped one's id (its data stays hidden).
+    assert_eq!(copy.keyspace("fresh").unwrap().iter().unwrap().count(), 0);
 }
 
 #[test]
