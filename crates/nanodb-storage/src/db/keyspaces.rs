@@ -167,6 +167,15 @@ pub(crate) fn get(
 ) -> Result<Option<Vec<u8>>> {
     inner.check_open()?;
     keyspace.check_live()?;
+    // Most keys are short: build the stored key on the stack, not the heap.
+    const STACK_KEY_BYTES: usize = 128;
+    let stored_len = keyspace.prefix.len() + key.len();
+    if stored_len <= STACK_KEY_BYTES {
+        let mut buffer = [0u8; STACK_KEY_BYTES];
+        buffer[..keyspace.prefix.len()].copy_from_slice(&keyspace.prefix);
+        buffer[keyspace.prefix.len()..stored_len].copy_from_slice(key);
+        return read::get_latest(inner, &buffer[..stored_len]);
+    }
     read::get_latest(inner, &stored_key(&keyspace.prefix, key))
 }
 
