@@ -7,7 +7,7 @@
 //!                  [--keys N] [--ops N] [--threads N] [--sync-ops N]
 //!                  [--key-size B] [--value-size B] [--dir PATH] [--write-docs]
 //!                  [--rss-max-gib N] [--overwrite-keys N]
-//!                  [--groups fillseq,fillbatch,main,overwrite-x10,durable]
+//!                  [--groups fillseq,fillbatch,main,overwrite-x10,durable,transactions]
 //! nanodb-bench worker --engine NAME ...   (one engine, every workload; prints JSON lines)
 //! nanodb-bench report RESULTS.jsonl [--write-docs]
 //! ```
@@ -34,8 +34,11 @@ const RSS_MAX_GIB_LIMIT: u64 = 1024;
 const RSS_POLL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// Cache and write buffer every engine gets.
-const CONFIG: EngineConfig =
-    EngineConfig { cache_size_bytes: 64 << 20, write_buffer_size_bytes: 64 << 20 };
+const CONFIG: EngineConfig = EngineConfig {
+    cache_size_bytes: 64 << 20,
+    write_buffer_size_bytes: 64 << 20,
+    transactional: false,
+};
 
 /// One measured workload of one engine in one repeat: a line of the results file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -56,6 +59,9 @@ pub struct Record {
     pub logical_bytes_written: u64,
     pub peak_rss_bytes: u64,
     pub description: String,
+    /// Transaction attempts that conflicted and ran again (transaction workloads).
+    #[serde(default)]
+    pub retries: u64,
 }
 
 /// A worker that did not finish: a line `{"failure": {...}}` of the results file.
@@ -92,7 +98,8 @@ struct Args {
 }
 
 /// The workload groups a worker runs, in order.
-const GROUPS: &[&str] = &["fillseq", "fillbatch", "main", "overwrite-x10", "durable"];
+const GROUPS: &[&str] =
+    &["fillseq", "fillbatch", "main", "overwrite-x10", "durable", "transactions"];
 
 fn parse_args(mut raw: impl Iterator<Item = String>) -> Result<Args, String> {
     let command = raw
@@ -238,6 +245,7 @@ fn emit(
         logical_bytes_written: outcome.logical_bytes_written,
         peak_rss_bytes: metrics::peak_rss_bytes(),
         description: engine.describe(),
+        retries: outcome.retries,
     };
     let line = serde_json::to_string(&record).map_err(|e| e.to_string())?;
     let mut stdout = std::io::stdout().lock();
@@ -259,7 +267,8 @@ fn on_fresh_engine(
     let dir = args.dir.join(format!("{name}-{group}"));
     fresh_dir(&dir)?;
     let result = (|| {
-        let engine = engine::open(name, &dir, CONFIG)?;
+        let config = EngineConfig { transactional: group == "transactions", ..CONFIG };
+        let engine = engine::open(name, &dir, config)?;
         metrics::reset_peak_rss();
         let mut before = metrics::storage_bytes_written();
         let mut report = |outcome: Outcome| {
@@ -299,6 +308,11 @@ fn worker(args: &Args) -> Result<(), String> {
     if wanted("overwrite-x10") {
         on_fresh_engine(args, &name, "overwrite-x10", |engine, report| {
             workload::overwrite_rounds(engine, params, report)
+        })?;
+    }
+    if wanted("transactions") {
+        on_fresh_engine(args, &name, "transactions", |engine, report| {
+            workload::transactions(engine, params, report)
         })?;
     }
     if wanted("durable") {
@@ -502,6 +516,7 @@ mod tests {
             logical_bytes_written: 7,
             peak_rss_bytes: 8,
             description: "d".into(),
+            retries: 0,
         };
         let failure = Failure {
             engine: "sled".into(),

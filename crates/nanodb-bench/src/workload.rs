@@ -8,6 +8,8 @@
 //!   overwritten ten times (each round in a new random order): steady-state write and space
 //!   amplification;
 //! - `durable-wN` for each writer count N: synced puts from N threads on an empty database.
+//! - `txn-rmw-tN` (N = 1, 4, 16) and `txn-hot-t16`: read-modify-write transactions of two
+//!   counters, over 100,000 keys or 8 hot ones (engines with transactions only).
 //!
 //! Thread safety: each thread records latencies in its own histogram; they are merged after.
 
@@ -49,6 +51,8 @@ pub struct Outcome {
     pub logical_bytes_written: u64,
     /// Keys live after the workload (for space amplification).
     pub live_keys: u64,
+    /// Transaction attempts that conflicted and ran again.
+    pub retries: u64,
 }
 
 impl Outcome {
@@ -63,6 +67,7 @@ impl Outcome {
             latency: None,
             logical_bytes_written: 0,
             live_keys: 0,
+            retries: 0,
         }
     }
 
@@ -151,6 +156,7 @@ impl Ctx<'_> {
             latency: Some(latency),
             logical_bytes_written: (ops as f64 * written_per_op * self.entry_bytes() as f64) as u64,
             live_keys,
+            retries: 0,
         })
     }
 }
@@ -173,6 +179,10 @@ pub const WORKLOADS: &[&str] = &[
     "ycsb-e",
     "deleterandom",
     "overwrite-x10",
+    "txn-rmw-t1",
+    "txn-rmw-t4",
+    "txn-rmw-t16",
+    "txn-hot-t16",
     "durable-w1",
     "durable-w4",
     "durable-w16",
@@ -262,6 +272,7 @@ pub fn main_group(
             latency: None,
             logical_bytes_written: 0,
             live_keys: n,
+            retries: 0,
         })?;
     }
     report(ctx.run("seekrandom", threads, (ops / 10).max(1), 0.0, n, &|_, rng| {
@@ -365,4 +376,53 @@ pub fn durable(engine: &dyn Engine, params: Params, writers: usize) -> EngineRes
         let key = rng.below(u64::MAX >> 1) % 10_000_000_000;
         ctx.engine.put_sync(&ctx.keys.key(key), ctx.keys.value(key, index))
     })
+}
+
+/// Keys the uniform transaction workloads spread over.
+pub const TXN_KEYS: u64 = 100_000;
+/// Keys the hot-key transaction workload spreads over: 16 threads collide often.
+pub const TXN_HOT_KEYS: u64 = 8;
+/// Keys each transaction reads and writes.
+pub const TXN_KEYS_PER_TRANSACTION: usize = 2;
+/// Thread counts of the uniform transaction workloads.
+pub const TXN_THREADS: &[usize] = &[1, 4, 16];
+
+/// Runs the transaction workloads on a fresh engine opened in its transactional form:
+/// `txn-rmw-tN` (each transaction increments 2 random counters of `TXN_KEYS`, N threads) and
+/// `txn-hot-t16` (2 of `TXN_HOT_KEYS`, 16 threads, so optimistic engines conflict and retry).
+/// `ops` is the committed transactions; conflicts are counted as retries.
+pub fn transactions(
+    engine: &dyn Engine,
+    params: Params,
+    report: &mut dyn FnMut(Outcome) -> EngineResult<()>,
+) -> EngineResult<()> {
+    // Engines without transactions in this harness skip the group.
+    match engine.increment_transaction(&[b"txn-probe".to_vec()]) {
+        None => return Ok(()),
+        Some(result) => result?,
+    };
+    let ctx = Ctx { engine, keys: KeySpace::new(params.key_size, params.value_size), params };
+    let ops = (params.ops / 4).max(1_000);
+    let mut cases: Vec<(String, usize, u64)> =
+        TXN_THREADS.iter().map(|&t| (format!("txn-rmw-t{t}"), t, TXN_KEYS)).collect();
+    cases.push(("txn-hot-t16".to_string(), 16, TXN_HOT_KEYS));
+    for (name, threads, key_count) in cases {
+        let retries = std::sync::atomic::AtomicU64::new(0);
+        let mut outcome =
+            ctx.run(&name, threads, ops, TXN_KEYS_PER_TRANSACTION as f64, key_count, &|_, rng| {
+                let keys: Vec<Vec<u8>> = (0..TXN_KEYS_PER_TRANSACTION)
+                    .map(|_| ctx.keys.key(rng.below(key_count)))
+                    .collect();
+                match ctx.engine.increment_transaction(&keys) {
+                    Some(result) => {
+                        retries.fetch_add(result?, std::sync::atomic::Ordering::Relaxed);
+                        Ok(())
+                    }
+                    None => Err("no transactions in this engine".to_string()),
+                }
+            })?;
+        outcome.retries = retries.into_inner();
+        report(outcome)?;
+    }
+    Ok(())
 }

@@ -44,6 +44,18 @@ impl Lmdb {
 }
 
 impl Engine for Lmdb {
+    fn increment_transaction(&self, keys: &[Vec<u8>]) -> Option<EngineResult<u64>> {
+        // One writer at a time: write transactions never conflict.
+        let result = self.write(|txn| {
+            for key in keys {
+                let next = super::incremented(self.db.get(txn, key)?);
+                self.db.put(txn, key, &next)?;
+            }
+            Ok(())
+        });
+        Some(result.map(|()| 0))
+    }
+
     fn put(&self, key: &[u8], value: &[u8]) -> EngineResult<()> {
         self.write(|txn| self.db.put(txn, key, value))
     }

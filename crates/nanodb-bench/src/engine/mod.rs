@@ -36,6 +36,11 @@ pub struct EngineConfig {
     pub cache_size_bytes: usize,
     /// Memtable or write buffer size, for engines that have one, in bytes.
     pub write_buffer_size_bytes: usize,
+    /// Open the engine in its transactional form where that is a different kind of database
+    /// (RocksDB's `OptimisticTransactionDB`), for the transaction workloads. Only the RocksDB
+    /// adapter reads it, so it is unread in builds without that engine.
+    #[cfg_attr(not(feature = "rocksdb"), allow(dead_code))]
+    pub transactional: bool,
 }
 
 /// One engine under test.
@@ -59,6 +64,19 @@ pub trait Engine: Send + Sync {
     fn settle(&self) -> EngineResult<()>;
     /// The settings, as printed with the results.
     fn describe(&self) -> String;
+    /// In one transaction, reads each of `keys` (an 8-byte little-endian counter, absent = 0)
+    /// and writes it back incremented, then commits (not synced), running the transaction
+    /// again whenever it conflicts; returns how many attempts conflicted. `None` for engines
+    /// without transactions in this harness.
+    fn increment_transaction(&self, _keys: &[Vec<u8>]) -> Option<EngineResult<u64>> {
+        None
+    }
+}
+
+/// The counter stored at a key by `increment_transaction`, plus one.
+pub(crate) fn incremented(value: Option<&[u8]>) -> [u8; 8] {
+    let current = value.and_then(|bytes| bytes.try_into().ok()).map_or(0, u64::from_le_bytes);
+    (current + 1).to_le_bytes()
 }
 
 /// Names of the engines compiled into this binary, NanoDB first.
@@ -79,6 +97,10 @@ pub fn available() -> Vec<&'static str> {
 pub fn open(name: &str, dir: &Path, config: EngineConfig) -> EngineResult<Box<dyn Engine>> {
     match name {
         "nanodb" => Ok(Box::new(nanodb::NanoDb::open(dir, config)?)),
+        #[cfg(feature = "rocksdb")]
+        "rocksdb" if config.transactional => {
+            Ok(Box::new(rocksdb::RocksDbOptimistic::open(dir, config)?))
+        }
         #[cfg(feature = "rocksdb")]
         "rocksdb" => Ok(Box::new(rocksdb::RocksDb::open(dir, config)?)),
         #[cfg(feature = "lmdb")]

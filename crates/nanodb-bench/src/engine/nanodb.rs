@@ -3,7 +3,7 @@
 //! crash) or `sync = true`. Leveled compaction runs on one background thread.
 
 use super::{count_entries, text, Engine, EngineConfig, EngineResult};
-use nanodb_storage::{Compression, Db, Options, WriteBatch, WriteOptions};
+use nanodb_storage::{Compression, Db, Options, TransactionOptions, WriteBatch, WriteOptions};
 use std::path::Path;
 
 pub struct NanoDb {
@@ -63,6 +63,20 @@ impl Engine for NanoDb {
     fn settle(&self) -> EngineResult<()> {
         // Every acknowledged write is already in a WAL file (the page cache).
         Ok(())
+    }
+
+    fn increment_transaction(&self, keys: &[Vec<u8>]) -> Option<EngineResult<u64>> {
+        let mut attempts = 0u64;
+        let options = TransactionOptions { retries_max: u32::MAX, ..TransactionOptions::default() };
+        let result = self.db.run_transaction(options, |txn| {
+            attempts += 1;
+            for key in keys {
+                let value = txn.get(key)?;
+                txn.put(key, super::incremented(value.as_deref()))?;
+            }
+            Ok(())
+        });
+        Some(result.map(|()| attempts - 1).map_err(text))
     }
 
     fn describe(&self) -> String {

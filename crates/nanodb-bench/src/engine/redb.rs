@@ -3,7 +3,7 @@
 //! `put_sync`, `Durability::Immediate`. redb has no compression.
 
 use super::{count_entries, text, Engine, EngineConfig, EngineResult};
-use redb::{Database, Durability, ReadableDatabase, TableDefinition};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use std::path::Path;
 
 const TABLE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("kv");
@@ -41,6 +41,19 @@ impl Redb {
 }
 
 impl Engine for Redb {
+    fn increment_transaction(&self, keys: &[Vec<u8>]) -> Option<EngineResult<u64>> {
+        // One writer at a time: write transactions never conflict.
+        let result = self.write(Durability::None, |table| {
+            for key in keys {
+                let next =
+                    super::incremented(table.get(key.as_slice())?.as_ref().map(|v| v.value()));
+                table.insert(key.as_slice(), next.as_slice())?;
+            }
+            Ok(())
+        });
+        Some(result.map(|()| 0))
+    }
+
     fn put(&self, key: &[u8], value: &[u8]) -> EngineResult<()> {
         self.write(Durability::None, |table| table.insert(key, value).map(|_| ()))
     }

@@ -4,7 +4,8 @@
 
 use super::{count_entries, text, Engine, EngineConfig, EngineResult};
 use rocksdb::{
-    BlockBasedOptions, Cache, DBCompressionType, Direction, IteratorMode, Options, WriteOptions, DB,
+    BlockBasedOptions, Cache, DBCompressionType, Direction, ErrorKind, IteratorMode,
+    OptimisticTransactionDB, Options, WriteOptions, DB,
 };
 use std::path::Path;
 
@@ -15,19 +16,24 @@ pub struct RocksDb {
     synced: WriteOptions,
 }
 
+/// The options every RocksDB adapter opens with.
+fn options(config: EngineConfig) -> Options {
+    let mut table = BlockBasedOptions::default();
+    table.set_block_cache(&Cache::new_lru_cache(config.cache_size_bytes));
+    table.set_bloom_filter(10.0, false);
+    table.set_block_size(4096);
+    let mut options = Options::default();
+    options.create_if_missing(true);
+    options.set_write_buffer_size(config.write_buffer_size_bytes);
+    options.set_compression_type(DBCompressionType::None);
+    options.set_block_based_table_factory(&table);
+    options.increase_parallelism(2);
+    options
+}
+
 impl RocksDb {
     pub fn open(dir: &Path, config: EngineConfig) -> EngineResult<RocksDb> {
-        let mut table = BlockBasedOptions::default();
-        table.set_block_cache(&Cache::new_lru_cache(config.cache_size_bytes));
-        table.set_bloom_filter(10.0, false);
-        table.set_block_size(4096);
-        let mut options = Options::default();
-        options.create_if_missing(true);
-        options.set_write_buffer_size(config.write_buffer_size_bytes);
-        options.set_compression_type(DBCompressionType::None);
-        options.set_block_based_table_factory(&table);
-        options.increase_parallelism(2);
-        let db = DB::open(&options, dir).map_err(text)?;
+        let db = DB::open(&options(config), dir).map_err(text)?;
         let mut synced = WriteOptions::default();
         synced.set_sync(true);
         Ok(RocksDb { db, config, unsynced: WriteOptions::default(), synced })
@@ -84,4 +90,92 @@ impl Engine for RocksDb {
 
 fn rocksdb_version() -> &'static str {
     "10.4 (librocksdb-sys 0.17)"
+}
+
+/// The same settings opened as an `OptimisticTransactionDB`, for the transaction workloads:
+/// transactions read with `get` and write with `put`, and a commit that fails with `Busy` or
+/// `TryAgain` (a conflict) runs again. Only what the transaction group uses is implemented
+/// beyond the plain operations.
+pub struct RocksDbOptimistic {
+    db: OptimisticTransactionDB,
+    config: EngineConfig,
+    unsynced: WriteOptions,
+    synced: WriteOptions,
+}
+
+impl RocksDbOptimistic {
+    pub fn open(dir: &Path, config: EngineConfig) -> EngineResult<RocksDbOptimistic> {
+        let db = OptimisticTransactionDB::open(&options(config), dir).map_err(text)?;
+        let mut synced = WriteOptions::default();
+        synced.set_sync(true);
+        Ok(RocksDbOptimistic { db, config, unsynced: WriteOptions::default(), synced })
+    }
+}
+
+impl Engine for RocksDbOptimistic {
+    fn put(&self, key: &[u8], value: &[u8]) -> EngineResult<()> {
+        self.db.put_opt(key, value, &self.unsynced).map_err(text)
+    }
+
+    fn put_sync(&self, key: &[u8], value: &[u8]) -> EngineResult<()> {
+        self.db.put_opt(key, value, &self.synced).map_err(text)
+    }
+
+    fn get(&self, key: &[u8]) -> EngineResult<Option<Vec<u8>>> {
+        self.db.get(key).map_err(text)
+    }
+
+    fn delete(&self, key: &[u8]) -> EngineResult<()> {
+        self.db.delete_opt(key, &self.unsynced).map_err(text)
+    }
+
+    fn write_batch(&self, ops: &[(Vec<u8>, Option<Vec<u8>>)]) -> EngineResult<()> {
+        let txn = self.db.transaction_opt(&self.unsynced, &Default::default());
+        for (key, value) in ops {
+            match value {
+                Some(value) => txn.put(key, value).map_err(text)?,
+                None => txn.delete(key).map_err(text)?,
+            }
+        }
+        txn.commit().map_err(text)
+    }
+
+    fn scan(&self, start: &[u8], count: usize, reverse: bool) -> EngineResult<usize> {
+        let direction = if reverse { Direction::Reverse } else { Direction::Forward };
+        count_entries(self.db.iterator(IteratorMode::From(start, direction)), count)
+    }
+
+    fn settle(&self) -> EngineResult<()> {
+        self.db.flush_wal(false).map_err(text)
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "RocksDB {} OptimisticTransactionDB: block cache {} MiB, write buffer {} MiB, bloom 10 bits/key, 4 KiB blocks, compression off",
+            rocksdb_version(),
+            self.config.cache_size_bytes >> 20,
+            self.config.write_buffer_size_bytes >> 20
+        )
+    }
+
+    fn increment_transaction(&self, keys: &[Vec<u8>]) -> Option<EngineResult<u64>> {
+        let mut retries = 0;
+        loop {
+            let txn = self.db.transaction_opt(&self.unsynced, &Default::default());
+            let attempt = (|| {
+                for key in keys {
+                    let value = txn.get(key)?;
+                    txn.put(key, super::incremented(value.as_deref()))?;
+                }
+                txn.commit()
+            })();
+            match attempt {
+                Ok(()) => return Some(Ok(retries)),
+                Err(error) if matches!(error.kind(), ErrorKind::Busy | ErrorKind::TryAgain) => {
+                    retries += 1;
+                }
+                Err(error) => return Some(Err(text(error))),
+            }
+        }
+    }
 }
