@@ -19,6 +19,7 @@
 //!    the level's only file, so a newer level never ends up below an older one.
 
 use crate::key::user_key_of;
+use crate::keyspace::keyspace_of;
 use crate::manifest::{FileMeta, ManifestState, LEVEL_COUNT};
 use crate::options::Options;
 use std::collections::HashSet;
@@ -191,8 +192,13 @@ pub(crate) fn finish_plan(
         .iter()
         .flatten()
         .all(|file| !overlaps_range(file, &smallest, &largest));
-    let trivial_move =
-        overlaps.is_empty() && inputs.len() == 1 && (level > 0 || state.levels[0].len() == 1);
+    // An L0 file may mix keyspaces; below L0 files never do, so it moves only if it does not.
+    let single_keyspace = |file: &FileMeta| {
+        keyspace_of(user_key_of(&file.smallest_key)) == keyspace_of(user_key_of(&file.largest_key))
+    };
+    let trivial_move = overlaps.is_empty()
+        && inputs.len() == 1
+        && (level > 0 || (state.levels[0].len() == 1 && single_keyspace(&inputs[0])));
     Some(CompactionPlan {
         level,
         output_level,
@@ -390,9 +396,14 @@ mod tests {
     #[test]
     fn a_lone_l0_file_moves_but_not_past_older_l0_files() {
         let options = Options { l0_compaction_trigger: 1, ..options() };
+        // Keys "a" and "ab" are in one keyspace (their first byte is the keyspace prefix).
+        let plan =
+            pick(&state(vec![file(1, 0, "a", "ab", MIB)]), &options, &HashSet::new(), &[]).unwrap();
+        assert!(plan.trivial_move);
+        // A lone L0 file spanning two keyspaces is rewritten, so L1 files never mix them.
         let plan =
             pick(&state(vec![file(1, 0, "a", "b", MIB)]), &options, &HashSet::new(), &[]).unwrap();
-        assert!(plan.trivial_move);
+        assert!(!plan.trivial_move);
         let two = state(vec![file(1, 0, "a", "b", MIB), file(2, 0, "x", "y", MIB)]);
         let plan = pick(&two, &options, &HashSet::new(), &[]).unwrap();
         assert!(!plan.trivial_move);

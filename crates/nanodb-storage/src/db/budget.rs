@@ -17,9 +17,10 @@
 //! Invariants:
 //! 1. `memtable_bytes` equals the sum, over open member databases, of what their active and
 //!    frozen memtables were charged: charges and credits pair up per memtable.
-//! 2. A database never waits on the budget while holding anything but its own WAL lock, and
-//!    the flushes that free memory need only its engine lock (or another database's locks), so
-//!    a stalled writer never blocks the work that unblocks it.
+//! 2. A database never waits on the budget while holding anything but its own WAL lock. The
+//!    flushes that free memory need only the engine lock; the early freeze a flush thread does
+//!    for the budget needs the WAL lock too, but only tries it for a bounded time and gives
+//!    up, so a stalled writer never blocks the work that unblocks it.
 
 use super::{DbInner, WalState};
 use crate::cache::BlockCache;
@@ -162,6 +163,7 @@ impl MemoryBudget {
             .iter()
             .filter_map(Weak::upgrade)
             .filter(|member| !member.flush_requested.load(Ordering::Acquire))
+            .filter(|member| member.poisoned_error().is_none())
             .max_by_key(|member| member.current_view().mem.size_bytes())
     }
 }
@@ -207,8 +209,12 @@ pub(crate) fn enforce(inner: &DbInner, budget: &MemoryBudget, wal: &mut WalState
 fn request_early_flush(inner: &DbInner, budget: &MemoryBudget, wal: &mut WalState) -> Result<()> {
     let Some(largest) = budget.largest_member() else { return Ok(()) };
     // A small memtable is not worth an L0 file of its own: the memory is then in frozen
-    // memtables, whose flushes are already under way.
-    if (largest.current_view().mem.size_bytes() as u64) < budget.memtable_share_bytes / 16 {
+    // memtables, whose flushes are already under way. "Small" is below a sixteenth of the
+    // share or half the database's own memtable limit, whichever is less, so a memtable
+    // that fills up on its own is always big enough.
+    let small_bytes =
+        (budget.memtable_share_bytes / 16).min(largest.options.memtable_size_bytes_max as u64 / 2);
+    if (largest.current_view().mem.size_bytes() as u64) < small_bytes.max(1) {
         return Ok(());
     }
     budget.early_flushes.fetch_add(1, Ordering::Relaxed);

@@ -137,12 +137,15 @@ pub(crate) fn flush_oldest(
         budget.credit(imm.size_bytes() as u64);
     }
     let imms = view.imms.iter().filter(|m| !Arc::ptr_eq(m, &imm)).cloned().collect();
-    *inner.view.write() = Arc::new(ReadView {
-        mem: Arc::clone(&view.mem),
-        imms,
-        version,
-        range_dels: Arc::clone(&view.range_dels),
-    });
+    // Range tombstones of dropped keyspaces did not go to the manifest: they leave the view.
+    let dropped = |t: &crate::range_del::RangeTombstone| keyspaces.is_dropped_key(&t.start);
+    let range_dels = if imm.range_tombstones().iter().any(dropped) {
+        Arc::new(view.range_dels.without(dropped))
+    } else {
+        Arc::clone(&view.range_dels)
+    };
+    *inner.view.write() =
+        Arc::new(ReadView { mem: Arc::clone(&view.mem), imms, version, range_dels });
     inner.engine_changed.notify_all();
 
     let size_bytes = handle.as_ref().map_or(0, |handle| handle.meta.size_bytes);

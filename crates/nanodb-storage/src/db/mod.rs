@@ -404,9 +404,9 @@ impl Db {
     }
 
     /// Drops keyspace `name` and everything in it, atomically and durably: its files are
-    /// deleted, not its keys rewritten. Snapshots and iterators taken before still read it;
-    /// its handles return `Error::KeyspaceDropped` from then on. A crash at any point leaves
-    /// the keyspace either whole or gone.
+    /// deleted, not its keys rewritten. Its handles, and snapshot reads through them, return
+    /// `Error::KeyspaceDropped` from then on; iterators made before keep reading their view.
+    /// A crash at any point leaves the keyspace either whole or gone.
     pub fn drop_keyspace(&self, name: &str) -> Result<()> {
         keyspaces::drop_keyspace(self.inner(), name)
     }

@@ -34,6 +34,17 @@ pub(crate) fn bounds_of<K: AsRef<[u8]>, R: RangeBounds<K>>(range: &R) -> KeyBoun
     (own(range.start_bound()), own(range.end_bound()))
 }
 
+/// True if no key lies within `bounds` (start after end, or equal ends with one excluded).
+/// Ordered maps panic on such ranges; iterators just yield nothing.
+pub(crate) fn bounds_are_empty((lower, upper): &KeyBounds) -> bool {
+    match (lower, upper) {
+        (Bound::Included(start), Bound::Included(end)) => start > end,
+        (Bound::Included(start) | Bound::Excluded(start), Bound::Excluded(end))
+        | (Bound::Excluded(start), Bound::Included(end)) => start >= end,
+        _ => false,
+    }
+}
+
 /// Bounds covering exactly the keys that start with `prefix`.
 pub(crate) fn prefix_bounds(prefix: &[u8]) -> KeyBounds {
     let mut upper = prefix.to_vec();

@@ -268,12 +268,21 @@ impl Transaction {
     fn scan(&mut self, keyspace: &KeyspaceState, bounds: KeyBounds) -> Result<TransactionIter> {
         keyspace.check_live()?;
         let stored = stored_bounds(&keyspace.prefix, bounds);
+        let strip = keyspace.prefix.len();
+        if read::bounds_are_empty(&stored) {
+            // A reversed or empty range holds nothing: nothing to read, record or merge.
+            let base = Iter::new(&self.inner, self.snapshot.seqno(), stored, strip);
+            return Ok(TransactionIter {
+                base,
+                base_next: None,
+                local: Vec::new().into_iter().peekable(),
+            });
+        }
         if self.options.serializable {
             let size = bound_len(&stored.0) + bound_len(&stored.1);
             self.charge(size)?;
             self.read_ranges.push(stored.clone());
         }
-        let strip = keyspace.prefix.len();
         let local: Vec<BufferedWrite> = self
             .writes
             .range::<Vec<u8>, _>((stored.0.as_ref(), stored.1.as_ref()))

@@ -372,3 +372,18 @@ fn random_keyspace_operations_match_a_model() {
         db.verify().unwrap();
     });
 }
+
+/// A dropped keyspace's range deletions still in the memtable leave memory at the next flush,
+/// so drops cannot use up the live range tombstone limit.
+#[test]
+fn range_deletions_of_a_dropped_keyspace_do_not_outlive_it() {
+    let db = Db::open("/db", Options::in_memory()).unwrap();
+    for round in 0..5 {
+        let doomed = db.keyspace("doomed").unwrap();
+        doomed.put(b"k", b"v", WriteOptions::NO_SYNC).unwrap();
+        doomed.delete_range(b"a", b"z", WriteOptions::NO_SYNC).unwrap();
+        db.drop_keyspace("doomed").unwrap();
+        db.flush().unwrap();
+        assert_eq!(db.stats().range_tombstones_live, 0, "round {round}");
+    }
+}

@@ -53,6 +53,30 @@ fn a_transaction_reads_its_own_writes_over_its_snapshot() {
     assert_eq!(db.stats().transaction_commits, 1);
 }
 
+/// Reversed and empty ranges read nothing and never panic, in either mode, with or without
+/// buffered writes and with other commits in the same group.
+#[test]
+fn reversed_and_empty_ranges_read_nothing() {
+    let db = Db::open("/db", Options::in_memory()).unwrap();
+    db.put(b"b", b"1", WriteOptions::NO_SYNC).unwrap();
+    for serializable in [false, true] {
+        let options = TransactionOptions { serializable, ..TransactionOptions::default() };
+        let mut txn = db.transaction_with(options).unwrap();
+        assert_eq!(collect(txn.range(b"m".to_vec()..b"a".to_vec()).unwrap()).len(), 0);
+        txn.put(b"c", b"2").unwrap();
+        assert_eq!(collect(txn.range(b"m".to_vec()..b"a".to_vec()).unwrap()).len(), 0);
+        let empty =
+            (std::ops::Bound::Excluded(b"b".to_vec()), std::ops::Bound::Excluded(b"b".to_vec()));
+        assert_eq!(collect(txn.range(empty).unwrap()).len(), 0);
+        assert_eq!(collect(txn.range(b"a".to_vec()..=b"z".to_vec()).unwrap()).len(), 2);
+        // Another commit outside every range read, in the same group or just before.
+        db.put(b"zz", b"x", WriteOptions::NO_SYNC).unwrap();
+        txn.commit().unwrap();
+    }
+    // The database is still writable: no commit group was poisoned.
+    db.put(b"still-writable", b"1", WriteOptions::NO_SYNC).unwrap();
+}
+
 #[test]
 fn transactions_span_keyspaces() {
     let db = Db::open("/db", Options::in_memory()).unwrap();
