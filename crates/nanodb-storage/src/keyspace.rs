@@ -62,6 +62,14 @@ pub(crate) fn keyspace_of(stored_key: &[u8]) -> Option<u32> {
     }
 }
 
+/// The keyspace every key of SST `file` is in; `None` if the file spans keyspaces (only L0
+/// files can).
+pub(crate) fn file_keyspace(file: &crate::manifest::FileMeta) -> Option<u32> {
+    let first = keyspace_of(crate::key::user_key_of(&file.smallest_key))?;
+    let last = keyspace_of(crate::key::user_key_of(&file.largest_key))?;
+    (first == last).then_some(first)
+}
+
 /// Length of the keyspace prefix a stored key starts with (the whole key if it is too short
 /// to hold one, which no key written by this crate is).
 pub(crate) fn prefix_len(stored_key: &[u8]) -> usize {
@@ -155,6 +163,18 @@ impl KeyspaceState {
         self.dropped.store(true, Ordering::Release);
     }
 
+    /// `Error::InvalidArgument` unless the keyspace belongs to the database `db_token` names:
+    /// a handle of another database must never write into a namesake.
+    pub(crate) fn check_owner(&self, db_token: u64) -> Result<()> {
+        if self.db_token != db_token {
+            return Err(Error::InvalidArgument(format!(
+                "keyspace {:?} belongs to another database",
+                self.name
+            )));
+        }
+        Ok(())
+    }
+
     /// `Error::KeyspaceDropped` if the keyspace was dropped.
     pub(crate) fn check_live(&self) -> Result<()> {
         if self.is_dropped() {
@@ -181,6 +201,14 @@ impl KeyspaceFilter {
             Some(id) => self.is_dropped(id),
             None => false,
         }
+    }
+
+    /// `tombstones` without those of dropped keyspaces.
+    pub(crate) fn live_range_tombstones(
+        &self,
+        tombstones: Vec<crate::range_del::RangeTombstone>,
+    ) -> Vec<crate::range_del::RangeTombstone> {
+        tombstones.into_iter().filter(|tombstone| !self.is_dropped_key(&tombstone.start)).collect()
     }
 
     /// True if keyspace `id` was dropped.

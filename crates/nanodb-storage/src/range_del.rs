@@ -43,6 +43,27 @@ impl RangeTombstone {
     }
 }
 
+/// True if the range `start..end` may share a key with `lower..upper` (bounds as in
+/// `RangeBounds`). Conservative by one key at an excluded lower bound.
+pub(crate) fn overlaps_bounds(
+    start: &[u8],
+    end: &[u8],
+    lower: std::ops::Bound<&[u8]>,
+    upper: std::ops::Bound<&[u8]>,
+) -> bool {
+    use std::ops::Bound;
+    let starts_before_upper = match upper {
+        Bound::Included(key) => start <= key,
+        Bound::Excluded(key) => start < key,
+        Bound::Unbounded => true,
+    };
+    let ends_after_lower = match lower {
+        Bound::Included(key) | Bound::Excluded(key) => key < end,
+        Bound::Unbounded => true,
+    };
+    starts_before_upper && ends_after_lower
+}
+
 #[derive(Debug, Clone)]
 struct Fragment {
     start: Vec<u8>,
@@ -127,19 +148,11 @@ impl RangeTombstones {
         upper: std::ops::Bound<&[u8]>,
         seqno: u64,
     ) -> Option<&RangeTombstone> {
-        use std::ops::Bound;
-        self.tombstones.iter().rev().take_while(|tombstone| tombstone.seqno > seqno).find(|t| {
-            let starts_before_upper = match upper {
-                Bound::Included(key) => t.start.as_slice() <= key,
-                Bound::Excluded(key) => t.start.as_slice() < key,
-                Bound::Unbounded => true,
-            };
-            let ends_after_lower = match lower {
-                Bound::Included(key) | Bound::Excluded(key) => key < t.end.as_slice(),
-                Bound::Unbounded => true,
-            };
-            starts_before_upper && ends_after_lower
-        })
+        self.tombstones
+            .iter()
+            .rev()
+            .take_while(|tombstone| tombstone.seqno > seqno)
+            .find(|t| overlaps_bounds(&t.start, &t.end, lower, upper))
     }
 
     /// The oldest tombstone over `user_key` newer than version `seqno` (for compaction, which

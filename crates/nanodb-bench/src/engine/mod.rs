@@ -98,10 +98,6 @@ pub fn open(name: &str, dir: &Path, config: EngineConfig) -> EngineResult<Box<dy
     match name {
         "nanodb" => Ok(Box::new(nanodb::NanoDb::open(dir, config)?)),
         #[cfg(feature = "rocksdb")]
-        "rocksdb" if config.transactional => {
-            Ok(Box::new(rocksdb::RocksDbOptimistic::open(dir, config)?))
-        }
-        #[cfg(feature = "rocksdb")]
         "rocksdb" => Ok(Box::new(rocksdb::RocksDb::open(dir, config)?)),
         #[cfg(feature = "lmdb")]
         "lmdb" => Ok(Box::new(lmdb::Lmdb::open(dir, config)?)),

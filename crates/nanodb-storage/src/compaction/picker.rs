@@ -19,7 +19,7 @@
 //!    the level's only file, so a newer level never ends up below an older one.
 
 use crate::key::user_key_of;
-use crate::keyspace::keyspace_of;
+use crate::keyspace::file_keyspace;
 use crate::manifest::{FileMeta, ManifestState, LEVEL_COUNT};
 use crate::options::Options;
 use std::collections::HashSet;
@@ -193,12 +193,9 @@ pub(crate) fn finish_plan(
         .flatten()
         .all(|file| !overlaps_range(file, &smallest, &largest));
     // An L0 file may mix keyspaces; below L0 files never do, so it moves only if it does not.
-    let single_keyspace = |file: &FileMeta| {
-        keyspace_of(user_key_of(&file.smallest_key)) == keyspace_of(user_key_of(&file.largest_key))
-    };
     let trivial_move = overlaps.is_empty()
         && inputs.len() == 1
-        && (level > 0 || (state.levels[0].len() == 1 && single_keyspace(&inputs[0])));
+        && (level > 0 || (state.levels[0].len() == 1 && file_keyspace(&inputs[0]).is_some()));
     Some(CompactionPlan {
         level,
         output_level,

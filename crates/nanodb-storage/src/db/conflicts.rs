@@ -24,6 +24,7 @@ use crate::batch::{OpKind, WriteBatch};
 use crate::iter::{Direction, InternalIterator, LevelCursor, MergingIterator};
 use crate::key::{internal_key, parse_internal_key, KIND_FOR_SEEK, SEQNO_MAX};
 use crate::memtable::Lookup;
+use crate::range_del::overlaps_bounds;
 use crate::version::ReadView;
 use crate::{Error, Result};
 use std::collections::BTreeSet;
@@ -80,7 +81,7 @@ impl GroupWrites {
         }
         self.ranges
             .iter()
-            .find(|(start, end)| overlaps(start, end, lower, upper))
+            .find(|(start, end)| overlaps_bounds(start, end, as_ref(lower), as_ref(upper)))
             .map(|(start, _)| start.clone())
     }
 }
@@ -91,19 +92,6 @@ fn as_ref(bound: &Bound<Vec<u8>>) -> Bound<&[u8]> {
         Bound::Excluded(key) => Bound::Excluded(key.as_slice()),
         Bound::Unbounded => Bound::Unbounded,
     }
-}
-
-fn overlaps(start: &[u8], end: &[u8], lower: &Bound<Vec<u8>>, upper: &Bound<Vec<u8>>) -> bool {
-    let starts_before_upper = match upper {
-        Bound::Included(key) => start <= key.as_slice(),
-        Bound::Excluded(key) => start < key.as_slice(),
-        Bound::Unbounded => true,
-    };
-    let ends_after_lower = match lower {
-        Bound::Included(key) | Bound::Excluded(key) => key.as_slice() < end,
-        Bound::Unbounded => true,
-    };
-    starts_before_upper && ends_after_lower
 }
 
 /// `Err(Error::Conflict)` naming the first key that changed after the snapshot.

@@ -118,11 +118,7 @@ pub(crate) fn flush_oldest(
         next_file_number: Some(engine.state.next_file_number),
         last_seqno: Some(engine.state.last_seqno.max(imm.seqno_max())),
         added: handle.iter().map(|handle| handle.meta.clone()).collect(),
-        added_range_tombstones: imm
-            .range_tombstones()
-            .into_iter()
-            .filter(|tombstone| !keyspaces.is_dropped_key(&tombstone.start))
-            .collect(),
+        added_range_tombstones: keyspaces.live_range_tombstones(imm.range_tombstones()),
         ..VersionEdit::default()
     };
     commit_edit(inner, engine, &edit)?;

@@ -22,7 +22,7 @@ use super::read::{self, Iter, KeyBounds};
 use super::{Db, DbInner};
 use crate::batch::WriteBatch;
 use crate::keyspace::{
-    check_name, keyspace_of, stored_bounds, stored_key, KeyspaceState, DEFAULT_KEYSPACE_ID,
+    check_name, file_keyspace, stored_bounds, stored_key, KeyspaceState, DEFAULT_KEYSPACE_ID,
     DEFAULT_KEYSPACE_NAME, KEYSPACES_LIVE_MAX,
 };
 use crate::manifest::{ManifestState, VersionEdit};
@@ -117,15 +117,10 @@ pub(crate) fn drop_keyspace(inner: &DbInner, name: &str) -> Result<()> {
         return Err(Error::KeyspaceNotFound { name: name.to_string() });
     };
     let id = keyspace.id;
-    let only_this_keyspace = |key: &[u8]| keyspace_of(key) == Some(id);
     let removed: Vec<(u32, u64)> = engine
         .state
         .files()
-        .filter(|file| {
-            only_this_keyspace(crate::key::user_key_of(&file.smallest_key))
-                && only_this_keyspace(crate::key::user_key_of(&file.largest_key))
-                && !engine.compacting.contains(&file.number)
-        })
+        .filter(|file| file_keyspace(file) == Some(id) && !engine.compacting.contains(&file.number))
         .map(|file| (file.level, file.number))
         .collect();
     let edit = VersionEdit { dropped_keyspaces: vec![id], removed, ..Default::default() };

@@ -311,11 +311,7 @@ fn replay_wals(
         // Writes to keyspaces dropped after them are left out.
         let keyspaces = state.keyspace_filter();
         let mut edit = manifest::VersionEdit {
-            added_range_tombstones: memtable
-                .range_tombstones()
-                .into_iter()
-                .filter(|tombstone| !keyspaces.is_dropped_key(&tombstone.start))
-                .collect(),
+            added_range_tombstones: keyspaces.live_range_tombstones(memtable.range_tombstones()),
             ..Default::default()
         };
         let mut handle = None;

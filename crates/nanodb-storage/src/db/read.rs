@@ -269,9 +269,8 @@ impl Iter {
         let (inner, view, seqno) = (Arc::clone(&self.inner), Arc::clone(&self.view), self.seqno);
         let point_read: PointRead = Box::new(move |key| get_in_view(&inner, &view, key, seqno));
         let range_dels = Arc::clone(&self.view.range_dels);
-        let now_ms = self.now_ms;
-        DbIterator::new(merged, direction, self.seqno, self.bounds.clone(), point_read, range_dels)
-            .expiring_at(now_ms)
+        let bounds = self.bounds.clone();
+        DbIterator::new(merged, direction, self.seqno, bounds, point_read, range_dels, self.now_ms)
     }
 
     fn finish_with(
@@ -412,12 +411,7 @@ impl Snapshot {
     fn check_keyspace<'k>(&self, keyspace: &'k Keyspace) -> Result<&'k KeyspaceState> {
         let state = keyspace.state();
         state.check_live()?;
-        if state.db_token != self.inner.token {
-            return Err(crate::Error::InvalidArgument(format!(
-                "keyspace {:?} belongs to another database",
-                state.name
-            )));
-        }
+        state.check_owner(self.inner.token)?;
         Ok(state)
     }
 

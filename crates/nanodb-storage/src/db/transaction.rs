@@ -294,12 +294,7 @@ impl Transaction {
 
     fn check_keyspace<'k>(&self, keyspace: &'k Keyspace) -> Result<&'k Arc<KeyspaceState>> {
         let state = keyspace.state();
-        if state.db_token != self.inner.token {
-            return Err(Error::InvalidArgument(format!(
-                "keyspace {:?} belongs to another database",
-                state.name
-            )));
-        }
+        state.check_owner(self.inner.token)?;
         Ok(state)
     }
 

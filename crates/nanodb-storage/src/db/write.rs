@@ -94,12 +94,7 @@ pub(crate) fn check_limits(inner: &DbInner, batch: &WriteBatch) -> Result<()> {
 /// Checks that every keyspace `batch` writes to belongs to this database and is live.
 fn check_keyspaces(inner: &DbInner, batch: &WriteBatch) -> Result<()> {
     for keyspace in batch.keyspaces() {
-        if keyspace.db_token != inner.token {
-            return Err(Error::InvalidArgument(format!(
-                "keyspace {:?} belongs to another database",
-                keyspace.name
-            )));
-        }
+        keyspace.check_owner(inner.token)?;
         keyspace.check_live()?;
     }
     Ok(())

@@ -94,6 +94,7 @@ impl DbIterator {
         (lower, upper): (Bound<Vec<u8>>, Bound<Vec<u8>>),
         point_read: PointRead,
         range_dels: Arc<RangeTombstones>,
+        now_ms: u64,
     ) -> DbIterator {
         DbIterator {
             merged,
@@ -108,14 +109,8 @@ impl DbIterator {
             run: VersionRun::default(),
             point_read,
             range_dels,
-            now_ms: 0,
+            now_ms,
         }
-    }
-
-    /// Hides expiring versions whose expiry is at or before `now_ms` (`ttl.rs`).
-    pub(crate) fn expiring_at(mut self, now_ms: u64) -> DbIterator {
-        self.now_ms = now_ms;
-        self
     }
 
     fn below_lower(&self, key: &[u8]) -> bool {
