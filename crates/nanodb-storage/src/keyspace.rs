@@ -3,10 +3,11 @@
 //! Every key the engine stores starts with its keyspace's *prefix*, an order-preserving,
 //! prefix-free encoding of the keyspace id: ids `0..=254` are one byte (the id), larger ids
 //! are `0xff` then the id as a 4-byte big-endian number. The default keyspace is id 0. All
-//! keyspaces share the WAL, the manifest, the seqno space and the memtable; SSTs of L1 and
-//! deeper never mix keyspaces (flush may, in L0), so dropping a keyspace removes its files from
-//! the manifest in one edit without reading them, and compaction drops whatever is left in L0
-//! and the memtables. Ids are never reused, so a dropped keyspace's leftovers can never become
+//! keyspaces share the WAL, the manifest and the seqno space; each has its own memtable
+//! partitions (`memtable`) and SSTs (a flush writes one L0 file per keyspace, and compaction
+//! splits its outputs where the keyspace changes), so dropping a keyspace removes its files from
+//! the manifest in one edit without reading them, and flush and compaction drop whatever is
+//! left in the memtables and in files being compacted. Ids are never reused, so a dropped keyspace's leftovers can never become
 //! visible to a new keyspace of the same name.
 //!
 //! Thread safety: `KeyspaceState` is shared between every handle of one keyspace; its
@@ -49,6 +50,23 @@ pub(crate) fn prefix_of(id: u32) -> Vec<u8> {
     let mut prefix = Vec::with_capacity(KEYSPACE_PREFIX_LEN_MAX);
     encode_prefix(&mut prefix, id);
     prefix
+}
+
+/// A number for the keyspace part of any bytes that orders as the bytes do: if `a < b` then
+/// `keyspace_order(a) <= keyspace_order(b)`, and every key of one keyspace gets that
+/// keyspace's number (`keyspace_order(&prefix_of(id))`). Bytes too short to hold a full prefix
+/// are read as if zero-padded, which keeps the order. Memtables are partitioned by it.
+pub(crate) fn keyspace_order(stored_key: &[u8]) -> u64 {
+    match stored_key.first() {
+        None => 0,
+        Some(&LONG_PREFIX_MARKER) => {
+            let mut id = [0u8; 4];
+            let tail = &stored_key[1..stored_key.len().min(KEYSPACE_PREFIX_LEN_MAX)];
+            id[..tail.len()].copy_from_slice(tail);
+            u64::from(LONG_PREFIX_MARKER) + u64::from(u32::from_be_bytes(id))
+        }
+        Some(&byte) => u64::from(byte),
+    }
 }
 
 /// The keyspace id a stored key starts with; `None` for bytes no key can start with.
@@ -239,6 +257,28 @@ mod tests {
         assert_eq!(prefix_of(255).len(), KEYSPACE_PREFIX_LEN_MAX);
         assert_eq!(keyspace_of(b""), None);
         assert_eq!(keyspace_of(&[0xff, 1, 2]), None, "a truncated long prefix");
+    }
+
+    #[test]
+    fn keyspace_order_is_monotone_over_any_bytes_and_constant_in_a_keyspace() {
+        let ids = [0u32, 1, 254, 255, 256, 70_000, u32::MAX];
+        let mut keys: Vec<Vec<u8>> = vec![Vec::new(), vec![0xff], vec![0xff, 0], vec![0xff, 1, 2]];
+        for &id in &ids {
+            let prefix = prefix_of(id);
+            for tail in [&b""[..], b"\x00", b"key", b"\xff\xff\xff"] {
+                let key = stored_key(&prefix, tail);
+                assert_eq!(keyspace_order(&key), keyspace_order(&prefix), "{key:?}");
+                keys.push(key);
+            }
+            keys.push(prefix[..prefix.len() - 1].to_vec());
+        }
+        keys.sort();
+        for pair in keys.windows(2) {
+            assert!(keyspace_order(&pair[0]) <= keyspace_order(&pair[1]), "{pair:?}");
+        }
+        let distinct: std::collections::BTreeSet<u64> =
+            ids.iter().map(|&id| keyspace_order(&prefix_of(id))).collect();
+        assert_eq!(distinct.len(), ids.len());
     }
 
     #[test]

@@ -183,11 +183,13 @@ pub struct Options {
     /// `BACKGROUND_THREADS_LIMIT`. 0 runs flushes and compactions in the writer's own thread
     /// when a memtable fills, which makes runs deterministic for tests.
     pub background_threads: usize,
-    /// L0 files that start a compaction into the base level.
+    /// L0 files of one keyspace that start a compaction of them into the base level (L0 is
+    /// also compacted once it holds `L0_FILES_TOTAL_PER_TRIGGER` times this many in all).
     pub l0_compaction_trigger: usize,
-    /// L0 files at which each group commit is delayed (see `slowdown_rate_bytes_per_sec`).
+    /// L0 files of one keyspace at which each group commit is delayed (see
+    /// `slowdown_rate_bytes_per_sec`).
     pub l0_slowdown_trigger: usize,
-    /// L0 files at which writers wait for compaction.
+    /// L0 files of one keyspace at which writers wait for compaction.
     pub l0_stop_trigger: usize,
     /// Target size of the base level, in bytes; deeper levels grow by `level_size_multiplier`.
     /// The base level is chosen from the size of the last level, so that the tree holds about

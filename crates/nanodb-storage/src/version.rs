@@ -121,6 +121,23 @@ impl SstHandle {
         user_key >= self.smallest_user_key() && user_key <= self.largest_user_key()
     }
 
+    /// True if the file may hold a user key within (`lower`, `upper`).
+    pub fn overlaps(&self, lower: std::ops::Bound<&[u8]>, upper: std::ops::Bound<&[u8]>) -> bool {
+        use std::ops::Bound;
+        let (smallest, largest) = (self.smallest_user_key(), self.largest_user_key());
+        let above_lower = match lower {
+            Bound::Included(key) => largest >= key,
+            Bound::Excluded(key) => largest > key,
+            Bound::Unbounded => true,
+        };
+        let below_upper = match upper {
+            Bound::Included(key) => smallest <= key,
+            Bound::Excluded(key) => smallest < key,
+            Bound::Unbounded => true,
+        };
+        above_lower && below_upper
+    }
+
     /// The smallest user key in the file.
     pub fn smallest_user_key(&self) -> &[u8] {
         user_key_of(&self.meta.smallest_key)
@@ -156,6 +173,9 @@ pub struct Version {
     pub levels: Vec<Vec<Arc<SstHandle>>>,
     /// Reads that are not registered snapshots need a seqno at least this (invariant 4).
     pub read_seqno_min: u64,
+    /// The most L0 files one keyspace has (`compaction::l0::depth`): what the write slowdown
+    /// and stop triggers compare with.
+    pub l0_depth: usize,
 }
 
 impl Version {
@@ -176,7 +196,13 @@ impl Version {
             }
             levels.push(handles);
         }
-        Version { levels, read_seqno_min }
+        let l0_depth = crate::compaction::l0::depth(levels[0].iter().map(|handle| {
+            crate::compaction::l0::keyspace_range(
+                &handle.meta.smallest_key,
+                &handle.meta.largest_key,
+            )
+        }));
+        Version { levels, read_seqno_min, l0_depth }
     }
 
     /// Every open SST by file number.

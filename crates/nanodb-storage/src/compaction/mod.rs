@@ -6,6 +6,7 @@
 
 pub mod expiry;
 pub mod job;
+pub(crate) mod l0;
 pub mod picker;
 pub mod range_del;
 

@@ -5,24 +5,35 @@
 //! `level_size_base_bytes` or below is the *base level*: L0 compacts straight into it and the
 //! levels between are left empty. Space amplification then stays near
 //! `1 + 1/multiplier + 1/multiplier² ...` (about 1.11 with the default 10) however big the
-//! database grows. A level scores `size / target`; L0 scores `files / l0_compaction_trigger`;
-//! the highest score at or above 1 is compacted.
+//! database grows. A level scores `size / target`; L0 scores its depth (the most L0 files one
+//! keyspace has, `l0` module) over `l0_compaction_trigger`, or its file count over
+//! `L0_FILES_TOTAL_PER_TRIGGER` times that, whichever is higher; the highest score at or above
+//! 1 is compacted.
 //!
 //! Thread safety: pure functions over a `ManifestState`.
 //!
 //! Invariants:
 //! 1. A plan never names a file another running compaction uses (`busy`).
-//! 2. L0 is compacted whole (its files overlap each other) into the base level, or into the
-//!    first non-empty level above it; a level `n` file goes to level `n + 1` with every file
-//!    there that overlaps it. Data never skips a level that holds data.
+//! 2. L0 is compacted a group at a time (`l0::groups`: every file sharing a keyspace with
+//!    another of the group, so never a newer file of a key range without the older ones) into
+//!    the base level, or into the first non-empty level above it; a level `n` file goes to
+//!    level `n + 1` with every file there that overlaps it. Data never skips a level that holds
+//!    data.
 //! 3. A trivial move (no overlap below) only moves a single file, and for L0 only when it is
-//!    the level's only file, so a newer level never ends up below an older one.
+//!    its group's only file and holds one keyspace, so a newer file never ends up below an
+//!    older one.
 
+use super::l0;
 use crate::key::user_key_of;
 use crate::keyspace::file_keyspace;
 use crate::manifest::{FileMeta, ManifestState, LEVEL_COUNT};
 use crate::options::Options;
 use std::collections::HashSet;
+
+/// L0 is compacted also once it holds this many times `Options::l0_compaction_trigger` files
+/// in all, however shallow: many keyspaces with a few L0 files each still cost every point
+/// read a look at each file's key range.
+pub const L0_FILES_TOTAL_PER_TRIGGER: usize = 8;
 
 /// One compaction to run.
 #[derive(Debug, Clone, PartialEq)]
@@ -106,9 +117,16 @@ pub fn pick(
 ) -> Option<CompactionPlan> {
     let targets = level_targets(state, options);
     let mut scored: Vec<(f64, usize)> = Vec::new();
-    let l0_files = state.levels[0].len();
-    if l0_files > 0 {
-        scored.push((l0_files as f64 / options.l0_compaction_trigger as f64, 0));
+    let mut l0_depth_min = 1;
+    let l0_files = &state.levels[0];
+    if !l0_files.is_empty() {
+        let trigger = options.l0_compaction_trigger as f64;
+        let ranges = l0_files.iter().map(|f| l0::keyspace_range(&f.smallest_key, &f.largest_key));
+        let by_depth = l0::depth(ranges) as f64 / trigger;
+        let by_count = l0_files.len() as f64 / (trigger * L0_FILES_TOTAL_PER_TRIGGER as f64);
+        scored.push((by_depth.max(by_count), 0));
+        // Past the count trigger any group may go; otherwise only the groups at the trigger.
+        l0_depth_min = if by_count >= 1.0 { 1 } else { options.l0_compaction_trigger };
     }
     for level in 1..LEVEL_COUNT - 1 {
         let size = level_size_bytes(state, level);
@@ -126,7 +144,7 @@ pub fn pick(
     scored.sort_by(|a, b| b.0.total_cmp(&a.0));
     for (score, level) in scored.into_iter().take_while(|(score, _)| *score >= 1.0) {
         let plan = if level == 0 {
-            plan_l0(state, busy, targets.base_level)
+            plan_l0(state, busy, targets.base_level, l0_depth_min)
         } else {
             plan_level(state, busy, level, cursors.get(level).map_or(&[][..], Vec::as_slice))
         };
@@ -152,7 +170,8 @@ pub(crate) fn plan_rewrite(
     let plan = if level == 0 {
         let base_level =
             (1..LEVEL_COUNT).find(|&level| !state.levels[level].is_empty()).unwrap_or(last);
-        plan_l0(state, busy, base_level)
+        let group = l0::group_of(&state.levels[0], file.number)?;
+        plan_l0_group(state, busy, base_level, group)
     } else if level < last {
         finish_plan(state, level, level + 1, vec![file.clone()], busy)
     } else {
@@ -192,10 +211,12 @@ pub(crate) fn finish_plan(
         .iter()
         .flatten()
         .all(|file| !overlaps_range(file, &smallest, &largest));
-    // An L0 file may mix keyspaces; below L0 files never do, so it moves only if it does not.
+    // L0 inputs are a whole group, so a lone one shares its keyspace with no other L0 file;
+    // an older L0 file may mix keyspaces (below L0 files never do): it moves only if it does
+    // not.
     let trivial_move = overlaps.is_empty()
         && inputs.len() == 1
-        && (level > 0 || (state.levels[0].len() == 1 && file_keyspace(&inputs[0]).is_some()));
+        && (level > 0 || file_keyspace(&inputs[0]).is_some());
     Some(CompactionPlan {
         level,
         output_level,
@@ -208,22 +229,34 @@ pub(crate) fn finish_plan(
     })
 }
 
-pub(crate) fn plan_l0(
+/// An L0 compaction of the deepest group (`l0::groups`) at least `depth_min` deep whose
+/// files, and the files below it overlaps, no running compaction uses.
+fn plan_l0(
     state: &ManifestState,
     busy: &HashSet<u64>,
     base_level: usize,
+    depth_min: usize,
 ) -> Option<CompactionPlan> {
-    let files = &state.levels[0];
-    if files.iter().any(|file| busy.contains(&file.number)) {
+    l0::groups(&state.levels[0])
+        .into_iter()
+        .take_while(|group| group.depth >= depth_min)
+        .find_map(|group| plan_l0_group(state, busy, base_level, group))
+}
+
+fn plan_l0_group(
+    state: &ManifestState,
+    busy: &HashSet<u64>,
+    base_level: usize,
+    group: l0::L0Group,
+) -> Option<CompactionPlan> {
+    if group.files.iter().any(|file| busy.contains(&file.number)) {
         return None;
     }
-    let mut inputs = files.clone();
-    inputs.sort_by_key(|file| std::cmp::Reverse(file.number));
     // When the base level has moved down (the tree shrank), levels above it may still hold
     // data: L0 must go into the first of them, never past older data.
     let output_level =
         (1..base_level).find(|&level| !state.levels[level].is_empty()).unwrap_or(base_level);
-    finish_plan(state, 0, output_level, inputs, busy)
+    finish_plan(state, 0, output_level, group.files, busy)
 }
 
 fn plan_level(
@@ -401,9 +434,39 @@ mod tests {
         let plan =
             pick(&state(vec![file(1, 0, "a", "b", MIB)]), &options, &HashSet::new(), &[]).unwrap();
         assert!(!plan.trivial_move);
-        let two = state(vec![file(1, 0, "a", "b", MIB), file(2, 0, "x", "y", MIB)]);
+        // Two L0 files of one keyspace go down together, rewritten.
+        let two = state(vec![file(1, 0, "a", "ab", MIB), file(2, 0, "aa", "ac", MIB)]);
         let plan = pick(&two, &options, &HashSet::new(), &[]).unwrap();
         assert!(!plan.trivial_move);
         assert_eq!(plan.inputs.len(), 2);
+    }
+
+    #[test]
+    fn l0_groups_of_different_keyspaces_compact_apart() {
+        let trigger = options().l0_compaction_trigger as u64;
+        // Keyspace "c" reaches the trigger; keyspace "x" has one file.
+        let mut files: Vec<FileMeta> = (1..=trigger).map(|n| file(n, 0, "ca", "cz", MIB)).collect();
+        files.push(file(20, 0, "xa", "xz", MIB));
+        files.push(file(30, 6, "xb", "xc", MIB));
+        let plan = pick(&state(files.clone()), &options(), &HashSet::new(), &[]).unwrap();
+        let numbers: Vec<u64> = plan.inputs.iter().map(|f| f.number).collect();
+        assert_eq!(numbers, (1..=trigger).rev().collect::<Vec<_>>());
+        assert!(plan.overlaps.is_empty(), "keyspace x's file below is not touched");
+        // While keyspace c compacts, the shallow keyspace x is left alone.
+        let busy: HashSet<u64> = (1..=trigger).collect();
+        assert_eq!(pick(&state(files), &options(), &busy, &[]), None);
+
+        // Many keyspaces with one L0 file each: nothing is deep, but the count trigger fires.
+        let count = options().l0_compaction_trigger * L0_FILES_TOTAL_PER_TRIGGER;
+        let many: Vec<FileMeta> = (0..count as u64)
+            .map(|n| {
+                let key = format!("{}", char::from(b'!' + n as u8));
+                file(n + 1, 0, &key, &key, MIB)
+            })
+            .collect();
+        assert_eq!(pick(&state(many[1..].to_vec()), &options(), &HashSet::new(), &[]), None);
+        let plan = pick(&state(many), &options(), &HashSet::new(), &[]).unwrap();
+        assert_eq!(plan.inputs.len(), 1);
+        assert!(plan.trivial_move, "a lone file of its keyspace moves down");
     }
 }

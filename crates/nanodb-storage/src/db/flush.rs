@@ -1,8 +1,8 @@
 //! Flush: writing frozen memtables to L0 SSTs and recording them in the manifest.
 //!
 //! One background thread (or, with `Options::background_threads == 0`, the writer that needs
-//! room) flushes the oldest frozen memtable: it writes and syncs the SST without holding the
-//! engine lock, syncs the directory, logs a version edit (the new file, the WAL number still
+//! room) flushes the oldest frozen memtable: it writes and syncs one SST per keyspace
+//! partition (so every L0 file holds one keyspace) without holding the engine lock, syncs the directory, logs a version edit (the new file, the WAL number still
 //! needed, the last flushed seqno), swaps the read view, and deletes the memtable's WAL.
 //!
 //! Thread safety: the flush thread and `flush_all` coordinate through `EngineState` and its
@@ -18,7 +18,7 @@ use super::{DbInner, EngineState, ENGINE_WAIT};
 use crate::filenames::{sst_path, wal_path};
 use crate::keyspace::KeyspaceFilter;
 use crate::manifest::{sync_dir, ManifestWriter, VersionEdit, MANIFEST_SIZE_BYTES_ROLL};
-use crate::memtable::Memtable;
+use crate::memtable::{Memtable, Partition};
 use crate::options::Options;
 use crate::rate_limit::{IoPriority, RateLimiter};
 use crate::sst::{CompressionBytes, SstWriter, SstWriterOptions};
@@ -30,19 +30,64 @@ use std::path::Path;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-/// Writes `memtable` to L0 SST `number` in `dir`, syncs it and the directory, and opens it;
-/// also returns how its blocks compressed. Entries of keyspaces `keyspaces` says were dropped
-/// are left out; `None` if nothing is left (no file then). The writes are paced by
-/// `rate_limiter` at flush priority, if given.
-pub(crate) fn write_sst(
+/// An SST a flush wrote: its handle and how its blocks compressed.
+pub(crate) type FlushedSst = (Arc<SstHandle>, CompressionBytes);
+
+/// Writes `memtable` to L0 SSTs in `dir`, one per keyspace partition, numbered from `numbers`
+/// (which must hold at least `memtable.partitions().len()` numbers), syncs them and the
+/// directory, and opens them. Entries of keyspaces `keyspaces` says were dropped are left out;
+/// a partition with nothing left makes no file. The writes are paced by `rate_limiter` at
+/// flush priority, if given. On failure the files written so far are removed.
+pub(crate) fn write_ssts(
     tables: &Arc<TableCache>,
     dir: &Path,
     options: &Options,
     memtable: &Memtable,
+    numbers: std::ops::Range<u64>,
+    keyspaces: &KeyspaceFilter,
+    rate_limiter: Option<&Arc<RateLimiter>>,
+) -> Result<Vec<FlushedSst>> {
+    let partitions = memtable.partitions();
+    if (numbers.end - numbers.start) < partitions.len() as u64 {
+        return Err(Error::Internal("a flush was given too few file numbers".into()));
+    }
+    let mut written: Vec<FlushedSst> = Vec::new();
+    let mut paths = Vec::new();
+    let result = (|| {
+        for (partition, number) in partitions.iter().zip(numbers) {
+            paths.push(sst_path(dir, number));
+            let sst =
+                write_partition(tables, dir, options, partition, number, keyspaces, rate_limiter)?;
+            written.extend(sst);
+        }
+        if !written.is_empty() {
+            sync_dir(tables.fs().as_ref(), dir)?;
+        }
+        Ok(())
+    })();
+    match result {
+        Ok(()) => Ok(written),
+        Err(error) => {
+            drop(written);
+            for path in &paths {
+                let _ = tables.fs().remove_file(path);
+            }
+            Err(error)
+        }
+    }
+}
+
+/// Writes one partition to SST `number` and opens it; `None` (and no file) if every entry was
+/// of a dropped keyspace.
+fn write_partition(
+    tables: &Arc<TableCache>,
+    dir: &Path,
+    options: &Options,
+    partition: &Partition,
     number: u64,
     keyspaces: &KeyspaceFilter,
     rate_limiter: Option<&Arc<RateLimiter>>,
-) -> Result<Option<(Arc<SstHandle>, CompressionBytes)>> {
+) -> Result<Option<FlushedSst>> {
     let fs = tables.fs();
     let path = sst_path(dir, number);
     let writer_options = SstWriterOptions {
@@ -52,7 +97,7 @@ pub(crate) fn write_sst(
     };
     let mut writer = SstWriter::create(fs.as_ref(), &path, writer_options)?
         .rate_limited(rate_limiter, IoPriority::High);
-    memtable.for_each(|key, value| {
+    partition.for_each(|key, value| {
         if keyspaces.is_dropped_key(key) {
             return Ok(());
         }
@@ -65,7 +110,6 @@ pub(crate) fn write_sst(
         return Ok(None);
     }
     let (properties, compression) = writer.finish()?;
-    sync_dir(fs.as_ref(), dir)?;
     let handle = SstHandle::open_written(tables, &path, number, 0, properties)?;
     Ok(Some((Arc::new(handle), compression)))
 }
@@ -81,22 +125,20 @@ pub(crate) fn flush_oldest(
         inner.check_writable()?;
     }
     let Some(imm) = engine.imms.front().cloned() else { return Ok(()) };
-    let number = engine.state.next_file_number;
-    engine.state.next_file_number += 1;
+    let first = engine.state.next_file_number;
+    let numbers = first..first + imm.partitions().len() as u64;
+    engine.state.next_file_number = numbers.end;
     engine.flush_running = true;
     let keyspaces = engine.state.keyspace_filter();
     let written = MutexGuard::unlocked(engine, || {
-        if !imm.has_entries() {
-            return Ok(None); // only range tombstones: they go to the manifest
-        }
         // A panic here must not leave `flush_running` set: it becomes an error (and poison).
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            write_sst(
+            write_ssts(
                 &inner.tables,
                 &inner.dir,
                 &inner.options,
                 &imm,
-                number,
+                numbers,
                 &keyspaces,
                 inner.rate_limiter.as_ref(),
             )
@@ -105,10 +147,7 @@ pub(crate) fn flush_oldest(
     });
     engine.flush_running = false;
     inner.engine_changed.notify_all();
-    let (handle, compression) = match written? {
-        Some((handle, compression)) => (Some(handle), Some(compression)),
-        None => (None, None),
-    };
+    let written = written?;
 
     // WAL files from the next memtable on are still needed.
     let view = inner.current_view();
@@ -117,14 +156,14 @@ pub(crate) fn flush_oldest(
         log_number: Some(log_number),
         next_file_number: Some(engine.state.next_file_number),
         last_seqno: Some(engine.state.last_seqno.max(imm.seqno_max())),
-        added: handle.iter().map(|handle| handle.meta.clone()).collect(),
+        added: written.iter().map(|(handle, _)| handle.meta.clone()).collect(),
         added_range_tombstones: keyspaces.live_range_tombstones(imm.range_tombstones()),
         ..VersionEdit::default()
     };
     commit_edit(inner, engine, &edit)?;
 
     let mut open = view.version.handles_by_number();
-    if let Some(handle) = &handle {
+    for (handle, _) in &written {
         open.insert(handle.meta.number, Arc::clone(handle));
     }
     let version = Arc::new(Version::build(&engine.state, &open, view.version.read_seqno_min));
@@ -144,11 +183,11 @@ pub(crate) fn flush_oldest(
         Arc::new(ReadView { mem: Arc::clone(&view.mem), imms, version, range_dels });
     inner.engine_changed.notify_all();
 
-    let size_bytes = handle.as_ref().map_or(0, |handle| handle.meta.size_bytes);
+    let size_bytes: u64 = written.iter().map(|(handle, _)| handle.meta.size_bytes).sum();
     StatsCounters::add(&inner.stats.flushes, 1);
     StatsCounters::add(&inner.stats.flush_bytes_written, size_bytes);
     StatsCounters::add(&inner.stats.level_bytes_written[0], size_bytes);
-    if let Some(compression) = compression {
+    for (_, compression) in written {
         StatsCounters::add_compression(&inner.stats, compression);
     }
     // The WAL is now redundant. If removing it fails, the next open removes it.

@@ -4,8 +4,9 @@
 //! Create is one manifest edit. Drop is one manifest edit too, and that edit is the commit
 //! point: it removes the keyspace from the registry and, in the same record, every SST that
 //! holds only its keys and no running compaction uses. A crash before the edit is durable
-//! leaves the keyspace whole; after, it is gone, and whatever of it is left (in L0 files shared
-//! with other keyspaces, in files being compacted, in memtables and the WAL) is invisible,
+//! leaves the keyspace whole; after, it is gone, and whatever of it is left (in L0 files of
+//! databases written before flushes split by keyspace, in files being compacted, in memtables
+//! and the WAL) is invisible,
 //! since its id is never reused, and dropped by the next flush or compaction that reads it.
 //!
 //! Thread safety: the registry is an `RwLock` taken after `engine` (lock order `wal` →

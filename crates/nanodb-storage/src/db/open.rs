@@ -12,7 +12,7 @@
 //! 3. Nothing is deleted until the new manifest and CURRENT that make it unneeded are durable.
 //! 4. The WAL the manifest's `log_number` names exists; if not, edits were lost and open fails.
 
-use super::flush::write_sst;
+use super::flush::write_ssts;
 use super::stats::StatsCounters;
 use super::{DbInner, EngineState, WalState};
 use crate::cache::BlockCache;
@@ -314,18 +314,14 @@ fn replay_wals(
             added_range_tombstones: keyspaces.live_range_tombstones(memtable.range_tombstones()),
             ..Default::default()
         };
-        let mut handle = None;
-        if memtable.has_entries() {
-            let number = allocate(state);
-            // Not rate limited: the open waits for it and nothing else runs yet.
-            let written = write_sst(tables, dir, options, &memtable, number, &keyspaces, None)?;
-            if let Some((written, _)) = written {
-                edit.added.push(written.meta.clone());
-                handle = Some(written);
-            }
-        }
+        let first = state.next_file_number;
+        let numbers = first..first + memtable.partitions().len() as u64;
+        state.next_file_number = numbers.end;
+        // Not rate limited: the open waits for it and nothing else runs yet.
+        let written = write_ssts(tables, dir, options, &memtable, numbers, &keyspaces, None)?;
+        edit.added.extend(written.iter().map(|(handle, _)| handle.meta.clone()));
         state.apply(&edit).map_err(|detail| Error::corruption(dir, detail))?;
-        if let Some(handle) = handle {
+        for (handle, _) in written {
             open_files.insert(handle.meta.number, handle);
         }
     }

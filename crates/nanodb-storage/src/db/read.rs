@@ -185,16 +185,21 @@ fn search_file(
     reader.get(key, seqno)
 }
 
-fn merged_iterator(view: &ReadView, direction: Direction) -> MergingIterator {
+/// The sources of `view` merged, for an iterator over stored keys within `bounds`: only the
+/// memtable partitions and L0 files that can hold such keys take part (each L0 file holds one
+/// keyspace, so an iterator in one keyspace reads only that keyspace's L0 files).
+fn merged_iterator(view: &ReadView, direction: Direction, bounds: &KeyBounds) -> MergingIterator {
+    let (lower, upper) =
+        (bounds.0.as_ref().map(Vec::as_slice), bounds.1.as_ref().map(Vec::as_slice));
     let mut children: Vec<Box<dyn InternalIterator>> = Vec::new();
     for memtable in std::iter::once(&view.mem).chain(view.imms.iter()) {
         if !memtable.is_empty() {
-            children.push(Box::new(memtable.cursor(direction)));
+            children.push(Box::new(memtable.cursor_within(direction, (lower, upper))));
         }
     }
     // Each L0 file gets a one-file level cursor, which opens the file only when a seek lands
     // in its range.
-    for handle in &view.version.levels[0] {
+    for handle in view.version.levels[0].iter().filter(|handle| handle.overlaps(lower, upper)) {
         children.push(Box::new(LevelCursor::new(vec![Arc::clone(handle)], direction)));
     }
     for files in view.version.levels.iter().skip(1).filter(|files| !files.is_empty()) {
@@ -265,7 +270,7 @@ impl Iter {
     }
 
     fn make(&self, direction: Direction) -> DbIterator {
-        let merged = merged_iterator(&self.view, direction);
+        let merged = merged_iterator(&self.view, direction, &self.bounds);
         let (inner, view, seqno) = (Arc::clone(&self.inner), Arc::clone(&self.view), self.seqno);
         let point_read: PointRead = Box::new(move |key| get_in_view(&inner, &view, key, seqno));
         let range_dels = Arc::clone(&self.view.range_dels);
@@ -440,6 +445,7 @@ pub(crate) fn stats(inner: &DbInner) -> DbStats {
         seqno_last: inner.seqno_visible.load(Ordering::Acquire),
         memtable_size_bytes: view.mem.size_bytes() as u64,
         frozen_memtables: view.imms.len() as u64,
+        l0_depth: view.version.l0_depth as u64,
         levels: view
             .version
             .levels

@@ -96,6 +96,9 @@ pub struct DbStats {
     pub frozen_memtables: u64,
     /// Files and bytes per level, L0 first.
     pub levels: Vec<LevelStats>,
+    /// The most L0 files of one keyspace (flushes write one L0 file per keyspace): what the
+    /// L0 compaction, slowdown and stop triggers compare with.
+    pub l0_depth: u64,
     /// Puts and deletes written.
     pub write_ops: u64,
     /// Write batches committed (a single put is a batch of one).
@@ -250,6 +253,7 @@ impl fmt::Display for DbStats {
             "memtable              {} bytes, {} frozen",
             self.memtable_size_bytes, self.frozen_memtables
         )?;
+        writeln!(f, "L0 depth              {}", self.l0_depth)?;
         for (level, stats) in self.levels.iter().enumerate() {
             if stats.files == 0 && stats.bytes_written == 0 {
                 continue;

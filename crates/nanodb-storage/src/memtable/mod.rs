@@ -1,32 +1,50 @@
-//! The memtable: recent writes, in memory, ordered by internal key.
+//! The memtable: recent writes, in memory, ordered by internal key, one skip list per keyspace.
 //!
-//! A lock-free skip list (`crossbeam_skiplist::SkipMap`) keyed by (user key, trailer) with
-//! newest versions first. Each entry's user key and value share one heap allocation (beside
-//! the list node), which saves an allocation per write and about 30 bytes per entry. One
-//! writer at a time inserts (the group-commit leader); any number of readers get and iterate
-//! concurrently. When its size passes
-//! `Options::memtable_size_bytes_max` it is frozen (no more inserts) and flushed to an SST.
+//! Each keyspace that has writes in the memtable gets its own *partition*: a lock-free skip
+//! list (`crossbeam_skiplist::SkipMap`) keyed by (stored key, trailer) with newest versions
+//! first. Each entry's key and value share one heap allocation (beside the list node), which
+//! saves an allocation per write and about 30 bytes per entry. A read in one keyspace searches
+//! only that keyspace's list, and a flush writes each partition to its own SST. All partitions
+//! of a memtable
+//! share one WAL file, so they are frozen and flushed together (what RocksDB calls an atomic
+//! flush). One writer at a time inserts (the group-commit leader); any number of readers get
+//! and iterate concurrently. When its size passes `Options::memtable_size_bytes_max` it is
+//! frozen (no more inserts) and flushed.
 //!
 //! Thread safety: `Memtable` is `Send + Sync`; inserts must not race with each other (the
-//! write path guarantees a single inserter), reads may race with everything.
+//! write path guarantees a single inserter), reads may race with everything. The partition
+//! map is behind a read-write lock taken only for the lookup of a partition, never across a
+//! skip-list walk.
 //!
 //! Invariants:
-//! 1. Each (user key, seqno) is inserted at most once.
-//! 2. `size_bytes` only grows, and counts keys, values and a fixed per-entry overhead that
-//!    matches what the allocator really uses (measured: see `MEMTABLE_ENTRY_OVERHEAD_BYTES`).
+//! 1. Each (stored key, seqno) is inserted at most once.
+//! 2. `size_bytes` (the partitions' sizes and the range tombstones') only grows, and counts
+//!    keys, values and a fixed per-entry overhead that matches what the allocator really uses
+//!    (measured: see `MEMTABLE_ENTRY_OVERHEAD_BYTES`).
 //! 3. A reader at seqno S sees exactly the versions with seqno <= S, because the write path
 //!    publishes S only after every write up to S is inserted.
-//! 4. Range tombstones are kept beside the skip list (`range_tombstones`), in seqno order; the
+//! 4. A key lives in partition `keyspace_order(key)`; partitions in map order hold ascending,
+//!    disjoint key ranges, so walking them in order walks the whole memtable in key order.
+//!    A partition, once created, stays until the memtable drops (a dropped keyspace's entries
+//!    are left out by the flush), so a cursor made after seqno S was published finds every
+//!    partition holding versions at or below S.
+//! 5. Range tombstones are kept beside the skip lists (`range_tombstones`), in seqno order; the
 //!    read view carries them for reads (`range_del`), the flush moves them to the manifest.
 
+mod cursor;
+mod key;
+
+pub use cursor::MemtableCursor;
+
 use crate::batch::{BatchOp, OpKind};
-use crate::iter::{Direction, InternalIterator};
-use crate::key::{pack_trailer, parse_internal_key, ValueKind, KIND_FOR_SEEK};
+use crate::key::{pack_trailer, ValueKind, KIND_FOR_SEEK};
+use crate::keyspace::keyspace_order;
 use crate::range_del::RangeTombstone;
 use crate::Result;
 use crossbeam_skiplist::SkipMap;
-use parking_lot::Mutex;
-use std::cmp::Ordering;
+use key::MemKey;
+use parking_lot::{Mutex, RwLock};
+use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::Arc;
@@ -38,99 +56,6 @@ use std::sync::Arc;
 /// resident memory of a memtable of 1M entries was measured within 2% of the count this gives
 /// (`cargo run --release -p nanodb-storage --example rss_probe -- 1000000 4000`).
 pub const MEMTABLE_ENTRY_OVERHEAD_BYTES: usize = 96;
-/// Entries copied out of the skip list by the first refill after a seek: short scans copy
-/// little. Each further refill copies twice as many, up to `CURSOR_CHUNK_ENTRIES_MAX`.
-const CURSOR_CHUNK_ENTRIES_MIN: usize = 16;
-/// Most entries copied out of the skip list per refill.
-const CURSOR_CHUNK_ENTRIES_MAX: usize = 256;
-
-/// A skip-list key: the user key and the value in one allocation (`bytes`, the first
-/// `key_len` of them the user key), and the trailer. Ordered by user key, then newest first;
-/// the value takes no part in the order.
-///
-/// `prefix` holds the first 16 bytes of the user key (zero-padded, as big-endian integers)
-/// inside the list node, so most comparisons of a search are one integer comparison and do not touch
-/// `bytes`, a separate allocation (a cache miss each). Padding keeps the order: if two
-/// prefixes differ, the keys differ in the same direction; if they are equal, the full keys
-/// decide.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct MemKey {
-    prefix: (u64, u64),
-    bytes: Box<[u8]>,
-    key_len: u32,
-    trailer: u64,
-}
-
-impl Ord for MemKey {
-    fn cmp(&self, other: &MemKey) -> Ordering {
-        self.prefix
-            .cmp(&other.prefix)
-            .then_with(|| self.user_key().cmp(other.user_key()))
-            .then_with(|| other.trailer.cmp(&self.trailer))
-    }
-}
-
-/// The first 16 bytes of `user_key`, zero-padded, as two big-endian integers (two `u64`
-/// rather than a `u128`, whose 16-byte alignment would pad every list node).
-fn key_prefix(user_key: &[u8]) -> (u64, u64) {
-    let mut prefix = [0u8; 16];
-    let len = user_key.len().min(16);
-    prefix[..len].copy_from_slice(&user_key[..len]);
-    let prefix = u128::from_be_bytes(prefix);
-    ((prefix >> 64) as u64, prefix as u64)
-}
-
-impl PartialOrd for MemKey {
-    fn partial_cmp(&self, other: &MemKey) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl MemKey {
-    /// An entry's key: `user_key` and `value` copied into one allocation. Keys are at most
-    /// `KEY_SIZE_BYTES_MAX_LIMIT` (1 MiB) long, so the length fits in a `u32`.
-    fn new(user_key: &[u8], trailer: u64, value: &[u8]) -> MemKey {
-        let mut bytes = Vec::with_capacity(user_key.len() + value.len());
-        bytes.extend_from_slice(user_key);
-        bytes.extend_from_slice(value);
-        MemKey {
-            prefix: key_prefix(user_key),
-            bytes: bytes.into_boxed_slice(),
-            key_len: user_key.len() as u32,
-            trailer,
-        }
-    }
-
-    /// A key to seek to (no value).
-    fn seek_target(user_key: &[u8], trailer: u64) -> MemKey {
-        MemKey::new(user_key, trailer, &[])
-    }
-
-    fn from_internal(encoded: &[u8]) -> MemKey {
-        match parse_internal_key(encoded) {
-            Some(parsed) => {
-                MemKey::seek_target(parsed.user_key, pack_trailer(parsed.seqno, parsed.kind as u8))
-            }
-            // Targets are built by this crate and always parse; an unparsable one sorts as
-            // its raw bytes with the newest trailer, which is still a valid seek position.
-            None => MemKey::seek_target(encoded, u64::MAX),
-        }
-    }
-
-    fn user_key(&self) -> &[u8] {
-        &self.bytes[..self.key_len as usize]
-    }
-
-    fn value(&self) -> &[u8] {
-        &self.bytes[self.key_len as usize..]
-    }
-
-    fn encode(&self, out: &mut Vec<u8>) {
-        out.clear();
-        out.extend_from_slice(self.user_key());
-        out.extend_from_slice(&self.trailer.to_le_bytes());
-    }
-}
 
 /// What a memtable knows about a key at a seqno.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,10 +71,34 @@ pub enum Lookup {
     Absent,
 }
 
-/// An in-memory ordered table of recent writes.
+/// One keyspace's part of a memtable: its own skip list.
+#[derive(Debug, Default)]
+pub struct Partition {
+    map: SkipMap<MemKey, ()>,
+}
+
+impl Partition {
+    /// Calls `visit(encoded_internal_key, value)` for every entry in internal-key order.
+    pub fn for_each(&self, mut visit: impl FnMut(&[u8], &[u8]) -> Result<()>) -> Result<()> {
+        let mut encoded = Vec::new();
+        for entry in self.map.iter() {
+            entry.key().encode(&mut encoded);
+            visit(&encoded, entry.key().value())?;
+        }
+        Ok(())
+    }
+
+    /// True if the partition holds no version.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}
+
+/// An in-memory ordered table of recent writes, partitioned by keyspace.
 #[derive(Debug)]
 pub struct Memtable {
-    map: SkipMap<MemKey, ()>,
+    /// `keyspace_order` of the keys → that keyspace's partition.
+    partitions: RwLock<BTreeMap<u64, Arc<Partition>>>,
     size_bytes: AtomicUsize,
     seqno_max: AtomicU64,
     wal_number: u64,
@@ -160,7 +109,7 @@ impl Memtable {
     /// An empty memtable whose writes are logged in WAL file `wal_number`.
     pub fn new(wal_number: u64) -> Memtable {
         Memtable {
-            map: SkipMap::new(),
+            partitions: RwLock::new(BTreeMap::new()),
             size_bytes: AtomicUsize::new(0),
             seqno_max: AtomicU64::new(0),
             wal_number,
@@ -173,11 +122,35 @@ impl Memtable {
         self.wal_number
     }
 
+    /// The partition `stored_key` belongs in, if it exists.
+    fn partition_of(&self, stored_key: &[u8]) -> Option<Arc<Partition>> {
+        self.partitions.read().get(&keyspace_order(stored_key)).cloned()
+    }
+
+    /// The first partition at or after (`forward`) or at or before order `order`, with its
+    /// order; `None` past the last one.
+    fn partition_from(&self, order: u64, forward: bool) -> Option<(u64, Arc<Partition>)> {
+        let partitions = self.partitions.read();
+        let found = if forward {
+            partitions.range(order..).next()
+        } else {
+            partitions.range(..=order).next_back()
+        };
+        found.map(|(order, partition)| (*order, Arc::clone(partition)))
+    }
+
     /// Inserts one version. Only one thread may insert at a time.
     pub fn insert(&self, user_key: &[u8], seqno: u64, kind: ValueKind, value: &[u8]) {
+        let partition = match self.partition_of(user_key) {
+            Some(partition) => partition,
+            None => {
+                let order = keyspace_order(user_key);
+                Arc::clone(self.partitions.write().entry(order).or_default())
+            }
+        };
         let key = MemKey::new(user_key, pack_trailer(seqno, kind as u8), value);
         let added = user_key.len() + value.len() + MEMTABLE_ENTRY_OVERHEAD_BYTES;
-        self.map.insert(key, ());
+        partition.map.insert(key, ());
         self.size_bytes.fetch_add(added, AtomicOrdering::Relaxed);
         self.seqno_max.fetch_max(seqno, AtomicOrdering::Relaxed);
     }
@@ -205,6 +178,11 @@ impl Memtable {
         }
     }
 
+    /// The non-empty partitions in key order.
+    pub fn partitions(&self) -> Vec<Arc<Partition>> {
+        self.partitions.read().values().filter(|partition| !partition.is_empty()).cloned().collect()
+    }
+
     /// The range tombstones written to this memtable, by seqno ascending.
     pub fn range_tombstones(&self) -> Vec<RangeTombstone> {
         self.range_tombstones.lock().clone()
@@ -212,13 +190,14 @@ impl Memtable {
 
     /// True if the memtable holds versions of keys (not only range tombstones).
     pub fn has_entries(&self) -> bool {
-        !self.map.is_empty()
+        self.partitions.read().values().any(|partition| !partition.is_empty())
     }
 
     /// The newest version of `user_key` with seqno `<= seqno`.
     pub fn get(&self, user_key: &[u8], seqno: u64) -> Lookup {
+        let Some(partition) = self.partition_of(user_key) else { return Lookup::Absent };
         let seek = MemKey::seek_target(user_key, pack_trailer(seqno, KIND_FOR_SEEK));
-        let Some(entry) = self.map.range(seek..).next() else {
+        let Some(entry) = partition.map.range(seek..).next() else {
             return Lookup::Absent;
         };
         let found = entry.key();
@@ -241,7 +220,7 @@ impl Memtable {
 
     /// True if nothing was inserted (no version and no range tombstone).
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty() && self.range_tombstones.lock().is_empty()
+        !self.has_entries() && self.range_tombstones.lock().is_empty()
     }
 
     /// Largest seqno inserted (0 if empty).
@@ -250,110 +229,34 @@ impl Memtable {
     }
 
     /// Calls `visit(encoded_internal_key, value)` for every entry in internal-key order.
+    #[cfg(test)]
     pub fn for_each(&self, mut visit: impl FnMut(&[u8], &[u8]) -> Result<()>) -> Result<()> {
-        let mut encoded = Vec::new();
-        for entry in self.map.iter() {
-            entry.key().encode(&mut encoded);
-            visit(&encoded, entry.key().value())?;
+        for partition in self.partitions() {
+            partition.for_each(&mut visit)?;
         }
         Ok(())
     }
 
-    /// An iterator in `direction` that keeps this memtable alive.
-    pub fn cursor(self: &Arc<Memtable>, direction: Direction) -> MemtableCursor {
-        MemtableCursor {
-            memtable: Arc::clone(self),
-            direction,
-            chunk: Vec::new(),
-            chunk_len: CURSOR_CHUNK_ENTRIES_MIN,
-            position: 0,
-            exhausted: true,
-        }
-    }
-}
-
-/// An `InternalIterator` over a memtable. It copies entries out of the skip list a chunk at a
-/// time, so it holds no borrow of the list and sees a stable order while inserts continue.
-#[derive(Debug)]
-pub struct MemtableCursor {
-    memtable: Arc<Memtable>,
-    direction: Direction,
-    chunk: Vec<(Vec<u8>, Vec<u8>)>,
-    /// Entries the next refill copies.
-    chunk_len: usize,
-    position: usize,
-    exhausted: bool,
-}
-
-impl MemtableCursor {
-    fn refill(&mut self, from: Bound<MemKey>) {
-        self.chunk.clear();
-        self.position = 0;
-        let map = &self.memtable.map;
-        let push = |key: &MemKey| {
-            let mut encoded = Vec::with_capacity(key.key_len as usize + 8);
-            key.encode(&mut encoded);
-            (encoded, key.value().to_vec())
-        };
-        match self.direction {
-            Direction::Forward => {
-                for entry in map.range((from, Bound::Unbounded)).take(self.chunk_len) {
-                    let item = push(entry.key());
-                    self.chunk.push(item);
-                }
-            }
-            Direction::Reverse => {
-                for entry in map.range((Bound::Unbounded, from)).rev().take(self.chunk_len) {
-                    let item = push(entry.key());
-                    self.chunk.push(item);
-                }
-            }
-        }
-        self.exhausted = self.chunk.len() < self.chunk_len;
-        self.chunk_len = (self.chunk_len * 2).min(CURSOR_CHUNK_ENTRIES_MAX);
-    }
-}
-
-impl InternalIterator for MemtableCursor {
-    fn seek(&mut self, target: &[u8]) -> Result<()> {
-        self.chunk_len = CURSOR_CHUNK_ENTRIES_MIN;
-        self.refill(Bound::Included(MemKey::from_internal(target)));
-        Ok(())
+    /// An iterator in `direction` over the whole memtable that keeps it alive.
+    pub fn cursor(self: &Arc<Memtable>, direction: crate::iter::Direction) -> MemtableCursor {
+        MemtableCursor::new(Arc::clone(self), direction, (Bound::Unbounded, Bound::Unbounded))
     }
 
-    fn seek_to_start(&mut self) -> Result<()> {
-        self.chunk_len = CURSOR_CHUNK_ENTRIES_MIN;
-        self.refill(Bound::Unbounded);
-        Ok(())
-    }
-
-    fn next(&mut self) -> Result<()> {
-        self.position += 1;
-        if self.position >= self.chunk.len() && !self.exhausted {
-            if let Some((last, _)) = self.chunk.last() {
-                let after = MemKey::from_internal(last);
-                self.refill(Bound::Excluded(after));
-            }
-        }
-        Ok(())
-    }
-
-    fn valid(&self) -> bool {
-        self.position < self.chunk.len()
-    }
-
-    fn key(&self) -> &[u8] {
-        &self.chunk[self.position].0
-    }
-
-    fn value(&self) -> &[u8] {
-        &self.chunk[self.position].1
+    /// An iterator in `direction` that reads only the partitions keys within `bounds` can be
+    /// in (it may still yield keys outside `bounds`, from those partitions).
+    pub fn cursor_within(
+        self: &Arc<Memtable>,
+        direction: crate::iter::Direction,
+        bounds: (Bound<&[u8]>, Bound<&[u8]>),
+    ) -> MemtableCursor {
+        MemtableCursor::new(Arc::clone(self), direction, bounds)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::iter::{Direction, InternalIterator};
     use crate::key::{internal_key, parse_internal_key, SEQNO_MAX};
 
     fn filled() -> Arc<Memtable> {
@@ -378,31 +281,6 @@ mod tests {
         assert_eq!(memtable.seqno_max(), 4);
         assert_eq!(memtable.wal_number(), 7);
         assert!(memtable.size_bytes() >= 4 * MEMTABLE_ENTRY_OVERHEAD_BYTES);
-    }
-
-    #[test]
-    fn key_order_with_the_inline_prefix_is_user_key_then_newest_first() {
-        // Keys around the 16-byte prefix: shorter, equal and longer, with zero bytes that the
-        // padding could confuse, and shared 16-byte heads that only the full key separates.
-        let mut keys: Vec<Vec<u8>> = vec![Vec::new()];
-        for len in [1usize, 2, 15, 16, 17, 24] {
-            for fill in [0u8, 1, 255] {
-                let mut key = vec![fill; len];
-                keys.push(key.clone());
-                key[len - 1] = 0;
-                keys.push(key.clone());
-                key[len / 2] = 7;
-                keys.push(key);
-            }
-        }
-        for (a, b) in keys.iter().flat_map(|a| keys.iter().map(move |b| (a, b))) {
-            for (trailer_a, trailer_b) in [(5u64, 5u64), (5, 9), (9, 5)] {
-                let left = MemKey::seek_target(a, trailer_a);
-                let right = MemKey::new(b, trailer_b, b"value");
-                let expected = a.cmp(b).then(trailer_b.cmp(&trailer_a));
-                assert_eq!(left.cmp(&right), expected, "{a:?}@{trailer_a} vs {b:?}@{trailer_b}");
-            }
-        }
     }
 
     fn collect(cursor: &mut MemtableCursor) -> Vec<(Vec<u8>, u64)> {
