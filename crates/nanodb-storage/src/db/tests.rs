@@ -232,6 +232,9 @@ impl Fs for PanickingFs {
     fn list_dir(&self, path: &Path) -> std::io::Result<Vec<String>> {
         self.0.list_dir(path)
     }
+    fn remove_dir(&self, path: &Path) -> std::io::Result<()> {
+        self.0.remove_dir(path)
+    }
     fn sync_dir(&self, path: &Path) -> std::io::Result<()> {
         self.0.sync_dir(path)
     }

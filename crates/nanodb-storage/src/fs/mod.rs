@@ -61,6 +61,8 @@ pub trait Fs: Send + Sync + Debug + 'static {
     /// exists. Durable once `to`'s directory is synced. Filesystems without links, or a `to`
     /// on another device, fail with an error and the caller copies instead.
     fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Removes an empty directory.
+    fn remove_dir(&self, path: &Path) -> io::Result<()>;
     /// Names (not paths) of the entries in a directory, in no particular order.
     fn list_dir(&self, path: &Path) -> io::Result<Vec<String>>;
     /// Makes the directory's entries (creates, renames, removes) durable.

@@ -479,6 +479,19 @@ impl Fs for SimFs {
         Ok(())
     }
 
+    fn remove_dir(&self, path: &Path) -> io::Result<()> {
+        let dir = normalize(path);
+        let mut state = self.state.lock();
+        state.check_power()?;
+        state.require_dir(&dir)?;
+        let occupied = state.live.keys().chain(state.dirs.iter().filter(|sub| **sub != dir));
+        if occupied.into_iter().any(|child| parent_of(child) == dir) {
+            return Err(io::Error::new(io::ErrorKind::DirectoryNotEmpty, "directory not empty"));
+        }
+        state.dirs.remove(&dir);
+        Ok(())
+    }
+
     /// Names of the live files and the subdirectories in `path`.
     fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
         let dir = normalize(path);
@@ -609,6 +622,21 @@ mod tests {
 
     fn dir() -> &'static Path {
         Path::new("/db")
+    }
+
+    #[test]
+    fn only_empty_directories_are_removed() {
+        let fs = SimFs::new();
+        fs.create_dir_all(Path::new("/root/a/b")).unwrap();
+        fs.create(Path::new("/root/a/file")).unwrap();
+        let not_empty = fs.remove_dir(Path::new("/root/a")).unwrap_err();
+        assert_eq!(not_empty.kind(), io::ErrorKind::DirectoryNotEmpty);
+        fs.remove_dir(Path::new("/root/a/b")).unwrap();
+        fs.remove_file(Path::new("/root/a/file")).unwrap();
+        fs.remove_dir(Path::new("/root/a")).unwrap();
+        assert!(!fs.exists(Path::new("/root/a")).unwrap());
+        assert_eq!(fs.list_dir(Path::new("/root")).unwrap(), Vec::<String>::new());
+        assert!(fs.remove_dir(Path::new("/root/a")).is_err());
     }
 
     fn path(name: &str) -> PathBuf {

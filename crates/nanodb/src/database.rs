@@ -1,0 +1,252 @@
+//! `Database`: one logical database (one storage `Db` in its own directory) and its
+//! collections: create, open, list, rename, drop.
+//!
+//! Each collection's documents live in their own keyspace (`catalog` module), so dropping a
+//! collection is the engine's cheap keyspace drop: its files are deleted, its documents never
+//! read. Catalog changes are durable (synced) before they return.
+//!
+//! Thread safety: `Database` is `Send + Sync` and cheap to clone. Catalog changes (create,
+//! rename, drop) are serialized by `catalog_lock`; document reads and writes never take it.
+//!
+//! Invariants:
+//! 1. `collections` holds exactly the collections of the stored catalog.
+//! 2. A collection is dropped in two steps, the catalog entry first (the commit point), its
+//!    keyspace second; open removes a keyspace whose catalog entry is gone, so a crash between
+//!    the steps leaves no trace.
+
+use crate::catalog::{
+    collection_key, collection_of_keyspace, CollectionOptions, CollectionSpec, CATALOG_KEYSPACE,
+    COLLECTION_KEY_PREFIX, NEXT_COLLECTION_ID_KEY,
+};
+use crate::collection::Collection;
+use crate::names::check_collection_name;
+use crate::value::{msgpack, Value};
+use crate::{Error, Result};
+use nanodb_storage::{Db, Keyspace, WriteBatch, WriteOptions};
+use parking_lot::{Mutex, RwLock};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// Options of one logical database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DatabaseOptions {
+    /// Sync the wal before a document write returns (durable against power loss). When
+    /// false, writes survive a process crash but the last ones may be lost to a power cut.
+    pub sync: bool,
+}
+
+impl Default for DatabaseOptions {
+    fn default() -> DatabaseOptions {
+        DatabaseOptions { sync: true }
+    }
+}
+
+/// A live collection's shared state; every `Collection` handle points at one.
+pub(crate) struct CollectionState {
+    pub spec: RwLock<CollectionSpec>,
+    pub documents: Keyspace,
+    pub dropped: AtomicBool,
+}
+
+impl CollectionState {
+    pub fn name(&self) -> String {
+        self.spec.read().name.clone()
+    }
+
+    pub fn check_live(&self) -> Result<()> {
+        if self.dropped.load(Ordering::Acquire) {
+            return Err(Error::NotFound { kind: "collection", name: self.name() });
+        }
+        Ok(())
+    }
+}
+
+pub(crate) struct DatabaseInner {
+    pub name: String,
+    pub db: Db,
+    pub options: DatabaseOptions,
+    catalog: Keyspace,
+    collections: RwLock<HashMap<String, Arc<CollectionState>>>,
+    catalog_lock: Mutex<u64>,
+}
+
+impl DatabaseInner {
+    pub fn write_options(&self) -> WriteOptions {
+        if self.options.sync {
+            WriteOptions::SYNC
+        } else {
+            WriteOptions::NO_SYNC
+        }
+    }
+}
+
+/// A logical database: a set of named collections. Cheap to clone; all clones share it.
+#[derive(Clone)]
+pub struct Database {
+    pub(crate) inner: Arc<DatabaseInner>,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database").field("name", &self.inner.name).finish_non_exhaustive()
+    }
+}
+
+impl Database {
+    /// Loads the catalog of the open storage database `db`, removing leftovers of interrupted
+    /// collection drops.
+    pub(crate) fn load(name: &str, db: Db, options: DatabaseOptions) -> Result<Database> {
+        let catalog = db.keyspace(CATALOG_KEYSPACE)?;
+        let mut next_id = match catalog.get(NEXT_COLLECTION_ID_KEY)? {
+            None => 1,
+            Some(bytes) => match msgpack::decode(&bytes) {
+                Ok(Value::Int(n)) if n > 0 => n as u64,
+                _ => return Err(Error::corruption("catalog", "next_collection_id is not a count")),
+            },
+        };
+        let mut collections = HashMap::new();
+        let mut live_ids = std::collections::HashSet::new();
+        for entry in catalog.prefix(COLLECTION_KEY_PREFIX)? {
+            let (_, bytes) = entry?;
+            let spec = CollectionSpec::decode(&bytes)?;
+            next_id = next_id.max(spec.id + 1);
+            let documents = db.open_keyspace(&spec.documents_keyspace()).map_err(|error| {
+                Error::corruption("catalog", format!("collection {:?}: {error}", spec.name))
+            })?;
+            live_ids.insert(spec.id);
+            let state = CollectionState {
+                spec: RwLock::new(spec.clone()),
+                documents,
+                dropped: AtomicBool::new(false),
+            };
+            collections.insert(spec.name, Arc::new(state));
+        }
+        for keyspace in db.keyspaces() {
+            if collection_of_keyspace(&keyspace).is_some_and(|id| !live_ids.contains(&id)) {
+                db.drop_keyspace(&keyspace)?;
+            }
+        }
+        let inner = DatabaseInner {
+            name: name.to_string(),
+            db,
+            options,
+            catalog,
+            collections: RwLock::new(collections),
+            catalog_lock: Mutex::new(next_id),
+        };
+        Ok(Database { inner: Arc::new(inner) })
+    }
+
+    /// The database's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The storage engine database underneath (for statistics, checkpoints, verify).
+    pub fn storage(&self) -> &Db {
+        &self.inner.db
+    }
+
+    /// Collection `name`, created with default options if it does not exist.
+    pub fn collection(&self, name: &str) -> Result<Collection> {
+        match self.open_collection(name) {
+            Err(Error::NotFound { .. }) => {
+                match self.create_collection(name, CollectionOptions::default()) {
+                    Err(Error::AlreadyExists { .. }) => self.open_collection(name),
+                    other => other,
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// Collection `name`; `Error::NotFound` if it does not exist.
+    pub fn open_collection(&self, name: &str) -> Result<Collection> {
+        check_collection_name(name)?;
+        let state = self.inner.collections.read().get(name).cloned();
+        match state {
+            Some(state) => Ok(Collection::new(self.clone(), state)),
+            None => Err(Error::NotFound { kind: "collection", name: name.to_string() }),
+        }
+    }
+
+    /// Creates collection `name`; `Error::AlreadyExists` if it exists.
+    pub fn create_collection(&self, name: &str, options: CollectionOptions) -> Result<Collection> {
+        check_collection_name(name)?;
+        options.validate()?;
+        let mut next_id = self.inner.catalog_lock.lock();
+        if self.inner.collections.read().contains_key(name) {
+            return Err(Error::AlreadyExists { kind: "collection", name: name.to_string() });
+        }
+        let spec = CollectionSpec { id: *next_id, name: name.to_string(), options };
+        // The keyspace first: a crash before the catalog entry leaves a leftover keyspace,
+        // which the next open removes.
+        let documents = self.inner.db.create_keyspace(&spec.documents_keyspace())?;
+        let mut batch = WriteBatch::new();
+        batch.put_in(&self.inner.catalog, spec.catalog_key(), spec.encode());
+        let next = msgpack::to_bytes(&Value::Int((spec.id + 1) as i64));
+        batch.put_in(&self.inner.catalog, NEXT_COLLECTION_ID_KEY, next);
+        self.inner.db.write(batch, WriteOptions::SYNC)?;
+        *next_id += 1;
+        let state = Arc::new(CollectionState {
+            spec: RwLock::new(spec),
+            documents,
+            dropped: AtomicBool::new(false),
+        });
+        self.inner.collections.write().insert(name.to_string(), Arc::clone(&state));
+        Ok(Collection::new(self.clone(), state))
+    }
+
+    /// The names of the collections, sorted.
+    pub fn collections(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.inner.collections.read().keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    /// Drops collection `name` and every document in it. Cheap whatever its size: its files
+    /// are deleted, its documents are not read. Handles to it return `Error::NotFound`.
+    pub fn drop_collection(&self, name: &str) -> Result<()> {
+        check_collection_name(name)?;
+        let _guard = self.inner.catalog_lock.lock();
+        let Some(state) = self.inner.collections.read().get(name).cloned() else {
+            return Err(Error::NotFound { kind: "collection", name: name.to_string() });
+        };
+        let mut batch = WriteBatch::new();
+        batch.delete_in(&self.inner.catalog, collection_key(name));
+        self.inner.db.write(batch, WriteOptions::SYNC)?;
+        state.dropped.store(true, Ordering::Release);
+        self.inner.collections.write().remove(name);
+        let keyspace = state.spec.read().documents_keyspace();
+        self.inner.db.drop_keyspace(&keyspace)?;
+        Ok(())
+    }
+
+    /// Renames collection `from` to `to`; its documents do not move. Handles to it follow.
+    pub fn rename_collection(&self, from: &str, to: &str) -> Result<()> {
+        check_collection_name(from)?;
+        check_collection_name(to)?;
+        let _guard = self.inner.catalog_lock.lock();
+        let Some(state) = self.inner.collections.read().get(from).cloned() else {
+            return Err(Error::NotFound { kind: "collection", name: from.to_string() });
+        };
+        if from == to {
+            return Ok(());
+        }
+        if self.inner.collections.read().contains_key(to) {
+            return Err(Error::AlreadyExists { kind: "collection", name: to.to_string() });
+        }
+        let mut renamed = state.spec.read().clone();
+        renamed.name = to.to_string();
+        let mut batch = WriteBatch::new();
+        batch.delete_in(&self.inner.catalog, collection_key(from));
+        batch.put_in(&self.inner.catalog, renamed.catalog_key(), renamed.encode());
+        self.inner.db.write(batch, WriteOptions::SYNC)?;
+        *state.spec.write() = renamed;
+        let mut collections = self.inner.collections.write();
+        collections.remove(from);
+        collections.insert(to.to_string(), state);
+        Ok(())
+    }
+}

@@ -1,0 +1,238 @@
+//! `Document`: one stored object, with its `id`, `created` and `updated` fields, and the checks
+//! every document passes before it is written.
+//!
+//! A document is a `Map` whose `id` is a string and whose `created` and `updated` are dates;
+//! the collection sets all three (a caller may choose the id on insert). The rest are the
+//! caller's fields. Limits: encoded size `DOCUMENT_SIZE_BYTES_MAX`, nesting
+//! `NESTING_DEPTH_MAX`, field names `FIELD_NAME_LEN_MAX` bytes; field names may not be empty,
+//! start with `$` (operators), or contain `.` (paths) or a NUL.
+//!
+//! Thread safety: plain owned data.
+//!
+//! Invariant: a `Document` read from a collection always has the three reserved fields with
+//! their types (stored bytes without them are corruption).
+
+use crate::value::{msgpack, Date, Map, Value, FIELD_NAME_LEN_MAX, NESTING_DEPTH_MAX};
+use crate::{Error, Result};
+
+/// Largest encoded document, in bytes (16 MiB, MongoDB's limit).
+pub const DOCUMENT_SIZE_BYTES_MAX: usize = 16 * 1024 * 1024;
+
+/// The reserved field holding a document's id.
+pub const FIELD_ID: &str = "id";
+/// The reserved field holding when a document was inserted.
+pub const FIELD_CREATED: &str = "created";
+/// The reserved field holding when a document last changed.
+pub const FIELD_UPDATED: &str = "updated";
+
+/// A stored document.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Document {
+    fields: Map,
+}
+
+impl Document {
+    /// Wraps `fields`, which must hold the three reserved fields with their types.
+    pub(crate) fn from_stored(fields: Map, context: &str) -> Result<Document> {
+        let ok = matches!(fields.get(FIELD_ID), Some(Value::String(_)))
+            && matches!(fields.get(FIELD_CREATED), Some(Value::Date(_)))
+            && matches!(fields.get(FIELD_UPDATED), Some(Value::Date(_)));
+        if !ok {
+            return Err(Error::corruption(
+                context,
+                "a document without its id, created or updated",
+            ));
+        }
+        Ok(Document { fields })
+    }
+
+    /// Decodes a stored document.
+    pub(crate) fn decode(bytes: &[u8], context: &str) -> Result<Document> {
+        match msgpack::decode(bytes) {
+            Ok(Value::Object(fields)) => Document::from_stored(fields, context),
+            Ok(other) => Err(Error::corruption(
+                context,
+                format!("a stored {} is not a document", other.type_name()),
+            )),
+            Err(error) => Err(Error::corruption(context, error)),
+        }
+    }
+
+    /// The document's id.
+    pub fn id(&self) -> &str {
+        self.fields.get(FIELD_ID).and_then(Value::as_str).unwrap_or_default()
+    }
+
+    /// When the document was inserted.
+    pub fn created(&self) -> Date {
+        match self.fields.get(FIELD_CREATED) {
+            Some(Value::Date(date)) => *date,
+            _ => Date::from_unix_ms(0).unwrap_or_else(Date::now),
+        }
+    }
+
+    /// When the document last changed.
+    pub fn updated(&self) -> Date {
+        match self.fields.get(FIELD_UPDATED) {
+            Some(Value::Date(date)) => *date,
+            _ => self.created(),
+        }
+    }
+
+    /// The value at dotted `path`, if present.
+    pub fn get(&self, path: &str) -> Option<&Value> {
+        let (head, rest) = path.split_once('.').unwrap_or((path, ""));
+        let value = self.fields.get(head)?;
+        if rest.is_empty() {
+            Some(value)
+        } else {
+            value.get_path(rest)
+        }
+    }
+
+    /// All fields, the reserved ones included.
+    pub fn fields(&self) -> &Map {
+        &self.fields
+    }
+
+    /// The fields, the reserved ones included.
+    pub fn into_map(self) -> Map {
+        self.fields
+    }
+
+    /// The document as a `Value::Object`.
+    pub fn into_value(self) -> Value {
+        Value::Object(self.fields)
+    }
+
+    /// The document as JSON (dates as RFC 3339 strings).
+    pub fn to_json(&self) -> serde_json::Value {
+        Value::Object(self.fields.clone()).into()
+    }
+}
+
+/// Checks the caller's fields of a document to be written: names and nesting (size is
+/// checked on the encoded bytes by `check_size`).
+pub(crate) fn check_fields(fields: &Map) -> Result<()> {
+    check_names(fields, 1)
+}
+
+fn check_names(map: &Map, depth: usize) -> Result<()> {
+    if depth > NESTING_DEPTH_MAX {
+        return Err(Error::LimitExceeded {
+            what: "document nesting depth",
+            limit: NESTING_DEPTH_MAX as u64,
+            actual: depth as u64,
+        });
+    }
+    for (name, value) in map {
+        check_field_name(name)?;
+        check_value(value, depth)?;
+    }
+    Ok(())
+}
+
+fn check_value(value: &Value, depth: usize) -> Result<()> {
+    match value {
+        Value::Object(inner) => check_names(inner, depth + 1),
+        Value::Array(items) => {
+            if depth + 1 > NESTING_DEPTH_MAX {
+                return Err(Error::LimitExceeded {
+                    what: "document nesting depth",
+                    limit: NESTING_DEPTH_MAX as u64,
+                    actual: (depth + 1) as u64,
+                });
+            }
+            items.iter().try_for_each(|item| check_value(item, depth + 1))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Checks one field name.
+pub fn check_field_name(name: &str) -> Result<()> {
+    let reason = if name.is_empty() {
+        "it is empty"
+    } else if name.len() > FIELD_NAME_LEN_MAX {
+        return Err(Error::LimitExceeded {
+            what: "field name length in bytes",
+            limit: FIELD_NAME_LEN_MAX as u64,
+            actual: name.len() as u64,
+        });
+    } else if name.starts_with('$') {
+        "it starts with '$'"
+    } else if name.contains('.') {
+        "it contains '.'"
+    } else if name.contains('\0') {
+        "it contains a NUL"
+    } else {
+        return Ok(());
+    };
+    let shown: String = name.chars().take(80).collect();
+    Err(Error::InvalidName { kind: "field", name: shown, reason: reason.into() })
+}
+
+/// Checks an encoded document's size.
+pub(crate) fn check_size(encoded: &[u8]) -> Result<()> {
+    if encoded.len() > DOCUMENT_SIZE_BYTES_MAX {
+        return Err(Error::LimitExceeded {
+            what: "document size in bytes",
+            limit: DOCUMENT_SIZE_BYTES_MAX as u64,
+            actual: encoded.len() as u64,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nested_objects(depth: usize) -> Map {
+        let mut map: Map = [("leaf".to_string(), Value::Int(1))].into();
+        for _ in 1..depth {
+            map = [("n".to_string(), Value::Object(map))].into();
+        }
+        map
+    }
+
+    #[test]
+    fn nesting_and_names_are_checked_at_their_limits() {
+        assert!(check_fields(&nested_objects(NESTING_DEPTH_MAX)).is_ok());
+        assert!(matches!(
+            check_fields(&nested_objects(NESTING_DEPTH_MAX + 1)),
+            Err(Error::LimitExceeded { what: "document nesting depth", .. })
+        ));
+        let mut deep_array = Value::Int(1);
+        for _ in 0..NESTING_DEPTH_MAX {
+            deep_array = Value::Array(vec![deep_array]);
+        }
+        let map: Map = [("a".to_string(), deep_array)].into();
+        assert!(check_fields(&map).is_err(), "a document of depth 1 plus 64 arrays");
+        for bad in ["", "$set", "a.b", "a\0"] {
+            let map: Map = [(bad.to_string(), Value::Null)].into();
+            assert!(matches!(check_fields(&map), Err(Error::InvalidName { .. })), "{bad:?}");
+        }
+        assert!(check_field_name(&"f".repeat(FIELD_NAME_LEN_MAX)).is_ok());
+        assert!(matches!(
+            check_field_name(&"f".repeat(FIELD_NAME_LEN_MAX + 1)),
+            Err(Error::LimitExceeded { .. })
+        ));
+        assert!(check_size(&vec![0; DOCUMENT_SIZE_BYTES_MAX]).is_ok());
+        assert!(check_size(&vec![0; DOCUMENT_SIZE_BYTES_MAX + 1]).is_err());
+    }
+
+    #[test]
+    fn stored_documents_need_their_reserved_fields() {
+        let mut map = Map::new();
+        map.insert(FIELD_ID.into(), "abc".into());
+        let bytes = msgpack::to_bytes(&Value::Object(map.clone()));
+        assert!(matches!(Document::decode(&bytes, "test"), Err(Error::Corruption { .. })));
+        map.insert(FIELD_CREATED.into(), Value::Date(Date::now()));
+        map.insert(FIELD_UPDATED.into(), Value::Date(Date::now()));
+        let document = Document::decode(&msgpack::to_bytes(&Value::Object(map)), "test").unwrap();
+        assert_eq!(document.id(), "abc");
+        assert!(matches!(Document::decode(&[0x01], "test"), Err(Error::Corruption { .. })));
+        assert!(matches!(Document::decode(&[0xc1], "test"), Err(Error::Corruption { .. })));
+    }
+}

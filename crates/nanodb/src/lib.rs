@@ -1,0 +1,35 @@
+//! nanodb: an embedded, crash-safe document database on NanoDB's own LSM storage engine.
+//!
+//! Documents (JSON-like values with dates, stored as MessagePack) live in collections, and
+//! collections in logical databases; many databases share one process, one memory budget and
+//! one block cache. See ARCHITECTURE.md for how documents, indexes and queries map onto the
+//! storage engine's keyspaces and transactions.
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+#![warn(missing_docs)]
+
+mod error;
+pub mod value;
+
+pub use error::{Error, Result};
+pub use value::{Date, Map, Value};
+mod catalog;
+mod collection;
+mod database;
+mod document;
+pub mod id;
+pub mod names;
+mod patch;
+mod runtime;
+
+pub use catalog::CollectionOptions;
+pub use collection::{Collection, MANY_DOCUMENTS_MAX, WRITE_RETRIES_MAX};
+pub use database::{Database, DatabaseOptions};
+pub use document::{
+    check_field_name, Document, DOCUMENT_SIZE_BYTES_MAX, FIELD_CREATED, FIELD_ID, FIELD_UPDATED,
+};
+pub use patch::{Patch, PatchOp};
+pub use runtime::{
+    NanoDb, NanoDbOptions, DATABASES_OPEN_MAX_DEFAULT, DATABASE_MEMTABLE_BYTES_MAX_DEFAULT,
+    MEMORY_BYTES_DEFAULT,
+};

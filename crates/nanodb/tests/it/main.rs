@@ -1,0 +1,7 @@
+//! Integration tests of the document layer: one binary, a module per concern.
+
+mod collections;
+mod common;
+mod documents;
+mod model;
+mod runtime;

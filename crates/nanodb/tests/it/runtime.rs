@@ -1,0 +1,82 @@
+//! The runtime: many databases under one root, names, limits, drop, close, reopen.
+
+use crate::common::{json, memory_runtime};
+use nanodb::{Error, NanoDb, NanoDbOptions};
+
+#[test]
+fn databases_are_created_lazily_listed_and_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = NanoDb::open(dir.path(), NanoDbOptions::default()).unwrap();
+    assert_eq!(runtime.databases().unwrap(), Vec::<String>::new());
+    let app = runtime.database("app").unwrap();
+    app.collection("notes").unwrap().insert(json(serde_json::json!({"text": "hi"}))).unwrap();
+    runtime.create_database("other").unwrap();
+    assert!(matches!(runtime.create_database("app"), Err(Error::AlreadyExists { .. })));
+    assert!(matches!(runtime.open_database("missing"), Err(Error::NotFound { .. })));
+    assert_eq!(runtime.databases().unwrap(), vec!["app", "other"]);
+
+    runtime.drop_database("other").unwrap();
+    assert_eq!(runtime.databases().unwrap(), vec!["app"]);
+    assert!(!dir.path().join("other").exists(), "its directory is gone");
+    assert!(matches!(runtime.drop_database("other"), Err(Error::NotFound { .. })));
+    runtime.close().unwrap();
+    assert!(matches!(runtime.database("app"), Err(Error::Closed)));
+    assert!(matches!(app.collection("notes").unwrap().get("x"), Err(Error::Storage(_))));
+    // Handles still alive keep the directory locked until they drop.
+    drop(app);
+
+    // Everything is there after a reopen; a database not open here can be dropped too.
+    let runtime = NanoDb::open(dir.path(), NanoDbOptions::default()).unwrap();
+    let notes = runtime.open_database("app").unwrap().open_collection("notes").unwrap();
+    assert_eq!(notes.documents().unwrap().count(), 1);
+    drop(notes);
+    runtime.close().unwrap();
+    let runtime = NanoDb::open(dir.path(), NanoDbOptions::default()).unwrap();
+    runtime.drop_database("app").unwrap();
+    assert_eq!(runtime.databases().unwrap(), Vec::<String>::new());
+}
+
+#[test]
+fn invalid_names_are_clear_errors_and_never_touch_the_filesystem() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let runtime = NanoDb::open(&root, NanoDbOptions::default()).unwrap();
+    for bad in ["", "..", "../escape", "a/b", ".hidden", "with space", "nul\0", &"x".repeat(65)] {
+        let error = runtime.database(bad).unwrap_err();
+        assert!(matches!(error, Error::InvalidName { kind: "database", .. }), "{bad:?}: {error}");
+    }
+    assert!(!dir.path().join("escape").exists());
+    assert_eq!(std::fs::read_dir(&root).unwrap().count(), 0);
+}
+
+#[test]
+fn the_open_database_cap_holds_at_its_boundary() {
+    let options = NanoDbOptions { databases_open_max: 2, ..NanoDbOptions::default() };
+    let runtime = NanoDb::in_memory(options).unwrap();
+    runtime.database("one").unwrap();
+    runtime.database("two").unwrap();
+    runtime.database("one").unwrap(); // already open: no new slot
+    let error = runtime.database("three").unwrap_err();
+    assert!(
+        matches!(error, Error::LimitExceeded { what: "open databases", limit: 2, .. }),
+        "{error}"
+    );
+    runtime.drop_database("two").unwrap();
+    runtime.database("three").unwrap();
+    let zero = NanoDbOptions { databases_open_max: 0, ..NanoDbOptions::default() };
+    assert!(NanoDb::in_memory(zero).is_err());
+}
+
+#[test]
+fn databases_share_one_memory_budget() {
+    let runtime = memory_runtime();
+    for name in ["a", "b", "c"] {
+        let notes = runtime.database(name).unwrap().collection("notes").unwrap();
+        for index in 0..200 {
+            notes.insert(json(serde_json::json!({"n": index, "pad": "p".repeat(200)}))).unwrap();
+        }
+    }
+    let usage = runtime.memory_budget().usage();
+    assert!(usage.memtable_bytes > 3 * 200 * 200, "{usage:?}");
+    assert!(usage.memtable_bytes <= usage.memtable_share_bytes, "{usage:?}");
+}
