@@ -6,8 +6,8 @@
 //! keyspaces share the WAL, the manifest and the seqno space; each has its own memtable
 //! partitions (`memtable`) and SSTs (a flush writes one L0 file per keyspace, and compaction
 //! splits its outputs where the keyspace changes), so dropping a keyspace removes its files from
-//! the manifest in one edit without reading them, and flush and compaction drop whatever is
-//! left in the memtables and in files being compacted. Ids are never reused, so a dropped keyspace's leftovers can never become
+//! the manifest in one edit without reading them; what is left (in memtables, in files being
+//! flushed or compacted across the drop) is removed by flush and compaction. Ids are never reused, so a dropped keyspace's leftovers can never become
 //! visible to a new keyspace of the same name.
 //!
 //! Thread safety: `KeyspaceState` is shared between every handle of one keyspace; its

@@ -44,11 +44,12 @@ pub const BLOOM_BITS_PER_KEY_DEFAULT: u32 = 10;
 /// Default most bytes of writes one group commit gathers.
 pub const GROUP_COMMIT_SIZE_BYTES_MAX_DEFAULT: usize = 4 * 1024 * 1024;
 
-/// Default number of L0 files that starts a compaction into the base level.
+/// Default number of L0 files of one keyspace that starts their compaction into the base level.
 pub const L0_COMPACTION_TRIGGER_DEFAULT: usize = 4;
-/// Default number of L0 files at which writers are slowed down.
+/// Default L0 depth (files of one keyspace, `Version::l0_pressure`) at which writers are
+/// slowed down.
 pub const L0_SLOWDOWN_TRIGGER_DEFAULT: usize = 20;
-/// Default number of L0 files at which writers stop until compaction catches up.
+/// Default L0 depth at which writers stop until compaction catches up.
 pub const L0_STOP_TRIGGER_DEFAULT: usize = 36;
 /// Largest allowed `Options::l0_stop_trigger`.
 pub const L0_STOP_TRIGGER_LIMIT: usize = 1024;

@@ -173,9 +173,12 @@ pub struct Version {
     pub levels: Vec<Vec<Arc<SstHandle>>>,
     /// Reads that are not registered snapshots need a seqno at least this (invariant 4).
     pub read_seqno_min: u64,
-    /// The most L0 files one keyspace has (`compaction::l0::depth`): what the write slowdown
-    /// and stop triggers compare with.
+    /// The most L0 files one keyspace has (`compaction::l0::depth`).
     pub l0_depth: usize,
+    /// What the write slowdown and stop triggers compare with: the L0 depth, or the L0 file
+    /// count over `L0_FILES_TOTAL_PER_TRIGGER` if higher (many shallow keyspaces still cost
+    /// every read a range check per file, and compaction must keep up with them too).
+    pub l0_pressure: usize,
 }
 
 impl Version {
@@ -202,7 +205,9 @@ impl Version {
                 &handle.meta.largest_key,
             )
         }));
-        Version { levels, read_seqno_min, l0_depth }
+        let l0_pressure =
+            l0_depth.max(levels[0].len() / crate::compaction::picker::L0_FILES_TOTAL_PER_TRIGGER);
+        Version { levels, read_seqno_min, l0_depth, l0_pressure }
     }
 
     /// Every open SST by file number.

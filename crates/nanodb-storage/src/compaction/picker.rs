@@ -51,7 +51,8 @@ pub struct CompactionPlan {
     pub bottommost: bool,
     /// The single input moves to `output_level` without being rewritten.
     pub trivial_move: bool,
-    /// The inputs are removed without being read: a range tombstone hides all they hold.
+    /// The inputs are removed without being read: a range tombstone hides all they hold, or
+    /// they belong to a dropped keyspace.
     pub drop_files: bool,
     /// The score that chose it (1.0 or more).
     pub score: f64,
@@ -157,7 +158,8 @@ pub fn pick(
 }
 
 /// A compaction that rewrites `file` of `level` (so every version in it passes through the
-/// version filter again): L0 whole into the first level below holding data, a deeper file
+/// version filter again): for L0 the file's group (`l0::group_of`) into the first level below
+/// holding data, a deeper file
 /// into the next level with what overlaps it there, a last-level file in place. Never a
 /// trivial move. `None` if a file it needs is busy.
 pub(crate) fn plan_rewrite(
@@ -217,14 +219,18 @@ pub(crate) fn finish_plan(
     let trivial_move = overlaps.is_empty()
         && inputs.len() == 1
         && (level > 0 || file_keyspace(&inputs[0]).is_some());
+    // A file of a dropped keyspace (written by a compaction that ran across the drop) is
+    // removed rather than moved: moving never filters.
+    let dropped = trivial_move
+        && file_keyspace(&inputs[0]).is_some_and(|id| state.keyspace_filter().is_dropped(id));
     Some(CompactionPlan {
         level,
         output_level,
         inputs,
         overlaps,
         bottommost,
-        trivial_move,
-        drop_files: false,
+        trivial_move: trivial_move && !dropped,
+        drop_files: dropped,
         score: 0.0,
     })
 }
@@ -439,6 +445,22 @@ mod tests {
         let plan = pick(&two, &options, &HashSet::new(), &[]).unwrap();
         assert!(!plan.trivial_move);
         assert_eq!(plan.inputs.len(), 2);
+    }
+
+    #[test]
+    fn a_lone_file_of_a_dropped_keyspace_is_removed_not_moved() {
+        let options = Options { l0_compaction_trigger: 1, ..options() };
+        let mut dropped = state(vec![file(1, 0, "a", "ab", MIB)]);
+        // Keyspace ids below 200 were created; only "b" (98) is still live.
+        dropped.next_keyspace_id = 200;
+        dropped.keyspaces.insert(u32::from(b'b'), "b".into());
+        let plan = pick(&dropped, &options, &HashSet::new(), &[]).unwrap();
+        assert!(plan.drop_files && !plan.trivial_move, "{plan:?}");
+        let mut live = state(vec![file(1, 0, "b", "bb", MIB)]);
+        live.next_keyspace_id = 200;
+        live.keyspaces.insert(u32::from(b'b'), "b".into());
+        let plan = pick(&live, &options, &HashSet::new(), &[]).unwrap();
+        assert!(plan.trivial_move && !plan.drop_files, "{plan:?}");
     }
 
     #[test]

@@ -202,7 +202,15 @@ fn install(
     let counter = if plan.trivial_move {
         &inner.stats.trivial_moves
     } else if plan.drop_files {
-        &inner.stats.range_deletion_files_dropped
+        let keyspaces = engine.state.keyspace_filter();
+        let of_dropped_keyspaces = plan.inputs.iter().all(|file| {
+            crate::keyspace::file_keyspace(file).is_some_and(|id| keyspaces.is_dropped(id))
+        });
+        if of_dropped_keyspaces {
+            &inner.stats.keyspace_drop_files_removed
+        } else {
+            &inner.stats.range_deletion_files_dropped
+        }
     } else {
         &inner.stats.compactions
     };

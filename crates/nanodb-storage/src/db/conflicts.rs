@@ -150,7 +150,7 @@ fn range_changed(view: &ReadView, range: &KeyBounds, snapshot: u64) -> Result<Op
         let newer: Vec<_> =
             files.iter().filter(|file| file.meta.seqno_max > snapshot).map(Arc::clone).collect();
         if level == 0 {
-            // L0 files overlap: one cursor each.
+            // L0 files may overlap (within a keyspace): one cursor each.
             for file in newer {
                 children.push(Box::new(LevelCursor::new(vec![file], Direction::Forward)));
             }

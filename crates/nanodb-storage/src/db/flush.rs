@@ -16,7 +16,7 @@
 use super::stats::StatsCounters;
 use super::{DbInner, EngineState, ENGINE_WAIT};
 use crate::filenames::{sst_path, wal_path};
-use crate::keyspace::KeyspaceFilter;
+use crate::keyspace::{file_keyspace, KeyspaceFilter};
 use crate::manifest::{sync_dir, ManifestWriter, VersionEdit, MANIFEST_SIZE_BYTES_ROLL};
 use crate::memtable::{Memtable, Partition};
 use crate::options::Options;
@@ -147,7 +147,17 @@ pub(crate) fn flush_oldest(
     });
     engine.flush_running = false;
     inner.engine_changed.notify_all();
-    let written = written?;
+    let mut written = written?;
+    // A keyspace dropped while the files were written: its file is not installed (nothing can
+    // read it, and a lone L0 file of a keyspace that gets no more writes would never compact).
+    let now = engine.state.keyspace_filter();
+    written.retain(|(handle, _)| {
+        let dropped = file_keyspace(&handle.meta).is_some_and(|id| now.is_dropped(id));
+        if dropped {
+            handle.mark_obsolete();
+        }
+        !dropped
+    });
 
     // WAL files from the next memtable on are still needed.
     let view = inner.current_view();

@@ -174,7 +174,7 @@ fn take_group(pending: &mut VecDeque<PendingWrite>, size_bytes_max: usize) -> Ve
 }
 
 /// How long to delay a group of `bytes` with L0 `l0_files` deep (the most L0 files of one
-/// keyspace, `Version::l0_depth`): the write rate falls
+/// keyspace, or an eighth of all of them, `Version::l0_pressure`): the write rate falls
 /// linearly from `slowdown_rate_bytes_per_sec` at the slowdown trigger to a tenth of it at the
 /// stop trigger; no delay below the slowdown trigger.
 pub(crate) fn slowdown_delay(options: &Options, l0_files: usize, bytes: usize) -> Duration {
@@ -191,24 +191,24 @@ pub(crate) fn slowdown_delay(options: &Options, l0_files: usize, bytes: usize) -
 /// Delays the group while L0 is past the slowdown trigger and waits while it is past the stop
 /// trigger, so background compaction can catch up. Without background threads compaction runs
 /// inline after each flush and L0 never piles up.
-fn throttle(inner: &DbInner, l0_depth: usize, bytes: usize) -> Result<()> {
+fn throttle(inner: &DbInner, l0_pressure: usize, bytes: usize) -> Result<()> {
     let options = &inner.options;
     if options.background_threads == 0 {
         return Ok(());
     }
-    let l0_depth_now = || inner.current_view().version.l0_depth;
+    let l0_pressure_now = || inner.current_view().version.l0_pressure;
     let stats = &inner.stats;
-    if l0_depth >= options.l0_stop_trigger {
+    if l0_pressure >= options.l0_stop_trigger {
         let start = Instant::now();
         let mut engine = inner.engine.lock();
-        while l0_depth_now() >= options.l0_stop_trigger {
+        while l0_pressure_now() >= options.l0_stop_trigger {
             inner.check_writable()?;
             inner.engine_changed.wait_for(&mut engine, super::ENGINE_WAIT);
         }
         StatsCounters::add(&stats.write_stalls, 1);
         StatsCounters::add(&stats.write_stall_micros, start.elapsed().as_micros() as u64);
     } else {
-        let delay = slowdown_delay(options, l0_depth, bytes);
+        let delay = slowdown_delay(options, l0_pressure, bytes);
         if !delay.is_zero() {
             std::thread::sleep(delay);
             StatsCounters::add(&stats.write_slowdowns, 1);
@@ -232,7 +232,7 @@ fn commit_group(inner: &DbInner, group: &mut [PendingWrite]) -> Result<()> {
         return Ok(());
     }
     let view = inner.current_view();
-    throttle(inner, view.version.l0_depth, group.iter().map(|w| w.batch.size_bytes()).sum())?;
+    throttle(inner, view.version.l0_pressure, group.iter().map(|w| w.batch.size_bytes()).sum())?;
     if let Some(budget) = &inner.options.memory_budget {
         super::budget::enforce(inner, budget, &mut wal)?;
     }

@@ -79,8 +79,9 @@ impl MemtableCursor {
         let mut from = Some(from);
         // A bound before the first partition read (in the walk's direction) bounds nothing
         // there; one past the last leaves nothing to read.
-        let past_end = if forward { order > self.order_max } else { order < self.order_min };
-        order = order.clamp(self.order_min, self.order_max);
+        let past_end = self.order_min > self.order_max
+            || if forward { order > self.order_max } else { order < self.order_min };
+        order = order.max(self.order_min).min(self.order_max);
         let in_range = |order: u64| (self.order_min..=self.order_max).contains(&order);
         while let Some((found, partition)) =
             self.memtable.partition_from(order, forward).filter(|_| !past_end)
