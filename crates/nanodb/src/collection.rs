@@ -108,7 +108,7 @@ impl Collection {
     pub fn get(&self, id: &str) -> Result<Option<Document>> {
         self.state.check_live()?;
         let Some(bytes) = self.state.documents.get(id)? else { return Ok(None) };
-        Document::decode(&bytes, &self.context_name(id)).map(Some)
+        Document::decode(&bytes, &document_context(id, &self.state.name())).map(Some)
     }
 
     /// Replaces the fields of document `id` with `document` (keeping `id` and `created`);
@@ -170,25 +170,18 @@ impl Collection {
         let iter = self.state.documents.iter()?;
         Ok(iter.map(move |entry| {
             let (key, bytes) = entry?;
-            let context = format!("document {:?} of {name}", String::from_utf8_lossy(&key));
-            Document::decode(&bytes, &context)
+            Document::decode(&bytes, &document_context(&String::from_utf8_lossy(&key), &name))
         }))
-    }
-
-    fn context_name(&self, id: &str) -> String {
-        format!("document {id:?} of {}", self.state.name())
     }
 }
 
 fn check_many(count: usize) -> Result<()> {
-    if count > MANY_DOCUMENTS_MAX {
-        return Err(Error::LimitExceeded {
-            what: "documents in one call",
-            limit: MANY_DOCUMENTS_MAX as u64,
-            actual: count as u64,
-        });
-    }
-    Ok(())
+    Error::check_limit("documents in one call", count, MANY_DOCUMENTS_MAX)
+}
+
+/// How errors name document `id` of collection `collection`.
+fn document_context(id: &str, collection: &str) -> String {
+    format!("document {id:?} of {collection}")
 }
 
 /// One write attempt: the collection and the time its documents get.
@@ -200,8 +193,7 @@ struct Context<'a> {
 impl Context<'_> {
     fn read(&self, txn: &mut Transaction, id: &str) -> Result<Option<Document>> {
         let Some(bytes) = txn.get_in(&self.state.documents, id)? else { return Ok(None) };
-        let context = format!("document {id:?} of {}", self.state.name());
-        Document::decode(&bytes, &context).map(Some)
+        Document::decode(&bytes, &document_context(id, &self.state.name())).map(Some)
     }
 
     fn insert(&self, txn: &mut Transaction, mut fields: Map) -> Result<Document> {

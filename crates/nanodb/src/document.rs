@@ -118,13 +118,7 @@ pub(crate) fn check_fields(fields: &Map) -> Result<()> {
 }
 
 fn check_names(map: &Map, depth: usize) -> Result<()> {
-    if depth > NESTING_DEPTH_MAX {
-        return Err(Error::LimitExceeded {
-            what: "document nesting depth",
-            limit: NESTING_DEPTH_MAX as u64,
-            actual: depth as u64,
-        });
-    }
+    Error::check_limit("document nesting depth", depth, NESTING_DEPTH_MAX)?;
     for (name, value) in map {
         check_field_name(name)?;
         check_value(value, depth)?;
@@ -136,13 +130,7 @@ fn check_value(value: &Value, depth: usize) -> Result<()> {
     match value {
         Value::Object(inner) => check_names(inner, depth + 1),
         Value::Array(items) => {
-            if depth + 1 > NESTING_DEPTH_MAX {
-                return Err(Error::LimitExceeded {
-                    what: "document nesting depth",
-                    limit: NESTING_DEPTH_MAX as u64,
-                    actual: (depth + 1) as u64,
-                });
-            }
+            Error::check_limit("document nesting depth", depth + 1, NESTING_DEPTH_MAX)?;
             items.iter().try_for_each(|item| check_value(item, depth + 1))
         }
         _ => Ok(()),
@@ -154,11 +142,7 @@ pub fn check_field_name(name: &str) -> Result<()> {
     let reason = if name.is_empty() {
         "it is empty"
     } else if name.len() > FIELD_NAME_LEN_MAX {
-        return Err(Error::LimitExceeded {
-            what: "field name length in bytes",
-            limit: FIELD_NAME_LEN_MAX as u64,
-            actual: name.len() as u64,
-        });
+        return Error::check_limit("field name length in bytes", name.len(), FIELD_NAME_LEN_MAX);
     } else if name.starts_with('$') {
         "it starts with '$'"
     } else if name.contains('.') {
@@ -174,14 +158,7 @@ pub fn check_field_name(name: &str) -> Result<()> {
 
 /// Checks an encoded document's size.
 pub(crate) fn check_size(encoded: &[u8]) -> Result<()> {
-    if encoded.len() > DOCUMENT_SIZE_BYTES_MAX {
-        return Err(Error::LimitExceeded {
-            what: "document size in bytes",
-            limit: DOCUMENT_SIZE_BYTES_MAX as u64,
-            actual: encoded.len() as u64,
-        });
-    }
-    Ok(())
+    Error::check_limit("document size in bytes", encoded.len(), DOCUMENT_SIZE_BYTES_MAX)
 }
 
 #[cfg(test)]

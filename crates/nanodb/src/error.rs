@@ -87,6 +87,14 @@ impl Error {
         Error::InvalidDocument { detail: detail.into() }
     }
 
+    /// `Error::LimitExceeded` if `actual` is over `limit`.
+    pub(crate) fn check_limit(what: &'static str, actual: usize, limit: usize) -> Result<()> {
+        if actual > limit {
+            return Err(Error::LimitExceeded { what, limit: limit as u64, actual: actual as u64 });
+        }
+        Ok(())
+    }
+
     pub(crate) fn corruption(context: impl Into<String>, detail: impl fmt::Display) -> Error {
         Error::Corruption { context: context.into(), detail: detail.to_string() }
     }

@@ -166,13 +166,11 @@ impl NanoDb {
             }
             _ => {}
         }
-        if open.len() >= self.inner.options.databases_open_max {
-            return Err(Error::LimitExceeded {
-                what: "open databases",
-                limit: self.inner.options.databases_open_max as u64,
-                actual: open.len() as u64 + 1,
-            });
-        }
+        Error::check_limit(
+            "open databases",
+            open.len() + 1,
+            self.inner.options.databases_open_max,
+        )?;
         let options = Options {
             fs: Arc::clone(&self.inner.fs),
             memory_budget: Some(Arc::clone(&self.inner.budget)),

@@ -13,8 +13,9 @@
 //!
 //! Thread safety: `Memtable` is `Send + Sync`; inserts must not race with each other (the
 //! write path guarantees a single inserter), reads may race with everything. The partition
-//! map is behind a read-write lock taken only for the lookup of a partition, never across a
-//! skip-list walk.
+//! map is behind a read-write lock: a point get or insert holds its read guard for one
+//! skip-list operation, cursors only while they look a partition up; the write lock is taken
+//! only to create a partition.
 //!
 //! Invariants:
 //! 1. Each (stored key, seqno) is inserted at most once.
@@ -122,11 +123,6 @@ impl Memtable {
         self.wal_number
     }
 
-    /// The partition `stored_key` belongs in, if it exists.
-    fn partition_of(&self, stored_key: &[u8]) -> Option<Arc<Partition>> {
-        self.partitions.read().get(&keyspace_order(stored_key)).cloned()
-    }
-
     /// The first partition at or after (`forward`) or at or before order `order`, with its
     /// order; `None` past the last one.
     fn partition_from(&self, order: u64, forward: bool) -> Option<(u64, Arc<Partition>)> {
@@ -141,16 +137,21 @@ impl Memtable {
 
     /// Inserts one version. Only one thread may insert at a time.
     pub fn insert(&self, user_key: &[u8], seqno: u64, kind: ValueKind, value: &[u8]) {
-        let partition = match self.partition_of(user_key) {
-            Some(partition) => partition,
-            None => {
-                let order = keyspace_order(user_key);
-                Arc::clone(self.partitions.write().entry(order).or_default())
-            }
-        };
+        let order = keyspace_order(user_key);
         let key = MemKey::new(user_key, pack_trailer(seqno, kind as u8), value);
         let added = user_key.len() + value.len() + MEMTABLE_ENTRY_OVERHEAD_BYTES;
-        partition.map.insert(key, ());
+        // The partition is looked up under the read guard (no reference count touched); only
+        // the first write of a keyspace takes the write lock, to create its partition.
+        let partitions = self.partitions.read();
+        match partitions.get(&order) {
+            Some(partition) => {
+                partition.map.insert(key, ());
+            }
+            None => {
+                drop(partitions);
+                self.partitions.write().entry(order).or_default().map.insert(key, ());
+            }
+        }
         self.size_bytes.fetch_add(added, AtomicOrdering::Relaxed);
         self.seqno_max.fetch_max(seqno, AtomicOrdering::Relaxed);
     }
@@ -195,7 +196,10 @@ impl Memtable {
 
     /// The newest version of `user_key` with seqno `<= seqno`.
     pub fn get(&self, user_key: &[u8], seqno: u64) -> Lookup {
-        let Some(partition) = self.partition_of(user_key) else { return Lookup::Absent };
+        let partitions = self.partitions.read();
+        let Some(partition) = partitions.get(&keyspace_order(user_key)) else {
+            return Lookup::Absent;
+        };
         let seek = MemKey::seek_target(user_key, pack_trailer(seqno, KIND_FOR_SEEK));
         let Some(entry) = partition.map.range(seek..).next() else {
             return Lookup::Absent;
