@@ -20,6 +20,7 @@ mod document;
 pub mod id;
 pub mod names;
 mod patch;
+pub mod query;
 mod runtime;
 
 pub use catalog::CollectionOptions;

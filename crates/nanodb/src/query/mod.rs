@@ -1,0 +1,13 @@
+//! Queries: one filter representation (`ast`) with two front ends (`pocketbase`, `mongo`),
+//! its evaluator (`eval`), and the query (filter, sort, pagination, projection) run against a
+//! collection.
+//!
+//! Thread safety: plain owned data.
+
+pub mod ast;
+pub mod mongo;
+pub mod pocketbase;
+
+pub use ast::{
+    CompareOp, FieldPath, Filter, Operand, Params, Pattern, Quantifier, SortKey, Transform,
+};

@@ -1,0 +1,1 @@
+//! MongoDB-style JSON filters (to be written).

@@ -1,0 +1,1 @@
+//! PocketBase filter syntax (to be written).
