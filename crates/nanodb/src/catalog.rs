@@ -2,10 +2,11 @@
 //! database's `_catalog` keyspace.
 //!
 //! Layout of the `_catalog` keyspace:
-//! - `c/<collection name>` → the collection's spec, a MessagePack map (`CollectionSpec`);
+//! - `c/<collection name>` → the collection's spec, a MessagePack map (`CollectionSpec`), with
+//!   its indexes;
 //! - `next_collection_id` → the next collection id, a MessagePack integer.
 //!
-//! A collection's documents live in keyspace `c<id>`; ids are never reused, so renaming a
+//! A collection's documents live in keyspace `c<id>`, each of its indexes in `x<index id>`; ids are never reused, so renaming a
 //! collection only moves its catalog entry, and a dropped collection's keyspaces never come
 //! back under a new collection.
 //!
@@ -15,6 +16,7 @@
 //! keyspaces named `c<id>` with no catalog entry are leftovers of an interrupted drop, removed
 //! on open.
 
+use crate::index::{decode_specs, encode_specs, IndexSpec};
 use crate::id::{GENERATED_ID_LEN_DEFAULT, GENERATED_ID_LEN_MIN};
 use crate::names::DOCUMENT_ID_LEN_MAX;
 use crate::value::{msgpack, Map, Value};
@@ -60,6 +62,8 @@ pub(crate) struct CollectionSpec {
     pub id: u64,
     pub name: String,
     pub options: CollectionOptions,
+    /// The collection's indexes, ready or building.
+    pub indexes: Vec<IndexSpec>,
 }
 
 impl CollectionSpec {
@@ -78,6 +82,7 @@ impl CollectionSpec {
         map.insert("id".into(), Value::Int(self.id as i64));
         map.insert("name".into(), Value::String(self.name.clone()));
         map.insert("id_length".into(), Value::Int(self.options.id_length as i64));
+        map.insert("indexes".into(), encode_specs(&self.indexes));
         msgpack::to_bytes(&Value::Object(map))
     }
 
@@ -99,6 +104,7 @@ impl CollectionSpec {
             id: int("id")?,
             name: name.clone(),
             options: CollectionOptions { id_length: int("id_length")? as usize },
+            indexes: decode_specs(map.get("indexes"))?,
         };
         spec.options.validate().map_err(|error| Error::corruption(context, error))?;
         Ok(spec)
@@ -130,8 +136,15 @@ mod tests {
 
     #[test]
     fn specs_round_trip_and_bad_bytes_are_corruption() {
-        let spec =
-            CollectionSpec { id: 7, name: "users".into(), options: CollectionOptions::default() };
+        let definition = crate::index::IndexDefinition::new("by_age", &["age"]).unwrap();
+        let index =
+            IndexSpec { id: 8, definition, status: crate::index::IndexStatus::Building };
+        let spec = CollectionSpec {
+            id: 7,
+            name: "users".into(),
+            options: CollectionOptions::default(),
+            indexes: vec![index],
+        };
         assert_eq!(CollectionSpec::decode(&spec.encode()).unwrap(), spec);
         assert_eq!(spec.documents_keyspace(), "c7");
         assert_eq!(collection_of_keyspace("c7"), Some(7));

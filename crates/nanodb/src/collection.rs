@@ -9,12 +9,16 @@
 //!
 //! Thread safety: `Collection` is `Send + Sync` and cheap to clone.
 //!
+//! Every index of the collection is updated in the same transaction as the document
+//! (`index::update_entries`).
+//!
 //! Invariants:
 //! 1. A stored document always has `id` (equal to its key), `created` and `updated`, with
 //!    `created <= updated`; the collection sets them, callers cannot change `created`.
 //! 2. Nothing is written unless every document of the call passes its checks.
 
 use crate::database::{CollectionState, Database};
+use crate::index::{update_entries, IndexState};
 use crate::document::{check_fields, check_size, Document, FIELD_CREATED, FIELD_ID, FIELD_UPDATED};
 use crate::names::check_document_id;
 use crate::patch::Patch;
@@ -63,6 +67,14 @@ impl Collection {
         self.state.name()
     }
 
+    pub(crate) fn database(&self) -> &Database {
+        &self.db
+    }
+
+    pub(crate) fn state(&self) -> &Arc<CollectionState> {
+        &self.state
+    }
+
     /// Runs `body` in a storage transaction and commits it, again from a fresh snapshot after
     /// a conflict (at most `WRITE_RETRIES_MAX` more times).
     fn write<T>(&self, mut body: impl FnMut(&mut Transaction, &Context) -> Result<T>) -> Result<T> {
@@ -73,10 +85,15 @@ impl Collection {
         let mut attempt = 0;
         loop {
             self.state.check_live()?;
+            // Held to the commit: an index cannot appear in the middle of this write.
+            let _writing = self.state.writers.read();
             let mut txn = self.db.inner.db.transaction_with(options.clone())?;
-            let context = Context { state: &self.state, now: Date::now() };
+            let indexes = self.state.indexes();
+            let context = Context { state: &self.state, indexes: &indexes, now: Date::now() };
             let value = body(&mut txn, &context)?;
-            match txn.commit().map_err(Error::from) {
+            let committed = txn.commit().map_err(Error::from);
+            drop(_writing);
+            match committed {
                 Ok(()) => return Ok(value),
                 Err(Error::Conflict) if attempt < WRITE_RETRIES_MAX => {
                     attempt += 1;
@@ -119,7 +136,7 @@ impl Collection {
             let Some(old) = context.read(txn, id)? else {
                 return Err(Error::NotFound { kind: "document", name: id.to_string() });
             };
-            context.store(txn, id, fields.clone(), old.created())
+            context.store(txn, id, fields.clone(), Some(&old))
         })
     }
 
@@ -129,10 +146,9 @@ impl Collection {
             let Some(old) = context.read(txn, id)? else {
                 return Err(Error::NotFound { kind: "document", name: id.to_string() });
             };
-            let created = old.created();
-            let mut fields = old.into_map();
+            let mut fields = old.fields().clone();
             patch.apply(&mut fields)?;
-            context.store(txn, id, fields, created)
+            context.store(txn, id, fields, Some(&old))
         })
     }
 
@@ -141,8 +157,8 @@ impl Collection {
         check_document_id(id)?;
         let fields = object(document.into())?;
         self.write(|txn, context| {
-            let created = context.read(txn, id)?.map_or(context.now, |old| old.created());
-            context.store(txn, id, fields.clone(), created)
+            let old = context.read(txn, id)?;
+            context.store(txn, id, fields.clone(), old.as_ref())
         })
     }
 
@@ -184,9 +200,10 @@ fn document_context(id: &str, collection: &str) -> String {
     format!("document {id:?} of {collection}")
 }
 
-/// One write attempt: the collection and the time its documents get.
+/// One write attempt: the collection, its indexes and the time its documents get.
 struct Context<'a> {
     state: &'a CollectionState,
+    indexes: &'a [Arc<IndexState>],
     now: Date,
 }
 
@@ -218,17 +235,19 @@ impl Context<'_> {
                 }
             },
         };
-        self.store(txn, &id, fields, self.now)
+        self.store(txn, &id, fields, None)
     }
 
-    /// Writes `fields` as document `id`, with the reserved fields set.
+    /// Writes `fields` as document `id` (replacing `old`, if any), with the reserved fields
+    /// set, and updates the indexes.
     fn store(
         &self,
         txn: &mut Transaction,
         id: &str,
         mut fields: Map,
-        created: Date,
+        old: Option<&Document>,
     ) -> Result<Document> {
+        let created = old.map_or(self.now, Document::created);
         fields.remove(FIELD_ID);
         fields.remove(FIELD_CREATED);
         fields.remove(FIELD_UPDATED);
@@ -240,13 +259,16 @@ impl Context<'_> {
         msgpack::encode_map(&fields, &mut bytes);
         check_size(&bytes)?;
         txn.put_in(&self.state.documents, id, bytes)?;
+        let old_fields = old.map(Document::fields);
+        update_entries(txn, self.state, self.indexes, id, old_fields, Some(&fields))?;
         Document::from_stored(fields, "a new document")
     }
 
     fn delete(&self, txn: &mut Transaction, id: &str) -> Result<Option<Document>> {
         let old = self.read(txn, id)?;
-        if old.is_some() {
+        if let Some(old) = &old {
             txn.delete_in(&self.state.documents, id)?;
+            update_entries(txn, self.state, self.indexes, id, Some(old.fields()), None)?;
         }
         Ok(old)
     }

@@ -9,22 +9,26 @@
 //! rename, drop) are serialized by `catalog_lock`; document reads and writes never take it.
 //!
 //! Invariants:
-//! 1. `collections` holds exactly the collections of the stored catalog.
+//! 1. `collections` holds exactly the collections of the stored catalog, each with exactly its
+//!    catalog entry's indexes.
 //! 2. A collection is dropped in two steps, the catalog entry first (the commit point), its
 //!    keyspace second; open removes a keyspace whose catalog entry is gone, so a crash between
-//!    the steps leaves no trace.
+//!    the steps leaves no trace. Index keyspaces (`x<id>`) without a catalog entry are removed
+//!    the same way.
 
 use crate::catalog::{
     collection_key, collection_of_keyspace, CollectionOptions, CollectionSpec, CATALOG_KEYSPACE,
     COLLECTION_KEY_PREFIX, NEXT_COLLECTION_ID_KEY,
 };
 use crate::collection::Collection;
+use crate::index::{index_of_keyspace, IndexState};
 use crate::names::check_collection_name;
 use crate::value::{msgpack, Value};
 use crate::{Error, Result};
 use nanodb_storage::{Db, Keyspace, WriteBatch, WriteOptions};
 use parking_lot::{Mutex, RwLock};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::thread::JoinHandle;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -47,9 +51,30 @@ pub(crate) struct CollectionState {
     pub spec: RwLock<CollectionSpec>,
     pub documents: Keyspace,
     pub dropped: AtomicBool,
+    /// The indexes every write maintains (a new list replaces the old when one is added or
+    /// dropped, so a write keeps the list it started with).
+    pub indexes: RwLock<Arc<Vec<Arc<IndexState>>>>,
+    /// Held shared by every write attempt, from its snapshot to its commit; an index is added
+    /// under it held exclusively, so after that every write in flight maintains the index.
+    pub writers: RwLock<()>,
 }
 
 impl CollectionState {
+    fn new(spec: CollectionSpec, documents: Keyspace, indexes: Vec<Arc<IndexState>>) -> Self {
+        CollectionState {
+            spec: RwLock::new(spec),
+            documents,
+            dropped: AtomicBool::new(false),
+            indexes: RwLock::new(Arc::new(indexes)),
+            writers: RwLock::new(()),
+        }
+    }
+
+    /// The current indexes.
+    pub fn indexes(&self) -> Arc<Vec<Arc<IndexState>>> {
+        Arc::clone(&self.indexes.read())
+    }
+
     pub fn name(&self) -> String {
         self.spec.read().name.clone()
     }
@@ -66,12 +91,27 @@ pub(crate) struct DatabaseInner {
     pub name: String,
     pub db: Db,
     pub options: DatabaseOptions,
-    catalog: Keyspace,
+    pub catalog: Keyspace,
     collections: RwLock<HashMap<String, Arc<CollectionState>>>,
-    catalog_lock: Mutex<u64>,
+    /// Serializes catalog changes; holds the next collection (and index) id.
+    pub catalog_lock: Mutex<u64>,
+    /// Index builders running in the background.
+    pub builders: Mutex<Vec<JoinHandle<()>>>,
+    /// Set by `shutdown`: builders stop at their next step.
+    pub closing: AtomicBool,
 }
 
 impl DatabaseInner {
+    /// Writes collection `spec` to the catalog (and the next id), durably.
+    pub fn write_spec(&self, spec: &CollectionSpec, next_id: u64) -> Result<()> {
+        let mut batch = WriteBatch::new();
+        batch.put_in(&self.catalog, spec.catalog_key(), spec.encode());
+        let next = msgpack::to_bytes(&Value::Int(next_id as i64));
+        batch.put_in(&self.catalog, NEXT_COLLECTION_ID_KEY, next);
+        self.db.write(batch, WriteOptions::SYNC)?;
+        Ok(())
+    }
+
     pub fn write_options(&self) -> WriteOptions {
         if self.options.sync {
             WriteOptions::SYNC
@@ -106,24 +146,35 @@ impl Database {
             },
         };
         let mut collections = HashMap::new();
-        let mut live_ids = std::collections::HashSet::new();
+        let mut live_ids = HashSet::new();
+        let mut live_index_ids = HashSet::new();
+        let mut unfinished = Vec::new();
         for entry in catalog.prefix(COLLECTION_KEY_PREFIX)? {
             let (_, bytes) = entry?;
             let spec = CollectionSpec::decode(&bytes)?;
             next_id = next_id.max(spec.id + 1);
-            let documents = db.open_keyspace(&spec.documents_keyspace()).map_err(|error| {
+            let missing = |error: nanodb_storage::Error| {
                 Error::corruption("catalog", format!("collection {:?}: {error}", spec.name))
-            })?;
-            live_ids.insert(spec.id);
-            let state = CollectionState {
-                spec: RwLock::new(spec.clone()),
-                documents,
-                dropped: AtomicBool::new(false),
             };
-            collections.insert(spec.name, Arc::new(state));
+            let documents = db.open_keyspace(&spec.documents_keyspace()).map_err(missing)?;
+            live_ids.insert(spec.id);
+            let mut indexes = Vec::new();
+            for index in &spec.indexes {
+                next_id = next_id.max(index.id + 1);
+                live_index_ids.insert(index.id);
+                let keyspace = db.open_keyspace(&index.keyspace_name()).map_err(missing)?;
+                indexes.push(Arc::new(IndexState::new(index, keyspace)));
+            }
+            let state = Arc::new(CollectionState::new(spec.clone(), documents, indexes));
+            for index in state.indexes().iter().filter(|index| !index.is_ready()) {
+                unfinished.push((Arc::clone(&state), Arc::clone(index)));
+            }
+            collections.insert(spec.name, state);
         }
         for keyspace in db.keyspaces() {
-            if collection_of_keyspace(&keyspace).is_some_and(|id| !live_ids.contains(&id)) {
+            let leftover = collection_of_keyspace(&keyspace).is_some_and(|id| !live_ids.contains(&id))
+                || index_of_keyspace(&keyspace).is_some_and(|id| !live_index_ids.contains(&id));
+            if leftover {
                 db.drop_keyspace(&keyspace)?;
             }
         }
@@ -134,8 +185,24 @@ impl Database {
             catalog,
             collections: RwLock::new(collections),
             catalog_lock: Mutex::new(next_id),
+            builders: Mutex::new(Vec::new()),
+            closing: AtomicBool::new(false),
         };
-        Ok(Database { inner: Arc::new(inner) })
+        let database = Database { inner: Arc::new(inner) };
+        // Builds a crash interrupted start again from the first document.
+        for (state, index) in unfinished {
+            crate::index::start_build(&database, state, index);
+        }
+        Ok(database)
+    }
+
+    /// Stops the index builders and waits for them (called before the storage closes).
+    pub(crate) fn shutdown(&self) {
+        self.inner.closing.store(true, Ordering::Release);
+        let builders = std::mem::take(&mut *self.inner.builders.lock());
+        for builder in builders {
+            let _ = builder.join();
+        }
     }
 
     /// The database's name.
@@ -179,21 +246,14 @@ impl Database {
         if self.inner.collections.read().contains_key(name) {
             return Err(Error::AlreadyExists { kind: "collection", name: name.to_string() });
         }
-        let spec = CollectionSpec { id: *next_id, name: name.to_string(), options };
+        let spec =
+            CollectionSpec { id: *next_id, name: name.to_string(), options, indexes: Vec::new() };
         // The keyspace first: a crash before the catalog entry leaves a leftover keyspace,
         // which the next open removes.
         let documents = self.inner.db.create_keyspace(&spec.documents_keyspace())?;
-        let mut batch = WriteBatch::new();
-        batch.put_in(&self.inner.catalog, spec.catalog_key(), spec.encode());
-        let next = msgpack::to_bytes(&Value::Int((spec.id + 1) as i64));
-        batch.put_in(&self.inner.catalog, NEXT_COLLECTION_ID_KEY, next);
-        self.inner.db.write(batch, WriteOptions::SYNC)?;
+        self.inner.write_spec(&spec, spec.id + 1)?;
         *next_id += 1;
-        let state = Arc::new(CollectionState {
-            spec: RwLock::new(spec),
-            documents,
-            dropped: AtomicBool::new(false),
-        });
+        let state = Arc::new(CollectionState::new(spec, documents, Vec::new()));
         self.inner.collections.write().insert(name.to_string(), Arc::clone(&state));
         Ok(Collection::new(self.clone(), state))
     }
@@ -220,6 +280,10 @@ impl Database {
         self.inner.collections.write().remove(name);
         let keyspace = state.spec.read().documents_keyspace();
         self.inner.db.drop_keyspace(&keyspace)?;
+        for index in state.indexes().iter() {
+            index.dropped.store(true, Ordering::Release);
+            self.inner.db.drop_keyspace(index.keyspace.name())?;
+        }
         Ok(())
     }
 

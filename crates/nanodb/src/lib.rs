@@ -18,6 +18,7 @@ mod collection;
 mod database;
 mod document;
 pub mod id;
+mod index;
 pub mod names;
 mod patch;
 pub mod query;
@@ -26,6 +27,10 @@ mod runtime;
 pub use catalog::CollectionOptions;
 pub use collection::{Collection, MANY_DOCUMENTS_MAX, WRITE_RETRIES_MAX};
 pub use database::{Database, DatabaseOptions};
+pub use index::{
+    IndexBuild, IndexDefinition, IndexField, IndexInfo, IndexStatus, INDEXES_PER_COLLECTION_MAX,
+    INDEX_ENTRIES_PER_DOCUMENT_MAX, INDEX_FIELDS_MAX, INDEX_KEY_BYTES_MAX,
+};
 pub use document::{
     check_field_name, Document, DOCUMENT_SIZE_BYTES_MAX, FIELD_CREATED, FIELD_ID, FIELD_UPDATED,
 };

@@ -208,6 +208,7 @@ impl NanoDb {
             return Err(Error::NotFound { kind: "database", name: name.to_string() });
         }
         if let Some(database) = open.remove(name) {
+            database.shutdown();
             database.inner.db.clone().close()?;
         } else {
             // Not open here: make sure no other process has it, by opening it once.
@@ -238,6 +239,7 @@ impl NanoDb {
         self.inner.closed.store(true, Ordering::Release);
         let mut first_error = None;
         for (_, database) in open.drain() {
+            database.shutdown();
             if let Err(error) = database.inner.db.clone().close() {
                 first_error.get_or_insert(Error::from(error));
             }

@@ -5,6 +5,9 @@
 //! Thread safety: plain owned data.
 
 pub mod ast;
+pub mod eval;
+mod interval;
+mod like;
 pub mod mongo;
 pub mod pocketbase;
 

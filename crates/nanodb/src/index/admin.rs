@@ -1,0 +1,191 @@
+//! Creating, dropping and listing the indexes of a collection, and the index updates every
+//! document write makes.
+//!
+//! Catalog changes take the database's catalog lock and are durable before they return. An
+//! index's keyspace is created before its catalog entry and dropped after it is removed, so a
+//! crash between the two leaves only a keyspace the next open removes.
+//!
+//! Thread safety: index lists are swapped under `CollectionState::writers` held exclusively,
+//! so a write sees one list from its snapshot to its commit.
+
+use super::build::{start_build, IndexBuild};
+use super::{
+    entries_of, Entry, IndexDefinition, IndexInfo, IndexSpec, IndexState, IndexStatus,
+    INDEXES_PER_COLLECTION_MAX,
+};
+use crate::collection::Collection;
+use crate::database::{CollectionState, Database};
+use crate::query::eval::{single, Root};
+use crate::value::Map;
+use crate::{Error, Result};
+use nanodb_storage::Transaction;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+impl Collection {
+    /// Creates an index and starts building it over the existing documents in the background;
+    /// writes maintain it from now on, queries use it once it is ready (`IndexBuild::wait`).
+    pub fn create_index(&self, definition: IndexDefinition) -> Result<IndexBuild> {
+        definition.validate()?;
+        let (database, state) = (self.database(), self.state());
+        let inner = &database.inner;
+        let mut next_id = inner.catalog_lock.lock();
+        state.check_live()?;
+        let mut spec = state.spec.read().clone();
+        if spec.indexes.iter().any(|index| index.definition.name == definition.name) {
+            return Err(Error::AlreadyExists { kind: "index", name: definition.name });
+        }
+        Error::check_limit(
+            "indexes of a collection",
+            spec.indexes.len() + 1,
+            INDEXES_PER_COLLECTION_MAX,
+        )?;
+        let index_spec = IndexSpec { id: *next_id, definition, status: IndexStatus::Building };
+        let keyspace = inner.db.create_keyspace(&index_spec.keyspace_name())?;
+        spec.indexes.push(index_spec.clone());
+        inner.write_spec(&spec, index_spec.id + 1)?;
+        *next_id += 1;
+        *state.spec.write() = spec;
+        let index = Arc::new(IndexState::new(&index_spec, keyspace));
+        replace_indexes(state, |list| list.push(Arc::clone(&index)));
+        drop(next_id);
+        Ok(start_build(database, Arc::clone(state), index))
+    }
+
+    /// Drops index `name`; `Error::NotFound` if there is none.
+    pub fn drop_index(&self, name: &str) -> Result<()> {
+        let (database, state) = (self.database(), self.state());
+        let inner = &database.inner;
+        let next_id = inner.catalog_lock.lock();
+        state.check_live()?;
+        let Some(index) = state.indexes().iter().find(|i| i.definition.name == name).cloned()
+        else {
+            return Err(Error::NotFound { kind: "index", name: name.to_string() });
+        };
+        remove(database, state, &index, *next_id)
+    }
+
+    /// The collection's indexes, in creation order.
+    pub fn indexes(&self) -> Vec<IndexInfo> {
+        self.state()
+            .indexes()
+            .iter()
+            .map(|index| IndexInfo {
+                definition: index.definition.clone(),
+                status: index.spec().status,
+                built_documents: index.built_documents.load(Ordering::Relaxed),
+            })
+            .collect()
+    }
+}
+
+/// Swaps in a new index list, with no write in flight.
+fn replace_indexes(state: &CollectionState, change: impl FnOnce(&mut Vec<Arc<IndexState>>)) {
+    let _no_writes = state.writers.write();
+    let mut list = (*state.indexes()).clone();
+    change(&mut list);
+    *state.indexes.write() = Arc::new(list);
+}
+
+/// Removes `index` from the catalog, the live list and the storage (catalog lock held).
+fn remove(
+    database: &Database,
+    state: &CollectionState,
+    index: &IndexState,
+    next_id: u64,
+) -> Result<()> {
+    let inner = &database.inner;
+    let mut spec = state.spec.read().clone();
+    spec.indexes.retain(|other| other.id != index.id);
+    inner.write_spec(&spec, next_id)?;
+    *state.spec.write() = spec;
+    index.dropped.store(true, Ordering::Release);
+    replace_indexes(state, |list| list.retain(|other| other.id != index.id));
+    inner.db.drop_keyspace(index.keyspace.name())?;
+    Ok(())
+}
+
+/// Records a finished build in the catalog and opens the index to queries.
+pub(crate) fn mark_ready(
+    database: &Database,
+    state: &CollectionState,
+    index: &IndexState,
+) -> Result<()> {
+    let next_id = database.inner.catalog_lock.lock();
+    state.check_live()?;
+    let mut spec = state.spec.read().clone();
+    let Some(entry) = spec.indexes.iter_mut().find(|other| other.id == index.id) else {
+        return Err(Error::NotFound { kind: "index", name: index.definition.name.clone() });
+    };
+    entry.status = IndexStatus::Ready;
+    database.inner.write_spec(&spec, *next_id)?;
+    *state.spec.write() = spec;
+    index.set_ready();
+    Ok(())
+}
+
+/// Removes an index whose build failed (if it is still there).
+pub(crate) fn remove_failed(
+    database: &Database,
+    state: &CollectionState,
+    index: &IndexState,
+) -> Result<()> {
+    let next_id = database.inner.catalog_lock.lock();
+    if state.check_live().is_err() || !state.indexes().iter().any(|other| other.id == index.id) {
+        return Ok(());
+    }
+    remove(database, state, index, *next_id)
+}
+
+/// The unique-violation error for document `fields` in `index`.
+pub(crate) fn violation(state: &CollectionState, index: &IndexState, fields: &Map) -> Error {
+    let values: Vec<serde_json::Value> = index
+        .definition
+        .fields
+        .iter()
+        .map(|field| single(Root::Fields(fields), &field.path).into_owned().into())
+        .collect();
+    let value = match values.as_slice() {
+        [one] => one.to_string(),
+        _ => serde_json::Value::Array(values).to_string(),
+    };
+    Error::UniqueViolation {
+        collection: state.name(),
+        index: index.definition.name.clone(),
+        value,
+    }
+}
+
+/// Updates every index for document `id` changing from `old` to `new` (`None`: absent), in
+/// `txn`; a unique index already holding a new value for another document is an
+/// `Error::UniqueViolation`.
+pub(crate) fn update_entries(
+    txn: &mut Transaction,
+    state: &CollectionState,
+    indexes: &[Arc<IndexState>],
+    id: &str,
+    old: Option<&Map>,
+    new: Option<&Map>,
+) -> Result<()> {
+    for index in indexes {
+        let entries = |fields: Option<&Map>| -> Result<Vec<Entry>> {
+            fields.map_or(Ok(Vec::new()), |fields| entries_of(&index.definition, fields, id))
+        };
+        let (before, after) = (entries(old)?, entries(new)?);
+        for entry in before.iter().filter(|entry| after.binary_search(entry).is_err()) {
+            txn.delete_in(&index.keyspace, &entry.key)?;
+        }
+        for entry in after.iter().filter(|entry| before.binary_search(entry).is_err()) {
+            if entry.unique {
+                if let Some(owner) = txn.get_in(&index.keyspace, &entry.key)? {
+                    if owner != id.as_bytes() {
+                        let fields = new.map_or_else(Map::new, Map::clone);
+                        return Err(violation(state, index, &fields));
+                    }
+                }
+            }
+            txn.put_in(&index.keyspace, &entry.key, id.as_bytes())?;
+        }
+    }
+    Ok(())
+}
