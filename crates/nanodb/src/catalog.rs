@@ -16,8 +16,8 @@
 //! keyspaces named `c<id>` with no catalog entry are leftovers of an interrupted drop, removed
 //! on open.
 
-use crate::index::{decode_specs, encode_specs, IndexSpec};
 use crate::id::{GENERATED_ID_LEN_DEFAULT, GENERATED_ID_LEN_MIN};
+use crate::index::{decode_specs, encode_specs, IndexSpec};
 use crate::names::DOCUMENT_ID_LEN_MAX;
 use crate::value::{msgpack, Map, Value};
 use crate::{Error, Result};
@@ -137,8 +137,7 @@ mod tests {
     #[test]
     fn specs_round_trip_and_bad_bytes_are_corruption() {
         let definition = crate::index::IndexDefinition::new("by_age", &["age"]).unwrap();
-        let index =
-            IndexSpec { id: 8, definition, status: crate::index::IndexStatus::Building };
+        let index = IndexSpec { id: 8, definition, status: crate::index::IndexStatus::Building };
         let spec = CollectionSpec {
             id: 7,
             name: "users".into(),

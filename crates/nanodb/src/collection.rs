@@ -18,8 +18,8 @@
 //! 2. Nothing is written unless every document of the call passes its checks.
 
 use crate::database::{CollectionState, Database};
-use crate::index::{update_entries, IndexState};
 use crate::document::{check_fields, check_size, Document, FIELD_CREATED, FIELD_ID, FIELD_UPDATED};
+use crate::index::{update_entries, IndexState};
 use crate::names::check_document_id;
 use crate::patch::Patch;
 use crate::value::{msgpack, Date, Map, Value};

@@ -28,9 +28,9 @@ use crate::{Error, Result};
 use nanodb_storage::{Db, Keyspace, WriteBatch, WriteOptions};
 use parking_lot::{Mutex, RwLock};
 use std::collections::{HashMap, HashSet};
-use std::thread::JoinHandle;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 
 /// Options of one logical database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,7 +172,8 @@ impl Database {
             collections.insert(spec.name, state);
         }
         for keyspace in db.keyspaces() {
-            let leftover = collection_of_keyspace(&keyspace).is_some_and(|id| !live_ids.contains(&id))
+            let leftover = collection_of_keyspace(&keyspace)
+                .is_some_and(|id| !live_ids.contains(&id))
                 || index_of_keyspace(&keyspace).is_some_and(|id| !live_index_ids.contains(&id));
             if leftover {
                 db.drop_keyspace(&keyspace)?;

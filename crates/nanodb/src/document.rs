@@ -10,7 +10,8 @@
 //! Thread safety: plain owned data.
 //!
 //! Invariant: a `Document` read from a collection always has the three reserved fields with
-//! their types (stored bytes without them are corruption).
+//! their types (stored bytes without them are corruption); one a projection cut down always
+//! keeps `id`.
 
 use crate::value::{msgpack, Date, Map, Value, FIELD_NAME_LEN_MAX, NESTING_DEPTH_MAX};
 use crate::{Error, Result};
@@ -44,6 +45,11 @@ impl Document {
             ));
         }
         Ok(Document { fields })
+    }
+
+    /// A document cut down by a query's projection (it may lack `created` and `updated`).
+    pub(crate) fn projected(fields: Map) -> Document {
+        Document { fields }
     }
 
     /// Decodes a stored document.

@@ -27,12 +27,13 @@ mod runtime;
 pub use catalog::CollectionOptions;
 pub use collection::{Collection, MANY_DOCUMENTS_MAX, WRITE_RETRIES_MAX};
 pub use database::{Database, DatabaseOptions};
-pub use index::{
-    IndexBuild, IndexDefinition, IndexField, IndexInfo, IndexStatus, INDEXES_PER_COLLECTION_MAX,
-    INDEX_ENTRIES_PER_DOCUMENT_MAX, INDEX_FIELDS_MAX, INDEX_KEY_BYTES_MAX,
-};
 pub use document::{
     check_field_name, Document, DOCUMENT_SIZE_BYTES_MAX, FIELD_CREATED, FIELD_ID, FIELD_UPDATED,
+};
+pub use index::{
+    IndexBuild, IndexDefinition, IndexField, IndexInfo, IndexStatus, BUILD_CHUNK_DOCUMENTS,
+    BUILD_CONFLICTS_MAX, INDEXES_PER_COLLECTION_MAX, INDEX_ENTRIES_PER_DOCUMENT_MAX,
+    INDEX_FIELDS_MAX, INDEX_KEY_BYTES_MAX,
 };
 pub use patch::{Patch, PatchOp};
 pub use runtime::{

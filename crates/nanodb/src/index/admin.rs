@@ -149,11 +149,7 @@ pub(crate) fn violation(state: &CollectionState, index: &IndexState, fields: &Ma
         [one] => one.to_string(),
         _ => serde_json::Value::Array(values).to_string(),
     };
-    Error::UniqueViolation {
-        collection: state.name(),
-        index: index.definition.name.clone(),
-        value,
-    }
+    Error::UniqueViolation { collection: state.name(), index: index.definition.name.clone(), value }
 }
 
 /// Updates every index for document `id` changing from `old` to `new` (`None`: absent), in
@@ -188,4 +184,49 @@ pub(crate) fn update_entries(
         }
     }
     Ok(())
+}
+
+impl Collection {
+    /// Checks that every ready index holds exactly the entries of the documents, at one
+    /// snapshot; returns how many entries were checked, or `Error::Corruption` naming the
+    /// first difference. Holds every index's expected entries in memory while it runs.
+    pub fn verify_indexes(&self) -> Result<u64> {
+        let state = self.state();
+        state.check_live()?;
+        let snapshot = self.database().storage().snapshot()?;
+        let mut checked = 0;
+        for index in state.indexes().iter().filter(|index| index.is_ready()) {
+            let context = format!("index {:?} of {}", index.definition.name, state.name());
+            let mut expected = std::collections::BTreeMap::new();
+            for entry in snapshot.range_in::<&[u8], _>(&state.documents, ..)? {
+                let (id, bytes) = entry?;
+                let id = String::from_utf8_lossy(&id).into_owned();
+                let document = crate::Document::decode(&bytes, &context)?;
+                for entry in entries_of(&index.definition, document.fields(), &id)? {
+                    expected.insert(entry.key, id.clone());
+                }
+            }
+            let mut expected = expected.into_iter();
+            for entry in snapshot.range_in::<&[u8], _>(&index.keyspace, ..)? {
+                let (key, id) = entry?;
+                let id = String::from_utf8_lossy(&id).into_owned();
+                match expected.next() {
+                    Some((want_key, want_id)) if want_key == key && want_id == id => checked += 1,
+                    Some((_, want_id)) => {
+                        return Err(Error::corruption(
+                            context,
+                            format!("entry for {id:?} where one for {want_id:?} belongs"),
+                        ))
+                    }
+                    None => {
+                        return Err(Error::corruption(context, format!("extra entry for {id:?}")))
+                    }
+                }
+            }
+            if let Some((_, id)) = expected.next() {
+                return Err(Error::corruption(context, format!("no entry for document {id:?}")));
+            }
+        }
+        Ok(checked)
+    }
 }

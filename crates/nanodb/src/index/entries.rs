@@ -63,7 +63,11 @@ fn field_values(fields: &Map, index: usize, definition: &IndexDefinition) -> Vec
 }
 
 /// The entries document `fields` (with id `id`) gives the index `definition`, sorted.
-pub(crate) fn entries_of(definition: &IndexDefinition, fields: &Map, id: &str) -> Result<Vec<Entry>> {
+pub(crate) fn entries_of(
+    definition: &IndexDefinition,
+    fields: &Map,
+    id: &str,
+) -> Result<Vec<Entry>> {
     let per_field: Vec<Vec<(Vec<u8>, bool)>> =
         (0..definition.fields.len()).map(|index| field_values(fields, index, definition)).collect();
     let combinations =
@@ -169,7 +173,8 @@ mod tests {
     #[test]
     fn unique_entries_have_no_id_unless_null() {
         let unique = IndexDefinition::new("e", &["email"]).unwrap().unique();
-        let entry = &entries_of(&unique, &doc(serde_json::json!({"email": "a@b"})), "i").unwrap()[0];
+        let entry =
+            &entries_of(&unique, &doc(serde_json::json!({"email": "a@b"})), "i").unwrap()[0];
         assert!(entry.unique);
         assert_eq!(entry.key, keycode::to_key(&Value::from("a@b")));
         let null = &entries_of(&unique, &doc(serde_json::json!({"email": null})), "i").unwrap()[0];

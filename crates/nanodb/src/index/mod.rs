@@ -20,8 +20,8 @@ mod build;
 mod entries;
 
 pub(crate) use admin::update_entries;
-pub use build::{IndexBuild, BUILD_CHUNK_DOCUMENTS, BUILD_CONFLICTS_MAX};
 pub(crate) use build::start_build;
+pub use build::{IndexBuild, BUILD_CHUNK_DOCUMENTS, BUILD_CONFLICTS_MAX};
 pub(crate) use entries::{entries_of, index_key_after, sorts_like_index, Entry};
 
 use crate::query::FieldPath;
@@ -244,7 +244,10 @@ mod tests {
         assert!(IndexDefinition::new("bad name", &["a"]).unwrap().validate().is_err());
         let fields: Vec<String> = (0..=INDEX_FIELDS_MAX).map(|i| format!("f{i}")).collect();
         let refs: Vec<&str> = fields.iter().map(String::as_str).collect();
-        assert!(IndexDefinition::new("many", &refs[..INDEX_FIELDS_MAX]).unwrap().validate().is_ok());
+        assert!(IndexDefinition::new("many", &refs[..INDEX_FIELDS_MAX])
+            .unwrap()
+            .validate()
+            .is_ok());
         assert!(matches!(
             IndexDefinition::new("many", &refs).unwrap().validate(),
             Err(Error::LimitExceeded { .. })

@@ -84,9 +84,9 @@ pub(crate) fn eval(filter: &Filter, root: Root<'_>) -> bool {
             .iter()
             .any(|value| value.as_array().is_some_and(|items| items.len() == *len)),
         Filter::ElemMatch { path, filter } => resolve(root, path).iter().any(|value| {
-            value.as_array().is_some_and(|items| {
-                items.iter().any(|item| eval(filter, Root::Value(item)))
-            })
+            value
+                .as_array()
+                .is_some_and(|items| items.iter().any(|item| eval(filter, Root::Value(item))))
         }),
     }
 }
@@ -231,10 +231,8 @@ fn whole<'a>(operand: &'a Operand, root: Root<'a>) -> Cow<'a, Value> {
 
 /// The number of values a path holds: items of arrays, one for any other value.
 fn length(root: Root<'_>, path: &FieldPath) -> Value {
-    let count: usize = resolve(root, path)
-        .iter()
-        .map(|value| value.as_array().map_or(1, Vec::len))
-        .sum();
+    let count: usize =
+        resolve(root, path).iter().map(|value| value.as_array().map_or(1, Vec::len)).sum();
     Value::Int(count as i64)
 }
 
@@ -342,7 +340,10 @@ mod tests {
         let mut d = Map::new();
         d.insert("at".into(), Value::Date(Date::parse("2024-05-01T00:00:00Z").unwrap()));
         let any = Quantifier::Any;
-        assert!(matches(&cmp("at", CompareOp::Gt, Value::from("2024-01-01 00:00:00.000Z"), any), &d));
+        assert!(matches(
+            &cmp("at", CompareOp::Gt, Value::from("2024-01-01 00:00:00.000Z"), any),
+            &d
+        ));
         assert!(!matches(&cmp("at", CompareOp::Lt, Value::from("2024-01-01"), any), &d));
         assert!(!matches(&cmp("at", CompareOp::Gt, Value::from("not a date"), any), &d));
     }

@@ -18,18 +18,19 @@ use std::ops::Bound;
 /// A key range of an index keyspace.
 pub(crate) type KeyRange = (Bound<Vec<u8>>, Bound<Vec<u8>>);
 
-/// Encoded values `lo <= e < hi`; `point` when it holds exactly one value (encoded `point`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Encoded values `lo <= e < hi`; `point` when it holds exactly one value (encoded, and
+/// itself).
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Interval {
     pub lo: Vec<u8>,
     pub hi: Vec<u8>,
-    pub point: Option<Vec<u8>>,
+    pub point: Option<(Vec<u8>, Value)>,
 }
 
 impl Interval {
     fn point(value: &Value) -> Interval {
         let encoded = keycode::to_key(value);
-        Interval { lo: encoded.clone(), hi: after(&encoded), point: Some(encoded) }
+        Interval { lo: encoded.clone(), hi: after(&encoded), point: Some((encoded, value.clone())) }
     }
 
     /// Every value of the type `tag` starts.
@@ -118,7 +119,7 @@ fn normalize(mut intervals: Vec<Interval>) -> Vec<Interval> {
     let mut out: Vec<Interval> = Vec::with_capacity(intervals.len());
     for interval in intervals {
         match out.last_mut() {
-            Some(last) if interval.lo <= last.hi => {
+            Some(last) if interval.lo < last.hi => {
                 if interval.hi > last.hi {
                     last.hi = interval.hi;
                 }
@@ -159,7 +160,10 @@ pub(crate) fn key_range(prefix: &[u8], interval: &Interval, descending: bool) ->
     let inverted = |bytes: &[u8]| join(&bytes.iter().map(|byte| !byte).collect::<Vec<u8>>());
     let lower = keycode::prefix_end(&inverted(&interval.hi));
     let upper = keycode::prefix_end(&inverted(&interval.lo));
-    (lower.map_or(Bound::Unbounded, Bound::Included), upper.map_or(Bound::Unbounded, Bound::Excluded))
+    (
+        lower.map_or(Bound::Unbounded, Bound::Included),
+        upper.map_or(Bound::Unbounded, Bound::Excluded),
+    )
 }
 
 /// Every key starting with `prefix`.
@@ -211,8 +215,8 @@ mod tests {
                     if holds(&value, op, &literal) {
                         assert!(contains(&intervals, &value), "{value:?} {op:?} {literal:?}");
                     }
-                    let same_type = crate::value::type_rank(&value)
-                        == crate::value::type_rank(&literal);
+                    let same_type =
+                        crate::value::type_rank(&value) == crate::value::type_rank(&literal);
                     if same_type && !holds(&value, op, &literal) {
                         assert!(!contains(&intervals, &value), "{value:?} {op:?} {literal:?}");
                     }

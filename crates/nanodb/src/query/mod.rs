@@ -1,16 +1,53 @@
 //! Queries: one filter representation (`ast`) with two front ends (`pocketbase`, `mongo`),
 //! its evaluator (`eval`), and the query (filter, sort, pagination, projection) run against a
-//! collection.
+//! collection: planned (`plan`, over `interval`s of index keys) and run (`exec`).
 //!
 //! Thread safety: plain owned data.
 
 pub mod ast;
 pub mod eval;
+mod exec;
 mod interval;
 mod like;
 pub mod mongo;
+mod plan;
 pub mod pocketbase;
+mod request;
 
 pub use ast::{
     CompareOp, FieldPath, Filter, Operand, Params, Pattern, Quantifier, SortKey, Transform,
 };
+pub use plan::{Alternative, Plan, PLAN_PROBE_ENTRIES_MAX, PLAN_RANGES_MAX};
+pub use request::{
+    Cursor, Page, Projection, Query, CURSOR_TEXT_BYTES_MAX, PROJECTION_PATHS_MAX,
+    SORT_MEMORY_BYTES_MAX_DEFAULT,
+};
+
+use crate::{Collection, Document, Result};
+
+impl Collection {
+    /// The documents matching `query`'s filter, in its order, cut to its page, projected.
+    pub fn find(&self, query: &Query) -> Result<Page> {
+        self.state().check_live()?;
+        exec::find(self.database().storage(), self.state(), query)
+    }
+
+    /// The first document matching `filter` (in id order), if any.
+    pub fn find_one(&self, filter: Filter) -> Result<Option<Document>> {
+        let mut page = self.find(&Query::new(filter).limit(1))?;
+        Ok(page.documents.pop())
+    }
+
+    /// How many documents match `filter`.
+    pub fn count(&self, filter: &Filter) -> Result<u64> {
+        self.state().check_live()?;
+        let query = Query::new(filter.clone());
+        exec::count(self.database().storage(), self.state(), &query)
+    }
+
+    /// How `find` would read `query`'s documents, and what else it considered.
+    pub fn explain(&self, query: &Query) -> Result<Plan> {
+        self.state().check_live()?;
+        exec::explain(self.database().storage(), self.state(), query)
+    }
+}

@@ -4,4 +4,5 @@ mod collections;
 mod common;
 mod documents;
 mod model;
+mod queries;
 mod runtime;

@@ -1,0 +1,445 @@
+//! The query planner: how to find a query's documents, and `explain`, which shows the choice
+//! and the alternatives.
+//!
+//! Access paths: the documents by id (`id = ...`, `id in [...]`), a scan of the documents in id
+//! order (narrowed by range conditions on `id`), or a scan of one ready index over the key
+//! ranges its fields' conditions allow. Only conditions at the top level of the filter (joined
+//! by `&&`/`$and`) narrow an access path; the full filter is always evaluated on each document
+//! read, so an index only has to find a superset of the matches.
+//!
+//! An index fits when its first field has a condition (equality, range, `in`, PocketBase's
+//! empty test); equalities on leading fields extend the key prefix, and the first field with a
+//! range ends it. The planner probes each fitting index, counting the entries in its ranges up
+//! to `PLAN_PROBE_ENTRIES_MAX`, and takes the fewest, preferring on a tie one that already
+//! yields the query's sort order (then the results stream, and a limit stops the scan early).
+//! An index that yields the sort order with no condition is used when no condition narrows
+//! better. Otherwise the collection is scanned.
+//!
+//! Thread safety: planning reads a storage snapshot; `Plan` is plain data.
+
+use super::ast::{CompareOp, Filter, Operand, SortKey, Transform};
+use super::interval::{self, Interval, KeyRange};
+use super::request::Query;
+use crate::document::FIELD_ID;
+use crate::index::IndexState;
+use crate::value::Value;
+use crate::Result;
+use nanodb_storage::{Keyspace, Snapshot};
+use std::fmt;
+use std::ops::Bound;
+use std::sync::Arc;
+
+/// Most entries the planner counts in one index's ranges to estimate how many it would read.
+pub const PLAN_PROBE_ENTRIES_MAX: usize = 1_000;
+/// Most key ranges one index scan may have (combinations of `in` lists across the fields of a
+/// compound index); past it the prefix stops growing.
+pub const PLAN_RANGES_MAX: usize = 256;
+
+/// How the documents are read.
+#[derive(Clone)]
+pub(crate) enum Access {
+    /// The documents in `range` of ids, in id order.
+    Scan { range: KeyRange },
+    /// The documents with these ids, sorted and distinct.
+    Ids(Vec<String>),
+    /// The documents of the index entries in `ranges` (disjoint, in key order);
+    /// `equal_values` are the values of its leading fields fixed by equalities (when
+    /// `ranges` is one prefix), for resuming after a cursor.
+    Index { index: Arc<IndexState>, ranges: Vec<KeyRange>, equal_values: Vec<Value> },
+}
+
+/// The planner's decision.
+#[derive(Clone)]
+pub(crate) struct Choice {
+    pub access: Access,
+    /// The access yields documents in the query's order.
+    pub ordered: bool,
+}
+
+/// One way the planner considered to read the documents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Alternative {
+    /// What it reads (`collection scan`, `ids`, `index <name>`).
+    pub access: String,
+    /// Entries counted in its ranges, up to `PLAN_PROBE_ENTRIES_MAX` (`None`: not counted).
+    pub estimate: Option<u64>,
+    /// It yields the query's sort order.
+    pub ordered: bool,
+    /// Why it was or was not chosen.
+    pub note: String,
+}
+
+/// What `Collection::explain` returns: the chosen access and the alternatives considered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// The chosen alternative.
+    pub chosen: Alternative,
+    /// The results are sorted in memory after reading (no access yields the order).
+    pub sort_in_memory: bool,
+    /// Every alternative considered, the chosen one included.
+    pub considered: Vec<Alternative>,
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.chosen.access)?;
+        if self.sort_in_memory {
+            f.write_str(", then sort in memory")?;
+        }
+        for alternative in &self.considered {
+            let estimate =
+                alternative.estimate.map_or_else(|| "?".to_string(), |count| count.to_string());
+            write!(f, "\n  {} (entries: {estimate}): {}", alternative.access, alternative.note)?;
+        }
+        Ok(())
+    }
+}
+
+/// The top-level conditions of `filter` (the operands of a top-level `And`).
+fn conjuncts(filter: &Filter) -> Vec<&Filter> {
+    match filter {
+        Filter::And(all) => all.iter().flat_map(conjuncts).collect(),
+        other => vec![other],
+    }
+}
+
+/// The intervals a field's values must fall in, from the conditions on it; `None` if no
+/// condition narrows it.
+fn field_intervals(conditions: &[&Filter], path: &super::FieldPath) -> Option<Vec<Interval>> {
+    let mut result: Option<Vec<Interval>> = None;
+    for condition in conditions {
+        let intervals = match condition {
+            Filter::Compare {
+                left: Operand::Field { path: field, transform: Transform::None },
+                op,
+                right: Operand::Value(value),
+                ..
+            } if field == path => interval::for_compare(*op, value),
+            Filter::In { path: field, values } if field == path => interval::for_in(values),
+            Filter::Empty { path: field } if field == path => Some(interval::for_empty()),
+            _ => None,
+        };
+        if let Some(intervals) = intervals {
+            result = Some(match result {
+                None => intervals,
+                Some(so_far) => interval::intersect(&so_far, &intervals),
+            });
+        }
+    }
+    result
+}
+
+/// How an index could be scanned for a query.
+struct IndexScan {
+    ranges: Vec<KeyRange>,
+    equal_values: Vec<Value>,
+    /// Leading fields fixed to one value each.
+    equal_fields: usize,
+    /// Some field has a condition.
+    narrowed: bool,
+}
+
+fn index_scan(index: &IndexState, conditions: &[&Filter]) -> IndexScan {
+    let mut prefixes: Vec<Vec<u8>> = vec![Vec::new()];
+    let mut equal_values = Vec::new();
+    let mut narrowed = false;
+    for field in &index.definition.fields {
+        let Some(intervals) = field_intervals(conditions, &field.path) else { break };
+        narrowed = true;
+        let points: Option<Vec<&(Vec<u8>, Value)>> =
+            intervals.iter().map(|interval| interval.point.as_ref()).collect();
+        let encode = |prefix: &Vec<u8>, bytes: &[u8]| {
+            let mut key = prefix.clone();
+            if field.descending {
+                key.extend(bytes.iter().map(|byte| !byte));
+            } else {
+                key.extend_from_slice(bytes);
+            }
+            key
+        };
+        match points {
+            Some(points) if prefixes.len() * points.len() <= PLAN_RANGES_MAX => {
+                if let ([(_, value)], 1) = (points.as_slice(), prefixes.len()) {
+                    equal_values.push(value.clone());
+                }
+                prefixes = prefixes
+                    .iter()
+                    .flat_map(|prefix| points.iter().map(move |(bytes, _)| encode(prefix, bytes)))
+                    .collect();
+            }
+            _ if prefixes.len() * intervals.len() > PLAN_RANGES_MAX => break,
+            _ => {
+                let equal_fields = equal_values.len();
+                let ranges = prefixes
+                    .iter()
+                    .flat_map(|prefix| {
+                        intervals
+                            .iter()
+                            .map(|interval| interval::key_range(prefix, interval, field.descending))
+                    })
+                    .collect();
+                return IndexScan { ranges, equal_values, equal_fields, narrowed };
+            }
+        }
+        if prefixes.len() > 1 {
+            equal_values.clear();
+        }
+    }
+    let equal_fields = if prefixes.len() == 1 { equal_values.len() } else { 0 };
+    let ranges = prefixes.iter().map(|prefix| interval::prefix_range(prefix)).collect();
+    IndexScan { ranges, equal_values, equal_fields, narrowed }
+}
+
+/// True if scanning `index` (with its first `equal_fields` fixed) yields `sort`'s order.
+fn index_yields(index: &IndexState, equal_fields: usize, sort: &[SortKey]) -> bool {
+    let rest = &index.definition.fields[equal_fields..];
+    !sort.is_empty()
+        && rest.len() == sort.len()
+        && rest
+            .iter()
+            .zip(sort)
+            .all(|(field, key)| field.path == key.path && field.descending == key.descending)
+}
+
+/// True if `sort` is id order.
+fn sorted_by_id(sort: &[SortKey]) -> bool {
+    sort.is_empty()
+        || (sort.len() == 1 && sort[0].path.segments() == [FIELD_ID] && !sort[0].descending)
+}
+
+/// Ids fixed by equality or `in` conditions on `id`, if any.
+fn id_lookups(conditions: &[&Filter]) -> Option<Vec<String>> {
+    let id_path = super::FieldPath::parse(FIELD_ID).ok()?;
+    let intervals = field_intervals(conditions, &id_path)?;
+    let mut ids = Vec::new();
+    for interval in &intervals {
+        match &interval.point.as_ref()?.1 {
+            Value::String(id) => ids.push(id.clone()),
+            // Ids are strings: other values never match.
+            _ => {}
+        }
+    }
+    ids.sort();
+    ids.dedup();
+    Some(ids)
+}
+
+/// The range of ids the string comparisons on `id` allow.
+fn id_range(conditions: &[&Filter]) -> KeyRange {
+    let mut lower: Bound<Vec<u8>> = Bound::Unbounded;
+    let mut upper: Bound<Vec<u8>> = Bound::Unbounded;
+    for condition in conditions {
+        let Filter::Compare {
+            left: Operand::Field { path, transform: Transform::None },
+            op,
+            right: Operand::Value(Value::String(text)),
+            ..
+        } = condition
+        else {
+            continue;
+        };
+        if path.segments() != [FIELD_ID] {
+            continue;
+        }
+        let key = text.as_bytes().to_vec();
+        match op {
+            CompareOp::Gt => lower = tighter_lower(lower, Bound::Excluded(key)),
+            CompareOp::Gte => lower = tighter_lower(lower, Bound::Included(key)),
+            CompareOp::Lt => upper = tighter_upper(upper, Bound::Excluded(key)),
+            CompareOp::Lte => upper = tighter_upper(upper, Bound::Included(key)),
+            _ => {}
+        }
+    }
+    (lower, upper)
+}
+
+fn bound_key(bound: &Bound<Vec<u8>>) -> Option<&Vec<u8>> {
+    match bound {
+        Bound::Included(key) | Bound::Excluded(key) => Some(key),
+        Bound::Unbounded => None,
+    }
+}
+
+fn tighter_lower(a: Bound<Vec<u8>>, b: Bound<Vec<u8>>) -> Bound<Vec<u8>> {
+    match (bound_key(&a), bound_key(&b)) {
+        (None, _) => b,
+        (_, None) => a,
+        (Some(x), Some(y)) if x != y => {
+            if x > y {
+                a
+            } else {
+                b
+            }
+        }
+        _ => {
+            if matches!(a, Bound::Excluded(_)) {
+                a
+            } else {
+                b
+            }
+        }
+    }
+}
+
+fn tighter_upper(a: Bound<Vec<u8>>, b: Bound<Vec<u8>>) -> Bound<Vec<u8>> {
+    match (bound_key(&a), bound_key(&b)) {
+        (None, _) => b,
+        (_, None) => a,
+        (Some(x), Some(y)) if x != y => {
+            if x < y {
+                a
+            } else {
+                b
+            }
+        }
+        _ => {
+            if matches!(a, Bound::Excluded(_)) {
+                a
+            } else {
+                b
+            }
+        }
+    }
+}
+
+/// Counts entries of `keyspace` in `ranges`, up to `PLAN_PROBE_ENTRIES_MAX`.
+fn probe(snapshot: &Snapshot, keyspace: &Keyspace, ranges: &[KeyRange]) -> Result<u64> {
+    let mut count = 0;
+    for range in ranges {
+        for entry in snapshot.range_in(keyspace, range.clone())? {
+            entry?;
+            count += 1;
+            if count >= PLAN_PROBE_ENTRIES_MAX {
+                return Ok(count as u64);
+            }
+        }
+    }
+    Ok(count as u64)
+}
+
+/// What an alternative can do for the query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// Conditions narrow what it reads.
+    Narrows,
+    /// It reads everything, in the query's order.
+    Orders,
+    /// It reads everything.
+    Scans,
+    /// It cannot serve the query.
+    Unusable,
+}
+
+struct Candidate {
+    choice: Choice,
+    alternative: Alternative,
+    role: Role,
+}
+
+/// Chooses how to read `query`'s documents from `documents` and `indexes` at `snapshot`.
+pub(crate) fn plan(
+    query: &Query,
+    documents: &Keyspace,
+    indexes: &[Arc<IndexState>],
+    snapshot: &Snapshot,
+) -> Result<(Choice, Plan)> {
+    let conditions = conjuncts(&query.filter);
+    let ordered_query = query.is_ordered();
+    let id_order = !ordered_query || sorted_by_id(&query.sort);
+    let mut candidates: Vec<Candidate> = Vec::new();
+    let mut add = |access, ordered, role, name: String, estimate, note: &str| {
+        candidates.push(Candidate {
+            choice: Choice { access, ordered },
+            alternative: Alternative { access: name, estimate, ordered, note: note.into() },
+            role,
+        })
+    };
+    if let Some(ids) = id_lookups(&conditions) {
+        let (name, count) = (format!("ids ({})", ids.len()), Some(ids.len() as u64));
+        add(Access::Ids(ids), id_order, Role::Narrows, name, count, "conditions fix the ids");
+    }
+    for index in indexes.iter().filter(|index| index.is_ready()) {
+        let scan = index_scan(index, &conditions);
+        let ordered = !ordered_query
+            || (scan.ranges.len() == 1 && index_yields(index, scan.equal_fields, &query.sort));
+        let name = format!("index {}", index.definition.name);
+        let role = match (scan.narrowed, ordered && ordered_query) {
+            (true, _) => Role::Narrows,
+            (false, true) => Role::Orders,
+            (false, false) => Role::Unusable,
+        };
+        let (estimate, note) = match role {
+            Role::Narrows => (
+                Some(probe(snapshot, &index.keyspace, &scan.ranges)?),
+                "conditions narrow its key ranges",
+            ),
+            Role::Orders => {
+                (None, "no condition on its first field, but its order is the sort order")
+            }
+            _ => (None, "no condition on its first field"),
+        };
+        let access = Access::Index {
+            index: Arc::clone(index),
+            ranges: scan.ranges,
+            equal_values: scan.equal_values,
+        };
+        add(access, ordered, role, name, estimate, note);
+    }
+    let range = id_range(&conditions);
+    if range != (Bound::Unbounded, Bound::Unbounded) {
+        let estimate = Some(probe(snapshot, documents, std::slice::from_ref(&range))?);
+        let name = "collection scan of an id range".to_string();
+        let access = Access::Scan { range };
+        add(access, id_order, Role::Narrows, name, estimate, "conditions narrow the ids");
+    }
+    let everything = (Bound::Unbounded, Bound::Unbounded);
+    let name = "collection scan".to_string();
+    add(
+        Access::Scan { range: everything },
+        id_order,
+        Role::Scans,
+        name,
+        None,
+        "reads every document",
+    );
+    let best = choose(&candidates, query.limit.is_some());
+    let choice = candidates[best].choice.clone();
+    let chosen = candidates[best].alternative.clone();
+    let considered = candidates.into_iter().map(|candidate| candidate.alternative).collect();
+    let sort_in_memory = ordered_query && !choice.ordered;
+    Ok((choice, Plan { chosen, sort_in_memory, considered }))
+}
+
+/// The best candidate: the narrowing one with the fewest estimated entries (the ordered one
+/// on a tie); when none narrows below the probe cap, an index in the query's order if there is
+/// a limit or no narrowing at all; else a collection scan.
+fn choose(candidates: &[Candidate], limited: bool) -> usize {
+    let cap = PLAN_PROBE_ENTRIES_MAX as u64;
+    let best = candidates
+        .iter()
+        .enumerate()
+        .filter(|(_, candidate)| candidate.role == Role::Narrows)
+        .min_by_key(|(_, candidate)| {
+            let alternative = &candidate.alternative;
+            (alternative.estimate.unwrap_or(u64::MAX), !alternative.ordered)
+        })
+        .map(|(position, candidate)| {
+            (position, candidate.alternative.estimate.unwrap_or(u64::MAX))
+        });
+    if let Some((position, estimate)) = best {
+        if estimate < cap || candidates[position].alternative.ordered {
+            return position;
+        }
+    }
+    let ordered_index = candidates.iter().position(|candidate| {
+        candidate.alternative.ordered
+            && matches!(candidate.choice.access, Access::Index { .. })
+            && candidate.role != Role::Unusable
+    });
+    match (ordered_index, best) {
+        (Some(position), None) => position,
+        (Some(position), Some(_)) if limited => position,
+        (_, Some((position, _))) => position,
+        (None, None) => candidates.len() - 1,
+    }
+}
