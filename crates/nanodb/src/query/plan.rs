@@ -213,10 +213,9 @@ fn id_lookups(conditions: &[&Filter]) -> Option<Vec<String>> {
     let intervals = field_intervals(conditions, &id_path)?;
     let mut ids = Vec::new();
     for interval in &intervals {
-        match &interval.point.as_ref()?.1 {
-            Value::String(id) => ids.push(id.clone()),
-            // Ids are strings: other values never match.
-            _ => {}
+        // Ids are strings: other values never match.
+        if let Value::String(id) = &interval.point.as_ref()?.1 {
+            ids.push(id.clone());
         }
     }
     ids.sort();

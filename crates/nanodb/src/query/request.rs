@@ -127,7 +127,7 @@ impl Cursor {
     pub fn parse(text: &str) -> Result<Cursor> {
         let bad = || query_error("not a cursor of this database");
         Error::check_limit("cursor length", text.len(), CURSOR_TEXT_BYTES_MAX)?;
-        if text.len() % 2 != 0 {
+        if !text.len().is_multiple_of(2) {
             return Err(bad());
         }
         let bytes: Vec<u8> = (0..text.len())

@@ -5,4 +5,5 @@ mod common;
 mod documents;
 mod model;
 mod queries;
+mod query_model;
 mod runtime;
