@@ -79,20 +79,24 @@ pub(crate) fn explain(db: &Db, state: &CollectionState, query: &Query) -> Result
     Ok(plan(query, &state.documents, &state.indexes(), &snapshot)?.1)
 }
 
-/// How many documents match `query`'s filter (its sort, page and projection are ignored).
-pub(crate) fn count(db: &Db, state: &CollectionState, query: &Query) -> Result<u64> {
-    let query = Query { filter: query.filter.clone(), ..Query::default() };
+/// Calls `visit` with every document matching `filter`, in the plan's order, at one snapshot.
+pub(crate) fn for_each_match(
+    db: &Db,
+    state: &CollectionState,
+    filter: &super::Filter,
+    visit: &mut dyn FnMut(&Document) -> Result<()>,
+) -> Result<()> {
+    let query = Query::new(filter.clone());
     query.check()?;
     let snapshot = db.snapshot()?;
     let (choice, _) = plan(&query, &state.documents, &state.indexes(), &snapshot)?;
-    let mut count = 0;
     read(&snapshot, state, &query, &choice, &mut |document, _| {
         if matches(&query.filter, document.fields()) {
-            count += 1;
+            visit(&document)?;
         }
         Ok(Flow::Continue)
     })?;
-    Ok(count)
+    Ok(())
 }
 
 /// One run; `None` if an index order turned out not to fit the sort.

@@ -4,6 +4,7 @@
 //!
 //! Thread safety: plain owned data.
 
+mod aggregate;
 pub mod ast;
 pub mod eval;
 mod exec;
@@ -14,6 +15,7 @@ mod plan;
 pub mod pocketbase;
 mod request;
 
+pub use aggregate::{Accumulator, Aggregation, Group, AGGREGATE_GROUPS_MAX};
 pub use ast::{
     CompareOp, FieldPath, Filter, Operand, Params, Pattern, Quantifier, SortKey, Transform,
 };
@@ -41,13 +43,33 @@ impl Collection {
     /// How many documents match `filter`.
     pub fn count(&self, filter: &Filter) -> Result<u64> {
         self.state().check_live()?;
-        let query = Query::new(filter.clone());
-        exec::count(self.database().storage(), self.state(), &query)
+        let mut count = 0;
+        exec::for_each_match(self.database().storage(), self.state(), filter, &mut |_| {
+            count += 1;
+            Ok(())
+        })?;
+        Ok(count)
     }
 
     /// How `find` would read `query`'s documents, and what else it considered.
     pub fn explain(&self, query: &Query) -> Result<Plan> {
         self.state().check_live()?;
         exec::explain(self.database().storage(), self.state(), query)
+    }
+}
+
+impl Collection {
+    /// Groups the documents matching the aggregation's filter by its `group_by` paths and
+    /// computes its accumulators per group; groups come sorted by key.
+    pub fn aggregate(&self, aggregation: &Aggregation) -> Result<Vec<Group>> {
+        self.state().check_live()?;
+        let mut groups = aggregate::Groups::new(aggregation);
+        exec::for_each_match(
+            self.database().storage(),
+            self.state(),
+            &aggregation.filter,
+            &mut |document| groups.add(document),
+        )?;
+        Ok(groups.finish())
     }
 }

@@ -286,3 +286,48 @@ fn sort_memory_is_bounded() {
     let roomy = Query { sort_memory_bytes_max: 1 << 20, ..sorted };
     assert_eq!(people.find(&roomy).unwrap().documents.len(), 6);
 }
+
+#[test]
+fn aggregations_group_count_sum_avg_min_max() {
+    use nanodb::query::{Accumulator, Aggregation, FieldPath};
+    let runtime = memory_runtime();
+    let people = people(&runtime);
+    let age = || FieldPath::parse("age").unwrap();
+    let aggregation = Aggregation {
+        filter: Filter::True,
+        group_by: vec![FieldPath::parse("address.city").unwrap()],
+        accumulators: vec![
+            ("n".into(), Accumulator::Count),
+            ("sum".into(), Accumulator::Sum(age())),
+            ("avg".into(), Accumulator::Avg(age())),
+            ("min".into(), Accumulator::Min(age())),
+            ("max".into(), Accumulator::Max(age())),
+        ],
+    };
+    let groups = people.aggregate(&aggregation).unwrap();
+    let rows: Vec<serde_json::Value> = groups
+        .iter()
+        .map(|group| {
+            let mut row = serde_json::Value::from(Value::Object(group.values.clone()));
+            row["key"] = serde_json::Value::from(group.key[0].clone());
+            row
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            serde_json::json!({"key": null, "n": 1, "sum": 0, "avg": null, "min": null, "max": null}),
+            serde_json::json!({"key": "oslo", "n": 2, "sum": 78, "avg": 39.0, "min": 31, "max": 47}),
+            serde_json::json!({"key": "paris", "n": 1, "sum": 25, "avg": 25.0, "min": 25, "max": 25}),
+            serde_json::json!({"key": "rome", "n": 2, "sum": 63, "avg": 31.5, "min": 25, "max": 38}),
+        ]
+    );
+    let total = Aggregation {
+        filter: Filter::gt("age", 30).unwrap(),
+        group_by: vec![],
+        accumulators: vec![("n".into(), Accumulator::Count)],
+    };
+    let groups = people.aggregate(&total).unwrap();
+    assert_eq!(groups.len(), 1);
+    assert_eq!(groups[0].values["n"], Value::Int(3));
+}
