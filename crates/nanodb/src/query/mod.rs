@@ -5,9 +5,11 @@
 //! Thread safety: plain owned data.
 
 pub mod ast;
+mod lexer;
 pub mod mongo;
 pub mod pocketbase;
 
 pub use ast::{
     CompareOp, FieldPath, Filter, Operand, Params, Pattern, Quantifier, SortKey, Transform,
 };
+pub use pocketbase::{parse_filter, parse_sort, FilterContext};
