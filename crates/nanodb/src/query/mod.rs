@@ -12,4 +12,5 @@ pub mod pocketbase;
 pub use ast::{
     CompareOp, FieldPath, Filter, Operand, Params, Pattern, Quantifier, SortKey, Transform,
 };
+pub use mongo::parse_mongo;
 pub use pocketbase::{parse_filter, parse_sort, FilterContext};
