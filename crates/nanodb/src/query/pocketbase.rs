@@ -94,8 +94,7 @@ pub fn parse_sort(text: &str) -> Result<Vec<SortKey>> {
         {
             return Err(query_error_at(position, format!("`{item}` is not a field to sort by")));
         }
-        let path =
-            FieldPath::parse(name).map_err(|error| query_error_at(position, error.to_string()))?;
+        let path = FieldPath::parse(name).map_err(|cause| positioned(position, cause))?;
         keys.push(SortKey { path, descending });
     }
     Ok(keys)
@@ -238,13 +237,13 @@ impl Parser<'_, '_> {
                 return Err(query_error_at(position + dotted.len(), detail));
             }
         };
-        let path = FieldPath::parse(dotted)
-            .map_err(|error| query_error_at(position, error.to_string()))?;
+        let path = FieldPath::parse(dotted).map_err(|cause| positioned(position, cause))?;
         Ok(Side::Field { path, transform, position })
     }
 
     /// The value of an `@` identifier: a context variable, a date macro, or a `@request.*`
-    /// default for what the request does not carry.
+    /// default for what the request does not carry (`:isset`: whether the variable without
+    /// the modifier is given).
     fn variable(&self, name: &str, position: usize) -> Result<Value> {
         if let Some(value) = self.context.variables.get(name) {
             return Ok(value.clone());
@@ -253,8 +252,8 @@ impl Parser<'_, '_> {
             return Ok(value);
         }
         if let Some(field) = name.strip_prefix("@request.") {
-            return Ok(if field.ends_with(":isset") {
-                Value::Bool(false)
+            return Ok(if let Some(unmodified) = name.strip_suffix(":isset") {
+                Value::Bool(self.context.variables.contains_key(unmodified))
             } else if field.starts_with("auth.") {
                 Value::String(String::new()) // a guest: every auth field is ""
             } else {
@@ -262,6 +261,14 @@ impl Parser<'_, '_> {
             });
         }
         Err(query_error_at(position, format!("`{name}` is not supported")))
+    }
+}
+
+/// `cause` (from `FieldPath::parse`) as an `InvalidQuery` at byte `position`.
+fn positioned(position: usize, cause: Error) -> Error {
+    match cause {
+        Error::InvalidQuery { detail, .. } => query_error_at(position, detail),
+        other => query_error_at(position, other.to_string()),
     }
 }
 
@@ -552,7 +559,8 @@ mod tests {
             ("@request.auth.email", "".into()),
             ("@request.body.x:isset", true.into()),
             ("@request.body.y:isset", false.into()),
-            ("@request.auth.id:isset", false.into()),
+            ("@request.auth.id:isset", true.into()),
+            ("@request.auth.email:isset", false.into()),
             ("@request.method", Value::Null),
             ("@yesterday", "overridden".into()),
             ("@todayStart", Date::parse("2024-02-29").unwrap().into()),
