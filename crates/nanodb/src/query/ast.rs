@@ -391,7 +391,6 @@ pub(crate) fn query_error(detail: impl Into<String>) -> Error {
 }
 
 /// An `Error::InvalidQuery` at byte `position` of the filter text.
-#[allow(dead_code)] // Used by the text front end, which lands next.
 pub(crate) fn query_error_at(position: usize, detail: impl Into<String>) -> Error {
     Error::InvalidQuery { detail: detail.into(), position: Some(position) }
 }

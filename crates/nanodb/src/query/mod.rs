@@ -9,6 +9,7 @@ pub mod ast;
 pub mod eval;
 mod exec;
 mod interval;
+mod lexer;
 mod like;
 pub mod mongo;
 mod plan;
@@ -19,7 +20,9 @@ pub use aggregate::{Accumulator, Aggregation, Group, AGGREGATE_GROUPS_MAX};
 pub use ast::{
     CompareOp, FieldPath, Filter, Operand, Params, Pattern, Quantifier, SortKey, Transform,
 };
+pub use mongo::parse_mongo;
 pub use plan::{Alternative, Plan, PLAN_PROBE_ENTRIES_MAX, PLAN_RANGES_MAX};
+pub use pocketbase::{parse_filter, parse_sort, FilterContext};
 pub use request::{
     Cursor, Page, Projection, Query, CURSOR_TEXT_BYTES_MAX, PROJECTION_PATHS_MAX,
     SORT_MEMORY_BYTES_MAX_DEFAULT,

@@ -103,10 +103,12 @@ fn conjuncts(filter: &Filter) -> Vec<&Filter> {
     }
 }
 
-/// The intervals a field's values must fall in, from the conditions on it; `None` if no
-/// condition narrows it.
+/// The intervals a field's values must fall in, from one condition on it; `None` if no
+/// condition narrows it. Conditions are not intersected: on an array field each may hold for a
+/// different item (`tags = 4 && tags < 1` matches `[4, 0]`), so only one condition's intervals
+/// are a safe superset. The one with the fewest points is taken (any points before a range).
 fn field_intervals(conditions: &[&Filter], path: &super::FieldPath) -> Option<Vec<Interval>> {
-    let mut result: Option<Vec<Interval>> = None;
+    let mut best: Option<Vec<Interval>> = None;
     for condition in conditions {
         let intervals = match condition {
             Filter::Compare {
@@ -119,14 +121,16 @@ fn field_intervals(conditions: &[&Filter], path: &super::FieldPath) -> Option<Ve
             Filter::Empty { path: field } if field == path => Some(interval::for_empty()),
             _ => None,
         };
-        if let Some(intervals) = intervals {
-            result = Some(match result {
-                None => intervals,
-                Some(so_far) => interval::intersect(&so_far, &intervals),
-            });
+        let Some(intervals) = intervals else { continue };
+        let rank = |list: &[Interval]| {
+            let points = list.iter().all(|interval| interval.point.is_some());
+            (!points, list.len())
+        };
+        if best.as_ref().is_none_or(|so_far| rank(&intervals) < rank(so_far)) {
+            best = Some(intervals);
         }
     }
-    result
+    best
 }
 
 /// How an index could be scanned for a query.
