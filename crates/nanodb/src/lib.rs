@@ -23,6 +23,8 @@ pub mod names;
 mod patch;
 pub mod query;
 mod runtime;
+#[cfg(test)]
+mod test_support;
 
 pub use catalog::CollectionOptions;
 pub use collection::{Collection, MANY_DOCUMENTS_MAX, WRITE_RETRIES_MAX};

@@ -212,13 +212,7 @@ fn apply_op(op: &PatchOp, document: &mut Map) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn doc(json: serde_json::Value) -> Map {
-        match Value::from(json) {
-            Value::Object(map) => map,
-            _ => unreachable!(),
-        }
-    }
+    use crate::test_support::doc;
 
     #[test]
     fn operators_apply_in_order() {

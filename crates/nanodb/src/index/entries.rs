@@ -144,13 +144,7 @@ pub(crate) fn sorts_like_index(definition: &IndexDefinition, fields: &Map) -> bo
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn doc(json: serde_json::Value) -> Map {
-        match Value::from(json) {
-            Value::Object(map) => map,
-            _ => unreachable!(),
-        }
-    }
+    use crate::test_support::doc;
 
     #[test]
     fn scalar_missing_array_and_compound_entries() {

@@ -276,13 +276,7 @@ fn coerce_dates<'a>(left: &'a Value, right: &'a Value) -> (Cow<'a, Value>, Cow<'
 mod tests {
     use super::*;
     use crate::query::ast::Pattern;
-
-    fn doc(json: serde_json::Value) -> Map {
-        match Value::from(json) {
-            Value::Object(map) => map,
-            _ => unreachable!(),
-        }
-    }
+    use crate::test_support::doc;
 
     fn path(text: &str) -> FieldPath {
         FieldPath::parse(text).unwrap()

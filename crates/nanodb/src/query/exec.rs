@@ -4,9 +4,10 @@
 //! When the access yields the query's order, results stream and a limit ends the read early;
 //! otherwise they are sorted in memory (only the best `offset + limit` are kept when there is
 //! a limit), bounded by `Query::sort_memory_bytes_max`. An index scan in sort order checks
-//! each document against the index order (a document whose indexed field is an array sorts as
-//! the array, not as its items); at the first that does not fit, the query runs again with a
-//! sort in memory.
+//! each document against the index order (`sorts_like_index`: one plain value per indexed
+//! path, whose entry then sorts exactly as the document; a document whose indexed field is an
+//! array sorts as the array, not as its items); at the first that does not fit, the query runs
+//! again with a sort in memory.
 //!
 //! Thread safety: each run owns its snapshot; collections are not locked.
 //!
@@ -19,7 +20,7 @@ use super::plan::{plan, Access, Choice, Plan};
 use super::request::{Cursor, Page, Query};
 use crate::database::CollectionState;
 use crate::document::Document;
-use crate::index::{entries_of, index_key_after, sorts_like_index};
+use crate::index::{index_key_after, sorts_like_index};
 use crate::value::{compare, Value};
 use crate::{Error, Result};
 use nanodb_storage::{Db, Snapshot};
@@ -90,7 +91,7 @@ pub(crate) fn for_each_match(
     query.check()?;
     let snapshot = db.snapshot()?;
     let (choice, _) = plan(&query, &state.documents, &state.indexes(), &snapshot)?;
-    read(&snapshot, state, &query, &choice, &mut |document, _| {
+    read(&snapshot, state, &query, &choice, &mut |document, _, _| {
         if matches(&query.filter, document.fields()) {
             visit(&document)?;
         }
@@ -113,16 +114,13 @@ fn run(
     let mut hits: Vec<Hit> = Vec::new();
     let mut held_bytes = 0usize;
     let mut skipped = 0usize;
-    let mut last: Option<Vec<Value>> = None;
     let index = match &choice.access {
         Access::Index { index, .. } if choice.ordered && query.is_ordered() => Some(index),
         _ => None,
     };
-    let outcome = read(snapshot, state, query, choice, &mut |document, size_bytes| {
-        if let Some(index) = index {
-            if !sorts_like_index(&index.definition, document.fields()) {
-                return Ok(Flow::Unordered);
-            }
+    let outcome = read(snapshot, state, query, choice, &mut |document, size_bytes, fits_index| {
+        if index.is_some() && !fits_index {
+            return Ok(Flow::Unordered);
         }
         if !matches(&query.filter, document.fields()) {
             return Ok(Flow::Continue);
@@ -135,16 +133,6 @@ fn run(
             }
         }
         if !in_memory {
-            if index.is_some() {
-                // The index order must be the sort order; a document out of it means it is not.
-                if let Some(previous) = &last {
-                    let before = (previous.as_slice(), "");
-                    if order(sort, before, (&values, "")) == Ordering::Greater {
-                        return Ok(Flow::Unordered);
-                    }
-                }
-                last = Some(values.clone());
-            }
             if skipped < query.offset {
                 skipped += 1;
                 return Ok(Flow::Continue);
@@ -200,14 +188,15 @@ fn sort_hits(hits: &mut [Hit], sort: &[SortKey]) {
     hits.sort_by(|a, b| order(sort, (&a.values, a.document.id()), (&b.values, b.document.id())));
 }
 
-/// Reads the documents `choice` says, in its order, passing each (with its stored size) to
-/// `visit` until it says stop; returns the last flow.
+/// Reads the documents `choice` says, in its order, passing each (with its stored size, and
+/// whether it sorts like the index entry it was found by: `sorts_like_index`, true off an
+/// index) to `visit` until it says stop; returns the last flow.
 fn read(
     snapshot: &Snapshot,
     state: &CollectionState,
     query: &Query,
     choice: &Choice,
-    visit: &mut dyn FnMut(Document, usize) -> Result<Flow>,
+    visit: &mut dyn FnMut(Document, usize, bool) -> Result<Flow>,
 ) -> Result<Flow> {
     let collection = state.name();
     let decode = |id: &str, bytes: &[u8]| {
@@ -223,7 +212,7 @@ fn read(
             for entry in snapshot.range_in(&state.documents, range)? {
                 let (key, bytes) = entry?;
                 let document = decode(&String::from_utf8_lossy(&key), &bytes)?;
-                match visit(document, bytes.len())? {
+                match visit(document, bytes.len(), true)? {
                     Flow::Continue => {}
                     other => return Ok(other),
                 }
@@ -235,7 +224,7 @@ fn read(
                     continue;
                 }
                 let Some(bytes) = snapshot.get_in(&state.documents, id)? else { continue };
-                match visit(decode(id, &bytes)?, bytes.len())? {
+                match visit(decode(id, &bytes)?, bytes.len(), true)? {
                     Flow::Continue => {}
                     other => return Ok(other),
                 }
@@ -263,12 +252,13 @@ fn read(
                         ));
                     };
                     let document = decode(&id, &bytes)?;
-                    // A document with several entries may be met again: only the first counts.
-                    let entries = entries_of(&index.definition, document.fields(), &id)?;
-                    if entries.len() > 1 && !seen.insert(id) {
+                    // Only a document with an array (or several values) at an indexed path can
+                    // have several entries and be met again: only its first meeting counts.
+                    let single_entry = sorts_like_index(&index.definition, document.fields());
+                    if !single_entry && !seen.insert(id) {
                         continue;
                     }
-                    match visit(document, bytes.len())? {
+                    match visit(document, bytes.len(), single_entry)? {
                         Flow::Continue => {}
                         other => return Ok(other),
                     }

@@ -13,7 +13,7 @@
 //! and every lexing error points at the byte where the bad token starts.
 
 use super::ast::query_error_at;
-use crate::value::{Date, Value, DATE_MS_MAX, DATE_MS_MIN};
+use crate::value::{civil_from_days, days_from_civil, Date, Value, DATE_MS_MAX, DATE_MS_MIN};
 use crate::Result;
 use std::str::CharIndices;
 
@@ -336,32 +336,6 @@ pub(crate) fn date_macro(name: &str, now: Date) -> Option<Value> {
         "@weekday" => Some(Value::Int((day_number + 4).rem_euclid(7))), // 1970-01-01: Thursday
         _ => None,
     }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date. Years are counted from March, so the
-/// leap day ends a year; 400-year cycles ("eras") of 146,097 days repeat exactly.
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let march_year = if month > 2 { year } else { year - 1 };
-    let era = march_year.div_euclid(400);
-    let year_in_era = march_year.rem_euclid(400);
-    let month_from_march = (month + 9) % 12;
-    let day_in_year = (153 * month_from_march + 2) / 5 + day - 1;
-    let day_in_era = 365 * year_in_era + year_in_era / 4 - year_in_era / 100 + day_in_year;
-    146_097 * era + day_in_era - 719_468 // 719,468 days from 0000-03-01 to 1970-01-01
-}
-
-/// The (year, month, day) of a day number, the inverse of `days_from_civil`.
-fn civil_from_days(day_number: i64) -> (i64, i64, i64) {
-    let since_epoch_0000 = day_number + 719_468;
-    let era = since_epoch_0000.div_euclid(146_097);
-    let day_in_era = since_epoch_0000.rem_euclid(146_097);
-    let year_in_era =
-        (day_in_era - day_in_era / 1_460 + day_in_era / 36_524 - day_in_era / 146_096) / 365;
-    let day_in_year = day_in_era - (365 * year_in_era + year_in_era / 4 - year_in_era / 100);
-    let month_from_march = (5 * day_in_year + 2) / 153;
-    let day = day_in_year - (153 * month_from_march + 2) / 5 + 1;
-    let month = (month_from_march + 2) % 12 + 1;
-    (400 * era + year_in_era + i64::from(month <= 2), month, day)
 }
 
 #[cfg(test)]

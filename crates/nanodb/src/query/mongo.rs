@@ -250,6 +250,7 @@ fn literal(value: &Value, location: &str, depth: usize) -> Result<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::{seed_or, Rng};
     use serde_json::json;
     use CompareOp::*;
 
@@ -478,18 +479,6 @@ mod tests {
         assert!(parse_mongo(&literal(NESTING_DEPTH_MAX + 2)).is_err());
     }
 
-    /// A small xorshift generator for reproducible random inputs.
-    struct Rng(u64);
-
-    impl Rng {
-        fn below(&mut self, bound: usize) -> usize {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            (self.0 % bound as u64) as usize
-        }
-    }
-
     fn random_value(rng: &mut Rng, depth: usize) -> Value {
         const KEYS: [&str; 20] = [
             "$and",
@@ -533,8 +522,7 @@ mod tests {
 
     #[test]
     fn random_values_never_panic() {
-        let seed = std::env::var("NANODB_TEST_SEED").ok().and_then(|s| s.parse().ok());
-        let seed = seed.unwrap_or(0x3a7d_11fe_u64);
+        let seed = seed_or(0x3a7d_11fe_u64);
         let mut rng = Rng(seed | 1);
         let mut accepted = 0;
         for round in 0..20_000 {

@@ -226,8 +226,7 @@ impl Query {
         self
     }
 
-    /// The sort keys results are ordered by, if ordered: the given ones, or none (the plan's
-    /// order) unless a cursor asks for id order.
+    /// Checks the query's limits, and that its cursor has one value per sort key.
     pub(crate) fn check(&self) -> Result<()> {
         self.filter.check_limits()?;
         Error::check_limit("sort keys", self.sort.len(), SORT_KEYS_MAX)?;

@@ -17,6 +17,7 @@ pub mod keycode;
 pub mod msgpack;
 mod order;
 
+pub(crate) use date::{civil_from_days, days_from_civil};
 pub use date::{Date, DATE_MS_MAX, DATE_MS_MIN};
 pub use order::{compare, type_rank};
 
