@@ -18,6 +18,7 @@
 
 mod budget;
 mod checkpoint;
+mod commit_note;
 mod compact;
 mod conflicts;
 mod flush;
@@ -34,6 +35,7 @@ pub use budget::{
     MEMTABLE_SHARE_PERCENT_DEFAULT,
 };
 pub use checkpoint::CheckpointReport;
+pub use commit_note::{CommitListener, CommitNote};
 pub use keyspaces::Keyspace;
 pub(crate) use read::prefix_bounds;
 pub use read::{Iter, Snapshot, VerifyReport};
@@ -126,6 +128,8 @@ pub(crate) struct DbInner {
     /// Set by another database's writer when the shared memory budget wants this database's
     /// memtable flushed early; the flush thread acts on it.
     flush_requested: AtomicBool,
+    /// Receives the notes of committed transactions (`commit_note` module).
+    commit_listener: RwLock<Option<Arc<dyn CommitListener>>>,
     // Dropped last: the directory stays locked while anything can still touch its files.
     _lock: Box<dyn FileLock>,
 }
@@ -414,6 +418,12 @@ impl Db {
     /// Begins an optimistic transaction with the default options (snapshot isolation).
     pub fn transaction(&self) -> Result<Transaction> {
         Transaction::new(self.inner(), TransactionOptions::default())
+    }
+
+    /// Sets (or, with `None`, removes) the listener that receives the notes of committed
+    /// transactions, in commit order (`Transaction::set_commit_note`, `CommitListener`).
+    pub fn set_commit_listener(&self, listener: Option<Arc<dyn CommitListener>>) {
+        *self.inner().commit_listener.write() = listener;
     }
 
     /// Begins an optimistic transaction with `options`.

@@ -146,6 +146,7 @@ pub(crate) fn open(dir: &Path, options: Options) -> Result<DbInner> {
         snapshots: Mutex::new(BTreeMap::new()),
         token,
         keyspaces: RwLock::new(registry),
+        commit_listener: RwLock::new(None),
         default_keyspace,
         flush_requested: AtomicBool::new(false),
         options,

@@ -372,3 +372,68 @@ fn iterators_skip_long_version_runs_correctly() {
         }
     }
 }
+
+/// Records every note it receives: (seqno, the note's number).
+#[derive(Default)]
+struct NoteLog(parking_lot::Mutex<Vec<(u64, u64)>>);
+
+impl super::CommitListener for NoteLog {
+    fn committed(&self, seqno: u64, note: &super::CommitNote) {
+        let number = *note.downcast_ref::<u64>().expect("notes in this test are u64");
+        self.0.lock().push((seqno, number));
+    }
+}
+
+#[test]
+fn commit_notes_arrive_once_in_seqno_order_and_never_for_rejected_commits() {
+    let fs = SimFs::new();
+    let db = Db::open("/db", options(&fs, 1)).unwrap();
+    let log = Arc::new(NoteLog::default());
+    db.set_commit_listener(Some(log.clone()));
+    let mut winner = db.transaction().unwrap();
+    let mut loser = db.transaction().unwrap();
+    winner.put(b"k", b"1").unwrap();
+    loser.put(b"k", b"2").unwrap();
+    winner.set_commit_note(Arc::new(1u64));
+    loser.set_commit_note(Arc::new(2u64));
+    winner.commit().unwrap();
+    assert!(matches!(loser.commit(), Err(Error::Conflict { .. })));
+    // A transaction that writes nothing commits nothing and delivers nothing.
+    let mut empty = db.transaction().unwrap();
+    empty.set_commit_note(Arc::new(3u64));
+    empty.commit().unwrap();
+    // Many threads: every note once, seqnos increasing in delivery order.
+    std::thread::scope(|scope| {
+        for thread in 0..4u64 {
+            let db = &db;
+            scope.spawn(move || {
+                for i in 0..50u64 {
+                    let mut txn = db.transaction().unwrap();
+                    txn.put(format!("t{thread}-{i}"), b"v").unwrap();
+                    txn.put(format!("t{thread}-{i}-b"), b"v").unwrap();
+                    txn.set_commit_note(Arc::new(100 + thread * 1000 + i));
+                    txn.commit().unwrap();
+                }
+            });
+        }
+    });
+    let notes = log.0.lock().clone();
+    assert_eq!(notes[0].1, 1);
+    assert_eq!(notes.len(), 1 + 200);
+    assert!(notes.windows(2).all(|pair| pair[0].0 < pair[1].0), "out of seqno order");
+    let mut numbers: Vec<u64> = notes.iter().map(|(_, number)| *number).collect();
+    numbers.sort_unstable();
+    numbers.dedup();
+    assert_eq!(numbers.len(), notes.len(), "a note was delivered twice");
+    assert!(!numbers.contains(&2) && !numbers.contains(&3));
+    // The seqno given is the commit's: its writes are visible at it and not before.
+    let (seqno, _) = notes[0];
+    assert!(seqno > 0 && db.get(b"k").unwrap().as_deref() == Some(&b"1"[..]));
+    db.set_commit_listener(None);
+    let mut txn = db.transaction().unwrap();
+    txn.put(b"after", b"v").unwrap();
+    txn.set_commit_note(Arc::new(4u64));
+    txn.commit().unwrap();
+    assert_eq!(log.0.lock().len(), 201, "a removed listener still got a note");
+    db.close().unwrap();
+}

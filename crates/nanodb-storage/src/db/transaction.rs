@@ -20,7 +20,7 @@ use super::conflicts::ConflictCheck;
 use super::keyspaces::Keyspace;
 use super::read::{self, bounds_of, prefix_bounds, Iter, KeyBounds, Snapshot};
 use super::stats::StatsCounters;
-use super::{Db, DbInner};
+use super::{CommitNote, Db, DbInner};
 use crate::batch::WriteBatch;
 use crate::keyspace::{prefix_len, stored_bounds, stored_key, KeyspaceState};
 use crate::options::WriteOptions;
@@ -90,6 +90,8 @@ pub struct Transaction {
     /// Stored-key ranges scanned (serializable only).
     read_ranges: Vec<KeyBounds>,
     memory_bytes: usize,
+    /// Handed to the commit listener if the transaction commits (`set_commit_note`).
+    note: Option<CommitNote>,
 }
 
 impl std::fmt::Debug for Transaction {
@@ -114,6 +116,7 @@ impl Transaction {
             reads: BTreeSet::new(),
             read_ranges: Vec::new(),
             memory_bytes: 0,
+            note: None,
         })
     }
 
@@ -315,6 +318,13 @@ impl Transaction {
         Ok(())
     }
 
+    /// Sets the note the database's commit listener receives, with the commit's seqno, once
+    /// this transaction has committed (`Db::set_commit_listener`). It is never delivered if
+    /// the transaction does not commit or writes nothing.
+    pub fn set_commit_note(&mut self, note: CommitNote) {
+        self.note = Some(note);
+    }
+
     /// Applies every write atomically, or none with `Error::Conflict` if another commit
     /// changed a key this transaction wrote (or, serializable, read) since it began. A
     /// transaction without writes always commits.
@@ -345,7 +355,8 @@ impl Transaction {
             keys,
             ranges: self.read_ranges.clone(),
         };
-        super::write::write_checked(&self.inner, batch, self.options.write_options, Some(check))?;
+        let options = self.options.write_options;
+        super::write::write_checked(&self.inner, batch, options, Some(check), self.note)?;
         StatsCounters::add(&self.inner.stats.transaction_commits, 1);
         Ok(())
     }

@@ -15,7 +15,7 @@
 //! 3. A failure poisons the database before any writer of the group is answered.
 
 use super::conflicts::{self, ConflictCheck, GroupWrites};
-use super::{DbInner, WalState};
+use super::{CommitNote, DbInner, WalState};
 use crate::batch::{OpKind, WriteBatch};
 use crate::filenames::wal_path;
 use crate::key::SEQNO_MAX;
@@ -41,6 +41,10 @@ struct PendingWrite {
     sync: bool,
     /// A transaction's conflict check, run by the leader before the batch commits.
     check: Option<ConflictCheck>,
+    /// Handed to the commit listener with the batch's first seqno once it committed.
+    note: Option<CommitNote>,
+    /// The batch's first seqno, set by the leader.
+    seqno_first: u64,
     /// Set by the leader when the batch cannot commit on its own account (a keyspace it writes
     /// to was dropped, a transaction conflict): it is left out of the group and gets this error.
     rejected: Option<Error>,
@@ -102,16 +106,17 @@ fn check_keyspaces(inner: &DbInner, batch: &WriteBatch) -> Result<()> {
 
 /// Writes `batch` through the group-commit queue.
 pub(crate) fn write(inner: &DbInner, batch: WriteBatch, options: WriteOptions) -> Result<()> {
-    write_checked(inner, batch, options, None)
+    write_checked(inner, batch, options, None, None)
 }
 
 /// Writes `batch` through the group-commit queue if `check` (a transaction's) finds no
-/// conflict when the batch's turn comes.
+/// conflict when the batch's turn comes; once committed, `note` goes to the commit listener.
 pub(crate) fn write_checked(
     inner: &DbInner,
     batch: WriteBatch,
     options: WriteOptions,
     check: Option<ConflictCheck>,
+    note: Option<CommitNote>,
 ) -> Result<()> {
     inner.check_writable()?;
     check_limits(inner, &batch)?;
@@ -123,7 +128,9 @@ pub(crate) fn write_checked(
     let mut state = queue.state.lock();
     let id = state.next_id;
     state.next_id += 1;
-    state.pending.push_back(PendingWrite { id, batch, sync: options.sync, check, rejected: None });
+    let sync = options.sync;
+    let write = PendingWrite { id, batch, sync, check, note, seqno_first: 0, rejected: None };
+    state.pending.push_back(write);
     loop {
         if let Some(result) = state.finished.remove(&id) {
             return result;
@@ -250,6 +257,7 @@ fn commit_group(inner: &DbInner, group: &mut [PendingWrite]) -> Result<()> {
     let mut seqno = seqno_first;
     for write in group.iter_mut().filter(|write| write.rejected.is_none()) {
         encode_record(&mut buffer, write.batch.encode_with_seqno(seqno));
+        write.seqno_first = seqno;
         seqno += write.batch.len() as u64;
     }
     let appended = wal.writer.append_framed(&buffer);
@@ -292,6 +300,7 @@ fn commit_group(inner: &DbInner, group: &mut [PendingWrite]) -> Result<()> {
     }
     wal.seqno_last = seqno - 1;
     inner.seqno_visible.store(seqno - 1, Ordering::Release);
+    notify_listener(inner, group);
 
     let stats = &inner.stats;
     StatsCounters::add(&stats.write_ops, op_count);
@@ -320,6 +329,19 @@ fn check_conflicts(inner: &DbInner, group: &mut [PendingWrite]) {
             }
         }
         earlier.add(&write.batch);
+    }
+}
+
+/// Hands the notes of the group's committed batches to the commit listener, in seqno order
+/// (called with the WAL lock held, so groups never interleave).
+fn notify_listener(inner: &DbInner, group: &[PendingWrite]) {
+    let mut notes = accepted(group).filter_map(|write| Some((write.seqno_first, write.note.as_ref()?)));
+    let Some(first) = notes.next() else { return };
+    let listener = inner.commit_listener.read().clone();
+    if let Some(listener) = listener {
+        for (seqno, note) in std::iter::once(first).chain(notes) {
+            listener.committed(seqno, note);
+        }
     }
 }
 
