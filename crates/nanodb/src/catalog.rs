@@ -19,8 +19,10 @@
 use crate::id::{GENERATED_ID_LEN_DEFAULT, GENERATED_ID_LEN_MIN};
 use crate::index::{decode_specs, encode_specs, IndexSpec};
 use crate::names::DOCUMENT_ID_LEN_MAX;
+use crate::ttl::Ttl;
 use crate::value::{msgpack, Map, Value};
 use crate::{Error, Result};
+use std::time::Duration;
 
 /// The keyspace holding the catalog.
 pub(crate) const CATALOG_KEYSPACE: &str = "_catalog";
@@ -34,11 +36,13 @@ pub(crate) const COLLECTION_KEY_PREFIX: &[u8] = b"c/";
 pub struct CollectionOptions {
     /// Length of generated document ids (`GENERATED_ID_LEN_MIN` to `DOCUMENT_ID_LEN_MAX`).
     pub id_length: usize,
+    /// Expire documents by a date field (see `Ttl`); `None`: documents never expire.
+    pub ttl: Option<Ttl>,
 }
 
 impl Default for CollectionOptions {
     fn default() -> CollectionOptions {
-        CollectionOptions { id_length: GENERATED_ID_LEN_DEFAULT }
+        CollectionOptions { id_length: GENERATED_ID_LEN_DEFAULT, ttl: None }
     }
 }
 
@@ -51,7 +55,7 @@ impl CollectionOptions {
                 self.id_length
             )));
         }
-        Ok(())
+        self.ttl.as_ref().map_or(Ok(()), Ttl::validate)
     }
 }
 
@@ -83,6 +87,11 @@ impl CollectionSpec {
         map.insert("name".into(), Value::String(self.name.clone()));
         map.insert("id_length".into(), Value::Int(self.options.id_length as i64));
         map.insert("indexes".into(), encode_specs(&self.indexes));
+        if let Some(ttl) = &self.options.ttl {
+            map.insert("ttl_field".into(), Value::String(ttl.field.clone()));
+            let after_ms = i64::try_from(ttl.after.as_millis()).unwrap_or(i64::MAX);
+            map.insert("ttl_after_ms".into(), Value::Int(after_ms));
+        }
         msgpack::to_bytes(&Value::Object(map))
     }
 
@@ -100,10 +109,17 @@ impl CollectionSpec {
         let Some(Value::String(name)) = map.get("name") else {
             return Err(Error::corruption(context, "field name is missing"));
         };
+        let ttl = match map.get("ttl_field") {
+            None => None,
+            Some(Value::String(field)) => {
+                Some(Ttl::new(field, Duration::from_millis(int("ttl_after_ms")?)))
+            }
+            Some(_) => return Err(Error::corruption(context, "field ttl_field is not a string")),
+        };
         let spec = CollectionSpec {
             id: int("id")?,
             name: name.clone(),
-            options: CollectionOptions { id_length: int("id_length")? as usize },
+            options: CollectionOptions { id_length: int("id_length")? as usize, ttl },
             indexes: decode_specs(map.get("indexes"))?,
         };
         spec.options.validate().map_err(|error| Error::corruption(context, error))?;
@@ -152,7 +168,14 @@ mod tests {
         assert_eq!(collection_of_keyspace("c7x"), None);
         assert!(matches!(CollectionSpec::decode(&[0x80]), Err(Error::Corruption { .. })));
         assert!(matches!(CollectionSpec::decode(&[0xc1]), Err(Error::Corruption { .. })));
-        let bad = CollectionSpec { options: CollectionOptions { id_length: 2 }, ..spec };
+        let ttl = Some(Ttl::new("meta.seen", Duration::from_millis(1500)));
+        let with_ttl = CollectionSpec {
+            options: CollectionOptions { ttl, ..CollectionOptions::default() },
+            ..spec.clone()
+        };
+        assert_eq!(CollectionSpec::decode(&with_ttl.encode()).unwrap(), with_ttl);
+        let bad_options = CollectionOptions { id_length: 2, ..CollectionOptions::default() };
+        let bad = CollectionSpec { options: bad_options, ..spec };
         assert!(matches!(CollectionSpec::decode(&bad.encode()), Err(Error::Corruption { .. })));
     }
 }

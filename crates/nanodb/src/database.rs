@@ -21,16 +21,19 @@ use crate::catalog::{
     COLLECTION_KEY_PREFIX, NEXT_COLLECTION_ID_KEY,
 };
 use crate::collection::Collection;
-use crate::index::{index_of_keyspace, IndexState};
+use crate::feed::{ChangeStream, FeedOptions, Hub};
+use crate::index::{index_of_keyspace, IndexSpec, IndexState, IndexStatus};
 use crate::names::check_collection_name;
+use crate::ttl::{start_reaper, ReaperWake, Ttl, TTL_CHECK_INTERVAL_DEFAULT};
 use crate::value::{msgpack, Value};
 use crate::{Error, Result};
-use nanodb_storage::{Db, Keyspace, WriteBatch, WriteOptions};
+use nanodb_storage::{CommitListener, Db, Keyspace, WriteBatch, WriteOptions};
 use parking_lot::{Mutex, RwLock};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 /// Options of one logical database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,11 +41,14 @@ pub struct DatabaseOptions {
     /// Sync the wal before a document write returns (durable against power loss). When
     /// false, writes survive a process crash but the last ones may be lost to a power cut.
     pub sync: bool,
+    /// How often the background thread removes expired documents of TTL collections
+    /// (expired documents are invisible at once either way).
+    pub ttl_check_interval: Duration,
 }
 
 impl Default for DatabaseOptions {
     fn default() -> DatabaseOptions {
-        DatabaseOptions { sync: true }
+        DatabaseOptions { sync: true, ttl_check_interval: TTL_CHECK_INTERVAL_DEFAULT }
     }
 }
 
@@ -54,9 +60,10 @@ pub(crate) struct CollectionState {
     /// The indexes every write maintains (a new list replaces the old when one is added or
     /// dropped, so a write keeps the list it started with).
     pub indexes: RwLock<Arc<Vec<Arc<IndexState>>>>,
-    /// Held shared by every write attempt, from its snapshot to its commit; an index is added
-    /// under it held exclusively, so after that every write in flight maintains the index.
-    pub writers: RwLock<()>,
+    /// Held shared by every transaction that touches the collection, to its commit; an index
+    /// is added (or a feed subscription starts) under it held exclusively, so after that every
+    /// write in flight maintains the index (records its changes).
+    pub writers: Arc<RwLock<()>>,
 }
 
 impl CollectionState {
@@ -66,7 +73,7 @@ impl CollectionState {
             documents,
             dropped: AtomicBool::new(false),
             indexes: RwLock::new(Arc::new(indexes)),
-            writers: RwLock::new(()),
+            writers: Arc::new(RwLock::new(())),
         }
     }
 
@@ -99,6 +106,12 @@ pub(crate) struct DatabaseInner {
     pub builders: Mutex<Vec<JoinHandle<()>>>,
     /// Set by `shutdown`: builders stop at their next step.
     pub closing: AtomicBool,
+    /// The change feed's subscribers; the storage's commit listener.
+    pub hub: Arc<Hub>,
+    /// Whether the TTL thread runs (`ttl::start_reaper`).
+    pub reaper_started: AtomicBool,
+    /// Stops the TTL thread.
+    pub reaper_wake: Arc<ReaperWake>,
 }
 
 impl DatabaseInner {
@@ -188,8 +201,16 @@ impl Database {
             catalog_lock: Mutex::new(next_id),
             builders: Mutex::new(Vec::new()),
             closing: AtomicBool::new(false),
+            hub: Arc::new(Hub::default()),
+            reaper_started: AtomicBool::new(false),
+            reaper_wake: Arc::new(ReaperWake::default()),
         };
         let database = Database { inner: Arc::new(inner) };
+        let listener: Arc<dyn CommitListener> = database.inner.hub.clone();
+        database.inner.db.set_commit_listener(Some(listener));
+        if !database.ttl_collections().is_empty() {
+            start_reaper(&database);
+        }
         // Builds a crash interrupted start again from the first document.
         for (state, index) in unfinished {
             crate::index::start_build(&database, state, index);
@@ -197,13 +218,34 @@ impl Database {
         Ok(database)
     }
 
-    /// Stops the index builders and waits for them (called before the storage closes).
+    /// Stops the index builders and the TTL thread and waits for them, and ends every change
+    /// feed subscription (called before the storage closes).
     pub(crate) fn shutdown(&self) {
         self.inner.closing.store(true, Ordering::Release);
+        self.inner.reaper_wake.close();
+        self.inner.hub.close_all();
         let builders = std::mem::take(&mut *self.inner.builders.lock());
         for builder in builders {
             let _ = builder.join();
         }
+    }
+
+    /// The live collections' states.
+    pub(crate) fn collection_states(&self) -> Vec<Arc<CollectionState>> {
+        self.inner.collections.read().values().cloned().collect()
+    }
+
+    /// Handles to the collections with a TTL.
+    pub(crate) fn ttl_collections(&self) -> Vec<Collection> {
+        let states = self.collection_states().into_iter();
+        let ttl = states.filter(|state| state.spec.read().options.ttl.is_some());
+        ttl.map(|state| Collection::new(self.clone(), state)).collect()
+    }
+
+    /// Subscribes to the committed changes of every collection of the database (see
+    /// `ChangeStream`). Waits for the writes in flight to finish first.
+    pub fn subscribe(&self, options: FeedOptions) -> Result<ChangeStream> {
+        crate::feed::subscribe(self, None, &options)
     }
 
     /// The database's name.
@@ -247,15 +289,29 @@ impl Database {
         if self.inner.collections.read().contains_key(name) {
             return Err(Error::AlreadyExists { kind: "collection", name: name.to_string() });
         }
-        let spec =
+        let ttl_index = options.ttl.as_ref().map(Ttl::index).transpose()?;
+        let mut spec =
             CollectionSpec { id: *next_id, name: name.to_string(), options, indexes: Vec::new() };
-        // The keyspace first: a crash before the catalog entry leaves a leftover keyspace,
+        // The keyspaces first: a crash before the catalog entry leaves leftover keyspaces,
         // which the next open removes.
         let documents = self.inner.db.create_keyspace(&spec.documents_keyspace())?;
-        self.inner.write_spec(&spec, spec.id + 1)?;
-        *next_id += 1;
-        let state = Arc::new(CollectionState::new(spec, documents, Vec::new()));
+        let mut indexes = Vec::new();
+        if let Some(definition) = ttl_index {
+            // Empty collection: the TTL index is complete from the start.
+            let index = IndexSpec { id: spec.id + 1, definition, status: IndexStatus::Ready };
+            let keyspace = self.inner.db.create_keyspace(&index.keyspace_name())?;
+            indexes.push(Arc::new(IndexState::new(&index, keyspace)));
+            spec.indexes.push(index);
+        }
+        let next = spec.indexes.last().map_or(spec.id, |index| index.id) + 1;
+        self.inner.write_spec(&spec, next)?;
+        *next_id = next;
+        let has_ttl = spec.options.ttl.is_some();
+        let state = Arc::new(CollectionState::new(spec, documents, indexes));
         self.inner.collections.write().insert(name.to_string(), Arc::clone(&state));
+        if has_ttl {
+            start_reaper(self);
+        }
         Ok(Collection::new(self.clone(), state))
     }
 
@@ -279,6 +335,7 @@ impl Database {
         self.inner.db.write(batch, WriteOptions::SYNC)?;
         state.dropped.store(true, Ordering::Release);
         self.inner.collections.write().remove(name);
+        self.inner.hub.close_collection(state.spec.read().id, name);
         let keyspace = state.spec.read().documents_keyspace();
         self.inner.db.drop_keyspace(&keyspace)?;
         for index in state.indexes().iter() {

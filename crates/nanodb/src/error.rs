@@ -80,6 +80,12 @@ pub enum Error {
     },
     /// The runtime or database was closed.
     Closed,
+    /// A change-feed subscriber fell behind by more than its buffer; it missed this many
+    /// events (and every later one) and must read the state again and subscribe anew.
+    Lagged {
+        /// Events dropped after the buffer filled.
+        missed: u64,
+    },
 }
 
 impl Error {
@@ -135,6 +141,10 @@ impl fmt::Display for Error {
             }
             Error::InvalidQuery { detail, position: None } => write!(f, "invalid query: {detail}"),
             Error::Closed => f.write_str("the database is closed"),
+            Error::Lagged { missed } => write!(
+                f,
+                "the change feed subscriber fell behind its buffer and missed {missed} events"
+            ),
         }
     }
 }

@@ -17,6 +17,7 @@ mod catalog;
 mod collection;
 mod database;
 mod document;
+mod feed;
 pub mod id;
 mod index;
 pub mod names;
@@ -25,12 +26,18 @@ pub mod query;
 mod runtime;
 #[cfg(test)]
 mod test_support;
+mod transaction;
+mod ttl;
 
 pub use catalog::CollectionOptions;
-pub use collection::{Collection, MANY_DOCUMENTS_MAX, WRITE_RETRIES_MAX};
+pub use collection::{Collection, MANY_DOCUMENTS_MAX};
 pub use database::{Database, DatabaseOptions};
 pub use document::{
     check_field_name, Document, DOCUMENT_SIZE_BYTES_MAX, FIELD_CREATED, FIELD_ID, FIELD_UPDATED,
+};
+pub use feed::{
+    ChangeEvent, ChangeKind, ChangeStream, FeedOptions, FEED_BUFFER_EVENTS_DEFAULT,
+    FEED_BUFFER_EVENTS_MAX,
 };
 pub use index::{
     IndexBuild, IndexDefinition, IndexField, IndexInfo, IndexStatus, BUILD_CHUNK_DOCUMENTS,
@@ -41,4 +48,8 @@ pub use patch::{Patch, PatchOp};
 pub use runtime::{
     NanoDb, NanoDbOptions, DATABASES_OPEN_MAX_DEFAULT, DATABASE_MEMTABLE_BYTES_MAX_DEFAULT,
     MEMORY_BYTES_DEFAULT,
+};
+pub use transaction::{Transaction, WRITE_RETRIES_MAX};
+pub use ttl::{
+    Ttl, REAP_CHUNK_DOCUMENTS, TTL_AFTER_MAX, TTL_CHECK_INTERVAL_DEFAULT, TTL_INDEX_NAME,
 };

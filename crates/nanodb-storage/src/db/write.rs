@@ -335,7 +335,8 @@ fn check_conflicts(inner: &DbInner, group: &mut [PendingWrite]) {
 /// Hands the notes of the group's committed batches to the commit listener, in seqno order
 /// (called with the WAL lock held, so groups never interleave).
 fn notify_listener(inner: &DbInner, group: &[PendingWrite]) {
-    let mut notes = accepted(group).filter_map(|write| Some((write.seqno_first, write.note.as_ref()?)));
+    let mut notes =
+        accepted(group).filter_map(|write| Some((write.seqno_first, write.note.as_ref()?)));
     let Some(first) = notes.next() else { return };
     let listener = inner.commit_listener.read().clone();
     if let Some(listener) = listener {

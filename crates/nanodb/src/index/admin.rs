@@ -16,6 +16,7 @@ use super::{
 use crate::collection::Collection;
 use crate::database::{CollectionState, Database};
 use crate::query::eval::{single, Root};
+use crate::ttl::TTL_INDEX_NAME;
 use crate::value::Map;
 use crate::{Error, Result};
 use nanodb_storage::Transaction;
@@ -27,6 +28,9 @@ impl Collection {
     /// writes maintain it from now on, queries use it once it is ready (`IndexBuild::wait`).
     pub fn create_index(&self, definition: IndexDefinition) -> Result<IndexBuild> {
         definition.validate()?;
+        if definition.name == TTL_INDEX_NAME {
+            return Err(reserved());
+        }
         let (database, state) = (self.database(), self.state());
         let inner = &database.inner;
         let mut next_id = inner.catalog_lock.lock();
@@ -58,6 +62,9 @@ impl Collection {
         let inner = &database.inner;
         let next_id = inner.catalog_lock.lock();
         state.check_live()?;
+        if name == TTL_INDEX_NAME && state.spec.read().options.ttl.is_some() {
+            return Err(reserved());
+        }
         let Some(index) = state.indexes().iter().find(|i| i.definition.name == name).cloned()
         else {
             return Err(Error::NotFound { kind: "index", name: name.to_string() });
@@ -76,6 +83,14 @@ impl Collection {
                 built_documents: index.built_documents.load(Ordering::Relaxed),
             })
             .collect()
+    }
+}
+
+fn reserved() -> Error {
+    Error::InvalidName {
+        kind: "index",
+        name: TTL_INDEX_NAME.to_string(),
+        reason: "it is reserved for the index a TTL collection keeps on its TTL field".into(),
     }
 }
 

@@ -12,7 +12,7 @@
 //! Thread safety: each run owns its snapshot; collections are not locked.
 //!
 //! Invariant: every returned document matches the filter as of the snapshot, and each appears
-//! once.
+//! once; none has expired (TTL) when the query began.
 
 use super::ast::SortKey;
 use super::eval::{matches, single, Root};
@@ -21,7 +21,8 @@ use super::request::{Cursor, Page, Query};
 use crate::database::CollectionState;
 use crate::document::Document;
 use crate::index::{index_key_after, sorts_like_index};
-use crate::value::{compare, Value};
+use crate::ttl::{expired, Expiry};
+use crate::value::{compare, Date, Value};
 use crate::{Error, Result};
 use nanodb_storage::{Db, Snapshot};
 use std::cmp::Ordering;
@@ -201,6 +202,14 @@ fn read(
     let collection = state.name();
     let decode = |id: &str, bytes: &[u8]| {
         Document::decode(bytes, &format!("document {id:?} of {collection}"))
+    };
+    // Expired documents (in a TTL collection) are passed over as if gone.
+    let expiry = Expiry::of(state, Date::now());
+    let mut visit = |document: Document, size_bytes: usize, fits: bool| {
+        if expired(expiry.as_ref(), document.fields()) {
+            return Ok(Flow::Continue);
+        }
+        visit(document, size_bytes, fits)
     };
     let resume = query.after.as_ref().filter(|_| choice.ordered && query.is_ordered());
     match &choice.access {

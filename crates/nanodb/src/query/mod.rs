@@ -8,7 +8,7 @@ mod aggregate;
 pub mod ast;
 pub mod eval;
 mod exec;
-mod interval;
+pub(crate) mod interval;
 mod lexer;
 mod like;
 pub mod mongo;

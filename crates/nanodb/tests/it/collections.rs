@@ -58,11 +58,11 @@ fn dropping_a_large_collection_deletes_files_without_reading_them() {
 fn id_length_is_an_option_with_limits() {
     let runtime = memory_runtime();
     let db = runtime.database("app").unwrap();
-    let options = CollectionOptions { id_length: 24 };
+    let options = CollectionOptions { id_length: 24, ..Default::default() };
     let long = db.create_collection("long", options).unwrap();
     assert_eq!(long.insert(json(serde_json::json!({}))).unwrap().id().len(), 24);
     for bad in [7, 129] {
-        let options = CollectionOptions { id_length: bad };
+        let options = CollectionOptions { id_length: bad, ..Default::default() };
         assert!(db.create_collection("bad", options).is_err(), "{bad}");
     }
 }

@@ -1,0 +1,369 @@
+//! `Transaction`: document writes across the collections of one database that commit
+//! together, with snapshot isolation.
+//!
+//! A transaction reads the database as of its start (plus its own writes) and buffers its
+//! writes in a storage transaction; `commit` applies them all or, if another commit changed a
+//! document it wrote since it began, none (`Error::Conflict`). `Database::run_transaction`
+//! runs a closure again after a conflict. Every index of a touched collection is updated in the
+//! same commit, unique indexes checked against the transaction's view; the change feed gets
+//! the transaction's changes as one commit.
+//!
+//! Each collection a transaction touches has its writers gate held (shared) from the first
+//! touch to the end of the transaction, so its index list cannot change under it: creating or
+//! dropping an index of that collection, or subscribing to it, waits for the transaction. Keep
+//! transactions short. The gates are taken "recursively" (ignoring waiting exclusive takers),
+//! so two transactions touching the same collections in different orders cannot deadlock with
+//! an index creation waiting between them.
+//!
+//! Every single-document write of `Collection` is such a transaction with one collection.
+//!
+//! Thread safety: a `Transaction` is `Send`, used by one thread (`&mut self`).
+//!
+//! Invariant: a transaction's changes reach the change feed only if its commit succeeds.
+
+use crate::collection::{document_context, object, Collection};
+use crate::database::{CollectionState, Database};
+use crate::document::{check_fields, check_size, Document, FIELD_CREATED, FIELD_ID, FIELD_UPDATED};
+use crate::feed::{commit_note, Change, ChangeKind};
+use crate::index::{update_entries, IndexState};
+use crate::names::check_document_id;
+use crate::patch::Patch;
+use crate::ttl::{expired, Expiry};
+use crate::value::{msgpack, Date, Map, Value};
+use crate::{id, Error, Result};
+use nanodb_storage::TransactionOptions;
+use parking_lot::lock_api::ArcRwLockReadGuard;
+use parking_lot::RawRwLock;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How many times a document write (or `Database::run_transaction`) runs again after losing to
+/// a concurrent commit.
+pub const WRITE_RETRIES_MAX: u32 = 8;
+
+/// A multi-document, multi-collection transaction (`Database::transaction`). Dropping it
+/// without `commit` discards its writes.
+pub struct Transaction {
+    db: Database,
+    writes: Writes,
+    touched: Vec<Touched>,
+}
+
+impl std::fmt::Debug for Transaction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transaction")
+            .field("database", &self.db.name())
+            .field("collections", &self.touched.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The storage transaction and the changes recorded for the feed.
+pub(crate) struct Writes {
+    pub txn: nanodb_storage::Transaction,
+    pub changes: Vec<Change>,
+    /// The time every document written gets.
+    pub now: Date,
+}
+
+/// A collection the transaction has touched.
+struct Touched {
+    state: Arc<CollectionState>,
+    indexes: Arc<Vec<Arc<IndexState>>>,
+    expiry: Option<Expiry>,
+    /// Whether the feed had subscribers when the collection was first touched.
+    record: bool,
+    /// Held to the end of the transaction.
+    _gate: ArcRwLockReadGuard<RawRwLock, ()>,
+}
+
+impl Transaction {
+    pub(crate) fn begin(db: &Database) -> Result<Transaction> {
+        let options = TransactionOptions {
+            write_options: db.inner.write_options(),
+            ..TransactionOptions::default()
+        };
+        let txn = db.inner.db.transaction_with(options)?;
+        let writes = Writes { txn, changes: Vec::new(), now: Date::now() };
+        Ok(Transaction { db: db.clone(), writes, touched: Vec::new() })
+    }
+
+    /// The collection's context in this transaction, touching it first if needed.
+    pub(crate) fn context(
+        &mut self,
+        state: &Arc<CollectionState>,
+    ) -> Result<(Context<'_>, &mut Writes)> {
+        let position = match self.touched.iter().position(|t| Arc::ptr_eq(&t.state, state)) {
+            Some(position) => position,
+            None => {
+                state.check_live()?;
+                let gate = state.writers.read_arc_recursive();
+                let record = self.db.inner.hub.recording();
+                self.touched.push(Touched {
+                    state: Arc::clone(state),
+                    indexes: state.indexes(),
+                    expiry: Expiry::of(state, self.writes.now),
+                    record,
+                    _gate: gate,
+                });
+                self.touched.len() - 1
+            }
+        };
+        let touched = &self.touched[position];
+        let context = Context {
+            state: &touched.state,
+            indexes: &touched.indexes,
+            expiry: touched.expiry.as_ref(),
+            record: touched.record,
+        };
+        Ok((context, &mut self.writes))
+    }
+
+    fn of(&mut self, collection: &Collection) -> Result<(Context<'_>, &mut Writes)> {
+        if !Arc::ptr_eq(&collection.database().inner, &self.db.inner) {
+            return Err(Error::invalid(format!(
+                "collection {} belongs to another database than this transaction's",
+                collection.name()
+            )));
+        }
+        self.context(collection.state())
+    }
+
+    /// The document with `id` as this transaction sees it (its own writes included).
+    pub fn get(&mut self, collection: &Collection, id: &str) -> Result<Option<Document>> {
+        let (context, writes) = self.of(collection)?;
+        context.read(writes, id)
+    }
+
+    /// Inserts a document, as `Collection::insert` does.
+    pub fn insert(
+        &mut self,
+        collection: &Collection,
+        document: impl Into<Value>,
+    ) -> Result<Document> {
+        let fields = object(document.into())?;
+        let (context, writes) = self.of(collection)?;
+        context.insert(writes, fields)
+    }
+
+    /// Replaces document `id`, as `Collection::replace` does.
+    pub fn replace(
+        &mut self,
+        collection: &Collection,
+        id: &str,
+        document: impl Into<Value>,
+    ) -> Result<Document> {
+        let fields = object(document.into())?;
+        let (context, writes) = self.of(collection)?;
+        context.replace(writes, id, fields)
+    }
+
+    /// Applies `patch` to document `id`, as `Collection::patch` does.
+    pub fn patch(&mut self, collection: &Collection, id: &str, patch: &Patch) -> Result<Document> {
+        let (context, writes) = self.of(collection)?;
+        context.patch(writes, id, patch)
+    }
+
+    /// Replaces or inserts document `id`, as `Collection::upsert` does.
+    pub fn upsert(
+        &mut self,
+        collection: &Collection,
+        id: &str,
+        document: impl Into<Value>,
+    ) -> Result<Document> {
+        check_document_id(id)?;
+        let fields = object(document.into())?;
+        let (context, writes) = self.of(collection)?;
+        context.upsert(writes, id, fields)
+    }
+
+    /// Deletes document `id`; returns its last version, if there was one.
+    pub fn delete(&mut self, collection: &Collection, id: &str) -> Result<Option<Document>> {
+        let (context, writes) = self.of(collection)?;
+        context.delete(writes, id)
+    }
+
+    /// Commits every write atomically, or none with `Error::Conflict`.
+    pub fn commit(self) -> Result<()> {
+        let Transaction { writes, touched, .. } = self;
+        let Writes { mut txn, changes, .. } = writes;
+        if !changes.is_empty() {
+            txn.set_commit_note(commit_note(changes));
+        }
+        let committed = txn.commit().map_err(Error::from);
+        // The gates are released only after the commit (see the module header).
+        drop(touched);
+        committed
+    }
+}
+
+impl Database {
+    /// Begins a transaction over the collections of this database.
+    pub fn transaction(&self) -> Result<Transaction> {
+        Transaction::begin(self)
+    }
+
+    /// Runs `body` in a transaction and commits it; after a conflict (from `body` or the
+    /// commit) runs both again from a fresh snapshot, at most `WRITE_RETRIES_MAX` more times.
+    /// Any other error is returned at once and nothing is written.
+    pub fn run_transaction<T>(
+        &self,
+        mut body: impl FnMut(&mut Transaction) -> Result<T>,
+    ) -> Result<T> {
+        let mut attempt = 0;
+        loop {
+            let mut txn = Transaction::begin(self)?;
+            let result = body(&mut txn).and_then(|value| txn.commit().map(|()| value));
+            match result {
+                Err(Error::Conflict) if attempt < WRITE_RETRIES_MAX => {
+                    attempt += 1;
+                    std::thread::sleep(Duration::from_micros(50 << attempt.min(6)));
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+/// One collection in a transaction: its state, the index list and expiry the transaction
+/// uses, and whether its changes go to the feed.
+pub(crate) struct Context<'a> {
+    pub state: &'a CollectionState,
+    indexes: &'a [Arc<IndexState>],
+    pub expiry: Option<&'a Expiry>,
+    record: bool,
+}
+
+impl Context<'_> {
+    /// The stored document `id`, expired or not.
+    fn read_stored(&self, writes: &mut Writes, id: &str) -> Result<Option<Document>> {
+        let Some(bytes) = writes.txn.get_in(&self.state.documents, id)? else { return Ok(None) };
+        Document::decode(&bytes, &document_context(id, &self.state.name())).map(Some)
+    }
+
+    /// Document `id` unless it is missing or expired.
+    pub fn read(&self, writes: &mut Writes, id: &str) -> Result<Option<Document>> {
+        let document = self.read_stored(writes, id)?;
+        Ok(document.filter(|document| !expired(self.expiry, document.fields())))
+    }
+
+    pub fn insert(&self, writes: &mut Writes, mut fields: Map) -> Result<Document> {
+        let (id, stored) = match fields.remove(FIELD_ID) {
+            Some(Value::String(id)) => {
+                check_document_id(&id)?;
+                let stored = self.read_stored(writes, &id)?;
+                if stored.as_ref().is_some_and(|old| !expired(self.expiry, old.fields())) {
+                    return Err(Error::AlreadyExists { kind: "document", name: id });
+                }
+                (id, stored)
+            }
+            Some(other) => {
+                return Err(Error::invalid(format!(
+                    "id must be a string, not a {}",
+                    other.type_name()
+                )))
+            }
+            None => loop {
+                let id = id::generate(self.state.spec.read().options.id_length)?;
+                if writes.txn.get_in(&self.state.documents, &id)?.is_none() {
+                    break (id, None);
+                }
+            },
+        };
+        // An expired document under the id is replaced as if it were gone.
+        self.store(writes, &id, fields, stored.as_ref(), false)
+    }
+
+    pub fn replace(&self, writes: &mut Writes, id: &str, fields: Map) -> Result<Document> {
+        let Some(old) = self.read(writes, id)? else { return Err(not_found(id)) };
+        self.store(writes, id, fields, Some(&old), true)
+    }
+
+    pub fn patch(&self, writes: &mut Writes, id: &str, patch: &Patch) -> Result<Document> {
+        let Some(old) = self.read(writes, id)? else { return Err(not_found(id)) };
+        let mut fields = old.fields().clone();
+        patch.apply(&mut fields)?;
+        self.store(writes, id, fields, Some(&old), true)
+    }
+
+    pub fn upsert(&self, writes: &mut Writes, id: &str, fields: Map) -> Result<Document> {
+        let stored = self.read_stored(writes, id)?;
+        let live = stored.as_ref().is_some_and(|old| !expired(self.expiry, old.fields()));
+        self.store(writes, id, fields, stored.as_ref(), live)
+    }
+
+    /// Writes `fields` as document `id` in place of `old` (stored, maybe expired: its index
+    /// entries go), with the reserved fields set; `updating` keeps `old`'s `created`.
+    fn store(
+        &self,
+        writes: &mut Writes,
+        id: &str,
+        mut fields: Map,
+        old: Option<&Document>,
+        updating: bool,
+    ) -> Result<Document> {
+        let now = writes.now;
+        if let Some(old) = old.filter(|_| !updating) {
+            // An expired document replaced before the reaper came: it goes first.
+            self.record(writes, ChangeKind::Delete, old);
+        }
+        let created = old.filter(|_| updating).map_or(now, Document::created);
+        fields.remove(FIELD_ID);
+        fields.remove(FIELD_CREATED);
+        fields.remove(FIELD_UPDATED);
+        check_fields(&fields)?;
+        fields.insert(FIELD_ID.into(), Value::String(id.to_string()));
+        fields.insert(FIELD_CREATED.into(), Value::Date(created));
+        fields.insert(FIELD_UPDATED.into(), Value::Date(now.max(created)));
+        let mut bytes = Vec::new();
+        msgpack::encode_map(&fields, &mut bytes);
+        check_size(&bytes)?;
+        writes.txn.put_in(&self.state.documents, id, bytes)?;
+        let old_fields = old.map(Document::fields);
+        update_entries(&mut writes.txn, self.state, self.indexes, id, old_fields, Some(&fields))?;
+        let document = Document::from_stored(fields, "a new document")?;
+        let kind = if updating { ChangeKind::Update } else { ChangeKind::Create };
+        self.record(writes, kind, &document);
+        Ok(document)
+    }
+
+    /// Deletes document `id` (expired or not); returns it if it was live.
+    pub fn delete(&self, writes: &mut Writes, id: &str) -> Result<Option<Document>> {
+        let Some(old) = self.read_stored(writes, id)? else { return Ok(None) };
+        self.remove(writes, id, &old)?;
+        Ok(Some(old).filter(|old| !expired(self.expiry, old.fields())))
+    }
+
+    /// Deletes document `id` if it is expired; true if it was.
+    pub fn delete_if_expired(&self, writes: &mut Writes, id: &str) -> Result<bool> {
+        let Some(old) = self.read_stored(writes, id)? else { return Ok(false) };
+        if !expired(self.expiry, old.fields()) {
+            return Ok(false);
+        }
+        self.remove(writes, id, &old)?;
+        Ok(true)
+    }
+
+    fn remove(&self, writes: &mut Writes, id: &str, old: &Document) -> Result<()> {
+        writes.txn.delete_in(&self.state.documents, id)?;
+        update_entries(&mut writes.txn, self.state, self.indexes, id, Some(old.fields()), None)?;
+        self.record(writes, ChangeKind::Delete, old);
+        Ok(())
+    }
+
+    fn record(&self, writes: &mut Writes, kind: ChangeKind, document: &Document) {
+        if self.record {
+            let spec = self.state.spec.read();
+            writes.changes.push(Change {
+                collection_id: spec.id,
+                collection: spec.name.clone(),
+                kind,
+                document: document.clone(),
+            });
+        }
+    }
+}
+
+fn not_found(id: &str) -> Error {
+    Error::NotFound { kind: "document", name: id.to_string() }
+}
