@@ -11,9 +11,10 @@
 //! Each collection a transaction touches has its writers gate held (shared) from the first
 //! touch to the end of the transaction, so its index list cannot change under it: creating or
 //! dropping an index of that collection, or subscribing to it, waits for the transaction. Keep
-//! transactions short. The gates are taken "recursively" (ignoring waiting exclusive takers),
-//! so two transactions touching the same collections in different orders cannot deadlock with
-//! an index creation waiting between them.
+//! transactions short. The first gate waits behind exclusive takers, so a steady stream of
+//! writes cannot starve them; the later gates of a transaction are taken "recursively"
+//! (ignoring waiting exclusive takers), so two transactions touching the same collections in
+//! different orders cannot deadlock with an index creation waiting between them.
 //!
 //! Every single-document write of `Collection` is such a transaction with one collection.
 //!
@@ -97,7 +98,13 @@ impl Transaction {
             Some(position) => position,
             None => {
                 state.check_live()?;
-                let gate = state.writers.read_arc_recursive();
+                // The first gate waits behind exclusive takers (so they are not starved); the
+                // next ones must not, holding one already (see the module header).
+                let gate = if self.touched.is_empty() {
+                    state.writers.read_arc()
+                } else {
+                    state.writers.read_arc_recursive()
+                };
                 let record = self.db.inner.hub.recording();
                 self.touched.push(Touched {
                     state: Arc::clone(state),

@@ -3,7 +3,9 @@
 mod collections;
 mod common;
 mod documents;
+mod feed;
 mod model;
 mod queries;
 mod query_model;
 mod runtime;
+mod transactions;
