@@ -24,7 +24,10 @@ use crate::collection::Collection;
 use crate::feed::{ChangeStream, FeedOptions, Hub};
 use crate::index::{index_of_keyspace, IndexSpec, IndexState, IndexStatus};
 use crate::names::check_collection_name;
-use crate::ttl::{start_reaper, ReaperWake, Ttl, TTL_CHECK_INTERVAL_DEFAULT};
+use crate::ttl::{
+    start_reaper, ReaperWake, Ttl, TTL_CHECK_INTERVAL_DEFAULT, TTL_CHECK_INTERVAL_MAX,
+    TTL_CHECK_INTERVAL_MIN,
+};
 use crate::value::{msgpack, Value};
 use crate::{Error, Result};
 use nanodb_storage::{CommitListener, Db, Keyspace, WriteBatch, WriteOptions};
@@ -49,6 +52,20 @@ pub struct DatabaseOptions {
 impl Default for DatabaseOptions {
     fn default() -> DatabaseOptions {
         DatabaseOptions { sync: true, ttl_check_interval: TTL_CHECK_INTERVAL_DEFAULT }
+    }
+}
+
+impl DatabaseOptions {
+    /// Checks the options against their limits.
+    pub(crate) fn validate(&self) -> Result<()> {
+        let interval = self.ttl_check_interval;
+        if !(TTL_CHECK_INTERVAL_MIN..=TTL_CHECK_INTERVAL_MAX).contains(&interval) {
+            return Err(Error::invalid(format!(
+                "ttl_check_interval must be {TTL_CHECK_INTERVAL_MIN:?} to \
+                 {TTL_CHECK_INTERVAL_MAX:?}, not {interval:?}"
+            )));
+        }
+        Ok(())
     }
 }
 

@@ -95,6 +95,7 @@ impl NanoDb {
         if options.databases_open_max == 0 {
             return Err(Error::invalid("databases_open_max must be at least 1"));
         }
+        options.database.validate()?;
         let budget = MemoryBudget::new(options.memory_bytes)?;
         fs.create_dir_all(root).map_err(|error| io_error(root, "create", error))?;
         let inner = RuntimeInner {

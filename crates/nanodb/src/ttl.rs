@@ -41,6 +41,10 @@ pub const TTL_AFTER_MAX: Duration = Duration::from_secs(1000 * 366 * 86_400);
 pub const REAP_CHUNK_DOCUMENTS: usize = 1000;
 /// Default of `DatabaseOptions::ttl_check_interval`.
 pub const TTL_CHECK_INTERVAL_DEFAULT: Duration = Duration::from_secs(1);
+/// Shortest `DatabaseOptions::ttl_check_interval`.
+pub const TTL_CHECK_INTERVAL_MIN: Duration = Duration::from_millis(10);
+/// Longest `DatabaseOptions::ttl_check_interval`: a day.
+pub const TTL_CHECK_INTERVAL_MAX: Duration = Duration::from_secs(86_400);
 
 /// How a collection's documents expire.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,3 +9,4 @@ mod queries;
 mod query_model;
 mod runtime;
 mod transactions;
+mod ttl;
