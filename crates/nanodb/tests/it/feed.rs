@@ -174,7 +174,7 @@ fn a_replay_of_the_events_rebuilds_the_collection() {
             for thread in 0..4u64 {
                 let (db, items, other) = (&db, &items, &other);
                 scope.spawn(move || {
-                    let mut rng = Rng::new(seed ^ (thread + 1) * 0x9e37);
+                    let mut rng = Rng::new(seed ^ ((thread + 1) * 0x9e37));
                     for _ in 0..ops {
                         let id = format!("d{}", rng.below(20));
                         let result = match rng.below(6) {
