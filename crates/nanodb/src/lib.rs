@@ -28,6 +28,7 @@ mod runtime;
 mod test_support;
 mod transaction;
 mod ttl;
+mod typed;
 
 pub use catalog::CollectionOptions;
 pub use collection::{Collection, MANY_DOCUMENTS_MAX};
@@ -54,3 +55,4 @@ pub use ttl::{
     Ttl, REAP_CHUNK_DOCUMENTS, TTL_AFTER_MAX, TTL_CHECK_INTERVAL_DEFAULT, TTL_CHECK_INTERVAL_MAX,
     TTL_CHECK_INTERVAL_MIN, TTL_INDEX_NAME,
 };
+pub use typed::{Typed, TypedCollection, TypedPage};

@@ -1,0 +1,228 @@
+//! `TypedCollection<T>`: a collection seen through a Rust type, for any
+//! `T: Serialize + DeserializeOwned`, beside the dynamic `Collection`.
+//!
+//! Values go through serde's JSON data model: a `T` is serialized to JSON and stored as a
+//! document (its fields as the document's fields, so `T` must serialize as a map); a stored
+//! document is read back into `T` from its JSON form, where dates are RFC 3339 strings. The
+//! reserved fields come separately in `Typed<T>` (`id`, `created`, `updated`); a `T` may also
+//! declare `id: String` to receive the id, or to choose it on insert. A field of `T` that the
+//! document lacks is an error unless `T` gives it a serde default; fields of the document
+//! that `T` lacks are ignored (unless `T` denies unknown fields).
+//!
+//! Thread safety: like `Collection`, `Send + Sync` and cheap to clone.
+
+use crate::collection::Collection;
+use crate::document::Document;
+use crate::query::{Cursor, Filter, Query};
+use crate::value::{Date, Value};
+use crate::{Database, Error, Patch, Result};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::marker::PhantomData;
+
+/// A stored document read as a `T`, with its reserved fields.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Typed<T> {
+    /// The document's id.
+    pub id: String,
+    /// When it was inserted.
+    pub created: Date,
+    /// When it last changed.
+    pub updated: Date,
+    /// The document's fields as a `T`.
+    pub value: T,
+}
+
+/// A page of a typed query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TypedPage<T> {
+    /// The documents, as `T`s.
+    pub documents: Vec<Typed<T>>,
+    /// Where the next page starts, when this one was cut short by the limit.
+    pub next: Option<Cursor>,
+}
+
+/// A collection whose documents are `T`s (`Collection::typed`).
+pub struct TypedCollection<T> {
+    collection: Collection,
+    _type: PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for TypedCollection<T> {
+    fn clone(&self) -> Self {
+        TypedCollection { collection: self.collection.clone(), _type: PhantomData }
+    }
+}
+
+impl<T> std::fmt::Debug for TypedCollection<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TypedCollection")
+            .field("name", &self.collection.name())
+            .field("type", &std::any::type_name::<T>())
+            .finish()
+    }
+}
+
+/// `value` as a document body.
+pub(crate) fn to_value<T: Serialize>(value: &T) -> Result<Value> {
+    let json = serde_json::to_value(value).map_err(|error| {
+        Error::invalid(format!("cannot store a {}: {error}", std::any::type_name::<T>()))
+    })?;
+    Ok(Value::from(json))
+}
+
+/// Document `document` as a `T`.
+pub(crate) fn from_document<T: DeserializeOwned>(document: Document) -> Result<Typed<T>> {
+    let (id, created, updated) =
+        (document.id().to_string(), document.created(), document.updated());
+    let json = serde_json::Value::from(document.into_value());
+    let value = serde_json::from_value(json).map_err(|error| {
+        Error::invalid(format!(
+            "document {id:?} does not fit the type {}: {error}",
+            std::any::type_name::<T>()
+        ))
+    })?;
+    Ok(Typed { id, created, updated, value })
+}
+
+impl Collection {
+    /// This collection seen through type `T`.
+    pub fn typed<T: Serialize + DeserializeOwned>(&self) -> TypedCollection<T> {
+        TypedCollection { collection: self.clone(), _type: PhantomData }
+    }
+}
+
+impl Database {
+    /// Collection `name` (created if it does not exist) seen through type `T`.
+    pub fn typed_collection<T: Serialize + DeserializeOwned>(
+        &self,
+        name: &str,
+    ) -> Result<TypedCollection<T>> {
+        Ok(self.collection(name)?.typed())
+    }
+}
+
+impl<T: Serialize + DeserializeOwned> TypedCollection<T> {
+    /// The dynamic collection underneath.
+    pub fn untyped(&self) -> &Collection {
+        &self.collection
+    }
+
+    /// Inserts `value` (see `Collection::insert`).
+    pub fn insert(&self, value: &T) -> Result<Typed<T>> {
+        from_document(self.collection.insert(to_value(value)?)?)
+    }
+
+    /// Inserts every value, all or none.
+    pub fn insert_many(&self, values: &[T]) -> Result<Vec<Typed<T>>> {
+        let documents = values.iter().map(to_value).collect::<Result<_>>()?;
+        self.collection.insert_many(documents)?.into_iter().map(from_document).collect()
+    }
+
+    /// Document `id` as a `T`, if it exists.
+    pub fn get(&self, id: &str) -> Result<Option<Typed<T>>> {
+        self.collection.get(id)?.map(from_document).transpose()
+    }
+
+    /// Replaces document `id` with `value`; `Error::NotFound` if there is none.
+    pub fn replace(&self, id: &str, value: &T) -> Result<Typed<T>> {
+        from_document(self.collection.replace(id, to_value(value)?)?)
+    }
+
+    /// Replaces document `id` with `value`, or inserts it with that id.
+    pub fn upsert(&self, id: &str, value: &T) -> Result<Typed<T>> {
+        from_document(self.collection.upsert(id, to_value(value)?)?)
+    }
+
+    /// Applies `patch` to document `id`; the result must still be a `T`, or nothing is
+    /// written.
+    pub fn patch(&self, id: &str, patch: &Patch) -> Result<Typed<T>> {
+        let collection = &self.collection;
+        collection
+            .database()
+            .run_transaction(|txn| from_document(txn.patch(collection, id, patch)?))
+    }
+
+    /// Deletes document `id`; returns its last version, if there was one.
+    pub fn delete(&self, id: &str) -> Result<Option<Typed<T>>> {
+        self.collection.delete(id)?.map(from_document).transpose()
+    }
+
+    /// The documents `query` selects (a projection must keep every field `T` needs).
+    pub fn find(&self, query: &Query) -> Result<TypedPage<T>> {
+        let page = self.collection.find(query)?;
+        let documents = page.documents.into_iter().map(from_document).collect::<Result<_>>()?;
+        Ok(TypedPage { documents, next: page.next })
+    }
+
+    /// The first document matching `filter`, in id order.
+    pub fn find_one(&self, filter: Filter) -> Result<Option<Typed<T>>> {
+        self.collection.find_one(filter)?.map(from_document).transpose()
+    }
+
+    /// How many documents match `filter`.
+    pub fn count(&self, filter: &Filter) -> Result<u64> {
+        self.collection.count(filter)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    struct User {
+        name: String,
+        age: u32,
+        #[serde(default)]
+        tags: Vec<String>,
+    }
+
+    #[test]
+    fn typed_documents_round_trip_and_misfits_are_errors() {
+        let runtime = crate::NanoDb::in_memory(crate::NanoDbOptions::default()).unwrap();
+        let db = runtime.database("app").unwrap();
+        let users = db.typed_collection::<User>("users").unwrap();
+        let ada = User { name: "Ada".into(), age: 36, tags: vec!["math".into()] };
+        let stored = users.insert(&ada).unwrap();
+        assert_eq!(stored.value, ada);
+        assert_eq!(stored.id.len(), 15);
+        assert_eq!(users.get(&stored.id).unwrap(), Some(stored.clone()));
+        let older = User { age: 37, ..ada.clone() };
+        assert_eq!(users.replace(&stored.id, &older).unwrap().value, older);
+        let patched = users.patch(&stored.id, &Patch::new().set("age", 38)).unwrap();
+        assert_eq!(patched.value.age, 38);
+        assert_eq!(patched.created, stored.created);
+
+        // A patch that would leave something that is not a `User` writes nothing.
+        let error = users.patch(&stored.id, &Patch::new().set("age", "old")).unwrap_err();
+        assert!(error.to_string().contains("does not fit the type"), "{error}");
+        assert_eq!(users.get(&stored.id).unwrap().unwrap().value.age, 38);
+        // A document changed through the dynamic collection may stop fitting: a clear error.
+        users.untyped().patch(&stored.id, &Patch::new().set("age", -1)).unwrap();
+        let error = users.get(&stored.id).unwrap_err();
+        assert!(matches!(error, Error::InvalidDocument { .. }), "{error}");
+
+        // Values that are not maps cannot be documents.
+        let numbers = db.typed_collection::<u32>("numbers").unwrap();
+        assert!(matches!(numbers.insert(&5), Err(Error::InvalidDocument { .. })));
+
+        let many = users
+            .insert_many(&[User { name: "Bo".into(), age: 3, tags: vec![] }, older.clone()])
+            .unwrap();
+        assert_eq!(many.len(), 2);
+        let filter =
+            crate::query::parse_mongo(&Value::from(serde_json::json!({"age": {"$gt": 30}})))
+                .unwrap();
+        let page = users.find(&Query::new(filter.clone())).unwrap();
+        assert_eq!(page.documents.len(), 1, "37; not 3, nor the misfit at -1");
+        assert_eq!(users.count(&filter).unwrap(), 1);
+        assert!(users.find_one(filter).unwrap().is_some());
+        assert_eq!(
+            users.delete(&many[0].id).unwrap().map(|user| user.value.name),
+            Some("Bo".into())
+        );
+        assert_eq!(users.upsert("ada", &ada).unwrap().id, "ada");
+    }
+}
