@@ -19,6 +19,7 @@
 use crate::id::{GENERATED_ID_LEN_DEFAULT, GENERATED_ID_LEN_MIN};
 use crate::index::{decode_specs, encode_specs, IndexSpec};
 use crate::names::DOCUMENT_ID_LEN_MAX;
+use crate::schema::Schema;
 use crate::ttl::Ttl;
 use crate::value::{msgpack, Map, Value};
 use crate::{Error, Result};
@@ -38,11 +39,13 @@ pub struct CollectionOptions {
     pub id_length: usize,
     /// Expire documents by a date field (see `Ttl`); `None`: documents never expire.
     pub ttl: Option<Ttl>,
+    /// The fields every document must have (see `Schema`); `None`: any fields.
+    pub schema: Option<Schema>,
 }
 
 impl Default for CollectionOptions {
     fn default() -> CollectionOptions {
-        CollectionOptions { id_length: GENERATED_ID_LEN_DEFAULT, ttl: None }
+        CollectionOptions { id_length: GENERATED_ID_LEN_DEFAULT, ttl: None, schema: None }
     }
 }
 
@@ -55,6 +58,7 @@ impl CollectionOptions {
                 self.id_length
             )));
         }
+        self.schema.as_ref().map_or(Ok(()), Schema::validate)?;
         self.ttl.as_ref().map_or(Ok(()), Ttl::validate)
     }
 }
@@ -92,6 +96,9 @@ impl CollectionSpec {
             let after_ms = i64::try_from(ttl.after.as_millis()).unwrap_or(i64::MAX);
             map.insert("ttl_after_ms".into(), Value::Int(after_ms));
         }
+        if let Some(schema) = &self.options.schema {
+            map.insert("schema".into(), schema.to_value());
+        }
         msgpack::to_bytes(&Value::Object(map))
     }
 
@@ -119,7 +126,11 @@ impl CollectionSpec {
         let spec = CollectionSpec {
             id: int("id")?,
             name: name.clone(),
-            options: CollectionOptions { id_length: int("id_length")? as usize, ttl },
+            options: CollectionOptions {
+                id_length: int("id_length")? as usize,
+                ttl,
+                schema: map.get("schema").map(Schema::from_value).transpose()?,
+            },
             indexes: decode_specs(map.get("indexes"))?,
         };
         spec.options.validate().map_err(|error| Error::corruption(context, error))?;
@@ -169,8 +180,10 @@ mod tests {
         assert!(matches!(CollectionSpec::decode(&[0x80]), Err(Error::Corruption { .. })));
         assert!(matches!(CollectionSpec::decode(&[0xc1]), Err(Error::Corruption { .. })));
         let ttl = Some(Ttl::new("meta.seen", Duration::from_millis(1500)));
+        let rules = vec![crate::FieldRule::required("name", crate::FieldType::String)];
+        let schema = Some(Schema::new(rules).strict());
         let with_ttl = CollectionSpec {
-            options: CollectionOptions { ttl, ..CollectionOptions::default() },
+            options: CollectionOptions { ttl, schema, ..CollectionOptions::default() },
             ..spec.clone()
         };
         assert_eq!(CollectionSpec::decode(&with_ttl.encode()).unwrap(), with_ttl);

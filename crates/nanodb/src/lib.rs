@@ -24,6 +24,7 @@ pub mod names;
 mod patch;
 pub mod query;
 mod runtime;
+mod schema;
 #[cfg(test)]
 mod test_support;
 mod transaction;
@@ -50,6 +51,7 @@ pub use runtime::{
     NanoDb, NanoDbOptions, DATABASES_OPEN_MAX_DEFAULT, DATABASE_MEMTABLE_BYTES_MAX_DEFAULT,
     MEMORY_BYTES_DEFAULT,
 };
+pub use schema::{FieldRule, FieldType, Schema, SCHEMA_FIELDS_MAX};
 pub use transaction::{Transaction, WRITE_RETRIES_MAX};
 pub use ttl::{
     Ttl, REAP_CHUNK_DOCUMENTS, TTL_AFTER_MAX, TTL_CHECK_INTERVAL_DEFAULT, TTL_CHECK_INTERVAL_MAX,

@@ -319,6 +319,9 @@ impl Context<'_> {
         fields.remove(FIELD_CREATED);
         fields.remove(FIELD_UPDATED);
         check_fields(&fields)?;
+        if let Some(schema) = &self.state.spec.read().options.schema {
+            schema.check(&fields)?;
+        }
         fields.insert(FIELD_ID.into(), Value::String(id.to_string()));
         fields.insert(FIELD_CREATED.into(), Value::Date(created));
         fields.insert(FIELD_UPDATED.into(), Value::Date(now.max(created)));

@@ -113,3 +113,45 @@ fn a_drop_cut_by_power_loss_leaves_the_collection_whole_or_gone() {
     }
     assert!(whole > 0 && gone > 0, "whole {whole}, gone {gone}");
 }
+
+#[test]
+fn a_schema_checks_every_write_and_can_change() {
+    use nanodb::{FieldRule, FieldType, Patch, Schema};
+    let runtime = memory_runtime();
+    let db = runtime.database("app").unwrap();
+    let schema = Schema::new(vec![
+        FieldRule::required("title", FieldType::String),
+        FieldRule::optional("votes", FieldType::Int),
+    ])
+    .strict();
+    let options = CollectionOptions { schema: Some(schema), ..Default::default() };
+    let posts = db.create_collection("posts", options).unwrap();
+    let post = posts.insert(json(serde_json::json!({"title": "hi", "votes": 1}))).unwrap();
+    for bad in [
+        serde_json::json!({"votes": 1}),
+        serde_json::json!({"title": 5}),
+        serde_json::json!({"title": "x", "votes": "many"}),
+        serde_json::json!({"title": "x", "extra": true}),
+    ] {
+        assert!(
+            matches!(posts.insert(json(bad.clone())), Err(Error::InvalidDocument { .. })),
+            "{bad}"
+        );
+    }
+    let error = posts.patch(post.id(), &Patch::new().unset("title")).unwrap_err();
+    assert!(error.to_string().contains("\"title\" is required"), "{error}");
+    assert!(posts.replace(post.id(), json(serde_json::json!({"title": 1}))).is_err());
+    let mut txn = db.transaction().unwrap();
+    assert!(txn.upsert(&posts, "x", json(serde_json::json!({"nope": 1}))).is_err());
+    drop(txn);
+    assert_eq!(posts.documents().unwrap().count(), 1, "refused writes wrote nothing");
+
+    // Loosened: stored documents stay, new ones pass the new rules.
+    posts.set_schema(None).unwrap();
+    posts.insert(json(serde_json::json!({"anything": true}))).unwrap();
+    let bad_schema = Schema::new(vec![FieldRule::optional("id", FieldType::String)]);
+    assert!(posts.set_schema(Some(bad_schema)).is_err());
+    posts.set_schema(Some(Schema::new(vec![FieldRule::required("n", FieldType::Number)]))).unwrap();
+    assert!(posts.insert(json(serde_json::json!({"n": "1"}))).is_err());
+    posts.insert(json(serde_json::json!({"n": 1.5}))).unwrap();
+}
