@@ -331,3 +331,25 @@ fn aggregations_group_count_sum_avg_min_max() {
     assert_eq!(groups.len(), 1);
     assert_eq!(groups[0].values["n"], Value::Int(3));
 }
+
+#[test]
+fn aggregation_groups_are_bounded_at_the_limit() {
+    use nanodb::query::{Accumulator, Aggregation, FieldPath, AGGREGATE_GROUPS_MAX};
+    let runtime = memory_runtime();
+    let numbers = runtime.database("app").unwrap().collection("numbers").unwrap();
+    let all: Vec<i64> = (0..=AGGREGATE_GROUPS_MAX as i64).collect();
+    for chunk in all.chunks(20_000) {
+        numbers
+            .insert_many(chunk.iter().map(|g| json(serde_json::json!({"g": g}))).collect())
+            .unwrap();
+    }
+    let by_g = |filter: Filter| Aggregation {
+        filter,
+        group_by: vec![FieldPath::parse("g").unwrap()],
+        accumulators: vec![("n".into(), Accumulator::Count)],
+    };
+    let at_limit = by_g(Filter::lt("g", AGGREGATE_GROUPS_MAX as i64).unwrap());
+    assert_eq!(numbers.aggregate(&at_limit).unwrap().len(), AGGREGATE_GROUPS_MAX);
+    let over = numbers.aggregate(&by_g(Filter::True));
+    assert!(matches!(over, Err(Error::LimitExceeded { .. })), "{over:?}");
+}
