@@ -157,7 +157,8 @@ impl Collection {
     /// the writes in flight to finish first.
     pub fn subscribe(&self, options: FeedOptions) -> Result<ChangeStream> {
         self.state.check_live()?;
-        crate::feed::subscribe(&self.db, Some(self.state.spec.read().id), &options)
+        let id = self.state.id();
+        crate::feed::subscribe(&self.db, Some(id), &options)
     }
 
     /// Every document, in id order (a full scan of the collection's keyspace).

@@ -103,6 +103,12 @@ impl CollectionState {
         self.spec.read().name.clone()
     }
 
+    /// The collection's id. (Read into a local before calling anything that may lock: a
+    /// `spec` guard held across a call can deadlock with a catalog change waiting to write.)
+    pub fn id(&self) -> u64 {
+        self.spec.read().id
+    }
+
     pub fn check_live(&self) -> Result<()> {
         if self.dropped.load(Ordering::Acquire) {
             return Err(Error::NotFound { kind: "collection", name: self.name() });
@@ -352,7 +358,7 @@ impl Database {
         self.inner.db.write(batch, WriteOptions::SYNC)?;
         state.dropped.store(true, Ordering::Release);
         self.inner.collections.write().remove(name);
-        self.inner.hub.close_collection(state.spec.read().id, name);
+        self.inner.hub.close_collection(state.id(), name);
         let keyspace = state.spec.read().documents_keyspace();
         self.inner.db.drop_keyspace(&keyspace)?;
         for index in state.indexes().iter() {

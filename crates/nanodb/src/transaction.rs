@@ -271,7 +271,8 @@ impl Context<'_> {
                 )))
             }
             None => loop {
-                let id = id::generate(self.state.spec.read().options.id_length)?;
+                let id_length = self.state.spec.read().options.id_length;
+                let id = id::generate(id_length)?;
                 if writes.txn.get_in(&self.state.documents, &id)?.is_none() {
                     break (id, None);
                 }

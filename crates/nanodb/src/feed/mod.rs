@@ -201,7 +201,7 @@ pub(crate) fn subscribe(
     hub.active.fetch_add(1, Ordering::SeqCst);
     let started = (|| {
         for state in database.collection_states() {
-            if scope.is_none_or(|id| id == state.spec.read().id) {
+            if scope.is_none_or(|id| id == state.id()) {
                 // Waits out the writes that may have begun before `active` went up.
                 drop(state.writers.write());
             }
