@@ -99,6 +99,12 @@ impl CollectionState {
         Arc::clone(&self.indexes.read())
     }
 
+    /// The indexes ready now. Take them before a storage snapshot: an index marked ready
+    /// after the snapshot was taken may have build commits the snapshot does not hold.
+    pub fn ready_indexes(&self) -> Vec<Arc<IndexState>> {
+        self.indexes().iter().filter(|index| index.is_ready()).cloned().collect()
+    }
+
     pub fn name(&self) -> String {
         self.spec.read().name.clone()
     }

@@ -208,9 +208,12 @@ impl Collection {
     pub fn verify_indexes(&self) -> Result<u64> {
         let state = self.state();
         state.check_live()?;
+        // The ready set first: an index that became ready after the snapshot would be
+        // checked against a snapshot without its last build commits.
+        let indexes = state.ready_indexes();
         let snapshot = self.database().storage().snapshot()?;
         let mut checked = 0;
-        for index in state.indexes().iter().filter(|index| index.is_ready()) {
+        for index in &indexes {
             let context = format!("index {:?} of {}", index.definition.name, state.name());
             let mut expected = std::collections::BTreeMap::new();
             for entry in snapshot.range_in::<&[u8], _>(&state.documents, ..)? {

@@ -62,8 +62,9 @@ fn order(sort: &[SortKey], a: (&[Value], &str), b: (&[Value], &str)) -> Ordering
 /// Runs `query` on collection `state`.
 pub(crate) fn find(db: &Db, state: &CollectionState, query: &Query) -> Result<Page> {
     query.check()?;
+    let indexes = state.ready_indexes();
     let snapshot = db.snapshot()?;
-    let (choice, _) = plan(query, &state.documents, &state.indexes(), &snapshot)?;
+    let (choice, _) = plan(query, &state.documents, &indexes, &snapshot)?;
     match run(&snapshot, state, query, &choice)? {
         Some(page) => Ok(page),
         None => {
@@ -77,8 +78,9 @@ pub(crate) fn find(db: &Db, state: &CollectionState, query: &Query) -> Result<Pa
 /// The plan `find` would use.
 pub(crate) fn explain(db: &Db, state: &CollectionState, query: &Query) -> Result<Plan> {
     query.check()?;
+    let indexes = state.ready_indexes();
     let snapshot = db.snapshot()?;
-    Ok(plan(query, &state.documents, &state.indexes(), &snapshot)?.1)
+    Ok(plan(query, &state.documents, &indexes, &snapshot)?.1)
 }
 
 /// Calls `visit` with every document matching `filter`, in the plan's order, at one snapshot.
@@ -90,8 +92,9 @@ pub(crate) fn for_each_match(
 ) -> Result<()> {
     let query = Query::new(filter.clone());
     query.check()?;
+    let indexes = state.ready_indexes();
     let snapshot = db.snapshot()?;
-    let (choice, _) = plan(&query, &state.documents, &state.indexes(), &snapshot)?;
+    let (choice, _) = plan(&query, &state.documents, &indexes, &snapshot)?;
     read(&snapshot, state, &query, &choice, &mut |document, _, _| {
         if matches(&query.filter, document.fields()) {
             visit(&document)?;

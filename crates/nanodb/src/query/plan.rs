@@ -340,6 +340,8 @@ struct Candidate {
 }
 
 /// Chooses how to read `query`'s documents from `documents` and `indexes` at `snapshot`.
+/// Plans `query` over `indexes`, which must all be ready (`CollectionState::ready_indexes`,
+/// taken before `snapshot`).
 pub(crate) fn plan(
     query: &Query,
     documents: &Keyspace,
@@ -361,7 +363,7 @@ pub(crate) fn plan(
         let (name, count) = (format!("ids ({})", ids.len()), Some(ids.len() as u64));
         add(Access::Ids(ids), id_order, Role::Narrows, name, count, "conditions fix the ids");
     }
-    for index in indexes.iter().filter(|index| index.is_ready()) {
+    for index in indexes {
         let scan = index_scan(index, &conditions);
         let ordered = !ordered_query
             || (scan.ranges.len() == 1 && index_yields(index, scan.equal_fields, &query.sort));
