@@ -34,13 +34,18 @@ pub fn main(command: &str, raw: impl Iterator<Item = String>) -> Result<(), Stri
         "docs" => run::run(&args),
         "docs-worker" => {
             let name = args.engines.first().ok_or("docs-worker needs --engine")?;
-            worker(name, &args.dir, &args.sizes, &mut |record| {
+            let outcome = worker(name, &args.dir, &args.sizes, &mut |record| {
                 let line = serde_json::to_string(&record).map_err(|e| e.to_string())?;
                 let mut stdout = std::io::stdout().lock();
                 writeln!(stdout, "RESULT {line}")
                     .and_then(|()| stdout.flush())
                     .map_err(|e| e.to_string())
-            })
+            });
+            if let Err(error) = &outcome {
+                // The reason, for the run's report (the worker's stderr is not captured).
+                println!("FAILED {}", error.replace('\n', " "));
+            }
+            outcome
         }
         "docs-report" => {
             let path = args.results.as_ref().ok_or("docs-report needs a results file")?;

@@ -57,8 +57,11 @@ pub fn run(args: &DocArgs) -> Result<(), String> {
                 .map_err(|e| format!("spawn worker: {e}"))?;
             let stdout = child.stdout.take().ok_or("worker stdout")?;
             let watchdog = crate::Watchdog::start(child, args.rss_max_bytes);
-            let mut last = None;
+            let (mut last, mut reported) = (None, None);
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(reason) = line.strip_prefix("FAILED ") {
+                    reported = Some(reason.to_string());
+                }
                 let Some(text) = line.strip_prefix("RESULT ") else { continue };
                 let mut record: DocRecord =
                     serde_json::from_str(text).map_err(|e| e.to_string())?;
@@ -81,7 +84,10 @@ pub fn run(args: &DocArgs) -> Result<(), String> {
                     Some(rss) => {
                         format!("killed at {:.2} GiB resident", rss as f64 / (1u64 << 30) as f64)
                     }
-                    None => format!("worker exited with {status}"),
+                    None => match reported {
+                        Some(reason) => format!("{reason} ({status})"),
+                        None => format!("worker exited with {status}"),
+                    },
                 };
                 let after =
                     last.map_or("before its first workload".into(), |w| format!("after {w}"));

@@ -95,13 +95,10 @@ fn timed<T>(
 pub fn insert_one(engine: &mut dyn DocEngine, sizes: &Sizes, report: &mut Report) -> DocResult<()> {
     let generator = Generator::new(super::gen::SEED);
     let n = sizes.insert_one_docs;
-    report(timed(
-        "insert-one",
-        n,
-        |i| generator.doc(i),
-        |_, doc| engine.insert(&doc).map(|()| 1),
-    )?)?;
-    expect("insert-one count", engine.count()?, n)
+    let inserted =
+        timed("insert-one", n, |i| generator.doc(i), |_, doc| engine.insert(&doc).map(|()| 1))?;
+    expect("insert-one count", engine.count()?, n)?;
+    report(inserted)
 }
 
 /// The main group on a fresh engine: `insert-batch`, then reads, queries, updates, deletes.
@@ -119,8 +116,8 @@ pub fn main_group(engine: &mut dyn DocEngine, sizes: &Sizes, report: &mut Report
     let loaded = timed("insert-batch", batches, make_batch, |_, docs| {
         engine.insert_many(&docs).map(|()| docs.len() as u64)
     })?;
-    report(Measured { ops: loaded.items, ..loaded })?;
     expect("insert-batch count", engine.count()?, n)?;
+    report(Measured { ops: loaded.items, ..loaded })?;
 
     let mut rng = Rng::new(0x6e7);
     let get = timed(
@@ -173,7 +170,7 @@ pub fn main_group(engine: &mut dyn DocEngine, sizes: &Sizes, report: &mut Report
 
     let mut rng = Rng::new(0x0bd);
     let mut last = None;
-    report(timed(
+    let updated = timed(
         "update",
         sizes.updates,
         |_| rng.below(n),
@@ -181,21 +178,23 @@ pub fn main_group(engine: &mut dyn DocEngine, sizes: &Sizes, report: &mut Report
             last = Some((i, k as i64 + 1));
             engine.set_counter(&generator.id(i), k as i64 + 1).map(|()| 1)
         },
-    )?)?;
+    )?;
     if let Some((i, counter)) = last {
         let found = engine.get(&generator.id(i))?.ok_or("updated document missing")?;
         expect("counter after update", found.counter as u64, counter as u64)?;
     }
+    report(updated)?;
 
     let deletes = sizes.deletes.min(n);
     let victims = Permutation::new(n, 0xde1);
-    report(timed(
+    let deleted = timed(
         "delete",
         deletes,
         |k| generator.id(victims.at(k)),
         |_, id| engine.delete(&id).map(|()| 1),
-    )?)?;
-    expect("count after delete", engine.count()?, n - deletes)
+    )?;
+    expect("count after delete", engine.count()?, n - deletes)?;
+    report(deleted)
 }
 
 fn expect(what: &str, seen: u64, expected: u64) -> DocResult<()> {

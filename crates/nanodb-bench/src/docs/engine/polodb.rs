@@ -18,7 +18,10 @@
 //! prefix, not the queried value, so a lookup that does find its value also returns every
 //! later document in the index. Duplicate ids are not refused either: `insert_one` overwrites
 //! (`DatabaseInner::insert_one_with_meta` puts without reading), so its inserts skip the
-//! existence check nanodb and SQLite make.
+//! existence check nanodb and SQLite make. And deletes do not last: a deleted document is
+//! gone at once but often back after later commits
+//! (`tests::deleted_documents_of_4_4_2_come_back`), so the `delete` workload fails its count
+//! check on PoloDB and posts no figure.
 //!
 //! Invariant: lookups, patches and deletes filter on `_id` alone, which PoloDB answers with a
 //! primary-key read instead of a scan.
@@ -190,5 +193,28 @@ mod tests {
             polo.collection.find_one(doc! { "_id": &docs[9].id }).unwrap().map(|d| age(&d)),
             Some(Some(docs[9].age))
         );
+    }
+
+    /// Pins the PoloDB 4.4.2 bug that fails its `delete` workload: every delete reports one
+    /// document deleted, and the document is gone right after, but many come back after later
+    /// commits (with 20,000 documents and 5,000 deletes none did; with 50,000 and 10,000 they
+    /// do, as with 100,000 and 10,000 in the benchmark: the memtable written out to segments
+    /// and merged seems to drop the tombstones; not investigated further).
+    #[test]
+    fn deleted_documents_of_4_4_2_come_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut polo = PoloDocs::open(dir.path()).unwrap();
+        let generator = Generator::new(SEED);
+        let docs: Vec<_> = (0..50_000).map(|i| generator.doc(i)).collect();
+        for chunk in docs.chunks(1000) {
+            polo.insert_many(chunk).unwrap();
+        }
+        for doc in &docs[..10_000] {
+            polo.delete(&doc.id).unwrap();
+            assert_eq!(polo.get(&doc.id).unwrap(), None);
+        }
+        let back = docs[..10_000].iter().filter(|doc| polo.get(&doc.id).unwrap().is_some()).count();
+        assert!(back > 0, "no deleted document came back");
+        assert_eq!(polo.count().unwrap(), 40_000 + back as u64);
     }
 }
