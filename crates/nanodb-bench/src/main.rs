@@ -10,8 +10,11 @@
 //!                  [--groups fillseq,fillbatch,main,overwrite-x10,durable,transactions]
 //! nanodb-bench worker --engine NAME ...   (one engine, every workload; prints JSON lines)
 //! nanodb-bench report RESULTS.jsonl [--write-docs]
+//! nanodb-bench docs [--docs N] [--repeats N] [--engines nanodb,sqlite,polodb] ...
+//!                   (document workloads of the `nanodb` crate: see `docs`)
 //! ```
 
+mod docs;
 mod engine;
 mod keys;
 mod metrics;
@@ -189,17 +192,24 @@ fn parse_args(mut raw: impl Iterator<Item = String>) -> Result<Args, String> {
 }
 
 fn main() {
-    let outcome =
-        parse_args(std::env::args().skip(1)).and_then(|args| match args.command.as_str() {
-            "worker" => worker(&args),
-            "run" => run(&args),
-            "report" => {
-                let results = args.results.clone().ok_or("report needs a results file")?;
-                let (records, failures) = read_results(&results)?;
-                report::write(&records, &failures, &args_text(), &args.size_label, args.write_docs)
-            }
-            other => Err(format!("unknown command {other}")),
-        });
+    let mut raw = std::env::args().skip(1).peekable();
+    if let Some(command) = raw.next_if(|c| c.starts_with("docs")) {
+        if let Err(error) = docs::main(&command, raw) {
+            eprintln!("nanodb-bench: {error}");
+            std::process::exit(1);
+        }
+        return;
+    }
+    let outcome = parse_args(raw).and_then(|args| match args.command.as_str() {
+        "worker" => worker(&args),
+        "run" => run(&args),
+        "report" => {
+            let results = args.results.clone().ok_or("report needs a results file")?;
+            let (records, failures) = read_results(&results)?;
+            report::write(&records, &failures, &args_text(), &args.size_label, args.write_docs)
+        }
+        other => Err(format!("unknown command {other}")),
+    });
     if let Err(error) = outcome {
         eprintln!("nanodb-bench: {error}");
         std::process::exit(1);

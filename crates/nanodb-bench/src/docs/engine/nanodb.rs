@@ -1,0 +1,133 @@
+//! nanodb (the document layer): one runtime with default options (256 MiB shared by memtables
+//! and block cache, 16 MiB memtable, LZ4 blocks: the storage engine's defaults) except
+//! `DatabaseOptions { sync: false }`: a write is in the wal (OS page cache) when it returns,
+//! not fsynced, like SQLite's `synchronous = NORMAL`. Documents are built as `Value` maps with
+//! the caller's id; nanodb adds `created` and `updated`. The collection has the index `by_city`.
+//!
+//! Thread safety: `NanoDocs` is used by one thread; the handles inside are `Send + Sync`.
+//!
+//! Invariant: the runtime is closed by `close` (every acknowledged write reaches its files).
+
+use super::{check_field, text, DocEngine, DocResult, Probe, Tally};
+use crate::docs::gen::{Doc, INDEXED_FIELD};
+use nanodb::query::{Filter, Query};
+use nanodb::{
+    Collection, CollectionOptions, DatabaseOptions, Document, IndexDefinition, Map, NanoDb,
+    NanoDbOptions, Patch, Value,
+};
+use std::path::Path;
+
+pub struct NanoDocs {
+    runtime: NanoDb,
+    collection: Collection,
+}
+
+impl NanoDocs {
+    pub fn open(dir: &Path) -> DocResult<NanoDocs> {
+        let options =
+            NanoDbOptions {
+            database: DatabaseOptions { sync: false, ..DatabaseOptions::default() },
+            ..NanoDbOptions::default()
+        };
+        let runtime = NanoDb::open(dir, options).map_err(text)?;
+        let database = runtime.database("bench").map_err(text)?;
+        let collection =
+            database.create_collection("docs", CollectionOptions::default()).map_err(text)?;
+        let index = IndexDefinition::new("by_city", &[INDEXED_FIELD]).map_err(text)?;
+        collection.create_index(index).map_err(text)?.wait().map_err(text)?;
+        Ok(NanoDocs { runtime, collection })
+    }
+}
+
+/// The document as nanodb takes it: an object of `Value`s, with the id as field `id`.
+fn value(doc: &Doc) -> Value {
+    let mut geo = Map::new();
+    geo.insert("lat".into(), Value::Float(doc.address.geo.lat));
+    geo.insert("lon".into(), Value::Float(doc.address.geo.lon));
+    let mut address = Map::new();
+    address.insert("street".into(), Value::String(doc.address.street.clone()));
+    address.insert("zip".into(), Value::Int(doc.address.zip));
+    address.insert("geo".into(), Value::Object(geo));
+    let mut fields = Map::new();
+    fields.insert("id".into(), Value::String(doc.id.clone()));
+    fields.insert("name".into(), Value::String(doc.name.clone()));
+    fields.insert("email".into(), Value::String(doc.email.clone()));
+    fields.insert("age".into(), Value::Int(doc.age));
+    fields.insert("score".into(), Value::Float(doc.score));
+    fields.insert("active".into(), Value::Bool(doc.active));
+    fields.insert("city".into(), Value::String(doc.city.clone()));
+    fields.insert("team".into(), Value::String(doc.team.clone()));
+    fields.insert("counter".into(), Value::Int(doc.counter));
+    fields.insert("address".into(), Value::Object(address));
+    fields
+        .insert("tags".into(), Value::Array(doc.tags.iter().cloned().map(Value::String).collect()));
+    fields.insert("bio".into(), Value::String(doc.bio.clone()));
+    Value::Object(fields)
+}
+
+fn age(document: &Document) -> Option<i64> {
+    document.get("age").and_then(Value::as_i64)
+}
+
+impl DocEngine for NanoDocs {
+    fn insert(&mut self, doc: &Doc) -> DocResult<()> {
+        self.collection.insert(value(doc)).map(|_| ()).map_err(text)
+    }
+
+    fn insert_many(&mut self, docs: &[Doc]) -> DocResult<()> {
+        self.collection.insert_many(docs.iter().map(value).collect()).map(|_| ()).map_err(text)
+    }
+
+    fn get(&mut self, id: &str) -> DocResult<Option<Probe>> {
+        let Some(document) = self.collection.get(id).map_err(text)? else { return Ok(None) };
+        let counter = document.get("counter").and_then(Value::as_i64);
+        match (age(&document), counter) {
+            (Some(age), Some(counter)) => Ok(Some(Probe { age, counter })),
+            _ => Err(format!("document {id} lacks age or counter")),
+        }
+    }
+
+    fn scan(&mut self) -> DocResult<Tally> {
+        let mut tally = Tally::default();
+        for document in self.collection.documents().map_err(text)? {
+            tally.add(age(&document.map_err(text)?))?;
+        }
+        Ok(tally)
+    }
+
+    fn find_eq(&mut self, field: &str, value: &str) -> DocResult<Tally> {
+        let filter = Filter::eq(check_field(field)?, value).map_err(text)?;
+        let page = self.collection.find(&Query::new(filter)).map_err(text)?;
+        let mut tally = Tally::default();
+        for document in &page.documents {
+            tally.add(age(document))?;
+        }
+        Ok(tally)
+    }
+
+    fn set_counter(&mut self, id: &str, counter: i64) -> DocResult<()> {
+        self.collection.patch(id, &Patch::new().set("counter", counter)).map(|_| ()).map_err(text)
+    }
+
+    fn delete(&mut self, id: &str) -> DocResult<()> {
+        match self.collection.delete(id).map_err(text)? {
+            Some(_) => Ok(()),
+            None => Err(format!("delete: no document {id}")),
+        }
+    }
+
+    fn count(&mut self) -> DocResult<u64> {
+        self.collection.count(&Filter::True).map_err(text)
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "nanodb {}: NanoDbOptions::default() (256 MiB memory budget for memtables and block cache, 16 MiB memtable, LZ4 blocks) with DatabaseOptions {{ sync: false }} (wal write per commit, no fsync); MessagePack documents, caller-given ids; index by_city",
+            env!("CARGO_PKG_VERSION")
+        )
+    }
+
+    fn close(self: Box<Self>) -> DocResult<()> {
+        self.runtime.close().map_err(text)
+    }
+}
