@@ -24,8 +24,7 @@ pub struct NanoDocs {
 
 impl NanoDocs {
     pub fn open(dir: &Path) -> DocResult<NanoDocs> {
-        let options =
-            NanoDbOptions {
+        let options = NanoDbOptions {
             database: DatabaseOptions { sync: false, ..DatabaseOptions::default() },
             ..NanoDbOptions::default()
         };
