@@ -33,14 +33,15 @@ pub struct Document {
 }
 
 impl Document {
-    /// Wraps `fields`, which must hold the three reserved fields with their types.
-    pub(crate) fn from_stored(fields: Map, context: &str) -> Result<Document> {
+    /// Wraps `fields`, which must hold the three reserved fields with their types; `context`
+    /// names the document in the error (called only on failure).
+    pub(crate) fn from_stored(fields: Map, context: impl FnOnce() -> String) -> Result<Document> {
         let ok = matches!(fields.get(FIELD_ID), Some(Value::String(_)))
             && matches!(fields.get(FIELD_CREATED), Some(Value::Date(_)))
             && matches!(fields.get(FIELD_UPDATED), Some(Value::Date(_)));
         if !ok {
             return Err(Error::corruption(
-                context,
+                context(),
                 "a document without its id, created or updated",
             ));
         }
@@ -52,15 +53,16 @@ impl Document {
         Document { fields }
     }
 
-    /// Decodes a stored document.
-    pub(crate) fn decode(bytes: &[u8], context: &str) -> Result<Document> {
+    /// Decodes a stored document; `context` names it in an error (called only on failure, so
+    /// reads do not format a name per document).
+    pub(crate) fn decode(bytes: &[u8], context: impl FnOnce() -> String) -> Result<Document> {
         match msgpack::decode(bytes) {
             Ok(Value::Object(fields)) => Document::from_stored(fields, context),
             Ok(other) => Err(Error::corruption(
-                context,
+                context(),
                 format!("a stored {} is not a document", other.type_name()),
             )),
-            Err(error) => Err(Error::corruption(context, error)),
+            Err(error) => Err(Error::corruption(context(), error)),
         }
     }
 
@@ -210,12 +212,12 @@ mod tests {
         let mut map = Map::new();
         map.insert(FIELD_ID.into(), "abc".into());
         let bytes = msgpack::to_bytes(&Value::Object(map.clone()));
-        assert!(matches!(Document::decode(&bytes, "test"), Err(Error::Corruption { .. })));
+        assert!(matches!(Document::decode(&bytes, || "test".into()), Err(Error::Corruption { .. })));
         map.insert(FIELD_CREATED.into(), Value::Date(Date::now()));
         map.insert(FIELD_UPDATED.into(), Value::Date(Date::now()));
-        let document = Document::decode(&msgpack::to_bytes(&Value::Object(map)), "test").unwrap();
+        let document = Document::decode(&msgpack::to_bytes(&Value::Object(map)), || "test".into()).unwrap();
         assert_eq!(document.id(), "abc");
-        assert!(matches!(Document::decode(&[0x01], "test"), Err(Error::Corruption { .. })));
-        assert!(matches!(Document::decode(&[0xc1], "test"), Err(Error::Corruption { .. })));
+        assert!(matches!(Document::decode(&[0x01], || "test".into()), Err(Error::Corruption { .. })));
+        assert!(matches!(Document::decode(&[0xc1], || "test".into()), Err(Error::Corruption { .. })));
     }
 }

@@ -245,7 +245,7 @@ impl Context<'_> {
     /// The stored document `id`, expired or not.
     fn read_stored(&self, writes: &mut Writes, id: &str) -> Result<Option<Document>> {
         let Some(bytes) = writes.txn.get_in(&self.state.documents, id)? else { return Ok(None) };
-        Document::decode(&bytes, &document_context(id, &self.state.name())).map(Some)
+        Document::decode(&bytes, || document_context(id, &self.state.name())).map(Some)
     }
 
     /// Document `id` unless it is missing or expired.
@@ -332,7 +332,7 @@ impl Context<'_> {
         writes.txn.put_in(&self.state.documents, id, bytes)?;
         let old_fields = old.map(Document::fields);
         update_entries(&mut writes.txn, self.state, self.indexes, id, old_fields, Some(&fields))?;
-        let document = Document::from_stored(fields, "a new document")?;
+        let document = Document::from_stored(fields, || "a new document".into())?;
         let kind = if updating { ChangeKind::Update } else { ChangeKind::Create };
         self.record(writes, kind, &document);
         Ok(document)

@@ -204,7 +204,7 @@ fn read(
 ) -> Result<Flow> {
     let collection = state.name();
     let decode = |id: &str, bytes: &[u8]| {
-        Document::decode(bytes, &format!("document {id:?} of {collection}"))
+        Document::decode(bytes, || format!("document {id:?} of {collection}"))
     };
     // Expired documents (in a TTL collection) are passed over as if gone.
     let expiry = Expiry::of(state, Date::now());
