@@ -212,12 +212,22 @@ mod tests {
         let mut map = Map::new();
         map.insert(FIELD_ID.into(), "abc".into());
         let bytes = msgpack::to_bytes(&Value::Object(map.clone()));
-        assert!(matches!(Document::decode(&bytes, || "test".into()), Err(Error::Corruption { .. })));
+        assert!(matches!(
+            Document::decode(&bytes, || "test".into()),
+            Err(Error::Corruption { .. })
+        ));
         map.insert(FIELD_CREATED.into(), Value::Date(Date::now()));
         map.insert(FIELD_UPDATED.into(), Value::Date(Date::now()));
-        let document = Document::decode(&msgpack::to_bytes(&Value::Object(map)), || "test".into()).unwrap();
+        let document =
+            Document::decode(&msgpack::to_bytes(&Value::Object(map)), || "test".into()).unwrap();
         assert_eq!(document.id(), "abc");
-        assert!(matches!(Document::decode(&[0x01], || "test".into()), Err(Error::Corruption { .. })));
-        assert!(matches!(Document::decode(&[0xc1], || "test".into()), Err(Error::Corruption { .. })));
+        assert!(matches!(
+            Document::decode(&[0x01], || "test".into()),
+            Err(Error::Corruption { .. })
+        ));
+        assert!(matches!(
+            Document::decode(&[0xc1], || "test".into()),
+            Err(Error::Corruption { .. })
+        ));
     }
 }
