@@ -77,13 +77,8 @@ pub struct Failure {
     pub reason: String,
 }
 
-/// One line of a results file.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(untagged)]
-enum Line {
-    Failure { failure: Failure },
-    Record(Box<Record>),
-}
+/// One line of the key-value harness's results file.
+type Line = report::Line<Record, Failure>;
 
 #[derive(Debug, Clone)]
 struct Args {
@@ -427,17 +422,7 @@ fn run(args: &Args) -> Result<(), String> {
 }
 
 fn read_results(path: &Path) -> Result<(Vec<Record>, Vec<Failure>), String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let (mut records, mut failures) = (Vec::new(), Vec::new());
-    for (number, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        match serde_json::from_str(line)
-            .map_err(|e| format!("{}:{}: {e}", path.display(), number + 1))?
-        {
-            Line::Record(record) => records.push(*record),
-            Line::Failure { failure } => failures.push(failure),
-        }
-    }
-    Ok((records, failures))
+    report::read_results(path)
 }
 
 /// Watches a worker's resident memory from a thread and kills it past the limit.

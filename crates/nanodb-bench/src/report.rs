@@ -56,6 +56,34 @@ fn human(ops: f64) -> String {
     }
 }
 
+/// One line of a results file: a measured record, or a worker that failed (`R` and `F` are
+/// the key-value or the document harness's types).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+pub(crate) enum Line<R, F> {
+    Failure { failure: F },
+    Record(Box<R>),
+}
+
+/// Reads a results file back: its records and its failures, in file order.
+pub(crate) fn read_results<R, F>(path: &Path) -> Result<(Vec<R>, Vec<F>), String>
+where
+    R: serde::de::DeserializeOwned,
+    F: serde::de::DeserializeOwned,
+{
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let (mut records, mut failures) = (Vec::new(), Vec::new());
+    for (number, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        match serde_json::from_str(line)
+            .map_err(|e| format!("{}:{}: {e}", path.display(), number + 1))?
+        {
+            Line::Record(record) => records.push(*record),
+            Line::Failure { failure } => failures.push(failure),
+        }
+    }
+    Ok((records, failures))
+}
+
 pub(crate) fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()

@@ -34,13 +34,8 @@ pub struct DocRecord {
     pub description: String,
 }
 
-/// A line of a results file: a record, or a worker that failed.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum Line {
-    Failure { failure: String },
-    Record(Box<DocRecord>),
-}
+/// A line of a results file: a record, or a worker that failed (and why).
+pub type Line = crate::report::Line<DocRecord, String>;
 
 /// What each workload's throughput counts, for the table.
 fn unit(workload: &str) -> &'static str {
@@ -54,17 +49,7 @@ fn unit(workload: &str) -> &'static str {
 
 /// Reads a results file back.
 pub fn read(path: &Path) -> Result<(Vec<DocRecord>, Vec<String>), String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let (mut records, mut failures) = (Vec::new(), Vec::new());
-    for (number, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        match serde_json::from_str(line)
-            .map_err(|e| format!("{}:{}: {e}", path.display(), number + 1))?
-        {
-            Line::Record(record) => records.push(*record),
-            Line::Failure { failure } => failures.push(failure),
-        }
-    }
-    Ok((records, failures))
+    crate::report::read_results(path)
 }
 
 fn human(value: f64) -> String {
