@@ -235,9 +235,9 @@ impl Database {
 /// One collection in a transaction: its state, the index list and expiry the transaction
 /// uses, and whether its changes go to the feed.
 pub(crate) struct Context<'a> {
-    pub state: &'a CollectionState,
+    state: &'a CollectionState,
     indexes: &'a [Arc<IndexState>],
-    pub expiry: Option<&'a Expiry>,
+    expiry: Option<&'a Expiry>,
     record: bool,
 }
 
