@@ -64,6 +64,11 @@ fn expired_documents_are_never_returned() {
     let by_date = Query::new(filter("expires_at < @now"));
     assert_eq!(ids(&by_date), Vec::<String>::new(), "ttl index scan");
     assert_eq!(sessions.count(&filter("group = 'g'")).unwrap(), 3);
+    assert_eq!(sessions.count(&nanodb::query::Filter::True).unwrap(), 3, "count of everything");
+    let plain = db.collection("plain").unwrap();
+    plain.insert_many(vec![json(j!({})), json(j!({}))]).unwrap();
+    plain.delete_many(&[]).unwrap();
+    assert_eq!(plain.count(&nanodb::query::Filter::True).unwrap(), 2);
     let listed: Vec<String> =
         sessions.documents().unwrap().map(|d| d.unwrap().id().to_string()).collect();
     assert_eq!(listed, everything);
