@@ -21,7 +21,6 @@
 use super::flush::commit_edit;
 use super::read::{self, Iter, KeyBounds};
 use super::{Db, DbInner};
-use crate::batch::WriteBatch;
 use crate::keyspace::{
     check_name, file_keyspace, stored_bounds, stored_key, KeyspaceState, DEFAULT_KEYSPACE_ID,
     DEFAULT_KEYSPACE_NAME, KEYSPACES_LIVE_MAX,
@@ -225,9 +224,7 @@ impl Keyspace {
         value: impl AsRef<[u8]>,
         options: WriteOptions,
     ) -> Result<()> {
-        let mut batch = WriteBatch::new();
-        batch.put_in(self, key, value);
-        self.db.write(batch, options)
+        self.db.write_one(options, |batch| batch.put_in(self, key, value))
     }
 
     /// Sets `key` to `value` for `ttl` (see `Db::put_with_ttl`).
@@ -238,17 +235,14 @@ impl Keyspace {
         ttl: std::time::Duration,
         options: WriteOptions,
     ) -> Result<()> {
-        let now_ms = self.db.inner().options.clock.now_ms();
-        let mut batch = WriteBatch::new();
-        batch.put_expiring_at_in(self, key, value, crate::ttl::expiry_after(now_ms, ttl));
-        self.db.write(batch, options)
+        let expires_at_ms = crate::ttl::expiry_after(self.db.inner().options.clock.now_ms(), ttl);
+        self.db
+            .write_one(options, |batch| batch.put_expiring_at_in(self, key, value, expires_at_ms))
     }
 
     /// Removes `key` (not an error if it is absent).
     pub fn delete(&self, key: impl AsRef<[u8]>, options: WriteOptions) -> Result<()> {
-        let mut batch = WriteBatch::new();
-        batch.delete_in(self, key);
-        self.db.write(batch, options)
+        self.db.write_one(options, |batch| batch.delete_in(self, key))
     }
 
     /// Removes every key from `start` (inclusive) to `end` (exclusive) without reading them
@@ -259,9 +253,7 @@ impl Keyspace {
         end: impl AsRef<[u8]>,
         options: WriteOptions,
     ) -> Result<()> {
-        let mut batch = WriteBatch::new();
-        batch.delete_range_in(self, start, end);
-        self.db.write(batch, options)
+        self.db.write_one(options, |batch| batch.delete_range_in(self, start, end))
     }
 
     /// The value of `key`, if present.

@@ -288,9 +288,7 @@ impl Db {
         value: impl AsRef<[u8]>,
         options: WriteOptions,
     ) -> Result<()> {
-        let mut batch = WriteBatch::new();
-        batch.put(key, value);
-        self.write(batch, options)
+        self.write_one(options, |batch| batch.put(key, value))
     }
 
     /// Sets `key` to `value` for `ttl`: once `Options::clock` passes the expiry, gets,
@@ -304,15 +302,23 @@ impl Db {
         options: WriteOptions,
     ) -> Result<()> {
         let expires_at_ms = crate::ttl::expiry_after(self.inner().options.clock.now_ms(), ttl);
-        let mut batch = WriteBatch::new();
-        batch.put_expiring_at(key, value, expires_at_ms);
-        self.write(batch, options)
+        self.write_one(options, |batch| batch.put_expiring_at(key, value, expires_at_ms))
     }
 
     /// Removes `key` (not an error if it is absent).
     pub fn delete(&self, key: impl AsRef<[u8]>, options: WriteOptions) -> Result<()> {
+        self.write_one(options, |batch| batch.delete(key))
+    }
+
+    /// Writes the one-operation batch `fill` builds (the single-key writes of `Db` and
+    /// `Keyspace`).
+    pub(crate) fn write_one(
+        &self,
+        options: WriteOptions,
+        fill: impl FnOnce(&mut WriteBatch) -> &mut WriteBatch,
+    ) -> Result<()> {
         let mut batch = WriteBatch::new();
-        batch.delete(key);
+        fill(&mut batch);
         self.write(batch, options)
     }
 
