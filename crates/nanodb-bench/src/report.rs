@@ -56,6 +56,28 @@ fn human(ops: f64) -> String {
     }
 }
 
+/// Ends a summary row: each engine's throughput (`ops` of it, formatted by `human`; "n/a"
+/// if missing), then nanodb's ratio to each peer after the first engine.
+pub(crate) fn throughput_cells(
+    md: &mut String,
+    engines: &[&str],
+    ops: impl Fn(&str) -> Option<f64>,
+    human: fn(f64) -> String,
+) {
+    for engine in engines {
+        let _ = write!(md, " {} |", ops(engine).map_or("n/a".into(), human));
+    }
+    let ours = ops("nanodb");
+    for engine in engines.iter().skip(1) {
+        let cell = match (ours, ops(engine)) {
+            (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
+            _ => "n/a".into(),
+        };
+        let _ = write!(md, " {cell} |");
+    }
+    let _ = writeln!(md);
+}
+
 /// One line of a results file: a measured record, or a worker that failed (`R` and `F` are
 /// the key-value or the document harness's types).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -175,21 +197,8 @@ pub fn write(
     let _ = writeln!(md);
     for workload in &workloads {
         let _ = write!(md, "| [{workload}](benchmarks/{workload}.svg) |");
-        for engine in &engines {
-            let cell =
-                medians.get(&(*workload, *engine)).map_or("n/a".into(), |r| human(r.ops_per_sec));
-            let _ = write!(md, " {cell} |");
-        }
-        let ours = medians.get(&(*workload, "nanodb")).map(|r| r.ops_per_sec);
-        for engine in engines.iter().skip(1) {
-            let theirs = medians.get(&(*workload, *engine)).map(|r| r.ops_per_sec);
-            let cell = match (ours, theirs) {
-                (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
-                _ => "n/a".into(),
-            };
-            let _ = write!(md, " {cell} |");
-        }
-        let _ = writeln!(md);
+        let ops = |engine: &str| medians.get(&(*workload, engine)).map(|r| r.ops_per_sec);
+        throughput_cells(&mut md, &engines, ops, human);
     }
 
     if !failures.is_empty() {

@@ -104,20 +104,8 @@ pub fn render(records: &[DocRecord], failures: &[String], command: &str) -> Stri
             continue;
         }
         let _ = write!(md, "| {workload} | {} |", unit(workload));
-        for engine in &engines {
-            let cell =
-                medians.get(&(*workload, *engine)).map_or("n/a".into(), |r| human(r.ops_per_sec));
-            let _ = write!(md, " {cell} |");
-        }
-        let ours = medians.get(&(*workload, "nanodb")).map(|r| r.ops_per_sec);
-        for engine in engines.iter().skip(1) {
-            let cell = match (ours, medians.get(&(*workload, *engine))) {
-                (Some(a), Some(b)) if b.ops_per_sec > 0.0 => format!("{:.2}", a / b.ops_per_sec),
-                _ => "n/a".into(),
-            };
-            let _ = write!(md, " {cell} |");
-        }
-        let _ = writeln!(md);
+        let ops = |engine: &str| medians.get(&(*workload, engine)).map(|r| r.ops_per_sec);
+        crate::report::throughput_cells(&mut md, &engines, ops, human);
     }
     let _ = writeln!(
         md,
