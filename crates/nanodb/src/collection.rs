@@ -101,9 +101,9 @@ impl Collection {
     pub fn get(&self, id: &str) -> Result<Option<Document>> {
         self.state.check_live()?;
         let Some(bytes) = self.state.documents.get(id)? else { return Ok(None) };
-        let document = Document::decode(&bytes, || document_context(id, &self.state.name()))?;
+        let document = Document::decode(bytes, || document_context(id, &self.state.name()))?;
         let expiry = Expiry::of(&self.state, Date::now());
-        Ok(Some(document).filter(|document| !expired(expiry.as_ref(), document.fields())))
+        Ok(Some(document).filter(|document| !expired(expiry.as_ref(), document)))
     }
 
     /// Replaces the fields of document `id` with `document` (keeping `id` and `created`);
@@ -169,10 +169,10 @@ impl Collection {
         let iter = self.state.documents.iter()?;
         Ok(iter.filter_map(move |entry| {
             let decoded = entry.map_err(Error::from).and_then(|(key, bytes)| {
-                Document::decode(&bytes, || document_context(&String::from_utf8_lossy(&key), &name))
+                Document::decode(bytes, || document_context(&String::from_utf8_lossy(&key), &name))
             });
             match decoded {
-                Ok(document) if expired(expiry.as_ref(), document.fields()) => None,
+                Ok(document) if expired(expiry.as_ref(), &document) => None,
                 other => Some(other),
             }
         }))

@@ -245,13 +245,13 @@ impl Context<'_> {
     /// The stored document `id`, expired or not.
     fn read_stored(&self, writes: &mut Writes, id: &str) -> Result<Option<Document>> {
         let Some(bytes) = writes.txn.get_in(&self.state.documents, id)? else { return Ok(None) };
-        Document::decode(&bytes, || document_context(id, &self.state.name())).map(Some)
+        Document::decode(bytes, || document_context(id, &self.state.name())).map(Some)
     }
 
     /// Document `id` unless it is missing or expired.
     pub fn read(&self, writes: &mut Writes, id: &str) -> Result<Option<Document>> {
         let document = self.read_stored(writes, id)?;
-        Ok(document.filter(|document| !expired(self.expiry, document.fields())))
+        Ok(document.filter(|document| !expired(self.expiry, document)))
     }
 
     pub fn insert(&self, writes: &mut Writes, mut fields: Map) -> Result<Document> {
@@ -259,7 +259,7 @@ impl Context<'_> {
             Some(Value::String(id)) => {
                 check_document_id(&id)?;
                 let stored = self.read_stored(writes, &id)?;
-                if stored.as_ref().is_some_and(|old| !expired(self.expiry, old.fields())) {
+                if stored.as_ref().is_some_and(|old| !expired(self.expiry, old)) {
                     return Err(Error::AlreadyExists { kind: "document", name: id });
                 }
                 (id, stored)
@@ -296,7 +296,7 @@ impl Context<'_> {
 
     pub fn upsert(&self, writes: &mut Writes, id: &str, fields: Map) -> Result<Document> {
         let stored = self.read_stored(writes, id)?;
-        let live = stored.as_ref().is_some_and(|old| !expired(self.expiry, old.fields()));
+        let live = stored.as_ref().is_some_and(|old| !expired(self.expiry, old));
         self.store(writes, id, fields, stored.as_ref(), live)
     }
 
@@ -342,13 +342,13 @@ impl Context<'_> {
     pub fn delete(&self, writes: &mut Writes, id: &str) -> Result<Option<Document>> {
         let Some(old) = self.read_stored(writes, id)? else { return Ok(None) };
         self.remove(writes, id, &old)?;
-        Ok(Some(old).filter(|old| !expired(self.expiry, old.fields())))
+        Ok(Some(old).filter(|old| !expired(self.expiry, old)))
     }
 
     /// Deletes document `id` if it is expired; true if it was.
     pub fn delete_if_expired(&self, writes: &mut Writes, id: &str) -> Result<bool> {
         let Some(old) = self.read_stored(writes, id)? else { return Ok(false) };
-        if !expired(self.expiry, old.fields()) {
+        if !expired(self.expiry, &old) {
             return Ok(false);
         }
         self.remove(writes, id, &old)?;

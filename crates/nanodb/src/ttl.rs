@@ -23,9 +23,9 @@ use crate::collection::Collection;
 use crate::database::{CollectionState, Database, DatabaseInner};
 use crate::index::IndexDefinition;
 use crate::query::ast::{CompareOp, FieldPath};
-use crate::query::eval::{single, Root};
+use crate::query::eval::{single, Root, TopFields};
 use crate::query::interval::{for_compare, key_range};
-use crate::value::{Date, Map, Value, DATE_MS_MAX};
+use crate::value::{Date, Value, DATE_MS_MAX};
 use crate::{Error, Result};
 use parking_lot::{Condvar, Mutex};
 use std::sync::atomic::Ordering;
@@ -110,7 +110,7 @@ impl Expiry {
     }
 
     /// True if the document with `fields` has expired.
-    pub fn is_expired(&self, fields: &Map) -> bool {
+    pub(crate) fn is_expired(&self, fields: &dyn TopFields) -> bool {
         match single(Root::Fields(fields), &self.path).as_ref() {
             Value::Date(date) => date.unix_ms() <= self.cutoff_ms,
             _ => false,
@@ -119,7 +119,7 @@ impl Expiry {
 }
 
 /// True if `fields` are expired in collection `state` at `now` (no TTL: never).
-pub(crate) fn expired(expiry: Option<&Expiry>, fields: &Map) -> bool {
+pub(crate) fn expired(expiry: Option<&Expiry>, fields: &dyn TopFields) -> bool {
     expiry.is_some_and(|expiry| expiry.is_expired(fields))
 }
 

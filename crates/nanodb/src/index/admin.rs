@@ -15,7 +15,7 @@ use super::{
 };
 use crate::collection::Collection;
 use crate::database::{CollectionState, Database};
-use crate::query::eval::{single, Root};
+use crate::query::eval::{single, Root, TopFields};
 use crate::ttl::TTL_INDEX_NAME;
 use crate::value::Map;
 use crate::{Error, Result};
@@ -153,7 +153,11 @@ pub(crate) fn remove_failed(
 }
 
 /// The unique-violation error for document `fields` in `index`.
-pub(crate) fn violation(state: &CollectionState, index: &IndexState, fields: &Map) -> Error {
+pub(crate) fn violation(
+    state: &CollectionState,
+    index: &IndexState,
+    fields: &dyn TopFields,
+) -> Error {
     let values: Vec<serde_json::Value> = index
         .definition
         .fields
@@ -219,8 +223,8 @@ impl Collection {
             for entry in snapshot.range_in::<&[u8], _>(&state.documents, ..)? {
                 let (id, bytes) = entry?;
                 let id = String::from_utf8_lossy(&id).into_owned();
-                let document = crate::Document::decode(&bytes, || context.clone())?;
-                for entry in entries_of(&index.definition, document.fields(), &id)? {
+                let document = crate::Document::decode(bytes, || context.clone())?;
+                for entry in entries_of(&index.definition, &document, &id)? {
                     expected.insert(entry.key, id.clone());
                 }
             }

@@ -132,12 +132,12 @@ fn build(database: &Database, state: &CollectionState, index: &IndexState) -> Re
         for id in &ids {
             let Some(bytes) = txn.get_in(&state.documents, id)? else { continue };
             let id = String::from_utf8_lossy(id);
-            let document = Document::decode(&bytes, || format!("document {id:?}"))?;
-            for entry in entries_of(&index.definition, document.fields(), &id)? {
+            let document = Document::decode(bytes, || format!("document {id:?}"))?;
+            for entry in entries_of(&index.definition, &document, &id)? {
                 if entry.unique {
                     if let Some(other) = txn.get_in(&index.keyspace, &entry.key)? {
                         if other != id.as_bytes() {
-                            return Err(super::admin::violation(state, index, document.fields()));
+                            return Err(super::admin::violation(state, index, &document));
                         }
                     }
                 }

@@ -18,8 +18,8 @@
 //! distinct.
 
 use super::{IndexDefinition, INDEX_ENTRIES_PER_DOCUMENT_MAX, INDEX_KEY_BYTES_MAX};
-use crate::query::eval::{resolve, Root};
-use crate::value::{keycode, Map, Value};
+use crate::query::eval::{resolve, Root, TopFields};
+use crate::value::{keycode, Value};
 use crate::{Error, Result};
 
 /// One index entry of a document.
@@ -32,7 +32,11 @@ pub(crate) struct Entry {
 }
 
 /// The encoded values one field of `definition` gives document `fields`, deduplicated.
-fn field_values(fields: &Map, index: usize, definition: &IndexDefinition) -> Vec<(Vec<u8>, bool)> {
+fn field_values(
+    fields: &dyn TopFields,
+    index: usize,
+    definition: &IndexDefinition,
+) -> Vec<(Vec<u8>, bool)> {
     let field = &definition.fields[index];
     let resolved = resolve(Root::Fields(fields), &field.path);
     let mut values: Vec<&Value> = Vec::new();
@@ -65,7 +69,7 @@ fn field_values(fields: &Map, index: usize, definition: &IndexDefinition) -> Vec
 /// The entries document `fields` (with id `id`) gives the index `definition`, sorted.
 pub(crate) fn entries_of(
     definition: &IndexDefinition,
-    fields: &Map,
+    fields: &dyn TopFields,
     id: &str,
 ) -> Result<Vec<Entry>> {
     let per_field: Vec<Vec<(Vec<u8>, bool)>> =
@@ -134,7 +138,7 @@ pub(crate) fn index_key_after(definition: &IndexDefinition, values: &[Value], id
 
 /// True if the index orders document `fields` the way sorting by the index's fields does: every
 /// indexed path leads to at most one value, and not to an array.
-pub(crate) fn sorts_like_index(definition: &IndexDefinition, fields: &Map) -> bool {
+pub(crate) fn sorts_like_index(definition: &IndexDefinition, fields: &dyn TopFields) -> bool {
     definition.fields.iter().all(|field| {
         let resolved = resolve(Root::Fields(fields), &field.path);
         resolved.len() <= 1 && !resolved.iter().any(|value| matches!(value, Value::Array(_)))
@@ -145,6 +149,7 @@ pub(crate) fn sorts_like_index(definition: &IndexDefinition, fields: &Map) -> bo
 mod tests {
     use super::*;
     use crate::test_support::doc;
+    use crate::value::Map;
 
     #[test]
     fn scalar_missing_array_and_compound_entries() {

@@ -77,7 +77,7 @@ impl<'a> Groups<'a> {
     }
 
     pub fn add(&mut self, document: &Document) -> Result<()> {
-        let root = Root::Fields(document.fields());
+        let root = Root::Fields(document);
         let key: Vec<Value> =
             self.aggregation.group_by.iter().map(|path| single(root, path).into_owned()).collect();
         let mut encoded = Vec::new();

@@ -35,17 +35,41 @@ use crate::value::{compare, type_rank, Date, Map, Value};
 use std::borrow::Cow;
 use std::cmp::Ordering;
 
+/// The top-level fields of a document, as a path's first segment looks them up: a `Map`, or
+/// a stored `Document`, which then decodes only the fields a filter or sort reads.
+pub(crate) trait TopFields {
+    /// The value of top-level field `name`.
+    fn top(&self, name: &str) -> Option<&Value>;
+}
+
+impl TopFields for Map {
+    fn top(&self, name: &str) -> Option<&Value> {
+        self.get(name)
+    }
+}
+
+impl TopFields for crate::Document {
+    fn top(&self, name: &str) -> Option<&Value> {
+        self.field(name)
+    }
+}
+
 /// What a path starts from: a document's fields, or one value (an array item).
 #[derive(Clone, Copy)]
 pub(crate) enum Root<'a> {
     /// A document.
-    Fields(&'a Map),
+    Fields(&'a dyn TopFields),
     /// A value (inside `ElemMatch`).
     Value(&'a Value),
 }
 
 /// True if `document` matches `filter`.
 pub fn matches(filter: &Filter, document: &Map) -> bool {
+    eval(filter, Root::Fields(document))
+}
+
+/// True if the stored `document` matches `filter` (decoding only the fields it reads).
+pub(crate) fn matches_document(filter: &Filter, document: &crate::Document) -> bool {
     eval(filter, Root::Fields(document))
 }
 
@@ -107,7 +131,7 @@ pub(crate) fn resolve<'a>(root: Root<'a>, path: &FieldPath) -> Vec<&'a Value> {
         (Root::Value(value), None) => out.push(value),
         (Root::Fields(_), None) => {}
         (Root::Fields(map), Some((first, rest))) => {
-            if let Some(value) = map.get(first) {
+            if let Some(value) = map.top(first) {
                 follow(value, rest, &mut out);
             }
         }

@@ -15,7 +15,7 @@
 //! once; none has expired (TTL) when the query began.
 
 use super::ast::SortKey;
-use super::eval::{matches, single, Root};
+use super::eval::{matches_document, single, Root};
 use super::plan::{plan, Access, Choice, Plan};
 use super::request::{Cursor, Page, Query};
 use crate::database::CollectionState;
@@ -45,7 +45,7 @@ struct Hit {
 }
 
 fn sort_values(document: &Document, sort: &[SortKey]) -> Vec<Value> {
-    sort.iter().map(|key| single(Root::Fields(document.fields()), &key.path).into_owned()).collect()
+    sort.iter().map(|key| single(Root::Fields(document), &key.path).into_owned()).collect()
 }
 
 /// The query order of two positions (sort values, then id).
@@ -96,7 +96,7 @@ pub(crate) fn for_each_match(
     let snapshot = db.snapshot()?;
     let (choice, _) = plan(&query, &state.documents, &indexes, &snapshot)?;
     read(&snapshot, state, &query, &choice, &mut |document, _, _| {
-        if matches(&query.filter, document.fields()) {
+        if matches_document(&query.filter, &document) {
             visit(&document)?;
         }
         Ok(Flow::Continue)
@@ -145,7 +145,7 @@ fn run(
         if index.is_some() && !fits_index {
             return Ok(Flow::Unordered);
         }
-        if !matches(&query.filter, document.fields()) {
+        if !matches_document(&query.filter, &document) {
             return Ok(Flow::Continue);
         }
         let values = if query.is_ordered() { sort_values(&document, sort) } else { Vec::new() };
@@ -222,13 +222,13 @@ fn read(
     visit: &mut dyn FnMut(Document, usize, bool) -> Result<Flow>,
 ) -> Result<Flow> {
     let collection = state.name();
-    let decode = |id: &str, bytes: &[u8]| {
+    let decode = |id: &str, bytes: Vec<u8>| {
         Document::decode(bytes, || format!("document {id:?} of {collection}"))
     };
     // Expired documents (in a TTL collection) are passed over as if gone.
     let expiry = Expiry::of(state, Date::now());
     let mut visit = |document: Document, size_bytes: usize, fits: bool| {
-        if expired(expiry.as_ref(), document.fields()) {
+        if expired(expiry.as_ref(), &document) {
             return Ok(Flow::Continue);
         }
         visit(document, size_bytes, fits)
@@ -242,8 +242,9 @@ fn read(
             }
             for entry in snapshot.range_in(&state.documents, range)? {
                 let (key, bytes) = entry?;
-                let document = decode(&String::from_utf8_lossy(&key), &bytes)?;
-                match visit(document, bytes.len(), true)? {
+                let size_bytes = bytes.len();
+                let document = decode(&String::from_utf8_lossy(&key), bytes)?;
+                match visit(document, size_bytes, true)? {
                     Flow::Continue => {}
                     other => return Ok(other),
                 }
@@ -255,7 +256,8 @@ fn read(
                     continue;
                 }
                 let Some(bytes) = snapshot.get_in(&state.documents, id)? else { continue };
-                match visit(decode(id, &bytes)?, bytes.len(), true)? {
+                let size_bytes = bytes.len();
+                match visit(decode(id, bytes)?, size_bytes, true)? {
                     Flow::Continue => {}
                     other => return Ok(other),
                 }
@@ -282,14 +284,15 @@ fn read(
                             format!("an entry names document {id:?}, which does not exist"),
                         ));
                     };
-                    let document = decode(&id, &bytes)?;
+                    let size_bytes = bytes.len();
+                    let document = decode(&id, bytes)?;
                     // Only a document with an array (or several values) at an indexed path can
                     // have several entries and be met again: only its first meeting counts.
-                    let single_entry = sorts_like_index(&index.definition, document.fields());
+                    let single_entry = sorts_like_index(&index.definition, &document);
                     if !single_entry && !seen.insert(id) {
                         continue;
                     }
-                    match visit(document, bytes.len(), single_entry)? {
+                    match visit(document, size_bytes, single_entry)? {
                         Flow::Continue => {}
                         other => return Ok(other),
                     }

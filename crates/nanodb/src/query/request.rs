@@ -117,7 +117,7 @@ impl Cursor {
     pub(crate) fn after(document: &Document, sort: &[SortKey]) -> Cursor {
         let values = sort
             .iter()
-            .map(|key| super::eval::single(super::eval::Root::Fields(document.fields()), &key.path))
+            .map(|key| super::eval::single(super::eval::Root::Fields(document), &key.path))
             .map(std::borrow::Cow::into_owned)
             .collect();
         Cursor { values, id: document.id().to_string() }

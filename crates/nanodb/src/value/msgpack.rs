@@ -147,10 +147,90 @@ fn encode_count(count: usize, fix: u8, wide: u8, out: &mut Vec<u8>) {
 pub fn decode(bytes: &[u8]) -> Result<Value, DecodeError> {
     let mut reader = Reader { bytes, at: 0 };
     let value = reader.value(0)?;
-    if reader.at != bytes.len() {
-        return Err(reader.error(format!("{} bytes after the value", bytes.len() - reader.at)));
-    }
+    reader.end()?;
     Ok(value)
+}
+
+/// Where one top-level field of an encoded map lies: the byte ranges of its name and value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FieldSpan {
+    name_start: u32,
+    name_end: u32,
+    value_start: u32,
+    value_end: u32,
+}
+
+impl FieldSpan {
+    /// The field's name, in `bytes` (the bytes the span was found in).
+    pub(crate) fn name<'a>(&self, bytes: &'a [u8]) -> &'a [u8] {
+        &bytes[self.name_start as usize..self.name_end as usize]
+    }
+}
+
+/// Checks that `bytes` hold exactly one valid map, as `decode` would, and locates its
+/// top-level fields without building any value. `Ok(None)` when the value is not a map, or
+/// some map in it (nested ones included) does not list its names in strictly ascending byte
+/// order, as the encoder writes them: only `decode` can then tell what is wrong or whether a
+/// name repeats. Spans are in the stored (ascending) order.
+pub(crate) fn map_layout(bytes: &[u8]) -> Result<Option<Vec<FieldSpan>>, DecodeError> {
+    if u32::try_from(bytes.len()).is_err() {
+        return Ok(None);
+    }
+    let mut reader = Reader { bytes, at: 0 };
+    let Token::Map(count) = reader.token()? else { return Ok(None) };
+    reader.enter(0, count, 2)?;
+    let mut spans = Vec::with_capacity(count);
+    let mut previous: Option<&[u8]> = None;
+    for _ in 0..count {
+        let name = reader.name()?;
+        if previous.is_some_and(|previous| name_order(previous, name.as_bytes()).is_ge()) {
+            return Ok(None);
+        }
+        previous = Some(name.as_bytes());
+        let value_start = reader.at;
+        if !reader.skip(1)? {
+            return Ok(None);
+        }
+        // `bytes.len()` fits in a u32 (checked above), so every offset does.
+        spans.push(FieldSpan {
+            name_start: (value_start - name.len()) as u32,
+            name_end: value_start as u32,
+            value_start: value_start as u32,
+            value_end: reader.at as u32,
+        });
+    }
+    reader.end()?;
+    Ok(Some(spans))
+}
+
+/// The byte order of two field names (the order of `Map`), deciding on the first byte
+/// without a call when it differs, as it mostly does between the names of one map.
+pub(crate) fn name_order(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+    match (a.first(), b.first()) {
+        (Some(x), Some(y)) if x != y => x.cmp(y),
+        _ => a.cmp(b),
+    }
+}
+
+/// Decodes the value of the field at `span`, found by `map_layout` in the same `bytes`.
+pub(crate) fn decode_field(bytes: &[u8], span: &FieldSpan) -> Result<Value, DecodeError> {
+    let end = (span.value_end as usize).min(bytes.len());
+    let mut reader = Reader { bytes: &bytes[..end], at: span.value_start as usize };
+    let value = reader.value(1)?;
+    reader.end()?;
+    Ok(value)
+}
+
+/// One MessagePack item as read from its marker: a whole scalar, or the head of a container.
+enum Token<'a> {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(&'a str),
+    Date(Date),
+    Array(usize),
+    Map(usize),
 }
 
 struct Reader<'a> {
@@ -161,6 +241,13 @@ struct Reader<'a> {
 impl<'a> Reader<'a> {
     fn error(&self, detail: impl Into<String>) -> DecodeError {
         DecodeError { offset: self.at, detail: detail.into() }
+    }
+
+    fn end(&self) -> Result<(), DecodeError> {
+        if self.at != self.bytes.len() {
+            return Err(self.error(format!("{} bytes after the value", self.bytes.len() - self.at)));
+        }
+        Ok(())
     }
 
     fn take(&mut self, len: usize) -> Result<&'a [u8], DecodeError> {
@@ -191,63 +278,52 @@ impl<'a> Reader<'a> {
         Ok(u32::from_be_bytes(self.array()?) as usize)
     }
 
-    fn value(&mut self, depth: usize) -> Result<Value, DecodeError> {
+    /// Reads one marker and what it carries (for a container, only its count).
+    fn token(&mut self) -> Result<Token<'a>, DecodeError> {
         let marker = self.u8()?;
         Ok(match marker {
-            0x00..=0x7f => Value::Int(i64::from(marker)),
-            0xe0..=0xff => Value::Int(i64::from(marker as i8)),
-            0xc0 => Value::Null,
-            0xc2 => Value::Bool(false),
-            0xc3 => Value::Bool(true),
-            0xcc => Value::Int(i64::from(self.u8()?)),
-            0xcd => Value::Int(self.u16()? as i64),
-            0xce => Value::Int(self.u32()? as i64),
+            0x00..=0x7f => Token::Int(i64::from(marker)),
+            0xe0..=0xff => Token::Int(i64::from(marker as i8)),
+            0xc0 => Token::Null,
+            0xc2 => Token::Bool(false),
+            0xc3 => Token::Bool(true),
+            0xcc => Token::Int(i64::from(self.u8()?)),
+            0xcd => Token::Int(self.u16()? as i64),
+            0xce => Token::Int(self.u32()? as i64),
             0xcf => {
                 let n = u64::from_be_bytes(self.array()?);
-                i64::try_from(n).map_or(Value::Float(n as f64), Value::Int)
+                i64::try_from(n).map_or(Token::Float(n as f64), Token::Int)
             }
-            0xd0 => Value::Int(i64::from(i8::from_be_bytes(self.array()?))),
-            0xd1 => Value::Int(i64::from(i16::from_be_bytes(self.array()?))),
-            0xd2 => Value::Int(i64::from(i32::from_be_bytes(self.array()?))),
-            0xd3 => Value::Int(i64::from_be_bytes(self.array()?)),
-            0xca => Value::Float(f64::from(f32::from_be_bytes(self.array()?))),
-            0xcb => Value::Float(f64::from_be_bytes(self.array()?)),
-            0xa0..=0xbf => Value::String(self.string(usize::from(marker & 0x1f))?),
+            0xd0 => Token::Int(i64::from(i8::from_be_bytes(self.array()?))),
+            0xd1 => Token::Int(i64::from(i16::from_be_bytes(self.array()?))),
+            0xd2 => Token::Int(i64::from(i32::from_be_bytes(self.array()?))),
+            0xd3 => Token::Int(i64::from_be_bytes(self.array()?)),
+            0xca => Token::Float(f64::from(f32::from_be_bytes(self.array()?))),
+            0xcb => Token::Float(f64::from_be_bytes(self.array()?)),
+            0xa0..=0xbf => Token::Str(self.str(usize::from(marker & 0x1f))?),
             0xd9 => {
                 let len = usize::from(self.u8()?);
-                Value::String(self.string(len)?)
+                Token::Str(self.str(len)?)
             }
             0xda => {
                 let len = self.u16()?;
-                Value::String(self.string(len)?)
+                Token::Str(self.str(len)?)
             }
             0xdb => {
                 let len = self.u32()?;
-                Value::String(self.string(len)?)
+                Token::Str(self.str(len)?)
             }
-            0x90..=0x9f => self.list(usize::from(marker & 0x0f), depth)?,
-            0xdc => {
-                let count = self.u16()?;
-                self.list(count, depth)?
-            }
-            0xdd => {
-                let count = self.u32()?;
-                self.list(count, depth)?
-            }
-            0x80..=0x8f => self.map(usize::from(marker & 0x0f), depth)?,
-            0xde => {
-                let count = self.u16()?;
-                self.map(count, depth)?
-            }
-            0xdf => {
-                let count = self.u32()?;
-                self.map(count, depth)?
-            }
-            0xd6 => self.extension(4)?,
-            0xd7 => self.extension(8)?,
+            0x90..=0x9f => Token::Array(usize::from(marker & 0x0f)),
+            0xdc => Token::Array(self.u16()?),
+            0xdd => Token::Array(self.u32()?),
+            0x80..=0x8f => Token::Map(usize::from(marker & 0x0f)),
+            0xde => Token::Map(self.u16()?),
+            0xdf => Token::Map(self.u32()?),
+            0xd6 => Token::Date(self.timestamp(4)?),
+            0xd7 => Token::Date(self.timestamp(8)?),
             0xc7 => {
                 let len = usize::from(self.u8()?);
-                self.extension(len)?
+                Token::Date(self.timestamp(len)?)
             }
             0xd4 | 0xd5 | 0xd8 | 0xc8 | 0xc9 => {
                 return Err(self.error("an extension type other than a timestamp"))
@@ -257,13 +333,57 @@ impl<'a> Reader<'a> {
         })
     }
 
-    fn string(&mut self, len: usize) -> Result<String, DecodeError> {
+    fn value(&mut self, depth: usize) -> Result<Value, DecodeError> {
+        Ok(match self.token()? {
+            Token::Null => Value::Null,
+            Token::Bool(b) => Value::Bool(b),
+            Token::Int(n) => Value::Int(n),
+            Token::Float(x) => Value::Float(x),
+            Token::Str(text) => Value::String(text.to_string()),
+            Token::Date(date) => Value::Date(date),
+            Token::Array(count) => self.list(count, depth)?,
+            Token::Map(count) => self.map(count, depth)?,
+        })
+    }
+
+    /// Walks one value without building it, checking all that `value` checks except repeated
+    /// names; false if some map's names are not in strictly ascending byte order (only
+    /// `value` can then tell whether a name repeats).
+    fn skip(&mut self, depth: usize) -> Result<bool, DecodeError> {
+        match self.token()? {
+            Token::Array(count) => {
+                self.enter(depth, count, 1)?;
+                for _ in 0..count {
+                    if !self.skip(depth + 1)? {
+                        return Ok(false);
+                    }
+                }
+            }
+            Token::Map(count) => {
+                self.enter(depth, count, 2)?;
+                let mut previous: Option<&str> = None;
+                for _ in 0..count {
+                    let name = self.name()?;
+                    let after = |previous: &str| name_order(previous.as_bytes(), name.as_bytes());
+                    if previous.is_some_and(|previous| after(previous).is_ge()) {
+                        return Ok(false);
+                    }
+                    previous = Some(name);
+                    if !self.skip(depth + 1)? {
+                        return Ok(false);
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(true)
+    }
+
+    fn str(&mut self, len: usize) -> Result<&'a str, DecodeError> {
         let start = self.at;
         let bytes = self.take(len)?;
-        match std::str::from_utf8(bytes) {
-            Ok(text) => Ok(text.to_string()),
-            Err(_) => Err(DecodeError { offset: start, detail: "a string is not UTF-8".into() }),
-        }
+        std::str::from_utf8(bytes)
+            .map_err(|_| DecodeError { offset: start, detail: "a string is not UTF-8".into() })
     }
 
     fn enter(&self, depth: usize, count: usize, item_bytes_min: usize) -> Result<(), DecodeError> {
@@ -286,23 +406,27 @@ impl<'a> Reader<'a> {
         Ok(Value::Array(items))
     }
 
+    /// A map key: a string of at most `FIELD_NAME_LEN_MAX` bytes.
+    fn name(&mut self) -> Result<&'a str, DecodeError> {
+        let start = self.at;
+        let Token::Str(name) = self.token()? else {
+            return Err(DecodeError { offset: start, detail: "a map key is not a string".into() });
+        };
+        if name.len() > FIELD_NAME_LEN_MAX {
+            return Err(DecodeError {
+                offset: start,
+                detail: format!("a field name is longer than {FIELD_NAME_LEN_MAX} bytes"),
+            });
+        }
+        Ok(name)
+    }
+
     fn map(&mut self, count: usize, depth: usize) -> Result<Value, DecodeError> {
         self.enter(depth, count, 2)?;
         let mut map = Map::new();
         for _ in 0..count {
             let start = self.at;
-            let Value::String(name) = self.value(depth + 1)? else {
-                return Err(DecodeError {
-                    offset: start,
-                    detail: "a map key is not a string".into(),
-                });
-            };
-            if name.len() > FIELD_NAME_LEN_MAX {
-                return Err(DecodeError {
-                    offset: start,
-                    detail: format!("a field name is longer than {FIELD_NAME_LEN_MAX} bytes"),
-                });
-            }
+            let name = self.name()?.to_string();
             let value = self.value(depth + 1)?;
             if map.insert(name, value).is_some() {
                 return Err(DecodeError { offset: start, detail: "a field name repeats".into() });
@@ -311,8 +435,9 @@ impl<'a> Reader<'a> {
         Ok(Value::Object(map))
     }
 
-    /// An extension of `len` data bytes: only timestamps (32, 64 and 96 bit) are values.
-    fn extension(&mut self, len: usize) -> Result<Value, DecodeError> {
+    /// A timestamp extension of `len` data bytes (32, 64 or 96 bit); other extension types
+    /// are not values.
+    fn timestamp(&mut self, len: usize) -> Result<Date, DecodeError> {
         let start = self.at;
         let kind = self.u8()? as i8;
         let data = self.take(len)?;
@@ -350,13 +475,10 @@ impl<'a> Reader<'a> {
             .checked_mul(1000)
             .and_then(|ms| ms.checked_add(i64::from(nanos / 1_000_000)))
             .and_then(Date::from_unix_ms);
-        match ms {
-            Some(date) => Ok(Value::Date(date)),
-            None => Err(DecodeError {
-                offset: start,
-                detail: "a date outside years 0000 to 9999".into(),
-            }),
-        }
+        ms.ok_or_else(|| DecodeError {
+            offset: start,
+            detail: "a date outside years 0000 to 9999".into(),
+        })
     }
 }
 
@@ -475,6 +597,69 @@ mod tests {
         let bytes = to_bytes(&doc);
         for end in 0..bytes.len() {
             assert!(decode(&bytes[..end]).is_err(), "truncated at {end}");
+        }
+    }
+
+    /// `map_layout` accepts only what `decode` accepts, and then every field decodes alone
+    /// to the value the whole decode gives it.
+    fn layout_agrees_with_decode(bytes: &[u8]) {
+        let Ok(Some(spans)) = map_layout(bytes) else { return };
+        let Ok(Value::Object(map)) = decode(bytes) else {
+            panic!("layout accepted what decode refuses: {bytes:02x?}")
+        };
+        assert_eq!(spans.len(), map.len());
+        for (span, (name, value)) in spans.iter().zip(&map) {
+            assert_eq!(span.name(bytes), name.as_bytes());
+            // Compared encoded: a mutated float may be NaN, which equals nothing.
+            let alone = decode_field(bytes, span).expect("a layout-checked field decodes");
+            assert_eq!(to_bytes(&alone), to_bytes(value), "{name}");
+        }
+    }
+
+    #[test]
+    fn layouts_locate_fields_and_check_what_decode_checks() {
+        let doc = Value::from(serde_json::json!({
+            "id": "abc", "n": 1, "x": -2.5, "tags": ["a", {"z": 1, "b": [true, null]}],
+            "address": {"city": "paris", "geo": {"lat": 1.5, "lon": 2}}, "": "empty name"
+        }));
+        let bytes = to_bytes(&doc);
+        let spans = map_layout(&bytes).unwrap().unwrap();
+        assert_eq!(spans.len(), 6);
+        layout_agrees_with_decode(&bytes);
+        // Names out of order (another encoder), at the top or nested, or repeated: no layout.
+        let unsorted = [0x82, 0xa1, b'b', 1, 0xa1, b'a', 2];
+        assert_eq!(map_layout(&unsorted), Ok(None));
+        assert!(decode(&unsorted).is_ok());
+        let nested = [0x81, 0xa1, b'a', 0x82, 0xa1, b'b', 1, 0xa1, b'a', 2];
+        assert_eq!(map_layout(&nested), Ok(None));
+        assert_eq!(map_layout(&[0x82, 0xa1, b'a', 1, 0xa1, b'a', 2]), Ok(None));
+        assert_eq!(map_layout(&[0x91, 0xc0]), Ok(None), "not a map");
+        // Every bad input is refused by both (wrapped as a field's value).
+        for bad in [&[0xc1][..], &[0xd9, 5, b'a'], &[0xa2, 0xff, 0xfe], &[0xd6, 0xff, 0, 0]] {
+            let mut wrapped = vec![0x81, 0xa1, b'f'];
+            wrapped.extend_from_slice(bad);
+            assert!(map_layout(&wrapped).is_err(), "{wrapped:02x?}");
+            assert!(decode(&wrapped).is_err());
+        }
+        for end in 0..bytes.len() {
+            assert!(map_layout(&bytes[..end]).is_err(), "truncated at {end}");
+        }
+        // Random byte changes: whatever the layout accepts decodes, field by field.
+        let seed = 0x5eed_u64;
+        let mut state = seed;
+        let mut next = || {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (state >> 33) as usize
+        };
+        for _ in 0..20_000 {
+            let mut mutated = bytes.clone();
+            for _ in 0..1 + next() % 3 {
+                let at = next() % mutated.len();
+                mutated[at] = next() as u8;
+            }
+            layout_agrees_with_decode(&mutated);
         }
     }
 }

@@ -7,14 +7,17 @@
 //! `NESTING_DEPTH_MAX`, field names `FIELD_NAME_LEN_MAX` bytes; field names may not be empty,
 //! start with `$` (operators), or contain `.` (paths) or a NUL.
 //!
-//! Thread safety: plain owned data.
+//! Thread safety: `Send + Sync`; a stored document decodes each field once (`encoded`).
 //!
 //! Invariant: a `Document` read from a collection always has the three reserved fields with
 //! their types (stored bytes without them are corruption); one a projection cut down always
 //! keeps `id`.
 
+mod encoded;
+
 use crate::value::{msgpack, Date, Map, Value, FIELD_NAME_LEN_MAX, NESTING_DEPTH_MAX};
 use crate::{Error, Result};
+use encoded::Encoded;
 
 /// Largest encoded document, in bytes (16 MiB, MongoDB's limit).
 pub const DOCUMENT_SIZE_BYTES_MAX: usize = 16 * 1024 * 1024;
@@ -27,53 +30,88 @@ pub const FIELD_CREATED: &str = "created";
 pub const FIELD_UPDATED: &str = "updated";
 
 /// A stored document.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// One read from a collection keeps its stored bytes and decodes each top-level field the
+/// first time it is read (`get`, `id`, a query's filter), or all of them once by `fields`;
+/// one a write returns holds its fields decoded.
+#[derive(Clone)]
 pub struct Document {
-    fields: Map,
+    repr: Repr,
+}
+
+#[derive(Clone)]
+enum Repr {
+    Decoded(Map),
+    Encoded(Box<Encoded>),
 }
 
 impl Document {
     /// Wraps `fields`, which must hold the three reserved fields with their types; `context`
     /// names the document in the error (called only on failure).
     pub(crate) fn from_stored(fields: Map, context: impl FnOnce() -> String) -> Result<Document> {
-        let ok = matches!(fields.get(FIELD_ID), Some(Value::String(_)))
-            && matches!(fields.get(FIELD_CREATED), Some(Value::Date(_)))
-            && matches!(fields.get(FIELD_UPDATED), Some(Value::Date(_)));
+        let document = Document { repr: Repr::Decoded(fields) };
+        document.check_reserved(context)?;
+        Ok(document)
+    }
+
+    fn check_reserved(&self, context: impl FnOnce() -> String) -> Result<()> {
+        let ok = matches!(self.field(FIELD_ID), Some(Value::String(_)))
+            && matches!(self.field(FIELD_CREATED), Some(Value::Date(_)))
+            && matches!(self.field(FIELD_UPDATED), Some(Value::Date(_)));
         if !ok {
             return Err(Error::corruption(
                 context(),
                 "a document without its id, created or updated",
             ));
         }
-        Ok(Document { fields })
+        Ok(())
     }
 
     /// A document cut down by a query's projection (it may lack `created` and `updated`).
     pub(crate) fn projected(fields: Map) -> Document {
-        Document { fields }
+        Document { repr: Repr::Decoded(fields) }
     }
 
-    /// Decodes a stored document; `context` names it in an error (called only on failure, so
-    /// reads do not format a name per document).
-    pub(crate) fn decode(bytes: &[u8], context: impl FnOnce() -> String) -> Result<Document> {
-        match msgpack::decode(bytes) {
-            Ok(Value::Object(fields)) => Document::from_stored(fields, context),
-            Ok(other) => Err(Error::corruption(
-                context(),
-                format!("a stored {} is not a document", other.type_name()),
-            )),
-            Err(error) => Err(Error::corruption(context(), error)),
+    /// A stored document, checked whole but decoded field by field as it is read; `context`
+    /// names it in an error (called only on failure, so reads do not format a name per
+    /// document).
+    pub(crate) fn decode(bytes: Vec<u8>, context: impl FnOnce() -> String) -> Result<Document> {
+        let layout = msgpack::map_layout(&bytes);
+        let document = match layout {
+            Ok(Some(spans)) => {
+                Document { repr: Repr::Encoded(Box::new(Encoded::new(bytes, spans))) }
+            }
+            Ok(None) | Err(_) => match msgpack::decode(&bytes) {
+                Ok(Value::Object(fields)) => Document { repr: Repr::Decoded(fields) },
+                Ok(other) => {
+                    return Err(Error::corruption(
+                        context(),
+                        format!("a stored {} is not a document", other.type_name()),
+                    ))
+                }
+                Err(error) => return Err(Error::corruption(context(), error)),
+            },
+        };
+        document.check_reserved(context)?;
+        Ok(document)
+    }
+
+    /// The value of top-level field `name`, if present.
+    pub(crate) fn field(&self, name: &str) -> Option<&Value> {
+        match &self.repr {
+            Repr::Decoded(map) => map.get(name),
+            Repr::Encoded(encoded) => encoded.field(name),
         }
     }
 
     /// The document's id.
     pub fn id(&self) -> &str {
-        self.fields.get(FIELD_ID).and_then(Value::as_str).unwrap_or_default()
+        self.field(FIELD_ID).and_then(Value::as_str).unwrap_or_default()
     }
 
     /// When the document was inserted.
     pub fn created(&self) -> Date {
-        match self.fields.get(FIELD_CREATED) {
+        match self.field(FIELD_CREATED) {
             Some(Value::Date(date)) => *date,
             _ => Date::from_unix_ms(0).unwrap_or_else(Date::now),
         }
@@ -81,7 +119,7 @@ impl Document {
 
     /// When the document last changed.
     pub fn updated(&self) -> Date {
-        match self.fields.get(FIELD_UPDATED) {
+        match self.field(FIELD_UPDATED) {
             Some(Value::Date(date)) => *date,
             _ => self.created(),
         }
@@ -90,7 +128,7 @@ impl Document {
     /// The value at dotted `path`, if present.
     pub fn get(&self, path: &str) -> Option<&Value> {
         let (head, rest) = path.split_once('.').unwrap_or((path, ""));
-        let value = self.fields.get(head)?;
+        let value = self.field(head)?;
         if rest.is_empty() {
             Some(value)
         } else {
@@ -98,24 +136,42 @@ impl Document {
         }
     }
 
-    /// All fields, the reserved ones included.
+    /// All fields, the reserved ones included (decoding those not read yet).
     pub fn fields(&self) -> &Map {
-        &self.fields
+        match &self.repr {
+            Repr::Decoded(map) => map,
+            Repr::Encoded(encoded) => encoded.map(),
+        }
     }
 
     /// The fields, the reserved ones included.
     pub fn into_map(self) -> Map {
-        self.fields
+        match self.repr {
+            Repr::Decoded(map) => map,
+            Repr::Encoded(encoded) => encoded.into_map(),
+        }
     }
 
     /// The document as a `Value::Object`.
     pub fn into_value(self) -> Value {
-        Value::Object(self.fields)
+        Value::Object(self.into_map())
     }
 
     /// The document as JSON (dates as RFC 3339 strings).
     pub fn to_json(&self) -> serde_json::Value {
-        Value::Object(self.fields.clone()).into()
+        Value::Object(self.fields().clone()).into()
+    }
+}
+
+impl PartialEq for Document {
+    fn eq(&self, other: &Document) -> bool {
+        self.fields() == other.fields()
+    }
+}
+
+impl std::fmt::Debug for Document {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Document").field("fields", self.fields()).finish()
     }
 }
 
@@ -213,20 +269,20 @@ mod tests {
         map.insert(FIELD_ID.into(), "abc".into());
         let bytes = msgpack::to_bytes(&Value::Object(map.clone()));
         assert!(matches!(
-            Document::decode(&bytes, || "test".into()),
+            Document::decode(bytes.clone(), || "test".into()),
             Err(Error::Corruption { .. })
         ));
         map.insert(FIELD_CREATED.into(), Value::Date(Date::now()));
         map.insert(FIELD_UPDATED.into(), Value::Date(Date::now()));
         let document =
-            Document::decode(&msgpack::to_bytes(&Value::Object(map)), || "test".into()).unwrap();
+            Document::decode(msgpack::to_bytes(&Value::Object(map)), || "test".into()).unwrap();
         assert_eq!(document.id(), "abc");
         assert!(matches!(
-            Document::decode(&[0x01], || "test".into()),
+            Document::decode(vec![0x01], || "test".into()),
             Err(Error::Corruption { .. })
         ));
         assert!(matches!(
-            Document::decode(&[0xc1], || "test".into()),
+            Document::decode(vec![0xc1], || "test".into()),
             Err(Error::Corruption { .. })
         ));
     }
