@@ -9,13 +9,16 @@
 //! the least recently used probation block first, so a long scan, which touches each block
 //! once, only churns probation and leaves the blocks that are read again in place.
 //!
+//! The capacity can change while the cache is in use (`set_capacity`: a `MemoryBudget` gives
+//! its cache what the memtables do not use); a smaller capacity evicts at once.
+//!
 //! Thread safety: `Send + Sync`; keys are spread over `SHARD_COUNT` shards, each under its own
 //! mutex held only for a few map operations (never during I/O).
 //!
 //! Invariants:
 //! 1. Per shard, `usage_bytes` is the sum of the charges of its entries, and after every
-//!    insert it is at most the shard's capacity (an entry larger than the whole shard is not
-//!    cached at all).
+//!    insert and every `set_capacity` it is at most the shard's capacity (a `SHARD_COUNT`th
+//!    of the cache's; an entry larger than the whole shard is not cached at all).
 //! 2. Every entry is in exactly one segment, under the tick stored with it.
 //! 3. An entry is charged the memory its decoded value holds plus `ENTRY_OVERHEAD_BYTES`.
 
@@ -139,8 +142,7 @@ impl Shard {
 /// A byte-bounded, scan-resistant cache of SST blocks.
 pub struct BlockCache {
     shards: Vec<Mutex<Shard>>,
-    shard_capacity_bytes: u64,
-    capacity_bytes: u64,
+    capacity_bytes: AtomicU64,
     hits: AtomicU64,
     misses: AtomicU64,
     inserts: AtomicU64,
@@ -149,7 +151,7 @@ pub struct BlockCache {
 impl std::fmt::Debug for BlockCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BlockCache")
-            .field("capacity_bytes", &self.capacity_bytes)
+            .field("capacity_bytes", &self.capacity_bytes())
             .field("usage_bytes", &self.usage_bytes())
             .finish_non_exhaustive()
     }
@@ -176,12 +178,31 @@ impl BlockCache {
     pub fn new(capacity_bytes: u64) -> Arc<BlockCache> {
         Arc::new(BlockCache {
             shards: (0..SHARD_COUNT).map(|_| Mutex::new(Shard::default())).collect(),
-            shard_capacity_bytes: capacity_bytes / SHARD_COUNT as u64,
-            capacity_bytes,
+            capacity_bytes: AtomicU64::new(capacity_bytes),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             inserts: AtomicU64::new(0),
         })
+    }
+
+    /// The bound now, in bytes.
+    pub fn capacity_bytes(&self) -> u64 {
+        self.capacity_bytes.load(Ordering::Acquire)
+    }
+
+    fn shard_capacity_bytes(&self) -> u64 {
+        self.capacity_bytes() / SHARD_COUNT as u64
+    }
+
+    /// Changes the bound; a smaller one evicts blocks until every shard is within it.
+    pub fn set_capacity(&self, capacity_bytes: u64) {
+        let before = self.capacity_bytes.swap(capacity_bytes, Ordering::AcqRel);
+        if capacity_bytes < before {
+            let shard_capacity_bytes = self.shard_capacity_bytes();
+            for shard in &self.shards {
+                shard.lock().enforce(shard_capacity_bytes);
+            }
+        }
     }
 
     fn shard(&self, key: BlockKey) -> &Mutex<Shard> {
@@ -200,7 +221,7 @@ impl BlockCache {
                 shard.touch(key, Segment::Protected);
                 // Only a promotion grows the protected segment; usage never changes on a hit.
                 if segment == Segment::Probation {
-                    shard.enforce(self.shard_capacity_bytes);
+                    shard.enforce(self.shard_capacity_bytes());
                 }
                 self.hits.fetch_add(1, Ordering::Relaxed);
                 Some(block)
@@ -215,7 +236,8 @@ impl BlockCache {
     /// Caches `block` under `key`, charging its size plus `ENTRY_OVERHEAD_BYTES`.
     pub(crate) fn insert(&self, key: BlockKey, block: CachedBlock) {
         let charge = block.size_bytes() as u64 + ENTRY_OVERHEAD_BYTES;
-        if charge > self.shard_capacity_bytes {
+        let shard_capacity_bytes = self.shard_capacity_bytes();
+        if charge > shard_capacity_bytes {
             return;
         }
         let mut shard = self.shard(key).lock();
@@ -226,7 +248,7 @@ impl BlockCache {
         shard.entries.insert(key, Entry { block, charge, segment: Segment::Probation, tick });
         shard.probation.insert(tick, key);
         shard.usage_bytes += charge;
-        shard.enforce(self.shard_capacity_bytes);
+        shard.enforce(shard_capacity_bytes);
         self.inserts.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -238,7 +260,7 @@ impl BlockCache {
     /// The counters.
     pub fn stats(&self) -> BlockCacheStats {
         BlockCacheStats {
-            capacity_bytes: self.capacity_bytes,
+            capacity_bytes: self.capacity_bytes(),
             usage_bytes: self.usage_bytes(),
             hits: self.hits.load(Ordering::Relaxed),
             misses: self.misses.load(Ordering::Relaxed),
@@ -262,12 +284,24 @@ mod tests {
         for offset in 0..10_000u64 {
             cache.insert((1, offset * 4096), block(1000));
         }
-        assert!(cache.usage_bytes() <= cache.capacity_bytes);
-        assert!(cache.usage_bytes() > cache.capacity_bytes / 2);
-        let per_shard = cache.shard_capacity_bytes;
+        assert!(cache.usage_bytes() <= cache.capacity_bytes());
+        assert!(cache.usage_bytes() > cache.capacity_bytes() / 2);
+        let per_shard = cache.shard_capacity_bytes();
         for shard in &cache.shards {
             assert!(shard.lock().usage_bytes <= per_shard);
         }
+        // A smaller capacity evicts at once; a larger one lets blocks in again.
+        cache.set_capacity(SHARD_COUNT as u64 * 3_000);
+        for shard in &cache.shards {
+            assert!(shard.lock().usage_bytes <= 3_000);
+        }
+        assert!(cache.usage_bytes() > 0);
+        cache.set_capacity(SHARD_COUNT as u64 * 10_000);
+        for offset in 0..10_000u64 {
+            cache.insert((2, offset * 4096), block(1000));
+        }
+        assert!(cache.usage_bytes() > SHARD_COUNT as u64 * 3_000);
+        assert!(cache.usage_bytes() <= cache.capacity_bytes());
     }
 
     #[test]

@@ -1,8 +1,14 @@
 //! `MemoryBudget`: one memory limit shared by several open databases, covering their
 //! memtables and one shared block cache.
 //!
-//! The budget splits its bytes into a block cache (every database under it uses that one
-//! cache) and a memtable share. Each database charges the budget for what its writes add to
+//! The budget covers a block cache (every database under it uses that one cache) and the
+//! memtables, which may use up to a share of it. The cache gets what the memtables do not
+//! hold: its capacity follows their size in steps of `1 / CACHE_CAPACITY_STEPS` of the share,
+//! rounded against the cache, so cache and memtables together never pass the budget, and a
+//! database that is only read has the whole budget for its cache. (The cost: memory a flushed
+//! memtable gave back may stay with the allocator, in another thread's arena, while the cache
+//! grows; `with_fixed_cache` keeps the cache at the budget less the share instead, for a
+//! resident size that never holds both.) Each database charges the budget for what its writes add to
 //! its memtable and is credited when a flush releases a frozen memtable (or when it closes).
 //! When the memtables of all its databases pass three quarters of the share, the writer that
 //! notices asks the database with the largest active memtable to freeze it early (itself, at
@@ -34,6 +40,8 @@ use std::time::{Duration, Instant};
 pub const MEMORY_BUDGET_BYTES_MIN: u64 = 4 * 1024 * 1024;
 /// Default percentage of a budget given to memtables (the rest is the block cache).
 pub const MEMTABLE_SHARE_PERCENT_DEFAULT: u8 = 50;
+/// The block cache's capacity changes in steps of this fraction of the memtable share.
+pub const CACHE_CAPACITY_STEPS: u64 = 32;
 /// Longest a writer group waits for memory before it writes anyway (the overshoot is then
 /// bounded by what writers add during flushes, and counted as a stall).
 pub const MEMORY_STALL_MAX: Duration = Duration::from_secs(10);
@@ -42,6 +50,7 @@ pub const MEMORY_STALL_MAX: Duration = Duration::from_secs(10);
 pub struct MemoryBudget {
     total_bytes: u64,
     memtable_share_bytes: u64,
+    cache_takes_idle_share: bool,
     cache: Arc<BlockCache>,
     memtable_bytes: AtomicU64,
     memtable_bytes_peak: AtomicU64,
@@ -66,7 +75,7 @@ impl std::fmt::Debug for MemoryBudget {
 pub struct MemoryBudgetUsage {
     /// The budget.
     pub total_bytes: u64,
-    /// The part for memtables (the rest is the block cache's capacity).
+    /// The most the memtables may hold (the block cache has the rest, and what they leave).
     pub memtable_share_bytes: u64,
     /// Memtables (active and frozen) of every database under the budget.
     pub memtable_bytes: u64,
@@ -83,8 +92,8 @@ pub struct MemoryBudgetUsage {
 }
 
 impl MemoryBudget {
-    /// A budget of `total_bytes` (at least `MEMORY_BUDGET_BYTES_MIN`), half for memtables
-    /// and half for the block cache.
+    /// A budget of `total_bytes` (at least `MEMORY_BUDGET_BYTES_MIN`), of which memtables
+    /// may hold half; the block cache has the rest and what the memtables leave.
     pub fn new(total_bytes: u64) -> Result<Arc<MemoryBudget>> {
         MemoryBudget::with_memtable_share(total_bytes, MEMTABLE_SHARE_PERCENT_DEFAULT)
     }
@@ -93,6 +102,20 @@ impl MemoryBudget {
     pub fn with_memtable_share(
         total_bytes: u64,
         memtable_percent: u8,
+    ) -> Result<Arc<MemoryBudget>> {
+        MemoryBudget::build(total_bytes, memtable_percent, true)
+    }
+
+    /// A budget of `total_bytes` with `memtable_percent` (1 to 99) of it for memtables whose
+    /// block cache always has exactly the rest, used or not by the memtables.
+    pub fn with_fixed_cache(total_bytes: u64, memtable_percent: u8) -> Result<Arc<MemoryBudget>> {
+        MemoryBudget::build(total_bytes, memtable_percent, false)
+    }
+
+    fn build(
+        total_bytes: u64,
+        memtable_percent: u8,
+        cache_takes_idle_share: bool,
     ) -> Result<Arc<MemoryBudget>> {
         if total_bytes < MEMORY_BUDGET_BYTES_MIN {
             return Err(Error::InvalidArgument(format!(
@@ -105,10 +128,13 @@ impl MemoryBudget {
             )));
         }
         let memtable_share_bytes = total_bytes / 100 * u64::from(memtable_percent);
+        let cache_bytes =
+            if cache_takes_idle_share { total_bytes } else { total_bytes - memtable_share_bytes };
         Ok(Arc::new(MemoryBudget {
             total_bytes,
             memtable_share_bytes,
-            cache: BlockCache::new(total_bytes - memtable_share_bytes),
+            cache_takes_idle_share,
+            cache: BlockCache::new(cache_bytes),
             memtable_bytes: AtomicU64::new(0),
             memtable_bytes_peak: AtomicU64::new(0),
             early_flushes: AtomicU64::new(0),
@@ -146,6 +172,7 @@ impl MemoryBudget {
     pub(crate) fn charge(&self, bytes: u64) {
         let now = self.memtable_bytes.fetch_add(bytes, Ordering::AcqRel) + bytes;
         self.memtable_bytes_peak.fetch_max(now, Ordering::AcqRel);
+        self.resize_cache();
     }
 
     pub(crate) fn credit(&self, bytes: u64) {
@@ -154,6 +181,32 @@ impl MemoryBudget {
         let _ = self.memtable_bytes.fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
             Some(used.saturating_sub(bytes))
         });
+        self.resize_cache();
+    }
+
+    /// The cache's capacity when the memtables hold `memtable_bytes`: the budget less their
+    /// size (at most their share) rounded up to a whole step.
+    fn cache_capacity_for(&self, memtable_bytes: u64) -> u64 {
+        let share = self.memtable_share_bytes;
+        let step = (share / CACHE_CAPACITY_STEPS).max(1);
+        let held = memtable_bytes.min(share).div_ceil(step).saturating_mul(step).min(share);
+        self.total_bytes - held
+    }
+
+    /// Sets the cache's capacity for the memtables' size now; almost always a comparison
+    /// only, as it changes only when the memtables cross a step. Racing callers each set what
+    /// they read last, then check again, so the capacity settles on the latest size.
+    fn resize_cache(&self) {
+        if !self.cache_takes_idle_share {
+            return;
+        }
+        for _ in 0..4 {
+            let target = self.cache_capacity_for(self.memtable_bytes.load(Ordering::Acquire));
+            if target == self.cache.capacity_bytes() {
+                return;
+            }
+            self.cache.set_capacity(target);
+        }
     }
 
     /// The member with the largest active memtable not yet asked to flush.
@@ -244,13 +297,27 @@ mod tests {
         let budget = MemoryBudget::with_memtable_share(100 << 20, 25).unwrap();
         let usage = budget.usage();
         assert_eq!(usage.memtable_share_bytes, 25 << 20);
-        assert_eq!(budget.block_cache().stats().capacity_bytes, 75 << 20);
+        let capacity = || budget.block_cache().stats().capacity_bytes;
+        assert_eq!(capacity(), 100 << 20, "no memtable: the cache has it all");
         budget.charge(10);
         budget.charge(5);
+        let step = (25 << 20) / CACHE_CAPACITY_STEPS;
+        assert_eq!(capacity(), (100 << 20) - step, "a started step counts whole");
         budget.credit(10);
         assert_eq!(budget.usage().memtable_bytes, 5);
         assert_eq!(budget.usage().memtable_bytes_peak, 15);
-        budget.credit(100);
+        budget.charge(step - 5);
+        assert_eq!(capacity(), (100 << 20) - step, "exactly one step");
+        budget.charge(1);
+        assert_eq!(capacity(), (100 << 20) - 2 * step);
+        budget.charge(100 << 20);
+        assert_eq!(capacity(), 75 << 20, "past the share, the cache keeps the rest");
+        budget.credit(200 << 20);
         assert_eq!(budget.usage().memtable_bytes, 0, "credits saturate");
+        assert_eq!(capacity(), 100 << 20);
+        let fixed = MemoryBudget::with_fixed_cache(100 << 20, 25).unwrap();
+        assert_eq!(fixed.block_cache().stats().capacity_bytes, 75 << 20);
+        fixed.charge(10 << 20);
+        assert_eq!(fixed.block_cache().stats().capacity_bytes, 75 << 20);
     }
 }
