@@ -104,11 +104,11 @@ thread_local! {
 
 /// Decodes the stored bytes of a block recorded with `codec` (checksum already verified);
 /// errors name `path` and the block's `offset`.
-pub fn decompress(path: &Path, offset: u64, codec: u8, stored: Vec<u8>) -> Result<Vec<u8>> {
+pub fn decompress(path: &Path, offset: u64, codec: u8, stored: &[u8]) -> Result<Vec<u8>> {
     let corrupt =
         |detail: String| Error::corruption(path, format!("block at offset {offset}: {detail}"));
     if codec == COMPRESSION_NONE {
-        return Ok(stored);
+        return Ok(stored.to_vec());
     }
     if codec != COMPRESSION_LZ4 && codec != COMPRESSION_ZSTD {
         return Err(corrupt(format!("unknown compression {codec}")));
@@ -201,7 +201,7 @@ mod tests {
         for compression in CODECS {
             for contents in [compressible(4096), random(4096), compressible(1), Vec::new()] {
                 let (codec, bytes) = stored(compression, &contents);
-                let decoded = decompress(path, 0, codec, bytes).unwrap();
+                let decoded = decompress(path, 0, codec, &bytes).unwrap();
                 assert_eq!(decoded, contents, "{compression:?}, {} bytes", contents.len());
             }
         }
@@ -250,7 +250,7 @@ mod tests {
         for compression in [Compression::Lz4, Compression::Zstd { level: 3 }] {
             let (codec, bytes) = stored(compression, &contents);
             let check = |bytes: Vec<u8>, what: &str| {
-                let error = decompress(path, 77, codec, bytes).unwrap_err();
+                let error = decompress(path, 77, codec, &bytes).unwrap_err();
                 assert!(error.is_corruption(), "{what}: {error}");
                 let text = error.to_string();
                 assert!(text.contains("000009.sst") && text.contains("offset 77"), "{text}");
@@ -260,13 +260,13 @@ mod tests {
                 for flip in [0x01u8, 0x80, 0xff] {
                     let mut damaged = bytes.clone();
                     damaged[index] ^= flip;
-                    if let Ok(decoded) = decompress(path, 77, codec, damaged) {
+                    if let Ok(decoded) = decompress(path, 77, codec, &damaged) {
                         assert_eq!(decoded.len(), contents.len(), "{compression:?} at {index}");
                     }
                 }
             }
             for len in 0..bytes.len() {
-                let _ = decompress(path, 77, codec, bytes[..len].to_vec());
+                let _ = decompress(path, 77, codec, &bytes[..len]);
             }
             check(bytes[..3].to_vec(), "short prefix");
             let mut longer = bytes.clone();
@@ -284,9 +284,9 @@ mod tests {
             check(garbage, "garbage payload");
             // And the context is still good afterwards.
             let (codec, bytes) = stored(compression, &contents);
-            assert_eq!(decompress(path, 0, codec, bytes).unwrap(), contents);
+            assert_eq!(decompress(path, 0, codec, &bytes).unwrap(), contents);
         }
-        let error = decompress(path, 5, 3, vec![1, 2, 3]).unwrap_err();
+        let error = decompress(path, 5, 3, &[1, 2, 3]).unwrap_err();
         assert!(error.is_corruption() && error.to_string().contains("unknown compression 3"));
     }
 }

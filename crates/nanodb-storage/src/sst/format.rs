@@ -11,7 +11,8 @@
 //!
 //! Data and index blocks may be compressed; the filter and properties blocks are always raw.
 //!
-//! Thread safety: plain functions.
+//! Thread safety: plain functions; each thread reads blocks of up to `READ_BUFFER_BYTES_MAX`
+//! through a buffer of its own, reused from read to read.
 //!
 //! Invariants:
 //! 1. Every block is verified against its checksum before a byte of it is decoded or
@@ -24,7 +25,17 @@ use super::compression::{decompress, BlockCompressor};
 use crate::coding::{crc32c, get_u32_at, get_u64_at, put_u32, put_u64, Decoder};
 use crate::fs::ReadableFile;
 use crate::{Error, Result};
+use std::cell::RefCell;
 use std::path::Path;
+
+/// Largest block (as stored, with its trailer) read through the thread's reused buffer; a
+/// larger one is read into a buffer of its own, so no thread keeps a big buffer.
+pub const READ_BUFFER_BYTES_MAX: usize = 256 * 1024;
+
+thread_local! {
+    /// The buffer each thread reads stored blocks into before checking and decompressing.
+    static READ_BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
 
 /// Magic number at the end of every SST ("NANOSST1" as little-endian bytes). DO NOT CHANGE.
 pub const SST_MAGIC: u64 = u64::from_le_bytes(*b"NANOSST1");
@@ -192,22 +203,72 @@ pub fn read_block(file: &dyn ReadableFile, path: &Path, handle: BlockHandle) -> 
             ),
         ));
     }
-    let mut bytes = vec![0u8; total as usize];
-    file.read_exact_at(handle.offset, &mut bytes).map_err(|error| {
-        Error::io(format!("read block at {} of {}", handle.offset, path.display()), error)
-    })?;
-    let size = handle.size as usize;
-    let stored_crc = get_u32_at(&bytes, size + 1).unwrap_or(0);
-    let actual_crc = crc32c(&bytes[..size + 1]);
-    if stored_crc != actual_crc {
-        return Err(Error::ChecksumMismatch {
-            file: path.to_path_buf(),
-            offset: handle.offset,
-            expected: stored_crc,
-            actual: actual_crc,
-        });
+    let total = total as usize;
+    let read = |bytes: &mut [u8]| -> Result<Vec<u8>> {
+        file.read_exact_at(handle.offset, bytes).map_err(|error| {
+            Error::io(format!("read block at {} of {}", handle.offset, path.display()), error)
+        })?;
+        let size = handle.size as usize;
+        let stored_crc = get_u32_at(bytes, size + 1).unwrap_or(0);
+        let actual_crc = crc32c(&bytes[..size + 1]);
+        if stored_crc != actual_crc {
+            return Err(Error::ChecksumMismatch {
+                file: path.to_path_buf(),
+                offset: handle.offset,
+                expected: stored_crc,
+                actual: actual_crc,
+            });
+        }
+        decompress(path, handle.offset, bytes[size], &bytes[..size])
+    };
+    if total > READ_BUFFER_BYTES_MAX {
+        return read(&mut vec![0u8; total]);
     }
-    let compression = bytes[size];
-    bytes.truncate(size);
-    decompress(path, handle.offset, compression, bytes)
+    READ_BUFFER.with_borrow_mut(|buffer| {
+        if buffer.len() < total {
+            buffer.resize(total, 0);
+        }
+        read(&mut buffer[..total])
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fs::{Fs, SimFs};
+
+    #[test]
+    fn blocks_at_and_past_the_read_buffer_limit_read_back_and_are_checked() {
+        let fs = SimFs::new();
+        fs.create_dir_all(Path::new("/d")).unwrap();
+        let path = Path::new("/d/blocks");
+        let sizes = [10, READ_BUFFER_BYTES_MAX - BLOCK_TRAILER_LEN, READ_BUFFER_BYTES_MAX + 1, 7];
+        let mut out = Vec::new();
+        let mut handles = Vec::new();
+        for (i, size) in sizes.iter().enumerate() {
+            let contents: Vec<u8> = (0..*size).map(|at| (at * 31 + i) as u8).collect();
+            let offset = out.len() as u64;
+            let stored = encode_block(&mut out, &contents, None);
+            handles.push((BlockHandle { offset, size: stored as u32 }, contents));
+        }
+        let mut file = fs.create(path).unwrap();
+        file.append(&out).unwrap();
+        file.sync().unwrap();
+        let file = fs.open(path).unwrap();
+        // Large, small, large again: a small read after a large one uses the reused buffer.
+        for (handle, contents) in handles.iter().chain(handles.iter().rev()) {
+            assert_eq!(&read_block(file.as_ref(), path, *handle).unwrap(), contents);
+        }
+        // A damaged byte in the big block is a checksum error, not bad contents.
+        let (big, _) = handles[2];
+        out[big.offset as usize + 100] ^= 1;
+        let damaged_path = Path::new("/d/damaged");
+        let mut damaged = fs.create(damaged_path).unwrap();
+        damaged.append(&out).unwrap();
+        let damaged = fs.open(damaged_path).unwrap();
+        let error = read_block(damaged.as_ref(), damaged_path, big).unwrap_err();
+        assert!(matches!(error, Error::ChecksumMismatch { .. }), "{error}");
+        let (small, contents) = &handles[0];
+        assert_eq!(&read_block(damaged.as_ref(), damaged_path, *small).unwrap(), contents);
+    }
 }
