@@ -29,6 +29,7 @@ use crate::feed::{commit_note, Change, ChangeKind};
 use crate::index::{update_entries, IndexState};
 use crate::names::check_document_id;
 use crate::patch::Patch;
+use crate::query::eval::TopFields;
 use crate::ttl::{expired, Expiry};
 use crate::value::{msgpack, Date, Map, Value};
 use crate::{id, Error, Result};
@@ -330,7 +331,7 @@ impl Context<'_> {
         msgpack::encode_map(&fields, &mut bytes);
         check_size(&bytes)?;
         writes.txn.put_in(&self.state.documents, id, bytes)?;
-        let old_fields = old.map(Document::fields);
+        let old_fields = old.map(|old| old as &dyn TopFields);
         update_entries(&mut writes.txn, self.state, self.indexes, id, old_fields, Some(&fields))?;
         let document = Document::from_stored(fields, || "a new document".into())?;
         let kind = if updating { ChangeKind::Update } else { ChangeKind::Create };
@@ -357,7 +358,7 @@ impl Context<'_> {
 
     fn remove(&self, writes: &mut Writes, id: &str, old: &Document) -> Result<()> {
         writes.txn.delete_in(&self.state.documents, id)?;
-        update_entries(&mut writes.txn, self.state, self.indexes, id, Some(old.fields()), None)?;
+        update_entries(&mut writes.txn, self.state, self.indexes, id, Some(old), None)?;
         self.record(writes, ChangeKind::Delete, old);
         Ok(())
     }

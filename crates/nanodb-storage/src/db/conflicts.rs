@@ -94,22 +94,29 @@ fn as_ref(bound: &Bound<Vec<u8>>) -> Bound<&[u8]> {
     }
 }
 
-/// `Err(Error::Conflict)` naming the first key that changed after the snapshot.
+/// `Err(Error::Conflict)` naming the first key that changed after the snapshot. `seqno_last`
+/// is the seqno of the last commit in the view: when it is not past the snapshot, nothing
+/// committed since, and only the group's earlier batches are looked at (no key is read).
 pub(crate) fn check(
     inner: &DbInner,
     view: &ReadView,
     check: &ConflictCheck,
     group: &GroupWrites,
+    seqno_last: u64,
 ) -> Result<()> {
     let snapshot = check.snapshot_seqno;
+    let committed_since = seqno_last > snapshot;
     for key in &check.keys {
-        if group.touches_key(key) || key_changed(inner, view, key, snapshot)? {
+        if group.touches_key(key) || (committed_since && key_changed(inner, view, key, snapshot)?) {
             return Err(Error::Conflict { key: key.clone() });
         }
     }
     for range in &check.ranges {
         if let Some(key) = group.touches_range(range) {
             return Err(Error::Conflict { key });
+        }
+        if !committed_since {
+            continue;
         }
         if let Some(key) = range_changed(view, range, snapshot)? {
             return Err(Error::Conflict { key });

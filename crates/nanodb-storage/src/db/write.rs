@@ -234,7 +234,7 @@ fn commit_group(inner: &DbInner, group: &mut [PendingWrite]) -> Result<()> {
         write.rejected =
             write.batch.keyspaces().iter().find_map(|keyspace| keyspace.check_live().err());
     }
-    check_conflicts(inner, group);
+    check_conflicts(inner, group, wal.seqno_last);
     if group.iter().all(|write| write.rejected.is_some()) {
         return Ok(());
     }
@@ -311,8 +311,9 @@ fn commit_group(inner: &DbInner, group: &mut [PendingWrite]) -> Result<()> {
 }
 
 /// Runs the transactions' conflict checks of `group` in order, each against every commit
-/// before it: earlier groups (in the view) and earlier batches of this group.
-fn check_conflicts(inner: &DbInner, group: &mut [PendingWrite]) {
+/// before it: earlier groups (in the view, the last at `seqno_last`) and earlier batches of
+/// this group.
+fn check_conflicts(inner: &DbInner, group: &mut [PendingWrite], seqno_last: u64) {
     if !group.iter().any(|write| write.check.is_some() && write.rejected.is_none()) {
         return;
     }
@@ -320,7 +321,7 @@ fn check_conflicts(inner: &DbInner, group: &mut [PendingWrite]) {
     let mut earlier = GroupWrites::default();
     for write in group.iter_mut().filter(|write| write.rejected.is_none()) {
         if let Some(check) = &write.check {
-            if let Err(error) = conflicts::check(inner, &view, check, &earlier) {
+            if let Err(error) = conflicts::check(inner, &view, check, &earlier, seqno_last) {
                 if matches!(error, Error::Conflict { .. }) {
                     StatsCounters::add(&inner.stats.transaction_conflicts, 1);
                 }

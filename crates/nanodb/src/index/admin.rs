@@ -179,11 +179,11 @@ pub(crate) fn update_entries(
     state: &CollectionState,
     indexes: &[Arc<IndexState>],
     id: &str,
-    old: Option<&Map>,
-    new: Option<&Map>,
+    old: Option<&dyn TopFields>,
+    new: Option<&dyn TopFields>,
 ) -> Result<()> {
     for index in indexes {
-        let entries = |fields: Option<&Map>| -> Result<Vec<Entry>> {
+        let entries = |fields: Option<&dyn TopFields>| -> Result<Vec<Entry>> {
             fields.map_or(Ok(Vec::new()), |fields| entries_of(&index.definition, fields, id))
         };
         let (before, after) = (entries(old)?, entries(new)?);
@@ -194,8 +194,7 @@ pub(crate) fn update_entries(
             if entry.unique {
                 if let Some(owner) = txn.get_in(&index.keyspace, &entry.key)? {
                     if owner != id.as_bytes() {
-                        let fields = new.map_or_else(Map::new, Map::clone);
-                        return Err(violation(state, index, &fields));
+                        return Err(violation(state, index, new.unwrap_or(&Map::new())));
                     }
                 }
             }
