@@ -113,7 +113,7 @@ pub fn decompress(path: &Path, offset: u64, codec: u8, stored: &[u8]) -> Result<
     if codec != COMPRESSION_LZ4 && codec != COMPRESSION_ZSTD {
         return Err(corrupt(format!("unknown compression {codec}")));
     }
-    let Some(declared) = get_u32_at(&stored, 0) else {
+    let Some(declared) = get_u32_at(stored, 0) else {
         return Err(corrupt(format!(
             "compressed block of {} bytes is too short for its length prefix",
             stored.len()

@@ -64,7 +64,7 @@ pub(crate) fn find(db: &Db, state: &CollectionState, query: &Query) -> Result<Pa
     query.check()?;
     let indexes = state.ready_indexes();
     let snapshot = db.snapshot()?;
-    let (choice, _) = plan(query, &state.documents, &indexes, &snapshot)?;
+    let (choice, _) = plan(query, &state.documents, &indexes, &snapshot, false)?;
     match run(&snapshot, state, query, &choice)? {
         Some(page) => Ok(page),
         None => {
@@ -80,7 +80,7 @@ pub(crate) fn explain(db: &Db, state: &CollectionState, query: &Query) -> Result
     query.check()?;
     let indexes = state.ready_indexes();
     let snapshot = db.snapshot()?;
-    Ok(plan(query, &state.documents, &indexes, &snapshot)?.1)
+    Ok(plan(query, &state.documents, &indexes, &snapshot, true)?.1)
 }
 
 /// Calls `visit` with every document matching `filter`, in the plan's order, at one snapshot.
@@ -94,7 +94,7 @@ pub(crate) fn for_each_match(
     query.check()?;
     let indexes = state.ready_indexes();
     let snapshot = db.snapshot()?;
-    let (choice, _) = plan(&query, &state.documents, &indexes, &snapshot)?;
+    let (choice, _) = plan(&query, &state.documents, &indexes, &snapshot, false)?;
     read(&snapshot, state, &query, &choice, &mut |document, _, _| {
         if matches_document(&query.filter, &document) {
             visit(&document)?;

@@ -12,6 +12,8 @@
 //! range ends it. The planner probes each fitting index, counting the entries in its ranges up
 //! to `PLAN_PROBE_ENTRIES_MAX`, and takes the fewest, preferring on a tie one that already
 //! yields the query's sort order (then the results stream, and a limit stops the scan early).
+//! When the counts could not change the choice (one index narrows, and no other alternative
+//! competes with it), a query skips them; `explain` always counts.
 //! An index that yields the sort order with no condition is used when no condition narrows
 //! better. Otherwise the collection is scanned.
 //!
@@ -347,6 +349,7 @@ pub(crate) fn plan(
     documents: &Keyspace,
     indexes: &[Arc<IndexState>],
     snapshot: &Snapshot,
+    count_always: bool,
 ) -> Result<(Choice, Plan)> {
     let conditions = conjuncts(&query.filter);
     let ordered_query = query.is_ordered();
@@ -374,10 +377,8 @@ pub(crate) fn plan(
             (false, false) => Role::Unusable,
         };
         let (estimate, note) = match role {
-            Role::Narrows => (
-                Some(probe(snapshot, &index.keyspace, &scan.ranges)?),
-                "conditions narrow its key ranges",
-            ),
+            // Counted below, if the count can matter.
+            Role::Narrows => (None, "conditions narrow its key ranges"),
             Role::Orders => {
                 (None, "no condition on its first field, but its order is the sort order")
             }
@@ -407,6 +408,19 @@ pub(crate) fn plan(
         None,
         "reads every document",
     );
+    let narrowing = candidates.iter().filter(|candidate| candidate.role == Role::Narrows).count();
+    let ordered_rival = candidates.iter().any(|candidate| {
+        candidate.role == Role::Orders && matches!(candidate.choice.access, Access::Index { .. })
+    });
+    if count_always || narrowing > 1 || ordered_rival {
+        for candidate in candidates.iter_mut().filter(|candidate| candidate.role == Role::Narrows) {
+            if let (Access::Index { index, ranges, .. }, None) =
+                (&candidate.choice.access, candidate.alternative.estimate)
+            {
+                candidate.alternative.estimate = Some(probe(snapshot, &index.keyspace, ranges)?);
+            }
+        }
+    }
     let best = choose(&candidates, query.limit.is_some());
     let choice = candidates[best].choice.clone();
     let chosen = candidates[best].alternative.clone();
@@ -446,5 +460,65 @@ fn choose(candidates: &[Candidate], limited: bool) -> usize {
         (Some(position), Some(_)) if limited => position,
         (_, Some((position, _))) => position,
         (None, None) => candidates.len() - 1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::query::{parse_filter, parse_sort, FilterContext};
+    use crate::test_support::doc;
+    use crate::{CollectionOptions, IndexDefinition, NanoDb, NanoDbOptions};
+
+    /// Skipping the counts never changes the choice: every query plans the same with them.
+    #[test]
+    fn a_query_skips_counts_only_where_they_cannot_change_the_choice() {
+        let runtime = NanoDb::in_memory(NanoDbOptions::default()).unwrap();
+        let database = runtime.database("plan").unwrap();
+        let people = database.create_collection("people", CollectionOptions::default()).unwrap();
+        for n in 0..3000i64 {
+            let city = if n % 100 == 0 { "rome" } else { "oslo" };
+            people.insert(doc(serde_json::json!({"n": n, "city": city, "age": n % 90}))).unwrap();
+        }
+        let state = people.state();
+        let counted = |text: &str, sort: &str, limit: Option<usize>, indexes: &[&str]| {
+            let (params, variables) = (Default::default(), Default::default());
+            let context = FilterContext::new(&params, &variables);
+            let mut query =
+                Query::new(parse_filter(text, &context).unwrap()).sort(parse_sort(sort).unwrap());
+            if let Some(limit) = limit {
+                query = query.limit(limit);
+            }
+            let ready = state.ready_indexes();
+            let ready: Vec<_> = ready
+                .into_iter()
+                .filter(|index| indexes.contains(&index.definition.name.as_str()))
+                .collect();
+            let snapshot = database.storage().snapshot().unwrap();
+            let (quick, _) = plan(&query, &state.documents, &ready, &snapshot, false).unwrap();
+            let (full, explained) =
+                plan(&query, &state.documents, &ready, &snapshot, true).unwrap();
+            let name = |choice: &Choice| match &choice.access {
+                Access::Index { index, .. } => format!("index {}", index.definition.name),
+                Access::Scan { .. } => "scan".to_string(),
+                Access::Ids(ids) => format!("ids {ids:?}"),
+            };
+            assert_eq!(name(&quick), name(&full), "{text} / {sort}: {explained}");
+            (name(&quick), explained.chosen.estimate)
+        };
+        for name in ["city", "age", "n"] {
+            let index = IndexDefinition::new(name, &[name]).unwrap();
+            people.create_index(index).unwrap().wait().unwrap();
+        }
+        let all: &[&str] = &["city", "age", "n"];
+        let (chosen, estimate) = counted("city = 'rome'", "", None, &["city"]);
+        assert_eq!((chosen.as_str(), estimate), ("index city", Some(30)), "explain counts");
+        assert_eq!(counted("city = 'oslo'", "", None, &["city"]).0, "index city");
+        assert_eq!(counted("city = 'oslo' && age = 3", "", None, all).0, "index age");
+        assert_eq!(counted("city = 'rome' && age > 3", "", None, all).0, "index city");
+        assert_eq!(counted("city = 'oslo'", "n", Some(5), all).0, "index n");
+        assert_eq!(counted("city = 'rome'", "n", Some(5), all).0, "index city");
+        assert_eq!(counted("id = 'x' && city = 'rome'", "", None, all).0, "ids [\"x\"]");
+        assert_eq!(counted("team = 'x'", "", None, all).0, "scan");
     }
 }
