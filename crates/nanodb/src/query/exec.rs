@@ -14,15 +14,15 @@
 //! Invariant: every returned document matches the filter as of the snapshot, and each appears
 //! once; none has expired (TTL) when the query began.
 
-use super::ast::SortKey;
-use super::eval::{matches_document, single, Root};
+use super::ast::{Filter, SortKey};
+use super::eval::{matches, matches_document, single, top_level_names, Root};
 use super::plan::{plan, Access, Choice, Plan};
 use super::request::{Cursor, Page, Query};
 use crate::database::CollectionState;
 use crate::document::Document;
 use crate::index::{index_key_after, sorts_like_index};
 use crate::ttl::{expired, Expiry};
-use crate::value::{compare, Date, Value};
+use crate::value::{compare, msgpack, Date, Value};
 use crate::{Error, Result};
 use nanodb_storage::{Db, Snapshot};
 use std::cmp::Ordering;
@@ -87,7 +87,7 @@ pub(crate) fn explain(db: &Db, state: &CollectionState, query: &Query) -> Result
 pub(crate) fn for_each_match(
     db: &Db,
     state: &CollectionState,
-    filter: &super::Filter,
+    filter: &Filter,
     visit: &mut dyn FnMut(&Document) -> Result<()>,
 ) -> Result<()> {
     let query = Query::new(filter.clone());
@@ -108,7 +108,7 @@ pub(crate) fn for_each_match(
 pub(crate) fn count_all(db: &Db, state: &CollectionState) -> Result<u64> {
     if Expiry::of(state, Date::now()).is_some() {
         let mut count = 0;
-        for_each_match(db, state, &super::Filter::True, &mut |_| {
+        for_each_match(db, state, &Filter::True, &mut |_| {
             count += 1;
             Ok(())
         })?;
@@ -240,8 +240,18 @@ fn read(
             if let Some(cursor) = resume {
                 range.0 = later(range.0, Bound::Excluded(cursor.id.as_bytes().to_vec()));
             }
+            // A scan tests the filter on just the fields it reads first: most documents it
+            // passes over are then never decoded (nor checked) whole.
+            let names = top_level_names(&query.filter);
+            let prefilter = !matches!(query.filter, Filter::True);
             for entry in snapshot.range_in(&state.documents, range)? {
                 let (key, bytes) = entry?;
+                if prefilter {
+                    let fields = msgpack::decode_fields(&bytes, &names);
+                    if fields.is_some_and(|fields| !matches(&query.filter, &fields)) {
+                        continue;
+                    }
+                }
                 let size_bytes = bytes.len();
                 let document = decode(&String::from_utf8_lossy(&key), bytes)?;
                 match visit(document, size_bytes, true)? {

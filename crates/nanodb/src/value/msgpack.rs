@@ -221,6 +221,32 @@ pub(crate) fn decode_field(bytes: &[u8], span: &FieldSpan) -> Result<Value, Deco
     Ok(value)
 }
 
+/// Decodes only the top-level fields of the map in `bytes` named in `names` (each checked as
+/// `decode` checks it), stepping over the others with bounds and depth checks only. `None`
+/// when `bytes` are not such a map or are malformed where they were read: the caller decodes
+/// them whole to learn what is wrong. A query's filter reads these few fields of every
+/// document it passes over; only the documents it keeps are decoded and checked whole.
+pub(crate) fn decode_fields(bytes: &[u8], names: &[&str]) -> Option<Map> {
+    let mut reader = Reader { bytes, at: 0 };
+    let Ok(Token::Map(count)) = reader.token() else { return None };
+    reader.enter(0, count, 2).ok()?;
+    let mut fields = Map::new();
+    for _ in 0..count {
+        // Compared as bytes: a name equal to one asked for is that (valid) string.
+        let name = reader.name_bytes().ok()?;
+        if let Some(wanted) = names.iter().find(|wanted| wanted.as_bytes() == name) {
+            let value = reader.value(1).ok()?;
+            if fields.insert(wanted.to_string(), value).is_some() {
+                return None;
+            }
+        } else {
+            reader.step_over(1).ok()?;
+        }
+    }
+    reader.end().ok()?;
+    Some(fields)
+}
+
 /// One MessagePack item as read from its marker: a whole scalar, or the head of a container.
 enum Token<'a> {
     Null,
@@ -344,6 +370,51 @@ impl<'a> Reader<'a> {
             Token::Array(count) => self.list(count, depth)?,
             Token::Map(count) => self.map(count, depth)?,
         })
+    }
+
+    /// The bytes of a map key that must be a string, not checked for UTF-8.
+    fn name_bytes(&mut self) -> Result<&'a [u8], DecodeError> {
+        let marker = self.u8()?;
+        let len = match marker {
+            0xa0..=0xbf => usize::from(marker & 0x1f),
+            0xd9 => usize::from(self.u8()?),
+            0xda => self.u16()?,
+            0xdb => self.u32()?,
+            _ => return Err(self.error("a map key is not a string")),
+        };
+        self.take(len)
+    }
+
+    /// Steps over one value, checking only that it lies within the bytes and is not nested
+    /// deeper than `NESTING_DEPTH_MAX` (strings are not checked for UTF-8, names not for
+    /// order).
+    fn step_over(&mut self, depth: usize) -> Result<(), DecodeError> {
+        let marker = self.u8()?;
+        let (len, items) = match marker {
+            0xa0..=0xbf => (usize::from(marker & 0x1f), 0),
+            0xd9 | 0xc4 => (usize::from(self.u8()?), 0),
+            0xda | 0xc5 => (self.u16()?, 0),
+            0xdb | 0xc6 => (self.u32()?, 0),
+            0x90..=0x9f => (0, usize::from(marker & 0x0f)),
+            0xdc => (0, self.u16()?),
+            0xdd => (0, self.u32()?),
+            0x80..=0x8f => (0, 2 * usize::from(marker & 0x0f)),
+            0xde => (0, 2 * self.u16()?),
+            0xdf => (0, 2 * self.u32()?),
+            _ => {
+                self.at -= 1;
+                self.token()?;
+                return Ok(());
+            }
+        };
+        self.take(len)?;
+        if items > 0 {
+            self.enter(depth, items, 1)?;
+            for _ in 0..items {
+                self.step_over(depth + 1)?;
+            }
+        }
+        Ok(())
     }
 
     /// Walks one value without building it, checking all that `value` checks except repeated
@@ -660,6 +731,59 @@ mod tests {
                 mutated[at] = next() as u8;
             }
             layout_agrees_with_decode(&mutated);
+        }
+    }
+
+    #[test]
+    fn chosen_fields_decode_alone_and_the_rest_is_only_bounded() {
+        let doc = Value::from(serde_json::json!({
+            "a": 1, "bio": "long text", "nested": {"x": [1, {"y": "z"}]}, "team": "t-1", "z": null
+        }));
+        let bytes = to_bytes(&doc);
+        let Value::Object(all) = decode(&bytes).unwrap() else { panic!("a map") };
+        let some = decode_fields(&bytes, &["team", "nested", "missing"]).unwrap();
+        assert_eq!(some.len(), 2);
+        assert_eq!(some.get("team"), all.get("team"));
+        assert_eq!(some.get("nested"), all.get("nested"));
+        assert_eq!(decode_fields(&bytes, &[]).unwrap().len(), 0);
+        // Bad UTF-8 in a field not asked for is stepped over; in one asked for, refused.
+        let mut bad = bytes.clone();
+        let at = bad.windows(9).position(|w| w == b"long text").unwrap();
+        bad[at] = 0xff;
+        assert!(decode(&bad).is_err());
+        assert!(decode_fields(&bad, &["team"]).is_some());
+        assert!(decode_fields(&bad, &["bio"]).is_none());
+        for end in 0..bytes.len() {
+            assert!(decode_fields(&bytes[..end], &["a"]).is_none(), "truncated at {end}");
+        }
+        assert!(decode_fields(&[0x91, 0xc0], &["a"]).is_none(), "not a map");
+        let deep = {
+            let mut deep = vec![0x81, 0xa1, b'd'];
+            deep.extend(std::iter::repeat_n(0x91, NESTING_DEPTH_MAX + 1));
+            deep.push(0xc0);
+            deep
+        };
+        assert!(decode_fields(&deep, &["a"]).is_none(), "too deep, even when stepped over");
+        // Random byte changes: never a panic, and a field returned is the field decoded whole.
+        let mut state = 0x5eed_u64;
+        let mut next = || {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (state >> 33) as usize
+        };
+        for _ in 0..20_000 {
+            let mut mutated = bytes.clone();
+            for _ in 0..1 + next() % 3 {
+                let at = next() % mutated.len();
+                mutated[at] = next() as u8;
+            }
+            let picked = decode_fields(&mutated, &["team", "nested"]);
+            if let (Some(picked), Ok(Value::Object(whole))) = (picked, decode(&mutated)) {
+                for (name, value) in &picked {
+                    assert_eq!(to_bytes(value), to_bytes(&whole[name]), "{name}");
+                }
+            }
         }
     }
 }
