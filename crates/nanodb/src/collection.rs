@@ -85,7 +85,7 @@ impl Collection {
     /// set to now.
     pub fn insert(&self, document: impl Into<Value>) -> Result<Document> {
         let fields = object(document.into())?;
-        self.write(|context, writes| context.insert(writes, fields.clone()))
+        self.write(|context, writes| context.insert(writes, &fields))
     }
 
     /// Inserts every document, all or none.
@@ -93,7 +93,7 @@ impl Collection {
         check_many(documents.len())?;
         let all: Vec<Map> = documents.into_iter().map(object).collect::<Result<_>>()?;
         self.write(|context, writes| {
-            all.iter().map(|fields| context.insert(writes, fields.clone())).collect()
+            all.iter().map(|fields| context.insert(writes, fields)).collect()
         })
     }
 
@@ -110,7 +110,7 @@ impl Collection {
     /// `Error::NotFound` if there is no such document.
     pub fn replace(&self, id: &str, document: impl Into<Value>) -> Result<Document> {
         let fields = object(document.into())?;
-        self.write(|context, writes| context.replace(writes, id, fields.clone()))
+        self.write(|context, writes| context.replace(writes, id, &fields))
     }
 
     /// Applies `patch` to document `id`; `Error::NotFound` if there is no such document.
@@ -122,7 +122,7 @@ impl Collection {
     pub fn upsert(&self, id: &str, document: impl Into<Value>) -> Result<Document> {
         check_document_id(id)?;
         let fields = object(document.into())?;
-        self.write(|context, writes| context.upsert(writes, id, fields.clone()))
+        self.write(|context, writes| context.upsert(writes, id, &fields))
     }
 
     /// Deletes document `id`; returns its last version, or `None` if there was none.

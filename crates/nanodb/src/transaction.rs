@@ -151,7 +151,7 @@ impl Transaction {
     ) -> Result<Document> {
         let fields = object(document.into())?;
         let (context, writes) = self.of(collection)?;
-        context.insert(writes, fields)
+        context.insert(writes, &fields)
     }
 
     /// Replaces document `id`, as `Collection::replace` does.
@@ -163,7 +163,7 @@ impl Transaction {
     ) -> Result<Document> {
         let fields = object(document.into())?;
         let (context, writes) = self.of(collection)?;
-        context.replace(writes, id, fields)
+        context.replace(writes, id, &fields)
     }
 
     /// Applies `patch` to document `id`, as `Collection::patch` does.
@@ -182,7 +182,7 @@ impl Transaction {
         check_document_id(id)?;
         let fields = object(document.into())?;
         let (context, writes) = self.of(collection)?;
-        context.upsert(writes, id, fields)
+        context.upsert(writes, id, &fields)
     }
 
     /// Deletes document `id`; returns its last version, if there was one.
@@ -255,15 +255,15 @@ impl Context<'_> {
         Ok(document.filter(|document| !expired(self.expiry, document)))
     }
 
-    pub fn insert(&self, writes: &mut Writes, mut fields: Map) -> Result<Document> {
-        let (id, stored) = match fields.remove(FIELD_ID) {
+    pub fn insert(&self, writes: &mut Writes, fields: &Map) -> Result<Document> {
+        let (id, stored) = match fields.get(FIELD_ID) {
             Some(Value::String(id)) => {
-                check_document_id(&id)?;
-                let stored = self.read_stored(writes, &id)?;
+                check_document_id(id)?;
+                let stored = self.read_stored(writes, id)?;
                 if stored.as_ref().is_some_and(|old| !expired(self.expiry, old)) {
-                    return Err(Error::AlreadyExists { kind: "document", name: id });
+                    return Err(Error::AlreadyExists { kind: "document", name: id.clone() });
                 }
-                (id, stored)
+                (id.clone(), stored)
             }
             Some(other) => {
                 return Err(Error::invalid(format!(
@@ -283,7 +283,7 @@ impl Context<'_> {
         self.store(writes, &id, fields, stored.as_ref(), false)
     }
 
-    pub fn replace(&self, writes: &mut Writes, id: &str, fields: Map) -> Result<Document> {
+    pub fn replace(&self, writes: &mut Writes, id: &str, fields: &Map) -> Result<Document> {
         let Some(old) = self.read(writes, id)? else { return Err(not_found(id)) };
         self.store(writes, id, fields, Some(&old), true)
     }
@@ -292,22 +292,23 @@ impl Context<'_> {
         let Some(old) = self.read(writes, id)? else { return Err(not_found(id)) };
         let mut fields = old.fields().clone();
         patch.apply(&mut fields)?;
-        self.store(writes, id, fields, Some(&old), true)
+        self.store(writes, id, &fields, Some(&old), true)
     }
 
-    pub fn upsert(&self, writes: &mut Writes, id: &str, fields: Map) -> Result<Document> {
+    pub fn upsert(&self, writes: &mut Writes, id: &str, fields: &Map) -> Result<Document> {
         let stored = self.read_stored(writes, id)?;
         let live = stored.as_ref().is_some_and(|old| !expired(self.expiry, old));
         self.store(writes, id, fields, stored.as_ref(), live)
     }
 
     /// Writes `fields` as document `id` in place of `old` (stored, maybe expired: its index
-    /// entries go), with the reserved fields set; `updating` keeps `old`'s `created`.
+    /// entries go), with the reserved fields set (whatever `fields` holds under their names);
+    /// `updating` keeps `old`'s `created`.
     fn store(
         &self,
         writes: &mut Writes,
         id: &str,
-        mut fields: Map,
+        fields: &Map,
         old: Option<&Document>,
         updating: bool,
     ) -> Result<Document> {
@@ -317,23 +318,23 @@ impl Context<'_> {
             self.record(writes, ChangeKind::Delete, old);
         }
         let created = old.filter(|_| updating).map_or(now, Document::created);
-        fields.remove(FIELD_ID);
-        fields.remove(FIELD_CREATED);
-        fields.remove(FIELD_UPDATED);
-        check_fields(&fields)?;
+        check_fields(fields)?;
         if let Some(schema) = &self.state.spec.read().options.schema {
-            schema.check(&fields)?;
+            schema.check(fields)?;
         }
-        fields.insert(FIELD_ID.into(), Value::String(id.to_string()));
-        fields.insert(FIELD_CREATED.into(), Value::Date(created));
-        fields.insert(FIELD_UPDATED.into(), Value::Date(now.max(created)));
+        let stamped = Stamped {
+            fields,
+            created: Value::Date(created),
+            id: Value::String(id.to_string()),
+            updated: Value::Date(now.max(created)),
+        };
         let mut bytes = Vec::new();
-        msgpack::encode_map(&fields, &mut bytes);
+        msgpack::encode_map_replacing(fields, &stamped.reserved(), &mut bytes);
         check_size(&bytes)?;
-        writes.txn.put_in(&self.state.documents, id, bytes)?;
+        writes.txn.put_in(&self.state.documents, id, bytes.clone())?;
         let old_fields = old.map(|old| old as &dyn TopFields);
-        update_entries(&mut writes.txn, self.state, self.indexes, id, old_fields, Some(&fields))?;
-        let document = Document::from_stored(fields, || "a new document".into())?;
+        update_entries(&mut writes.txn, self.state, self.indexes, id, old_fields, Some(&stamped))?;
+        let document = Document::decode(bytes, || document_context(id, &self.state.name()))?;
         let kind = if updating { ChangeKind::Update } else { ChangeKind::Create };
         self.record(writes, kind, &document);
         Ok(document)
@@ -372,6 +373,31 @@ impl Context<'_> {
                 kind,
                 document: document.clone(),
             });
+        }
+    }
+}
+
+/// A document about to be written: the caller's fields with the reserved ones set (those
+/// of `fields` under their names are replaced).
+struct Stamped<'a> {
+    fields: &'a Map,
+    created: Value,
+    id: Value,
+    updated: Value,
+}
+
+impl Stamped<'_> {
+    /// The reserved fields, in name order.
+    fn reserved(&self) -> [(&str, &Value); 3] {
+        [(FIELD_CREATED, &self.created), (FIELD_ID, &self.id), (FIELD_UPDATED, &self.updated)]
+    }
+}
+
+impl TopFields for Stamped<'_> {
+    fn top(&self, name: &str) -> Option<&Value> {
+        match self.reserved().into_iter().find(|(reserved, _)| *reserved == name) {
+            Some((_, value)) => Some(value),
+            None => self.fields.get(name),
         }
     }
 }

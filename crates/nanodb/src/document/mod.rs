@@ -46,14 +46,6 @@ enum Repr {
 }
 
 impl Document {
-    /// Wraps `fields`, which must hold the three reserved fields with their types; `context`
-    /// names the document in the error (called only on failure).
-    pub(crate) fn from_stored(fields: Map, context: impl FnOnce() -> String) -> Result<Document> {
-        let document = Document { repr: Repr::Decoded(fields) };
-        document.check_reserved(context)?;
-        Ok(document)
-    }
-
     fn check_reserved(&self, context: impl FnOnce() -> String) -> Result<()> {
         let ok = matches!(self.field(FIELD_ID), Some(Value::String(_)))
             && matches!(self.field(FIELD_CREATED), Some(Value::Date(_)))
@@ -178,7 +170,14 @@ impl std::fmt::Debug for Document {
 /// Checks the caller's fields of a document to be written: names and nesting (size is
 /// checked on the encoded bytes by `check_size`).
 pub(crate) fn check_fields(fields: &Map) -> Result<()> {
-    check_names(fields, 1)
+    // The reserved fields are the collection's to set: whatever the caller put under their
+    // names is replaced, so it is not checked.
+    let reserved = [FIELD_ID, FIELD_CREATED, FIELD_UPDATED];
+    for (name, value) in fields.iter().filter(|(name, _)| !reserved.contains(&name.as_str())) {
+        check_field_name(name)?;
+        check_value(value, 1)?;
+    }
+    Ok(())
 }
 
 fn check_names(map: &Map, depth: usize) -> Result<()> {

@@ -74,6 +74,30 @@ pub fn encode_map(map: &Map, out: &mut Vec<u8>) {
     }
 }
 
+/// Appends the encoding of one map: `fields` without any field named in `replaced`, and the
+/// fields of `replaced` (sorted by name) in their place, in name order, as `encode_map` would
+/// write the merged map; so a document is encoded with its reserved fields set without
+/// copying the caller's fields into a new map.
+pub fn encode_map_replacing(fields: &Map, replaced: &[(&str, &Value)], out: &mut Vec<u8>) {
+    debug_assert!(replaced.windows(2).all(|pair| pair[0].0 < pair[1].0));
+    let is_replaced = |name: &str| replaced.iter().any(|(replaced, _)| *replaced == name);
+    let kept = fields.keys().filter(|name| !is_replaced(name)).count();
+    encode_count(kept + replaced.len(), 0x80, 0xde, out);
+    let mut rest = replaced.iter().peekable();
+    for (name, field) in fields.iter().filter(|(name, _)| !is_replaced(name)) {
+        while let Some((replaced_name, value)) = rest.next_if(|(other, _)| *other < name.as_str()) {
+            encode_str(replaced_name, out);
+            encode(value, out);
+        }
+        encode_str(name, out);
+        encode(field, out);
+    }
+    for (name, value) in rest {
+        encode_str(name, out);
+        encode(value, out);
+    }
+}
+
 fn encode_str(text: &str, out: &mut Vec<u8>) {
     let len = text.len();
     match len {
@@ -784,6 +808,36 @@ mod tests {
                     assert_eq!(to_bytes(value), to_bytes(&whole[name]), "{name}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn replacing_fields_encodes_as_the_merged_map_would() {
+        let created = Value::Int(1);
+        let id = Value::String("the-id".into());
+        let updated = Value::Int(2);
+        let replaced = [("created", &created), ("id", &id), ("updated", &updated)];
+        let names: &[&[&str]] = &[
+            &[],
+            &["a", "b"],
+            &["zz", "zzz"],
+            &["", "d", "j", "v"],
+            &["id", "x", "created"],
+            &["a", "created", "id", "updated", "w"],
+            &["ca", "cz", "ia", "iz", "ua", "uz"],
+        ];
+        for names in names {
+            let mut fields = Map::new();
+            for (i, name) in names.iter().enumerate() {
+                fields.insert(name.to_string(), Value::Int(100 + i as i64));
+            }
+            let mut merged = fields.clone();
+            for (name, value) in replaced {
+                merged.insert(name.to_string(), value.clone());
+            }
+            let mut out = Vec::new();
+            encode_map_replacing(&fields, &replaced, &mut out);
+            assert_eq!(out, to_bytes(&Value::Object(merged)), "{names:?}");
         }
     }
 }
