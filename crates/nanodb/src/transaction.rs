@@ -334,7 +334,7 @@ impl Context<'_> {
         writes.txn.put_in(&self.state.documents, id, bytes.clone())?;
         let old_fields = old.map(|old| old as &dyn TopFields);
         update_entries(&mut writes.txn, self.state, self.indexes, id, old_fields, Some(&stamped))?;
-        let document = Document::decode(bytes, || document_context(id, &self.state.name()))?;
+        let document = Document::encoded(bytes, || document_context(id, &self.state.name()))?;
         let kind = if updating { ChangeKind::Update } else { ChangeKind::Create };
         self.record(writes, kind, &document);
         Ok(document)

@@ -7,7 +7,9 @@
 //! marker, length, string, date and nesting depth, and the names of every map in strictly
 //! ascending order, as the encoder writes them), so decoding a field later cannot fail.
 //! Stored bytes that pass the checks but are not in that order (another encoder's) are
-//! decoded whole at once instead (`Document::decode`).
+//! decoded whole at once instead (`Document::decode`). The document a write returns is laid
+//! out without the checks (`msgpack::encoded_map_layout`): its bytes were just encoded from
+//! checked values.
 //!
 //! Thread safety: `Send + Sync`; each field, and the whole map, is decoded at most once
 //! (`OnceLock`), whichever thread reads it first.

@@ -88,6 +88,17 @@ impl Document {
         Ok(document)
     }
 
+    /// A document this process has just encoded from a checked map (a write's result): laid
+    /// out without checking its bytes again.
+    pub(crate) fn encoded(bytes: Vec<u8>, context: impl FnOnce() -> String) -> Result<Document> {
+        match msgpack::encoded_map_layout(&bytes) {
+            Some(spans) => {
+                Ok(Document { repr: Repr::Encoded(Box::new(Encoded::new(bytes, spans))) })
+            }
+            None => Document::decode(bytes, context),
+        }
+    }
+
     /// The value of top-level field `name`, if present.
     pub(crate) fn field(&self, name: &str) -> Option<&Value> {
         match &self.repr {

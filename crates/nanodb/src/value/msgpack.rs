@@ -236,6 +236,30 @@ pub(crate) fn name_order(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
     }
 }
 
+/// Locates the top-level fields of a map this process has just encoded (`encode_map_replacing`
+/// of a checked map), stepping over values with bounds and depth checks only, as the bytes
+/// come from valid `Value`s. `None` if they are not a map after all.
+pub(crate) fn encoded_map_layout(bytes: &[u8]) -> Option<Vec<FieldSpan>> {
+    u32::try_from(bytes.len()).ok()?;
+    let mut reader = Reader { bytes, at: 0 };
+    let Ok(Token::Map(count)) = reader.token() else { return None };
+    reader.enter(0, count, 2).ok()?;
+    let mut spans = Vec::with_capacity(count);
+    for _ in 0..count {
+        let name = reader.name_bytes().ok()?;
+        let value_start = reader.at;
+        reader.step_over(1).ok()?;
+        spans.push(FieldSpan {
+            name_start: (value_start - name.len()) as u32,
+            name_end: value_start as u32,
+            value_start: value_start as u32,
+            value_end: reader.at as u32,
+        });
+    }
+    reader.end().ok()?;
+    Some(spans)
+}
+
 /// Decodes the value of the field at `span`, found by `map_layout` in the same `bytes`.
 pub(crate) fn decode_field(bytes: &[u8], span: &FieldSpan) -> Result<Value, DecodeError> {
     let end = (span.value_end as usize).min(bytes.len());
@@ -838,6 +862,7 @@ mod tests {
             let mut out = Vec::new();
             encode_map_replacing(&fields, &replaced, &mut out);
             assert_eq!(out, to_bytes(&Value::Object(merged)), "{names:?}");
+            assert_eq!(encoded_map_layout(&out), map_layout(&out).unwrap(), "{names:?}");
         }
     }
 }
