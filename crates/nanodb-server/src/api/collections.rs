@@ -68,7 +68,8 @@ pub async fn list(State(state): State<Arc<AppState>>, request: Request) -> Resul
             Some(text) => parse_filter(text, &FilterContext::new(&no_params, &no_variables))?,
             None => Filter::True,
         };
-        let sort = params.sort.as_deref().map(parse_sort).transpose()?.unwrap_or_default();
+        // Without a sort, in creation order (as PocketBase lists them), ties by name.
+        let sort = parse_sort(params.sort.as_deref().unwrap_or("created,name"))?;
         let store = state.catalog.store();
         let query =
             Query::new(filter.clone()).sort(sort).offset(params.offset()).limit(params.per_page);

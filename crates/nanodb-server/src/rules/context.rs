@@ -4,7 +4,8 @@
 //! - `@request.method` (`GET`, ...), `@request.context` (`default`);
 //! - `@request.query.<name>`, `@request.headers.<snake_case_name>` (text);
 //! - `@request.body.<field>`, and `@request.body.<field>:changed` (true when the body sets
-//!   the field to another value than the record has; on create, when the body sets it);
+//!   the field to another value than the record has; on create, when the body sets it;
+//!   false for every field of the collection the body does not set);
 //! - `@request.auth.<field>` for every stored field of the auth record (hidden ones too),
 //!   and `@request.auth.collectionId`, `@request.auth.collectionName`.
 //!
@@ -60,6 +61,9 @@ pub fn variables(facts: &RequestFacts, def: &CollectionDef, existing: Option<&Ma
             _ => true,
         };
         out.insert(format!("@request.body.{key}:changed"), Value::Bool(changed));
+    }
+    for field in &def.fields {
+        out.entry(format!("@request.body.{}:changed", field.name)).or_insert(Value::Bool(false));
     }
     if let Some(auth) = facts.requester.record() {
         for (name, value) in auth.document.fields() {

@@ -79,7 +79,7 @@ impl Catalog {
         for document in store.documents()? {
             defs.push(Arc::new(decode(&document?)?));
         }
-        defs.sort_by_key(|def| def.created);
+        defs.sort_by(|a, b| (a.created, &a.name).cmp(&(b.created, &b.name)));
         for name in db.collections() {
             let internal = name == DEFINITIONS_COLLECTION || name == SETTINGS_COLLECTION;
             if !internal && !defs.iter().any(|def| def.id == name) {
