@@ -33,6 +33,8 @@ use std::sync::Arc;
 
 /// PocketBase's message for a failed login.
 pub const MESSAGE_AUTH_FAILED: &str = "Failed to authenticate.";
+/// The answer to an install request without the held install token.
+pub const MESSAGE_INSTALL_REFUSED: &str = "Invalid or expired install token.";
 /// PocketBase's message for an auth endpoint on a collection that is not an auth one.
 pub const MESSAGE_NOT_AUTH_COLLECTION: &str = "Missing or invalid auth collection context.";
 
@@ -150,10 +152,15 @@ pub async fn install(State(state): State<Arc<AppState>>, request: Request) -> Re
     let call = Call::read(&state, request).await?;
     let text = |name: &str| call.body.get(name).and_then(Json::as_str).unwrap_or("").to_string();
     let (token, email, password) = (text("token"), text("email"), text("password"));
+    // The token is checked before the (slow) hash, so no hash is spent without it; it is
+    // taken, atomically, only below.
+    if !state.install.matches(&token) {
+        return Err(Error::bad_request(MESSAGE_INSTALL_REFUSED));
+    }
     let email = check_credentials(&email, &password)?;
     let hash = state.passwords.hash(password).await?;
     blocking(&state, move |state| {
-        let invalid = || Error::bad_request("Invalid or expired install token.");
+        let invalid = || Error::bad_request(MESSAGE_INSTALL_REFUSED);
         if any_exists(&state.catalog)? {
             state.install.clear();
             return Err(invalid());

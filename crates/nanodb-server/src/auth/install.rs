@@ -38,6 +38,12 @@ impl InstallToken {
         Ok(token)
     }
 
+    /// True if `given` is the held token (compared in constant time); nothing is taken.
+    pub fn matches(&self, given: &str) -> bool {
+        let held = self.held.lock();
+        held.as_deref().is_some_and(|token| constant_time_eq(token.as_bytes(), given.as_bytes()))
+    }
+
     /// Takes the held token if `given` is it (compared in constant time); true if taken.
     pub fn take(&self, given: &str) -> bool {
         let mut held = self.held.lock();
@@ -99,6 +105,7 @@ mod tests {
         assert_eq!(token.len(), INSTALL_TOKEN_LEN);
         assert!(token.chars().all(|c| c.is_ascii_alphanumeric()));
         assert!(!install.take("wrong"));
+        assert!(install.matches(&token) && !install.matches("wrong"));
         assert!(!install.take(&token[..INSTALL_TOKEN_LEN - 1]));
         assert!(install.take(&token));
         assert!(!install.take(&token), "used up");
