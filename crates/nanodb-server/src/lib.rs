@@ -21,6 +21,8 @@ pub mod rules;
 pub mod schema;
 mod server;
 pub mod state;
+#[cfg(test)]
+mod test_support;
 
 pub use auth::superusers::{create_superuser, Upserted};
 pub use config::{ServerConfig, BODY_BYTES_MAX_DEFAULT};

@@ -64,3 +64,50 @@ pub fn export(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::requester::AuthRecord;
+    use crate::schema::defaults;
+    use serde_json::json;
+    use std::sync::Arc;
+
+    #[test]
+    fn secrets_are_never_output_and_emails_follow_visibility() {
+        let users = defaults::users();
+        let stored = json!({"id": "u1", "email": "u@x.org", "password": "$argon2id$...",
+            "tokenKey": "k", "emailVisibility": false, "verified": false, "left": "over"});
+        let document = crate::test_support::document(stored);
+        let other = crate::test_support::document(json!({"id": "u2"}));
+        let viewers = [
+            (Requester::Guest, Email::ByVisibility, false),
+            (
+                Requester::Record(AuthRecord {
+                    collection: Arc::new(users.clone()),
+                    document: other,
+                }),
+                Email::ByVisibility,
+                false,
+            ),
+            (
+                Requester::Record(AuthRecord {
+                    collection: Arc::new(users.clone()),
+                    document: document.clone(),
+                }),
+                Email::ByVisibility,
+                true,
+            ),
+            (Requester::Guest, Email::Shown, true),
+        ];
+        for (viewer, email, shown) in viewers {
+            let json = export(&users, &document, &viewer, email);
+            assert!(!json.contains_key("password") && !json.contains_key("tokenKey"), "{json:?}");
+            assert!(!json.contains_key("left"), "fields the definition lacks stay out");
+            assert_eq!(json.contains_key("email"), shown, "{viewer:?}");
+            assert_eq!(json["collectionName"], "users");
+            assert_eq!(json["name"], "", "unset text is empty");
+            assert!(json["created"].as_str().unwrap().contains(' '));
+        }
+    }
+}

@@ -341,3 +341,7 @@ pub fn output(field: &Field, value: Option<&Value>) -> Json {
         (_, None) => Json::String(String::new()),
     }
 }
+
+#[cfg(test)]
+#[path = "values_tests.rs"]
+mod tests;

@@ -77,3 +77,63 @@ pub fn variables(facts: &RequestFacts, def: &CollectionDef, existing: Option<&Ma
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::requester::AuthRecord;
+    use crate::schema::defaults;
+    use axum::http::HeaderValue;
+    use serde_json::json;
+    use std::sync::Arc;
+
+    #[test]
+    fn request_values_become_variables() {
+        let users = defaults::users();
+        let query = QueryParams::parse(Some("key=open&key=second&page=2"));
+        let mut headers = HeaderMap::new();
+        headers.insert("x-token", HeaderValue::from_static("abc"));
+        let body = json!({"name": "new", "emailVisibility": true}).as_object().unwrap().clone();
+        let document =
+            crate::test_support::document(json!({"id": "u1", "name": "old", "verified": true}));
+        let requester =
+            Requester::Record(AuthRecord { collection: Arc::new(users.clone()), document });
+        let facts = RequestFacts {
+            method: "PATCH",
+            query: &query,
+            headers: &headers,
+            body: &body,
+            requester: &requester,
+        };
+        let existing: Map = [
+            ("name".to_string(), Value::from("old")),
+            ("emailVisibility".to_string(), Value::Bool(true)),
+        ]
+        .into();
+        let variables = variables(&facts, &users, Some(&existing));
+        let expect =
+            |name: &str, value: Value| assert_eq!(variables.get(name), Some(&value), "{name}");
+        expect("@request.method", Value::from("PATCH"));
+        expect("@request.context", Value::from("default"));
+        expect("@request.query.key", Value::from("open"));
+        expect("@request.headers.x_token", Value::from("abc"));
+        expect("@request.body.name", Value::from("new"));
+        expect("@request.body.name:changed", Value::Bool(true));
+        expect("@request.body.emailVisibility:changed", Value::Bool(false));
+        expect("@request.body.verified:changed", Value::Bool(false));
+        expect("@request.auth.id", Value::from("u1"));
+        expect("@request.auth.verified", Value::Bool(true));
+        expect("@request.auth.collectionName", Value::from("users"));
+        expect("@request.auth.collectionId", Value::from(defaults::USERS_ID));
+        assert!(!variables.contains_key("@request.body.verified"), ":isset is false for it");
+        let guest = Requester::Guest;
+        let guest_facts = RequestFacts { requester: &guest, ..facts };
+        let created = super::variables(&guest_facts, &users, None);
+        assert_eq!(
+            created.get("@request.body.name:changed"),
+            Some(&Value::Bool(true)),
+            "set on create"
+        );
+        assert!(!created.keys().any(|name| name.starts_with("@request.auth.")));
+    }
+}

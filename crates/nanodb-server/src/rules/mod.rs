@@ -73,3 +73,41 @@ pub fn access_or_nothing(rule: &Rule, requester: &Requester, variables: &Map) ->
         other => other,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::requester::AuthRecord;
+    use crate::schema::defaults;
+    use nanodb::Value;
+    use std::sync::Arc;
+
+    fn record(collection: crate::schema::CollectionDef, id: &str) -> AuthRecord {
+        let document = crate::test_support::document(serde_json::json!({"id": id}));
+        AuthRecord { collection: Arc::new(collection), document }
+    }
+
+    #[test]
+    fn outcomes_of_locked_empty_and_filter_rules() {
+        let guest = Requester::Guest;
+        let superuser = Requester::Superuser(record(defaults::superusers(), "root"));
+        let variables = Map::new();
+        assert!(matches!(access(&None, &guest, &variables), Err(Error::Forbidden(_))));
+        assert_eq!(access(&None, &superuser, &variables).unwrap(), Access::All);
+        assert_eq!(access(&Some(" ".into()), &guest, &variables).unwrap(), Access::All);
+        let filter = access(&Some("n > 1".into()), &guest, &variables).unwrap();
+        let two: Map = [("n".to_string(), Value::Int(2))].into();
+        let one: Map = [("n".to_string(), Value::Int(1))].into();
+        assert!(filter.allows(&two) && !filter.allows(&one));
+        assert!(filter.filter().is_some() && Access::All.filter().is_none());
+        assert_eq!(
+            access_or_nothing(&None, &guest, &variables).unwrap(),
+            Access::Matching(Filter::False)
+        );
+        assert!(!access_or_nothing(&None, &guest, &variables).unwrap().allows(&two));
+        assert!(matches!(
+            access(&Some("n >".into()), &guest, &variables),
+            Err(Error::BadRequest { .. })
+        ));
+    }
+}
