@@ -50,7 +50,7 @@ pub async fn run(
 
 /// With no superuser yet, holds an install token and logs how to use it.
 fn announce_install_token(state: &AppState, address: &str) -> Result<()> {
-    if any_exists(&state.catalog)? {
+    if any_exists(&state.definitions)? {
         return Ok(());
     }
     let token = state.install.issue()?;

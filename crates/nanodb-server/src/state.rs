@@ -1,4 +1,4 @@
-//! `AppState`: what every request shares: the nanodb runtime, the catalog of collection
+//! `AppState`: what every request shares: the nanodb runtime, the definitions of the
 //! definitions, the password hasher, the token secret, the first-run install token.
 //!
 //! All PocketBase collections live in one logical database, `DATABASE_NAME`, of a `NanoDb`
@@ -14,8 +14,8 @@ use crate::auth::install::InstallToken;
 use crate::auth::password::Passwords;
 use crate::config::ServerConfig;
 use crate::error::{Error, Result};
-use crate::schema::catalog::SETTINGS_COLLECTION;
-use crate::schema::Catalog;
+use crate::schema::definitions::SETTINGS_COLLECTION;
+use crate::schema::Definitions;
 use nanodb::{Database, DatabaseOptions, NanoDb, NanoDbOptions, Value};
 use std::sync::Arc;
 
@@ -33,7 +33,7 @@ pub struct AppState {
     /// The nanodb runtime on the data directory.
     pub runtime: NanoDb,
     /// The collection definitions.
-    pub catalog: Catalog,
+    pub definitions: Definitions,
     /// The argon2id hasher with its concurrency cap.
     pub passwords: Arc<Passwords>,
     /// The server's part of every token signing key.
@@ -58,16 +58,16 @@ impl AppState {
         };
         let runtime = NanoDb::open(&config.data_dir, options)?;
         let database = runtime.database(DATABASE_NAME)?;
-        let catalog = Catalog::open(&database)?;
+        let definitions = Definitions::open(&database)?;
         let secret = token_secret(&database)?;
         let passwords = Arc::new(Passwords::new(&config)?);
         let install = InstallToken::new(config.install_token.clone());
-        Ok(AppState { config, runtime, catalog, passwords, secret, install })
+        Ok(AppState { config, runtime, definitions, passwords, secret, install })
     }
 
     /// The database holding every collection.
     pub fn database(&self) -> &Database {
-        self.catalog.database()
+        self.definitions.database()
     }
 
     /// Closes the databases (every acknowledged write is then durable).

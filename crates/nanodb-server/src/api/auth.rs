@@ -82,7 +82,7 @@ async fn login_with(
             ));
         }
         let found = match Filter::eq("email", email.as_str()) {
-            Ok(filter) if !email.is_empty() => state.catalog.records(&def)?.find_one(filter)?,
+            Ok(filter) if !email.is_empty() => state.definitions.records(&def)?.find_one(filter)?,
             _ => None,
         };
         Ok((def, found))
@@ -161,14 +161,14 @@ pub async fn install(State(state): State<Arc<AppState>>, request: Request) -> Re
     let hash = state.passwords.hash(password).await?;
     blocking(&state, move |state| {
         let invalid = || Error::bad_request(MESSAGE_INSTALL_REFUSED);
-        if any_exists(&state.catalog)? {
+        if any_exists(&state.definitions)? {
             state.install.clear();
             return Err(invalid());
         }
         if !state.install.take(&token) {
             return Err(invalid());
         }
-        let created = upsert(&state.catalog, &email, hash);
+        let created = upsert(&state.definitions, &email, hash);
         if created.is_err() {
             state.install.restore(token.clone());
         }
@@ -176,7 +176,7 @@ pub async fn install(State(state): State<Arc<AppState>>, request: Request) -> Re
         tracing::info!(%email, "the first superuser was created with the install token");
         let def = collection(state, SUPERUSERS_ID)?;
         let document = state
-            .catalog
+            .definitions
             .records(&def)?
             .find_one(Filter::eq("email", email.as_str())?)?
             .ok_or_else(|| Error::Internal("the new superuser is missing".into()))?;
@@ -215,7 +215,7 @@ fn auth_response(
     let documents: &[Document] = std::slice::from_ref(&record.document);
     let mut outputs = vec![export(&record.collection, &record.document, &requester, Email::Shown)];
     if let Some(tree) = ExpandTree::parse(call.query.get("expand"))? {
-        let snapshot = state.catalog.snapshot();
+        let snapshot = state.definitions.snapshot();
         expand(state, &snapshot, &record.collection, documents, &mut outputs, &tree, &facts)?;
     }
     let output = outputs.pop().unwrap_or_default();

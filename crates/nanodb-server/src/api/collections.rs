@@ -3,13 +3,13 @@
 //! the stored definitions), `POST` (create), `GET/PATCH/DELETE /api/collections/{c}`, and
 //! `DELETE /api/collections/{c}/truncate` (every record deleted, 204).
 //!
-//! A definition is read (`CollectionDef::from_body`), checked against the catalog
-//! (`schema::validate::prepare`) and stored by the catalog, which also builds its indexes;
+//! A definition is read (`CollectionDef::from_body`), checked against the other definitions
+//! (`schema::validate::prepare`) and stored by `Definitions`, which also builds its indexes;
 //! every failure is a 400 with per-key `data`. System collections (`_superusers`) cannot be
 //! renamed, deleted, or have their rules changed; a collection that another collection's
 //! relation points to cannot be deleted.
 //!
-//! Thread safety: database work on blocking threads; the catalog serializes changes.
+//! Thread safety: database work on blocking threads; `Definitions` serializes changes.
 
 use super::{collection, Call};
 use crate::error::{Error, FieldErrors, Result};
@@ -70,11 +70,11 @@ pub async fn list(State(state): State<Arc<AppState>>, request: Request) -> Resul
         };
         // Without a sort, in creation order (as PocketBase lists them), ties by name.
         let sort = parse_sort(params.sort.as_deref().unwrap_or("created,name"))?;
-        let store = state.catalog.store();
+        let store = state.definitions.store();
         let query =
             Query::new(filter.clone()).sort(sort).offset(params.offset()).limit(params.per_page);
         let page = store.find(&query)?;
-        let snapshot = state.catalog.snapshot();
+        let snapshot = state.definitions.snapshot();
         let items: Vec<Json> = page
             .documents
             .iter()
@@ -114,8 +114,8 @@ pub async fn create(State(state): State<Arc<AppState>>, request: Request) -> Res
             start.id = id.to_string();
         }
         let mut def = CollectionDef::from_body(&start, body).map_err(form_error)?;
-        prepare(&mut def, &state.catalog.snapshot()).map_err(form_error)?;
-        Ok(state.catalog.create(def)?.to_json())
+        prepare(&mut def, &state.definitions.snapshot()).map_err(form_error)?;
+        Ok(state.definitions.create(def)?.to_json())
     })
     .await?;
     Ok(ok(&json))
@@ -158,8 +158,8 @@ pub async fn update(
                 return Err(form_error(one(&field.name, "validation_field_type_change", &message)));
             }
         }
-        prepare(&mut def, &state.catalog.snapshot()).map_err(form_error)?;
-        Ok(state.catalog.update(&old, def)?.to_json())
+        prepare(&mut def, &state.definitions.snapshot()).map_err(form_error)?;
+        Ok(state.definitions.update(&old, def)?.to_json())
     })
     .await?;
     Ok(ok(&json))
@@ -176,7 +176,7 @@ pub async fn delete(
         if def.system {
             return Err(Error::bad_request("System collections cannot be deleted."));
         }
-        for other in state.catalog.snapshot().all().iter().filter(|other| other.id != def.id) {
+        for other in state.definitions.snapshot().all().iter().filter(|other| other.id != def.id) {
             let points_here = other.fields.iter().any(|field| {
                 matches!(&field.kind, FieldKind::Relation { collection_id, .. } if *collection_id == def.id)
             });
@@ -187,7 +187,7 @@ pub async fn delete(
                 )));
             }
         }
-        state.catalog.delete(&def)
+        state.definitions.delete(&def)
     })
     .await?;
     Ok(no_content())
@@ -201,7 +201,7 @@ pub async fn truncate(
 ) -> Result<Response> {
     as_superuser(state, request, move |state, _| {
         let def = collection(state, &key)?;
-        state.catalog.truncate(&def)
+        state.definitions.truncate(&def)
     })
     .await?;
     Ok(no_content())

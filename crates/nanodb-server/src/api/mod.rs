@@ -126,7 +126,7 @@ impl Call {
 /// The collection named or identified by `key`; 404 if none.
 pub fn collection(state: &AppState, key: &str) -> Result<Arc<CollectionDef>> {
     state
-        .catalog
+        .definitions
         .snapshot()
         .find(key)
         .ok_or_else(|| Error::NotFound(MESSAGE_MISSING_COLLECTION.into()))

@@ -105,7 +105,7 @@ fn list_records(state: &AppState, key: &str, call: &Call) -> Result<Json> {
         Some(rule) => rule.clone().and(client_filter),
         None => client_filter,
     };
-    let records = state.catalog.records(&def)?;
+    let records = state.definitions.records(&def)?;
     let query =
         Query::new(filter.clone()).sort(sort).offset(params.offset()).limit(params.per_page);
     let page = records.find(&query)?;
@@ -131,7 +131,7 @@ fn view_record(state: &AppState, key: &str, id: &str, call: &Call) -> Result<Jso
     if nanodb::names::check_document_id(id).is_err() {
         return Err(Error::not_found());
     }
-    let document = state.catalog.records(&def)?.get(id)?;
+    let document = state.definitions.records(&def)?.get(id)?;
     let document =
         document.filter(|document| rule.allows(document.fields())).ok_or_else(Error::not_found)?;
     let mut items = render(state, &def, std::slice::from_ref(&document), call, &facts)?;
@@ -153,7 +153,7 @@ pub fn render(
         .map(|document| export(def, document, facts.requester, Email::ByVisibility))
         .collect();
     if let Some(tree) = tree {
-        expand(state, &state.catalog.snapshot(), def, documents, &mut outputs, &tree, facts)?;
+        expand(state, &state.definitions.snapshot(), def, documents, &mut outputs, &tree, facts)?;
     }
     Ok(outputs
         .into_iter()

@@ -86,8 +86,8 @@ fn create_record(
         return Err(Error::bad_request(MESSAGE_CREATE_FAILED));
     }
     fields.insert("id".into(), Value::String(id));
-    let records = state.catalog.records(def)?;
-    let snapshot = state.catalog.snapshot();
+    let records = state.definitions.records(def)?;
+    let snapshot = state.definitions.snapshot();
     let database = state.database();
     let written = database.run_transaction(|txn| {
         if let Err(error) =
@@ -155,7 +155,7 @@ fn allowed_record(records: &nanodb::Collection, id: &str, rule: &Access) -> Resu
 fn plan_update(state: &AppState, key: &str, id: &str, call: &Call) -> Result<UpdatePlan> {
     let requester = call.requester(state)?;
     let def = collection(state, key)?;
-    let records = state.catalog.records(&def)?;
+    let records = state.definitions.records(&def)?;
     let facts = call.facts(&requester);
     let existing = records.get(id).ok().flatten();
     let variables = variables(&facts, &def, existing.as_ref().map(Document::fields));
@@ -190,8 +190,8 @@ fn update_record(
             return Err(Error::invalid_field(MESSAGE_UPDATE_FAILED, "id", error));
         }
     }
-    let records = state.catalog.records(def)?;
-    let snapshot = state.catalog.snapshot();
+    let records = state.definitions.records(def)?;
+    let snapshot = state.definitions.snapshot();
     let database = state.database();
     let facts = call.facts(&plan.requester);
     let write_access =
@@ -252,7 +252,7 @@ fn delete_record(state: &AppState, key: &str, id: &str, call: &Call) -> Result<(
     if nanodb::names::check_document_id(id).is_err() {
         return Err(Error::not_found());
     }
-    let records = state.catalog.records(&def)?;
+    let records = state.definitions.records(&def)?;
     let deleted = state.database().run_transaction(|txn| {
         let Some(current) = txn.get(&records, id)? else { return Ok(Err(Error::not_found())) };
         let rule = match access(

@@ -84,13 +84,13 @@ pub fn verified_record(
     token: &str,
     claims: &Claims,
 ) -> Result<Option<AuthRecord>> {
-    let Some(collection) = state.catalog.snapshot().by_id(&claims.collection_id) else {
+    let Some(collection) = state.definitions.snapshot().by_id(&claims.collection_id) else {
         return Ok(None);
     };
     if !collection.is_auth() || nanodb::names::check_document_id(&claims.id).is_err() {
         return Ok(None);
     }
-    let Some(document) = state.catalog.records(&collection)?.get(&claims.id)? else {
+    let Some(document) = state.definitions.records(&collection)?.get(&claims.id)? else {
         return Ok(None);
     };
     let token_key = document.get("tokenKey").and_then(Value::as_str).unwrap_or("");

@@ -11,7 +11,7 @@ use crate::error::{Error, FieldError, Result};
 use crate::records::values::email_domain;
 use crate::records::write::TOKEN_KEY_LEN;
 use crate::schema::defaults::{PASSWORD_LEN_MIN_DEFAULT, SUPERUSERS_ID};
-use crate::schema::Catalog;
+use crate::schema::Definitions;
 use crate::state::AppState;
 use nanodb::query::{Filter, Query};
 use nanodb::Value;
@@ -49,20 +49,20 @@ pub fn check_credentials(email: &str, password: &str) -> Result<String> {
 }
 
 /// True if at least one superuser exists.
-pub fn any_exists(catalog: &Catalog) -> Result<bool> {
-    let Some(def) = catalog.snapshot().by_id(SUPERUSERS_ID) else { return Ok(false) };
-    let page = catalog.records(&def)?.find(&Query::new(Filter::True).limit(1))?;
+pub fn any_exists(definitions: &Definitions) -> Result<bool> {
+    let Some(def) = definitions.snapshot().by_id(SUPERUSERS_ID) else { return Ok(false) };
+    let page = definitions.records(&def)?.find(&Query::new(Filter::True).limit(1))?;
     Ok(!page.documents.is_empty())
 }
 
 /// Creates the superuser `email` with `password_hash`, or gives the existing one that hash
 /// (and a new token key, so its old tokens stop working).
-pub fn upsert(catalog: &Catalog, email: &str, password_hash: String) -> Result<Upserted> {
-    let def = catalog
+pub fn upsert(definitions: &Definitions, email: &str, password_hash: String) -> Result<Upserted> {
+    let def = definitions
         .snapshot()
         .by_id(SUPERUSERS_ID)
         .ok_or_else(|| Error::Internal("the _superusers collection is missing".into()))?;
-    let records = catalog.records(&def)?;
+    let records = definitions.records(&def)?;
     let token_key = nanodb::id::generate(TOKEN_KEY_LEN)?;
     let existing = records.find_one(Filter::eq("email", email)?)?;
     let mut fields =
@@ -90,7 +90,7 @@ pub fn create_superuser(config: ServerConfig, email: &str, password: &str) -> Re
     let email = check_credentials(email, password)?;
     let hash = Passwords::new(&config)?.hash_blocking(password)?;
     let state = AppState::open(config)?;
-    let result = upsert(&state.catalog, &email, hash);
+    let result = upsert(&state.definitions, &email, hash);
     state.close()?;
     result
 }

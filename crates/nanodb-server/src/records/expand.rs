@@ -16,7 +16,7 @@ use crate::records::values::items;
 use crate::rules::access_or_nothing;
 use crate::rules::context::{variables, RequestFacts};
 use crate::schema::field::FieldKind;
-use crate::schema::{CatalogSnapshot, CollectionDef};
+use crate::schema::{CollectionDef, DefinitionsSnapshot};
 use crate::state::AppState;
 use nanodb::Document;
 use serde_json::{Map as JsonMap, Value as Json};
@@ -64,7 +64,7 @@ impl ExpandTree {
 /// Adds `expand` to `outputs`, the record JSON of `documents` (same order) of `def`.
 pub fn expand(
     state: &AppState,
-    snapshot: &CatalogSnapshot,
+    snapshot: &DefinitionsSnapshot,
     def: &CollectionDef,
     documents: &[Document],
     outputs: &mut [JsonMap<String, Json>],
@@ -80,7 +80,7 @@ pub fn expand(
             facts.requester,
             &variables(facts, &target, None),
         )?;
-        let records = state.catalog.records(&target)?;
+        let records = state.definitions.records(&target)?;
         let mut found: HashMap<String, Document> = HashMap::new();
         for document in documents {
             for id in document.get(name).map(items).unwrap_or_default() {

@@ -17,7 +17,7 @@ use super::values::{check, email_domain, items};
 use crate::error::{Error, FieldError, FieldErrors};
 use crate::schema::defaults::RECORD_ID_LEN;
 use crate::schema::field::FieldKind;
-use crate::schema::{index_sql, CatalogSnapshot, CollectionDef};
+use crate::schema::{index_sql, CollectionDef, DefinitionsSnapshot};
 use nanodb::{Map, Transaction, Value};
 use serde_json::{Map as JsonMap, Value as Json};
 
@@ -219,7 +219,7 @@ pub fn requested_id(body: &JsonMap<String, Json>) -> Result<Option<String>, Erro
 pub fn check_relations(
     def: &CollectionDef,
     fields: &Map,
-    snapshot: &CatalogSnapshot,
+    snapshot: &DefinitionsSnapshot,
     txn: &mut Transaction,
     database: &nanodb::Database,
     message: &str,

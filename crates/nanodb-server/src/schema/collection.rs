@@ -8,7 +8,7 @@
 //! their fixed types, and names are checked. Checks that need other collections (relation targets, rule
 //! syntax, index columns) are in `schema::validate`.
 //!
-//! Thread safety: plain owned data, shared read-only (`Arc`) once in the catalog.
+//! Thread safety: plain owned data, shared read-only (`Arc`) once in `Definitions`.
 //!
 //! Invariant: a `CollectionDef` that passed `from_body` has exactly one field per name
 //! (compared case-insensitively), in the order `system_fields` gives, the others between its
@@ -111,7 +111,7 @@ pub struct CollectionDef {
     pub rules: Rules,
     /// Auth options (used only by auth collections).
     pub auth: AuthOptions,
-    /// When the definition was created and last changed (set by the catalog).
+    /// When the definition was created and last changed (set by `Definitions`).
     pub created: Option<Date>,
     /// See `created`.
     pub updated: Option<Date>,

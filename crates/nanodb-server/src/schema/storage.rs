@@ -4,14 +4,14 @@
 //! `ensure` makes the storage match a definition, whatever was there: it creates the record
 //! collection if missing, drops the nanodb indexes the definition no longer has (or has
 //! changed) and creates, and waits for, the ones it lacks. A unique index that the existing
-//! records violate fails with a 400 naming the index. It is idempotent, so the catalog uses
+//! records violate fails with a 400 naming the index. It is idempotent, so `Definitions` uses
 //! it both for changes and to repair after a crash.
 //!
 //! `migrate_fields` rewrites records after a field change: a removed field's values are
 //! deleted (so a later field of that name starts empty), a renamed field's values move, and
 //! a new number or bool field gets its zero value (so `n = 0` matches old records too).
 //!
-//! Thread safety: called under the catalog's change lock; record writes may run meanwhile
+//! Thread safety: called under the definitions' change lock; record writes may run meanwhile
 //! (each document is changed in its own transaction).
 
 use super::collection::CollectionDef;

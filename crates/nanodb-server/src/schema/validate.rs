@@ -1,14 +1,14 @@
-//! The checks of a collection definition that need the rest of the catalog or the filter
+//! The checks of a collection definition that need the other definitions or the filter
 //! parser, run before a create or update is stored: relation targets exist (a name is turned
 //! into the target's id), rules parse and name only the collection's fields, index
 //! statements parse and name only its fields, and an auth collection keeps its unique
 //! `email` and `tokenKey` indexes.
 //!
-//! Thread safety: pure functions over a catalog snapshot.
+//! Thread safety: pure functions over a snapshot of the definitions.
 
-use super::catalog::CatalogSnapshot;
 use super::collection::CollectionDef;
 use super::defaults::auth_indexes;
+use super::definitions::DefinitionsSnapshot;
 use super::field::FieldKind;
 use super::index_sql;
 use super::paths::{check_filter, PathAccess};
@@ -17,7 +17,7 @@ use nanodb::query::{parse_filter, FilterContext};
 use nanodb::Map;
 
 /// Fixes up and checks `def` against `snapshot`; failures by key.
-pub fn prepare(def: &mut CollectionDef, snapshot: &CatalogSnapshot) -> Result<(), FieldErrors> {
+pub fn prepare(def: &mut CollectionDef, snapshot: &DefinitionsSnapshot) -> Result<(), FieldErrors> {
     let mut errors = FieldErrors::new();
     for (at, field) in def.fields.iter_mut().enumerate() {
         let FieldKind::Relation { collection_id, .. } = &mut field.kind else { continue };
@@ -111,8 +111,8 @@ mod tests {
     use crate::schema::field::Field;
     use std::sync::Arc;
 
-    fn snapshot() -> CatalogSnapshot {
-        CatalogSnapshot::from_defs(vec![Arc::new(defaults::users())])
+    fn snapshot() -> DefinitionsSnapshot {
+        DefinitionsSnapshot::from_defs(vec![Arc::new(defaults::users())])
     }
 
     fn relation(name: &str, to: &str) -> Field {

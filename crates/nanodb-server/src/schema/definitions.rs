@@ -1,4 +1,4 @@
-//! The catalog: every collection definition, persisted in the nanodb collection
+//! `Definitions`: every collection definition, persisted in the nanodb collection
 //! `_pb_collections` (one document per definition, its id the collection id) and held in
 //! memory as an immutable snapshot that requests share.
 //!
@@ -12,7 +12,7 @@
 //! On open, a record collection without a definition is dropped, and a definition whose
 //! record collection or indexes are missing gets them back (`storage::ensure`).
 //!
-//! Thread safety: `Catalog` is `Send + Sync`; readers take an `Arc` of the snapshot and
+//! Thread safety: `Definitions` is `Send + Sync`; readers take an `Arc` of the snapshot and
 //! never wait for a change in progress.
 //!
 //! Invariant: the snapshot holds exactly the stored definitions, and for each one its
@@ -34,14 +34,14 @@ pub const SETTINGS_COLLECTION: &str = "_pb_settings";
 
 /// Every definition at one moment.
 #[derive(Debug, Default)]
-pub struct CatalogSnapshot {
+pub struct DefinitionsSnapshot {
     defs: Vec<Arc<CollectionDef>>,
 }
 
-impl CatalogSnapshot {
+impl DefinitionsSnapshot {
     /// A snapshot of `defs`.
-    pub fn from_defs(defs: Vec<Arc<CollectionDef>>) -> CatalogSnapshot {
-        CatalogSnapshot { defs }
+    pub fn from_defs(defs: Vec<Arc<CollectionDef>>) -> DefinitionsSnapshot {
+        DefinitionsSnapshot { defs }
     }
 
     /// The collection with id `key`, else the one named `key` (names compare
@@ -63,17 +63,17 @@ impl CatalogSnapshot {
 }
 
 /// The definitions and their storage.
-pub struct Catalog {
+pub struct Definitions {
     db: Database,
     store: Collection,
-    snapshot: RwLock<Arc<CatalogSnapshot>>,
+    snapshot: RwLock<Arc<DefinitionsSnapshot>>,
     changes: Mutex<()>,
 }
 
-impl Catalog {
+impl Definitions {
     /// Loads the definitions of `db`, repairs their storage, and creates the default
     /// collections (`_superusers`, `users`) the first time.
-    pub fn open(db: &Database) -> Result<Catalog> {
+    pub fn open(db: &Database) -> Result<Definitions> {
         let store = db.collection(DEFINITIONS_COLLECTION)?;
         let mut defs = Vec::new();
         for document in store.documents()? {
@@ -90,24 +90,24 @@ impl Catalog {
         for def in &defs {
             storage::ensure(db, def)?;
         }
-        let catalog = Catalog {
+        let definitions = Definitions {
             db: db.clone(),
             store,
-            snapshot: RwLock::new(Arc::new(CatalogSnapshot { defs })),
+            snapshot: RwLock::new(Arc::new(DefinitionsSnapshot { defs })),
             changes: Mutex::new(()),
         };
         for def in [defaults::superusers(), defaults::users()] {
-            if catalog.snapshot().by_id(&def.id).is_none()
-                && catalog.snapshot().find(&def.name).is_none()
+            if definitions.snapshot().by_id(&def.id).is_none()
+                && definitions.snapshot().find(&def.name).is_none()
             {
-                catalog.create(def)?;
+                definitions.create(def)?;
             }
         }
-        Ok(catalog)
+        Ok(definitions)
     }
 
     /// The definitions now.
-    pub fn snapshot(&self) -> Arc<CatalogSnapshot> {
+    pub fn snapshot(&self) -> Arc<DefinitionsSnapshot> {
         Arc::clone(&self.snapshot.read())
     }
 
@@ -201,7 +201,7 @@ impl Catalog {
         let mut guard = self.snapshot.write();
         let mut defs = guard.defs.clone();
         change(&mut defs);
-        *guard = Arc::new(CatalogSnapshot { defs });
+        *guard = Arc::new(DefinitionsSnapshot { defs });
     }
 }
 
