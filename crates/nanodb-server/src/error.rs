@@ -72,6 +72,8 @@ pub enum Error {
     Forbidden(String),
     /// 404: no such collection, record or route (or a rule hides it).
     NotFound(String),
+    /// 405: the route exists, but not with this method.
+    MethodNotAllowed,
     /// 413: the request body is over the limit.
     PayloadTooLarge {
         /// The limit, in bytes.
@@ -126,6 +128,7 @@ impl Error {
             Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Error::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Error::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Error::Storage(_) | Error::Io { .. } | Error::Internal(_) => {
@@ -153,6 +156,7 @@ impl Error {
             | Error::Forbidden(message)
             | Error::NotFound(message)
             | Error::TooManyRequests(message) => (message.clone(), JsonMap::new()),
+            Error::MethodNotAllowed => ("Method not allowed.".to_string(), JsonMap::new()),
             Error::PayloadTooLarge { body_bytes_max } => (
                 format!("The request body is over the limit of {body_bytes_max} bytes."),
                 JsonMap::new(),
@@ -194,6 +198,7 @@ impl fmt::Display for Error {
             Error::Unauthorized(message) => write!(f, "unauthorized: {message}"),
             Error::Forbidden(message) => write!(f, "forbidden: {message}"),
             Error::NotFound(message) => write!(f, "not found: {message}"),
+            Error::MethodNotAllowed => f.write_str("method not allowed"),
             Error::PayloadTooLarge { body_bytes_max } => {
                 write!(f, "request body over the limit of {body_bytes_max} bytes")
             }
@@ -270,6 +275,7 @@ mod tests {
             json!({"data": {}, "message": MESSAGE_NOT_FOUND, "status": 404})
         );
         assert_eq!(Error::PayloadTooLarge { body_bytes_max: 10 }.status().as_u16(), 413);
+        assert_eq!(Error::MethodNotAllowed.body()["status"], 405);
         assert_eq!(Error::TooManyRequests("x".into()).status().as_u16(), 429);
         let internal = Error::Internal("secret detail".into());
         assert_eq!(internal.status().as_u16(), 500);

@@ -2,8 +2,8 @@
 //!
 //! Routes (PocketBase's paths): `/api/health`; `/api/collections[/{c}[/truncate]]`;
 //! `/api/collections/{c}/records[/{id}]`; `/api/collections/{c}/auth-with-password`,
-//! `/auth-refresh`; `/api/auth/login`; `/api/install`. Anything else is a 404 in
-//! PocketBase's error shape. Every request is logged (method, path, status, duration).
+//! `/auth-refresh`; `/api/auth/login`; `/api/install`. Anything else is a 404 (a known path
+//! with another method a 405) in PocketBase's error shape. Every request is logged (method, path, status, duration).
 //!
 //! Thread safety: handlers share `Arc<AppState>`; document-layer work runs through
 //! `state::blocking`.
@@ -59,12 +59,17 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/auth/login", post(auth::login))
         .route("/api/install", post(auth::install))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(log_request))
         .with_state(state)
 }
 
 async fn not_found() -> Response {
     Error::not_found().into_response()
+}
+
+async fn method_not_allowed() -> Response {
+    Error::MethodNotAllowed.into_response()
 }
 
 /// Logs every request once it is answered.

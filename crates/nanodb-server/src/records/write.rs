@@ -38,17 +38,6 @@ pub struct WriteAccess {
     pub manager: bool,
 }
 
-/// The auth fields of the body that are not plain data.
-const AUTH_KEYS: &[&str] = &[
-    "password",
-    "passwordConfirm",
-    "oldPassword",
-    "tokenKey",
-    "email",
-    "emailVisibility",
-    "verified",
-];
-
 /// The stored fields (without `id`, `created`, `updated`) of `current` (`None`: a new
 /// record) changed by `body`; `password_hash` is the new password's hash, if one was given.
 pub fn build(
@@ -181,11 +170,6 @@ fn auth_fields(
         }
         None => {}
     }
-}
-
-/// True for body keys the auth flow reads itself.
-pub fn is_auth_key(key: &str) -> bool {
-    AUTH_KEYS.contains(&key)
 }
 
 /// The id a create body asks for, checked (`None`: generate one).

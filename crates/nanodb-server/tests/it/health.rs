@@ -29,6 +29,23 @@ fn unknown_routes_are_404_in_pocketbase_shape() {
 }
 
 #[test]
+fn known_paths_with_other_methods_are_405_in_pocketbase_shape() {
+    let server = TestServer::start();
+    for (method, path) in [
+        ("POST", "/api/health"),
+        ("PUT", "/api/collections/users/records"),
+        ("GET", "/api/auth/login"),
+    ] {
+        let response = server.request(method, path).send();
+        assert_eq!(response.status, 405, "{method} {path}");
+        assert_eq!(
+            response.json(),
+            json!({"data": {}, "message": "Method not allowed.", "status": 405})
+        );
+    }
+}
+
+#[test]
 fn data_survives_a_graceful_restart() {
     let server = TestServer::start();
     let admin = server.admin();
