@@ -408,3 +408,38 @@ fn password_hashing_over_its_waiting_cap_is_429() {
     assert_eq!(response.status, 429);
     assert_eq!(response.json()["status"], 429);
 }
+
+#[test]
+fn managers_change_other_records_without_the_old_password() {
+    let server = TestServer::start();
+    let admin = server.admin();
+    let rules = json!({"updateRule": "", "manageRule": "@request.auth.verified = true"});
+    assert_eq!(
+        server.patch("/api/collections/users").auth(Some(&admin)).json(&rules).send().status,
+        200
+    );
+    let (_, boss_record) = server.user("users", "boss@example.com", "password-1");
+    let boss_path =
+        format!("/api/collections/users/records/{}", boss_record["id"].as_str().unwrap());
+    let verify =
+        server.patch(&boss_path).auth(Some(&admin)).json(&json!({"verified": true})).send();
+    assert_eq!(verify.json()["verified"], true);
+    let boss = server.login("users", "boss@example.com", "password-1").json()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (worker, worker_record) = server.user("users", "worker@example.com", "password-1");
+    let worker_path =
+        format!("/api/collections/users/records/{}", worker_record["id"].as_str().unwrap());
+    let reset = json!({"password": "password-2", "passwordConfirm": "password-2", "verified": true, "email": "w2@example.com"});
+    let by_peer = server
+        .patch(&boss_path)
+        .auth(Some(&worker))
+        .json(&json!({"password": "password-9", "passwordConfirm": "password-9"}))
+        .send();
+    assert_eq!(by_peer.status, 400, "not a manager: the old password is needed");
+    let by_manager = server.patch(&worker_path).auth(Some(&boss)).json(&reset).send();
+    assert_eq!(by_manager.status, 200, "{}", by_manager.json());
+    assert_eq!(by_manager.json()["verified"], true);
+    assert_eq!(server.login("users", "w2@example.com", "password-2").status, 200);
+}

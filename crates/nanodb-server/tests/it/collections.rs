@@ -100,6 +100,17 @@ fn create_view_list_update_delete() {
     let missing = server.get("/api/collections/articles").auth(Some(&admin)).send();
     assert_eq!(missing.status, 404);
     assert_eq!(missing.json()["message"], "Missing collection context.");
+    let update_missing =
+        server.patch("/api/collections/articles").auth(Some(&admin)).json(&json!({})).send();
+    assert_eq!(update_missing.status, 404);
+    assert_eq!(server.delete("/api/collections/articles").auth(Some(&admin)).send().status, 404);
+    let bad_filter = server.get("/api/collections?filter=name%20%3D").auth(Some(&admin)).send();
+    assert_eq!(bad_filter.status, 400);
+    let paged = server.get("/api/collections?perPage=1&page=2").auth(Some(&admin)).send().json();
+    assert_eq!(
+        (paged["items"][0]["name"].clone(), paged["totalPages"].clone()),
+        (json!("users"), json!(2))
+    );
 }
 
 #[test]

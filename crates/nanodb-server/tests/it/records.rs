@@ -106,6 +106,16 @@ fn create_view_update_delete_round_trip() {
             .status,
         404
     );
+    for (method, path) in [
+        ("POST", "/api/collections/nope/records"),
+        ("PATCH", "/api/collections/nope/records/aaaaaaaaaaaaaaa"),
+        ("DELETE", "/api/collections/nope/records/aaaaaaaaaaaaaaa"),
+        ("GET", "/api/collections/nope/records/aaaaaaaaaaaaaaa"),
+    ] {
+        let response = server.request(method, path).json(&json!({})).send();
+        assert_eq!(response.status, 404, "{method} {path}");
+        assert_eq!(response.json()["message"], "Missing collection context.");
+    }
     let no_collection = server.get("/api/collections/nope/records").send();
     assert_eq!(
         (no_collection.status, no_collection.json()["message"].clone()),
