@@ -199,6 +199,7 @@ mod tests {
             ("a.b".to_string(), "a token has three segments"),
             ("a.b.c.d".to_string(), "a token has three segments"),
             ("!!.b.c".to_string(), "a segment is not base64url"),
+            ("x".repeat(TOKEN_BYTES_MAX), "a token has three segments"),
             ("x".repeat(TOKEN_BYTES_MAX + 1), "the token is too long"),
         ];
         for (token, reason) in cases {

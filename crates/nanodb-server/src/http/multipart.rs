@@ -222,5 +222,12 @@ mod tests {
         assert_eq!(parse(at_limit.as_bytes(), "b").unwrap().len(), MULTIPART_PARTS_MAX);
         let over = format!("{}--b--", part.repeat(MULTIPART_PARTS_MAX + 1));
         assert!(parse(over.as_bytes(), "b").unwrap_err().contains("more than"));
+        let disposition = "Content-Disposition: form-data; name=\"a\"\r\nX-Pad: ";
+        let header_block = |len: usize| {
+            let pad = "p".repeat(len - disposition.len());
+            format!("--b\r\n{disposition}{pad}\r\n\r\nx\r\n--b--")
+        };
+        assert!(parse(header_block(PART_HEADERS_BYTES_MAX).as_bytes(), "b").is_ok());
+        assert!(parse(header_block(PART_HEADERS_BYTES_MAX + 1).as_bytes(), "b").is_err());
     }
 }

@@ -81,6 +81,12 @@ fn emails_urls_and_dates() {
     }
     assert_eq!(url_host("https://user:pw@example.org:8080/p?q#f"), Some("example.org"));
     assert_eq!(url_host("ftp://files.example.org"), Some("files.example.org"));
+    let long_url = |len: usize| format!("https://x.org/{}", "p".repeat(len - 14));
+    assert!(url_host(&long_url(URL_BYTES_MAX)).is_some());
+    assert!(url_host(&long_url(URL_BYTES_MAX + 1)).is_none());
+    let long_email = |len: usize| format!("{}@b.org", "a".repeat(len - 6));
+    assert!(email_domain(&long_email(EMAIL_BYTES_MAX)).is_some());
+    assert!(email_domain(&long_email(EMAIL_BYTES_MAX + 1)).is_none());
     for bad in ["example.org", "https://", "1http://x", "http://exa mple.org", "://x"] {
         assert!(url_host(bad).is_none(), "{bad}");
     }

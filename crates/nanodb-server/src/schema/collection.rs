@@ -462,7 +462,22 @@ mod tests {
         );
         assert!(ok.is_ok());
         let auth = CollectionDef::new("members", CollectionKind::Auth);
-        let errors = CollectionDef::from_body(&auth, &body(json!({"authToken": {"duration": 0}})));
-        assert!(errors.unwrap_err().contains_key("authToken.duration"));
+        let duration = |seconds: u64| {
+            CollectionDef::from_body(&auth, &body(json!({"authToken": {"duration": seconds}})))
+        };
+        assert!(duration(0).unwrap_err().contains_key("authToken.duration"));
+        assert_eq!(
+            duration(AUTH_TOKEN_SECONDS_MAX).unwrap().auth.token_seconds,
+            AUTH_TOKEN_SECONDS_MAX
+        );
+        assert!(duration(AUTH_TOKEN_SECONDS_MAX + 1).is_err());
+        let fields = |count: usize| {
+            let list: Vec<Json> =
+                (0..count).map(|i| json!({"name": format!("f{i}"), "type": "bool"})).collect();
+            CollectionDef::from_body(&start, &body(json!({"fields": list})))
+        };
+        // `id`, `created` and `updated` are added to the fields given.
+        assert!(fields(COLLECTION_FIELDS_MAX - 3).is_ok());
+        assert!(fields(COLLECTION_FIELDS_MAX - 2).unwrap_err().contains_key("fields"));
     }
 }

@@ -425,6 +425,12 @@ mod tests {
             let errors = parse(json.clone()).unwrap_err();
             assert!(errors.contains_key(key), "{json}: {errors:?}");
         }
+        let select = |count: usize| {
+            let values: Vec<String> = (0..count).map(|i| format!("v{i}")).collect();
+            parse(json!({"name": "s", "type": "select", "values": values}))
+        };
+        assert!(select(SELECT_VALUES_MAX).is_ok());
+        assert!(select(SELECT_VALUES_MAX + 1).is_err());
         assert!(check_name(&"f".repeat(FIELD_NAME_LEN_MAX)).is_ok());
         assert!(check_name(&"f".repeat(FIELD_NAME_LEN_MAX + 1)).is_err());
     }
