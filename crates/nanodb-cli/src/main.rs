@@ -1,0 +1,86 @@
+//! `nanodb`: the command-line entry point. `nanodb serve` runs the PocketBase-compatible
+//! server; `nanodb superuser create EMAIL PASSWORD` creates (or resets the password of) a
+//! superuser. Logs go to stderr (`NANODB_LOG`: error, warn, info, debug or trace).
+//!
+//! Thread safety: one tokio runtime for `serve`; the other commands run on the main thread.
+
+mod serve;
+mod superuser;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Default address `serve` listens on.
+pub const HTTP_ADDRESS_DEFAULT: &str = "127.0.0.1:8090";
+/// Default data directory.
+pub const DATA_DIR_DEFAULT: &str = "./nanodb_data";
+
+#[derive(Debug, Parser)]
+#[command(name = "nanodb", version, about = "NanoDB: an embedded, crash-safe document database")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the PocketBase-compatible HTTP API.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, env = "NANODB_HTTP", default_value = HTTP_ADDRESS_DEFAULT)]
+        http: String,
+        /// Data directory (created if missing).
+        #[arg(long, env = "NANODB_DIR", default_value = DATA_DIR_DEFAULT)]
+        dir: PathBuf,
+    },
+    /// Manage superusers (the server must not be running on the directory).
+    Superuser {
+        #[command(subcommand)]
+        action: SuperuserAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SuperuserAction {
+    /// Create a superuser, or set the password of an existing one.
+    Create {
+        /// The superuser's email.
+        email: String,
+        /// The password (at least 8 characters).
+        password: String,
+        /// Data directory.
+        #[arg(long, env = "NANODB_DIR", default_value = DATA_DIR_DEFAULT)]
+        dir: PathBuf,
+    },
+}
+
+fn init_logs() {
+    let level = match std::env::var("NANODB_LOG").unwrap_or_default().to_ascii_lowercase().as_str()
+    {
+        "error" => tracing::Level::ERROR,
+        "warn" => tracing::Level::WARN,
+        "debug" => tracing::Level::DEBUG,
+        "trace" => tracing::Level::TRACE,
+        _ => tracing::Level::INFO,
+    };
+    tracing_subscriber::fmt().with_max_level(level).with_writer(std::io::stderr).init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logs();
+    let outcome = match cli.command {
+        Command::Serve { http, dir } => serve::serve(&http, dir),
+        Command::Superuser { action: SuperuserAction::Create { email, password, dir } } => {
+            superuser::create(dir, &email, &password)
+        }
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("nanodb: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! `nanodb serve`: flags and environment, the first-run install token, graceful shutdown on
+//! SIGTERM with the databases closed.
+
+use super::process::{run, Served};
+use serde_json::{json, Value as Json};
+
+#[test]
+fn first_serve_prints_a_usable_one_time_install_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut served = Served::start(dir.path());
+    let line = served.wait_for("one-time install token");
+    let token = line
+        .split("\\\"token\\\":\\\"")
+        .nth(1)
+        .or_else(|| line.split("\"token\":\"").nth(1))
+        .unwrap();
+    let token: String = token.chars().take_while(char::is_ascii_alphanumeric).collect();
+    assert_eq!(token.len(), 40, "{line}");
+    let body =
+        json!({"token": token, "email": "root@example.com", "password": "password-1"}).to_string();
+    let (status, answer) = served.request("POST", "/api/install", &body);
+    assert_eq!(status, 200, "{answer}");
+    let answer: Json = serde_json::from_str(&answer).unwrap();
+    assert_eq!(answer["record"]["email"], "root@example.com");
+    let (again, _) = served.request("POST", "/api/install", &body);
+    assert_eq!(again, 400, "the token is used up");
+    assert!(served.terminate(), "{:#?}", served.log);
+}
+
+#[test]
+fn sigterm_stops_gracefully_and_data_persists() {
+    let dir = tempfile::tempdir().unwrap();
+    let created = run(&[
+        "superuser",
+        "create",
+        "root@example.com",
+        "password-1",
+        "--dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(created.status.success(), "{created:?}");
+    let mut served = Served::start(dir.path());
+    let (status, health) = served.request("GET", "/api/health", "");
+    assert_eq!(status, 200);
+    assert!(health.contains("API is healthy."));
+    let login = json!({"identity": "root@example.com", "password": "password-1"}).to_string();
+    assert_eq!(
+        served.request("POST", "/api/collections/_superusers/auth-with-password", &login).0,
+        200
+    );
+    let locked = run(&[
+        "superuser",
+        "create",
+        "x@example.com",
+        "password-1",
+        "--dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(!locked.status.success(), "the directory is locked while served");
+    assert!(served.terminate(), "{:#?}", served.log);
+    assert!(
+        served.log.iter().any(|line| line.contains("databases closed cleanly")),
+        "{:#?}",
+        served.log
+    );
+    assert!(!served.log.iter().any(|line| line.contains("install token")), "a superuser exists");
+    let mut again = Served::start(dir.path());
+    assert_eq!(
+        again.request("POST", "/api/collections/_superusers/auth-with-password", &login).0,
+        200
+    );
+    assert!(again.terminate());
+}
+
+#[test]
+fn a_busy_address_is_an_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(&["serve", "--http", &address, "--dir", dir.path().to_str().unwrap()]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("cannot listen on"), "{output:?}");
+}

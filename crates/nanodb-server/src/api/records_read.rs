@@ -1,0 +1,167 @@
+//! `GET /api/collections/{c}/records` (list) and `GET .../records/{id}` (view).
+//!
+//! List: the list rule (403 if locked for the caller) is ANDed with the client's `filter`;
+//! both are nanodb filters (`parse_filter`), run by nanodb's query planner with `sort`,
+//! the page's offset and `perPage` as the limit; `totalItems` is nanodb's count of the same
+//! filter unless `skipTotal`. A non-superuser's filter or sort may not mention `@request.`
+//! or `@collection.` (403) nor hidden fields (400). Without `sort`, records come in id order.
+//!
+//! View: the view rule (403 if locked) must match the record, else 404 as if it did not
+//! exist.
+//!
+//! Thread safety: runs on a blocking thread per request.
+
+use super::{collection, Call};
+use crate::auth::requester::Requester;
+use crate::error::{Error, Result, MESSAGE_BAD_REQUEST};
+use crate::http::query::ListParams;
+use crate::http::response::ok;
+use crate::records::expand::{expand, ExpandTree};
+use crate::records::export::{export, Email};
+use crate::records::picker::Picker;
+use crate::rules::access;
+use crate::rules::context::{variables, RequestFacts};
+use crate::schema::paths::{check_filter, check_sort, PathAccess};
+use crate::schema::CollectionDef;
+use crate::state::{blocking, AppState};
+use axum::extract::{Path, Request, State};
+use axum::response::Response;
+use nanodb::query::{parse_filter, parse_sort, Filter, FilterContext, Params, Query};
+use nanodb::Document;
+use serde_json::{json, Map as JsonMap, Value as Json};
+use std::sync::Arc;
+
+/// `GET /api/collections/{c}/records`.
+pub async fn list(
+    State(state): State<Arc<AppState>>,
+    Path(key): Path<String>,
+    request: Request,
+) -> Result<Response> {
+    let call = Call::read(&state, request).await?;
+    blocking(&state, move |state| list_records(state, &key, &call)).await.map(|json| ok(&json))
+}
+
+/// `GET /api/collections/{c}/records/{id}`.
+pub async fn view(
+    State(state): State<Arc<AppState>>,
+    Path((key, id)): Path<(String, String)>,
+    request: Request,
+) -> Result<Response> {
+    let call = Call::read(&state, request).await?;
+    blocking(&state, move |state| view_record(state, &key, &id, &call)).await.map(|json| ok(&json))
+}
+
+/// The client's filter and sort, checked: `@request.` and `@collection.` are for
+/// superusers (403), paths must be the collection's (400).
+fn client_query(
+    def: &CollectionDef,
+    params: &ListParams,
+    requester: &Requester,
+    variables: &nanodb::Map,
+) -> Result<(Filter, Vec<nanodb::query::SortKey>)> {
+    let superuser = requester.is_superuser();
+    for text in [&params.filter, &params.sort].into_iter().flatten() {
+        for prefix in ["@request.", "@collection."] {
+            if !superuser && text.contains(prefix) {
+                return Err(Error::Forbidden(format!("Only superusers can filter by {prefix}")));
+            }
+        }
+    }
+    let path_access = if superuser { PathAccess::All } else { PathAccess::Visible };
+    let bad = |detail: String| {
+        let error = json!({"code": "validation_invalid_filter", "message": detail});
+        let data = JsonMap::from_iter([("filter".to_string(), error)]);
+        Error::BadRequest { message: MESSAGE_BAD_REQUEST.into(), data: Some(data) }
+    };
+    let filter = match &params.filter {
+        None => Filter::True,
+        Some(text) => {
+            let params = Params::new();
+            let filter = parse_filter(text, &FilterContext::new(&params, variables))?;
+            check_filter(def, &filter, path_access).map_err(bad)?;
+            filter
+        }
+    };
+    let sort = match &params.sort {
+        None => Vec::new(),
+        Some(text) => {
+            let sort = parse_sort(text)?;
+            check_sort(def, &sort, path_access).map_err(bad)?;
+            sort
+        }
+    };
+    Ok((filter, sort))
+}
+
+fn list_records(state: &AppState, key: &str, call: &Call) -> Result<Json> {
+    let requester = call.requester(state)?;
+    let def = collection(state, key)?;
+    let facts = call.facts(&requester);
+    let variables = variables(&facts, &def, None);
+    let rule = access(&def.rules.list, &requester, &variables)?;
+    let params = ListParams::from_query(&call.query)?;
+    let (client_filter, sort) = client_query(&def, &params, &requester, &variables)?;
+    let filter = match rule.filter() {
+        Some(rule) => rule.clone().and(client_filter),
+        None => client_filter,
+    };
+    let records = state.definitions.records(&def)?;
+    let query =
+        Query::new(filter.clone()).sort(sort).offset(params.offset()).limit(params.per_page);
+    let page = records.find(&query)?;
+    let (total_items, total_pages) = if params.skip_total {
+        (-1, -1)
+    } else {
+        let total = records.count(&filter)?;
+        let pages = total.div_ceil(params.per_page as u64);
+        (total as i64, pages as i64)
+    };
+    let items = render(state, &def, &page.documents, call, &facts)?;
+    Ok(json!({
+        "items": items, "page": params.page, "perPage": params.per_page,
+        "totalItems": total_items, "totalPages": total_pages,
+    }))
+}
+
+fn view_record(state: &AppState, key: &str, id: &str, call: &Call) -> Result<Json> {
+    let requester = call.requester(state)?;
+    let def = collection(state, key)?;
+    let facts = call.facts(&requester);
+    let rule = access(&def.rules.view, &requester, &variables(&facts, &def, None))?;
+    if nanodb::names::check_document_id(id).is_err() {
+        return Err(Error::not_found());
+    }
+    let document = state.definitions.records(&def)?.get(id)?;
+    let document =
+        document.filter(|document| rule.allows(document.fields())).ok_or_else(Error::not_found)?;
+    let mut items = render(state, &def, std::slice::from_ref(&document), call, &facts)?;
+    Ok(items.pop().unwrap_or(Json::Null))
+}
+
+/// Record JSON of `documents` with the call's `expand` and `fields` applied.
+pub fn render(
+    state: &AppState,
+    def: &CollectionDef,
+    documents: &[Document],
+    call: &Call,
+    facts: &RequestFacts,
+) -> Result<Vec<Json>> {
+    let picker = Picker::parse(call.query.get("fields"))?;
+    let tree = ExpandTree::parse(call.query.get("expand"))?;
+    let mut outputs: Vec<JsonMap<String, Json>> = documents
+        .iter()
+        .map(|document| export(def, document, facts.requester, Email::ByVisibility))
+        .collect();
+    if let Some(tree) = tree {
+        expand(state, &state.definitions.snapshot(), def, documents, &mut outputs, &tree, facts)?;
+    }
+    Ok(outputs
+        .into_iter()
+        .map(|output| {
+            Json::Object(match &picker {
+                Some(picker) => picker.apply(output),
+                None => output,
+            })
+        })
+        .collect())
+}

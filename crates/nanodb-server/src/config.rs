@@ -1,0 +1,64 @@
+//! `ServerConfig`: how a server runs, and the limits every request is held to.
+//!
+//! Every limit is a named constant here (or beside the code that enforces it) and, where an
+//! operator may want another value, a field of `ServerConfig` defaulting to the constant.
+//!
+//! Thread safety: plain owned data, cloned into the server state at start.
+
+use std::path::PathBuf;
+
+/// Default most bytes of one request body (PocketBase's default is 32 MiB, for files; this
+/// server takes no files yet, and a document is at most 16 MiB).
+pub const BODY_BYTES_MAX_DEFAULT: usize = 16 * 1024 * 1024;
+/// Default most password hashes (argon2id) computed at once: each takes
+/// `PASSWORD_HASH_MEMORY_KIB_DEFAULT` of memory and a core for tens of milliseconds.
+pub const PASSWORD_HASHES_CONCURRENT_MAX_DEFAULT: usize = 2;
+/// Default most requests waiting for a password hash slot; past it a request gets 429.
+pub const PASSWORD_HASH_WAITERS_MAX_DEFAULT: usize = 64;
+/// Default memory of one argon2id hash, in KiB (OWASP's recommendation: 19 MiB, 2 passes).
+pub const PASSWORD_HASH_MEMORY_KIB_DEFAULT: u32 = 19 * 1024;
+/// Default passes of one argon2id hash.
+pub const PASSWORD_HASH_PASSES_DEFAULT: u32 = 2;
+/// Default memory shared by the databases' memtables and block cache, in bytes.
+pub const MEMORY_BYTES_DEFAULT: u64 = 128 * 1024 * 1024;
+
+/// How a server runs.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// The data directory (created if missing); the server's databases live under it.
+    pub data_dir: PathBuf,
+    /// Most bytes of one request body; a longer body is refused with 413.
+    pub body_bytes_max: usize,
+    /// Most password hashes computed at once (see `PASSWORD_HASHES_CONCURRENT_MAX_DEFAULT`).
+    pub password_hashes_concurrent_max: usize,
+    /// Most requests waiting for a hash slot before new ones get 429.
+    pub password_hash_waiters_max: usize,
+    /// Memory of one argon2id hash, in KiB (at least 8 per lane, argon2's minimum).
+    pub password_hash_memory_kib: u32,
+    /// Passes of one argon2id hash (at least 1).
+    pub password_hash_passes: u32,
+    /// Memory shared by the databases' memtables and block cache, in bytes.
+    pub memory_bytes: u64,
+    /// Sync every write to stable storage before answering (durable against power loss).
+    pub sync_writes: bool,
+    /// The one-time token that lets the first superuser be created (`POST /api/install`)
+    /// while none exists. `None`: a random one, printed to the log at start.
+    pub install_token: Option<String>,
+}
+
+impl ServerConfig {
+    /// The defaults, with data in `data_dir`.
+    pub fn new(data_dir: impl Into<PathBuf>) -> ServerConfig {
+        ServerConfig {
+            data_dir: data_dir.into(),
+            body_bytes_max: BODY_BYTES_MAX_DEFAULT,
+            password_hashes_concurrent_max: PASSWORD_HASHES_CONCURRENT_MAX_DEFAULT,
+            password_hash_waiters_max: PASSWORD_HASH_WAITERS_MAX_DEFAULT,
+            password_hash_memory_kib: PASSWORD_HASH_MEMORY_KIB_DEFAULT,
+            password_hash_passes: PASSWORD_HASH_PASSES_DEFAULT,
+            memory_bytes: MEMORY_BYTES_DEFAULT,
+            sync_writes: true,
+            install_token: None,
+        }
+    }
+}

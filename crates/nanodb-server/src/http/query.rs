@@ -1,0 +1,140 @@
+//! Query parameters: the raw pairs (for `@request.query.*`), and the list parameters
+//! (`page`, `perPage`, `sort`, `filter`, `expand`, `fields`, `skipTotal`) normalized the way
+//! PocketBase does.
+//!
+//! Thread safety: plain owned data.
+//!
+//! Invariant: `ListParams::per_page` is always 1 to `PER_PAGE_MAX`, and `page` at least 1.
+
+use crate::error::{Error, Result, MESSAGE_BAD_REQUEST};
+
+/// Default page size of a list.
+pub const PER_PAGE_DEFAULT: usize = 30;
+/// Largest page size; a larger `perPage` is capped to it (and echoed capped).
+pub const PER_PAGE_MAX: usize = 1_000;
+
+/// The query string's pairs, decoded, in order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueryParams {
+    pairs: Vec<(String, String)>,
+}
+
+impl QueryParams {
+    /// Decodes a raw query string (`a=1&b=x%20y`); `None` is no query.
+    pub fn parse(raw: Option<&str>) -> QueryParams {
+        let pairs = form_urlencoded::parse(raw.unwrap_or("").as_bytes())
+            .map(|(name, value)| (name.into_owned(), value.into_owned()))
+            .collect();
+        QueryParams { pairs }
+    }
+
+    /// The first value of `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.pairs.iter().find(|(n, _)| n == name).map(|(_, value)| value.as_str())
+    }
+
+    /// The first value of `name`, unless it is missing or blank.
+    pub fn non_blank(&self, name: &str) -> Option<&str> {
+        self.get(name).map(str::trim).filter(|value| !value.is_empty())
+    }
+
+    /// Every pair.
+    pub fn pairs(&self) -> &[(String, String)] {
+        &self.pairs
+    }
+}
+
+/// A list request's parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListParams {
+    /// The page, from 1.
+    pub page: usize,
+    /// Items per page, 1 to `PER_PAGE_MAX`.
+    pub per_page: usize,
+    /// Skip counting the total (`totalItems` and `totalPages` are then -1).
+    pub skip_total: bool,
+    /// The filter text, if any.
+    pub filter: Option<String>,
+    /// The sort text, if any.
+    pub sort: Option<String>,
+}
+
+impl ListParams {
+    /// Reads and normalizes the list parameters: a `page` of 0 or less is 1, a `perPage` of
+    /// 0 or less is the default and above the maximum the maximum; a non-integer is 400.
+    pub fn from_query(query: &QueryParams) -> Result<ListParams> {
+        let integer = |name: &str| -> Result<Option<i64>> {
+            match query.non_blank(name) {
+                None => Ok(None),
+                Some(text) => text.parse::<i64>().map(Some).map_err(|_| {
+                    Error::bad_request(format!("{MESSAGE_BAD_REQUEST} ({name} is not an integer)"))
+                }),
+            }
+        };
+        let page = integer("page")?.filter(|page| *page > 0).map_or(1, |page| page as usize);
+        let per_page = match integer("perPage")? {
+            Some(n) if n > 0 => (n as u64).min(PER_PAGE_MAX as u64) as usize,
+            _ => PER_PAGE_DEFAULT,
+        };
+        let skip_total = match query.non_blank("skipTotal") {
+            None => false,
+            Some(text) => parse_bool(text).ok_or_else(|| {
+                Error::bad_request(format!("{MESSAGE_BAD_REQUEST} (skipTotal is not a boolean)"))
+            })?,
+        };
+        Ok(ListParams {
+            page,
+            per_page,
+            skip_total,
+            filter: query.non_blank("filter").map(str::to_string),
+            sort: query.non_blank("sort").map(str::to_string),
+        })
+    }
+
+    /// How many items come before the page (saturating: a huge page is simply empty).
+    pub fn offset(&self) -> usize {
+        (self.page - 1).saturating_mul(self.per_page)
+    }
+}
+
+/// Go's `strconv.ParseBool`, which PocketBase uses for `skipTotal`.
+pub fn parse_bool(text: &str) -> Option<bool> {
+    match text {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn list(raw: &str) -> Result<ListParams> {
+        ListParams::from_query(&QueryParams::parse(Some(raw)))
+    }
+
+    #[test]
+    fn pages_are_normalized_and_capped_at_the_boundary() {
+        let defaults = list("").unwrap();
+        assert_eq!((defaults.page, defaults.per_page, defaults.skip_total), (1, 30, false));
+        assert_eq!(list("page=0&perPage=0").unwrap().page, 1);
+        assert_eq!(list("page=-3&perPage=-1").unwrap().per_page, PER_PAGE_DEFAULT);
+        assert_eq!(list("perPage=1000").unwrap().per_page, PER_PAGE_MAX);
+        assert_eq!(list("perPage=1001").unwrap().per_page, PER_PAGE_MAX);
+        assert_eq!(list("perPage=99999999999999999").unwrap().per_page, PER_PAGE_MAX);
+        assert_eq!(list("perPage=99999999999999999999").unwrap_err().status().as_u16(), 400);
+        assert_eq!(list("page=3&perPage=2").unwrap().offset(), 4);
+        assert_eq!(list(&format!("page={}&perPage=1000", i64::MAX)).unwrap().offset(), usize::MAX);
+        for bad in ["page=x", "perPage=1.5", "skipTotal=yes"] {
+            assert_eq!(list(bad).unwrap_err().status().as_u16(), 400, "{bad}");
+        }
+        assert!(list("skipTotal=1").unwrap().skip_total);
+        assert!(list("skipTotal=true").unwrap().skip_total);
+        assert!(!list("skipTotal=F").unwrap().skip_total);
+        let text = list("filter=a%20%3D%201&sort=-n,%2Btitle").unwrap();
+        assert_eq!(text.filter.as_deref(), Some("a = 1"));
+        assert_eq!(text.sort.as_deref(), Some("-n,+title"));
+        assert_eq!(list("filter=%20%20").unwrap().filter, None);
+    }
+}

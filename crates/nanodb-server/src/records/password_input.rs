@@ -1,0 +1,118 @@
+//! The password fields of an auth record body (`password`, `passwordConfirm`,
+//! `oldPassword`), checked before anything is hashed: hashing is slow, so a body that is
+//! wrong anyway never costs one.
+//!
+//! Thread safety: pure functions.
+
+use crate::auth::password::PASSWORD_BYTES_MAX;
+use crate::error::{Error, FieldError, FieldErrors};
+use crate::schema::defaults::PASSWORD_LEN_MIN_DEFAULT;
+use crate::schema::field::FieldKind;
+use crate::schema::CollectionDef;
+use serde_json::{Map as JsonMap, Value as Json};
+
+/// The new password `body` sets, checked against the collection's minimum,
+/// `PASSWORD_BYTES_MAX` and `passwordConfirm`; `None` if it sets none. Failures are 400s
+/// under `message`.
+pub fn new_password(
+    def: &CollectionDef,
+    body: &JsonMap<String, Json>,
+    message: &str,
+) -> Result<Option<String>, Error> {
+    let fail = |field: &str, code, text: String| Error::Validation {
+        message: message.to_string(),
+        fields: FieldErrors::from([(field.to_string(), FieldError::new(code, text))]),
+    };
+    let password = match body.get("password") {
+        None | Some(Json::Null) => return Ok(None),
+        Some(Json::String(text)) if text.is_empty() => return Ok(None),
+        Some(Json::String(text)) => text.clone(),
+        Some(_) => {
+            return Err(fail("password", "validation_invalid_value", "Must be text.".into()))
+        }
+    };
+    let min = match def.field("password").map(|field| &field.kind) {
+        Some(FieldKind::Password { min }) => *min,
+        _ => PASSWORD_LEN_MIN_DEFAULT,
+    };
+    if password.chars().count() < min {
+        let text = format!("Must be at least {min} character(s).");
+        return Err(fail("password", "validation_min_text_constraint", text));
+    }
+    if password.len() > PASSWORD_BYTES_MAX {
+        let text = format!("Must be less than {PASSWORD_BYTES_MAX} bytes.");
+        return Err(fail("password", "validation_max_text_constraint", text));
+    }
+    if body.get("passwordConfirm").and_then(Json::as_str) != Some(password.as_str()) {
+        return Err(fail(
+            "passwordConfirm",
+            "validation_values_mismatch",
+            "Values don't match.".into(),
+        ));
+    }
+    Ok(Some(password))
+}
+
+/// The `oldPassword` of a body, if it has one.
+pub fn old_password(body: &JsonMap<String, Json>) -> Option<String> {
+    body.get("oldPassword").and_then(Json::as_str).map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::defaults::users;
+    use serde_json::json;
+
+    fn check(body: Json) -> Result<Option<String>, Error> {
+        new_password(&users(), body.as_object().unwrap(), "Failed.")
+    }
+
+    fn code(result: Result<Option<String>, Error>, field: &str) -> &'static str {
+        match result {
+            Err(Error::Validation { fields, .. }) => fields[field].code,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn passwords_are_checked_at_their_limits() {
+        assert_eq!(check(json!({})).unwrap(), None);
+        assert_eq!(check(json!({"password": ""})).unwrap(), None);
+        let eight = "12345678";
+        assert_eq!(
+            check(json!({"password": eight, "passwordConfirm": eight})).unwrap().unwrap(),
+            eight
+        );
+        assert_eq!(
+            code(check(json!({"password": "1234567", "passwordConfirm": "1234567"})), "password"),
+            "validation_min_text_constraint"
+        );
+        let longest = "p".repeat(PASSWORD_BYTES_MAX);
+        assert!(check(json!({"password": longest, "passwordConfirm": longest})).is_ok());
+        let over = "p".repeat(PASSWORD_BYTES_MAX + 1);
+        assert_eq!(
+            code(check(json!({"password": over, "passwordConfirm": over})), "password"),
+            "validation_max_text_constraint"
+        );
+        assert_eq!(
+            code(
+                check(json!({"password": eight, "passwordConfirm": "other123"})),
+                "passwordConfirm"
+            ),
+            "validation_values_mismatch"
+        );
+        assert_eq!(
+            code(check(json!({"password": eight})), "passwordConfirm"),
+            "validation_values_mismatch"
+        );
+        assert_eq!(
+            code(check(json!({"password": 12345678})), "password"),
+            "validation_invalid_value"
+        );
+        assert_eq!(
+            old_password(json!({"oldPassword": "x"}).as_object().unwrap()).as_deref(),
+            Some("x")
+        );
+    }
+}
