@@ -13,6 +13,7 @@ mod collections;
 mod health;
 mod records_read;
 mod records_write;
+pub mod writes;
 
 use crate::auth::requester::{resolve, token_from, Requester};
 use crate::error::{Error, Result};
@@ -29,6 +30,9 @@ use axum::Router;
 use serde_json::{Map as JsonMap, Value as Json};
 use std::sync::Arc;
 use std::time::Instant;
+
+/// `@request.context` of an ordinary request.
+pub const CONTEXT_DEFAULT: &str = "default";
 
 /// PocketBase's message for an unknown collection.
 pub const MESSAGE_MISSING_COLLECTION: &str = "Missing collection context.";
@@ -88,6 +92,9 @@ async fn log_request(request: Request, next: Next) -> Response {
 pub struct Call {
     /// The HTTP method.
     pub method: Method,
+    /// PocketBase's request context for rules (`@request.context`): `default`, or `batch`
+    /// for the requests of a batch, `realtime` for realtime events.
+    pub context: &'static str,
     /// The query parameters.
     pub query: QueryParams,
     /// The headers.
@@ -105,6 +112,7 @@ impl Call {
         let body = if takes_body { body::parse(&parts.headers, &bytes)? } else { JsonMap::new() };
         Ok(Call {
             method: parts.method,
+            context: CONTEXT_DEFAULT,
             query: QueryParams::parse(parts.uri.query()),
             headers: parts.headers,
             body,
@@ -120,6 +128,7 @@ impl Call {
     pub fn facts<'a>(&'a self, requester: &'a Requester) -> RequestFacts<'a> {
         RequestFacts {
             method: self.method.as_str(),
+            context: self.context,
             query: &self.query,
             headers: &self.headers,
             body: &self.body,
