@@ -6,6 +6,9 @@
 //! Thread safety: plain owned data, cloned into the server state at start.
 
 use std::path::PathBuf;
+use std::time::Duration;
+
+pub use crate::api::batch_items::BATCH_REQUESTS_MAX_DEFAULT;
 
 /// Default most bytes of one request body (PocketBase's default is 32 MiB, for files; this
 /// server takes no files yet, and a document is at most 16 MiB).
@@ -21,6 +24,9 @@ pub const PASSWORD_HASH_MEMORY_KIB_DEFAULT: u32 = 19 * 1024;
 pub const PASSWORD_HASH_PASSES_DEFAULT: u32 = 2;
 /// Default memory shared by the databases' memtables and block cache, in bytes.
 pub const MEMORY_BYTES_DEFAULT: u64 = 128 * 1024 * 1024;
+
+/// Default longest a batch may run before it fails (PocketBase's `batch.timeout`).
+pub const BATCH_TIMEOUT_DEFAULT: Duration = Duration::from_secs(3);
 
 /// How a server runs.
 #[derive(Debug, Clone)]
@@ -41,6 +47,10 @@ pub struct ServerConfig {
     pub memory_bytes: u64,
     /// Sync every write to stable storage before answering (durable against power loss).
     pub sync_writes: bool,
+    /// Most requests in one `POST /api/batch` (more: 400).
+    pub batch_requests_max: usize,
+    /// Longest a batch may run; past it the batch fails at the request it reached.
+    pub batch_timeout: Duration,
     /// The one-time token that lets the first superuser be created (`POST /api/install`)
     /// while none exists. `None`: a random one, printed to the log at start.
     pub install_token: Option<String>,
@@ -59,6 +69,8 @@ impl ServerConfig {
             memory_bytes: MEMORY_BYTES_DEFAULT,
             sync_writes: true,
             install_token: None,
+            batch_requests_max: BATCH_REQUESTS_MAX_DEFAULT,
+            batch_timeout: BATCH_TIMEOUT_DEFAULT,
         }
     }
 }

@@ -2,13 +2,15 @@
 //!
 //! Routes (PocketBase's paths): `/api/health`; `/api/collections[/{c}[/truncate]]`;
 //! `/api/collections/{c}/records[/{id}]`; `/api/collections/{c}/auth-with-password`,
-//! `/auth-refresh`; `/api/auth/login`; `/api/install`. Anything else is a 404 (a known path
+//! `/auth-refresh`; `/api/auth/login`; `/api/install`; `/api/batch`. Anything else is a 404 (a known path
 //! with another method a 405) in PocketBase's error shape. Every request is logged (method, path, status, duration).
 //!
 //! Thread safety: handlers share `Arc<AppState>`; document-layer work runs through
 //! `state::blocking`.
 
 mod auth;
+mod batch;
+pub mod batch_items;
 mod collections;
 mod health;
 mod records_read;
@@ -62,6 +64,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/collections/{collection}/auth-refresh", post(auth::auth_refresh))
         .route("/api/auth/login", post(auth::login))
         .route("/api/install", post(auth::install))
+        .route("/api/batch", post(batch::batch))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(log_request))

@@ -3,6 +3,7 @@
 //! HTTP by a tiny client (`client`).
 
 mod auth;
+mod batch;
 mod client;
 mod collections;
 mod health;
