@@ -28,6 +28,25 @@ pub const MEMORY_BYTES_DEFAULT: u64 = 128 * 1024 * 1024;
 /// Default longest a batch may run before it fails (PocketBase's `batch.timeout`).
 pub const BATCH_TIMEOUT_DEFAULT: Duration = Duration::from_secs(3);
 
+/// Default most realtime clients connected at once (more: 429).
+pub const REALTIME_CLIENTS_MAX_DEFAULT: usize = 10_000;
+/// Default most messages waiting in one realtime client's queue; one more drops the client.
+pub const REALTIME_QUEUE_MESSAGES_MAX_DEFAULT: usize = 1_024;
+/// Default most bytes waiting in one realtime client's queue; more drops the client.
+pub const REALTIME_QUEUE_BYTES_MAX_DEFAULT: usize = 16 * 1024 * 1024;
+/// Default most bytes waiting in all realtime clients' queues together; past it, the client
+/// whose message does not fit is dropped.
+pub const REALTIME_QUEUED_BYTES_TOTAL_MAX_DEFAULT: usize = 256 * 1024 * 1024;
+/// Default most bytes of all realtime clients' subscriptions together (more: 429).
+pub const REALTIME_SUBSCRIPTION_BYTES_TOTAL_MAX_DEFAULT: usize = 64 * 1024 * 1024;
+/// Default time between keep-alive comments on an SSE stream with nothing else to send.
+pub const REALTIME_PING_INTERVAL_DEFAULT: Duration = Duration::from_secs(30);
+/// Default time without a message after which an SSE stream ends (PocketBase's: 5 minutes).
+pub const REALTIME_IDLE_TIMEOUT_DEFAULT: Duration = Duration::from_secs(5 * 60);
+/// Default most change-feed events the realtime pump may fall behind before it drops every
+/// client.
+pub const REALTIME_FEED_BUFFER_EVENTS_DEFAULT: usize = 65_536;
+
 /// How a server runs.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -51,6 +70,25 @@ pub struct ServerConfig {
     pub batch_requests_max: usize,
     /// Longest a batch may run; past it the batch fails at the request it reached.
     pub batch_timeout: Duration,
+    /// Most realtime clients connected at once.
+    pub realtime_clients_max: usize,
+    /// Most messages waiting in one realtime client's queue.
+    pub realtime_queue_messages_max: usize,
+    /// Most bytes waiting in one realtime client's queue.
+    pub realtime_queue_bytes_max: usize,
+    /// Most bytes waiting in all realtime clients' queues together.
+    pub realtime_queued_bytes_total_max: usize,
+    /// Most bytes of all realtime clients' subscriptions together.
+    pub realtime_subscription_bytes_total_max: usize,
+    /// Time between keep-alive comments on an idle SSE stream.
+    pub realtime_ping_interval: Duration,
+    /// Time without a message after which an SSE stream ends.
+    pub realtime_idle_timeout: Duration,
+    /// The change-feed buffer of the realtime pump, in events (1 to
+    /// `nanodb::FEED_BUFFER_EVENTS_MAX`).
+    pub realtime_feed_buffer_events: usize,
+    /// How long the realtime pump keeps its feed subscription after the last client left.
+    pub realtime_feed_linger: Duration,
     /// The one-time token that lets the first superuser be created (`POST /api/install`)
     /// while none exists. `None`: a random one, printed to the log at start.
     pub install_token: Option<String>,
@@ -71,6 +109,15 @@ impl ServerConfig {
             install_token: None,
             batch_requests_max: BATCH_REQUESTS_MAX_DEFAULT,
             batch_timeout: BATCH_TIMEOUT_DEFAULT,
+            realtime_clients_max: REALTIME_CLIENTS_MAX_DEFAULT,
+            realtime_queue_messages_max: REALTIME_QUEUE_MESSAGES_MAX_DEFAULT,
+            realtime_queue_bytes_max: REALTIME_QUEUE_BYTES_MAX_DEFAULT,
+            realtime_queued_bytes_total_max: REALTIME_QUEUED_BYTES_TOTAL_MAX_DEFAULT,
+            realtime_subscription_bytes_total_max: REALTIME_SUBSCRIPTION_BYTES_TOTAL_MAX_DEFAULT,
+            realtime_ping_interval: REALTIME_PING_INTERVAL_DEFAULT,
+            realtime_idle_timeout: REALTIME_IDLE_TIMEOUT_DEFAULT,
+            realtime_feed_buffer_events: REALTIME_FEED_BUFFER_EVENTS_DEFAULT,
+            realtime_feed_linger: crate::realtime::FEED_LINGER_DEFAULT,
         }
     }
 }

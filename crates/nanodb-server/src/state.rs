@@ -14,6 +14,7 @@ use crate::auth::install::InstallToken;
 use crate::auth::password::Passwords;
 use crate::config::ServerConfig;
 use crate::error::{Error, Result};
+use crate::realtime::Realtime;
 use crate::schema::definitions::SETTINGS_COLLECTION;
 use crate::schema::Definitions;
 use nanodb::{Database, DatabaseOptions, NanoDb, NanoDbOptions, Value};
@@ -40,6 +41,8 @@ pub struct AppState {
     pub secret: String,
     /// The first-run token that lets the first superuser be created.
     pub install: InstallToken,
+    /// The realtime clients and the feed pump.
+    pub realtime: Realtime,
 }
 
 impl std::fmt::Debug for AppState {
@@ -62,7 +65,8 @@ impl AppState {
         let secret = token_secret(&database)?;
         let passwords = Arc::new(Passwords::new(&config)?);
         let install = InstallToken::new(config.install_token.clone());
-        Ok(AppState { config, runtime, definitions, passwords, secret, install })
+        let realtime = Realtime::new(&config);
+        Ok(AppState { config, runtime, definitions, passwords, secret, install, realtime })
     }
 
     /// The database holding every collection.

@@ -127,6 +127,7 @@ fn prepare(
         query,
         headers: call_headers,
         body,
+        ip: outer.ip,
     };
     // Checked now, so a bad one fails the batch before anything commits.
     Picker::parse(call.query.get("fields"))?;

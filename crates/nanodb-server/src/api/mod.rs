@@ -2,7 +2,7 @@
 //!
 //! Routes (PocketBase's paths): `/api/health`; `/api/collections[/{c}[/truncate]]`;
 //! `/api/collections/{c}/records[/{id}]`; `/api/collections/{c}/auth-with-password`,
-//! `/auth-refresh`; `/api/auth/login`; `/api/install`; `/api/batch`. Anything else is a 404 (a known path
+//! `/auth-refresh`; `/api/auth/login`; `/api/install`; `/api/batch`; `/api/realtime`. Anything else is a 404 (a known path
 //! with another method a 405) in PocketBase's error shape. Every request is logged (method, path, status, duration).
 //!
 //! Thread safety: handlers share `Arc<AppState>`; document-layer work runs through
@@ -13,7 +13,8 @@ mod batch;
 pub mod batch_items;
 mod collections;
 mod health;
-mod records_read;
+mod realtime;
+pub mod records_read;
 mod records_write;
 pub mod writes;
 
@@ -23,15 +24,19 @@ use crate::http::{body, query::QueryParams};
 use crate::rules::context::RequestFacts;
 use crate::schema::CollectionDef;
 use crate::state::AppState;
-use axum::extract::Request;
+use axum::extract::{ConnectInfo, Request};
 use axum::http::{HeaderMap, Method};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{Map as JsonMap, Value as Json};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
+
+/// PocketBase's message for an unknown realtime client id.
+pub const MESSAGE_UNKNOWN_CLIENT: &str = "Missing or invalid client id.";
 
 /// `@request.context` of an ordinary request.
 pub const CONTEXT_DEFAULT: &str = "default";
@@ -65,6 +70,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/auth/login", post(auth::login))
         .route("/api/install", post(auth::install))
         .route("/api/batch", post(batch::batch))
+        .route("/api/realtime", get(realtime::connect).post(realtime::subscribe))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(log_request))
@@ -104,11 +110,14 @@ pub struct Call {
     pub headers: HeaderMap,
     /// The body (`{}` for GET, DELETE and empty bodies).
     pub body: JsonMap<String, Json>,
+    /// The IP the request came from (the peer of its connection), if known.
+    pub ip: Option<IpAddr>,
 }
 
 impl Call {
     /// Reads `request` under the body limit (413 past it).
     pub async fn read(state: &AppState, request: Request) -> Result<Call> {
+        let ip = client_ip(&request);
         let (parts, raw) = request.into_parts();
         let bytes = body::read(raw, &parts.headers, state.config.body_bytes_max).await?;
         let takes_body = matches!(parts.method, Method::POST | Method::PATCH | Method::PUT);
@@ -119,6 +128,7 @@ impl Call {
             query: QueryParams::parse(parts.uri.query()),
             headers: parts.headers,
             body,
+            ip,
         })
     }
 
@@ -138,6 +148,11 @@ impl Call {
             requester,
         }
     }
+}
+
+/// The IP of the peer `request` came from, if the server recorded it (`ConnectInfo`).
+pub fn client_ip(request: &Request) -> Option<IpAddr> {
+    request.extensions().get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip())
 }
 
 /// The collection named or identified by `key`; 404 if none.
