@@ -33,6 +33,16 @@ enum Command {
         /// Data directory (created if missing).
         #[arg(long, env = "NANODB_DIR", default_value = DATA_DIR_DEFAULT)]
         dir: PathBuf,
+        /// Browser origins allowed to call the API, comma-separated (`*`: any; empty: no
+        /// CORS headers).
+        #[arg(long, env = "NANODB_ORIGINS", default_value = "*")]
+        origins: String,
+        /// Requests in a burst per client IP on the auth endpoints (0: no limit).
+        #[arg(long, env = "NANODB_AUTH_RATE_BURST", default_value_t = nanodb_server::config::AUTH_RATE_LIMIT_BURST_DEFAULT)]
+        auth_rate_burst: u32,
+        /// Refill of the auth endpoints' limit, in requests per minute per client IP.
+        #[arg(long, env = "NANODB_AUTH_RATE_PER_MINUTE", default_value_t = nanodb_server::config::AUTH_RATE_LIMIT_PER_MINUTE_DEFAULT)]
+        auth_rate_per_minute: u32,
     },
     /// Manage superusers (the server must not be running on the directory).
     Superuser {
@@ -71,7 +81,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logs();
     let outcome = match cli.command {
-        Command::Serve { http, dir } => serve::serve(&http, dir),
+        Command::Serve { http, dir, origins, auth_rate_burst, auth_rate_per_minute } => {
+            let mut config = nanodb_server::ServerConfig::new(dir);
+            config.cors_origins = origins.split(',').map(str::to_string).collect();
+            config.auth_rate_limit_burst = auth_rate_burst;
+            config.auth_rate_limit_per_minute = auth_rate_per_minute;
+            serve::serve(&http, config)
+        }
         Command::Superuser { action: SuperuserAction::Create { email, password, dir } } => {
             superuser::create(dir, &email, &password)
         }

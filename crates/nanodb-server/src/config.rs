@@ -47,6 +47,10 @@ pub const REALTIME_IDLE_TIMEOUT_DEFAULT: Duration = Duration::from_secs(5 * 60);
 /// client.
 pub const REALTIME_FEED_BUFFER_EVENTS_DEFAULT: usize = 65_536;
 
+pub use crate::ops::rate_limit::{
+    AUTH_RATE_LIMIT_BURST_DEFAULT, AUTH_RATE_LIMIT_PER_MINUTE_DEFAULT,
+};
+
 /// How a server runs.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -89,6 +93,12 @@ pub struct ServerConfig {
     pub realtime_feed_buffer_events: usize,
     /// How long the realtime pump keeps its feed subscription after the last client left.
     pub realtime_feed_linger: Duration,
+    /// Requests in a burst per client IP on the auth endpoints (0: no limit).
+    pub auth_rate_limit_burst: u32,
+    /// Refill of the auth endpoints' limit, in requests per minute per client IP.
+    pub auth_rate_limit_per_minute: u32,
+    /// The browser origins allowed to call the API (`*`: any; empty: no CORS headers).
+    pub cors_origins: Vec<String>,
     /// The one-time token that lets the first superuser be created (`POST /api/install`)
     /// while none exists. `None`: a random one, printed to the log at start.
     pub install_token: Option<String>,
@@ -118,6 +128,9 @@ impl ServerConfig {
             realtime_idle_timeout: REALTIME_IDLE_TIMEOUT_DEFAULT,
             realtime_feed_buffer_events: REALTIME_FEED_BUFFER_EVENTS_DEFAULT,
             realtime_feed_linger: crate::realtime::FEED_LINGER_DEFAULT,
+            auth_rate_limit_burst: AUTH_RATE_LIMIT_BURST_DEFAULT,
+            auth_rate_limit_per_minute: AUTH_RATE_LIMIT_PER_MINUTE_DEFAULT,
+            cors_origins: vec!["*".to_string()],
         }
     }
 }

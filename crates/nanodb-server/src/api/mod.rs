@@ -1,9 +1,12 @@
 //! The HTTP API: the router, and `Call`, one request read the way every handler needs it.
 //!
-//! Routes (PocketBase's paths): `/api/health`; `/api/collections[/{c}[/truncate]]`;
-//! `/api/collections/{c}/records[/{id}]`; `/api/collections/{c}/auth-with-password`,
-//! `/auth-refresh`; `/api/auth/login`; `/api/install`; `/api/batch`; `/api/realtime`. Anything else is a 404 (a known path
-//! with another method a 405) in PocketBase's error shape. Every request is logged (method, path, status, duration).
+//! Routes (`routes::ROUTES`, PocketBase's paths): `/api/health`;
+//! `/api/collections[/{c}[/truncate]]`; `/api/collections/{c}/records[/{id}]`;
+//! `/api/collections/{c}/auth-with-password`, `/auth-refresh`; `/api/auth/login`;
+//! `/api/install`; `/api/batch`; `/api/realtime`; `/api/openapi.json`; `/metrics`. Anything
+//! else is a 404 (a known path with another method a 405) in PocketBase's error shape.
+//! Every request is timed, counted and logged, and CORS and the auth rate limit apply
+//! (`ops`).
 //!
 //! Thread safety: handlers share `Arc<AppState>`; document-layer work runs through
 //! `state::blocking`.
@@ -13,9 +16,11 @@ mod batch;
 pub mod batch_items;
 mod collections;
 mod health;
+mod ops;
 mod realtime;
 pub mod records_read;
 mod records_write;
+pub mod routes;
 pub mod writes;
 
 use crate::auth::requester::{resolve, token_from, Requester};
@@ -26,14 +31,12 @@ use crate::schema::CollectionDef;
 use crate::state::AppState;
 use axum::extract::{ConnectInfo, Request};
 use axum::http::{HeaderMap, Method};
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{Map as JsonMap, Value as Json};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Instant;
 
 /// PocketBase's message for an unknown realtime client id.
 pub const MESSAGE_UNKNOWN_CLIENT: &str = "Missing or invalid client id.";
@@ -44,37 +47,23 @@ pub const CONTEXT_DEFAULT: &str = "default";
 /// PocketBase's message for an unknown collection.
 pub const MESSAGE_MISSING_COLLECTION: &str = "Missing collection context.";
 
-/// The server's routes.
+/// The server's routes (`routes::ROUTES`), inside the operational middleware (`ops`).
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/api/health", get(health::health).head(health::health))
-        .route("/api/collections", get(collections::list).post(collections::create))
-        .route(
-            "/api/collections/{collection}",
-            get(collections::view).patch(collections::update).delete(collections::delete),
-        )
-        .route(
-            "/api/collections/{collection}/truncate",
-            axum::routing::delete(collections::truncate),
-        )
-        .route(
-            "/api/collections/{collection}/records",
-            get(records_read::list).post(records_write::create),
-        )
-        .route(
-            "/api/collections/{collection}/records/{id}",
-            get(records_read::view).patch(records_write::update).delete(records_write::delete),
-        )
-        .route("/api/collections/{collection}/auth-with-password", post(auth::auth_with_password))
-        .route("/api/collections/{collection}/auth-refresh", post(auth::auth_refresh))
-        .route("/api/auth/login", post(auth::login))
-        .route("/api/install", post(auth::install))
-        .route("/api/batch", post(batch::batch))
-        .route("/api/realtime", get(realtime::connect).post(realtime::subscribe))
+    let mut routes = Router::new();
+    for route in routes::ROUTES {
+        routes = routes.route(route.path, (route.handler)());
+    }
+    let routes = routes
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn(log_request))
-        .with_state(state)
+        .with_state(Arc::clone(&state));
+    // An outer router whose only service is the inner one: the middleware sees every
+    // request before routing (preflights and unknown paths included).
+    Router::new()
+        .fallback_service(routes)
+        .layer(middleware::from_fn_with_state(Arc::clone(&state), ops::limit_auth))
+        .layer(middleware::from_fn_with_state(Arc::clone(&state), ops::cors))
+        .layer(middleware::from_fn_with_state(state, ops::observe))
 }
 
 async fn not_found() -> Response {
@@ -83,17 +72,6 @@ async fn not_found() -> Response {
 
 async fn method_not_allowed() -> Response {
     Error::MethodNotAllowed.into_response()
-}
-
-/// Logs every request once it is answered.
-async fn log_request(request: Request, next: Next) -> Response {
-    let (method, path) = (request.method().clone(), request.uri().path().to_string());
-    let started = Instant::now();
-    let response = next.run(request).await;
-    let status = response.status().as_u16();
-    let elapsed_us = started.elapsed().as_micros() as u64;
-    tracing::info!(%method, %path, status, elapsed_us, "request");
-    response
 }
 
 /// One request, read: method, query, headers, and the body as one JSON object.

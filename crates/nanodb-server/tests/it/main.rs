@@ -7,6 +7,7 @@ mod batch;
 mod client;
 mod collections;
 mod health;
+mod ops;
 mod realtime;
 mod records;
 mod rules;
