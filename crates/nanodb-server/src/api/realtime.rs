@@ -164,3 +164,48 @@ fn read_form(body: &JsonMap<String, Json>) -> Result<(String, Vec<Subscription>)
         Err(Error::Validation { message: MESSAGE_INVALID_DATA.into(), fields: errors })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::requester::AuthRecord;
+    use crate::schema::defaults;
+    use serde_json::json;
+
+    fn record(id: &str) -> Requester {
+        let document = crate::test_support::document(json!({"id": id}));
+        Requester::Record(AuthRecord { collection: Arc::new(defaults::users()), document })
+    }
+
+    #[test]
+    fn a_guest_may_log_in_but_auth_never_changes_hands() {
+        let (guest, alice, bob) =
+            (Requester::Guest, record("alice0000000000"), record("bob000000000000"));
+        assert!(may_replace(&guest, &guest));
+        assert!(may_replace(&guest, &alice), "a guest logs in");
+        assert!(may_replace(&alice, &record("alice0000000000")), "the same record again");
+        assert!(!may_replace(&alice, &bob), "another record");
+        assert!(!may_replace(&alice, &guest), "back to a guest");
+    }
+
+    #[test]
+    fn the_form_and_its_limits() {
+        let form = |json: Json| read_form(json.as_object().unwrap());
+        let (id, subscriptions) =
+            form(json!({"clientId": "c", "subscriptions": ["a/*", "b/x"]})).unwrap();
+        assert_eq!((id.as_str(), subscriptions.len()), ("c", 2));
+        assert!(form(json!({"clientId": "c"})).unwrap().1.is_empty(), "no list is an empty set");
+        assert!(form(json!({"clientId": "x".repeat(CLIENT_ID_BYTES_MAX)})).is_ok());
+        let long = form(json!({"clientId": "x".repeat(CLIENT_ID_BYTES_MAX + 1)})).unwrap_err();
+        assert_eq!(long.body()["data"]["clientId"]["code"], "validation_length_out_of_range");
+        let many = vec!["a/*"; SUBSCRIPTIONS_MAX];
+        assert!(form(json!({"clientId": "c", "subscriptions": many})).is_ok());
+        let too_many = vec!["a/*"; SUBSCRIPTIONS_MAX + 1];
+        let error = form(json!({"clientId": "c", "subscriptions": too_many})).unwrap_err();
+        assert_eq!(error.body()["data"]["subscriptions"]["code"], "validation_length_too_long");
+        let error = form(json!({"clientId": 5, "subscriptions": [1, "ok"]})).unwrap_err();
+        assert_eq!(error.body()["data"]["clientId"]["code"], "validation_required");
+        assert_eq!(error.body()["data"]["subscriptions.0"]["code"], "validation_invalid_value");
+        assert_eq!(error.body()["message"], MESSAGE_INVALID_DATA);
+    }
+}

@@ -269,3 +269,46 @@ fn written(
         Err(error) => Err(error),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nanodb::{NanoDb, NanoDbOptions};
+
+    #[test]
+    fn transact_commits_only_success_and_retries_conflicts() {
+        let runtime = NanoDb::in_memory(NanoDbOptions::default()).unwrap();
+        let database = runtime.database("test").unwrap();
+        let records = database.collection("records").unwrap();
+        let value = |id: &str| Value::from(serde_json::json!({"id": id}));
+
+        let refused: Result<()> = transact(&database, |txn| {
+            txn.insert(&records, value("aaaaaaaaaaaaaaa"))?;
+            Ok(Err(Error::bad_request("no")))
+        });
+        assert_eq!(refused.unwrap_err().status().as_u16(), 400);
+        assert!(records.get("aaaaaaaaaaaaaaa").unwrap().is_none(), "an inner error writes nothing");
+
+        let mut attempts = 0;
+        let done = transact(&database, |txn| {
+            attempts += 1;
+            txn.insert(&records, value(&format!("attempt{attempts:08}")))?;
+            if attempts == 1 {
+                return Err(nanodb::Error::Conflict);
+            }
+            Ok(Ok(attempts))
+        })
+        .unwrap();
+        assert_eq!(done, 2, "a conflict runs the body again");
+        assert!(records.get("attempt00000001").unwrap().is_none(), "the lost attempt is dropped");
+        assert!(records.get("attempt00000002").unwrap().is_some());
+
+        let mut tries = 0;
+        let gave_up: Result<()> = transact(&database, |_| {
+            tries += 1;
+            Err(nanodb::Error::Conflict)
+        });
+        assert!(gave_up.is_err());
+        assert_eq!(tries, WRITE_RETRIES_MAX + 1, "at most WRITE_RETRIES_MAX more runs");
+    }
+}
