@@ -72,7 +72,8 @@ pub struct ServerConfig {
     pub sync_writes: bool,
     /// Most requests in one `POST /api/batch` (more: 400).
     pub batch_requests_max: usize,
-    /// Longest a batch may run; past it the batch fails at the request it reached.
+    /// Longest a batch's transaction may run; past it the batch fails at the request it
+    /// reached.
     pub batch_timeout: Duration,
     /// Most realtime clients connected at once.
     pub realtime_clients_max: usize,

@@ -12,8 +12,8 @@
 //! `@request.context` = `batch`). The first request that fails drops the transaction and
 //! answers 400 "Batch transaction failed." with its index:
 //! `data.requests.<index> = {code: "batch_request_failed", message, response: <its error>}`.
-//! A batch running past `ServerConfig::batch_timeout` fails the same way at the request it
-//! reached. On success: 200 `[{status, body}, ...]` in request order (200 with the record,
+//! A transaction running past `ServerConfig::batch_timeout` (password hashing, before it,
+//! does not count) fails the same way at the request it reached. On success: 200 `[{status, body}, ...]` in request order (200 with the record,
 //! rendered with the request's own `expand` and `fields`; 204 with `null` for deletes).
 //!
 //! Thread safety: the transaction runs on one blocking thread; a conflict with a concurrent
@@ -53,7 +53,6 @@ pub const CONTEXT_BATCH: &str = "batch";
 
 /// `POST /api/batch`.
 pub async fn batch(State(state): State<Arc<AppState>>, request: Request) -> Result<Response> {
-    let started = Instant::now();
     let outer = Call::read(&state, request).await?;
     let parsed = batch_items::parse(&outer.body, state.config.batch_requests_max)?;
     let mut steps = blocking(&state, move |state| plan(state, &outer, parsed)).await?;
@@ -67,8 +66,12 @@ pub async fn batch(State(state): State<Arc<AppState>>, request: Request) -> Resu
             }
         }
     }
-    let deadline = started + state.config.batch_timeout;
-    blocking(&state, move |state| run(state, &steps, deadline)).await.map(|json| ok(&json))
+    blocking(&state, move |state| {
+        let deadline = Instant::now() + state.config.batch_timeout;
+        run(state, &steps, deadline)
+    })
+    .await
+    .map(|json| ok(&json))
 }
 
 /// One request of the batch, ready to run (or already failed, to report at its index).
