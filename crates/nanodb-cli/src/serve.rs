@@ -6,9 +6,11 @@
 
 use nanodb_server::ServerConfig;
 
-/// Runs the server on `http` with `config`; an error is a message for the user.
-pub fn serve(http: &str, config: ServerConfig) -> Result<(), String> {
+/// Runs the server on `http` with `config`, document work on at most `blocking_threads`
+/// threads; an error is a message for the user.
+pub fn serve(http: &str, config: ServerConfig, blocking_threads: usize) -> Result<(), String> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .max_blocking_threads(blocking_threads)
         .enable_all()
         .build()
         .map_err(|error| format!("cannot start the runtime: {error}"))?;

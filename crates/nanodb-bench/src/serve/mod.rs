@@ -173,10 +173,18 @@ fn run(args: &Args, dir: &std::path::Path) -> Result<(), String> {
     }
     std::thread::sleep(IDLE_PAUSE);
     let idle_after_rss = server::resident_bytes(served.pid());
+    let memory = storage_memory(served.address);
     served.stop()?;
     let disk_bytes = crate::metrics::dir_size_bytes(dir);
-    let report =
-        Report { args, idle_rss, idle_after_rss, seed_seconds, disk_bytes, results: &results };
+    let report = Report {
+        args,
+        idle_rss,
+        idle_after_rss,
+        memory,
+        seed_seconds,
+        disk_bytes,
+        results: &results,
+    };
     println!("{}", report.markdown());
     if let Some(out) = &args.out {
         let mut file =
@@ -192,11 +200,32 @@ fn run(args: &Args, dir: &std::path::Path) -> Result<(), String> {
     Ok(())
 }
 
+/// The server's own account of its memory after the load (from `/metrics`): memtable,
+/// frozen memtable and block cache bytes, and the cache's bound.
+fn storage_memory(address: std::net::SocketAddr) -> Vec<(String, u64)> {
+    let Ok(mut connection) = http::Connection::open(address) else { return Vec::new() };
+    let Ok(answer) = connection.send("GET", "/metrics", None, None) else { return Vec::new() };
+    let text = String::from_utf8_lossy(&answer.body);
+    [
+        "nanodb_storage_memtable_bytes",
+        "nanodb_storage_frozen_memtable_bytes",
+        "nanodb_storage_block_cache_bytes",
+        "nanodb_storage_block_cache_capacity_bytes",
+    ]
+    .iter()
+    .filter_map(|name| {
+        let value = text.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))?;
+        Some((name.trim_start_matches("nanodb_storage_").to_string(), value.parse().ok()?))
+    })
+    .collect()
+}
+
 /// What the run printed.
 struct Report<'a> {
     args: &'a Args,
     idle_rss: u64,
     idle_after_rss: u64,
+    memory: Vec<(String, u64)>,
     seed_seconds: f64,
     disk_bytes: u64,
     results: &'a [Figures],
@@ -230,6 +259,15 @@ impl Report<'_> {
             "\nServer resident memory idle: {:.0} MiB after start, {:.0} MiB after the load.\n",
             mib(self.idle_rss),
             mib(self.idle_after_rss)
+        ));
+        let parts: Vec<String> = self
+            .memory
+            .iter()
+            .map(|(name, bytes)| format!("{name} {:.0} MiB", mib(*bytes)))
+            .collect();
+        out.push_str(&format!(
+            "Storage memory after the load (from /metrics): {}.\n",
+            parts.join(", ")
         ));
         out
     }

@@ -83,11 +83,18 @@ fn a_busy_address_is_an_error() {
 }
 
 #[test]
-fn origins_and_auth_rate_limit_flags_reach_the_server() {
+fn origins_auth_rate_limit_and_blocking_threads_flags_reach_the_server() {
     let dir = tempfile::tempdir().unwrap();
     let mut served = Served::start_with(
         dir.path(),
-        &["--origins", "https://app.example,https://admin.example", "--auth-rate-burst", "2"],
+        &[
+            "--origins",
+            "https://app.example,https://admin.example",
+            "--auth-rate-burst",
+            "2",
+            "--blocking-threads",
+            "4",
+        ],
     );
     let (_, head, _) =
         served.request_with("GET", "/api/health", "Origin: https://admin.example\r\n", "");
