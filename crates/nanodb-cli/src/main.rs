@@ -45,6 +45,9 @@ enum Command {
         /// Refill of the auth endpoints' limit, in requests per minute per client IP.
         #[arg(long, env = "NANODB_AUTH_RATE_PER_MINUTE", default_value_t = nanodb_server::config::AUTH_RATE_LIMIT_PER_MINUTE_DEFAULT)]
         auth_rate_per_minute: u32,
+        /// Memory shared by the memtables and the block cache, in MiB.
+        #[arg(long, env = "NANODB_MEMORY_MIB", default_value_t = nanodb_server::config::MEMORY_BYTES_DEFAULT >> 20)]
+        memory_mib: u64,
         /// Most threads running document work at once (more requests wait for one).
         #[arg(long, env = "NANODB_BLOCKING_THREADS", default_value_t = BLOCKING_THREADS_MAX_DEFAULT)]
         blocking_threads: usize,
@@ -93,11 +96,13 @@ fn main() -> ExitCode {
             auth_rate_burst,
             auth_rate_per_minute,
             blocking_threads,
+            memory_mib,
         } => {
             let mut config = nanodb_server::ServerConfig::new(dir);
             config.cors_origins = origins.split(',').map(str::to_string).collect();
             config.auth_rate_limit_burst = auth_rate_burst;
             config.auth_rate_limit_per_minute = auth_rate_per_minute;
+            config.memory_bytes = memory_mib.saturating_mul(1 << 20);
             serve::serve(&http, config, blocking_threads.max(1))
         }
         Command::Superuser { action: SuperuserAction::Create { email, password, dir } } => {

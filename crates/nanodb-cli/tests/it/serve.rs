@@ -83,7 +83,7 @@ fn a_busy_address_is_an_error() {
 }
 
 #[test]
-fn origins_auth_rate_limit_and_blocking_threads_flags_reach_the_server() {
+fn serve_flags_reach_the_server() {
     let dir = tempfile::tempdir().unwrap();
     let mut served = Served::start_with(
         dir.path(),
@@ -94,6 +94,8 @@ fn origins_auth_rate_limit_and_blocking_threads_flags_reach_the_server() {
             "2",
             "--blocking-threads",
             "4",
+            "--memory-mib",
+            "32",
         ],
     );
     let (_, head, _) =
@@ -103,6 +105,14 @@ fn origins_auth_rate_limit_and_blocking_threads_flags_reach_the_server() {
     let (_, head, _) =
         served.request_with("GET", "/api/health", "Origin: https://evil.example\r\n", "");
     assert!(!head.to_ascii_lowercase().contains("access-control-allow-origin"), "{head}");
+    let (_, metrics) = served.request("GET", "/metrics", "");
+    let capacity: f64 = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("nanodb_storage_block_cache_capacity_bytes "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(capacity > 0.0 && capacity <= 32.0 * 1024.0 * 1024.0, "the memory flag: {capacity}");
     let login = json!({"identity": "x@example.com", "password": "password-1"}).to_string();
     let path = "/api/collections/users/auth-with-password";
     let statuses: Vec<u16> = (0..3).map(|_| served.request("POST", path, &login).0).collect();
