@@ -12,6 +12,8 @@
 //! nanodb-bench report RESULTS.jsonl [--write-docs]
 //! nanodb-bench docs [--docs N] [--repeats N] [--engines nanodb,sqlite,polodb] ...
 //!                   (document workloads of the `nanodb` crate: see `docs`)
+//! nanodb-bench serve [--records N] [--connections N] [--seconds S] ...
+//!                   (the load test of `nanodb serve`: see `serve`)
 //! ```
 
 mod docs;
@@ -19,6 +21,7 @@ mod engine;
 mod keys;
 mod metrics;
 mod report;
+mod serve;
 mod workload;
 
 use engine::EngineConfig;
@@ -188,6 +191,13 @@ fn parse_args(mut raw: impl Iterator<Item = String>) -> Result<Args, String> {
 
 fn main() {
     let mut raw = std::env::args().skip(1).peekable();
+    if raw.next_if(|c| c == "serve").is_some() {
+        if let Err(error) = serve::main(raw) {
+            eprintln!("nanodb-bench: {error}");
+            std::process::exit(1);
+        }
+        return;
+    }
     if let Some(command) = raw.next_if(|c| c.starts_with("docs")) {
         if let Err(error) = docs::main(&command, raw) {
             eprintln!("nanodb-bench: {error}");

@@ -15,6 +15,8 @@ use std::process::ExitCode;
 pub const HTTP_ADDRESS_DEFAULT: &str = "127.0.0.1:8090";
 /// Default data directory.
 pub const DATA_DIR_DEFAULT: &str = "./nanodb_data";
+/// Default most threads `serve` runs document work on at once (tokio's blocking pool).
+pub const BLOCKING_THREADS_MAX_DEFAULT: usize = 512;
 
 #[derive(Debug, Parser)]
 #[command(name = "nanodb", version, about = "NanoDB: an embedded, crash-safe document database")]
@@ -33,6 +35,22 @@ enum Command {
         /// Data directory (created if missing).
         #[arg(long, env = "NANODB_DIR", default_value = DATA_DIR_DEFAULT)]
         dir: PathBuf,
+        /// Browser origins allowed to call the API, comma-separated (`*`: any; empty: no
+        /// CORS headers).
+        #[arg(long, env = "NANODB_ORIGINS", default_value = "*")]
+        origins: String,
+        /// Requests in a burst per client IP on the auth endpoints (0: no limit).
+        #[arg(long, env = "NANODB_AUTH_RATE_BURST", default_value_t = nanodb_server::config::AUTH_RATE_LIMIT_BURST_DEFAULT)]
+        auth_rate_burst: u32,
+        /// Refill of the auth endpoints' limit, in requests per minute per client IP.
+        #[arg(long, env = "NANODB_AUTH_RATE_PER_MINUTE", default_value_t = nanodb_server::config::AUTH_RATE_LIMIT_PER_MINUTE_DEFAULT)]
+        auth_rate_per_minute: u32,
+        /// Memory shared by the memtables and the block cache, in MiB.
+        #[arg(long, env = "NANODB_MEMORY_MIB", default_value_t = nanodb_server::config::MEMORY_BYTES_DEFAULT >> 20)]
+        memory_mib: u64,
+        /// Most threads running document work at once (more requests wait for one).
+        #[arg(long, env = "NANODB_BLOCKING_THREADS", default_value_t = BLOCKING_THREADS_MAX_DEFAULT)]
+        blocking_threads: usize,
     },
     /// Manage superusers (the server must not be running on the directory).
     Superuser {
@@ -71,7 +89,22 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logs();
     let outcome = match cli.command {
-        Command::Serve { http, dir } => serve::serve(&http, dir),
+        Command::Serve {
+            http,
+            dir,
+            origins,
+            auth_rate_burst,
+            auth_rate_per_minute,
+            blocking_threads,
+            memory_mib,
+        } => {
+            let mut config = nanodb_server::ServerConfig::new(dir);
+            config.cors_origins = origins.split(',').map(str::to_string).collect();
+            config.auth_rate_limit_burst = auth_rate_burst;
+            config.auth_rate_limit_per_minute = auth_rate_per_minute;
+            config.memory_bytes = memory_mib.saturating_mul(1 << 20);
+            serve::serve(&http, config, blocking_threads.max(1))
+        }
         Command::Superuser { action: SuperuserAction::Create { email, password, dir } } => {
             superuser::create(dir, &email, &password)
         }

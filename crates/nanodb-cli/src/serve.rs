@@ -5,11 +5,12 @@
 //! Thread safety: one multi-threaded tokio runtime owns the server.
 
 use nanodb_server::ServerConfig;
-use std::path::PathBuf;
 
-/// Runs the server on `http` with data in `dir`; an error is a message for the user.
-pub fn serve(http: &str, dir: PathBuf) -> Result<(), String> {
+/// Runs the server on `http` with `config`, document work on at most `blocking_threads`
+/// threads; an error is a message for the user.
+pub fn serve(http: &str, config: ServerConfig, blocking_threads: usize) -> Result<(), String> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .max_blocking_threads(blocking_threads)
         .enable_all()
         .build()
         .map_err(|error| format!("cannot start the runtime: {error}"))?;
@@ -17,7 +18,7 @@ pub fn serve(http: &str, dir: PathBuf) -> Result<(), String> {
         let listener = tokio::net::TcpListener::bind(http)
             .await
             .map_err(|error| format!("cannot listen on {http}: {error}"))?;
-        nanodb_server::run(listener, ServerConfig::new(dir), shutdown_signal())
+        nanodb_server::run(listener, config, shutdown_signal())
             .await
             .map_err(|error| error.to_string())
     })

@@ -6,6 +6,9 @@
 //! Thread safety: plain owned data, cloned into the server state at start.
 
 use std::path::PathBuf;
+use std::time::Duration;
+
+pub use crate::api::batch_items::BATCH_REQUESTS_MAX_DEFAULT;
 
 /// Default most bytes of one request body (PocketBase's default is 32 MiB, for files; this
 /// server takes no files yet, and a document is at most 16 MiB).
@@ -21,6 +24,32 @@ pub const PASSWORD_HASH_MEMORY_KIB_DEFAULT: u32 = 19 * 1024;
 pub const PASSWORD_HASH_PASSES_DEFAULT: u32 = 2;
 /// Default memory shared by the databases' memtables and block cache, in bytes.
 pub const MEMORY_BYTES_DEFAULT: u64 = 128 * 1024 * 1024;
+
+/// Default longest a batch may run before it fails (PocketBase's `batch.timeout`).
+pub const BATCH_TIMEOUT_DEFAULT: Duration = Duration::from_secs(3);
+
+/// Default most realtime clients connected at once (more: 429).
+pub const REALTIME_CLIENTS_MAX_DEFAULT: usize = 10_000;
+/// Default most messages waiting in one realtime client's queue; one more drops the client.
+pub const REALTIME_QUEUE_MESSAGES_MAX_DEFAULT: usize = 1_024;
+/// Default most bytes waiting in one realtime client's queue; more drops the client.
+pub const REALTIME_QUEUE_BYTES_MAX_DEFAULT: usize = 16 * 1024 * 1024;
+/// Default most bytes waiting in all realtime clients' queues together; past it, the client
+/// whose message does not fit is dropped.
+pub const REALTIME_QUEUED_BYTES_TOTAL_MAX_DEFAULT: usize = 256 * 1024 * 1024;
+/// Default most bytes of all realtime clients' subscriptions together (more: 429).
+pub const REALTIME_SUBSCRIPTION_BYTES_TOTAL_MAX_DEFAULT: usize = 64 * 1024 * 1024;
+/// Default time between keep-alive comments on an SSE stream with nothing else to send.
+pub const REALTIME_PING_INTERVAL_DEFAULT: Duration = Duration::from_secs(30);
+/// Default time without a message after which an SSE stream ends (PocketBase's: 5 minutes).
+pub const REALTIME_IDLE_TIMEOUT_DEFAULT: Duration = Duration::from_secs(5 * 60);
+/// Default most change-feed events the realtime pump may fall behind before it drops every
+/// client.
+pub const REALTIME_FEED_BUFFER_EVENTS_DEFAULT: usize = 65_536;
+
+pub use crate::ops::rate_limit::{
+    AUTH_RATE_LIMIT_BURST_DEFAULT, AUTH_RATE_LIMIT_PER_MINUTE_DEFAULT,
+};
 
 /// How a server runs.
 #[derive(Debug, Clone)]
@@ -41,6 +70,36 @@ pub struct ServerConfig {
     pub memory_bytes: u64,
     /// Sync every write to stable storage before answering (durable against power loss).
     pub sync_writes: bool,
+    /// Most requests in one `POST /api/batch` (more: 400).
+    pub batch_requests_max: usize,
+    /// Longest a batch's transaction may run; past it the batch fails at the request it
+    /// reached.
+    pub batch_timeout: Duration,
+    /// Most realtime clients connected at once.
+    pub realtime_clients_max: usize,
+    /// Most messages waiting in one realtime client's queue.
+    pub realtime_queue_messages_max: usize,
+    /// Most bytes waiting in one realtime client's queue.
+    pub realtime_queue_bytes_max: usize,
+    /// Most bytes waiting in all realtime clients' queues together.
+    pub realtime_queued_bytes_total_max: usize,
+    /// Most bytes of all realtime clients' subscriptions together.
+    pub realtime_subscription_bytes_total_max: usize,
+    /// Time between keep-alive comments on an idle SSE stream.
+    pub realtime_ping_interval: Duration,
+    /// Time without a message after which an SSE stream ends.
+    pub realtime_idle_timeout: Duration,
+    /// The change-feed buffer of the realtime pump, in events (1 to
+    /// `nanodb::FEED_BUFFER_EVENTS_MAX`).
+    pub realtime_feed_buffer_events: usize,
+    /// How long the realtime pump keeps its feed subscription after the last client left.
+    pub realtime_feed_linger: Duration,
+    /// Requests in a burst per client IP on the auth endpoints (0: no limit).
+    pub auth_rate_limit_burst: u32,
+    /// Refill of the auth endpoints' limit, in requests per minute per client IP.
+    pub auth_rate_limit_per_minute: u32,
+    /// The browser origins allowed to call the API (`*`: any; empty: no CORS headers).
+    pub cors_origins: Vec<String>,
     /// The one-time token that lets the first superuser be created (`POST /api/install`)
     /// while none exists. `None`: a random one, printed to the log at start.
     pub install_token: Option<String>,
@@ -59,6 +118,20 @@ impl ServerConfig {
             memory_bytes: MEMORY_BYTES_DEFAULT,
             sync_writes: true,
             install_token: None,
+            batch_requests_max: BATCH_REQUESTS_MAX_DEFAULT,
+            batch_timeout: BATCH_TIMEOUT_DEFAULT,
+            realtime_clients_max: REALTIME_CLIENTS_MAX_DEFAULT,
+            realtime_queue_messages_max: REALTIME_QUEUE_MESSAGES_MAX_DEFAULT,
+            realtime_queue_bytes_max: REALTIME_QUEUE_BYTES_MAX_DEFAULT,
+            realtime_queued_bytes_total_max: REALTIME_QUEUED_BYTES_TOTAL_MAX_DEFAULT,
+            realtime_subscription_bytes_total_max: REALTIME_SUBSCRIPTION_BYTES_TOTAL_MAX_DEFAULT,
+            realtime_ping_interval: REALTIME_PING_INTERVAL_DEFAULT,
+            realtime_idle_timeout: REALTIME_IDLE_TIMEOUT_DEFAULT,
+            realtime_feed_buffer_events: REALTIME_FEED_BUFFER_EVENTS_DEFAULT,
+            realtime_feed_linger: crate::realtime::FEED_LINGER_DEFAULT,
+            auth_rate_limit_burst: AUTH_RATE_LIMIT_BURST_DEFAULT,
+            auth_rate_limit_per_minute: AUTH_RATE_LIMIT_PER_MINUTE_DEFAULT,
+            cors_origins: vec!["*".to_string()],
         }
     }
 }

@@ -81,6 +81,8 @@ pub enum Error {
     },
     /// 429: too many requests wait for the same scarce resource (password hashing).
     TooManyRequests(String),
+    /// 503: the server cannot take this now (it is stopping).
+    Unavailable(String),
     /// 500: the document layer failed (storage, corruption, closed).
     Storage(nanodb::Error),
     /// 500: a file or socket operation failed (startup, shutdown).
@@ -131,6 +133,7 @@ impl Error {
             Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Error::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Error::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Storage(_) | Error::Io { .. } | Error::Internal(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -155,7 +158,8 @@ impl Error {
             Error::Unauthorized(message)
             | Error::Forbidden(message)
             | Error::NotFound(message)
-            | Error::TooManyRequests(message) => (message.clone(), JsonMap::new()),
+            | Error::TooManyRequests(message)
+            | Error::Unavailable(message) => (message.clone(), JsonMap::new()),
             Error::MethodNotAllowed => ("Method not allowed.".to_string(), JsonMap::new()),
             Error::PayloadTooLarge { body_bytes_max } => (
                 format!("The request body is over the limit of {body_bytes_max} bytes."),
@@ -203,6 +207,7 @@ impl fmt::Display for Error {
                 write!(f, "request body over the limit of {body_bytes_max} bytes")
             }
             Error::TooManyRequests(message) => write!(f, "too many requests: {message}"),
+            Error::Unavailable(message) => write!(f, "unavailable: {message}"),
             Error::Storage(error) => write!(f, "document layer: {error}"),
             Error::Io { context, source } => write!(f, "{context}: {source}"),
             Error::Internal(message) => write!(f, "internal error: {message}"),
@@ -277,6 +282,7 @@ mod tests {
         assert_eq!(Error::PayloadTooLarge { body_bytes_max: 10 }.status().as_u16(), 413);
         assert_eq!(Error::MethodNotAllowed.body()["status"], 405);
         assert_eq!(Error::TooManyRequests("x".into()).status().as_u16(), 429);
+        assert_eq!(Error::Unavailable("x".into()).status().as_u16(), 503);
         let internal = Error::Internal("secret detail".into());
         assert_eq!(internal.status().as_u16(), 500);
         assert!(!internal.body().to_string().contains("secret"), "details stay in the log");

@@ -16,6 +16,8 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod ops;
+pub mod realtime;
 pub mod records;
 pub mod rules;
 pub mod schema;

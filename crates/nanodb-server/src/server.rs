@@ -14,6 +14,7 @@ use crate::config::ServerConfig;
 use crate::error::{Error, Result};
 use crate::state::AppState;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
@@ -33,7 +34,14 @@ pub async fn run(
     let state = Arc::new(state);
     tracing::info!(address = %address, data_dir = %data_dir.display(), "serving the API on http://{address}");
     announce_install_token(&state, &address.to_string())?;
-    let served = axum::serve(listener, router(Arc::clone(&state)))
+    let stopping = Arc::clone(&state);
+    let shutdown = async move {
+        shutdown.await;
+        // Realtime streams never end by themselves: end them so the shutdown can finish.
+        stopping.realtime.close_all();
+    };
+    let service = router(Arc::clone(&state)).into_make_service_with_connect_info::<SocketAddr>();
+    let served = axum::serve(listener, service)
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(|error| Error::io("serve the API", error));

@@ -1,5 +1,6 @@
-//! `AppState`: what every request shares: the nanodb runtime, the definitions of the
-//! definitions, the password hasher, the token secret, the first-run install token.
+//! `AppState`: what every request shares: the nanodb runtime, the collection definitions,
+//! the password hasher, the token secret, the first-run install token, the realtime
+//! clients, the metrics, the auth rate limit and the allowed origins.
 //!
 //! All PocketBase collections live in one logical database, `DATABASE_NAME`, of a `NanoDb`
 //! opened on the data directory. The token secret (50 random characters) is created on the
@@ -14,6 +15,10 @@ use crate::auth::install::InstallToken;
 use crate::auth::password::Passwords;
 use crate::config::ServerConfig;
 use crate::error::{Error, Result};
+use crate::ops::cors::Cors;
+use crate::ops::metrics::Metrics;
+use crate::ops::rate_limit::RateLimiter;
+use crate::realtime::Realtime;
 use crate::schema::definitions::SETTINGS_COLLECTION;
 use crate::schema::Definitions;
 use nanodb::{Database, DatabaseOptions, NanoDb, NanoDbOptions, Value};
@@ -40,6 +45,14 @@ pub struct AppState {
     pub secret: String,
     /// The first-run token that lets the first superuser be created.
     pub install: InstallToken,
+    /// The realtime clients and the feed pump.
+    pub realtime: Realtime,
+    /// The request counters of `/metrics`.
+    pub metrics: Metrics,
+    /// The per-IP rate limit of the auth endpoints.
+    pub auth_rate_limit: RateLimiter,
+    /// The allowed browser origins.
+    pub cors: Cors,
 }
 
 impl std::fmt::Debug for AppState {
@@ -62,7 +75,22 @@ impl AppState {
         let secret = token_secret(&database)?;
         let passwords = Arc::new(Passwords::new(&config)?);
         let install = InstallToken::new(config.install_token.clone());
-        Ok(AppState { config, runtime, definitions, passwords, secret, install })
+        let realtime = Realtime::new(&config);
+        let auth_rate_limit =
+            RateLimiter::new(config.auth_rate_limit_burst, config.auth_rate_limit_per_minute);
+        let cors = Cors::new(&config.cors_origins);
+        Ok(AppState {
+            config,
+            runtime,
+            definitions,
+            passwords,
+            secret,
+            install,
+            realtime,
+            metrics: Metrics::new(),
+            auth_rate_limit,
+            cors,
+        })
     }
 
     /// The database holding every collection.

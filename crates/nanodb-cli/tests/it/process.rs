@@ -28,8 +28,14 @@ pub struct Served {
 impl Served {
     /// Starts `nanodb serve` on port 0 with data in `dir` (given by env, to test it).
     pub fn start(dir: &Path) -> Served {
+        Served::start_with(dir, &[])
+    }
+
+    /// Starts `nanodb serve` with `args` after `serve`.
+    pub fn start_with(dir: &Path, args: &[&str]) -> Served {
         let mut child = nanodb()
             .args(["serve"])
+            .args(args)
             .env("NANODB_HTTP", "127.0.0.1:0")
             .env("NANODB_DIR", dir)
             .stderr(Stdio::piped())
@@ -80,17 +86,30 @@ impl Served {
 
     /// Sends one HTTP request; (status, body).
     pub fn request(&self, method: &str, path: &str, body: &str) -> (u16, String) {
+        let (status, _, body) = self.request_with(method, path, "", body);
+        (status, body)
+    }
+
+    /// Sends one HTTP request with extra header lines (each ending in CRLF); (status, head,
+    /// body).
+    pub fn request_with(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &str,
+        body: &str,
+    ) -> (u16, String, String) {
         let mut stream = TcpStream::connect(self.address).unwrap();
         let request = format!(
-            "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{headers}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
         );
         stream.write_all(request.as_bytes()).unwrap();
         let mut response = String::new();
         stream.read_to_string(&mut response).unwrap();
         let status = response.split(' ').nth(1).unwrap().parse().unwrap();
-        let body = response.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
-        (status, body)
+        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+        (status, head.to_string(), body.to_string())
     }
 }
 

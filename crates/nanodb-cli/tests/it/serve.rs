@@ -81,3 +81,41 @@ fn a_busy_address_is_an_error() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("cannot listen on"), "{output:?}");
 }
+
+#[test]
+fn serve_flags_reach_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut served = Served::start_with(
+        dir.path(),
+        &[
+            "--origins",
+            "https://app.example,https://admin.example",
+            "--auth-rate-burst",
+            "2",
+            "--blocking-threads",
+            "4",
+            "--memory-mib",
+            "32",
+        ],
+    );
+    let (_, head, _) =
+        served.request_with("GET", "/api/health", "Origin: https://admin.example\r\n", "");
+    let head = head.to_ascii_lowercase();
+    assert!(head.contains("access-control-allow-origin: https://admin.example"), "{head}");
+    let (_, head, _) =
+        served.request_with("GET", "/api/health", "Origin: https://evil.example\r\n", "");
+    assert!(!head.to_ascii_lowercase().contains("access-control-allow-origin"), "{head}");
+    let (_, metrics) = served.request("GET", "/metrics", "");
+    let capacity: f64 = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("nanodb_storage_block_cache_capacity_bytes "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(capacity > 0.0 && capacity <= 32.0 * 1024.0 * 1024.0, "the memory flag: {capacity}");
+    let login = json!({"identity": "x@example.com", "password": "password-1"}).to_string();
+    let path = "/api/collections/users/auth-with-password";
+    let statuses: Vec<u16> = (0..3).map(|_| served.request("POST", path, &login).0).collect();
+    assert_eq!(statuses, [400, 400, 429]);
+    assert!(served.terminate(), "{:#?}", served.log);
+}

@@ -1,18 +1,27 @@
 //! The HTTP API: the router, and `Call`, one request read the way every handler needs it.
 //!
-//! Routes (PocketBase's paths): `/api/health`; `/api/collections[/{c}[/truncate]]`;
-//! `/api/collections/{c}/records[/{id}]`; `/api/collections/{c}/auth-with-password`,
-//! `/auth-refresh`; `/api/auth/login`; `/api/install`. Anything else is a 404 (a known path
-//! with another method a 405) in PocketBase's error shape. Every request is logged (method, path, status, duration).
+//! Routes (`routes::ROUTES`, PocketBase's paths): `/api/health`;
+//! `/api/collections[/{c}[/truncate]]`; `/api/collections/{c}/records[/{id}]`;
+//! `/api/collections/{c}/auth-with-password`, `/auth-refresh`; `/api/auth/login`;
+//! `/api/install`; `/api/batch`; `/api/realtime`; `/api/openapi.json`; `/metrics`. Anything
+//! else is a 404 (a known path with another method a 405) in PocketBase's error shape.
+//! Every request is timed, counted and logged, and CORS and the auth rate limit apply
+//! (`ops`).
 //!
 //! Thread safety: handlers share `Arc<AppState>`; document-layer work runs through
 //! `state::blocking`.
 
 mod auth;
+mod batch;
+pub mod batch_items;
 mod collections;
 mod health;
-mod records_read;
+mod ops;
+mod realtime;
+pub mod records_read;
 mod records_write;
+pub mod routes;
+pub mod writes;
 
 use crate::auth::requester::{resolve, token_from, Requester};
 use crate::error::{Error, Result};
@@ -20,48 +29,41 @@ use crate::http::{body, query::QueryParams};
 use crate::rules::context::RequestFacts;
 use crate::schema::CollectionDef;
 use crate::state::AppState;
-use axum::extract::Request;
+use axum::extract::{ConnectInfo, Request};
 use axum::http::{HeaderMap, Method};
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{Map as JsonMap, Value as Json};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Instant;
+
+/// PocketBase's message for an unknown realtime client id.
+pub const MESSAGE_UNKNOWN_CLIENT: &str = "Missing or invalid client id.";
+
+/// `@request.context` of an ordinary request.
+pub const CONTEXT_DEFAULT: &str = "default";
 
 /// PocketBase's message for an unknown collection.
 pub const MESSAGE_MISSING_COLLECTION: &str = "Missing collection context.";
 
-/// The server's routes.
+/// The server's routes (`routes::ROUTES`), inside the operational middleware (`ops`).
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/api/health", get(health::health).head(health::health))
-        .route("/api/collections", get(collections::list).post(collections::create))
-        .route(
-            "/api/collections/{collection}",
-            get(collections::view).patch(collections::update).delete(collections::delete),
-        )
-        .route(
-            "/api/collections/{collection}/truncate",
-            axum::routing::delete(collections::truncate),
-        )
-        .route(
-            "/api/collections/{collection}/records",
-            get(records_read::list).post(records_write::create),
-        )
-        .route(
-            "/api/collections/{collection}/records/{id}",
-            get(records_read::view).patch(records_write::update).delete(records_write::delete),
-        )
-        .route("/api/collections/{collection}/auth-with-password", post(auth::auth_with_password))
-        .route("/api/collections/{collection}/auth-refresh", post(auth::auth_refresh))
-        .route("/api/auth/login", post(auth::login))
-        .route("/api/install", post(auth::install))
+    let mut routes = Router::new();
+    for route in routes::ROUTES {
+        routes = routes.route(route.path, (route.handler)());
+    }
+    let routes = routes
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn(log_request))
-        .with_state(state)
+        .with_state(Arc::clone(&state));
+    // An outer router whose only service is the inner one: the middleware sees every
+    // request before routing (preflights and unknown paths included).
+    Router::new()
+        .fallback_service(routes)
+        .layer(middleware::from_fn_with_state(Arc::clone(&state), ops::limit_auth))
+        .layer(middleware::from_fn_with_state(Arc::clone(&state), ops::cors))
+        .layer(middleware::from_fn_with_state(state, ops::observe))
 }
 
 async fn not_found() -> Response {
@@ -72,42 +74,39 @@ async fn method_not_allowed() -> Response {
     Error::MethodNotAllowed.into_response()
 }
 
-/// Logs every request once it is answered.
-async fn log_request(request: Request, next: Next) -> Response {
-    let (method, path) = (request.method().clone(), request.uri().path().to_string());
-    let started = Instant::now();
-    let response = next.run(request).await;
-    let status = response.status().as_u16();
-    let elapsed_us = started.elapsed().as_micros() as u64;
-    tracing::info!(%method, %path, status, elapsed_us, "request");
-    response
-}
-
 /// One request, read: method, query, headers, and the body as one JSON object.
 #[derive(Debug, Clone)]
 pub struct Call {
     /// The HTTP method.
     pub method: Method,
+    /// PocketBase's request context for rules (`@request.context`): `default`, or `batch`
+    /// for the requests of a batch, `realtime` for realtime events.
+    pub context: &'static str,
     /// The query parameters.
     pub query: QueryParams,
     /// The headers.
     pub headers: HeaderMap,
     /// The body (`{}` for GET, DELETE and empty bodies).
     pub body: JsonMap<String, Json>,
+    /// The IP the request came from (the peer of its connection), if known.
+    pub ip: Option<IpAddr>,
 }
 
 impl Call {
     /// Reads `request` under the body limit (413 past it).
     pub async fn read(state: &AppState, request: Request) -> Result<Call> {
+        let ip = client_ip(&request);
         let (parts, raw) = request.into_parts();
         let bytes = body::read(raw, &parts.headers, state.config.body_bytes_max).await?;
         let takes_body = matches!(parts.method, Method::POST | Method::PATCH | Method::PUT);
         let body = if takes_body { body::parse(&parts.headers, &bytes)? } else { JsonMap::new() };
         Ok(Call {
             method: parts.method,
+            context: CONTEXT_DEFAULT,
             query: QueryParams::parse(parts.uri.query()),
             headers: parts.headers,
             body,
+            ip,
         })
     }
 
@@ -120,12 +119,18 @@ impl Call {
     pub fn facts<'a>(&'a self, requester: &'a Requester) -> RequestFacts<'a> {
         RequestFacts {
             method: self.method.as_str(),
+            context: self.context,
             query: &self.query,
             headers: &self.headers,
             body: &self.body,
             requester,
         }
     }
+}
+
+/// The IP of the peer `request` came from, if the server recorded it (`ConnectInfo`).
+pub fn client_ip(request: &Request) -> Option<IpAddr> {
+    request.extensions().get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip())
 }
 
 /// The collection named or identified by `key`; 404 if none.

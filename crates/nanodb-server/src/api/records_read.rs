@@ -53,7 +53,7 @@ pub async fn view(
 
 /// The client's filter and sort, checked: `@request.` and `@collection.` are for
 /// superusers (403), paths must be the collection's (400).
-fn client_query(
+pub fn client_query(
     def: &CollectionDef,
     params: &ListParams,
     requester: &Requester,

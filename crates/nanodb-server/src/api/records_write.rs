@@ -4,31 +4,32 @@
 //! Each runs in up to three steps: on a blocking thread, who is asking, the rule's lock
 //! (403) and, for auth records, the password fields (cheap checks first); then, if a
 //! password is set, the slow hashing under the hashing cap (and the old password's check);
-//! then one nanodb transaction that reads the record, checks the rule against it (update,
-//! delete: 404 if it does not match; create: 400 if the new record does not match), checks
-//! relation targets, and writes. A unique index violation is a 400 naming its fields.
+//! then one nanodb transaction (`writes`: shared with the batch) that reads the record,
+//! checks the rule against it (update, delete: 404 if it does not match; create: 400 if the
+//! new record does not match), checks relation targets, and writes. A unique index
+//! violation is a 400 naming its fields.
 //!
 //! Thread safety: the transaction makes the rule check and the write one atomic step (a
 //! concurrent change of the record makes it run again from a fresh snapshot).
 
 use super::records_read::render;
+use super::writes::{
+    create_in, delete_in, invalid_old_password, is_manager, transact, update_in, PasswordChange,
+    Target,
+};
 use super::{collection, Call};
 use crate::auth::requester::Requester;
-use crate::error::{Error, FieldError, Result};
+use crate::error::{Error, Result};
 use crate::http::response::{no_content, ok};
 use crate::records::password_input::{new_password, old_password};
-use crate::records::write::{
-    build, check_relations, requested_id, unique_violation, WriteAccess, MESSAGE_CREATE_FAILED,
-    MESSAGE_UPDATE_FAILED,
-};
+use crate::records::write::{MESSAGE_CREATE_FAILED, MESSAGE_UPDATE_FAILED};
 use crate::rules::context::variables;
-use crate::rules::{access, access_or_nothing, Access};
-use crate::schema::defaults::RECORD_ID_LEN;
+use crate::rules::{access, Access};
 use crate::schema::CollectionDef;
 use crate::state::{blocking, AppState};
 use axum::extract::{Path, Request, State};
 use axum::response::Response;
-use nanodb::{Date, Document, Value};
+use nanodb::{Document, Value};
 use serde_json::Value as Json;
 use std::sync::Arc;
 
@@ -57,7 +58,7 @@ pub async fn create(
         Some(password) => Some(state.passwords.hash(password).await?),
         None => None,
     };
-    blocking(&state, move |state| create_record(state, &call, &requester, &def, password_hash))
+    blocking(&state, move |state| create_record(state, &call, &requester, def, password_hash))
         .await
         .map(|json| ok(&json))
 }
@@ -66,39 +67,14 @@ fn create_record(
     state: &AppState,
     call: &Call,
     requester: &Requester,
-    def: &CollectionDef,
+    def: Arc<CollectionDef>,
     password_hash: Option<String>,
 ) -> Result<Json> {
-    let facts = call.facts(requester);
-    let rule = access(&def.rules.create, requester, &variables(&facts, def, None))?;
-    let superuser = requester.is_superuser();
-    let write_access = WriteAccess { superuser, manager: superuser };
-    let mut fields = build(def, None, &call.body, write_access, password_hash)?;
-    let id = match requested_id(&call.body)? {
-        Some(id) => id,
-        None => nanodb::id::generate(RECORD_ID_LEN)?,
-    };
-    let mut would_be = fields.clone();
-    would_be.insert("id".into(), Value::String(id.clone()));
-    would_be.insert("created".into(), Value::Date(Date::now()));
-    would_be.insert("updated".into(), Value::Date(Date::now()));
-    if !rule.allows(&would_be) {
-        return Err(Error::bad_request(MESSAGE_CREATE_FAILED));
-    }
-    fields.insert("id".into(), Value::String(id));
-    let records = state.definitions.records(def)?;
-    let snapshot = state.definitions.snapshot();
-    let database = state.database();
-    let written = database.run_transaction(|txn| {
-        if let Err(error) =
-            check_relations(def, &fields, &snapshot, txn, database, MESSAGE_CREATE_FAILED)
-        {
-            return Ok(Err(error));
-        }
-        Ok(Ok(txn.insert(&records, Value::Object(fields.clone()))?))
-    });
-    let document = written_or_error(def, written, MESSAGE_CREATE_FAILED)?;
-    render_one(state, def, document, call, requester)
+    let target = Target::of(state, def)?;
+    let document = transact(state.database(), |txn| {
+        create_in(state, txn, &target, call, requester, password_hash.clone())
+    })?;
+    render_one(state, &target.def, document, call, requester)
 }
 
 /// `PATCH /api/collections/{c}/records/{id}`.
@@ -111,20 +87,25 @@ pub async fn update(
     let first = Arc::clone(&call);
     let first_id = id.clone();
     let plan = blocking(&state, move |state| plan_update(state, &key, &first_id, &first)).await?;
-    let password_hash = match &plan.new_password {
-        None => None,
+    let password = match &plan.new_password {
+        None => PasswordChange::default(),
         Some(password) => {
-            if !plan.manager {
-                let old = old_password(&call.body).unwrap_or_default();
-                let matched = state.passwords.verify(old, plan.stored_hash.clone()).await?;
-                if !matched {
-                    return Err(invalid_old_password());
+            let verified_against = match plan.manager {
+                true => None,
+                false => {
+                    let old = old_password(&call.body).unwrap_or_default();
+                    let matched = state.passwords.verify(old, plan.stored_hash.clone()).await?;
+                    if !matched {
+                        return Err(invalid_old_password());
+                    }
+                    plan.stored_hash.clone()
                 }
-            }
-            Some(state.passwords.hash(password.clone()).await?)
+            };
+            let hash = Some(state.passwords.hash(password.clone()).await?);
+            PasswordChange { hash, verified_against }
         }
     };
-    blocking(&state, move |state| update_record(state, &call, &plan, &id, password_hash))
+    blocking(&state, move |state| update_record(state, &call, plan, &id, password))
         .await
         .map(|json| ok(&json))
 }
@@ -138,12 +119,6 @@ struct UpdatePlan {
     stored_hash: Option<String>,
 }
 
-fn invalid_old_password() -> Error {
-    let error =
-        FieldError::new("validation_invalid_old_password", "Missing or invalid old password.");
-    Error::invalid_field(MESSAGE_UPDATE_FAILED, "oldPassword", error)
-}
-
 /// The record of `def` with `id` if `rule` lets the caller at it; else 404.
 fn allowed_record(records: &nanodb::Collection, id: &str, rule: &Access) -> Result<Document> {
     if nanodb::names::check_document_id(id).is_err() {
@@ -152,6 +127,8 @@ fn allowed_record(records: &nanodb::Collection, id: &str, rule: &Access) -> Resu
     records.get(id)?.filter(|document| rule.allows(document.fields())).ok_or_else(Error::not_found)
 }
 
+/// The cheap checks of an update, before any password is hashed: the rule's lock (403),
+/// the record and the rule on it (404), the new password's fields (400).
 fn plan_update(state: &AppState, key: &str, id: &str, call: &Call) -> Result<UpdatePlan> {
     let requester = call.requester(state)?;
     let def = collection(state, key)?;
@@ -161,10 +138,7 @@ fn plan_update(state: &AppState, key: &str, id: &str, call: &Call) -> Result<Upd
     let variables = variables(&facts, &def, existing.as_ref().map(Document::fields));
     let rule = access(&def.rules.update, &requester, &variables)?;
     let document = allowed_record(&records, id, &rule)?;
-    let manager = requester.is_superuser()
-        || (def.is_auth()
-            && access_or_nothing(&def.auth.manage_rule, &requester, &variables)?
-                .allows(document.fields()));
+    let manager = is_manager(&def, &requester, &variables, &document)?;
     let new_password = match def.is_auth() {
         true => new_password(&def, &call.body, MESSAGE_UPDATE_FAILED)?,
         false => None,
@@ -176,59 +150,15 @@ fn plan_update(state: &AppState, key: &str, id: &str, call: &Call) -> Result<Upd
 fn update_record(
     state: &AppState,
     call: &Call,
-    plan: &UpdatePlan,
+    plan: UpdatePlan,
     id: &str,
-    password_hash: Option<String>,
+    password: PasswordChange,
 ) -> Result<Json> {
-    let def = &plan.def;
-    if let Some(Json::String(body_id)) = call.body.get("id") {
-        if body_id != id {
-            let error = FieldError::new(
-                "validation_pk_change",
-                "The record primary key cannot be changed.",
-            );
-            return Err(Error::invalid_field(MESSAGE_UPDATE_FAILED, "id", error));
-        }
-    }
-    let records = state.definitions.records(def)?;
-    let snapshot = state.definitions.snapshot();
-    let database = state.database();
-    let facts = call.facts(&plan.requester);
-    let write_access =
-        WriteAccess { superuser: plan.requester.is_superuser(), manager: plan.manager };
-    let written = database.run_transaction(|txn| {
-        let Some(current) = txn.get(&records, id)? else { return Ok(Err(Error::not_found())) };
-        let variables = variables(&facts, def, Some(current.fields()));
-        let rule = match access(&def.rules.update, &plan.requester, &variables) {
-            Ok(rule) => rule,
-            Err(error) => return Ok(Err(error)),
-        };
-        if !rule.allows(current.fields()) {
-            return Ok(Err(Error::not_found()));
-        }
-        let hash_now = current.get("password").and_then(Value::as_str);
-        if password_hash.is_some() && hash_now != plan.stored_hash.as_deref() {
-            return Ok(Err(invalid_old_password())); // changed since it was checked
-        }
-        let fields = match build(
-            def,
-            Some(current.fields()),
-            &call.body,
-            write_access,
-            password_hash.clone(),
-        ) {
-            Ok(fields) => fields,
-            Err(error) => return Ok(Err(error)),
-        };
-        if let Err(error) =
-            check_relations(def, &fields, &snapshot, txn, database, MESSAGE_UPDATE_FAILED)
-        {
-            return Ok(Err(error));
-        }
-        Ok(Ok(txn.replace(&records, id, Value::Object(fields))?))
-    });
-    let document = written_or_error(def, written, MESSAGE_UPDATE_FAILED)?;
-    render_one(state, def, document, call, &plan.requester)
+    let target = Target::of(state, plan.def)?;
+    let document = transact(state.database(), |txn| {
+        update_in(state, txn, &target, call, &plan.requester, id, &password)
+    })?;
+    render_one(state, &target.def, document, call, &plan.requester)
 }
 
 /// `DELETE /api/collections/{c}/records/{id}`.
@@ -244,55 +174,9 @@ pub async fn delete(
 
 fn delete_record(state: &AppState, key: &str, id: &str, call: &Call) -> Result<()> {
     let requester = call.requester(state)?;
-    let def = collection(state, key)?;
-    let facts = call.facts(&requester);
-    if def.rules.delete.is_none() && !requester.is_superuser() {
-        return Err(Error::superusers_only());
-    }
-    if nanodb::names::check_document_id(id).is_err() {
-        return Err(Error::not_found());
-    }
-    let records = state.definitions.records(&def)?;
-    let deleted = state.database().run_transaction(|txn| {
-        let Some(current) = txn.get(&records, id)? else { return Ok(Err(Error::not_found())) };
-        let rule = match access(
-            &def.rules.delete,
-            &requester,
-            &variables(&facts, &def, Some(current.fields())),
-        ) {
-            Ok(rule) => rule,
-            Err(error) => return Ok(Err(error)),
-        };
-        if !rule.allows(current.fields()) {
-            return Ok(Err(Error::not_found()));
-        }
-        txn.delete(&records, id)?;
-        Ok(Ok(()))
-    });
-    deleted?
-}
-
-/// The written record, or the write's error with unique violations and taken ids as
-/// PocketBase's field errors.
-fn written_or_error(
-    def: &CollectionDef,
-    written: nanodb::Result<Result<Document>>,
-    message: &str,
-) -> Result<Document> {
-    match written {
-        Ok(outcome) => outcome,
-        Err(nanodb::Error::UniqueViolation { index, .. }) => {
-            Err(unique_violation(def, &index, message))
-        }
-        Err(nanodb::Error::AlreadyExists { .. }) => {
-            let error = FieldError::new("validation_not_unique", "Value must be unique.");
-            Err(Error::invalid_field(message, "id", error))
-        }
-        Err(nanodb::Error::InvalidDocument { detail }) => {
-            Err(Error::BadRequest { message: format!("{message} ({detail})"), data: None })
-        }
-        Err(error) => Err(error.into()),
-    }
+    let target = Target::of(state, collection(state, key)?)?;
+    transact(state.database(), |txn| delete_in(txn, &target, call, &requester, id))?;
+    Ok(())
 }
 
 fn render_one(

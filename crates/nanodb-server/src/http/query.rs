@@ -28,6 +28,11 @@ impl QueryParams {
         QueryParams { pairs }
     }
 
+    /// Query parameters from decoded pairs.
+    pub fn from_pairs(pairs: Vec<(String, String)>) -> QueryParams {
+        QueryParams { pairs }
+    }
+
     /// The first value of `name`.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.pairs.iter().find(|(n, _)| n == name).map(|(_, value)| value.as_str())

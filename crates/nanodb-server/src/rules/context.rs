@@ -1,7 +1,8 @@
 //! The values of `@request.*` that rules (and superusers' filters) may read, as the
 //! `variables` map of nanodb's `FilterContext`:
 //!
-//! - `@request.method` (`GET`, ...), `@request.context` (`default`);
+//! - `@request.method` (`GET`, ...), `@request.context` (`default`, `batch` inside a batch,
+//!   `realtime` for realtime events);
 //! - `@request.query.<name>`, `@request.headers.<snake_case_name>` (text);
 //! - `@request.body.<field>`, and `@request.body.<field>:changed` (true when the body sets
 //!   the field to another value than the record has; on create, when the body sets it;
@@ -30,6 +31,8 @@ use serde_json::{Map as JsonMap, Value as Json};
 pub struct RequestFacts<'a> {
     /// The HTTP method.
     pub method: &'a str,
+    /// PocketBase's request context: `default`, `batch` or `realtime`.
+    pub context: &'a str,
     /// The query parameters.
     pub query: &'a QueryParams,
     /// The headers.
@@ -45,7 +48,7 @@ pub struct RequestFacts<'a> {
 pub fn variables(facts: &RequestFacts, def: &CollectionDef, existing: Option<&Map>) -> Map {
     let mut out = Map::new();
     out.insert("@request.method".into(), Value::from(facts.method));
-    out.insert("@request.context".into(), Value::from("default"));
+    out.insert("@request.context".into(), Value::from(facts.context));
     for (name, value) in facts.query.pairs() {
         out.entry(format!("@request.query.{name}")).or_insert_with(|| Value::from(value.as_str()));
     }
@@ -134,6 +137,7 @@ mod tests {
             Requester::Record(AuthRecord { collection: Arc::new(users.clone()), document });
         let facts = RequestFacts {
             method: "PATCH",
+            context: "default",
             query: &query,
             headers: &headers,
             body: &body,

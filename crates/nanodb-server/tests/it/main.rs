@@ -3,10 +3,14 @@
 //! HTTP by a tiny client (`client`).
 
 mod auth;
+mod batch;
 mod client;
 mod collections;
 mod health;
+mod ops;
+mod realtime;
 mod records;
 mod rules;
 mod security;
 mod server;
+mod sse;

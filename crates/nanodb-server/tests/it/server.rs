@@ -13,12 +13,14 @@ pub const ADMIN_EMAIL: &str = "admin@example.com";
 pub const ADMIN_PASSWORD: &str = "admin-password-1";
 
 /// A config with cheap password hashing (the tests hash hundreds of passwords on 2 cores;
-/// the shipped cost is tested by the unit tests of `auth::password`).
+/// the shipped cost is tested by the unit tests of `auth::password`) and no auth rate limit.
 pub fn test_config(dir: &Path) -> ServerConfig {
     ServerConfig {
         password_hash_memory_kib: 256,
         password_hash_passes: 1,
         sync_writes: false,
+        // Tests log in many times from one address; `ops` tests the limit on its own.
+        auth_rate_limit_burst: 0,
         ..ServerConfig::new(dir)
     }
 }

@@ -1,0 +1,211 @@
+//! Operations: `/metrics` (Prometheus text: requests by route and status, latency
+//! histograms, storage, realtime and process figures), the per-IP rate limit of the auth
+//! endpoints (429 with `Retry-After`), CORS (any origin, a list, or none; preflights), and
+//! the OpenAPI document, whose every operation is a route the server answers.
+
+use super::server::TestServer;
+use super::sse::SseClient;
+use serde_json::{json, Value as Json};
+use std::time::Duration;
+
+fn metrics(server: &TestServer) -> String {
+    let response = server.get("/metrics").send();
+    assert_eq!(response.status, 200);
+    assert_eq!(response.header("content-type"), Some("text/plain; version=0.0.4; charset=utf-8"));
+    String::from_utf8(response.body).unwrap()
+}
+
+/// The value of the sample line starting with `series ` (its full name and labels).
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[test]
+fn metrics_count_requests_by_route_and_status_with_storage_and_process_figures() {
+    let server = TestServer::start();
+    for _ in 0..3 {
+        assert_eq!(server.get("/api/health").send().status, 200);
+    }
+    assert_eq!(server.get("/nowhere").send().status, 404);
+    assert_eq!(server.get("/api/collections/users/records").send().status, 200);
+    assert_eq!(server.get("/api/collections/nope/records/x").send().status, 404);
+    let text = metrics(&server);
+    let health = "nanodb_http_requests_total{route=\"/api/health\",method=\"GET\",status=\"200\"}";
+    assert!(sample(&text, health).unwrap() >= 3.0, "{text}");
+    let unmatched = "nanodb_http_requests_total{route=\"unmatched\",method=\"GET\",status=\"404\"}";
+    assert_eq!(sample(&text, unmatched), Some(1.0));
+    let record = "nanodb_http_requests_total{route=\"/api/collections/{collection}/records/{id}\",method=\"GET\",status=\"404\"}";
+    assert_eq!(sample(&text, record), Some(1.0), "routes are labelled by template, not path");
+    let count = "nanodb_http_request_duration_seconds_count{route=\"/api/health\"}";
+    let inf = "nanodb_http_request_duration_seconds_bucket{route=\"/api/health\",le=\"+Inf\"}";
+    assert_eq!(sample(&text, count), sample(&text, inf));
+    for series in [
+        "nanodb_storage_seqno_last",
+        "nanodb_storage_write_ops_total",
+        "nanodb_storage_block_cache_capacity_bytes",
+        "nanodb_storage_sst_files{level=\"0\"}",
+        "nanodb_realtime_clients",
+        "nanodb_auth_rate_limited_total",
+        "process_resident_memory_bytes",
+        "process_cpu_seconds_total",
+    ] {
+        assert!(sample(&text, series).is_some(), "no {series} in\n{text}");
+    }
+    assert!(sample(&text, "process_resident_memory_bytes").unwrap() > 1e6);
+    // Every line is a comment or `name{labels} number`; every name has HELP and TYPE.
+    for line in text.lines() {
+        if line.starts_with('#') {
+            assert!(line.starts_with("# HELP ") || line.starts_with("# TYPE "), "{line}");
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').unwrap();
+        assert!(value.parse::<f64>().is_ok(), "{line}");
+        let name = series.split('{').next().unwrap();
+        let family =
+            name.trim_end_matches("_bucket").trim_end_matches("_sum").trim_end_matches("_count");
+        assert!(
+            text.contains(&format!("# TYPE {name} "))
+                || text.contains(&format!("# TYPE {family} histogram")),
+            "{name} has no TYPE"
+        );
+    }
+}
+
+#[test]
+fn the_realtime_feed_runs_only_while_clients_are_connected() {
+    let server = TestServer::start_with(|config| {
+        config.realtime_feed_linger = Duration::from_millis(200);
+        config.realtime_ping_interval = Duration::from_millis(50);
+    });
+    assert_eq!(sample(&metrics(&server), "nanodb_realtime_feed_running"), Some(0.0));
+    let client = SseClient::connect(server.address);
+    let text = metrics(&server);
+    assert_eq!(sample(&text, "nanodb_realtime_feed_running"), Some(1.0));
+    assert_eq!(sample(&text, "nanodb_realtime_clients"), Some(1.0));
+    drop(client);
+    for _ in 0..100 {
+        let text = metrics(&server);
+        if sample(&text, "nanodb_realtime_feed_running") == Some(0.0) {
+            assert_eq!(sample(&text, "nanodb_realtime_clients"), Some(0.0));
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("the feed kept running without clients");
+}
+
+#[test]
+fn auth_endpoints_are_rate_limited_per_address() {
+    let server = TestServer::start_with(|config| {
+        config.auth_rate_limit_burst = 3;
+        config.auth_rate_limit_per_minute = 60;
+    });
+    let bad_login = || server.login("users", "nobody@example.com", "wrong-password");
+    for _ in 0..3 {
+        assert_eq!(bad_login().status, 400, "a burst of 3 passes");
+    }
+    let limited = bad_login();
+    assert_eq!(limited.status, 429);
+    assert_eq!(
+        limited.json(),
+        json!({"data": {}, "message": "Too many requests, try again later.", "status": 429})
+    );
+    assert_eq!(limited.header("retry-after"), Some("1"));
+    let alias =
+        server.post("/api/auth/login").json(&json!({"email": "a@b.co", "password": "x"})).send();
+    assert_eq!(alias.status, 429, "every auth route shares the address's bucket");
+    assert_eq!(server.post("/api/collections/users/auth-refresh").send().status, 429);
+    assert_eq!(
+        server.get("/api/collections/users/records").send().status,
+        200,
+        "others are not limited"
+    );
+    std::thread::sleep(Duration::from_millis(1_100));
+    assert_eq!(bad_login().status, 400, "a token is back after a second");
+    assert_eq!(bad_login().status, 429);
+    let text = metrics(&server);
+    assert_eq!(sample(&text, "nanodb_auth_rate_limited_total"), Some(4.0));
+}
+
+#[test]
+fn cors_for_any_origin_a_list_or_none() {
+    let any = TestServer::start();
+    let response = any.get("/api/health").header("Origin", "https://app.example").send();
+    assert_eq!(response.header("access-control-allow-origin"), Some("*"));
+    let preflight = any
+        .request("OPTIONS", "/api/collections/posts/records")
+        .header("Origin", "https://app.example")
+        .header("Access-Control-Request-Method", "POST")
+        .header("Access-Control-Request-Headers", "authorization, content-type")
+        .send();
+    assert_eq!(preflight.status, 204);
+    assert_eq!(preflight.header("access-control-allow-origin"), Some("*"));
+    assert_eq!(
+        preflight.header("access-control-allow-methods"),
+        Some("GET, HEAD, POST, PUT, PATCH, DELETE")
+    );
+    assert_eq!(
+        preflight.header("access-control-allow-headers"),
+        Some("authorization, content-type")
+    );
+    assert_eq!(preflight.header("access-control-max-age"), Some("86400"));
+    let refused = any.get("/api/nowhere").header("Origin", "https://app.example").send();
+    assert_eq!((refused.status, refused.header("access-control-allow-origin")), (404, Some("*")));
+    assert_eq!(
+        any.get("/api/health").send().header("access-control-allow-origin"),
+        None,
+        "no Origin"
+    );
+
+    let list =
+        TestServer::start_with(|config| config.cors_origins = vec!["https://app.example".into()]);
+    let allowed = list.get("/api/health").header("Origin", "https://app.example").send();
+    assert_eq!(allowed.header("access-control-allow-origin"), Some("https://app.example"));
+    assert_eq!(allowed.header("vary"), Some("Origin"));
+    let other = list.get("/api/health").header("Origin", "https://evil.example").send();
+    assert_eq!((other.status, other.header("access-control-allow-origin")), (200, None));
+    let preflight = list
+        .request("OPTIONS", "/api/health")
+        .header("Origin", "https://evil.example")
+        .header("Access-Control-Request-Method", "GET")
+        .send();
+    assert_eq!((preflight.status, preflight.header("access-control-allow-methods")), (204, None));
+
+    let none = TestServer::start_with(|config| config.cors_origins = Vec::new());
+    let plain = none.get("/api/health").header("Origin", "https://app.example").send();
+    assert_eq!(plain.header("access-control-allow-origin"), None);
+    let preflight = none
+        .request("OPTIONS", "/api/health")
+        .header("Origin", "https://app.example")
+        .header("Access-Control-Request-Method", "GET")
+        .send();
+    assert_eq!(preflight.status, 405, "without CORS, OPTIONS is just another method");
+}
+
+#[test]
+fn every_documented_operation_is_served() {
+    let server = TestServer::start();
+    let admin = server.admin();
+    let response = server.get("/api/openapi.json").send();
+    assert_eq!(response.status, 200);
+    assert_eq!(response.header("content-type"), Some("application/json"));
+    let document: Json = response.json();
+    let paths = document["paths"].as_object().unwrap();
+    assert!(paths.len() >= 14, "{}", paths.len());
+    let mut operations = 0;
+    for (path, item) in paths {
+        for (method, _) in item.as_object().unwrap() {
+            let method = method.to_ascii_uppercase();
+            if method == "GET" && path == "/api/realtime" {
+                continue; // a stream; `realtime` tests it
+            }
+            let concrete = path.replace("{collection}", "users").replace("{id}", "aaaaaaaaaaaaaaa");
+            let answer = server.request(&method, &concrete).auth(Some(&admin)).send();
+            assert_ne!(answer.status, 405, "{method} {path}");
+            operations += 1;
+        }
+    }
+    assert!(operations >= 20, "{operations}");
+    let text = metrics(&server);
+    assert!(!text.contains("route=\"unmatched\""), "a documented path fell through:\n{text}");
+}
