@@ -195,6 +195,7 @@ mod tests {
             let body = body.as_object().unwrap().clone();
             let facts = RequestFacts {
                 method: "PATCH",
+                context: "default",
                 query: &query,
                 headers: &headers,
                 body: &body,
