@@ -331,7 +331,7 @@ impl Context<'_> {
         let mut bytes = Vec::new();
         msgpack::encode_map_replacing(fields, &stamped.reserved(), &mut bytes);
         check_size(&bytes)?;
-        writes.txn.put_in(&self.state.documents, id, bytes.clone())?;
+        writes.txn.put_in(&self.state.documents, id, &bytes)?;
         let old_fields = old.map(|old| old as &dyn TopFields);
         update_entries(&mut writes.txn, self.state, self.indexes, id, old_fields, Some(&stamped))?;
         let document = Document::encoded(bytes, || document_context(id, &self.state.name()))?;

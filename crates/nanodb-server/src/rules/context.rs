@@ -6,7 +6,9 @@
 //! - `@request.query.<name>`, `@request.headers.<snake_case_name>` (text);
 //! - `@request.body.<field>`, and `@request.body.<field>:changed` (true when the body sets
 //!   the field to another value than the record has; on create, when the body sets it;
-//!   false for every field of the collection the body does not set);
+//!   false for every field of the collection the body does not set). A modifier key
+//!   (`field+`, `+field`, `field-`) sets both for its field, to the value it leaves, unless
+//!   the body also has the plain key: a modifier cannot change a field a rule protects;
 //! - `@request.auth.<field>` for every stored field of the auth record (hidden ones too),
 //!   and `@request.auth.collectionId`, `@request.auth.collectionName`.
 //!
@@ -17,6 +19,7 @@
 
 use crate::auth::requester::Requester;
 use crate::http::query::QueryParams;
+use crate::records::modifiers::{apply, split_key, Modifier};
 use crate::records::values::cast;
 use crate::schema::CollectionDef;
 use axum::http::HeaderMap;
@@ -56,6 +59,32 @@ pub fn variables(facts: &RequestFacts, def: &CollectionDef, existing: Option<&Ma
     }
     for (key, json) in facts.body {
         out.insert(format!("@request.body.{key}"), Value::from(json.clone()));
+        // A modifier key (`owner+`, `+owner`, `n-`) writes its field as much as a plain key:
+        // the field's variables get the value it leaves, so a rule on `owner` or
+        // `owner:changed` sees the change whichever way the body makes it.
+        let (name, modifier) = split_key(key);
+        if modifier != Modifier::Set {
+            if let Some(field) = def.field(name) {
+                let current = existing.and_then(|existing| existing.get(name));
+                let changed = match apply(field, current, modifier, json) {
+                    Ok(after) => {
+                        if !facts.body.contains_key(name) {
+                            let value = after.clone().unwrap_or(Value::Null);
+                            out.insert(format!("@request.body.{name}"), value);
+                        }
+                        after.as_ref() != current
+                    }
+                    Err(_) => true,
+                };
+                let flag = out
+                    .entry(format!("@request.body.{name}:changed"))
+                    .or_insert(Value::Bool(false));
+                if changed {
+                    *flag = Value::Bool(true);
+                }
+            }
+            continue;
+        }
         let changed = match (def.field(key), existing) {
             (Some(field), Some(existing)) => match cast(field, json) {
                 Ok(value) => value.as_ref() != existing.get(key),
@@ -63,7 +92,11 @@ pub fn variables(facts: &RequestFacts, def: &CollectionDef, existing: Option<&Ma
             },
             _ => true,
         };
-        out.insert(format!("@request.body.{key}:changed"), Value::Bool(changed));
+        // Or-ed with what a modifier key of the same field found (whichever comes first).
+        let flag = out.entry(format!("@request.body.{key}:changed")).or_insert(Value::Bool(false));
+        if changed {
+            *flag = Value::Bool(true);
+        }
     }
     for field in &def.fields {
         out.entry(format!("@request.body.{}:changed", field.name)).or_insert(Value::Bool(false));
@@ -86,6 +119,7 @@ mod tests {
     use super::*;
     use crate::auth::requester::AuthRecord;
     use crate::schema::defaults;
+    use crate::schema::field::Field;
     use axum::http::HeaderValue;
     use serde_json::json;
     use std::sync::Arc;
@@ -139,5 +173,41 @@ mod tests {
             "set on create"
         );
         assert!(!created.keys().any(|name| name.starts_with("@request.auth.")));
+    }
+
+    /// A modifier key changes its field for the rules as a plain key does: `owner+` cannot
+    /// pass a rule that forbids changing `owner`.
+    #[test]
+    fn modifier_keys_count_as_changes_of_their_field() {
+        let mut def = defaults::users();
+        let mut errors = Default::default();
+        let score = Field::from_json(&json!({"name": "score", "type": "number"}), "f", &mut errors);
+        def.fields.push(score.expect("a number field"));
+        let query = QueryParams::parse(None);
+        let headers = HeaderMap::new();
+        let requester = Requester::Guest;
+        let existing: Map = [("score".to_string(), Value::Int(5))].into();
+        for (body, after, changed) in [
+            (json!({"score+": 2}), Value::Int(7), true),
+            (json!({"score-": 0}), Value::Int(5), false),
+            (json!({"score": 5, "score+": 1}), Value::from(5), true),
+        ] {
+            let body = body.as_object().unwrap().clone();
+            let facts = RequestFacts {
+                method: "PATCH",
+                context: "default",
+                query: &query,
+                headers: &headers,
+                body: &body,
+                requester: &requester,
+            };
+            let variables = variables(&facts, &def, Some(&existing));
+            assert_eq!(variables.get("@request.body.score"), Some(&after), "{body:?}");
+            assert_eq!(
+                variables.get("@request.body.score:changed"),
+                Some(&Value::Bool(changed)),
+                "{body:?}"
+            );
+        }
     }
 }

@@ -764,21 +764,26 @@ mod tests {
             assert!(map_layout(&bytes[..end]).is_err(), "truncated at {end}");
         }
         // Random byte changes: whatever the layout accepts decodes, field by field.
-        let seed = 0x5eed_u64;
-        let mut state = seed;
-        let mut next = || {
-            state = state
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            (state >> 33) as usize
-        };
+        for_each_mutation(&bytes, layout_agrees_with_decode);
+    }
+
+    /// Calls `check` with 20,000 copies of `bytes`, each with one to three random bytes
+    /// changed (seed `NANODB_TEST_SEED`, printed if `check` panics).
+    fn for_each_mutation(bytes: &[u8], mut check: impl FnMut(&[u8])) {
+        let seed = crate::test_support::seed_or(0x5eed);
+        let mut rng = crate::test_support::Rng(seed);
         for _ in 0..20_000 {
-            let mut mutated = bytes.clone();
-            for _ in 0..1 + next() % 3 {
-                let at = next() % mutated.len();
-                mutated[at] = next() as u8;
+            let mut mutated = bytes.to_vec();
+            for _ in 0..1 + rng.below(3) {
+                let at = rng.below(mutated.len());
+                mutated[at] = rng.below(256) as u8;
             }
-            layout_agrees_with_decode(&mutated);
+            let outcome =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(&mutated)));
+            if let Err(panic) = outcome {
+                eprintln!("NANODB_TEST_SEED={seed} input {mutated:02x?}");
+                std::panic::resume_unwind(panic);
+            }
         }
     }
 
@@ -813,26 +818,14 @@ mod tests {
         };
         assert!(decode_fields(&deep, &["a"]).is_none(), "too deep, even when stepped over");
         // Random byte changes: never a panic, and a field returned is the field decoded whole.
-        let mut state = 0x5eed_u64;
-        let mut next = || {
-            state = state
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            (state >> 33) as usize
-        };
-        for _ in 0..20_000 {
-            let mut mutated = bytes.clone();
-            for _ in 0..1 + next() % 3 {
-                let at = next() % mutated.len();
-                mutated[at] = next() as u8;
-            }
-            let picked = decode_fields(&mutated, &["team", "nested"]);
-            if let (Some(picked), Ok(Value::Object(whole))) = (picked, decode(&mutated)) {
+        for_each_mutation(&bytes, |mutated| {
+            let picked = decode_fields(mutated, &["team", "nested"]);
+            if let (Some(picked), Ok(Value::Object(whole))) = (picked, decode(mutated)) {
                 for (name, value) in &picked {
                     assert_eq!(to_bytes(value), to_bytes(&whole[name]), "{name}");
                 }
             }
-        }
+        });
     }
 
     #[test]
