@@ -12,7 +12,7 @@
 
 use super::collection::CollectionDef;
 use super::field::FieldKind;
-use nanodb::query::{FieldPath, Filter, Operand, SortKey};
+use nanodb::query::{FieldPath, Filter, SortKey};
 
 /// Who is naming the paths.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,25 +52,7 @@ pub fn check_filter(
     filter: &Filter,
     access: PathAccess,
 ) -> Result<(), String> {
-    let operand = |operand: &Operand| match operand {
-        Operand::Field { path, .. } => check_path(def, path, access),
-        Operand::Value(_) => Ok(()),
-    };
-    match filter {
-        Filter::True | Filter::False => Ok(()),
-        Filter::And(all) | Filter::Or(all) => {
-            all.iter().try_for_each(|inner| check_filter(def, inner, access))
-        }
-        Filter::Not(inner) => check_filter(def, inner, access),
-        Filter::Compare { left, right, .. } => operand(left).and_then(|()| operand(right)),
-        Filter::In { path, .. }
-        | Filter::Exists { path }
-        | Filter::Empty { path }
-        | Filter::Like { path, .. }
-        | Filter::Regex { path, .. }
-        | Filter::Size { path, .. }
-        | Filter::ElemMatch { path, .. } => check_path(def, path, access),
-    }
+    filter.paths().into_iter().try_for_each(|path| check_path(def, path, access))
 }
 
 /// Checks every path a sort names.

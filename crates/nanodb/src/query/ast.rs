@@ -296,6 +296,36 @@ pub enum Filter {
 }
 
 impl Filter {
+    /// Every field path the filter names, in its order, nested conditions included: fields
+    /// compared (on either side) and the fields of the other conditions. An `ElemMatch`
+    /// gives its own path only (the paths inside it start at an item).
+    pub fn paths(&self) -> Vec<&FieldPath> {
+        fn walk<'a>(filter: &'a Filter, out: &mut Vec<&'a FieldPath>) {
+            match filter {
+                Filter::True | Filter::False => {}
+                Filter::And(all) | Filter::Or(all) => all.iter().for_each(|inner| walk(inner, out)),
+                Filter::Not(inner) => walk(inner, out),
+                Filter::Compare { left, right, .. } => {
+                    for operand in [left, right] {
+                        if let Operand::Field { path, .. } = operand {
+                            out.push(path);
+                        }
+                    }
+                }
+                Filter::In { path, .. }
+                | Filter::Exists { path }
+                | Filter::Empty { path }
+                | Filter::Like { path, .. }
+                | Filter::Regex { path, .. }
+                | Filter::Size { path, .. }
+                | Filter::ElemMatch { path, .. } => out.push(path),
+            }
+        }
+        let mut out = Vec::new();
+        walk(self, &mut out);
+        out
+    }
+
     /// `path op value`, Any-quantified (MongoDB's rule).
     pub fn compare(path: &str, op: CompareOp, value: impl Into<Value>) -> Result<Filter> {
         Ok(Filter::Compare {

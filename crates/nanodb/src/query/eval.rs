@@ -70,36 +70,12 @@ pub fn matches(filter: &Filter, document: &Map) -> bool {
 
 /// The top-level fields `filter` reads (the first segment of each of its paths), each once.
 pub(crate) fn top_level_names(filter: &Filter) -> Vec<&str> {
-    fn add<'a>(path: &'a FieldPath, names: &mut Vec<&'a str>) {
-        if let Some(first) = path.segments().first() {
-            if !names.contains(&first.as_str()) {
-                names.push(first);
-            }
+    let mut names: Vec<&str> = Vec::new();
+    for first in filter.paths().into_iter().filter_map(|path| path.segments().first()) {
+        if !names.contains(&first.as_str()) {
+            names.push(first);
         }
     }
-    fn walk<'a>(filter: &'a Filter, names: &mut Vec<&'a str>) {
-        match filter {
-            Filter::True | Filter::False => {}
-            Filter::And(all) | Filter::Or(all) => all.iter().for_each(|inner| walk(inner, names)),
-            Filter::Not(inner) => walk(inner, names),
-            Filter::Compare { left, right, .. } => {
-                for operand in [left, right] {
-                    if let Operand::Field { path, .. } = operand {
-                        add(path, names);
-                    }
-                }
-            }
-            Filter::In { path, .. }
-            | Filter::Exists { path }
-            | Filter::Empty { path }
-            | Filter::Like { path, .. }
-            | Filter::Regex { path, .. }
-            | Filter::Size { path, .. }
-            | Filter::ElemMatch { path, .. } => add(path, names),
-        }
-    }
-    let mut names = Vec::new();
-    walk(filter, &mut names);
     names
 }
 
