@@ -76,12 +76,7 @@ pub fn variables(facts: &RequestFacts, def: &CollectionDef, existing: Option<&Ma
                     }
                     Err(_) => true,
                 };
-                let flag = out
-                    .entry(format!("@request.body.{name}:changed"))
-                    .or_insert(Value::Bool(false));
-                if changed {
-                    *flag = Value::Bool(true);
-                }
+                mark_changed(&mut out, name, changed);
             }
             continue;
         }
@@ -92,11 +87,7 @@ pub fn variables(facts: &RequestFacts, def: &CollectionDef, existing: Option<&Ma
             },
             _ => true,
         };
-        // Or-ed with what a modifier key of the same field found (whichever comes first).
-        let flag = out.entry(format!("@request.body.{key}:changed")).or_insert(Value::Bool(false));
-        if changed {
-            *flag = Value::Bool(true);
-        }
+        mark_changed(&mut out, key, changed);
     }
     for field in &def.fields {
         out.entry(format!("@request.body.{}:changed", field.name)).or_insert(Value::Bool(false));
@@ -112,6 +103,15 @@ pub fn variables(facts: &RequestFacts, def: &CollectionDef, existing: Option<&Ma
         );
     }
     out
+}
+
+/// Sets `@request.body.<name>:changed`, or-ed with what an earlier key of the same field
+/// found (a plain key and a modifier key may both name it, in either order).
+fn mark_changed(out: &mut Map, name: &str, changed: bool) {
+    let flag = out.entry(format!("@request.body.{name}:changed")).or_insert(Value::Bool(false));
+    if changed {
+        *flag = Value::Bool(true);
+    }
 }
 
 #[cfg(test)]
