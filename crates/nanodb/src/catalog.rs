@@ -4,7 +4,9 @@
 //! Layout of the `_catalog` keyspace:
 //! - `c/<collection name>` → the collection's spec, a MessagePack map (`CollectionSpec`), with
 //!   its indexes;
-//! - `next_collection_id` → the next collection id, a MessagePack integer.
+//! - `next_collection_id` → the next collection id, a MessagePack integer;
+//! - `m/<index id>` (decimal) → empty: some document has given that index several entries
+//!   (`index::multikey`).
 //!
 //! A collection's documents live in keyspace `c<id>`, each of its indexes in `x<index id>`; ids are never reused, so renaming a
 //! collection only moves its catalog entry, and a dropped collection's keyspaces never come
@@ -31,6 +33,8 @@ pub(crate) const CATALOG_KEYSPACE: &str = "_catalog";
 pub(crate) const NEXT_COLLECTION_ID_KEY: &[u8] = b"next_collection_id";
 /// Prefix of collection entries in the catalog.
 pub(crate) const COLLECTION_KEY_PREFIX: &[u8] = b"c/";
+/// Prefix of the markers of multikey indexes (`index::multikey`) in the catalog.
+pub(crate) const MULTIKEY_KEY_PREFIX: &[u8] = b"m/";
 
 /// Options of a collection, given when it is created.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -22,7 +22,9 @@ use crate::catalog::{
 };
 use crate::collection::Collection;
 use crate::feed::{ChangeStream, FeedOptions, Hub};
-use crate::index::{index_of_keyspace, IndexSpec, IndexState, IndexStatus};
+use crate::index::{
+    index_of_keyspace, marker_key, recorded_ids, IndexSpec, IndexState, IndexStatus,
+};
 use crate::names::check_collection_name;
 use crate::ttl::{
     start_reaper, ReaperWake, Ttl, TTL_CHECK_INTERVAL_DEFAULT, TTL_CHECK_INTERVAL_MAX,
@@ -191,6 +193,7 @@ impl Database {
         let mut live_ids = HashSet::new();
         let mut live_index_ids = HashSet::new();
         let mut unfinished = Vec::new();
+        let multikey = recorded_ids(&catalog)?;
         for entry in catalog.prefix(COLLECTION_KEY_PREFIX)? {
             let (_, bytes) = entry?;
             let spec = CollectionSpec::decode(&bytes)?;
@@ -205,7 +208,8 @@ impl Database {
                 next_id = next_id.max(index.id + 1);
                 live_index_ids.insert(index.id);
                 let keyspace = db.open_keyspace(&index.keyspace_name()).map_err(missing)?;
-                indexes.push(Arc::new(IndexState::new(index, keyspace)));
+                let marked = multikey.contains(&index.id);
+                indexes.push(Arc::new(IndexState::new(index, keyspace, catalog.clone(), marked)));
             }
             let state = Arc::new(CollectionState::new(spec.clone(), documents, indexes));
             for index in state.indexes().iter().filter(|index| !index.is_ready()) {
@@ -220,6 +224,9 @@ impl Database {
             if leftover {
                 db.drop_keyspace(&keyspace)?;
             }
+        }
+        for id in multikey.difference(&live_index_ids) {
+            catalog.delete(marker_key(*id), WriteOptions::SYNC)?;
         }
         let inner = DatabaseInner {
             name: name.to_string(),
@@ -329,7 +336,8 @@ impl Database {
             // Empty collection: the TTL index is complete from the start.
             let index = IndexSpec { id: spec.id + 1, definition, status: IndexStatus::Ready };
             let keyspace = self.inner.db.create_keyspace(&index.keyspace_name())?;
-            indexes.push(Arc::new(IndexState::new(&index, keyspace)));
+            let catalog = self.inner.catalog.clone();
+            indexes.push(Arc::new(IndexState::new(&index, keyspace, catalog, false)));
             spec.indexes.push(index);
         }
         let next = spec.indexes.last().map_or(spec.id, |index| index.id) + 1;

@@ -66,6 +66,8 @@ pub(crate) struct Writes {
     pub changes: Vec<Change>,
     /// The time every document written gets.
     pub now: Date,
+    /// Indexes whose multikey marker this transaction writes: recorded once it commits.
+    pub multikey_marked: Vec<Arc<IndexState>>,
 }
 
 /// A collection the transaction has touched.
@@ -86,7 +88,8 @@ impl Transaction {
             ..TransactionOptions::default()
         };
         let txn = db.inner.db.transaction_with(options)?;
-        let writes = Writes { txn, changes: Vec::new(), now: Date::now() };
+        let writes =
+            Writes { txn, changes: Vec::new(), now: Date::now(), multikey_marked: Vec::new() };
         Ok(Transaction { db: db.clone(), writes, touched: Vec::new() })
     }
 
@@ -194,11 +197,16 @@ impl Transaction {
     /// Commits every write atomically, or none with `Error::Conflict`.
     pub fn commit(self) -> Result<()> {
         let Transaction { writes, touched, .. } = self;
-        let Writes { mut txn, changes, .. } = writes;
+        let Writes { mut txn, changes, multikey_marked, .. } = writes;
         if !changes.is_empty() {
             txn.set_commit_note(commit_note(changes));
         }
         let committed = txn.commit().map_err(Error::from);
+        if committed.is_ok() {
+            for index in multikey_marked {
+                index.multikey.set_recorded();
+            }
+        }
         // The gates are released only after the commit (see the module header).
         drop(touched);
         committed
@@ -333,7 +341,7 @@ impl Context<'_> {
         check_size(&bytes)?;
         writes.txn.put_in(&self.state.documents, id, &bytes)?;
         let old_fields = old.map(|old| old as &dyn TopFields);
-        update_entries(&mut writes.txn, self.state, self.indexes, id, old_fields, Some(&stamped))?;
+        update_entries(writes, self.state, self.indexes, id, old_fields, Some(&stamped))?;
         let document = Document::encoded(bytes, || document_context(id, &self.state.name()))?;
         let kind = if updating { ChangeKind::Update } else { ChangeKind::Create };
         self.record(writes, kind, &document);
@@ -359,7 +367,7 @@ impl Context<'_> {
 
     fn remove(&self, writes: &mut Writes, id: &str, old: &Document) -> Result<()> {
         writes.txn.delete_in(&self.state.documents, id)?;
-        update_entries(&mut writes.txn, self.state, self.indexes, id, Some(old), None)?;
+        update_entries(writes, self.state, self.indexes, id, Some(old), None)?;
         self.record(writes, ChangeKind::Delete, old);
         Ok(())
     }

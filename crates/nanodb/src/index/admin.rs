@@ -16,10 +16,10 @@ use super::{
 use crate::collection::Collection;
 use crate::database::{CollectionState, Database};
 use crate::query::eval::{single, Root, TopFields};
+use crate::transaction::Writes;
 use crate::ttl::TTL_INDEX_NAME;
 use crate::value::Map;
 use crate::{Error, Result};
-use nanodb_storage::Transaction;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -50,7 +50,8 @@ impl Collection {
         inner.write_spec(&spec, index_spec.id + 1)?;
         *next_id += 1;
         *state.spec.write() = spec;
-        let index = Arc::new(IndexState::new(&index_spec, keyspace));
+        let catalog = inner.catalog.clone();
+        let index = Arc::new(IndexState::new(&index_spec, keyspace, catalog, false));
         replace_indexes(state, |list| list.push(Arc::clone(&index)));
         drop(next_id);
         Ok(start_build(database, Arc::clone(state), index))
@@ -172,10 +173,11 @@ pub(crate) fn violation(
 }
 
 /// Updates every index for document `id` changing from `old` to `new` (`None`: absent), in
-/// `txn`; a unique index already holding a new value for another document is an
-/// `Error::UniqueViolation`.
+/// `writes`; a unique index already holding a new value for another document is an
+/// `Error::UniqueViolation`. An index the new version gives several entries is marked
+/// multikey in the same transaction (`multikey`).
 pub(crate) fn update_entries(
-    txn: &mut Transaction,
+    writes: &mut Writes,
     state: &CollectionState,
     indexes: &[Arc<IndexState>],
     id: &str,
@@ -187,6 +189,10 @@ pub(crate) fn update_entries(
             fields.map_or(Ok(Vec::new()), |fields| entries_of(&index.definition, fields, id))
         };
         let (before, after) = (entries(old)?, entries(new)?);
+        let txn = &mut writes.txn;
+        if index.note_entries(txn, after.len())? {
+            writes.multikey_marked.push(Arc::clone(index));
+        }
         for entry in before.iter().filter(|entry| after.binary_search(entry).is_err()) {
             txn.delete_in(&index.keyspace, &entry.key)?;
         }

@@ -129,11 +129,14 @@ fn build(database: &Database, state: &CollectionState, index: &IndexState) -> Re
             ..TransactionOptions::serializable()
         };
         let mut txn = inner.db.transaction_with(options)?;
+        let mut marked = false;
         for id in &ids {
             let Some(bytes) = txn.get_in(&state.documents, id)? else { continue };
             let id = String::from_utf8_lossy(id);
             let document = Document::decode(bytes, || format!("document {id:?}"))?;
-            for entry in entries_of(&index.definition, &document, &id)? {
+            let entries = entries_of(&index.definition, &document, &id)?;
+            marked |= index.note_entries(&mut txn, entries.len())?;
+            for entry in entries {
                 if entry.unique {
                     if let Some(other) = txn.get_in(&index.keyspace, &entry.key)? {
                         if other != id.as_bytes() {
@@ -146,6 +149,9 @@ fn build(database: &Database, state: &CollectionState, index: &IndexState) -> Re
         }
         match txn.commit().map_err(Error::from) {
             Ok(()) => {
+                if marked {
+                    index.multikey.set_recorded();
+                }
                 index.built_documents.fetch_add(ids.len() as u64, Ordering::Relaxed);
                 after = Some(last);
                 conflicts = 0;

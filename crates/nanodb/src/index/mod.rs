@@ -18,16 +18,18 @@
 mod admin;
 mod build;
 mod entries;
+mod multikey;
 
 pub(crate) use admin::update_entries;
 pub(crate) use build::start_build;
 pub use build::{IndexBuild, BUILD_CHUNK_DOCUMENTS, BUILD_CONFLICTS_MAX};
 pub(crate) use entries::{entries_of, index_key_after, sorts_like_index, Entry};
+pub(crate) use multikey::{marker_key, recorded_ids, Multikey};
 
 use crate::query::FieldPath;
 use crate::value::{Map, Value};
 use crate::{Error, Result};
-use nanodb_storage::Keyspace;
+use nanodb_storage::{Keyspace, Transaction};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// Most indexes one collection may have.
@@ -176,10 +178,16 @@ pub(crate) struct IndexState {
     pub dropped: AtomicBool,
     /// Documents the builder has indexed so far.
     pub built_documents: AtomicU64,
+    /// Whether some document may have several entries (`multikey`).
+    pub multikey: Multikey,
+    /// The database's catalog, where the multikey marker goes.
+    pub catalog: Keyspace,
 }
 
 impl IndexState {
-    pub fn new(spec: &IndexSpec, keyspace: Keyspace) -> IndexState {
+    /// The live state of index `spec`, whose entries are in `keyspace`; `multikey`: the
+    /// `catalog` holds its multikey marker.
+    pub fn new(spec: &IndexSpec, keyspace: Keyspace, catalog: Keyspace, multikey: bool) -> Self {
         IndexState {
             id: spec.id,
             definition: spec.definition.clone(),
@@ -187,7 +195,14 @@ impl IndexState {
             ready: AtomicBool::new(spec.status == IndexStatus::Ready),
             dropped: AtomicBool::new(false),
             built_documents: AtomicU64::new(0),
+            multikey: Multikey::new(multikey),
+            catalog,
         }
+    }
+
+    /// Notes that a write in `txn` gives a document `entries` entries (see `Multikey::note`).
+    pub fn note_entries(&self, txn: &mut Transaction, entries: usize) -> Result<bool> {
+        self.multikey.note(txn, &self.catalog, self.id, entries)
     }
 
     pub fn is_ready(&self) -> bool {

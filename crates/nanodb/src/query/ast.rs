@@ -363,6 +363,9 @@ impl Filter {
 
     /// Both conditions.
     pub fn and(self, other: Filter) -> Filter {
+        if matches!(other, Filter::True) {
+            return self;
+        }
         match self {
             Filter::And(mut all) => {
                 all.push(other);

@@ -104,25 +104,6 @@ pub(crate) fn for_each_match(
     Ok(())
 }
 
-/// How many documents the collection holds, without decoding them (unless they may expire).
-pub(crate) fn count_all(db: &Db, state: &CollectionState) -> Result<u64> {
-    if Expiry::of(state, Date::now()).is_some() {
-        let mut count = 0;
-        for_each_match(db, state, &Filter::True, &mut |_| {
-            count += 1;
-            Ok(())
-        })?;
-        return Ok(count);
-    }
-    let snapshot = db.snapshot()?;
-    let mut count = 0;
-    for entry in snapshot.range_in::<&[u8], _>(&state.documents, ..)? {
-        entry?;
-        count += 1;
-    }
-    Ok(count)
-}
-
 /// One run; `None` if an index order turned out not to fit the sort.
 fn run(
     snapshot: &Snapshot,

@@ -6,6 +6,7 @@
 
 mod aggregate;
 pub mod ast;
+mod count;
 pub mod eval;
 mod exec;
 pub(crate) mod interval;
@@ -43,18 +44,12 @@ impl Collection {
         Ok(page.documents.pop())
     }
 
-    /// How many documents match `filter`.
+    /// How many documents match `filter`. When an index answers the filter exactly (equalities
+    /// and `in` lists on its leading fields, and no document with several entries in it), its
+    /// entries are counted and no document is read.
     pub fn count(&self, filter: &Filter) -> Result<u64> {
         self.state().check_live()?;
-        if matches!(filter, Filter::True) {
-            return exec::count_all(self.database().storage(), self.state());
-        }
-        let mut count = 0;
-        exec::for_each_match(self.database().storage(), self.state(), filter, &mut |_| {
-            count += 1;
-            Ok(())
-        })?;
-        Ok(count)
+        count::count(self.database().storage(), self.state(), filter)
     }
 
     /// How `find` would read `query`'s documents, and what else it considered.

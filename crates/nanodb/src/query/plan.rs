@@ -141,6 +141,8 @@ struct IndexScan {
     equal_values: Vec<Value>,
     /// Leading fields fixed to one value each.
     equal_fields: usize,
+    /// Leading fields fixed to lists of values (points), whose combinations the ranges are.
+    point_fields: usize,
     /// Some field has a condition.
     narrowed: bool,
 }
@@ -149,6 +151,7 @@ fn index_scan(index: &IndexState, conditions: &[&Filter]) -> IndexScan {
     let mut prefixes: Vec<Vec<u8>> = vec![Vec::new()];
     let mut equal_values = Vec::new();
     let mut narrowed = false;
+    let mut point_fields = 0;
     for field in &index.definition.fields {
         let Some(intervals) = field_intervals(conditions, &field.path) else { break };
         narrowed = true;
@@ -184,16 +187,57 @@ fn index_scan(index: &IndexState, conditions: &[&Filter]) -> IndexScan {
                             .map(|interval| interval::key_range(prefix, interval, field.descending))
                     })
                     .collect();
-                return IndexScan { ranges, equal_values, equal_fields, narrowed };
+                return IndexScan { ranges, equal_values, equal_fields, point_fields, narrowed };
             }
         }
+        point_fields += 1;
         if prefixes.len() > 1 {
             equal_values.clear();
         }
     }
     let equal_fields = if prefixes.len() == 1 { equal_values.len() } else { 0 };
     let ranges = prefixes.iter().map(|prefix| interval::prefix_range(prefix)).collect();
-    IndexScan { ranges, equal_values, equal_fields, narrowed }
+    IndexScan { ranges, equal_values, equal_fields, point_fields, narrowed }
+}
+
+/// An index whose entries in its key ranges for `filter` are exactly the documents matching
+/// it, one entry each, with those ranges; `None` if no index of `indexes` is. One is when every
+/// top-level condition of `filter` is an `=` or `in` on a plain field with scalar values (the
+/// index's points: no ranges, so no type bracketing or date coercion beyond the points), the
+/// conditions' fields are the leading fields of the index, one condition each, and no document
+/// has several entries in it (`Multikey::is_possible`: call this after taking the snapshot the
+/// entries are read at). Then an `=` holds for a document exactly when its one entry has the
+/// value: under `Quantifier::All` as under `Any`, an array at the path has one distinct item.
+pub(crate) fn exact_index(
+    filter: &Filter,
+    indexes: &[Arc<IndexState>],
+) -> Option<(Arc<IndexState>, Vec<KeyRange>)> {
+    let conditions = conjuncts(filter);
+    let scalar = |value: &Value| !matches!(value, Value::Array(_) | Value::Object(_));
+    let mut paths: Vec<&super::FieldPath> = Vec::with_capacity(conditions.len());
+    for condition in &conditions {
+        let path = match condition {
+            Filter::Compare {
+                left: Operand::Field { path, transform: Transform::None },
+                op: CompareOp::Eq,
+                right: Operand::Value(value),
+                ..
+            } if scalar(value) => path,
+            Filter::In { path, values } if values.iter().all(scalar) => path,
+            _ => return None,
+        };
+        if paths.contains(&path) {
+            return None;
+        }
+        paths.push(path);
+    }
+    indexes.iter().filter(|index| !index.multikey.is_possible()).find_map(|index| {
+        let scan = index_scan(index, &conditions);
+        let fixed = &index.definition.fields[..scan.point_fields];
+        let covered = fixed.len() == paths.len()
+            && paths.iter().all(|path| fixed.iter().any(|field| &field.path == *path));
+        covered.then(|| (Arc::clone(index), scan.ranges))
+    })
 }
 
 /// True if scanning `index` (with its first `equal_fields` fixed) yields `sort`'s order.

@@ -324,6 +324,7 @@ fn indexes_agree_with_documents_after_writes_power_cuts_and_reopens() {
                 result.unwrap();
             }
             items.verify_indexes().unwrap_or_else(|error| panic!("round {round}: {error}"));
+            counts_agree_with_finds(&items, &format!("round {round}"));
             drop(items);
             let image = sim.crash_image(CrashMode::DropUnsynced);
             drop(runtime);
@@ -345,5 +346,27 @@ fn indexes_agree_with_documents_after_writes_power_cuts_and_reopens() {
         assert!(items.indexes().iter().all(|i| i.status == nanodb::IndexStatus::Ready));
         assert_eq!(items.indexes().len(), 3);
         items.verify_indexes().unwrap();
+        counts_agree_with_finds(&items, "after the last reopen");
     });
+}
+
+/// Counts of equalities on indexed fields (which an index answers by its entries alone while
+/// no document has several entries in it) equal the number of documents found.
+fn counts_agree_with_finds(items: &Collection, context: &str) {
+    let values = [serde_json::json!(0), serde_json::json!(1.5), serde_json::json!("x")];
+    for field in ["a", "tags", "c"] {
+        for value in &values {
+            for quantifier in [Quantifier::All, Quantifier::Any] {
+                let filter = Filter::Compare {
+                    left: Operand::field(FieldPath::parse(field).unwrap()),
+                    op: CompareOp::Eq,
+                    right: Operand::Value(json(value.clone())),
+                    quantifier,
+                };
+                let found = items.find(&Query::new(filter.clone())).unwrap().documents.len();
+                let counted = items.count(&filter).unwrap();
+                assert_eq!(counted, found as u64, "{context}: {filter:?}");
+            }
+        }
+    }
 }
