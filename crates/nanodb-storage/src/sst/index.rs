@@ -20,19 +20,18 @@ use std::cmp::Ordering;
 use std::path::Path;
 use std::sync::Arc;
 
-/// Bytes charged per entry on top of its key: the `Vec` header and the handle.
-const ENTRY_OVERHEAD_BYTES: usize = std::mem::size_of::<IndexEntry>();
+/// Bytes charged per entry on top of its key: its key's end offset and its handle.
+const ENTRY_OVERHEAD_BYTES: usize =
+    std::mem::size_of::<usize>() + std::mem::size_of::<BlockHandle>();
 
-#[derive(Debug)]
-struct IndexEntry {
-    last_key: Vec<u8>,
-    handle: BlockHandle,
-}
-
-/// The index of one SST.
+/// The index of one SST: the blocks' last keys back to back in one buffer (a binary search
+/// then reads one contiguous region), with each key's end offset and each block's handle.
 #[derive(Debug)]
 pub struct SstIndex {
-    entries: Vec<IndexEntry>,
+    keys: Vec<u8>,
+    /// `keys[key_ends[i - 1]..key_ends[i]]` is block `i`'s last key.
+    key_ends: Vec<usize>,
+    handles: Vec<BlockHandle>,
     size_bytes: usize,
 }
 
@@ -48,7 +47,9 @@ impl SstIndex {
         let corrupt = |detail: &str| Error::corruption(path, format!("index block: {detail}"));
         let mut cursor = BlockCursor::new(Arc::new(Block::new(bytes).map_err(corrupt)?));
         cursor.seek_to_first().map_err(corrupt)?;
-        let mut entries: Vec<IndexEntry> = Vec::new();
+        let mut keys = Vec::new();
+        let mut key_ends: Vec<usize> = Vec::new();
+        let mut handles: Vec<BlockHandle> = Vec::new();
         let mut next_offset = 0u64;
         let mut size_bytes = 0;
         while cursor.valid() {
@@ -66,39 +67,57 @@ impl SstIndex {
             if parse_internal_key(cursor.key()).is_none() {
                 return Err(corrupt("malformed internal key"));
             }
-            if let Some(last) = entries.last() {
-                if compare_internal_keys(&last.last_key, cursor.key()) != Ordering::Less {
+            let last_start = key_ends.len().checked_sub(2).map_or(0, |i| key_ends[i]);
+            if let Some(&last_end) = key_ends.last() {
+                let last = &keys[last_start..last_end];
+                if compare_internal_keys(last, cursor.key()) != Ordering::Less {
                     return Err(corrupt("keys out of order"));
                 }
             }
             size_bytes += cursor.key().len() + ENTRY_OVERHEAD_BYTES;
-            entries.push(IndexEntry { last_key: cursor.key().to_vec(), handle });
+            keys.extend_from_slice(cursor.key());
+            key_ends.push(keys.len());
+            handles.push(handle);
             cursor.advance().map_err(corrupt)?;
         }
-        if entries.len() as u64 != data_block_count {
+        if handles.len() as u64 != data_block_count {
             return Err(Error::corruption(
                 path,
                 "index and properties disagree on the block count",
             ));
         }
-        Ok(SstIndex { entries, size_bytes })
+        keys.shrink_to_fit();
+        Ok(SstIndex { keys, key_ends, handles, size_bytes })
     }
 
     /// Number of data blocks.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.handles.len()
     }
 
     /// The handle of data block `position`, if there is one.
     pub fn handle(&self, position: usize) -> Option<BlockHandle> {
-        self.entries.get(position).map(|entry| entry.handle)
+        self.handles.get(position).copied()
+    }
+
+    /// The last key of block `position` (< `len()`).
+    fn last_key(&self, position: usize) -> &[u8] {
+        let start = if position == 0 { 0 } else { self.key_ends[position - 1] };
+        &self.keys[start..self.key_ends[position]]
     }
 
     /// Position of the first block whose last key is `>= target` (`len()` if none).
     pub fn block_for(&self, target: &[u8]) -> usize {
-        self.entries.partition_point(|entry| {
-            compare_internal_keys(&entry.last_key, target) == Ordering::Less
-        })
+        let (mut low, mut high) = (0, self.len());
+        while low < high {
+            let middle = low + (high - low) / 2;
+            if compare_internal_keys(self.last_key(middle), target) == Ordering::Less {
+                low = middle + 1;
+            } else {
+                high = middle;
+            }
+        }
+        low
     }
 
     /// Memory the decoded index holds, in bytes (its block cache charge).

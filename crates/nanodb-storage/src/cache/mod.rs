@@ -19,12 +19,15 @@
 //! 1. Per shard, `usage_bytes` is the sum of the charges of its entries, and after every
 //!    insert and every `set_capacity` it is at most the shard's capacity (a `SHARD_COUNT`th
 //!    of the cache's; an entry larger than the whole shard is not cached at all).
-//! 2. Every entry is in exactly one segment, under the tick stored with it.
+//! 2. Every entry is in exactly one segment (`slru.rs`, whose lists make every operation
+//!    O(1)).
 //! 3. An entry is charged the memory its decoded value holds plus `ENTRY_OVERHEAD_BYTES`.
+
+mod slru;
 
 use crate::sst::{Block, BloomFilter, SstIndex};
 use parking_lot::Mutex;
-use std::collections::{BTreeMap, HashMap};
+use slru::{Segment, Shard};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -56,85 +59,6 @@ impl CachedBlock {
             CachedBlock::Data(block) => block.size_bytes(),
             CachedBlock::Index(index) => index.size_bytes(),
             CachedBlock::Filter(filter) => filter.size_bytes(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Segment {
-    Probation,
-    Protected,
-}
-
-struct Entry {
-    block: CachedBlock,
-    charge: u64,
-    segment: Segment,
-    tick: u64,
-}
-
-#[derive(Default)]
-struct Shard {
-    entries: HashMap<BlockKey, Entry>,
-    probation: BTreeMap<u64, BlockKey>,
-    protected: BTreeMap<u64, BlockKey>,
-    protected_bytes: u64,
-    usage_bytes: u64,
-    tick: u64,
-}
-
-impl Shard {
-    fn segment_mut(&mut self, segment: Segment) -> &mut BTreeMap<u64, BlockKey> {
-        match segment {
-            Segment::Probation => &mut self.probation,
-            Segment::Protected => &mut self.protected,
-        }
-    }
-
-    fn next_tick(&mut self) -> u64 {
-        self.tick += 1;
-        self.tick
-    }
-
-    /// Moves `key` (present) to the most recent end of `segment`.
-    fn touch(&mut self, key: BlockKey, segment: Segment) {
-        let tick = self.next_tick();
-        let Some(entry) = self.entries.get_mut(&key) else { return };
-        let (old_segment, old_tick, charge) = (entry.segment, entry.tick, entry.charge);
-        entry.segment = segment;
-        entry.tick = tick;
-        self.segment_mut(old_segment).remove(&old_tick);
-        self.segment_mut(segment).insert(tick, key);
-        if old_segment == Segment::Protected {
-            self.protected_bytes -= charge;
-        }
-        if segment == Segment::Protected {
-            self.protected_bytes += charge;
-        }
-    }
-
-    fn remove_oldest(&mut self, segment: Segment) -> bool {
-        let Some((_, key)) = self.segment_mut(segment).pop_first() else { return false };
-        if let Some(entry) = self.entries.remove(&key) {
-            self.usage_bytes -= entry.charge;
-            if segment == Segment::Protected {
-                self.protected_bytes -= entry.charge;
-            }
-        }
-        true
-    }
-
-    /// Demotes protected blocks past the protected share, then evicts until within capacity.
-    fn enforce(&mut self, capacity_bytes: u64) {
-        let protected_max = capacity_bytes * PROTECTED_PERCENT / 100;
-        while self.protected_bytes > protected_max {
-            let Some(&key) = self.protected.values().next() else { break };
-            self.touch(key, Segment::Probation);
-        }
-        while self.usage_bytes > capacity_bytes {
-            if !self.remove_oldest(Segment::Probation) && !self.remove_oldest(Segment::Protected) {
-                break;
-            }
         }
     }
 }
@@ -215,10 +139,8 @@ impl BlockCache {
     /// The cached block for `key`, if any; a hit protects it from the next scan.
     pub(crate) fn get(&self, key: BlockKey) -> Option<CachedBlock> {
         let mut shard = self.shard(key).lock();
-        let found = shard.entries.get(&key).map(|entry| (entry.block.clone(), entry.segment));
-        match found {
+        match shard.get(key) {
             Some((block, segment)) => {
-                shard.touch(key, Segment::Protected);
                 // Only a promotion grows the protected segment; usage never changes on a hit.
                 if segment == Segment::Probation {
                     shard.enforce(self.shard_capacity_bytes());
@@ -241,13 +163,10 @@ impl BlockCache {
             return;
         }
         let mut shard = self.shard(key).lock();
-        if shard.entries.contains_key(&key) {
+        if shard.contains(key) {
             return;
         }
-        let tick = shard.next_tick();
-        shard.entries.insert(key, Entry { block, charge, segment: Segment::Probation, tick });
-        shard.probation.insert(tick, key);
-        shard.usage_bytes += charge;
+        shard.insert(key, block, charge);
         shard.enforce(shard_capacity_bytes);
         self.inserts.fetch_add(1, Ordering::Relaxed);
     }
