@@ -1,9 +1,9 @@
 //! Tuning of glibc's malloc for a long-running server, applied once at start, before any
-//! other thread exists. Without it, a server under load kept about 100 MiB it no longer used
-//! (docs/benchmarks.md, issue 7): glibc gives each of up to 8 arenas per core to the threads
-//! that touch it and keeps what they free, and after the first free of a large block it raises
-//! its mmap threshold to that size, so the password hasher's 19 MiB argon2 buffers then stay
-//! in an arena for good instead of going back to the OS.
+//! other thread exists. Without it, a loaded server kept tens of MiB it no longer used
+//! (docs/benchmarks.md, issue 7): glibc hands up to 8 arenas per core to the threads that
+//! touch them (tokio's pool runs up to hundreds) and keeps what each frees, and after the first
+//! free of a large block it raises its mmap threshold to that block's size, so later blocks as
+//! large (a big response, a sort buffer, an argon2 buffer) come from an arena and stay there.
 //!
 //! - at most one arena per core (at least `MALLOC_ARENAS_MIN`);
 //! - blocks of `MALLOC_MMAP_THRESHOLD_BYTES` or more always mapped on their own, so freeing
