@@ -14,6 +14,7 @@ use crate::error::FieldError;
 use crate::schema::field::{Field, FieldKind, JSON_FIELD_BYTES_MAX_DEFAULT, TEXT_LEN_MAX_DEFAULT};
 use nanodb::{Date, Value};
 use serde_json::Value as Json;
+use std::collections::HashSet;
 
 /// Longest text pattern, in bytes.
 pub const PATTERN_BYTES_MAX: usize = 1_024;
@@ -50,19 +51,46 @@ fn text_of(json: &Json) -> Result<String, FieldError> {
     }
 }
 
-/// The strings of a select or relation value (one string, or an array of strings).
-fn strings_of(json: &Json) -> Result<Vec<String>, FieldError> {
-    let items = match json {
-        Json::Array(items) => items.iter().map(text_of).collect::<Result<Vec<_>, _>>()?,
-        other => vec![text_of(other)?],
-    };
-    let mut out: Vec<String> = Vec::with_capacity(items.len());
+/// The strings of a select or relation value (one string, or an array of strings), empty and
+/// repeated ones left out; `validation_too_many_values` past `max_select` (`distinct`).
+fn strings_of(json: &Json, max_select: usize) -> Result<Vec<String>, FieldError> {
+    match json {
+        Json::Array(items) => distinct(items.iter().map(text_of), max_select),
+        other => distinct([text_of(other)], max_select),
+    }
+}
+
+/// `items` without empty and repeated values, in first-seen order. Linear time (a hash
+/// set), and the limit is checked as each value comes: past `max_select` distinct values
+/// (at least 1) it fails at once, before the rest is read.
+pub fn distinct(
+    items: impl IntoIterator<Item = Result<String, FieldError>>,
+    max_select: usize,
+) -> Result<Vec<String>, FieldError> {
+    let max = max_select.max(1);
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut out: Vec<String> = Vec::new();
     for item in items {
-        if !item.is_empty() && !out.contains(&item) {
-            out.push(item);
+        let item = item?;
+        if item.is_empty() || seen.contains(&item) {
+            continue;
         }
+        if out.len() == max {
+            return Err(too_many_values(max));
+        }
+        seen.insert(item.clone());
+        out.push(item);
     }
     Ok(out)
+}
+
+/// PocketBase's failure for more values than a field holds.
+fn too_many_values(max: usize) -> FieldError {
+    let message = match max {
+        1 => "Select only one value.".to_string(),
+        max => format!("Select no more than {max}."),
+    };
+    FieldError::new("validation_too_many_values", message)
 }
 
 /// A number from JSON (a numeric string counts; null and `""` are 0).
@@ -121,14 +149,9 @@ pub fn cast(field: &Field, json: &Json) -> Result<Option<Value>, FieldError> {
             })?)),
         },
         FieldKind::Select { .. } | FieldKind::Relation { .. } => {
-            let mut items = strings_of(json)?;
+            let mut items = strings_of(json, field.kind.max_select())?;
             if field.kind.is_multiple() {
                 Some(Value::Array(items.into_iter().map(Value::String).collect()))
-            } else if items.len() > 1 {
-                return Err(FieldError::new(
-                    "validation_too_many_values",
-                    "Select only one value.",
-                ));
             } else {
                 items.pop().map(Value::String)
             }
@@ -261,8 +284,7 @@ pub fn items(value: &Value) -> Vec<&str> {
 
 fn check_count(count: usize, min: usize, max: usize) -> Result<(), FieldError> {
     if count > max.max(1) {
-        let message = format!("Select no more than {}.", max.max(1));
-        return Err(FieldError::new("validation_too_many_values", message));
+        return Err(too_many_values(max.max(1)));
     }
     if count < min {
         let message = format!("Select at least {min}.");
