@@ -23,8 +23,15 @@ pub struct TestState {
 impl TestState {
     /// A fresh state.
     pub fn new() -> TestState {
+        TestState::with(|_| {})
+    }
+
+    /// A fresh state, its config changed by `edit`.
+    pub fn with(edit: impl FnOnce(&mut crate::config::ServerConfig)) -> TestState {
         let dir = tempfile::tempdir().unwrap();
-        let state = crate::state::AppState::open(config(dir.path())).unwrap();
+        let mut config = config(dir.path());
+        edit(&mut config);
+        let state = crate::state::AppState::open(config).unwrap();
         TestState { state: std::sync::Arc::new(state), dir: Some(dir) }
     }
 

@@ -21,7 +21,7 @@ use crate::schema::validate::prepare;
 use crate::state::{blocking, AppState};
 use axum::extract::{Path, Request, State};
 use axum::response::Response;
-use nanodb::query::{parse_filter, parse_sort, Filter, FilterContext, Params, Query};
+use nanodb::query::{parse_filter, parse_sort, Filter, FilterContext, Params};
 use serde_json::{json, Value as Json};
 use std::sync::Arc;
 
@@ -71,8 +71,7 @@ pub async fn list(State(state): State<Arc<AppState>>, request: Request) -> Resul
         // Without a sort, in creation order (as PocketBase lists them), ties by name.
         let sort = parse_sort(params.sort.as_deref().unwrap_or("created,name"))?;
         let store = state.definitions.store();
-        let query =
-            Query::new(filter.clone()).sort(sort).offset(params.offset()).limit(params.per_page);
+        let query = params.query(filter.clone(), sort, state.config.sort_memory_bytes_max);
         let page = store.find(&query)?;
         let snapshot = state.definitions.snapshot();
         let items: Vec<Json> = page

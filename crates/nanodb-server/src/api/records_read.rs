@@ -26,7 +26,7 @@ use crate::schema::CollectionDef;
 use crate::state::{blocking, AppState};
 use axum::extract::{Path, Request, State};
 use axum::response::Response;
-use nanodb::query::{parse_filter, parse_sort, Filter, FilterContext, Params, Query};
+use nanodb::query::{parse_filter, parse_sort, Filter, FilterContext, Params};
 use nanodb::Document;
 use serde_json::{json, Map as JsonMap, Value as Json};
 use std::sync::Arc;
@@ -106,8 +106,7 @@ fn list_records(state: &AppState, key: &str, call: &Call) -> Result<Json> {
         None => client_filter,
     };
     let records = state.definitions.records(&def)?;
-    let query =
-        Query::new(filter.clone()).sort(sort).offset(params.offset()).limit(params.per_page);
+    let query = params.query(filter.clone(), sort, state.config.sort_memory_bytes_max);
     let page = records.find(&query)?;
     let (total_items, total_pages) = if params.skip_total {
         (-1, -1)
