@@ -39,6 +39,7 @@ impl TestState {
     pub fn reopen(mut self) -> TestState {
         self.state.close().unwrap();
         let dir = self.dir.take();
+        drop(self); // the last handle of the runtime: its directory lock goes with it
         let path = dir.as_ref().map(|dir| dir.path().to_path_buf()).unwrap();
         let state = crate::state::AppState::open(config(&path)).unwrap();
         TestState { state: std::sync::Arc::new(state), dir }

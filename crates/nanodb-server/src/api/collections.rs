@@ -6,8 +6,8 @@
 //! A definition is read (`CollectionDef::from_body`), checked against the other definitions
 //! (`schema::validate::prepare`) and stored by `Definitions`, which also builds its indexes;
 //! every failure is a 400 with per-key `data`. System collections (`_superusers`) cannot be
-//! renamed, deleted, or have their rules changed; a collection that another collection's
-//! relation points to cannot be deleted.
+//! renamed, deleted, or have their rules changed, and `_superusers` cannot be truncated; a
+//! collection that another collection's relation points to cannot be deleted.
 //!
 //! Thread safety: database work on blocking threads; `Definitions` serializes changes.
 
@@ -16,7 +16,7 @@ use crate::error::{Error, FieldErrors, Result};
 use crate::http::query::ListParams;
 use crate::http::response::{no_content, ok};
 use crate::schema::collection::{CollectionDef, CollectionKind};
-use crate::schema::field::FieldKind;
+use crate::schema::defaults::SUPERUSERS_ID;
 use crate::schema::validate::prepare;
 use crate::state::{blocking, AppState};
 use axum::extract::{Path, Request, State};
@@ -24,6 +24,9 @@ use axum::response::Response;
 use nanodb::query::{parse_filter, parse_sort, Filter, FilterContext, Params};
 use serde_json::{json, Value as Json};
 use std::sync::Arc;
+
+/// The answer to a truncate of `_superusers` (it would lock everyone out).
+pub const MESSAGE_TRUNCATE_SUPERUSERS: &str = "The _superusers collection cannot be truncated.";
 
 /// PocketBase's message for an invalid collection form.
 pub const MESSAGE_FORM_FAILED: &str = "An error occurred while submitting the form.";
@@ -175,17 +178,6 @@ pub async fn delete(
         if def.system {
             return Err(Error::bad_request("System collections cannot be deleted."));
         }
-        for other in state.definitions.snapshot().all().iter().filter(|other| other.id != def.id) {
-            let points_here = other.fields.iter().any(|field| {
-                matches!(&field.kind, FieldKind::Relation { collection_id, .. } if *collection_id == def.id)
-            });
-            if points_here {
-                return Err(Error::bad_request(format!(
-                    "The collection is referenced by a relation field of {:?}.",
-                    other.name
-                )));
-            }
-        }
         state.definitions.delete(&def)
     })
     .await?;
@@ -200,6 +192,9 @@ pub async fn truncate(
 ) -> Result<Response> {
     as_superuser(state, request, move |state, _| {
         let def = collection(state, &key)?;
+        if def.id == SUPERUSERS_ID {
+            return Err(Error::bad_request(MESSAGE_TRUNCATE_SUPERUSERS));
+        }
         state.definitions.truncate(&def)
     })
     .await?;

@@ -20,6 +20,7 @@
 
 use super::collection::{CollectionDef, CollectionKind};
 use super::defaults;
+use super::field::FieldKind;
 use super::storage;
 use crate::error::{Error, Result};
 use nanodb::{Collection, Database, Document, Value};
@@ -72,7 +73,7 @@ pub struct Definitions {
 
 impl Definitions {
     /// Loads the definitions of `db`, repairs their storage, and creates the default
-    /// collections (`_superusers`, `users`) the first time.
+    /// collections (`_superusers`, `users`) on the first start.
     pub fn open(db: &Database) -> Result<Definitions> {
         let store = db.collection(DEFINITIONS_COLLECTION)?;
         let mut defs = Vec::new();
@@ -96,7 +97,15 @@ impl Definitions {
             snapshot: RwLock::new(Arc::new(DefinitionsSnapshot { defs })),
             changes: Mutex::new(()),
         };
-        for def in [defaults::superusers(), defaults::users()] {
+        // `users` only on the first start (no definitions at all): one deleted later stays
+        // deleted. `_superusers` is a system collection (it cannot be deleted), so it is
+        // only ever missing on the first start, or after a crash in the middle of it.
+        let first_start = definitions.snapshot().all().is_empty();
+        let mut wanted = vec![defaults::superusers()];
+        if first_start {
+            wanted.push(defaults::users());
+        }
+        for def in wanted {
             if definitions.snapshot().by_id(&def.id).is_none()
                 && definitions.snapshot().find(&def.name).is_none()
             {
@@ -176,9 +185,23 @@ impl Definitions {
         Ok(new)
     }
 
-    /// Deletes a collection and all its records.
+    /// Deletes a collection and all its records; 400 if a relation field of another
+    /// collection points to it (checked under the change lock, so a relation created
+    /// meanwhile cannot slip past the check).
     pub fn delete(&self, def: &CollectionDef) -> Result<()> {
         let _change = self.changes.lock();
+        let snapshot = self.snapshot();
+        for other in snapshot.all().iter().filter(|other| other.id != def.id) {
+            let points_here = other.fields.iter().any(|field| {
+                matches!(&field.kind, FieldKind::Relation { collection_id, .. } if *collection_id == def.id)
+            });
+            if points_here {
+                return Err(Error::bad_request(format!(
+                    "The collection is referenced by a relation field of {:?}.",
+                    other.name
+                )));
+            }
+        }
         if self.store.delete(&def.id)?.is_none() {
             return Err(Error::not_found());
         }
@@ -238,4 +261,35 @@ fn decode(document: &Document) -> Result<CollectionDef> {
     def.system = map.get("system").and_then(Json::as_bool).unwrap_or(false);
     (def.created, def.updated) = (Some(document.created()), Some(document.updated()));
     Ok(def)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::schema::defaults::{SUPERUSERS_ID, USERS_NAME};
+    use crate::test_support::TestState;
+
+    #[test]
+    fn a_deleted_users_collection_stays_deleted_after_a_restart() {
+        let test = TestState::new();
+        let users =
+            test.state.definitions.snapshot().find(USERS_NAME).expect("made at first start");
+        test.state.definitions.delete(&users).unwrap();
+        let test = test.reopen();
+        let snapshot = test.state.definitions.snapshot();
+        assert!(snapshot.find(USERS_NAME).is_none(), "not recreated with its open createRule");
+        assert!(snapshot.by_id(SUPERUSERS_ID).is_some());
+    }
+
+    #[test]
+    fn a_collection_a_relation_points_to_cannot_be_deleted() {
+        let test = TestState::new();
+        let tags = test.create_collection(serde_json::json!({"name": "tags"}));
+        let posts = test.create_collection(serde_json::json!({"name": "posts",
+            "fields": [{"name": "tag", "type": "relation", "collectionId": "tags"}]}));
+        let refused = test.state.definitions.delete(&tags).unwrap_err();
+        assert!(refused.to_string().contains("\"posts\""), "{refused}");
+        assert!(test.state.definitions.snapshot().by_id(&tags.id).is_some());
+        test.state.definitions.delete(&posts).unwrap();
+        test.state.definitions.delete(&tags).unwrap();
+    }
 }
