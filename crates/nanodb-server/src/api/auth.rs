@@ -6,7 +6,9 @@
 //! A login looks the identity up by email (lower case, through the unique email index),
 //! then verifies the password under the hashing cap; an unknown email verifies against a
 //! dummy hash, so both failures take as long and give the same 400 "Failed to
-//! authenticate.". The collection's `authRule` is checked against the record last (403).
+//! authenticate.". The collection's `authRule` is checked against the record last (403),
+//! with `@request.context` = `password`; an auth-refresh checks it again (with the
+//! request's own context), so a record that no longer passes it gets no new token.
 //! Responses are `{record, token}` with the record's email shown.
 //!
 //! Thread safety: database work on blocking threads; hashing under `Passwords`' cap.
@@ -19,8 +21,8 @@ use crate::error::{Error, Result};
 use crate::records::expand::{expand, ExpandTree};
 use crate::records::export::{export, Email};
 use crate::records::picker::Picker;
-use crate::rules::access;
-use crate::rules::context::variables;
+use crate::rules::access_or_nothing;
+use crate::rules::context::{variables, CONTEXT_PASSWORD};
 use crate::schema::defaults::{SUPERUSERS_ID, USERS_NAME};
 use crate::schema::CollectionDef;
 use crate::state::{blocking, AppState};
@@ -35,6 +37,9 @@ use std::sync::Arc;
 pub const MESSAGE_AUTH_FAILED: &str = "Failed to authenticate.";
 /// The answer to an install request without the held install token.
 pub const MESSAGE_INSTALL_REFUSED: &str = "Invalid or expired install token.";
+/// PocketBase's message for a record that does not pass its collection's `authRule`.
+pub const MESSAGE_AUTH_RULE_FAILED: &str =
+    "The request doesn't satisfy the collection requirements to authenticate.";
 /// PocketBase's message for an auth endpoint on a collection that is not an auth one.
 pub const MESSAGE_NOT_AUTH_COLLECTION: &str = "Missing or invalid auth collection context.";
 
@@ -96,19 +101,7 @@ async fn login_with(
     };
     blocking(&state, move |state| {
         let record = AuthRecord { collection: def, document };
-        let requester = requester_of(&record);
-        let facts = call.facts(&requester);
-        let vars = variables(&facts, &record.collection, Some(record.document.fields()));
-        let allowed = match access(&record.collection.auth.auth_rule, &requester, &vars) {
-            Ok(rule) => rule.allows(record.document.fields()),
-            Err(Error::Forbidden(_)) => false,
-            Err(error) => return Err(error),
-        };
-        if !allowed {
-            return Err(Error::Forbidden(
-                "The request doesn't satisfy the collection requirements to authenticate.".into(),
-            ));
-        }
+        check_auth_rule(&record, &Call { context: CONTEXT_PASSWORD, ..call.clone() })?;
         auth_response(state, &record, issue_token(state, &record), &call)
     })
     .await
@@ -136,6 +129,9 @@ pub async fn auth_refresh(
                 def.name
             )));
         }
+        // The record may no longer pass the authRule (changed since the login, or the
+        // record changed): then it gets no new token, as in PocketBase.
+        check_auth_rule(&record, &call)?;
         let old = crate::auth::requester::token_from(&call.headers).unwrap_or_default();
         let refreshable =
             decode_unverified(&old, now_secs()).is_ok_and(|claims| claims.refreshable);
@@ -192,6 +188,19 @@ fn auth_collection(state: &AppState, key: &str) -> Result<Arc<CollectionDef>> {
         .ok()
         .filter(|def| def.is_auth())
         .ok_or_else(|| Error::NotFound(MESSAGE_NOT_AUTH_COLLECTION.into()))
+}
+
+/// 403 unless `record` passes its collection's `authRule` (a locked rule passes only
+/// superusers), with the request values of `call`.
+fn check_auth_rule(record: &AuthRecord, call: &Call) -> Result<()> {
+    let requester = requester_of(record);
+    let facts = call.facts(&requester);
+    let fields = record.document.fields();
+    let variables = variables(&facts, &record.collection, Some(fields));
+    match access_or_nothing(&record.collection.auth.auth_rule, &requester, &variables)? {
+        rule if rule.allows(fields) => Ok(()),
+        _ => Err(Error::Forbidden(MESSAGE_AUTH_RULE_FAILED.into())),
+    }
 }
 
 fn requester_of(record: &AuthRecord) -> Requester {

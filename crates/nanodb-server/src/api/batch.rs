@@ -33,6 +33,7 @@ use crate::records::expand::ExpandTree;
 use crate::records::password_input::{new_password, old_password};
 use crate::records::picker::Picker;
 use crate::records::write::{MESSAGE_CREATE_FAILED, MESSAGE_UPDATE_FAILED};
+use crate::rules::context::CONTEXT_BATCH;
 use crate::state::{blocking, AppState};
 use axum::extract::{Request, State};
 use axum::http::{HeaderName, HeaderValue};
@@ -48,8 +49,6 @@ pub const MESSAGE_BATCH_FAILED: &str = "Batch transaction failed.";
 pub const MESSAGE_REQUEST_FAILED: &str = "Batch request failed.";
 /// The answer to a request whose method and url name no batch action.
 pub const MESSAGE_UNKNOWN_ACTION: &str = "Missing or invalid batch request action.";
-/// `@request.context` inside a batch.
-pub const CONTEXT_BATCH: &str = "batch";
 
 /// `POST /api/batch`.
 pub async fn batch(State(state): State<Arc<AppState>>, request: Request) -> Result<Response> {

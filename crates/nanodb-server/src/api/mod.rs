@@ -26,7 +26,7 @@ pub mod writes;
 use crate::auth::requester::{resolve, token_from, Requester};
 use crate::error::{Error, Result};
 use crate::http::{body, query::QueryParams};
-use crate::rules::context::RequestFacts;
+use crate::rules::context::{RequestFacts, CONTEXT_DEFAULT};
 use crate::schema::CollectionDef;
 use crate::state::AppState;
 use axum::extract::{ConnectInfo, Request};
@@ -40,9 +40,6 @@ use std::sync::Arc;
 
 /// PocketBase's message for an unknown realtime client id.
 pub const MESSAGE_UNKNOWN_CLIENT: &str = "Missing or invalid client id.";
-
-/// `@request.context` of an ordinary request.
-pub const CONTEXT_DEFAULT: &str = "default";
 
 /// PocketBase's message for an unknown collection.
 pub const MESSAGE_MISSING_COLLECTION: &str = "Missing collection context.";

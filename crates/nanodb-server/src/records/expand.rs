@@ -20,7 +20,7 @@ use super::export::{export, Email};
 use crate::error::{Error, Result, MESSAGE_BAD_REQUEST};
 use crate::records::values::items;
 use crate::rules::access_or_nothing;
-use crate::rules::context::{variables, RequestFacts};
+use crate::rules::context::{variables, RequestFacts, CONTEXT_EXPAND};
 use crate::schema::field::FieldKind;
 use crate::schema::{CollectionDef, DefinitionsSnapshot};
 use crate::state::AppState;
@@ -37,8 +37,6 @@ pub const EXPAND_PATHS_MAX: usize = 32;
 /// subtree below it (a self-relation of f ids expanded 6 levels deep would otherwise hold
 /// f^6 records). Past it the request is a 400.
 pub const EXPAND_RECORDS_MAX: usize = 10_000;
-/// `@request.context` while the view rules of expanded records are checked.
-pub const CONTEXT_EXPAND: &str = "expand";
 
 /// A parsed `expand` parameter: relation names, each with what to expand below it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
