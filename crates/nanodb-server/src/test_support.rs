@@ -53,7 +53,11 @@ impl TestState {
             _ => CollectionKind::Base,
         };
         let name = body.get("name").and_then(|name| name.as_str()).unwrap_or("");
-        let mut def = CollectionDef::from_body(&CollectionDef::new(name, kind), &body).unwrap();
+        let mut start = CollectionDef::new(name, kind);
+        if let Some(id) = body.get("id").and_then(|id| id.as_str()) {
+            start.id = id.to_string();
+        }
+        let mut def = CollectionDef::from_body(&start, &body).unwrap();
         crate::schema::validate::prepare(&mut def, &self.state.definitions.snapshot()).unwrap();
         self.state.definitions.create(def).unwrap()
     }

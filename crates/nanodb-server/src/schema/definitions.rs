@@ -135,12 +135,13 @@ impl Definitions {
         Ok(self.db.open_collection(&def.id)?)
     }
 
-    /// Adds a new collection. Its id and name must be free (checked again here, under the
-    /// change lock).
+    /// Adds a new collection. Its id and name must be free: neither may be another
+    /// collection's id or name, since either finds a collection in a path (checked here,
+    /// under the change lock).
     pub fn create(&self, mut def: CollectionDef) -> Result<Arc<CollectionDef>> {
         let _change = self.changes.lock();
         let snapshot = self.snapshot();
-        if snapshot.by_id(&def.id).is_some() || snapshot.find(&def.name).is_some() {
+        if snapshot.find(&def.id).is_some() || snapshot.find(&def.name).is_some() {
             return Err(Error::bad_request(format!(
                 "A collection with the id {:?} or the name {:?} already exists.",
                 def.id, def.name
@@ -278,6 +279,24 @@ mod tests {
         let snapshot = test.state.definitions.snapshot();
         assert!(snapshot.find(USERS_NAME).is_none(), "not recreated with its open createRule");
         assert!(snapshot.by_id(SUPERUSERS_ID).is_some());
+    }
+
+    #[test]
+    fn ids_and_names_never_shadow_each_other() {
+        let test = TestState::new();
+        let tags = test.create_collection(serde_json::json!({"name": "tags", "id": "tagsid"}));
+        let definitions = &test.state.definitions;
+        let named = |name: &str, id: &str| {
+            let mut def = crate::schema::CollectionDef::new(name, tags.kind);
+            def.id = id.to_string();
+            def
+        };
+        for (name, id) in [("other", "tags"), ("other", "TAGS"), ("tagsid", "other2")] {
+            let refused = definitions.create(named(name, id)).unwrap_err();
+            assert_eq!(refused.status().as_u16(), 400, "{name} {id}");
+        }
+        definitions.create(named("other", "other1")).unwrap();
+        assert_eq!(definitions.snapshot().find("tags").unwrap().id, "tagsid");
     }
 
     #[test]
