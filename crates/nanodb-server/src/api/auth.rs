@@ -20,6 +20,7 @@ use crate::auth::token::{decode_unverified, now_secs};
 use crate::error::{Error, Result};
 use crate::records::expand::{expand, ExpandTree};
 use crate::records::export::{export, Email};
+use crate::records::password_input::body_text;
 use crate::records::picker::Picker;
 use crate::rules::access_or_nothing;
 use crate::rules::context::{variables, CONTEXT_PASSWORD};
@@ -57,15 +58,15 @@ pub async fn auth_with_password(
             )));
         }
     }
-    let identity = call.body.get("identity").and_then(Json::as_str).unwrap_or("").to_string();
-    let password = call.body.get("password").and_then(Json::as_str).unwrap_or("").to_string();
+    let identity = body_text(&call.body, "identity");
+    let password = body_text(&call.body, "password");
     login_with(state, call, key, identity, password).await
 }
 
 /// `POST /api/auth/login`: `{email, password, collection}`.
 pub async fn login(State(state): State<Arc<AppState>>, request: Request) -> Result<Response> {
     let call = Call::read(&state, request).await?;
-    let text = |name: &str| call.body.get(name).and_then(Json::as_str).unwrap_or("").to_string();
+    let text = |name: &str| body_text(&call.body, name);
     let key = Some(text("collection")).filter(|key| !key.is_empty()).unwrap_or(USERS_NAME.into());
     let (identity, password) = (text("email"), text("password"));
     login_with(state, call, key, identity, password).await
@@ -146,7 +147,7 @@ pub async fn auth_refresh(
 /// one-time install token.
 pub async fn install(State(state): State<Arc<AppState>>, request: Request) -> Result<Response> {
     let call = Call::read(&state, request).await?;
-    let text = |name: &str| call.body.get(name).and_then(Json::as_str).unwrap_or("").to_string();
+    let text = |name: &str| body_text(&call.body, name);
     let (token, email, password) = (text("token"), text("email"), text("password"));
     // The token is checked before the (slow) hash, so no hash is spent without it; it is
     // taken, atomically, only below.

@@ -40,8 +40,9 @@ fn invalid(message: impl Into<String>) -> FieldError {
     FieldError::new("validation_invalid_value", message)
 }
 
-/// Text of a scalar (numbers and bools as their JSON text), `""` for null.
-fn text_of(json: &Json) -> Result<String, FieldError> {
+/// Text of a scalar (numbers and bools as their JSON text, as a form body infers `"123"` to
+/// the number 123), `""` for null.
+pub fn text_of(json: &Json) -> Result<String, FieldError> {
     match json {
         Json::Null => Ok(String::new()),
         Json::String(text) => Ok(text.clone()),

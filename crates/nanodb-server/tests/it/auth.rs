@@ -363,6 +363,34 @@ fn the_auth_rule_applies_to_refreshes_and_sees_the_password_context() {
     assert_eq!(refresh(&token).status, 403, "the record no longer passes the rule");
 }
 
+/// A form body infers `12345678` to a number: credentials are read as text all the same.
+#[test]
+fn numeric_passwords_in_form_bodies_are_text() {
+    let server = TestServer::start();
+    let form = "application/x-www-form-urlencoded";
+    let signup = server
+        .post("/api/collections/users/records")
+        .raw(form, "email=n%40example.com&password=12345678&passwordConfirm=12345678")
+        .send();
+    assert_eq!(signup.status, 200, "{}", signup.json());
+    let login = server
+        .post("/api/collections/users/auth-with-password")
+        .raw(form, "identity=n%40example.com&password=12345678")
+        .send();
+    assert_eq!(login.status, 200, "{}", login.json());
+    let token = login.json()["token"].as_str().unwrap().to_string();
+    let id = login.json()["record"]["id"].as_str().unwrap().to_string();
+    let change = server
+        .patch(&format!("/api/collections/users/records/{id}"))
+        .auth(Some(&token))
+        .raw(form, "oldPassword=12345678&password=87654321&passwordConfirm=87654321")
+        .send();
+    assert_eq!(change.status, 200, "{}", change.json());
+    let alias =
+        server.post("/api/auth/login").raw(form, "email=n%40example.com&password=87654321").send();
+    assert_eq!(alias.status, 200, "{}", alias.json());
+}
+
 #[test]
 fn superuser_create_is_an_upsert_that_revokes_old_tokens() {
     let mut server = TestServer::start();
