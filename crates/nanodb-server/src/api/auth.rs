@@ -13,7 +13,7 @@
 //!
 //! Thread safety: database work on blocking threads; hashing under `Passwords`' cap.
 
-use super::{collection, Call};
+use super::{collection, Call, Segments};
 use crate::auth::requester::{issue_token, AuthRecord, Requester};
 use crate::auth::superusers::{any_exists, check_credentials, upsert};
 use crate::auth::token::{decode_unverified, now_secs};
@@ -27,7 +27,7 @@ use crate::rules::context::{variables, CONTEXT_PASSWORD};
 use crate::schema::defaults::{SUPERUSERS_ID, USERS_NAME};
 use crate::schema::CollectionDef;
 use crate::state::{blocking, AppState};
-use axum::extract::{Path, Request, State};
+use axum::extract::{Request, State};
 use axum::response::Response;
 use nanodb::query::Filter;
 use nanodb::{Document, Value};
@@ -47,7 +47,7 @@ pub const MESSAGE_NOT_AUTH_COLLECTION: &str = "Missing or invalid auth collectio
 /// `POST /api/collections/{c}/auth-with-password`.
 pub async fn auth_with_password(
     State(state): State<Arc<AppState>>,
-    Path(key): Path<String>,
+    Segments(key): Segments<String>,
     request: Request,
 ) -> Result<Response> {
     let call = Call::read(&state, request).await?;
@@ -112,7 +112,7 @@ async fn login_with(
 /// `POST /api/collections/{c}/auth-refresh`: a new token for the caller's record.
 pub async fn auth_refresh(
     State(state): State<Arc<AppState>>,
-    Path(key): Path<String>,
+    Segments(key): Segments<String>,
     request: Request,
 ) -> Result<Response> {
     let call = Call::read(&state, request).await?;

@@ -11,7 +11,7 @@
 //!
 //! Thread safety: database work on blocking threads; `Definitions` serializes changes.
 
-use super::{collection, Call};
+use super::{collection, Call, Segments};
 use crate::error::{Error, FieldErrors, Result};
 use crate::http::query::ListParams;
 use crate::http::response::{no_content, ok};
@@ -19,7 +19,7 @@ use crate::schema::collection::{CollectionDef, CollectionKind};
 use crate::schema::defaults::SUPERUSERS_ID;
 use crate::schema::validate::prepare;
 use crate::state::{blocking, AppState};
-use axum::extract::{Path, Request, State};
+use axum::extract::{Request, State};
 use axum::response::Response;
 use nanodb::query::{parse_filter, parse_sort, Filter, FilterContext, Params};
 use serde_json::{json, Value as Json};
@@ -126,7 +126,7 @@ pub async fn create(State(state): State<Arc<AppState>>, request: Request) -> Res
 /// `GET /api/collections/{c}`.
 pub async fn view(
     State(state): State<Arc<AppState>>,
-    Path(key): Path<String>,
+    Segments(key): Segments<String>,
     request: Request,
 ) -> Result<Response> {
     let json = as_superuser(state, request, move |state, _| Ok(collection(state, &key)?.to_json()))
@@ -137,7 +137,7 @@ pub async fn view(
 /// `PATCH /api/collections/{c}`.
 pub async fn update(
     State(state): State<Arc<AppState>>,
-    Path(key): Path<String>,
+    Segments(key): Segments<String>,
     request: Request,
 ) -> Result<Response> {
     let json = as_superuser(state, request, move |state, call| {
@@ -170,7 +170,7 @@ pub async fn update(
 /// `DELETE /api/collections/{c}`.
 pub async fn delete(
     State(state): State<Arc<AppState>>,
-    Path(key): Path<String>,
+    Segments(key): Segments<String>,
     request: Request,
 ) -> Result<Response> {
     as_superuser(state, request, move |state, _| {
@@ -187,7 +187,7 @@ pub async fn delete(
 /// `DELETE /api/collections/{c}/truncate`.
 pub async fn truncate(
     State(state): State<Arc<AppState>>,
-    Path(key): Path<String>,
+    Segments(key): Segments<String>,
     request: Request,
 ) -> Result<Response> {
     as_superuser(state, request, move |state, _| {

@@ -29,7 +29,9 @@ use crate::http::{body, query::QueryParams};
 use crate::rules::context::{RequestFacts, CONTEXT_DEFAULT};
 use crate::schema::CollectionDef;
 use crate::state::AppState;
-use axum::extract::{ConnectInfo, Request};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{ConnectInfo, FromRequestParts, Path, Request};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
@@ -70,6 +72,34 @@ async fn not_found() -> Response {
 async fn method_not_allowed() -> Response {
     Error::MethodNotAllowed.into_response()
 }
+
+/// The `{name}` segments of a route's path (axum's `Path`), with a bad one (not UTF-8 once
+/// percent-decoded, such as `%FF`) answered in PocketBase's error shape instead of axum's
+/// plain text.
+#[derive(Debug, Clone)]
+pub struct Segments<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for Segments<T>
+where
+    S: Send + Sync,
+    T: Send,
+    Path<T>: FromRequestParts<S, Rejection = PathRejection>,
+{
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Segments<T>> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(segments)) => Ok(Segments(segments)),
+            Err(PathRejection::FailedToDeserializePathParams(rejection)) => {
+                Err(Error::bad_request(format!("{MESSAGE_BAD_PATH} ({})", rejection.body_text())))
+            }
+            Err(rejection) => Err(Error::Internal(rejection.body_text())),
+        }
+    }
+}
+
+/// The answer to a path whose segments cannot be read.
+pub const MESSAGE_BAD_PATH: &str = "Invalid path parameter.";
 
 /// One request, read: method, query, headers, and the body as one JSON object.
 #[derive(Debug, Clone)]

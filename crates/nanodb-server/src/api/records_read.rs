@@ -11,7 +11,7 @@
 //!
 //! Thread safety: runs on a blocking thread per request.
 
-use super::{collection, Call};
+use super::{collection, Call, Segments};
 use crate::auth::requester::Requester;
 use crate::error::{Error, Result, MESSAGE_BAD_REQUEST};
 use crate::http::query::ListParams;
@@ -24,7 +24,7 @@ use crate::rules::context::{variables, RequestFacts};
 use crate::schema::paths::{check_filter, check_sort, PathAccess};
 use crate::schema::CollectionDef;
 use crate::state::{blocking, AppState};
-use axum::extract::{Path, Request, State};
+use axum::extract::{Request, State};
 use axum::response::Response;
 use nanodb::query::{parse_filter, parse_sort, Filter, FilterContext, Params};
 use nanodb::Document;
@@ -34,7 +34,7 @@ use std::sync::Arc;
 /// `GET /api/collections/{c}/records`.
 pub async fn list(
     State(state): State<Arc<AppState>>,
-    Path(key): Path<String>,
+    Segments(key): Segments<String>,
     request: Request,
 ) -> Result<Response> {
     let call = Call::read(&state, request).await?;
@@ -44,7 +44,7 @@ pub async fn list(
 /// `GET /api/collections/{c}/records/{id}`.
 pub async fn view(
     State(state): State<Arc<AppState>>,
-    Path((key, id)): Path<(String, String)>,
+    Segments((key, id)): Segments<(String, String)>,
     request: Request,
 ) -> Result<Response> {
     let call = Call::read(&state, request).await?;

@@ -17,7 +17,7 @@ use super::writes::{
     create_in, delete_in, invalid_old_password, is_manager, transact, update_in, PasswordChange,
     Target,
 };
-use super::{collection, Call};
+use super::{collection, Call, Segments};
 use crate::auth::requester::Requester;
 use crate::error::{Error, Result};
 use crate::http::response::{no_content, ok};
@@ -27,7 +27,7 @@ use crate::rules::context::variables;
 use crate::rules::{access, Access};
 use crate::schema::CollectionDef;
 use crate::state::{blocking, AppState};
-use axum::extract::{Path, Request, State};
+use axum::extract::{Request, State};
 use axum::response::Response;
 use nanodb::{Document, Value};
 use serde_json::Value as Json;
@@ -36,7 +36,7 @@ use std::sync::Arc;
 /// `POST /api/collections/{c}/records`.
 pub async fn create(
     State(state): State<Arc<AppState>>,
-    Path(key): Path<String>,
+    Segments(key): Segments<String>,
     request: Request,
 ) -> Result<Response> {
     let call = Arc::new(Call::read(&state, request).await?);
@@ -80,7 +80,7 @@ fn create_record(
 /// `PATCH /api/collections/{c}/records/{id}`.
 pub async fn update(
     State(state): State<Arc<AppState>>,
-    Path((key, id)): Path<(String, String)>,
+    Segments((key, id)): Segments<(String, String)>,
     request: Request,
 ) -> Result<Response> {
     let call = Arc::new(Call::read(&state, request).await?);
@@ -164,7 +164,7 @@ fn update_record(
 /// `DELETE /api/collections/{c}/records/{id}`.
 pub async fn delete(
     State(state): State<Arc<AppState>>,
-    Path((key, id)): Path<(String, String)>,
+    Segments((key, id)): Segments<(String, String)>,
     request: Request,
 ) -> Result<Response> {
     let call = Call::read(&state, request).await?;

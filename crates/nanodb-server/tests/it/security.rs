@@ -347,3 +347,24 @@ fn the_last_superuser_stays() {
     assert_eq!(server.delete(&path(&first)).auth(Some(&admin)).send().status, 400);
     assert_eq!(server.get(&path(&first)).auth(Some(&admin)).send().status, 200);
 }
+
+/// A path segment that is not UTF-8 once decoded is a 400 in PocketBase's error shape, not
+/// axum's plain text, on every route with segments.
+#[test]
+fn undecodable_path_segments_are_json_errors() {
+    let server = TestServer::start();
+    let admin = server.admin();
+    for (method, path) in [
+        ("GET", "/api/collections/%FF/records"),
+        ("GET", "/api/collections/users/records/%FF%FE"),
+        ("PATCH", "/api/collections/users/records/%C3"),
+        ("DELETE", "/api/collections/%FF"),
+        ("POST", "/api/collections/%FF/auth-with-password"),
+    ] {
+        let response = server.request(method, path).auth(Some(&admin)).send();
+        assert_eq!(response.status, 400, "{method} {path}");
+        let body = response.json();
+        assert_eq!(body["status"], 400, "{method} {path}: {body}");
+        assert!(body["data"].is_object() && body["message"].is_string(), "{body}");
+    }
+}
