@@ -84,7 +84,9 @@ pub fn apply(
                     _ => given.last().cloned().map(Value::String).or_else(|| current.cloned()),
                 });
             }
-            let values = distinct(combined.into_iter().map(Ok), field.kind.max_select())?;
+            // Not capped here: a later modifier of the same body may take values out again
+            // (`+tags` then `tags-`); the final value is checked against `maxSelect`.
+            let values = distinct(combined.into_iter().map(Ok), usize::MAX)?;
             Ok(Some(Value::Array(values.into_iter().map(Value::String).collect())))
         }
         _ => Ok(current.cloned()),
@@ -140,8 +142,8 @@ mod tests {
         assert_eq!(strings(appended), ["a", "b"]);
         let prepended = apply(&multi, Some(&current), Modifier::Prepend, &json!("c")).unwrap();
         assert_eq!(strings(prepended), ["c", "a"]);
-        let full = apply(&select(2), Some(&current), Modifier::Append, &json!(["b", "c"]));
-        assert_eq!(full.unwrap_err().code, "validation_too_many_values", "3 values, 2 at most");
+        let full = apply(&select(2), Some(&current), Modifier::Append, &json!(["b", "c", "b"]));
+        assert_eq!(strings(full.unwrap()), ["a", "b", "c"], "capped only when checked, at the end");
         let removed = apply(&multi, Some(&current), Modifier::Remove, &json!("a")).unwrap();
         assert_eq!(removed, Some(Value::Array(vec![])));
         let single = select(1);
