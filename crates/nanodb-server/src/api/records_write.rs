@@ -10,7 +10,9 @@
 //! violation is a 400 naming its fields.
 //!
 //! Thread safety: the transaction makes the rule check and the write one atomic step (a
-//! concurrent change of the record makes it run again from a fresh snapshot).
+//! concurrent change of the record makes it run again from a fresh snapshot); the
+//! definitions' write gate, held from reading the definition to the commit, keeps a
+//! collection change (and its field migration) from running meanwhile.
 
 use super::records_read::render;
 use super::writes::{
@@ -70,10 +72,12 @@ fn create_record(
     def: Arc<CollectionDef>,
     password_hash: Option<String>,
 ) -> Result<Json> {
-    let target = Target::of(state, def)?;
+    let gate = state.definitions.write_gate();
+    let target = Target::of(state, &def.id)?;
     let document = transact(state.database(), |txn| {
         create_in(state, txn, &target, call, requester, password_hash.clone())
     })?;
+    drop(gate);
     render_one(state, &target.def, document, call, requester)
 }
 
@@ -154,10 +158,12 @@ fn update_record(
     id: &str,
     password: PasswordChange,
 ) -> Result<Json> {
-    let target = Target::of(state, plan.def)?;
+    let gate = state.definitions.write_gate();
+    let target = Target::of(state, &plan.def.id)?;
     let document = transact(state.database(), |txn| {
         update_in(state, txn, &target, call, &plan.requester, id, &password)
     })?;
+    drop(gate);
     render_one(state, &target.def, document, call, &plan.requester)
 }
 
@@ -174,7 +180,9 @@ pub async fn delete(
 
 fn delete_record(state: &AppState, key: &str, id: &str, call: &Call) -> Result<()> {
     let requester = call.requester(state)?;
-    let target = Target::of(state, collection(state, key)?)?;
+    let id_of_collection = collection(state, key)?.id.clone();
+    let _gate = state.definitions.write_gate();
+    let target = Target::of(state, &id_of_collection)?;
     transact(state.database(), |txn| delete_in(txn, &target, call, &requester, id))?;
     Ok(())
 }

@@ -14,7 +14,8 @@
 //! failure), the inner `Result` the write's own answer (a record, or a 4xx). `transact`
 //! runs a body over a transaction and commits only when both levels succeed.
 //!
-//! Thread safety: called on a blocking thread, with the caller's `&mut Transaction`.
+//! Thread safety: called on a blocking thread, with the caller's `&mut Transaction`, under
+//! the definitions' write gate (taken before the `Target` is made, held to the commit).
 //!
 //! A delete of a `_superusers` record is refused (400) if it is the last one.
 //!
@@ -51,8 +52,11 @@ pub struct Target {
 }
 
 impl Target {
-    /// The target of `def`.
-    pub fn of(state: &AppState, def: std::sync::Arc<CollectionDef>) -> Result<Target> {
+    /// The target of collection `id` with its definition now: call it under the
+    /// definitions' write gate (`Definitions::write_gate`), held to the commit, so the
+    /// definition cannot change before the write commits (404 if the collection is gone).
+    pub fn of(state: &AppState, id: &str) -> Result<Target> {
+        let def = state.definitions.writable(id)?;
         let records = state.definitions.records(&def)?;
         Ok(Target { def, records })
     }

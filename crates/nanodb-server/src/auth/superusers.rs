@@ -62,6 +62,7 @@ pub fn upsert(definitions: &Definitions, email: &str, password_hash: String) -> 
         .snapshot()
         .by_id(SUPERUSERS_ID)
         .ok_or_else(|| Error::Internal("the _superusers collection is missing".into()))?;
+    let _gate = definitions.write_gate();
     let records = definitions.records(&def)?;
     let token_key = nanodb::id::generate(TOKEN_KEY_LEN)?;
     let existing = records.find_one(Filter::eq("email", email)?)?;
