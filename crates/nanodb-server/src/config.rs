@@ -112,6 +112,13 @@ pub struct ServerConfig {
     pub auth_rate_limit_per_minute: u32,
     /// The browser origins allowed to call the API (`*`: any; empty: no CORS headers).
     pub cors_origins: Vec<String>,
+    /// The bearer token `GET /metrics` requires (`Authorization: Bearer <token>`); `None`:
+    /// the page is open to anyone who can reach the server.
+    pub metrics_token: Option<String>,
+    /// Honour `X-Forwarded-For` for the client IP (the auth rate limit, realtime's IP
+    /// check): set it only behind a reverse proxy that sets the header, or clients can
+    /// pick their own address. Off: the IP is the connection's peer address.
+    pub trusted_proxy: bool,
     /// The one-time token that lets the first superuser be created (`POST /api/install`)
     /// while none exists. `None`: a random one, printed to the log at start.
     pub install_token: Option<String>,
@@ -146,6 +153,8 @@ impl ServerConfig {
             auth_rate_limit_burst: AUTH_RATE_LIMIT_BURST_DEFAULT,
             auth_rate_limit_per_minute: AUTH_RATE_LIMIT_PER_MINUTE_DEFAULT,
             cors_origins: vec!["*".to_string()],
+            metrics_token: None,
+            trusted_proxy: false,
         }
     }
 }

@@ -122,7 +122,7 @@ pub struct Call {
 impl Call {
     /// Reads `request` under the body limit (413 past it).
     pub async fn read(state: &AppState, request: Request) -> Result<Call> {
-        let ip = client_ip(&request);
+        let ip = client_ip(state, &request);
         let (parts, raw) = request.into_parts();
         let bytes = body::read(raw, &parts.headers, state.config.body_bytes_max).await?;
         let takes_body = matches!(parts.method, Method::POST | Method::PATCH | Method::PUT);
@@ -155,9 +155,21 @@ impl Call {
     }
 }
 
-/// The IP of the peer `request` came from, if the server recorded it (`ConnectInfo`).
-pub fn client_ip(request: &Request) -> Option<IpAddr> {
-    request.extensions().get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip())
+/// The client IP of `request`: the peer address of its connection (`ConnectInfo`), or, with
+/// `ServerConfig::trusted_proxy`, the last address of its `X-Forwarded-For` (the one the
+/// proxy appended) when it has a valid one.
+pub fn client_ip(state: &AppState, request: &Request) -> Option<IpAddr> {
+    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip());
+    if !state.config.trusted_proxy {
+        return peer;
+    }
+    forwarded_ip(request.headers()).or(peer)
+}
+
+/// The last address of the `X-Forwarded-For` headers, if it is a valid IP.
+fn forwarded_ip(headers: &HeaderMap) -> Option<IpAddr> {
+    let last = headers.get_all("x-forwarded-for").iter().next_back()?;
+    last.to_str().ok()?.rsplit(',').next()?.trim().parse().ok()
 }
 
 /// The collection named or identified by `key`; 404 if none.
