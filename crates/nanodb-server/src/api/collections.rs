@@ -12,7 +12,7 @@
 //! Thread safety: database work on blocking threads; `Definitions` serializes changes.
 
 use super::{collection, Call, Segments};
-use crate::error::{Error, FieldErrors, Result};
+use crate::error::{Error, FieldErrors, Result, MESSAGE_FORM_FAILED};
 use crate::http::query::ListParams;
 use crate::http::response::{no_content, ok};
 use crate::schema::collection::{CollectionDef, CollectionKind};
@@ -27,9 +27,6 @@ use std::sync::Arc;
 
 /// The answer to a truncate of `_superusers` (it would lock everyone out).
 pub const MESSAGE_TRUNCATE_SUPERUSERS: &str = "The _superusers collection cannot be truncated.";
-
-/// PocketBase's message for an invalid collection form.
-pub const MESSAGE_FORM_FAILED: &str = "An error occurred while submitting the form.";
 
 fn form_error(fields: FieldErrors) -> Error {
     Error::Validation { message: MESSAGE_FORM_FAILED.into(), fields }

@@ -13,7 +13,7 @@
 
 use super::{collection, Call, Segments};
 use crate::auth::requester::Requester;
-use crate::error::{Error, Result, MESSAGE_BAD_REQUEST};
+use crate::error::{Error, Result};
 use crate::http::query::ListParams;
 use crate::http::response::ok;
 use crate::records::expand::{expand, ExpandTree};
@@ -68,11 +68,7 @@ pub fn client_query(
         }
     }
     let path_access = if superuser { PathAccess::All } else { PathAccess::Visible };
-    let bad = |detail: String| {
-        let error = json!({"code": "validation_invalid_filter", "message": detail});
-        let data = JsonMap::from_iter([("filter".to_string(), error)]);
-        Error::BadRequest { message: MESSAGE_BAD_REQUEST.into(), data: Some(data) }
-    };
+    let bad = Error::invalid_filter;
     let filter = match &params.filter {
         None => Filter::True,
         Some(text) => {

@@ -5,7 +5,7 @@
 //!
 //! Thread safety: pure functions.
 
-use crate::auth::password::PASSWORD_BYTES_MAX;
+use crate::auth::password::check_length;
 use crate::error::{Error, FieldError, FieldErrors};
 use crate::records::values::text_of;
 use crate::schema::defaults::PASSWORD_LEN_MIN_DEFAULT;
@@ -37,13 +37,8 @@ pub fn new_password(
         Some(FieldKind::Password { min }) => *min,
         _ => PASSWORD_LEN_MIN_DEFAULT,
     };
-    if password.chars().count() < min {
-        let text = format!("Must be at least {min} character(s).");
-        return Err(fail("password", "validation_min_text_constraint", text));
-    }
-    if password.len() > PASSWORD_BYTES_MAX {
-        let text = format!("Must be less than {PASSWORD_BYTES_MAX} bytes.");
-        return Err(fail("password", "validation_max_text_constraint", text));
+    if let Err(error) = check_length(&password, min) {
+        return Err(fail("password", error.code, error.message));
     }
     if body_text(body, "passwordConfirm") != password {
         return Err(fail(
@@ -70,6 +65,7 @@ pub fn body_text(body: &JsonMap<String, Json>, name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::password::PASSWORD_BYTES_MAX;
     use crate::schema::defaults::users;
     use serde_json::json;
 

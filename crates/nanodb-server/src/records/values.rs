@@ -8,13 +8,16 @@
 //! them as empty and unique indexes ignore them; numbers and bools are always stored, so
 //! `n = 0` and `b = false` match.
 //!
-//! Thread safety: pure functions.
+//! Thread safety: pure functions, but for the shared cache of compiled patterns (`pattern`,
+//! one mutex held for a lookup or an insert; a pattern compiles outside it).
 
 use crate::error::FieldError;
 use crate::schema::field::{Field, FieldKind, JSON_FIELD_BYTES_MAX_DEFAULT, TEXT_LEN_MAX_DEFAULT};
 use nanodb::{Date, Value};
+use parking_lot::Mutex;
 use serde_json::Value as Json;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, OnceLock};
 
 /// Longest text pattern, in bytes.
 pub const PATTERN_BYTES_MAX: usize = 1_024;
@@ -24,6 +27,27 @@ const PATTERN_COMPILED_BYTES_MAX: usize = 1 << 20;
 pub const EMAIL_BYTES_MAX: usize = 254;
 /// Longest URL, in bytes.
 pub const URL_BYTES_MAX: usize = 8 * 1024;
+
+/// Most compiled text patterns kept (`pattern`); when full, the cache starts over.
+pub const PATTERN_CACHE_ENTRIES_MAX: usize = 1_024;
+
+/// The compiled form of a text field's pattern, compiled once per pattern (so once per
+/// field, not per value) and kept in a bounded cache; `None` if it does not compile (the
+/// definition's validation refuses such patterns, so a value is then simply invalid).
+pub fn pattern(text: &str) -> Option<Arc<regex::Regex>> {
+    static CACHE: OnceLock<Mutex<HashMap<String, Option<Arc<regex::Regex>>>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
+    if let Some(compiled) = cache.lock().get(text) {
+        return compiled.clone();
+    }
+    let compiled = compile_pattern(text).ok().map(Arc::new);
+    let mut cache = cache.lock();
+    if cache.len() >= PATTERN_CACHE_ENTRIES_MAX {
+        cache.clear();
+    }
+    cache.insert(text.to_string(), compiled.clone());
+    compiled
+}
 
 /// Compiles a text field's pattern (linear-time matching, bounded size).
 pub fn compile_pattern(pattern: &str) -> Result<regex::Regex, String> {
@@ -199,7 +223,7 @@ pub fn check(field: &Field, value: Option<&Value>) -> Result<(), FieldError> {
                 let message = format!("Must be less than {max} character(s).");
                 return Err(FieldError::new("validation_max_text_constraint", message));
             }
-            if !pattern.is_empty() && !compile_pattern(pattern).is_ok_and(|re| re.is_match(text)) {
+            if !pattern.is_empty() && !self::pattern(pattern).is_some_and(|re| re.is_match(text)) {
                 return Err(FieldError::new("validation_invalid_format", "Invalid value format."));
             }
         }

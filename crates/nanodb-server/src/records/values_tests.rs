@@ -37,6 +37,9 @@ fn text_lengths_are_checked_at_their_limits() {
     assert_eq!(cast(&unbounded, &json!(null)), Ok(None));
     assert_eq!(code(&text(0, 0).required(), json!("")), Some("validation_required"));
     assert!(compile_pattern(&"a".repeat(PATTERN_BYTES_MAX)).is_ok());
+    let once = pattern("^[a-z]+$").unwrap();
+    assert!(Arc::ptr_eq(&once, &pattern("^[a-z]+$").unwrap()), "compiled once, then shared");
+    assert!(pattern("(").is_none());
     assert!(compile_pattern(&"a".repeat(PATTERN_BYTES_MAX + 1)).is_err());
 }
 

@@ -19,7 +19,7 @@
 use super::collection::CollectionDef;
 use super::field::FieldKind;
 use super::index_sql;
-use crate::error::{Error, FieldError, Result};
+use crate::error::{Error, FieldError, Result, MESSAGE_FORM_FAILED};
 use nanodb::{Collection, Database, Document, IndexDefinition, Patch, Value};
 use serde_json::{json, Map as JsonMap, Value as Json};
 
@@ -31,7 +31,7 @@ pub fn index_definitions(def: &CollectionDef) -> Result<Vec<IndexDefinition>> {
         .map(|(at, sql)| {
             index_sql::parse(sql).and_then(|parsed| parsed.definition()).map_err(|reason| {
                 Error::invalid_field(
-                    "An error occurred while submitting the form.",
+                    MESSAGE_FORM_FAILED,
                     &format!("indexes.{at}"),
                     FieldError::new("validation_invalid_index_expression", reason),
                 )
@@ -67,7 +67,7 @@ pub fn ensure(db: &Database, def: &CollectionDef) -> Result<()> {
                 other => return Err(other.into()),
             };
             return Err(Error::invalid_field(
-                "An error occurred while submitting the form.",
+                MESSAGE_FORM_FAILED,
                 &format!("indexes.{at}"),
                 FieldError::new(code, error.to_string()),
             ));
