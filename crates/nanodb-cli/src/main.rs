@@ -1,6 +1,7 @@
 //! `nanodb`: the command-line entry point. `nanodb serve` runs the PocketBase-compatible
 //! server; `nanodb superuser create EMAIL [PASSWORD]` creates (or resets the password of) a
-//! superuser, the password from the argument, `NANODB_SUPERUSER_PASSWORD` or standard input. Logs go to stderr (`NANODB_LOG`: error, warn, info, debug or trace).
+//! superuser, the password from the argument, `NANODB_SUPERUSER_PASSWORD` or standard input.
+//! Logs go to stderr (`NANODB_LOG`: error, warn, info, debug or trace).
 //!
 //! Thread safety: one tokio runtime for `serve`; the other commands run on the main thread.
 
@@ -8,6 +9,7 @@ mod serve;
 mod superuser;
 
 use clap::{Parser, Subcommand};
+use nanodb_server::config::BLOCKING_TASKS_MAX_DEFAULT;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -54,7 +56,7 @@ enum Command {
         #[arg(long, env = "NANODB_BLOCKING_THREADS", default_value_t = BLOCKING_THREADS_MAX_DEFAULT)]
         blocking_threads: usize,
         /// Most document tasks (requests' database work) running at once; more wait.
-        #[arg(long, env = "NANODB_BLOCKING_TASKS", default_value_t = nanodb_server::config::BLOCKING_TASKS_MAX_DEFAULT)]
+        #[arg(long, env = "NANODB_BLOCKING_TASKS", default_value_t = BLOCKING_TASKS_MAX_DEFAULT)]
         blocking_tasks: usize,
         /// Bearer token `GET /metrics` requires (unset: the metrics are open to anyone who
         /// can reach the server). Prefer the environment variable: arguments show in `ps`.

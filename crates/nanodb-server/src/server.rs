@@ -88,7 +88,8 @@ fn announce_install_token(state: &AppState, address: &str) -> Result<()> {
     }
     let token = state.install.issue()?;
     tracing::warn!(
-        "no superuser exists yet. Create the first one with `nanodb superuser create EMAIL PASSWORD`, \
+        "no superuser exists yet. Create the first one with `nanodb superuser create EMAIL` \
+         (the password on standard input), \
          or once with this one-time install token: curl -X POST http://{address}/api/install \
          -H 'Content-Type: application/json' \
          -d '{{\"token\":\"{token}\",\"email\":\"you@example.com\",\"password\":\"at least 8 characters\"}}'"

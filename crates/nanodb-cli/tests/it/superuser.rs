@@ -1,4 +1,5 @@
-//! `nanodb superuser create EMAIL PASSWORD`: an upsert, with its input checked.
+//! `nanodb superuser create EMAIL [PASSWORD]`: an upsert, with its input checked; the
+//! password from the argument, the environment or standard input.
 
 use super::process::run;
 

@@ -296,8 +296,9 @@ impl Definitions {
         self.finish_unfinished()?;
         let snapshot = self.snapshot();
         for other in snapshot.all().iter().filter(|other| other.id != def.id) {
-            let points_here = other.fields.iter().any(|field| {
-                matches!(&field.kind, FieldKind::Relation { collection_id, .. } if *collection_id == def.id)
+            let points_here = other.fields.iter().any(|field| match &field.kind {
+                FieldKind::Relation { collection_id, .. } => *collection_id == def.id,
+                _ => false,
             });
             if points_here {
                 return Err(Error::bad_request(format!(
