@@ -1,6 +1,7 @@
 //! `nanodb`: the command-line entry point. `nanodb serve` runs the PocketBase-compatible
-//! server; `nanodb superuser create EMAIL PASSWORD` creates (or resets the password of) a
-//! superuser. Logs go to stderr (`NANODB_LOG`: error, warn, info, debug or trace).
+//! server; `nanodb superuser create EMAIL [PASSWORD]` creates (or resets the password of) a
+//! superuser, the password from the argument, `NANODB_SUPERUSER_PASSWORD` or standard input.
+//! Logs go to stderr (`NANODB_LOG`: error, warn, info, debug or trace).
 //!
 //! Thread safety: one tokio runtime for `serve`; the other commands run on the main thread.
 
@@ -9,6 +10,7 @@ mod serve;
 mod superuser;
 
 use clap::{Parser, Subcommand};
+use nanodb_server::config::BLOCKING_TASKS_MAX_DEFAULT;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -16,6 +18,8 @@ use std::process::ExitCode;
 pub const HTTP_ADDRESS_DEFAULT: &str = "127.0.0.1:8090";
 /// Default data directory.
 pub const DATA_DIR_DEFAULT: &str = "./nanodb_data";
+/// The environment variable `superuser create` reads the password from.
+pub const SUPERUSER_PASSWORD_ENV: &str = "NANODB_SUPERUSER_PASSWORD";
 /// Default most threads `serve` runs document work on at once (tokio's blocking pool).
 pub const BLOCKING_THREADS_MAX_DEFAULT: usize = 512;
 
@@ -52,6 +56,17 @@ enum Command {
         /// Most threads running document work at once (more requests wait for one).
         #[arg(long, env = "NANODB_BLOCKING_THREADS", default_value_t = BLOCKING_THREADS_MAX_DEFAULT)]
         blocking_threads: usize,
+        /// Most document tasks (requests' database work) running at once; more wait.
+        #[arg(long, env = "NANODB_BLOCKING_TASKS", default_value_t = BLOCKING_TASKS_MAX_DEFAULT)]
+        blocking_tasks: usize,
+        /// Bearer token `GET /metrics` requires (unset: the metrics are open to anyone who
+        /// can reach the server). Prefer the environment variable: arguments show in `ps`.
+        #[arg(long, env = "NANODB_METRICS_TOKEN", hide_env_values = true)]
+        metrics_token: Option<String>,
+        /// Take the client IP (auth rate limit, realtime) from X-Forwarded-For's last
+        /// address: only behind a reverse proxy that sets it, or clients choose their IP.
+        #[arg(long, env = "NANODB_TRUSTED_PROXY")]
+        trusted_proxy: bool,
     },
     /// Manage superusers (the server must not be running on the directory).
     Superuser {
@@ -63,11 +78,17 @@ enum Command {
 #[derive(Debug, Subcommand)]
 enum SuperuserAction {
     /// Create a superuser, or set the password of an existing one.
+    ///
+    /// The password is read, in this order, from the PASSWORD argument, the
+    /// NANODB_SUPERUSER_PASSWORD environment variable, or the first line of standard input
+    /// (when PASSWORD is `-` or omitted). An argument is visible to every user of the
+    /// machine (`ps`, /proc) while the command runs: prefer standard input or the variable.
     Create {
         /// The superuser's email.
         email: String,
-        /// The password (at least 8 characters).
-        password: String,
+        /// The password (at least 8 characters); `-` or omitted: read standard input.
+        #[arg(env = SUPERUSER_PASSWORD_ENV, hide_env_values = true)]
+        password: Option<String>,
         /// Data directory.
         #[arg(long, env = "NANODB_DIR", default_value = DATA_DIR_DEFAULT)]
         dir: PathBuf,
@@ -98,6 +119,9 @@ fn main() -> ExitCode {
             auth_rate_burst,
             auth_rate_per_minute,
             blocking_threads,
+            blocking_tasks,
+            metrics_token,
+            trusted_proxy,
             memory_mib,
         } => {
             let mut config = nanodb_server::ServerConfig::new(dir);
@@ -105,10 +129,14 @@ fn main() -> ExitCode {
             config.auth_rate_limit_burst = auth_rate_burst;
             config.auth_rate_limit_per_minute = auth_rate_per_minute;
             config.memory_bytes = memory_mib.saturating_mul(1 << 20);
+            config.blocking_tasks_max = blocking_tasks.max(1);
+            config.metrics_token = metrics_token.filter(|token| !token.is_empty());
+            config.trusted_proxy = trusted_proxy;
             serve::serve(&http, config, blocking_threads.max(1))
         }
         Command::Superuser { action: SuperuserAction::Create { email, password, dir } } => {
-            superuser::create(dir, &email, &password)
+            superuser::password(password, std::io::stdin().lock())
+                .and_then(|password| superuser::create(dir, &email, &password))
         }
     };
     match outcome {

@@ -25,6 +25,14 @@ pub const PASSWORD_HASH_PASSES_DEFAULT: u32 = 2;
 /// Default memory shared by the databases' memtables and block cache, in bytes.
 pub const MEMORY_BYTES_DEFAULT: u64 = 128 * 1024 * 1024;
 
+/// Default most document-layer tasks (`state::blocking`) running at once; more wait for a
+/// slot. Each holds a blocking thread and the memory of its request while it runs, so this,
+/// not tokio's 512 blocking threads, bounds what concurrent requests can hold.
+pub const BLOCKING_TASKS_MAX_DEFAULT: usize = 64;
+/// Default most bytes of documents one list request may hold in memory to sort them when no
+/// index gives the order (past it: 400; add an index or sort by one).
+pub const SORT_MEMORY_BYTES_MAX_DEFAULT: usize = 32 * 1024 * 1024;
+
 /// Default longest a batch may run before it fails (PocketBase's `batch.timeout`).
 pub const BATCH_TIMEOUT_DEFAULT: Duration = Duration::from_secs(3);
 
@@ -68,6 +76,10 @@ pub struct ServerConfig {
     pub password_hash_passes: u32,
     /// Memory shared by the databases' memtables and block cache, in bytes.
     pub memory_bytes: u64,
+    /// Most document-layer tasks running at once (at least 1); more wait for a slot.
+    pub blocking_tasks_max: usize,
+    /// Most bytes of documents one list request may hold to sort them.
+    pub sort_memory_bytes_max: usize,
     /// Sync every write to stable storage before answering (durable against power loss).
     pub sync_writes: bool,
     /// Most requests in one `POST /api/batch` (more: 400).
@@ -100,6 +112,13 @@ pub struct ServerConfig {
     pub auth_rate_limit_per_minute: u32,
     /// The browser origins allowed to call the API (`*`: any; empty: no CORS headers).
     pub cors_origins: Vec<String>,
+    /// The bearer token `GET /metrics` requires (`Authorization: Bearer <token>`); `None`:
+    /// the page is open to anyone who can reach the server.
+    pub metrics_token: Option<String>,
+    /// Honour `X-Forwarded-For` for the client IP (the auth rate limit, realtime's IP
+    /// check): set it only behind a reverse proxy that sets the header, or clients can
+    /// pick their own address. Off: the IP is the connection's peer address.
+    pub trusted_proxy: bool,
     /// The one-time token that lets the first superuser be created (`POST /api/install`)
     /// while none exists. `None`: a random one, printed to the log at start.
     pub install_token: Option<String>,
@@ -117,6 +136,8 @@ impl ServerConfig {
             password_hash_passes: PASSWORD_HASH_PASSES_DEFAULT,
             memory_bytes: MEMORY_BYTES_DEFAULT,
             sync_writes: true,
+            blocking_tasks_max: BLOCKING_TASKS_MAX_DEFAULT,
+            sort_memory_bytes_max: SORT_MEMORY_BYTES_MAX_DEFAULT,
             install_token: None,
             batch_requests_max: BATCH_REQUESTS_MAX_DEFAULT,
             batch_timeout: BATCH_TIMEOUT_DEFAULT,
@@ -132,6 +153,8 @@ impl ServerConfig {
             auth_rate_limit_burst: AUTH_RATE_LIMIT_BURST_DEFAULT,
             auth_rate_limit_per_minute: AUTH_RATE_LIMIT_PER_MINUTE_DEFAULT,
             cors_origins: vec!["*".to_string()],
+            metrics_token: None,
+            trusted_proxy: false,
         }
     }
 }

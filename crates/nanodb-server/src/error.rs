@@ -25,6 +25,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub const MESSAGE_NOT_FOUND: &str = "The requested resource wasn't found.";
 /// PocketBase's message for a locked (null) rule and a caller who is not a superuser.
 pub const MESSAGE_SUPERUSERS_ONLY: &str = "Only superusers can perform this action.";
+/// PocketBase's message for an invalid form (a collection definition).
+pub const MESSAGE_FORM_FAILED: &str = "An error occurred while submitting the form.";
 /// PocketBase's message for a filter, sort or page it cannot use.
 pub const MESSAGE_BAD_REQUEST: &str = "Something went wrong while processing your request.";
 
@@ -106,6 +108,14 @@ impl Error {
     pub fn invalid_field(message: &str, field: &str, error: FieldError) -> Error {
         let fields = FieldErrors::from([(field.to_string(), error)]);
         Error::Validation { message: message.to_string(), fields }
+    }
+
+    /// A 400 for a filter or sort that cannot be used: `detail` under `data.filter`, with
+    /// code `validation_invalid_filter`.
+    pub fn invalid_filter(detail: impl Into<String>) -> Error {
+        let detail = json!({"code": "validation_invalid_filter", "message": detail.into()});
+        let data = JsonMap::from_iter([("filter".to_string(), detail)]);
+        Error::BadRequest { message: MESSAGE_BAD_REQUEST.into(), data: Some(data) }
     }
 
     /// A 404 with PocketBase's generic message.
@@ -232,12 +242,7 @@ impl From<nanodb::Error> for Error {
     fn from(error: nanodb::Error) -> Error {
         use nanodb::Error as E;
         match error {
-            E::InvalidQuery { .. } => {
-                let detail =
-                    json!({"code": "validation_invalid_filter", "message": error.to_string()});
-                let data = JsonMap::from_iter([("filter".to_string(), detail)]);
-                Error::BadRequest { message: MESSAGE_BAD_REQUEST.into(), data: Some(data) }
-            }
+            E::InvalidQuery { .. } => Error::invalid_filter(error.to_string()),
             E::InvalidDocument { .. }
             | E::InvalidName { .. }
             | E::LimitExceeded { .. }

@@ -7,7 +7,9 @@
 //! first start and kept in the `_pb_settings` collection, so tokens survive restarts.
 //!
 //! Document-layer calls block (they may wait for an fsync), so handlers run them through
-//! `blocking`, on tokio's blocking threads, never on the async workers.
+//! `blocking`, on tokio's blocking threads, never on the async workers. At most
+//! `ServerConfig::blocking_tasks_max` of them run at once (a semaphore); the others wait,
+//! asynchronously, for a slot.
 //!
 //! Thread safety: `AppState` is `Send + Sync`, shared as `Arc<AppState>`.
 
@@ -23,6 +25,7 @@ use crate::schema::definitions::SETTINGS_COLLECTION;
 use crate::schema::Definitions;
 use nanodb::{Database, DatabaseOptions, NanoDb, NanoDbOptions, Value};
 use std::sync::Arc;
+use tokio::sync::Semaphore;
 
 /// The logical database holding every collection.
 pub const DATABASE_NAME: &str = "pb";
@@ -53,6 +56,8 @@ pub struct AppState {
     pub auth_rate_limit: RateLimiter,
     /// The allowed browser origins.
     pub cors: Cors,
+    /// The slots of `blocking` (`ServerConfig::blocking_tasks_max`).
+    blocking_slots: Arc<Semaphore>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -79,6 +84,7 @@ impl AppState {
         let auth_rate_limit =
             RateLimiter::new(config.auth_rate_limit_burst, config.auth_rate_limit_per_minute);
         let cors = Cors::new(&config.cors_origins);
+        let blocking_slots = Arc::new(Semaphore::new(config.blocking_tasks_max.max(1)));
         Ok(AppState {
             config,
             runtime,
@@ -90,6 +96,7 @@ impl AppState {
             metrics: Metrics::new(),
             auth_rate_limit,
             cors,
+            blocking_slots,
         })
     }
 
@@ -104,15 +111,23 @@ impl AppState {
     }
 }
 
-/// Runs document-layer work on a blocking thread.
+/// Runs document-layer work on a blocking thread, once one of the
+/// `ServerConfig::blocking_tasks_max` slots is free.
 pub async fn blocking<T: Send + 'static>(
     state: &Arc<AppState>,
     work: impl FnOnce(&AppState) -> Result<T> + Send + 'static,
 ) -> Result<T> {
-    let state = Arc::clone(state);
-    tokio::task::spawn_blocking(move || work(&state))
+    let slot = Arc::clone(&state.blocking_slots)
+        .acquire_owned()
         .await
-        .map_err(|error| Error::Internal(format!("a request task failed: {error}")))?
+        .map_err(|_| Error::Unavailable("The server is shutting down.".into()))?;
+    let state = Arc::clone(state);
+    tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        work(&state)
+    })
+    .await
+    .map_err(|error| Error::Internal(format!("a request task failed: {error}")))?
 }
 
 /// The stored token secret, created on first use.
@@ -128,4 +143,52 @@ fn token_secret(database: &Database) -> Result<String> {
     fields.insert("tokenSecret".into(), Value::String(secret.clone()));
     settings.upsert(SETTINGS_DOCUMENT, Value::Object(fields))?;
     Ok(secret)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::TestState;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    /// The most `blocking` tasks seen running at once, of `tasks` started together.
+    fn peak_of(slots: usize, tasks: usize) -> usize {
+        let test = TestState::with(|config| config.blocking_tasks_max = slots);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let (running, peak) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        runtime.block_on(async {
+            let handles: Vec<_> = (0..tasks)
+                .map(|_| {
+                    let (state, running, peak) =
+                        (Arc::clone(&test.state), Arc::clone(&running), Arc::clone(&peak));
+                    tokio::spawn(async move {
+                        blocking(&state, move |_| {
+                            let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                            peak.fetch_max(now, Ordering::SeqCst);
+                            std::thread::sleep(Duration::from_millis(150));
+                            running.fetch_sub(1, Ordering::SeqCst);
+                            Ok(())
+                        })
+                        .await
+                    })
+                })
+                .collect();
+            for handle in handles {
+                handle.await.unwrap().unwrap();
+            }
+        });
+        peak.load(Ordering::SeqCst)
+    }
+
+    #[test]
+    fn blocking_tasks_are_capped_at_the_configured_slots() {
+        assert_eq!(peak_of(3, 3), 3, "as many as the slots run together");
+        assert_eq!(peak_of(3, 6), 3, "one more waits for a slot");
+        assert_eq!(peak_of(0, 2), 1, "0 is taken as 1");
+    }
 }

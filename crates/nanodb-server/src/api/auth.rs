@@ -6,25 +6,28 @@
 //! A login looks the identity up by email (lower case, through the unique email index),
 //! then verifies the password under the hashing cap; an unknown email verifies against a
 //! dummy hash, so both failures take as long and give the same 400 "Failed to
-//! authenticate.". The collection's `authRule` is checked against the record last (403).
+//! authenticate.". The collection's `authRule` is checked against the record last (403),
+//! with `@request.context` = `password`; an auth-refresh checks it again (with the
+//! request's own context), so a record that no longer passes it gets no new token.
 //! Responses are `{record, token}` with the record's email shown.
 //!
 //! Thread safety: database work on blocking threads; hashing under `Passwords`' cap.
 
-use super::{collection, Call};
+use super::{collection, Call, Segments};
 use crate::auth::requester::{issue_token, AuthRecord, Requester};
 use crate::auth::superusers::{any_exists, check_credentials, upsert};
 use crate::auth::token::{decode_unverified, now_secs};
 use crate::error::{Error, Result};
 use crate::records::expand::{expand, ExpandTree};
 use crate::records::export::{export, Email};
+use crate::records::password_input::body_text;
 use crate::records::picker::Picker;
-use crate::rules::access;
-use crate::rules::context::variables;
+use crate::rules::access_or_nothing;
+use crate::rules::context::{variables, CONTEXT_PASSWORD};
 use crate::schema::defaults::{SUPERUSERS_ID, USERS_NAME};
 use crate::schema::CollectionDef;
 use crate::state::{blocking, AppState};
-use axum::extract::{Path, Request, State};
+use axum::extract::{Request, State};
 use axum::response::Response;
 use nanodb::query::Filter;
 use nanodb::{Document, Value};
@@ -35,13 +38,16 @@ use std::sync::Arc;
 pub const MESSAGE_AUTH_FAILED: &str = "Failed to authenticate.";
 /// The answer to an install request without the held install token.
 pub const MESSAGE_INSTALL_REFUSED: &str = "Invalid or expired install token.";
+/// PocketBase's message for a record that does not pass its collection's `authRule`.
+pub const MESSAGE_AUTH_RULE_FAILED: &str =
+    "The request doesn't satisfy the collection requirements to authenticate.";
 /// PocketBase's message for an auth endpoint on a collection that is not an auth one.
 pub const MESSAGE_NOT_AUTH_COLLECTION: &str = "Missing or invalid auth collection context.";
 
 /// `POST /api/collections/{c}/auth-with-password`.
 pub async fn auth_with_password(
     State(state): State<Arc<AppState>>,
-    Path(key): Path<String>,
+    Segments(key): Segments<String>,
     request: Request,
 ) -> Result<Response> {
     let call = Call::read(&state, request).await?;
@@ -52,15 +58,15 @@ pub async fn auth_with_password(
             )));
         }
     }
-    let identity = call.body.get("identity").and_then(Json::as_str).unwrap_or("").to_string();
-    let password = call.body.get("password").and_then(Json::as_str).unwrap_or("").to_string();
+    let identity = body_text(&call.body, "identity");
+    let password = body_text(&call.body, "password");
     login_with(state, call, key, identity, password).await
 }
 
 /// `POST /api/auth/login`: `{email, password, collection}`.
 pub async fn login(State(state): State<Arc<AppState>>, request: Request) -> Result<Response> {
     let call = Call::read(&state, request).await?;
-    let text = |name: &str| call.body.get(name).and_then(Json::as_str).unwrap_or("").to_string();
+    let text = |name: &str| body_text(&call.body, name);
     let key = Some(text("collection")).filter(|key| !key.is_empty()).unwrap_or(USERS_NAME.into());
     let (identity, password) = (text("email"), text("password"));
     login_with(state, call, key, identity, password).await
@@ -96,19 +102,7 @@ async fn login_with(
     };
     blocking(&state, move |state| {
         let record = AuthRecord { collection: def, document };
-        let requester = requester_of(&record);
-        let facts = call.facts(&requester);
-        let vars = variables(&facts, &record.collection, Some(record.document.fields()));
-        let allowed = match access(&record.collection.auth.auth_rule, &requester, &vars) {
-            Ok(rule) => rule.allows(record.document.fields()),
-            Err(Error::Forbidden(_)) => false,
-            Err(error) => return Err(error),
-        };
-        if !allowed {
-            return Err(Error::Forbidden(
-                "The request doesn't satisfy the collection requirements to authenticate.".into(),
-            ));
-        }
+        check_auth_rule(&record, &Call { context: CONTEXT_PASSWORD, ..call.clone() })?;
         auth_response(state, &record, issue_token(state, &record), &call)
     })
     .await
@@ -118,7 +112,7 @@ async fn login_with(
 /// `POST /api/collections/{c}/auth-refresh`: a new token for the caller's record.
 pub async fn auth_refresh(
     State(state): State<Arc<AppState>>,
-    Path(key): Path<String>,
+    Segments(key): Segments<String>,
     request: Request,
 ) -> Result<Response> {
     let call = Call::read(&state, request).await?;
@@ -136,6 +130,9 @@ pub async fn auth_refresh(
                 def.name
             )));
         }
+        // The record may no longer pass the authRule (changed since the login, or the
+        // record changed): then it gets no new token, as in PocketBase.
+        check_auth_rule(&record, &call)?;
         let old = crate::auth::requester::token_from(&call.headers).unwrap_or_default();
         let refreshable =
             decode_unverified(&old, now_secs()).is_ok_and(|claims| claims.refreshable);
@@ -150,7 +147,7 @@ pub async fn auth_refresh(
 /// one-time install token.
 pub async fn install(State(state): State<Arc<AppState>>, request: Request) -> Result<Response> {
     let call = Call::read(&state, request).await?;
-    let text = |name: &str| call.body.get(name).and_then(Json::as_str).unwrap_or("").to_string();
+    let text = |name: &str| body_text(&call.body, name);
     let (token, email, password) = (text("token"), text("email"), text("password"));
     // The token is checked before the (slow) hash, so no hash is spent without it; it is
     // taken, atomically, only below.
@@ -192,6 +189,19 @@ fn auth_collection(state: &AppState, key: &str) -> Result<Arc<CollectionDef>> {
         .ok()
         .filter(|def| def.is_auth())
         .ok_or_else(|| Error::NotFound(MESSAGE_NOT_AUTH_COLLECTION.into()))
+}
+
+/// 403 unless `record` passes its collection's `authRule` (a locked rule passes only
+/// superusers), with the request values of `call`.
+fn check_auth_rule(record: &AuthRecord, call: &Call) -> Result<()> {
+    let requester = requester_of(record);
+    let facts = call.facts(&requester);
+    let fields = record.document.fields();
+    let variables = variables(&facts, &record.collection, Some(fields));
+    match access_or_nothing(&record.collection.auth.auth_rule, &requester, &variables)? {
+        rule if rule.allows(fields) => Ok(()),
+        _ => Err(Error::Forbidden(MESSAGE_AUTH_RULE_FAILED.into())),
+    }
 }
 
 fn requester_of(record: &AuthRecord) -> Requester {

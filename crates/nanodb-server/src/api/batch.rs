@@ -33,6 +33,7 @@ use crate::records::expand::ExpandTree;
 use crate::records::password_input::{new_password, old_password};
 use crate::records::picker::Picker;
 use crate::records::write::{MESSAGE_CREATE_FAILED, MESSAGE_UPDATE_FAILED};
+use crate::rules::context::CONTEXT_BATCH;
 use crate::state::{blocking, AppState};
 use axum::extract::{Request, State};
 use axum::http::{HeaderName, HeaderValue};
@@ -48,8 +49,6 @@ pub const MESSAGE_BATCH_FAILED: &str = "Batch transaction failed.";
 pub const MESSAGE_REQUEST_FAILED: &str = "Batch request failed.";
 /// The answer to a request whose method and url name no batch action.
 pub const MESSAGE_UNKNOWN_ACTION: &str = "Missing or invalid batch request action.";
-/// `@request.context` inside a batch.
-pub const CONTEXT_BATCH: &str = "batch";
 
 /// `POST /api/batch`.
 pub async fn batch(State(state): State<Arc<AppState>>, request: Request) -> Result<Response> {
@@ -117,7 +116,7 @@ fn prepare(
         .snapshot()
         .find(&collection)
         .ok_or_else(|| Error::NotFound(MESSAGE_MISSING_COLLECTION.into()))?;
-    let target = Target::of(state, def)?;
+    let target = Target::of(state, &def.id)?;
     let mut call_headers = outer.headers.clone();
     for (name, value) in headers {
         if let (Ok(name), Ok(value)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {
@@ -191,6 +190,14 @@ async fn hash_passwords(state: &Arc<AppState>, prepared: &mut Prepared) -> Resul
 
 /// Runs every step in one transaction; the answers, or the first failure with its index.
 fn run(state: &AppState, steps: &[Step], deadline: Instant) -> Result<Json> {
+    // The definitions now, under the write gate held to the commit (a collection change
+    // may have run since the steps were prepared).
+    let gate = state.definitions.write_gate();
+    let targets = steps
+        .iter()
+        .map(|step| step.prepared.as_ref().ok().map(|p| Target::of(state, &p.target.def.id)))
+        .map(Option::transpose)
+        .collect::<Result<Vec<Option<Target>>>>()?;
     let done = transact(state.database(), |txn| {
         let mut done: Vec<Option<Document>> = Vec::with_capacity(steps.len());
         for (index, step) in steps.iter().enumerate() {
@@ -209,7 +216,8 @@ fn run(state: &AppState, steps: &[Step], deadline: Instant) -> Result<Json> {
                 }
                 Err(error) => return Ok(Err(failed(index, error))),
             };
-            let Prepared { action, target, id, call, requester, password, .. } = prepared;
+            let Prepared { action, id, call, requester, password, .. } = prepared;
+            let Some(target) = &targets[index] else { continue };
             let outcome = match action {
                 Action::Create => {
                     create_in(state, txn, target, call, requester, password.hash.clone())
@@ -249,6 +257,7 @@ fn run(state: &AppState, steps: &[Step], deadline: Instant) -> Result<Json> {
         }
         Ok(Ok(done))
     })?;
+    drop(gate);
     let mut answers = Vec::with_capacity(done.len());
     for (step, document) in steps.iter().zip(done) {
         let Ok(prepared) = &step.prepared else { continue };

@@ -6,27 +6,27 @@
 //! A definition is read (`CollectionDef::from_body`), checked against the other definitions
 //! (`schema::validate::prepare`) and stored by `Definitions`, which also builds its indexes;
 //! every failure is a 400 with per-key `data`. System collections (`_superusers`) cannot be
-//! renamed, deleted, or have their rules changed; a collection that another collection's
-//! relation points to cannot be deleted.
+//! renamed, deleted, or have their rules changed, and `_superusers` cannot be truncated; a
+//! collection that another collection's relation points to cannot be deleted.
 //!
 //! Thread safety: database work on blocking threads; `Definitions` serializes changes.
 
-use super::{collection, Call};
-use crate::error::{Error, FieldErrors, Result};
+use super::{collection, Call, Segments};
+use crate::error::{Error, FieldErrors, Result, MESSAGE_FORM_FAILED};
 use crate::http::query::ListParams;
 use crate::http::response::{no_content, ok};
 use crate::schema::collection::{CollectionDef, CollectionKind};
-use crate::schema::field::FieldKind;
+use crate::schema::defaults::SUPERUSERS_ID;
 use crate::schema::validate::prepare;
 use crate::state::{blocking, AppState};
-use axum::extract::{Path, Request, State};
+use axum::extract::{Request, State};
 use axum::response::Response;
-use nanodb::query::{parse_filter, parse_sort, Filter, FilterContext, Params, Query};
+use nanodb::query::{parse_filter, parse_sort, Filter, FilterContext, Params};
 use serde_json::{json, Value as Json};
 use std::sync::Arc;
 
-/// PocketBase's message for an invalid collection form.
-pub const MESSAGE_FORM_FAILED: &str = "An error occurred while submitting the form.";
+/// The answer to a truncate of `_superusers` (it would lock everyone out).
+pub const MESSAGE_TRUNCATE_SUPERUSERS: &str = "The _superusers collection cannot be truncated.";
 
 fn form_error(fields: FieldErrors) -> Error {
     Error::Validation { message: MESSAGE_FORM_FAILED.into(), fields }
@@ -71,8 +71,7 @@ pub async fn list(State(state): State<Arc<AppState>>, request: Request) -> Resul
         // Without a sort, in creation order (as PocketBase lists them), ties by name.
         let sort = parse_sort(params.sort.as_deref().unwrap_or("created,name"))?;
         let store = state.definitions.store();
-        let query =
-            Query::new(filter.clone()).sort(sort).offset(params.offset()).limit(params.per_page);
+        let query = params.query(filter.clone(), sort, state.config.sort_memory_bytes_max);
         let page = store.find(&query)?;
         let snapshot = state.definitions.snapshot();
         let items: Vec<Json> = page
@@ -124,7 +123,7 @@ pub async fn create(State(state): State<Arc<AppState>>, request: Request) -> Res
 /// `GET /api/collections/{c}`.
 pub async fn view(
     State(state): State<Arc<AppState>>,
-    Path(key): Path<String>,
+    Segments(key): Segments<String>,
     request: Request,
 ) -> Result<Response> {
     let json = as_superuser(state, request, move |state, _| Ok(collection(state, &key)?.to_json()))
@@ -135,7 +134,7 @@ pub async fn view(
 /// `PATCH /api/collections/{c}`.
 pub async fn update(
     State(state): State<Arc<AppState>>,
-    Path(key): Path<String>,
+    Segments(key): Segments<String>,
     request: Request,
 ) -> Result<Response> {
     let json = as_superuser(state, request, move |state, call| {
@@ -168,24 +167,13 @@ pub async fn update(
 /// `DELETE /api/collections/{c}`.
 pub async fn delete(
     State(state): State<Arc<AppState>>,
-    Path(key): Path<String>,
+    Segments(key): Segments<String>,
     request: Request,
 ) -> Result<Response> {
     as_superuser(state, request, move |state, _| {
         let def = collection(state, &key)?;
         if def.system {
             return Err(Error::bad_request("System collections cannot be deleted."));
-        }
-        for other in state.definitions.snapshot().all().iter().filter(|other| other.id != def.id) {
-            let points_here = other.fields.iter().any(|field| {
-                matches!(&field.kind, FieldKind::Relation { collection_id, .. } if *collection_id == def.id)
-            });
-            if points_here {
-                return Err(Error::bad_request(format!(
-                    "The collection is referenced by a relation field of {:?}.",
-                    other.name
-                )));
-            }
         }
         state.definitions.delete(&def)
     })
@@ -196,11 +184,14 @@ pub async fn delete(
 /// `DELETE /api/collections/{c}/truncate`.
 pub async fn truncate(
     State(state): State<Arc<AppState>>,
-    Path(key): Path<String>,
+    Segments(key): Segments<String>,
     request: Request,
 ) -> Result<Response> {
     as_superuser(state, request, move |state, _| {
         let def = collection(state, &key)?;
+        if def.id == SUPERUSERS_ID {
+            return Err(Error::bad_request(MESSAGE_TRUNCATE_SUPERUSERS));
+        }
         state.definitions.truncate(&def)
     })
     .await?;

@@ -26,10 +26,12 @@ pub mod writes;
 use crate::auth::requester::{resolve, token_from, Requester};
 use crate::error::{Error, Result};
 use crate::http::{body, query::QueryParams};
-use crate::rules::context::RequestFacts;
+use crate::rules::context::{RequestFacts, CONTEXT_DEFAULT};
 use crate::schema::CollectionDef;
 use crate::state::AppState;
-use axum::extract::{ConnectInfo, Request};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{ConnectInfo, FromRequestParts, Path, Request};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
@@ -40,9 +42,6 @@ use std::sync::Arc;
 
 /// PocketBase's message for an unknown realtime client id.
 pub const MESSAGE_UNKNOWN_CLIENT: &str = "Missing or invalid client id.";
-
-/// `@request.context` of an ordinary request.
-pub const CONTEXT_DEFAULT: &str = "default";
 
 /// PocketBase's message for an unknown collection.
 pub const MESSAGE_MISSING_COLLECTION: &str = "Missing collection context.";
@@ -74,6 +73,34 @@ async fn method_not_allowed() -> Response {
     Error::MethodNotAllowed.into_response()
 }
 
+/// The `{name}` segments of a route's path (axum's `Path`), with a bad one (not UTF-8 once
+/// percent-decoded, such as `%FF`) answered in PocketBase's error shape instead of axum's
+/// plain text.
+#[derive(Debug, Clone)]
+pub struct Segments<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for Segments<T>
+where
+    S: Send + Sync,
+    T: Send,
+    Path<T>: FromRequestParts<S, Rejection = PathRejection>,
+{
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Segments<T>> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(segments)) => Ok(Segments(segments)),
+            Err(PathRejection::FailedToDeserializePathParams(rejection)) => {
+                Err(Error::bad_request(format!("{MESSAGE_BAD_PATH} ({})", rejection.body_text())))
+            }
+            Err(rejection) => Err(Error::Internal(rejection.body_text())),
+        }
+    }
+}
+
+/// The answer to a path whose segments cannot be read.
+pub const MESSAGE_BAD_PATH: &str = "Invalid path parameter.";
+
 /// One request, read: method, query, headers, and the body as one JSON object.
 #[derive(Debug, Clone)]
 pub struct Call {
@@ -95,7 +122,7 @@ pub struct Call {
 impl Call {
     /// Reads `request` under the body limit (413 past it).
     pub async fn read(state: &AppState, request: Request) -> Result<Call> {
-        let ip = client_ip(&request);
+        let ip = client_ip(state, &request);
         let (parts, raw) = request.into_parts();
         let bytes = body::read(raw, &parts.headers, state.config.body_bytes_max).await?;
         let takes_body = matches!(parts.method, Method::POST | Method::PATCH | Method::PUT);
@@ -128,9 +155,21 @@ impl Call {
     }
 }
 
-/// The IP of the peer `request` came from, if the server recorded it (`ConnectInfo`).
-pub fn client_ip(request: &Request) -> Option<IpAddr> {
-    request.extensions().get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip())
+/// The client IP of `request`: the peer address of its connection (`ConnectInfo`), or, with
+/// `ServerConfig::trusted_proxy`, the last address of its `X-Forwarded-For` (the one the
+/// proxy appended) when it has a valid one.
+pub fn client_ip(state: &AppState, request: &Request) -> Option<IpAddr> {
+    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip());
+    if !state.config.trusted_proxy {
+        return peer;
+    }
+    forwarded_ip(request.headers()).or(peer)
+}
+
+/// The last address of the `X-Forwarded-For` headers, if it is a valid IP.
+fn forwarded_ip(headers: &HeaderMap) -> Option<IpAddr> {
+    let last = headers.get_all("x-forwarded-for").iter().next_back()?;
+    last.to_str().ok()?.rsplit(',').next()?.trim().parse().ok()
 }
 
 /// The collection named or identified by `key`; 404 if none.

@@ -1,7 +1,9 @@
 //! The operational middleware and endpoints: every request is timed, counted and logged
 //! (`observe`), answered with CORS headers and preflights (`cors`), and, on the auth routes,
-//! held to the per-IP rate limit (`limit_auth`: 429 with `Retry-After`); `GET /metrics`
-//! serves the Prometheus page and `GET /api/openapi.json` the OpenAPI document of the API.
+//! held to the per-IP rate limit (`limit_auth`: 429 with `Retry-After`; the IP is the
+//! connection's peer address, or `X-Forwarded-For`'s last one with `trusted_proxy`);
+//! `GET /metrics` serves the Prometheus page (behind a bearer token when `metrics_token` is
+//! set) and `GET /api/openapi.json` the OpenAPI document of the API.
 //!
 //! Order (outermost first): `observe`, `cors`, `limit_auth`, then routing, so refused and
 //! preflight requests are counted and carry CORS headers too.
@@ -9,12 +11,13 @@
 //! Thread safety: shares `Arc<AppState>`; each piece synchronizes itself.
 
 use super::routes::{route_of, ROUTES};
+use crate::auth::install::constant_time_eq;
 use crate::error::Error;
 use crate::http::response::no_content;
 use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
@@ -22,6 +25,8 @@ use std::time::Instant;
 
 /// The OpenAPI 3 document of the API.
 pub const OPENAPI_JSON: &str = include_str!("openapi.json");
+/// The answer to a `/metrics` request without the metrics token.
+pub const MESSAGE_METRICS_TOKEN: &str = "The metrics require the metrics bearer token.";
 /// The message of a request refused by the auth rate limit.
 pub const MESSAGE_RATE_LIMITED: &str = "Too many requests, try again later.";
 
@@ -69,7 +74,8 @@ pub async fn limit_auth(
     let auth_route = route_of(request.uri().path())
         .is_some_and(|route| route.auth && route.method == request.method().as_str());
     if auth_route {
-        if let Err(wait) = state.auth_rate_limit.check(super::client_ip(&request), Instant::now()) {
+        let ip = super::client_ip(&state, &request);
+        if let Err(wait) = state.auth_rate_limit.check(ip, Instant::now()) {
             let mut response = Error::TooManyRequests(MESSAGE_RATE_LIMITED.into()).into_response();
             let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
@@ -79,8 +85,19 @@ pub async fn limit_auth(
     next.run(request).await
 }
 
-/// `GET /metrics`: Prometheus' text format.
-pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+/// `GET /metrics`: Prometheus' text format; with `ServerConfig::metrics_token`, only for a
+/// request that carries it as a bearer token (else 401).
+pub async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    if let Some(token) = &state.config.metrics_token {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if !constant_time_eq(given.as_bytes(), token.as_bytes()) {
+            return Error::Unauthorized(MESSAGE_METRICS_TOKEN.into()).into_response();
+        }
+    }
     let page = match crate::state::blocking(&state, |state| Ok(crate::ops::metrics::render(state)))
         .await
     {

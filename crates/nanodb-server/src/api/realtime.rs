@@ -39,7 +39,7 @@ pub const MESSAGE_INVALID_DATA: &str = "An error occurred while validating the s
 
 /// `GET /api/realtime`.
 pub async fn connect(State(state): State<Arc<AppState>>, request: Request) -> Result<Response> {
-    let ip = super::client_ip(&request);
+    let ip = super::client_ip(&state, &request);
     let registering = Arc::clone(&state);
     let (client, inbox) =
         tokio::task::spawn_blocking(move || registering.realtime.connect(&registering, ip))

@@ -11,9 +11,9 @@
 //!
 //! Thread safety: runs on a blocking thread per request.
 
-use super::{collection, Call};
+use super::{collection, Call, Segments};
 use crate::auth::requester::Requester;
-use crate::error::{Error, Result, MESSAGE_BAD_REQUEST};
+use crate::error::{Error, Result};
 use crate::http::query::ListParams;
 use crate::http::response::ok;
 use crate::records::expand::{expand, ExpandTree};
@@ -24,9 +24,9 @@ use crate::rules::context::{variables, RequestFacts};
 use crate::schema::paths::{check_filter, check_sort, PathAccess};
 use crate::schema::CollectionDef;
 use crate::state::{blocking, AppState};
-use axum::extract::{Path, Request, State};
+use axum::extract::{Request, State};
 use axum::response::Response;
-use nanodb::query::{parse_filter, parse_sort, Filter, FilterContext, Params, Query};
+use nanodb::query::{parse_filter, parse_sort, Filter, FilterContext, Params};
 use nanodb::Document;
 use serde_json::{json, Map as JsonMap, Value as Json};
 use std::sync::Arc;
@@ -34,7 +34,7 @@ use std::sync::Arc;
 /// `GET /api/collections/{c}/records`.
 pub async fn list(
     State(state): State<Arc<AppState>>,
-    Path(key): Path<String>,
+    Segments(key): Segments<String>,
     request: Request,
 ) -> Result<Response> {
     let call = Call::read(&state, request).await?;
@@ -44,7 +44,7 @@ pub async fn list(
 /// `GET /api/collections/{c}/records/{id}`.
 pub async fn view(
     State(state): State<Arc<AppState>>,
-    Path((key, id)): Path<(String, String)>,
+    Segments((key, id)): Segments<(String, String)>,
     request: Request,
 ) -> Result<Response> {
     let call = Call::read(&state, request).await?;
@@ -68,11 +68,7 @@ pub fn client_query(
         }
     }
     let path_access = if superuser { PathAccess::All } else { PathAccess::Visible };
-    let bad = |detail: String| {
-        let error = json!({"code": "validation_invalid_filter", "message": detail});
-        let data = JsonMap::from_iter([("filter".to_string(), error)]);
-        Error::BadRequest { message: MESSAGE_BAD_REQUEST.into(), data: Some(data) }
-    };
+    let bad = Error::invalid_filter;
     let filter = match &params.filter {
         None => Filter::True,
         Some(text) => {
@@ -106,8 +102,7 @@ fn list_records(state: &AppState, key: &str, call: &Call) -> Result<Json> {
         None => client_filter,
     };
     let records = state.definitions.records(&def)?;
-    let query =
-        Query::new(filter.clone()).sort(sort).offset(params.offset()).limit(params.per_page);
+    let query = params.query(filter.clone(), sort, state.config.sort_memory_bytes_max);
     let page = records.find(&query)?;
     let (total_items, total_pages) = if params.skip_total {
         (-1, -1)

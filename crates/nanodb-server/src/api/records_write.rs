@@ -10,14 +10,16 @@
 //! violation is a 400 naming its fields.
 //!
 //! Thread safety: the transaction makes the rule check and the write one atomic step (a
-//! concurrent change of the record makes it run again from a fresh snapshot).
+//! concurrent change of the record makes it run again from a fresh snapshot); the
+//! definitions' write gate, held from reading the definition to the commit, keeps a
+//! collection change (and its field migration) from running meanwhile.
 
 use super::records_read::render;
 use super::writes::{
     create_in, delete_in, invalid_old_password, is_manager, transact, update_in, PasswordChange,
     Target,
 };
-use super::{collection, Call};
+use super::{collection, Call, Segments};
 use crate::auth::requester::Requester;
 use crate::error::{Error, Result};
 use crate::http::response::{no_content, ok};
@@ -27,7 +29,7 @@ use crate::rules::context::variables;
 use crate::rules::{access, Access};
 use crate::schema::CollectionDef;
 use crate::state::{blocking, AppState};
-use axum::extract::{Path, Request, State};
+use axum::extract::{Request, State};
 use axum::response::Response;
 use nanodb::{Document, Value};
 use serde_json::Value as Json;
@@ -36,7 +38,7 @@ use std::sync::Arc;
 /// `POST /api/collections/{c}/records`.
 pub async fn create(
     State(state): State<Arc<AppState>>,
-    Path(key): Path<String>,
+    Segments(key): Segments<String>,
     request: Request,
 ) -> Result<Response> {
     let call = Arc::new(Call::read(&state, request).await?);
@@ -70,17 +72,19 @@ fn create_record(
     def: Arc<CollectionDef>,
     password_hash: Option<String>,
 ) -> Result<Json> {
-    let target = Target::of(state, def)?;
+    let gate = state.definitions.write_gate();
+    let target = Target::of(state, &def.id)?;
     let document = transact(state.database(), |txn| {
         create_in(state, txn, &target, call, requester, password_hash.clone())
     })?;
+    drop(gate);
     render_one(state, &target.def, document, call, requester)
 }
 
 /// `PATCH /api/collections/{c}/records/{id}`.
 pub async fn update(
     State(state): State<Arc<AppState>>,
-    Path((key, id)): Path<(String, String)>,
+    Segments((key, id)): Segments<(String, String)>,
     request: Request,
 ) -> Result<Response> {
     let call = Arc::new(Call::read(&state, request).await?);
@@ -154,17 +158,19 @@ fn update_record(
     id: &str,
     password: PasswordChange,
 ) -> Result<Json> {
-    let target = Target::of(state, plan.def)?;
+    let gate = state.definitions.write_gate();
+    let target = Target::of(state, &plan.def.id)?;
     let document = transact(state.database(), |txn| {
         update_in(state, txn, &target, call, &plan.requester, id, &password)
     })?;
+    drop(gate);
     render_one(state, &target.def, document, call, &plan.requester)
 }
 
 /// `DELETE /api/collections/{c}/records/{id}`.
 pub async fn delete(
     State(state): State<Arc<AppState>>,
-    Path((key, id)): Path<(String, String)>,
+    Segments((key, id)): Segments<(String, String)>,
     request: Request,
 ) -> Result<Response> {
     let call = Call::read(&state, request).await?;
@@ -174,7 +180,9 @@ pub async fn delete(
 
 fn delete_record(state: &AppState, key: &str, id: &str, call: &Call) -> Result<()> {
     let requester = call.requester(state)?;
-    let target = Target::of(state, collection(state, key)?)?;
+    let id_of_collection = collection(state, key)?.id.clone();
+    let _gate = state.definitions.write_gate();
+    let target = Target::of(state, &id_of_collection)?;
     transact(state.database(), |txn| delete_in(txn, &target, call, &requester, id))?;
     Ok(())
 }

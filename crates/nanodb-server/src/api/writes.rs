@@ -14,7 +14,10 @@
 //! failure), the inner `Result` the write's own answer (a record, or a 4xx). `transact`
 //! runs a body over a transaction and commits only when both levels succeed.
 //!
-//! Thread safety: called on a blocking thread, with the caller's `&mut Transaction`.
+//! Thread safety: called on a blocking thread, with the caller's `&mut Transaction`, under
+//! the definitions' write gate (taken before the `Target` is made, held to the commit).
+//!
+//! A delete of a `_superusers` record is refused (400) if it is the last one.
 //!
 //! Invariant: a write that answers an error has written nothing the caller will commit
 //! (`transact` drops the transaction on any inner error).
@@ -28,12 +31,15 @@ use crate::records::write::{
 };
 use crate::rules::context::variables;
 use crate::rules::{access, access_or_nothing};
-use crate::schema::defaults::RECORD_ID_LEN;
+use crate::schema::defaults::{RECORD_ID_LEN, SUPERUSERS_ID};
 use crate::schema::CollectionDef;
 use crate::state::AppState;
-use nanodb::{Collection, Database, Date, Document, Transaction, Value, WRITE_RETRIES_MAX};
+use nanodb::{Collection, Database, Date, Document, Patch, Transaction, Value, WRITE_RETRIES_MAX};
 use serde_json::Value as Json;
 use std::time::Duration;
+
+/// The answer to a delete of the last superuser (it would lock everyone out).
+pub const MESSAGE_LAST_SUPERUSER: &str = "The last superuser cannot be deleted.";
 
 /// The collection a write goes to: its definition and its nanodb collection (opened before
 /// the transaction).
@@ -46,8 +52,11 @@ pub struct Target {
 }
 
 impl Target {
-    /// The target of `def`.
-    pub fn of(state: &AppState, def: std::sync::Arc<CollectionDef>) -> Result<Target> {
+    /// The target of collection `id` with its definition now: call it under the
+    /// definitions' write gate (`Definitions::write_gate`), held to the commit, so the
+    /// definition cannot change before the write commits (404 if the collection is gone).
+    pub fn of(state: &AppState, id: &str) -> Result<Target> {
+        let def = state.definitions.writable(id)?;
         let records = state.definitions.records(&def)?;
         Ok(Target { def, records })
     }
@@ -219,8 +228,32 @@ pub fn delete_in(
     if !rule.allows(current.fields()) {
         return Ok(Err(Error::not_found()));
     }
+    if def.id == SUPERUSERS_ID {
+        if let Err(error) = keep_another_superuser(txn, records, id)? {
+            return Ok(Err(error));
+        }
+    }
     txn.delete(records, id)?;
     Ok(Ok(current))
+}
+
+/// Before superuser `id` is deleted in `txn`: 400 unless another superuser exists in the
+/// transaction's view. That one is rewritten unchanged in `txn`, so two concurrent deletes
+/// that each count on the other's record conflict, and the retried one finds none left.
+fn keep_another_superuser(
+    txn: &mut Transaction,
+    records: &Collection,
+    id: &str,
+) -> nanodb::Result<Result<()>> {
+    for document in records.documents()? {
+        let other = document?;
+        if other.id() == id || txn.get(records, other.id())?.is_none() {
+            continue;
+        }
+        txn.patch(records, other.id(), &Patch::new())?;
+        return Ok(Ok(()));
+    }
+    Ok(Err(Error::bad_request(MESSAGE_LAST_SUPERUSER)))
 }
 
 /// True if `requester` manages `record` of `def` (a superuser, or an auth collection's

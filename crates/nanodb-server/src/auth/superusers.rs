@@ -5,12 +5,12 @@
 //! Thread safety: `upsert` writes in one document transaction; the unique email index keeps
 //! two concurrent creates of one email from both succeeding.
 
-use crate::auth::password::{Passwords, PASSWORD_BYTES_MAX};
+use crate::auth::password::{check_length, Passwords};
 use crate::config::ServerConfig;
 use crate::error::{Error, FieldError, Result};
 use crate::records::values::email_domain;
 use crate::records::write::TOKEN_KEY_LEN;
-use crate::schema::defaults::{PASSWORD_LEN_MIN_DEFAULT, SUPERUSERS_ID};
+use crate::schema::defaults::{PASSWORD_LEN_MIN_DEFAULT, RECORD_ID_LEN, SUPERUSERS_ID};
 use crate::schema::Definitions;
 use crate::state::AppState;
 use nanodb::query::{Filter, Query};
@@ -34,16 +34,8 @@ pub fn check_credentials(email: &str, password: &str) -> Result<String> {
         let error = FieldError::new("validation_is_email", "Must be a valid email address.");
         return Err(Error::invalid_field(message, "email", error));
     }
-    let length = password.chars().count();
-    if length < PASSWORD_LEN_MIN_DEFAULT || password.len() > PASSWORD_BYTES_MAX {
-        let text = format!(
-            "Must be {PASSWORD_LEN_MIN_DEFAULT} characters to {PASSWORD_BYTES_MAX} bytes long."
-        );
-        return Err(Error::invalid_field(
-            message,
-            "password",
-            FieldError::new("validation_length_out_of_range", text),
-        ));
+    if let Err(error) = check_length(password, PASSWORD_LEN_MIN_DEFAULT) {
+        return Err(Error::invalid_field(message, "password", error));
     }
     Ok(email)
 }
@@ -62,6 +54,7 @@ pub fn upsert(definitions: &Definitions, email: &str, password_hash: String) -> 
         .snapshot()
         .by_id(SUPERUSERS_ID)
         .ok_or_else(|| Error::Internal("the _superusers collection is missing".into()))?;
+    let _gate = definitions.write_gate();
     let records = definitions.records(&def)?;
     let token_key = nanodb::id::generate(TOKEN_KEY_LEN)?;
     let existing = records.find_one(Filter::eq("email", email)?)?;
@@ -78,7 +71,7 @@ pub fn upsert(definitions: &Definitions, email: &str, password_hash: String) -> 
             Upserted::Updated(document.id().to_string())
         }
         None => {
-            fields.insert("id".into(), Value::String(nanodb::id::generate(15)?));
+            fields.insert("id".into(), Value::String(nanodb::id::generate(RECORD_ID_LEN)?));
             Upserted::Created(records.insert(Value::Object(fields))?.id().to_string())
         }
     })

@@ -4,14 +4,20 @@
 //!
 //! Thread safety: plain owned data.
 //!
-//! Invariant: `ListParams::per_page` is always 1 to `PER_PAGE_MAX`, and `page` at least 1.
+//! Invariant: `ListParams::per_page` is always 1 to `PER_PAGE_MAX`, `page` at least 1, and
+//! the offset (`(page - 1) * per_page`) at most `LIST_OFFSET_MAX`.
 
 use crate::error::{Error, Result, MESSAGE_BAD_REQUEST};
+use nanodb::query::{Filter, Query, SortKey};
 
 /// Default page size of a list.
 pub const PER_PAGE_DEFAULT: usize = 30;
 /// Largest page size; a larger `perPage` is capped to it (and echoed capped).
 pub const PER_PAGE_MAX: usize = 1_000;
+/// Most items a list may skip (`(page - 1) * perPage`); a later page is a 400. Skipped
+/// items are still read, and with a sort no index gives they are held in memory, so an
+/// unbounded offset is an unbounded cost. Past it, narrow the filter instead.
+pub const LIST_OFFSET_MAX: usize = 1_000_000;
 
 /// The query string's pairs, decoded, in order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -81,6 +87,12 @@ impl ListParams {
             Some(n) if n > 0 => (n as u64).min(PER_PAGE_MAX as u64) as usize,
             _ => PER_PAGE_DEFAULT,
         };
+        if (page - 1).saturating_mul(per_page) > LIST_OFFSET_MAX {
+            return Err(Error::bad_request(format!(
+                "{MESSAGE_BAD_REQUEST} (page {page} of {per_page} items is past the first \
+                 {LIST_OFFSET_MAX} items a list may skip; narrow the filter instead)"
+            )));
+        }
         let skip_total = match query.non_blank("skipTotal") {
             None => false,
             Some(text) => parse_bool(text).ok_or_else(|| {
@@ -96,9 +108,17 @@ impl ListParams {
         })
     }
 
-    /// How many items come before the page (saturating: a huge page is simply empty).
+    /// How many items come before the page (at most `LIST_OFFSET_MAX`).
     pub fn offset(&self) -> usize {
         (self.page - 1).saturating_mul(self.per_page)
+    }
+
+    /// The query of this page: `filter` sorted by `sort`, holding at most
+    /// `sort_memory_bytes_max` bytes of documents to sort them.
+    pub fn query(&self, filter: Filter, sort: Vec<SortKey>, sort_memory_bytes_max: usize) -> Query {
+        let mut query = Query::new(filter).sort(sort).offset(self.offset()).limit(self.per_page);
+        query.sort_memory_bytes_max = sort_memory_bytes_max;
+        query
     }
 }
 
@@ -130,7 +150,15 @@ mod tests {
         assert_eq!(list("perPage=99999999999999999").unwrap().per_page, PER_PAGE_MAX);
         assert_eq!(list("perPage=99999999999999999999").unwrap_err().status().as_u16(), 400);
         assert_eq!(list("page=3&perPage=2").unwrap().offset(), 4);
-        assert_eq!(list(&format!("page={}&perPage=1000", i64::MAX)).unwrap().offset(), usize::MAX);
+        let last = LIST_OFFSET_MAX / PER_PAGE_MAX + 1;
+        assert_eq!(list(&format!("page={last}&perPage=1000")).unwrap().offset(), LIST_OFFSET_MAX);
+        let past = list(&format!("page={}&perPage=1000", last + 1)).unwrap_err();
+        assert!(past.to_string().contains("narrow the filter"), "{past}");
+        assert_eq!(
+            list(&format!("page={}&perPage=1", LIST_OFFSET_MAX + 2)).unwrap_err().status(),
+            400
+        );
+        assert_eq!(list(&format!("page={}&perPage=1000", i64::MAX)).unwrap_err().status(), 400);
         for bad in ["page=x", "perPage=1.5", "skipTotal=yes"] {
             assert_eq!(list(bad).unwrap_err().status().as_u16(), 400, "{bad}");
         }

@@ -26,7 +26,7 @@ use crate::auth::requester::{AuthRecord, Requester};
 use crate::error::Result;
 use crate::http::query::ListParams;
 use crate::rules::access;
-use crate::rules::context::variables;
+use crate::rules::context::{variables, CONTEXT_REALTIME};
 use crate::schema::CollectionDef;
 use crate::state::AppState;
 use axum::http::Method;
@@ -35,9 +35,6 @@ use nanodb::{ChangeEvent, ChangeKind, ChangeStream, FeedOptions, Value};
 use serde_json::{json, Map as JsonMap};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
-
-/// `@request.context` of realtime events.
-pub const CONTEXT_REALTIME: &str = "realtime";
 
 /// Subscribes to the feed and starts the pump thread on it.
 pub fn start(state: &Arc<AppState>, buffer_events_max: usize) -> Result<()> {

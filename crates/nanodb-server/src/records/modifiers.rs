@@ -5,11 +5,12 @@
 //!
 //! Thread safety: pure functions.
 
-use super::values::{cast, items, number_value};
+use super::values::{cast, distinct, items, number_value};
 use crate::error::FieldError;
 use crate::schema::field::{Field, FieldKind};
 use nanodb::Value;
 use serde_json::Value as Json;
+use std::collections::HashSet;
 
 /// What a body key does to its field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,7 +72,8 @@ pub fn apply(
                 current.map(items).unwrap_or_default().into_iter().map(str::to_string).collect();
             let combined: Vec<String> = match modifier {
                 Modifier::Remove => {
-                    existing.into_iter().filter(|item| !given.contains(item)).collect()
+                    let removed: HashSet<&String> = given.iter().collect();
+                    existing.into_iter().filter(|item| !removed.contains(item)).collect()
                 }
                 Modifier::Prepend => given.iter().chain(&existing).cloned().collect(),
                 _ => existing.iter().chain(&given).cloned().collect(),
@@ -82,14 +84,10 @@ pub fn apply(
                     _ => given.last().cloned().map(Value::String).or_else(|| current.cloned()),
                 });
             }
-            let mut distinct: Vec<Value> = Vec::with_capacity(combined.len());
-            for item in combined {
-                let item = Value::String(item);
-                if !distinct.contains(&item) {
-                    distinct.push(item);
-                }
-            }
-            Ok(Some(Value::Array(distinct)))
+            // Not capped here: a later modifier of the same body may take values out again
+            // (`+tags` then `tags-`); the final value is checked against `maxSelect`.
+            let values = distinct(combined.into_iter().map(Ok), usize::MAX)?;
+            Ok(Some(Value::Array(values.into_iter().map(Value::String).collect())))
         }
         _ => Ok(current.cloned()),
     }
@@ -144,6 +142,8 @@ mod tests {
         assert_eq!(strings(appended), ["a", "b"]);
         let prepended = apply(&multi, Some(&current), Modifier::Prepend, &json!("c")).unwrap();
         assert_eq!(strings(prepended), ["c", "a"]);
+        let full = apply(&select(2), Some(&current), Modifier::Append, &json!(["b", "c", "b"]));
+        assert_eq!(strings(full.unwrap()), ["a", "b", "c"], "capped only when checked, at the end");
         let removed = apply(&multi, Some(&current), Modifier::Remove, &json!("a")).unwrap();
         assert_eq!(removed, Some(Value::Array(vec![])));
         let single = select(1);

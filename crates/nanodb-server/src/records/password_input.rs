@@ -1,11 +1,13 @@
 //! The password fields of an auth record body (`password`, `passwordConfirm`,
 //! `oldPassword`), checked before anything is hashed: hashing is slow, so a body that is
-//! wrong anyway never costs one.
+//! wrong anyway never costs one. Credentials are read as text whatever JSON scalar they
+//! arrive as (`body_text`): a form or multipart body infers `12345678` to a number.
 //!
 //! Thread safety: pure functions.
 
-use crate::auth::password::PASSWORD_BYTES_MAX;
+use crate::auth::password::check_length;
 use crate::error::{Error, FieldError, FieldErrors};
+use crate::records::values::text_of;
 use crate::schema::defaults::PASSWORD_LEN_MIN_DEFAULT;
 use crate::schema::field::FieldKind;
 use crate::schema::CollectionDef;
@@ -23,11 +25,11 @@ pub fn new_password(
         message: message.to_string(),
         fields: FieldErrors::from([(field.to_string(), FieldError::new(code, text))]),
     };
-    let password = match body.get("password") {
-        None | Some(Json::Null) => return Ok(None),
-        Some(Json::String(text)) if text.is_empty() => return Ok(None),
-        Some(Json::String(text)) => text.clone(),
-        Some(_) => {
+    let password = match body.get("password").map(text_of) {
+        None => return Ok(None),
+        Some(Ok(text)) if text.is_empty() => return Ok(None),
+        Some(Ok(text)) => text,
+        Some(Err(_)) => {
             return Err(fail("password", "validation_invalid_value", "Must be text.".into()))
         }
     };
@@ -35,15 +37,10 @@ pub fn new_password(
         Some(FieldKind::Password { min }) => *min,
         _ => PASSWORD_LEN_MIN_DEFAULT,
     };
-    if password.chars().count() < min {
-        let text = format!("Must be at least {min} character(s).");
-        return Err(fail("password", "validation_min_text_constraint", text));
+    if let Err(error) = check_length(&password, min) {
+        return Err(fail("password", error.code, error.message));
     }
-    if password.len() > PASSWORD_BYTES_MAX {
-        let text = format!("Must be less than {PASSWORD_BYTES_MAX} bytes.");
-        return Err(fail("password", "validation_max_text_constraint", text));
-    }
-    if body.get("passwordConfirm").and_then(Json::as_str) != Some(password.as_str()) {
+    if body_text(body, "passwordConfirm") != password {
         return Err(fail(
             "passwordConfirm",
             "validation_values_mismatch",
@@ -55,12 +52,20 @@ pub fn new_password(
 
 /// The `oldPassword` of a body, if it has one.
 pub fn old_password(body: &JsonMap<String, Json>) -> Option<String> {
-    body.get("oldPassword").and_then(Json::as_str).map(str::to_string)
+    body.get("oldPassword").and_then(|json| text_of(json).ok())
+}
+
+/// The text of `body[name]`: a string, or a number or bool as its JSON text (a form or
+/// multipart body infers a password such as `12345678` to a number); `""` when missing,
+/// null, an array or an object.
+pub fn body_text(body: &JsonMap<String, Json>, name: &str) -> String {
+    body.get(name).and_then(|json| text_of(json).ok()).unwrap_or_default()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::password::PASSWORD_BYTES_MAX;
     use crate::schema::defaults::users;
     use serde_json::json;
 
@@ -107,9 +112,25 @@ mod tests {
             "validation_values_mismatch"
         );
         assert_eq!(
-            code(check(json!({"password": 12345678})), "password"),
+            check(json!({"password": 12345678, "passwordConfirm": 12345678})).unwrap().unwrap(),
+            "12345678",
+            "a form body infers a numeric password to a number"
+        );
+        assert_eq!(
+            check(json!({"password": true, "passwordConfirm": "true"})).unwrap_err().status(),
+            400,
+            "4 characters"
+        );
+        assert_eq!(
+            code(check(json!({"password": [12345678]})), "password"),
             "validation_invalid_value"
         );
+        assert_eq!(
+            old_password(json!({"oldPassword": 1234}).as_object().unwrap()).unwrap(),
+            "1234"
+        );
+        assert_eq!(body_text(json!({"email": false}).as_object().unwrap(), "email"), "false");
+        assert_eq!(body_text(json!({"email": {}}).as_object().unwrap(), "email"), "");
         assert_eq!(
             old_password(json!({"oldPassword": "x"}).as_object().unwrap()).as_deref(),
             Some("x")

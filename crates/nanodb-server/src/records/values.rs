@@ -8,12 +8,16 @@
 //! them as empty and unique indexes ignore them; numbers and bools are always stored, so
 //! `n = 0` and `b = false` match.
 //!
-//! Thread safety: pure functions.
+//! Thread safety: pure functions, but for the shared cache of compiled patterns (`pattern`,
+//! one mutex held for a lookup or an insert; a pattern compiles outside it).
 
 use crate::error::FieldError;
 use crate::schema::field::{Field, FieldKind, JSON_FIELD_BYTES_MAX_DEFAULT, TEXT_LEN_MAX_DEFAULT};
 use nanodb::{Date, Value};
+use parking_lot::Mutex;
 use serde_json::Value as Json;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, OnceLock};
 
 /// Longest text pattern, in bytes.
 pub const PATTERN_BYTES_MAX: usize = 1_024;
@@ -23,6 +27,27 @@ const PATTERN_COMPILED_BYTES_MAX: usize = 1 << 20;
 pub const EMAIL_BYTES_MAX: usize = 254;
 /// Longest URL, in bytes.
 pub const URL_BYTES_MAX: usize = 8 * 1024;
+
+/// Most compiled text patterns kept (`pattern`); when full, the cache starts over.
+pub const PATTERN_CACHE_ENTRIES_MAX: usize = 1_024;
+
+/// The compiled form of a text field's pattern, compiled once per pattern (so once per
+/// field, not per value) and kept in a bounded cache; `None` if it does not compile (the
+/// definition's validation refuses such patterns, so a value is then simply invalid).
+pub fn pattern(text: &str) -> Option<Arc<regex::Regex>> {
+    static CACHE: OnceLock<Mutex<HashMap<String, Option<Arc<regex::Regex>>>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
+    if let Some(compiled) = cache.lock().get(text) {
+        return compiled.clone();
+    }
+    let compiled = compile_pattern(text).ok().map(Arc::new);
+    let mut cache = cache.lock();
+    if cache.len() >= PATTERN_CACHE_ENTRIES_MAX {
+        cache.clear();
+    }
+    cache.insert(text.to_string(), compiled.clone());
+    compiled
+}
 
 /// Compiles a text field's pattern (linear-time matching, bounded size).
 pub fn compile_pattern(pattern: &str) -> Result<regex::Regex, String> {
@@ -39,8 +64,9 @@ fn invalid(message: impl Into<String>) -> FieldError {
     FieldError::new("validation_invalid_value", message)
 }
 
-/// Text of a scalar (numbers and bools as their JSON text), `""` for null.
-fn text_of(json: &Json) -> Result<String, FieldError> {
+/// Text of a scalar (numbers and bools as their JSON text, as a form body infers `"123"` to
+/// the number 123), `""` for null.
+pub fn text_of(json: &Json) -> Result<String, FieldError> {
     match json {
         Json::Null => Ok(String::new()),
         Json::String(text) => Ok(text.clone()),
@@ -50,19 +76,46 @@ fn text_of(json: &Json) -> Result<String, FieldError> {
     }
 }
 
-/// The strings of a select or relation value (one string, or an array of strings).
-fn strings_of(json: &Json) -> Result<Vec<String>, FieldError> {
-    let items = match json {
-        Json::Array(items) => items.iter().map(text_of).collect::<Result<Vec<_>, _>>()?,
-        other => vec![text_of(other)?],
-    };
-    let mut out: Vec<String> = Vec::with_capacity(items.len());
+/// The strings of a select or relation value (one string, or an array of strings), empty and
+/// repeated ones left out; `validation_too_many_values` past `max_select` (`distinct`).
+fn strings_of(json: &Json, max_select: usize) -> Result<Vec<String>, FieldError> {
+    match json {
+        Json::Array(items) => distinct(items.iter().map(text_of), max_select),
+        other => distinct([text_of(other)], max_select),
+    }
+}
+
+/// `items` without empty and repeated values, in first-seen order. Linear time (a hash
+/// set), and the limit is checked as each value comes: past `max_select` distinct values
+/// (at least 1) it fails at once, before the rest is read.
+pub fn distinct(
+    items: impl IntoIterator<Item = Result<String, FieldError>>,
+    max_select: usize,
+) -> Result<Vec<String>, FieldError> {
+    let max = max_select.max(1);
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut out: Vec<String> = Vec::new();
     for item in items {
-        if !item.is_empty() && !out.contains(&item) {
-            out.push(item);
+        let item = item?;
+        if item.is_empty() || seen.contains(&item) {
+            continue;
         }
+        if out.len() == max {
+            return Err(too_many_values(max));
+        }
+        seen.insert(item.clone());
+        out.push(item);
     }
     Ok(out)
+}
+
+/// PocketBase's failure for more values than a field holds.
+fn too_many_values(max: usize) -> FieldError {
+    let message = match max {
+        1 => "Select only one value.".to_string(),
+        max => format!("Select no more than {max}."),
+    };
+    FieldError::new("validation_too_many_values", message)
 }
 
 /// A number from JSON (a numeric string counts; null and `""` are 0).
@@ -121,14 +174,9 @@ pub fn cast(field: &Field, json: &Json) -> Result<Option<Value>, FieldError> {
             })?)),
         },
         FieldKind::Select { .. } | FieldKind::Relation { .. } => {
-            let mut items = strings_of(json)?;
+            let mut items = strings_of(json, field.kind.max_select())?;
             if field.kind.is_multiple() {
                 Some(Value::Array(items.into_iter().map(Value::String).collect()))
-            } else if items.len() > 1 {
-                return Err(FieldError::new(
-                    "validation_too_many_values",
-                    "Select only one value.",
-                ));
             } else {
                 items.pop().map(Value::String)
             }
@@ -175,7 +223,7 @@ pub fn check(field: &Field, value: Option<&Value>) -> Result<(), FieldError> {
                 let message = format!("Must be less than {max} character(s).");
                 return Err(FieldError::new("validation_max_text_constraint", message));
             }
-            if !pattern.is_empty() && !compile_pattern(pattern).is_ok_and(|re| re.is_match(text)) {
+            if !pattern.is_empty() && !self::pattern(pattern).is_some_and(|re| re.is_match(text)) {
                 return Err(FieldError::new("validation_invalid_format", "Invalid value format."));
             }
         }
@@ -261,8 +309,7 @@ pub fn items(value: &Value) -> Vec<&str> {
 
 fn check_count(count: usize, min: usize, max: usize) -> Result<(), FieldError> {
     if count > max.max(1) {
-        let message = format!("Select no more than {}.", max.max(1));
-        return Err(FieldError::new("validation_too_many_values", message));
+        return Err(too_many_values(max.max(1)));
     }
     if count < min {
         let message = format!("Select at least {min}.");

@@ -13,6 +13,7 @@
 //! transaction.
 
 use super::modifiers::{apply, split_key, Modifier};
+use super::password_input::body_text;
 use super::values::{check, email_domain, items};
 use crate::error::{Error, FieldError, FieldErrors};
 use crate::schema::defaults::RECORD_ID_LEN;
@@ -119,8 +120,8 @@ fn auth_fields(
     for name in ["emailVisibility", "verified"] {
         fields.entry(name.to_string()).or_insert(Value::Bool(false));
     }
-    if let Some(email) = body.get("email") {
-        let email = email.as_str().unwrap_or("").trim().to_ascii_lowercase();
+    if body.contains_key("email") {
+        let email = body_text(body, "email").trim().to_ascii_lowercase();
         let old = current.and_then(|map| map.get("email")).and_then(Value::as_str);
         if current.is_some() && old != Some(email.as_str()) && !access.manager {
             let message = "Only managers can change the email here; use the email change flow.";

@@ -1,8 +1,9 @@
 //! The values of `@request.*` that rules (and superusers' filters) may read, as the
 //! `variables` map of nanodb's `FilterContext`:
 //!
-//! - `@request.method` (`GET`, ...), `@request.context` (`default`, `batch` inside a batch,
-//!   `realtime` for realtime events);
+//! - `@request.method` (`GET`, ...), `@request.context` (`CONTEXT_*`: `default`, `batch`
+//!   inside a batch, `realtime` for realtime events, `expand` for the view rules of expanded
+//!   records, `password` for the `authRule` at a password login);
 //! - `@request.query.<name>`, `@request.headers.<snake_case_name>` (text);
 //! - `@request.body.<field>`, and `@request.body.<field>:changed` (true when the body sets
 //!   the field to another value than the record has; on create, when the body sets it;
@@ -26,12 +27,23 @@ use axum::http::HeaderMap;
 use nanodb::{Map, Value};
 use serde_json::{Map as JsonMap, Value as Json};
 
+/// `@request.context` of an ordinary request.
+pub const CONTEXT_DEFAULT: &str = "default";
+/// `@request.context` of the requests of a batch.
+pub const CONTEXT_BATCH: &str = "batch";
+/// `@request.context` of realtime events (the rules checked for each subscriber).
+pub const CONTEXT_REALTIME: &str = "realtime";
+/// `@request.context` while the view rules of expanded records are checked.
+pub const CONTEXT_EXPAND: &str = "expand";
+/// `@request.context` while the `authRule` is checked at a password login.
+pub const CONTEXT_PASSWORD: &str = "password";
+
 /// What a request tells rules.
 #[derive(Debug, Clone, Copy)]
 pub struct RequestFacts<'a> {
     /// The HTTP method.
     pub method: &'a str,
-    /// PocketBase's request context: `default`, `batch` or `realtime`.
+    /// PocketBase's request context (`CONTEXT_*`).
     pub context: &'a str,
     /// The query parameters.
     pub query: &'a QueryParams,

@@ -124,6 +124,16 @@ impl FieldKind {
         }
     }
 
+    /// Most values a select or relation field holds (at least 1); 1 for other kinds.
+    pub fn max_select(&self) -> usize {
+        match self {
+            FieldKind::Select { max_select, .. } | FieldKind::Relation { max_select, .. } => {
+                (*max_select).max(1)
+            }
+            _ => 1,
+        }
+    }
+
     /// True for a select or relation field that holds several values.
     pub fn is_multiple(&self) -> bool {
         match self {

@@ -334,6 +334,63 @@ fn the_auth_rule_decides_who_may_log_in() {
     assert_eq!(server.login("users", "u@example.com", "password-1").status, 403);
 }
 
+/// The authRule is checked again at a refresh (a record that no longer passes it gets no new
+/// token), and a login checks it with `@request.context` = `password`.
+#[test]
+fn the_auth_rule_applies_to_refreshes_and_sees_the_password_context() {
+    let server = TestServer::start();
+    let admin = server.admin();
+    let (token, _) = server.user("users", "u@example.com", "password-1");
+    let set = |rule: &str| {
+        let body = json!({"authRule": rule});
+        let response = server.patch("/api/collections/users").auth(Some(&admin)).json(&body).send();
+        assert_eq!(response.status, 200, "{}", response.json());
+    };
+    let refresh =
+        |token: &str| server.post("/api/collections/users/auth-refresh").auth(Some(token)).send();
+    set("@request.context = 'password'");
+    let login = server.login("users", "u@example.com", "password-1");
+    assert_eq!(login.status, 200, "{}", login.json());
+    let refused = refresh(&token);
+    assert_eq!(refused.status, 403, "a refresh runs in the default context");
+    assert_eq!(
+        refused.json()["message"],
+        "The request doesn't satisfy the collection requirements to authenticate."
+    );
+    set("verified = false");
+    assert_eq!(refresh(&token).status, 200);
+    set("verified = true");
+    assert_eq!(refresh(&token).status, 403, "the record no longer passes the rule");
+}
+
+/// A form body infers `12345678` to a number: credentials are read as text all the same.
+#[test]
+fn numeric_passwords_in_form_bodies_are_text() {
+    let server = TestServer::start();
+    let form = "application/x-www-form-urlencoded";
+    let signup = server
+        .post("/api/collections/users/records")
+        .raw(form, "email=n%40example.com&password=12345678&passwordConfirm=12345678")
+        .send();
+    assert_eq!(signup.status, 200, "{}", signup.json());
+    let login = server
+        .post("/api/collections/users/auth-with-password")
+        .raw(form, "identity=n%40example.com&password=12345678")
+        .send();
+    assert_eq!(login.status, 200, "{}", login.json());
+    let token = login.json()["token"].as_str().unwrap().to_string();
+    let id = login.json()["record"]["id"].as_str().unwrap().to_string();
+    let change = server
+        .patch(&format!("/api/collections/users/records/{id}"))
+        .auth(Some(&token))
+        .raw(form, "oldPassword=12345678&password=87654321&passwordConfirm=87654321")
+        .send();
+    assert_eq!(change.status, 200, "{}", change.json());
+    let alias =
+        server.post("/api/auth/login").raw(form, "email=n%40example.com&password=87654321").send();
+    assert_eq!(alias.status, 200, "{}", alias.json());
+}
+
 #[test]
 fn superuser_create_is_an_upsert_that_revokes_old_tokens() {
     let mut server = TestServer::start();

@@ -127,6 +127,51 @@ fn auth_endpoints_are_rate_limited_per_address() {
     assert_eq!(sample(&text, "nanodb_auth_rate_limited_total"), Some(4.0));
 }
 
+/// By default the limit goes by the peer address, whatever `X-Forwarded-For` says; with
+/// `trusted_proxy` it goes by the header's last address.
+#[test]
+fn forwarded_addresses_count_only_behind_a_trusted_proxy() {
+    let login = |server: &TestServer, forwarded: &str| {
+        server
+            .post("/api/collections/users/auth-with-password")
+            .header("x-forwarded-for", forwarded)
+            .json(&json!({"identity": "nobody@example.com", "password": "wrong-password"}))
+            .send()
+            .status
+    };
+    let limit = |config: &mut nanodb_server::ServerConfig| {
+        config.auth_rate_limit_burst = 1;
+        config.auth_rate_limit_per_minute = 1;
+    };
+    let direct = TestServer::start_with(limit);
+    assert_eq!(login(&direct, "10.0.0.1"), 400);
+    assert_eq!(login(&direct, "10.0.0.2"), 429, "the header is ignored: one peer, one bucket");
+    let proxied = TestServer::start_with(|config| {
+        limit(config);
+        config.trusted_proxy = true;
+    });
+    assert_eq!(login(&proxied, "203.0.113.9, 10.0.0.1"), 400);
+    assert_eq!(login(&proxied, "10.0.0.2"), 400, "another client behind the proxy");
+    assert_eq!(login(&proxied, "198.51.100.7, 10.0.0.1"), 429, "the last address counts");
+    assert_eq!(login(&proxied, "not an address"), 400, "unreadable: the peer's own bucket");
+}
+
+/// With a metrics token, `/metrics` needs it as a bearer token.
+#[test]
+fn metrics_can_require_a_bearer_token() {
+    let server = TestServer::start_with(|config| config.metrics_token = Some("s3cret".into()));
+    let page = |token: Option<&str>| {
+        server.get("/metrics").header("authorization", token.unwrap_or("")).send()
+    };
+    let refused = page(None);
+    assert_eq!(refused.status, 401);
+    assert_eq!(refused.json()["status"], 401);
+    assert_eq!(page(Some("Bearer wrong")).status, 401);
+    assert_eq!(page(Some("s3cret")).status, 401, "only as a bearer token");
+    assert_eq!(page(Some("Bearer s3cret")).status, 200);
+    assert_eq!(TestServer::start().get("/metrics").send().status, 200, "open by default");
+}
+
 #[test]
 fn cors_for_any_origin_a_list_or_none() {
     let any = TestServer::start();

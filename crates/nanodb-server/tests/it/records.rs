@@ -404,6 +404,33 @@ fn lists_page_sort_filter_and_count() {
     }
 }
 
+/// A sort no index gives holds the records in memory, at most the server's
+/// `sort_memory_bytes_max`; a page past `LIST_OFFSET_MAX` skipped items is a 400.
+#[test]
+fn list_memory_is_bounded() {
+    use nanodb_server::http::query::LIST_OFFSET_MAX;
+    let server = TestServer::start_with(|config| config.sort_memory_bytes_max = 4096);
+    let admin = server.admin();
+    seed_numbers(&server, &admin);
+    let sorted = server.get("/api/collections/nums/records?sort=-title").send();
+    assert_eq!(sorted.status, 200, "5 small records fit");
+    for n in 0..40 {
+        server.create_record("nums", None, json!({"n": 10 + n, "title": "t".repeat(200)}));
+    }
+    let over = server.get("/api/collections/nums/records?sort=-title&perPage=1").send();
+    assert_eq!(over.status, 400, "45 records, over 8 KiB, held to sort");
+    assert!(over.json()["message"].as_str().unwrap().contains("sort"), "{}", over.json());
+    let indexed = server.get("/api/collections/nums/records?sort=n&perPage=1").send();
+    assert_eq!(indexed.status, 200, "an index gives the order: nothing held");
+    let last = LIST_OFFSET_MAX + 1;
+    let at = server.get(&format!("/api/collections/nums/records?page={last}&perPage=1")).send();
+    assert_eq!(at.status, 200, "skipping exactly LIST_OFFSET_MAX items");
+    let past = server.get(&format!("/api/collections/nums/records?page={}&perPage=1", last + 1));
+    let past = past.send();
+    assert_eq!(past.status, 400);
+    assert_eq!(past.json()["status"], 400);
+}
+
 #[test]
 fn full_lists_page_until_a_short_page() {
     let server = TestServer::start();

@@ -315,3 +315,56 @@ fn path_tricks_find_nothing() {
         assert!(!String::from_utf8_lossy(&response.body).contains("tokenSecret"), "{path}");
     }
 }
+
+/// `_superusers` cannot be truncated, and its last record cannot be deleted, by a route or
+/// a batch: either would leave nobody able to manage the server.
+#[test]
+fn the_last_superuser_stays() {
+    let server = TestServer::start();
+    let admin = server.admin();
+    let truncate = server.delete("/api/collections/_superusers/truncate").auth(Some(&admin)).send();
+    assert_eq!(truncate.status, 400, "{}", truncate.json());
+    let list = server.get("/api/collections/_superusers/records").auth(Some(&admin)).send().json();
+    let first = list["items"][0]["id"].as_str().unwrap().to_string();
+    let path = |id: &str| format!("/api/collections/_superusers/records/{id}");
+    let last = server.delete(&path(&first)).auth(Some(&admin)).send();
+    assert_eq!(last.status, 400, "{}", last.json());
+    assert_eq!(last.json()["message"], "The last superuser cannot be deleted.");
+    let second = server.create_record(
+        "_superusers",
+        Some(&admin),
+        json!({"email": "second@example.com", "password": "password-2",
+               "passwordConfirm": "password-2"}),
+    );
+    let second = second["id"].as_str().unwrap().to_string();
+    let both = json!({"requests": [
+        {"method": "DELETE", "url": path(&first)},
+        {"method": "DELETE", "url": path(&second)},
+    ]});
+    let batch = server.post("/api/batch").auth(Some(&admin)).json(&both).send();
+    assert_eq!(batch.status, 400, "{}", batch.json());
+    assert_eq!(server.delete(&path(&second)).auth(Some(&admin)).send().status, 204);
+    assert_eq!(server.delete(&path(&first)).auth(Some(&admin)).send().status, 400);
+    assert_eq!(server.get(&path(&first)).auth(Some(&admin)).send().status, 200);
+}
+
+/// A path segment that is not UTF-8 once decoded is a 400 in PocketBase's error shape, not
+/// axum's plain text, on every route with segments.
+#[test]
+fn undecodable_path_segments_are_json_errors() {
+    let server = TestServer::start();
+    let admin = server.admin();
+    for (method, path) in [
+        ("GET", "/api/collections/%FF/records"),
+        ("GET", "/api/collections/users/records/%FF%FE"),
+        ("PATCH", "/api/collections/users/records/%C3"),
+        ("DELETE", "/api/collections/%FF"),
+        ("POST", "/api/collections/%FF/auth-with-password"),
+    ] {
+        let response = server.request(method, path).auth(Some(&admin)).send();
+        assert_eq!(response.status, 400, "{method} {path}");
+        let body = response.json();
+        assert_eq!(body["status"], 400, "{method} {path}: {body}");
+        assert!(body["data"].is_object() && body["message"].is_string(), "{body}");
+    }
+}
