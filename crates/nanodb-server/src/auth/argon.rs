@@ -6,7 +6,8 @@
 //! handed back to the allocator, which (glibc's malloc) may keep it in the calling thread's
 //! arena and not reuse it for the next hash: a server hashing on a few threads still grew by
 //! several times a hash's memory per thread. Here each thread keeps one buffer, grown to the
-//! largest hash it computed, so a hashing thread holds exactly one hash's memory.
+//! largest hash it computed, so a hashing thread holds exactly one hash's memory, and gives
+//! it back after a while without hashes (`release_blocks`, called by `auth::password`).
 //!
 //! Thread safety: the buffer is thread-local; everything else is pure.
 //!
@@ -36,6 +37,11 @@ fn with_blocks<T>(count: usize, work: impl FnOnce(&mut [Block]) -> T) -> T {
         }
         work(&mut blocks[..count])
     })
+}
+
+/// Gives this thread's working memory back (a hashing thread that has been idle a while).
+pub fn release_blocks() {
+    BLOCKS.with(|cell| *cell.borrow_mut() = Vec::new());
 }
 
 /// The blocks this thread keeps (tests).
@@ -131,6 +137,8 @@ mod tests {
             assert_eq!(kept_blocks(), 256, "a smaller hash reuses it");
             hash(&params(512), b"a", b"0123456789abcdef").unwrap();
             assert_eq!(kept_blocks(), 512, "a larger one grows it");
+            release_blocks();
+            assert_eq!(kept_blocks(), 0, "released when idle");
         })
         .join()
         .unwrap();

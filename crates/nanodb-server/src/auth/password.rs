@@ -10,7 +10,9 @@
 //! hash's memory in the arena of the thread that used it, so hashing on whatever blocking
 //! thread is free left up to one hash's memory behind in each of its many arenas (16 logins
 //! at once took a server from 8 MB to 240 MB resident). On a few fixed threads, what is kept
-//! is at most a hash's memory per thread, reused by the next hash.
+//! is at most a hash's memory per thread, reused by the next hash, and given back after
+//! `HASH_MEMORY_IDLE_RELEASE` without a job (the threads take turns waiting on the channel with
+//! that timeout, so each one wakes and releases within a few such periods).
 //!
 //! A login for an unknown identity still verifies against a fixed dummy hash
 //! (`verify(password, None)`), so its timing does not tell whether the account exists.
@@ -44,6 +46,9 @@ pub fn check_length(password: &str, min: usize) -> std::result::Result<(), Field
     }
     Ok(())
 }
+/// How long a hashing thread waits for a job before it gives its working memory (one hash's,
+/// 19 MiB by default) back; the next hash allocates it again.
+pub const HASH_MEMORY_IDLE_RELEASE: std::time::Duration = std::time::Duration::from_secs(5);
 /// Bytes of random salt per hash.
 const SALT_BYTES: usize = 16;
 
@@ -89,10 +94,12 @@ impl Passwords {
             std::thread::Builder::new()
                 .name(format!("nanodb-hash-{index}"))
                 .spawn(move || loop {
-                    let job = receiver.lock().recv();
+                    let job = receiver.lock().recv_timeout(HASH_MEMORY_IDLE_RELEASE);
                     match job {
                         Ok(job) => job(),
-                        Err(_) => return, // the hasher was dropped
+                        // Idle: give the working memory back; an empty one is no work.
+                        Err(mpsc::RecvTimeoutError::Timeout) => super::argon::release_blocks(),
+                        Err(mpsc::RecvTimeoutError::Disconnected) => return, // hasher dropped
                     }
                 })
                 .map_err(|error| Error::io("start a password hashing thread", error))?;
