@@ -5,7 +5,6 @@
 //!
 //! Thread safety: one tokio runtime for `serve`; the other commands run on the main thread.
 
-mod allocator;
 mod serve;
 mod superuser;
 
@@ -108,7 +107,6 @@ fn init_logs() {
 }
 
 fn main() -> ExitCode {
-    allocator::tune();
     let cli = Cli::parse();
     init_logs();
     let outcome = match cli.command {
