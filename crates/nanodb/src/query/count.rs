@@ -13,7 +13,6 @@
 use super::ast::Filter;
 use super::exec::for_each_match;
 use super::plan::exact_index;
-use super::request::Query;
 use crate::database::CollectionState;
 use crate::ttl::Expiry;
 use crate::value::Date;
@@ -25,9 +24,15 @@ pub(crate) fn count(db: &Db, state: &CollectionState, filter: &Filter) -> Result
     if matches!(filter, Filter::True) {
         return count_all(db, state);
     }
+    filter.check_limits()?;
     if let Some(count) = count_by_index(db, state, filter)? {
         return Ok(count);
     }
+    count_matches(db, state, filter)
+}
+
+/// How many documents match `filter`, by reading them.
+fn count_matches(db: &Db, state: &CollectionState, filter: &Filter) -> Result<u64> {
     let mut count = 0;
     for_each_match(db, state, filter, &mut |_| {
         count += 1;
@@ -39,12 +44,7 @@ pub(crate) fn count(db: &Db, state: &CollectionState, filter: &Filter) -> Result
 /// How many documents the collection holds, without decoding them (unless they may expire).
 fn count_all(db: &Db, state: &CollectionState) -> Result<u64> {
     if Expiry::of(state, Date::now()).is_some() {
-        let mut count = 0;
-        for_each_match(db, state, &Filter::True, &mut |_| {
-            count += 1;
-            Ok(())
-        })?;
-        return Ok(count);
+        return count_matches(db, state, &Filter::True);
     }
     let snapshot = db.snapshot()?;
     let mut count = 0;
@@ -56,12 +56,11 @@ fn count_all(db: &Db, state: &CollectionState) -> Result<u64> {
 }
 
 /// How many documents match `filter`, counted from index entries alone when an index answers
-/// it exactly and no document can expire; `None` otherwise.
+/// it exactly and no document can expire; `None` otherwise. `filter` is within its limits.
 fn count_by_index(db: &Db, state: &CollectionState, filter: &Filter) -> Result<Option<u64>> {
     if Expiry::of(state, Date::now()).is_some() {
         return Ok(None);
     }
-    Query::new(filter.clone()).check()?;
     let indexes = state.ready_indexes();
     let snapshot = db.snapshot()?;
     // Only now: an index's multikey flag is set before a write that needs it commits.
@@ -79,7 +78,7 @@ fn count_by_index(db: &Db, state: &CollectionState, filter: &Filter) -> Result<O
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::query::{parse_filter, FilterContext};
+    use crate::query::{parse_filter, FilterContext, Query};
     use crate::test_support::{doc, seed_or, Rng};
     use crate::{Collection, CollectionOptions, IndexDefinition, NanoDb, NanoDbOptions};
 
@@ -90,14 +89,7 @@ mod tests {
 
     /// The count by reading every document: the reference.
     fn read_count(collection: &Collection, filter: &Filter) -> u64 {
-        let (db, state) = (collection.database().storage(), collection.state());
-        let mut count = 0;
-        for_each_match(db, state, filter, &mut |_| {
-            count += 1;
-            Ok(())
-        })
-        .unwrap();
-        count
+        count_matches(collection.database().storage(), collection.state(), filter).unwrap()
     }
 
     fn by_index(collection: &Collection, text: &str) -> Option<u64> {
