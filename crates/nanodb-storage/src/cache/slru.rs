@@ -134,8 +134,11 @@ impl Shard {
         let position = *self.index.get(&key)?;
         let node = &self.nodes[position as usize];
         let found = (node.block.clone()?, node.segment);
-        self.unlink(position);
-        self.push_newest(position, Segment::Protected);
+        // The newest protected entry read again: already where a touch would put it.
+        if !(found.1 == Segment::Protected && self.protected.newest == position) {
+            self.unlink(position);
+            self.push_newest(position, Segment::Protected);
+        }
         Some(found)
     }
 
