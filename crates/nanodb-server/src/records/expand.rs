@@ -250,7 +250,7 @@ mod tests {
         let (query, headers, body) = (QueryParams::default(), HeaderMap::new(), JsonMap::new());
         let facts = RequestFacts {
             method: "GET",
-            context: "default",
+            context: crate::rules::context::CONTEXT_DEFAULT,
             query: &query,
             headers: &headers,
             body: &body,

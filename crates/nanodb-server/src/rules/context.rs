@@ -149,7 +149,7 @@ mod tests {
             Requester::Record(AuthRecord { collection: Arc::new(users.clone()), document });
         let facts = RequestFacts {
             method: "PATCH",
-            context: "default",
+            context: CONTEXT_DEFAULT,
             query: &query,
             headers: &headers,
             body: &body,
@@ -207,7 +207,7 @@ mod tests {
             let body = body.as_object().unwrap().clone();
             let facts = RequestFacts {
                 method: "PATCH",
-                context: "default",
+                context: CONTEXT_DEFAULT,
                 query: &query,
                 headers: &headers,
                 body: &body,
