@@ -105,6 +105,21 @@ export class NanoServer {
 }
 
 /** Polls `check` every 20 ms until it returns a truthy value; throws after `timeoutMs`. */
+/** Creates users `<name>@example.com` (password "12345678", `name` set) as `admin`; the
+ * records by name. */
+export async function createUsers(admin, names) {
+  const users = {};
+  for (const name of names) {
+    users[name] = await admin.collection("users").create({
+      email: `${name}@example.com`,
+      password: "12345678",
+      passwordConfirm: "12345678",
+      name,
+    });
+  }
+  return users;
+}
+
 export async function eventually(check, timeoutMs = 10_000, what = "a condition") {
   const deadline = Date.now() + timeoutMs;
   for (;;) {

@@ -5,7 +5,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import PocketBase from "pocketbase";
-import { NanoServer, ADMIN_EMAIL, ADMIN_PASSWORD } from "../lib/server.mjs";
+import { NanoServer, createUsers, ADMIN_EMAIL, ADMIN_PASSWORD } from "../lib/server.mjs";
 
 let server;
 let admin;
@@ -33,13 +33,7 @@ before(async () => {
     updateRule: `owner = '' || ${owner}`,
     deleteRule: `owner = '' || ${owner}`,
   });
-  for (const name of ["alice", "bob"]) {
-    await admin.collection("users").create({
-      email: `${name}@example.com`,
-      password: "12345678",
-      passwordConfirm: "12345678",
-    });
-  }
+  await createUsers(admin, ["alice", "bob"]);
 });
 
 after(async () => {

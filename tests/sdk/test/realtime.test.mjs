@@ -6,7 +6,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import PocketBase from "pocketbase";
 import { EventSource } from "eventsource";
-import { NanoServer, ADMIN_EMAIL, ADMIN_PASSWORD, eventually } from "../lib/server.mjs";
+import { NanoServer, createUsers, ADMIN_EMAIL, ADMIN_PASSWORD, eventually } from "../lib/server.mjs";
 
 globalThis.EventSource = EventSource;
 
@@ -57,13 +57,7 @@ before(async () => {
     updateRule: owner,
     deleteRule: owner,
   });
-  for (const name of ["alice", "bob"]) {
-    await admin.collection("users").create({
-      email: `${name}@example.com`,
-      password: "12345678",
-      passwordConfirm: "12345678",
-    });
-  }
+  await createUsers(admin, ["alice", "bob"]);
 });
 
 after(async () => {

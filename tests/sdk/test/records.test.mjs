@@ -5,7 +5,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import PocketBase from "pocketbase";
-import { NanoServer, ADMIN_EMAIL, ADMIN_PASSWORD, tokenPayload } from "../lib/server.mjs";
+import { NanoServer, createUsers, ADMIN_EMAIL, ADMIN_PASSWORD, tokenPayload } from "../lib/server.mjs";
 
 const ID = /^[a-z0-9]{15}$/;
 const DATE = /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}Z$/;
@@ -41,15 +41,7 @@ before(async () => {
   server = await NanoServer.start();
   admin = client();
   await admin.collection("_superusers").authWithPassword(ADMIN_EMAIL, ADMIN_PASSWORD);
-  for (const name of ["alice", "bob"]) {
-    const record = await admin.collection("users").create({
-      email: `${name}@example.com`,
-      password: "12345678",
-      passwordConfirm: "12345678",
-      name,
-    });
-    users[name] = record;
-  }
+  Object.assign(users, await createUsers(admin, ["alice", "bob"]));
 });
 
 after(async () => {
