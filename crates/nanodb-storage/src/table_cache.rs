@@ -13,21 +13,27 @@
 //! block cache, so a reopened reader finds the blocks cached before.
 //!
 //! Thread safety: `Send + Sync`; ids are spread over up to `SHARD_COUNT_MAX` shards, each
-//! under its own mutex, held only for map operations, never while a file is opened.
+//! under its own read-write lock, held only for map operations, never while a file is opened.
+//! A hit (every point read asks once per file it searches) takes only the read lock and
+//! stamps the entry's last use from the shard's clock; an insert takes the write lock and,
+//! past the bound, evicts the entry with the oldest stamp (a scan of the shard, which only
+//! opening a file pays).
 //!
 //! Invariants:
 //! 1. Per shard, at most `shard_capacity` readers are cached after every insert; the sum over
-//!    the shards is at most the capacity.
+//!    the shards is at most the capacity. The evicted reader is the least recently used one
+//!    (uses racing on two threads may stamp in either order).
 //! 2. Only a live `SstHandle` asks for its id, and the handle evicts its id when it drops,
 //!    before an obsolete file is deleted. So a file is never opened again after its deletion,
 //!    and no entry outlives its handle.
 
-use crate::cache::BlockCache;
+use crate::cache::{BlockCache, KeyHasher};
 use crate::fs::Fs;
 use crate::sst::SstReader;
 use crate::{Error, Result};
-use parking_lot::Mutex;
-use std::collections::{BTreeMap, HashMap};
+use parking_lot::RwLock;
+use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 use std::io;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -48,30 +54,58 @@ pub fn next_cache_id() -> u64 {
     NEXT_CACHE_ID.fetch_add(1, Ordering::Relaxed)
 }
 
+/// One cached reader and the shard clock's reading at its last use.
+struct Entry {
+    reader: Arc<SstReader>,
+    used: AtomicU64,
+}
+
 #[derive(Default)]
 struct Shard {
-    /// id → (reader, tick of its last use).
-    entries: HashMap<u64, (Arc<SstReader>, u64)>,
-    /// tick → id, least recent first.
-    recency: BTreeMap<u64, u64>,
-    tick: u64,
+    entries: RwLock<HashMap<u64, Entry, BuildHasherDefault<KeyHasher>>>,
+    /// Counts uses; the entry with the smallest stamp is the least recently used.
+    clock: AtomicU64,
 }
 
 impl Shard {
-    fn get(&mut self, id: u64) -> Option<Arc<SstReader>> {
-        self.tick += 1;
-        let tick = self.tick;
-        let (reader, old_tick) = self.entries.get_mut(&id)?;
-        self.recency.remove(old_tick);
-        *old_tick = tick;
-        self.recency.insert(tick, id);
-        Some(Arc::clone(reader))
+    fn tick(&self) -> u64 {
+        self.clock.fetch_add(1, Ordering::Relaxed) + 1
     }
 
-    fn remove(&mut self, id: u64) {
-        if let Some((_, tick)) = self.entries.remove(&id) {
-            self.recency.remove(&tick);
+    fn get(&self, id: u64) -> Option<Arc<SstReader>> {
+        let entries = self.entries.read();
+        let entry = entries.get(&id)?;
+        entry.used.store(self.tick(), Ordering::Relaxed);
+        Some(Arc::clone(&entry.reader))
+    }
+
+    /// Caches `reader` as `id` unless an entry is there (returned instead), then evicts the
+    /// least recently used entries past `capacity`.
+    fn insert(&self, id: u64, reader: Arc<SstReader>, capacity: usize) -> Arc<SstReader> {
+        let mut entries = self.entries.write();
+        if let Some(existing) = entries.get(&id) {
+            existing.used.store(self.tick(), Ordering::Relaxed);
+            return Arc::clone(&existing.reader);
         }
+        let used = AtomicU64::new(self.tick());
+        entries.insert(id, Entry { reader: Arc::clone(&reader), used });
+        while entries.len() > capacity {
+            let oldest = entries
+                .iter()
+                .min_by_key(|(_, entry)| entry.used.load(Ordering::Relaxed))
+                .map(|(id, _)| *id);
+            let Some(oldest) = oldest else { break };
+            entries.remove(&oldest);
+        }
+        reader
+    }
+
+    fn remove(&self, id: u64) {
+        self.entries.write().remove(&id);
+    }
+
+    fn len(&self) -> usize {
+        self.entries.read().len()
     }
 }
 
@@ -95,7 +129,7 @@ pub struct TableCache {
     block_cache: Option<Arc<BlockCache>>,
     /// `Options::pin_index_and_filter`, for every reader opened.
     pin_index_and_filter: bool,
-    shards: Vec<Mutex<Shard>>,
+    shards: Vec<Shard>,
     shard_capacity: usize,
     hits: AtomicU64,
     misses: AtomicU64,
@@ -126,7 +160,7 @@ impl TableCache {
             fs,
             block_cache,
             pin_index_and_filter,
-            shards: (0..shard_count).map(|_| Mutex::new(Shard::default())).collect(),
+            shards: (0..shard_count).map(|_| Shard::default()).collect(),
             shard_capacity: capacity / shard_count,
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
@@ -139,7 +173,7 @@ impl TableCache {
         &self.fs
     }
 
-    fn shard(&self, id: u64) -> &Mutex<Shard> {
+    fn shard(&self, id: u64) -> &Shard {
         let hash = id.wrapping_mul(0x9e37_79b9_7f4a_7c15);
         &self.shards[(hash >> 32) as usize % self.shards.len()]
     }
@@ -168,7 +202,7 @@ impl TableCache {
     /// The reader of file `id`, opening the file at `path` (which must have `size_bytes`) if
     /// it is not cached.
     pub fn reader(&self, id: u64, path: &Path, size_bytes: u64) -> Result<Arc<SstReader>> {
-        if let Some(reader) = self.shard(id).lock().get(id) {
+        if let Some(reader) = self.shard(id).get(id) {
             self.hits.fetch_add(1, Ordering::Relaxed);
             return Ok(reader);
         }
@@ -180,30 +214,18 @@ impl TableCache {
     /// Caches `reader` as file `id`, evicting the least recently used readers past the bound,
     /// and returns the cached reader (an earlier one, if another thread opened it first).
     pub fn insert(&self, id: u64, reader: Arc<SstReader>) -> Arc<SstReader> {
-        let mut shard = self.shard(id).lock();
-        if let Some(existing) = shard.get(id) {
-            return existing;
-        }
-        shard.tick += 1;
-        let tick = shard.tick;
-        shard.entries.insert(id, (Arc::clone(&reader), tick));
-        shard.recency.insert(tick, id);
-        while shard.entries.len() > self.shard_capacity {
-            let Some((_, oldest)) = shard.recency.pop_first() else { break };
-            shard.entries.remove(&oldest);
-        }
-        reader
+        self.shard(id).insert(id, reader, self.shard_capacity)
     }
 
     /// Drops the cached reader of file `id`, if any (its handle is dropping).
     pub fn evict(&self, id: u64) {
-        self.shard(id).lock().remove(id);
+        self.shard(id).remove(id);
     }
 
     /// The counters.
     pub fn stats(&self) -> TableCacheStats {
         TableCacheStats {
-            files: self.shards.iter().map(|shard| shard.lock().entries.len() as u64).sum(),
+            files: self.shards.iter().map(|shard| shard.len() as u64).sum(),
             hits: self.hits.load(Ordering::Relaxed),
             misses: self.misses.load(Ordering::Relaxed),
             opens: self.opens.load(Ordering::Relaxed),
@@ -277,6 +299,27 @@ mod tests {
             cache.reader(*id, path, *size).unwrap();
         }
         assert_eq!(cache.stats().hits, 16);
+    }
+
+    #[test]
+    fn a_hit_makes_a_reader_the_most_recent_so_eviction_passes_it_by() {
+        let (fs, files) = setup(18);
+        let cache = TableCache::new(Arc::new(fs), None, 16, true);
+        for (id, path, size) in &files[..16] {
+            cache.reader(*id, path, *size).unwrap();
+        }
+        let (first_id, first_path, first_size) = &files[0];
+        cache.reader(*first_id, first_path, *first_size).unwrap();
+        // Two more files evict files 1 and 2, the least recently used; file 0 stays.
+        for (id, path, size) in &files[16..] {
+            cache.reader(*id, path, *size).unwrap();
+        }
+        let opens = cache.stats().opens;
+        cache.reader(*first_id, first_path, *first_size).unwrap();
+        assert_eq!(cache.stats().opens, opens, "file 0 was used recently and stays cached");
+        let (second_id, second_path, second_size) = &files[1];
+        cache.reader(*second_id, second_path, *second_size).unwrap();
+        assert_eq!(cache.stats().opens, opens + 1, "file 1 was the least recently used");
     }
 
     #[test]

@@ -27,6 +27,7 @@ mod slru;
 
 use crate::sst::{Block, BloomFilter, SstIndex};
 use parking_lot::Mutex;
+pub(crate) use slru::KeyHasher;
 use slru::{Segment, Shard};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

@@ -55,7 +55,7 @@ impl Default for List {
 /// A hasher for block keys (two integers): a multiply-rotate mix, far cheaper than SipHash.
 /// Keys are file ids and offsets chosen by the engine, not by an adversary.
 #[derive(Default)]
-pub(super) struct KeyHasher(u64);
+pub(crate) struct KeyHasher(u64);
 
 impl Hasher for KeyHasher {
     fn write(&mut self, bytes: &[u8]) {
