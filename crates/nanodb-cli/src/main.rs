@@ -5,6 +5,7 @@
 //!
 //! Thread safety: one tokio runtime for `serve`; the other commands run on the main thread.
 
+mod malloc_tuning;
 mod serve;
 mod superuser;
 
@@ -107,8 +108,12 @@ fn init_logs() {
 }
 
 fn main() -> ExitCode {
+    let malloc_settings = malloc_tuning::apply();
     let cli = Cli::parse();
     init_logs();
+    if !malloc_settings.is_empty() {
+        tracing::info!("glibc malloc tuned: {}", malloc_settings.join(", "));
+    }
     let outcome = match cli.command {
         Command::Serve {
             http,

@@ -1,7 +1,7 @@
 //! `nanodb serve`: flags and environment, the first-run install token, graceful shutdown on
 //! SIGTERM with the databases closed.
 
-use super::process::{run, Served};
+use super::process::{nanodb, run, Served};
 use serde_json::{json, Value as Json};
 
 #[test]
@@ -82,6 +82,32 @@ fn a_busy_address_is_an_error() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("cannot listen on"), "{output:?}");
 }
 
+/// glibc's malloc is tuned at start (one arena per core, a fixed mmap threshold), unless the
+/// environment sets the same option.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[test]
+fn malloc_is_tuned_unless_the_environment_says_otherwise() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["serve", "--http", &address, "--dir", dir.path().to_str().unwrap()];
+    let log = |output: std::process::Output| String::from_utf8_lossy(&output.stderr).into_owned();
+    let plain = || {
+        let mut command = nanodb();
+        command.args(args).env_remove("MALLOC_ARENA_MAX").env_remove("MALLOC_MMAP_THRESHOLD_");
+        command
+    };
+    let tuned = log(plain().output().unwrap());
+    let cores = std::thread::available_parallelism().unwrap().get();
+    let expected = format!("glibc malloc tuned: arenas {cores}, mmap threshold {}", 4 << 20);
+    assert!(tuned.contains(&expected), "{tuned}");
+    let told = log(plain().env("MALLOC_ARENA_MAX", "3").output().unwrap());
+    assert!(
+        told.contains("glibc malloc tuned: mmap threshold") && !told.contains("arenas"),
+        "{told}"
+    );
+}
+
 #[test]
 fn serve_flags_reach_the_server() {
     let dir = tempfile::tempdir().unwrap();
@@ -95,7 +121,7 @@ fn serve_flags_reach_the_server() {
             "--blocking-threads",
             "4",
             "--memory-mib",
-            "32",
+            "24",
         ],
     );
     let (_, head, _) =
@@ -112,7 +138,7 @@ fn serve_flags_reach_the_server() {
         .unwrap()
         .parse()
         .unwrap();
-    assert!(capacity > 0.0 && capacity <= 32.0 * 1024.0 * 1024.0, "the memory flag: {capacity}");
+    assert!(capacity > 0.0 && capacity <= 24.0 * 1024.0 * 1024.0, "the memory flag: {capacity}");
     let login = json!({"identity": "x@example.com", "password": "password-1"}).to_string();
     let path = "/api/collections/users/auth-with-password";
     let statuses: Vec<u16> = (0..3).map(|_| served.request("POST", path, &login).0).collect();
@@ -158,7 +184,7 @@ fn concurrent_logins_keep_resident_memory_to_the_hashing_slots() {
     // leave a hash's memory in each thread's allocator arena (240 MB).
     let after_logins = rss_kib();
     assert!(after_logins < 100 * 1024, "resident memory after 16 logins: {after_logins} KiB");
-    // Idle hashing threads give their 19 MiB back (HASH_MEMORY_IDLE_RELEASE, 5 s, per thread
+    // Idle hashing threads give their 19 MiB back (HASH_MEMORY_IDLE_RELEASE, 1 s, per thread
     // in turn): at least one slot's worth within half a minute.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while rss_kib() + 19 * 1024 > after_logins {

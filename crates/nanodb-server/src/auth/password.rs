@@ -48,7 +48,7 @@ pub fn check_length(password: &str, min: usize) -> std::result::Result<(), Field
 }
 /// How long a hashing thread waits for a job before it gives its working memory (one hash's,
 /// 19 MiB by default) back; the next hash allocates it again.
-pub const HASH_MEMORY_IDLE_RELEASE: std::time::Duration = std::time::Duration::from_secs(5);
+pub const HASH_MEMORY_IDLE_RELEASE: std::time::Duration = std::time::Duration::from_secs(1);
 /// Bytes of random salt per hash.
 const SALT_BYTES: usize = 16;
 
