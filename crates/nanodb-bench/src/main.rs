@@ -31,6 +31,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use workload::{Outcome, Params, DURABLE_WRITERS};
 
+/// Rust's allocator in every worker with feature `mimalloc` (off by default: an A/B of the
+/// allocator); the C and C++ engines allocate through libc's malloc either way.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// The name of Rust's allocator in this build, for the results' machine description.
+pub(crate) const ALLOCATOR_NAME: &str =
+    if cfg!(feature = "mimalloc") { "mimalloc" } else { "system malloc" };
+
 /// A worker whose resident memory passes this many GiB is killed and its run recorded as a
 /// failure, so one runaway engine cannot take the machine down with it (`--rss-max-gib`).
 const RSS_MAX_GIB_DEFAULT: u64 = 16;

@@ -132,7 +132,11 @@ pub(crate) fn machine() -> String {
         .ok()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default();
-    format!("{cores} cores ({cpu}), {memory_gib} GiB memory, Linux {}, {rustc}", kernel.trim())
+    format!(
+        "{cores} cores ({cpu}), {memory_gib} GiB memory, Linux {}, {rustc}, Rust allocator {}",
+        kernel.trim(),
+        crate::ALLOCATOR_NAME
+    )
 }
 
 /// Renders the report; with `write_docs`, writes docs/benchmarks.md and the charts, else prints.
