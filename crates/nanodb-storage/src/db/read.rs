@@ -299,6 +299,41 @@ impl Iter {
     }
 }
 
+impl Iter {
+    /// How many keys the iterator has left to yield, counted without copying any key or
+    /// value (a count over a range allocates nothing per key). Consumes the iterator.
+    pub fn count_keys(self) -> Result<u64> {
+        self.count_keys_up_to(u64::MAX)
+    }
+
+    /// `count_keys`, stopping at `max`: the smaller of the two.
+    pub fn count_keys_up_to(mut self, max: u64) -> Result<u64> {
+        if self.finished {
+            return Ok(0);
+        }
+        if self.back.is_some() {
+            // Keys must also stay below the last one taken from the back: compare them.
+            let mut count = 0;
+            while count < max {
+                match self.next() {
+                    Some(entry) => entry.map(|_| count += 1)?,
+                    None => break,
+                }
+            }
+            return Ok(count);
+        }
+        let mut forward = match self.front.take() {
+            Some(front) => front,
+            None => self.make(Direction::Forward),
+        };
+        let mut count = 0;
+        while count < max && forward.skip_entry()? {
+            count += 1;
+        }
+        Ok(count)
+    }
+}
+
 impl Iterator for Iter {
     type Item = Result<(Vec<u8>, Vec<u8>)>;
 

@@ -167,7 +167,37 @@ impl DbIterator {
         }
     }
 
+    /// Moves past the next visible key, and its key and value when `copy`.
+    /// `Ok(None)` at the end; `Ok(Some(None))` when a key was passed without copying it.
+    fn skip_forward(&mut self, copy: bool) -> Result<Option<Option<KeyValue>>> {
+        if self.done {
+            return Ok(None);
+        }
+        if !self.started {
+            self.start()?;
+        }
+        let result = self.advance_forward(copy);
+        match &result {
+            Ok(None) | Err(_) => self.done = true,
+            Ok(Some(_)) => {}
+        }
+        result
+    }
+
+    /// Forward only: moves past the next visible key without copying it or its value; false
+    /// at the end. A count of keys in a range allocates nothing per key this way.
+    pub fn skip_entry(&mut self) -> Result<bool> {
+        if self.direction == Direction::Reverse {
+            return Ok(self.next_entry()?.is_some());
+        }
+        Ok(self.skip_forward(false)?.is_some())
+    }
+
     fn step_forward(&mut self) -> Result<Option<KeyValue>> {
+        Ok(self.advance_forward(true)?.flatten())
+    }
+
+    fn advance_forward(&mut self, copy: bool) -> Result<Option<Option<KeyValue>>> {
         while self.merged.valid() {
             let parsed = parse_internal_key(self.merged.key()).ok_or_else(|| {
                 Error::corruption("<iterator>", "malformed internal key from a source")
@@ -200,7 +230,7 @@ impl DbIterator {
             let value = visible_value(parsed.kind, self.merged.value(), self.now_ms);
             let entry = value
                 .filter(|_| !self.range_dels.hides(parsed.user_key, parsed.seqno, self.seqno))
-                .map(|value| (parsed.user_key.to_vec(), value.to_vec()));
+                .map(|value| copy.then(|| (parsed.user_key.to_vec(), value.to_vec())));
             // Reuse the buffer: one allocation per yielded key, none per tombstone.
             match &mut self.skip_key {
                 Some(skip_key) => {

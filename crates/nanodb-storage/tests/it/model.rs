@@ -82,8 +82,28 @@ fn expected_prefix(model: &Model, prefix: &[u8]) -> VecDeque<Entry> {
 
 /// Walks `iter` forward, backward, from both ends at random, or partly, checking each entry.
 pub(crate) fn check_iter(rng: &mut Rng, mut iter: Iter, mut want: VecDeque<Entry>, context: &str) {
-    let mode = rng.below(5);
+    let mode = rng.below(6);
     let take = |entry: Option<nanodb_storage::Result<Entry>>| entry.map(|e| e.expect(context));
+    if mode == 5 {
+        // A few entries from either end, then `count_keys` of what is left.
+        for _ in 0..rng.below(4) {
+            let (got, expected) = if rng.chance(30) {
+                (take(iter.next_back()), want.pop_back())
+            } else {
+                (take(iter.next()), want.pop_front())
+            };
+            check_entry(got, expected.as_ref(), &format!("{context} (before count_keys)"));
+        }
+        let left = want.len() as u64;
+        if rng.chance(30) {
+            let max = rng.below(left + 2);
+            let counted = iter.count_keys_up_to(max).expect(context);
+            assert_eq!(counted, left.min(max), "{context}: count_keys_up_to({max})");
+        } else {
+            assert_eq!(iter.count_keys().expect(context), left, "{context}: count_keys");
+        }
+        return;
+    }
     loop {
         let (got, expected) = match mode {
             0 | 1 => (take(iter.next()), want.pop_front()),

@@ -47,12 +47,7 @@ fn count_all(db: &Db, state: &CollectionState) -> Result<u64> {
         return count_matches(db, state, &Filter::True);
     }
     let snapshot = db.snapshot()?;
-    let mut count = 0;
-    for entry in snapshot.range_in::<&[u8], _>(&state.documents, ..)? {
-        entry?;
-        count += 1;
-    }
-    Ok(count)
+    Ok(snapshot.range_in::<&[u8], _>(&state.documents, ..)?.count_keys()?)
 }
 
 /// How many documents match `filter`, counted from index entries alone when an index answers
@@ -67,10 +62,7 @@ fn count_by_index(db: &Db, state: &CollectionState, filter: &Filter) -> Result<O
     let Some((index, ranges)) = exact_index(filter, &indexes) else { return Ok(None) };
     let mut count = 0;
     for range in ranges {
-        for entry in snapshot.range_in(&index.keyspace, range)? {
-            entry?;
-            count += 1;
-        }
+        count += snapshot.range_in(&index.keyspace, range)?.count_keys()?;
     }
     Ok(Some(count))
 }

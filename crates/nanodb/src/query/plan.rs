@@ -353,17 +353,15 @@ fn tighter_upper(a: Bound<Vec<u8>>, b: Bound<Vec<u8>>) -> Bound<Vec<u8>> {
 
 /// Counts entries of `keyspace` in `ranges`, up to `PLAN_PROBE_ENTRIES_MAX`.
 fn probe(snapshot: &Snapshot, keyspace: &Keyspace, ranges: &[KeyRange]) -> Result<u64> {
+    let max = PLAN_PROBE_ENTRIES_MAX as u64;
     let mut count = 0;
     for range in ranges {
-        for entry in snapshot.range_in(keyspace, range.clone())? {
-            entry?;
-            count += 1;
-            if count >= PLAN_PROBE_ENTRIES_MAX {
-                return Ok(count as u64);
-            }
+        count += snapshot.range_in(keyspace, range.clone())?.count_keys_up_to(max - count)?;
+        if count >= max {
+            break;
         }
     }
-    Ok(count as u64)
+    Ok(count)
 }
 
 /// What an alternative can do for the query.
