@@ -111,9 +111,6 @@ fn main() -> ExitCode {
     let malloc_settings = malloc_tuning::apply();
     let cli = Cli::parse();
     init_logs();
-    if !malloc_settings.is_empty() {
-        tracing::info!("glibc malloc tuned: {}", malloc_settings.join(", "));
-    }
     let outcome = match cli.command {
         Command::Serve {
             http,
@@ -127,6 +124,9 @@ fn main() -> ExitCode {
             trusted_proxy,
             memory_mib,
         } => {
+            if !malloc_settings.is_empty() {
+                tracing::info!("glibc malloc tuned: {}", malloc_settings.join(", "));
+            }
             let mut config = nanodb_server::ServerConfig::new(dir);
             config.cors_origins = origins.split(',').map(str::to_string).collect();
             config.auth_rate_limit_burst = auth_rate_burst;

@@ -99,8 +99,9 @@ impl Document {
         }
     }
 
-    /// The value of top-level field `name`, if present.
-    pub(crate) fn field(&self, name: &str) -> Option<&Value> {
+    /// The value of top-level field `name` (a name, not a dotted path), if present; only that
+    /// field is decoded.
+    pub fn field(&self, name: &str) -> Option<&Value> {
         match &self.repr {
             Repr::Decoded(map) => map.get(name),
             Repr::Encoded(encoded) => encoded.field(name),
