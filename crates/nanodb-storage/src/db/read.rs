@@ -297,9 +297,7 @@ impl Iter {
             }
         }
     }
-}
 
-impl Iter {
     /// How many keys the iterator has left to yield, counted without copying any key or
     /// value (a count over a range allocates nothing per key). Consumes the iterator.
     pub fn count_keys(self) -> Result<u64> {
