@@ -4,12 +4,13 @@
 //! gives threads their own heap arenas, up to eight per core, each keeping what its threads
 //! freed. Its mmap threshold also grows to the size of the largest block freed (up to 32 MiB),
 //! so after the first argon2 hash (19 MiB) such buffers come from the heap and stay resident.
-//! Measured with `nanodb-bench serve` at 1,000,000 records and 64 connections (32 MiB budget):
-//! peak resident memory 86 to 112 MiB with glibc's defaults, 66 to 99 MiB with one arena per
-//! core, at the same request rates; one arena in all cut list requests by a third
-//! (docs/benchmarks.md, issue 7). So: one arena per core (`ARENAS_PER_CORE`), and a fixed mmap
-//! threshold (`MMAP_THRESHOLD_BYTES`) so that buffers of a few MiB and more go back to the
-//! system when freed.
+//! Measured with `nanodb-bench serve` at 1,000,000 records and 64 connections with a 32 MiB
+//! budget (one run each): peak resident memory 86 to 112 MiB with glibc's defaults (and 8
+//! document tasks), 66 to 99 MiB with one arena per core, 61 to 81 MiB with that and the fixed
+//! threshold, at request rates within the machine's noise of each other; one arena in all cut
+//! list requests by a third (docs/benchmarks.md, issue 7). So: one arena per core
+//! (`ARENAS_PER_CORE`), and a fixed mmap threshold (`MMAP_THRESHOLD_BYTES`) so that buffers of
+//! a few MiB and more go back to the system when freed.
 //!
 //! `MALLOC_ARENA_MAX` or `MALLOC_MMAP_THRESHOLD_` in the environment win over these settings.
 //! Other C libraries and systems: nothing is changed.
