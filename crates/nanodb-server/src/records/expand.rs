@@ -250,13 +250,12 @@ mod tests {
         let (query, headers, body) = (QueryParams::default(), HeaderMap::new(), JsonMap::new());
         let facts = RequestFacts {
             method: "GET",
-            context: crate::rules::context::CONTEXT_DEFAULT,
+            context: CONTEXT_EXPAND,
             query: &query,
             headers: &headers,
             body: &body,
             requester,
         };
-        let facts = RequestFacts { context: CONTEXT_EXPAND, ..facts };
         let snapshot = test.state.definitions.snapshot();
         let level = Level { state: &test.state, snapshot: &snapshot, facts: &facts, records_max };
         let mut outputs: Vec<_> = documents

@@ -260,11 +260,7 @@ impl Definitions {
                 return Err(error);
             }
         };
-        self.publish(|defs| {
-            if let Some(slot) = defs.iter_mut().find(|def| def.id == new.id) {
-                *slot = Arc::clone(&new);
-            }
-        });
+        self.publish_replaced(&new);
         Ok(new)
     }
 
@@ -278,11 +274,7 @@ impl Definitions {
             let def = Arc::new(decode(&stored)?);
             storage::ensure(&self.db, &def)?;
             self.unfinished.lock().remove(&id);
-            self.publish(|defs| {
-                if let Some(slot) = defs.iter_mut().find(|other| other.id == def.id) {
-                    *slot = Arc::clone(&def);
-                }
-            });
+            self.publish_replaced(&def);
         }
         Ok(())
     }
@@ -324,6 +316,15 @@ impl Definitions {
         let Some(current) = self.snapshot().by_id(&def.id) else { return Err(Error::not_found()) };
         self.db.drop_collection(&current.id)?;
         storage::ensure(&self.db, &current)
+    }
+
+    /// Publishes `def` in place of the definition with its id.
+    fn publish_replaced(&self, def: &Arc<CollectionDef>) {
+        self.publish(|defs| {
+            if let Some(slot) = defs.iter_mut().find(|other| other.id == def.id) {
+                *slot = Arc::clone(def);
+            }
+        });
     }
 
     fn publish(&self, change: impl FnOnce(&mut Vec<Arc<CollectionDef>>)) {

@@ -146,55 +146,37 @@ impl DbIterator {
 
     /// The next key and value, or `None` at the end.
     pub fn next_entry(&mut self) -> Result<Option<KeyValue>> {
-        if self.done {
-            return Ok(None);
-        }
-        let result = self.step();
-        match &result {
-            Ok(None) | Err(_) => self.done = true,
-            Ok(Some(_)) => {}
-        }
-        result
+        Ok(self.advance(true)?.flatten())
     }
 
-    fn step(&mut self) -> Result<Option<KeyValue>> {
-        if !self.started {
-            self.start()?;
-        }
-        match self.direction {
-            Direction::Forward => self.step_forward(),
-            Direction::Reverse => self.step_reverse(),
-        }
-    }
-
-    /// Moves past the next visible key, and its key and value when `copy`.
-    /// `Ok(None)` at the end; `Ok(Some(None))` when a key was passed without copying it.
-    fn skip_forward(&mut self, copy: bool) -> Result<Option<Option<KeyValue>>> {
-        if self.done {
-            return Ok(None);
-        }
-        if !self.started {
-            self.start()?;
-        }
-        let result = self.advance_forward(copy);
-        match &result {
-            Ok(None) | Err(_) => self.done = true,
-            Ok(Some(_)) => {}
-        }
-        result
-    }
-
-    /// Forward only: moves past the next visible key without copying it or its value; false
-    /// at the end. A count of keys in a range allocates nothing per key this way.
+    /// Moves past the next visible key without copying it or its value (forward; in reverse
+    /// the key is gathered as `next_entry` does); false at the end. A count of keys in a
+    /// range allocates nothing per key this way.
     pub fn skip_entry(&mut self) -> Result<bool> {
-        if self.direction == Direction::Reverse {
-            return Ok(self.next_entry()?.is_some());
-        }
-        Ok(self.skip_forward(false)?.is_some())
+        Ok(self.advance(false)?.is_some())
     }
 
-    fn step_forward(&mut self) -> Result<Option<KeyValue>> {
-        Ok(self.advance_forward(true)?.flatten())
+    /// Moves past the next visible key, and returns it with its value when `copy` (always
+    /// in reverse). `Ok(None)` at the end; `Ok(Some(None))` when a key was passed uncopied.
+    fn advance(&mut self, copy: bool) -> Result<Option<Option<KeyValue>>> {
+        if self.done {
+            return Ok(None);
+        }
+        if !self.started {
+            if let Err(error) = self.start() {
+                self.done = true;
+                return Err(error);
+            }
+        }
+        let result = match self.direction {
+            Direction::Forward => self.advance_forward(copy),
+            Direction::Reverse => self.step_reverse().map(|entry| entry.map(Some)),
+        };
+        match &result {
+            Ok(None) | Err(_) => self.done = true,
+            Ok(Some(_)) => {}
+        }
+        result
     }
 
     fn advance_forward(&mut self, copy: bool) -> Result<Option<Option<KeyValue>>> {
