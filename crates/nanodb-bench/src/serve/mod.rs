@@ -3,7 +3,12 @@
 //! ```text
 //! nanodb-bench serve [--records N] [--users N] [--connections N] [--seconds S]
 //!                    [--warmup S] [--bin PATH] [--dir PATH] [--log LEVEL] [--out FILE]
+//!                    [--workloads NAME,...]
 //! ```
+//!
+//! `--workloads` runs only the named workloads (in their usual order), for example to profile
+//! one of them: `get-by-id`, `list-indexed-filter`, `list-under-rule`,
+//! `list-under-rule-skip-total`, `create`. By default all run.
 //!
 //! Steps: a superuser (`nanodb superuser create`), the server started on a fresh data
 //! directory, the `items` and `notes` collections and `--users` users made through the API
@@ -60,6 +65,7 @@ struct Args {
     dir: Option<PathBuf>,
     log: String,
     out: Option<PathBuf>,
+    workloads: Vec<Kind>,
 }
 
 fn parse(mut raw: impl Iterator<Item = String>) -> Result<Args, String> {
@@ -73,6 +79,7 @@ fn parse(mut raw: impl Iterator<Item = String>) -> Result<Args, String> {
         dir: None,
         log: "warn".into(),
         out: None,
+        workloads: Kind::ALL.to_vec(),
     };
     while let Some(flag) = raw.next() {
         let mut value = || raw.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -88,10 +95,25 @@ fn parse(mut raw: impl Iterator<Item = String>) -> Result<Args, String> {
             "--dir" => args.dir = Some(PathBuf::from(value()?)),
             "--log" => args.log = value()?,
             "--out" => args.out = Some(PathBuf::from(value()?)),
+            "--workloads" => args.workloads = workloads(&value()?)?,
             other => return Err(format!("unknown flag {other}")),
         }
     }
     Ok(args)
+}
+
+/// The workloads named in `list` (comma-separated), in `Kind::ALL`'s order.
+fn workloads(list: &str) -> Result<Vec<Kind>, String> {
+    let names: Vec<&str> = list.split(',').map(str::trim).filter(|name| !name.is_empty()).collect();
+    if let Some(unknown) =
+        names.iter().find(|name| !Kind::ALL.iter().any(|kind| kind.name() == **name))
+    {
+        return Err(format!("--workloads: unknown workload {unknown}"));
+    }
+    if names.is_empty() {
+        return Err("--workloads: name at least one workload".into());
+    }
+    Ok(Kind::ALL.into_iter().filter(|kind| names.contains(&kind.name())).collect())
 }
 
 /// Runs `serve` with the flags that follow it.
@@ -160,7 +182,7 @@ fn run(args: &Args, dir: &std::path::Path) -> Result<(), String> {
     let warmup = Duration::from_secs(args.warmup);
     let window = Duration::from_secs(args.seconds);
     let mut results: Vec<Figures> = Vec::new();
-    for kind in Kind::ALL {
+    for &kind in &args.workloads {
         let figures = load::run(kind, &target, args.connections, warmup, window)?;
         eprintln!(
             "{}: {:.0} requests/s, p50 {:.2} ms, p99 {:.2} ms",
@@ -293,5 +315,10 @@ mod tests {
         assert!(args("--records").is_err());
         assert!(args("--records x").is_err());
         assert!(args("--what 1").is_err());
+        assert_eq!(defaults.workloads, Kind::ALL.to_vec());
+        let some = args("--workloads create,list-under-rule").unwrap();
+        assert_eq!(some.workloads, vec![Kind::AuthList, Kind::Create]);
+        assert!(args("--workloads list").is_err());
+        assert!(args("--workloads ,").is_err());
     }
 }
