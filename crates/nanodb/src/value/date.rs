@@ -127,9 +127,29 @@ impl Date {
         let (second_total, ms) = (in_day / 1000, in_day % 1000);
         let (hour, minute, second) =
             (second_total / 3600, second_total / 60 % 60, second_total % 60);
-        format!(
-            "{year:04}-{month:02}-{day:02}{separator}{hour:02}:{minute:02}:{second:02}.{ms:03}Z"
-        )
+        if !(0..=9999).contains(&year) || !separator.is_ascii() {
+            return format!(
+                "{year:04}-{month:02}-{day:02}{separator}{hour:02}:{minute:02}:{second:02}.{ms:03}Z"
+            );
+        }
+        // Four-digit years (all but the far past and future) skip the formatting machinery:
+        // record JSON renders two dates per record.
+        let mut text = *b"0000-00-00 00:00:00.000Z";
+        let mut put = |at: usize, digits: usize, mut number: i64| {
+            for slot in text[at..at + digits].iter_mut().rev() {
+                *slot = b'0' + (number % 10) as u8;
+                number /= 10;
+            }
+        };
+        put(0, 4, year);
+        put(5, 2, month);
+        put(8, 2, day);
+        put(11, 2, hour);
+        put(14, 2, minute);
+        put(17, 2, second);
+        put(20, 3, ms);
+        text[10] = separator as u8;
+        String::from_utf8_lossy(&text).into_owned()
     }
 }
 
@@ -200,6 +220,29 @@ mod tests {
         }
         assert_eq!(Date::from_unix_ms(DATE_MS_MAX + 1), None);
         assert_eq!(Date::from_unix_ms(DATE_MS_MIN - 1), None);
+    }
+
+    #[test]
+    fn formatting_matches_the_reference_formatter_across_the_whole_range() {
+        let reference = |date: Date, separator: char| {
+            let days = date.0.div_euclid(MS_PER_DAY);
+            let in_day = date.0.rem_euclid(MS_PER_DAY);
+            let (year, month, day) = civil_from_days(days);
+            let (s, ms) = (in_day / 1000, in_day % 1000);
+            format!(
+                "{year:04}-{month:02}-{day:02}{separator}{:02}:{:02}:{:02}.{ms:03}Z",
+                s / 3600,
+                s / 60 % 60,
+                s % 60
+            )
+        };
+        let step = (DATE_MS_MAX - DATE_MS_MIN) / 20_011;
+        let samples = (0..=20_011).map(|i| DATE_MS_MIN + i * step).chain([DATE_MS_MAX, 0, -1]);
+        for ms in samples {
+            let date = Date::from_unix_ms(ms).unwrap();
+            assert_eq!(date.to_pocketbase(), reference(date, ' '), "{ms}");
+            assert_eq!(date.to_rfc3339(), reference(date, 'T'), "{ms}");
+        }
     }
 
     #[test]
