@@ -31,7 +31,7 @@ use axum::extract::{Request, State};
 use axum::response::Response;
 use nanodb::query::Filter;
 use nanodb::{Document, Value};
-use serde_json::{json, Value as Json};
+use serde_json::{Map as JsonMap, Value as Json};
 use std::sync::Arc;
 
 /// PocketBase's message for a failed login.
@@ -229,7 +229,10 @@ fn auth_response(
         expand(state, &snapshot, &record.collection, documents, &mut outputs, &tree, &facts)?;
     }
     let output = outputs.pop().unwrap_or_default();
-    let response = json!({"record": output, "token": token});
+    let mut response = JsonMap::new();
+    response.insert("record".into(), Json::Object(output));
+    response.insert("token".into(), Json::String(token));
+    let response = Json::Object(response);
     Ok(match (Picker::parse(call.query.get("fields"))?, response) {
         (Some(picker), Json::Object(map)) => Json::Object(picker.apply(map)),
         (_, response) => response,

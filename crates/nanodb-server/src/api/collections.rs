@@ -22,7 +22,7 @@ use crate::state::{blocking, AppState};
 use axum::extract::{Request, State};
 use axum::response::Response;
 use nanodb::query::{parse_filter, parse_sort, Filter, FilterContext, Params};
-use serde_json::{json, Value as Json};
+use serde_json::Value as Json;
 use std::sync::Arc;
 
 /// The answer to a truncate of `_superusers` (it would lock everyone out).
@@ -80,15 +80,11 @@ pub async fn list(State(state): State<Arc<AppState>>, request: Request) -> Resul
             .filter_map(|document| snapshot.by_id(document.id()))
             .map(|def| def.to_json())
             .collect();
-        let (total, pages) = match params.skip_total {
-            true => (-1, -1),
-            false => {
-                let total = store.count(&filter)?;
-                (total as i64, total.div_ceil(params.per_page as u64) as i64)
-            }
+        let total = match params.skip_total {
+            true => None,
+            false => Some(store.count(&filter)?),
         };
-        Ok(json!({"items": items, "page": params.page, "perPage": params.per_page,
-                  "totalItems": total, "totalPages": pages}))
+        Ok(params.page_json(items, total))
     })
     .await?;
     Ok(ok(&json))

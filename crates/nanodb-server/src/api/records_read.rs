@@ -28,7 +28,7 @@ use axum::extract::{Request, State};
 use axum::response::Response;
 use nanodb::query::{parse_filter, parse_sort, Filter, FilterContext, Params};
 use nanodb::Document;
-use serde_json::{json, Map as JsonMap, Value as Json};
+use serde_json::{Map as JsonMap, Value as Json};
 use std::sync::Arc;
 
 /// `GET /api/collections/{c}/records`.
@@ -104,18 +104,12 @@ fn list_records(state: &AppState, key: &str, call: &Call) -> Result<Json> {
     let records = state.definitions.records(&def)?;
     let query = params.query(filter.clone(), sort, state.config.sort_memory_bytes_max);
     let page = records.find(&query)?;
-    let (total_items, total_pages) = if params.skip_total {
-        (-1, -1)
-    } else {
-        let total = records.count(&filter)?;
-        let pages = total.div_ceil(params.per_page as u64);
-        (total as i64, pages as i64)
+    let total = match params.skip_total {
+        true => None,
+        false => Some(records.count(&filter)?),
     };
     let items = render(state, &def, &page.documents, call, &facts)?;
-    Ok(json!({
-        "items": items, "page": params.page, "perPage": params.per_page,
-        "totalItems": total_items, "totalPages": total_pages,
-    }))
+    Ok(params.page_json(items, total))
 }
 
 fn view_record(state: &AppState, key: &str, id: &str, call: &Call) -> Result<Json> {

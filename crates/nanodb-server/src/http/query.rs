@@ -9,6 +9,7 @@
 
 use crate::error::{Error, Result, MESSAGE_BAD_REQUEST};
 use nanodb::query::{Filter, Query, SortKey};
+use serde_json::{Map as JsonMap, Value as Json};
 
 /// Default page size of a list.
 pub const PER_PAGE_DEFAULT: usize = 30;
@@ -119,6 +120,22 @@ impl ListParams {
         let mut query = Query::new(filter).sort(sort).offset(self.offset()).limit(self.per_page);
         query.sort_memory_bytes_max = sort_memory_bytes_max;
         query
+    }
+
+    /// The list answer: `items` (moved in, not copied), the page, `perPage`, and
+    /// `totalItems`/`totalPages` from `total` (both -1 when the total was skipped).
+    pub fn page_json(&self, items: Vec<Json>, total: Option<u64>) -> Json {
+        let (total_items, total_pages) = match total {
+            Some(total) => (total as i64, total.div_ceil(self.per_page as u64) as i64),
+            None => (-1, -1),
+        };
+        let mut page = JsonMap::new();
+        page.insert("items".into(), Json::Array(items));
+        page.insert("page".into(), self.page.into());
+        page.insert("perPage".into(), self.per_page.into());
+        page.insert("totalItems".into(), total_items.into());
+        page.insert("totalPages".into(), total_pages.into());
+        Json::Object(page)
     }
 }
 
