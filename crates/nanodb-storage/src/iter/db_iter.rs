@@ -11,6 +11,9 @@
 //! to the first visible version or past the key; in reverse, it asks the point read for the
 //! key's visible value and seeks past the key.
 //!
+//! Bounds cost little per key: the merge is given the far bound and ends there (sources past
+//! it leave its heap), and forward the lower bound is tested only until one key passes it.
+//!
 //! Thread safety: used by one thread; it owns `Arc`s of every source, so it sees a consistent
 //! snapshot while writes, flushes and other readers go on.
 //!
@@ -49,6 +52,8 @@ pub struct DbIterator {
     upper: Bound<Vec<u8>>,
     started: bool,
     done: bool,
+    /// Forward only: a key at or above the lower bound was seen, so every later one is too.
+    past_lower: bool,
     /// Reverse only: the visible version of the key being gathered (`None` value = tombstone).
     pending: Option<(Vec<u8>, Option<Vec<u8>>)>,
     /// Forward only: the key just yielded or skipped, whose older versions are skipped.
@@ -96,14 +101,20 @@ impl DbIterator {
         range_dels: Arc<RangeTombstones>,
         now_ms: u64,
     ) -> DbIterator {
+        // The merge drops sources past the far bound, so it never yields a key beyond it.
+        let end = match direction {
+            Direction::Forward => upper.clone(),
+            Direction::Reverse => lower.clone(),
+        };
         DbIterator {
-            merged,
+            merged: merged.with_end(end),
             direction,
             seqno,
             lower,
             upper,
             started: false,
             done: false,
+            past_lower: false,
             pending: None,
             skip_key: None,
             run: VersionRun::default(),
@@ -202,13 +213,14 @@ impl DbIterator {
                 }
                 continue;
             }
-            if self.below_lower(parsed.user_key) {
-                self.merged.next()?;
-                continue;
+            if !self.past_lower {
+                if self.below_lower(parsed.user_key) {
+                    self.merged.next()?;
+                    continue;
+                }
+                self.past_lower = true;
             }
-            if self.above_upper(parsed.user_key) {
-                return Ok(None);
-            }
+            // No upper-bound test: the merge ends at the upper bound (`with_end` in `new`).
             let value = visible_value(parsed.kind, self.merged.value(), self.now_ms);
             let entry = value
                 .filter(|_| !self.range_dels.hides(parsed.user_key, parsed.seqno, self.seqno))

@@ -321,6 +321,10 @@ impl SstCursor {
 
     /// Moves to following blocks while the current one is exhausted.
     fn skip_exhausted_blocks(&mut self) -> Result<()> {
+        // The common case, a step inside a block, clones nothing.
+        if self.block.as_ref().is_none_or(BlockCursor::valid) {
+            return Ok(());
+        }
         let Some(index) = self.index.clone() else { return Ok(()) };
         while self.block.as_ref().is_some_and(|block| !block.valid()) {
             let next = match self.direction {
