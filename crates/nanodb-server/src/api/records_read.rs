@@ -15,10 +15,11 @@ use super::{collection, Call, Segments};
 use crate::auth::requester::Requester;
 use crate::error::{Error, Result};
 use crate::http::query::ListParams;
-use crate::http::response::ok;
+use crate::http::response::ok_text;
 use crate::records::expand::{expand, ExpandTree};
 use crate::records::export::{export, Email};
 use crate::records::picker::Picker;
+use crate::records::record_json::{PageJson, RecordJson};
 use crate::rules::access;
 use crate::rules::context::{variables, RequestFacts};
 use crate::schema::paths::{check_filter, check_sort, PathAccess};
@@ -38,7 +39,7 @@ pub async fn list(
     request: Request,
 ) -> Result<Response> {
     let call = Call::read(&state, request).await?;
-    blocking(&state, move |state| list_records(state, &key, &call)).await.map(|json| ok(&json))
+    blocking(&state, move |state| list_records(state, &key, &call)).await.map(ok_text)
 }
 
 /// `GET /api/collections/{c}/records/{id}`.
@@ -48,7 +49,7 @@ pub async fn view(
     request: Request,
 ) -> Result<Response> {
     let call = Call::read(&state, request).await?;
-    blocking(&state, move |state| view_record(state, &key, &id, &call)).await.map(|json| ok(&json))
+    blocking(&state, move |state| view_record(state, &key, &id, &call)).await.map(ok_text)
 }
 
 /// The client's filter and sort, checked: `@request.` and `@collection.` are for
@@ -89,7 +90,7 @@ pub fn client_query(
     Ok((filter, sort))
 }
 
-fn list_records(state: &AppState, key: &str, call: &Call) -> Result<Json> {
+fn list_records(state: &AppState, key: &str, call: &Call) -> Result<Vec<u8>> {
     let requester = call.requester(state)?;
     let def = collection(state, key)?;
     let facts = call.facts(&requester);
@@ -108,11 +109,39 @@ fn list_records(state: &AppState, key: &str, call: &Call) -> Result<Json> {
         true => None,
         false => Some(records.count(&filter)?),
     };
+    if is_plain(call)? {
+        let items: Vec<RecordJson> = page
+            .documents
+            .iter()
+            .map(|document| RecordJson {
+                def: &def,
+                document,
+                viewer: facts.requester,
+                email: Email::ByVisibility,
+            })
+            .collect();
+        let (page, per_page, totals) = (params.page, params.per_page, params.totals(total));
+        return text(&PageJson { items: &items, page, per_page, totals });
+    }
     let items = render(state, &def, &page.documents, call, &facts)?;
-    Ok(params.page_json(items, total))
+    text(&params.page_json(items, total))
 }
 
-fn view_record(state: &AppState, key: &str, id: &str, call: &Call) -> Result<Json> {
+/// True if the call asks for neither `expand` nor `fields` (both checked, so a malformed
+/// one is still a 400): its records can be written out without a JSON value in between.
+fn is_plain(call: &Call) -> Result<bool> {
+    let picker = Picker::parse(call.query.get("fields"))?;
+    let tree = ExpandTree::parse(call.query.get("expand"))?;
+    Ok(picker.is_none() && tree.is_none())
+}
+
+/// `value` as response text.
+fn text(value: &impl serde::Serialize) -> Result<Vec<u8>> {
+    serde_json::to_vec(value)
+        .map_err(|error| Error::Internal(format!("cannot write the response: {error}")))
+}
+
+fn view_record(state: &AppState, key: &str, id: &str, call: &Call) -> Result<Vec<u8>> {
     let requester = call.requester(state)?;
     let def = collection(state, key)?;
     let facts = call.facts(&requester);
@@ -123,8 +152,17 @@ fn view_record(state: &AppState, key: &str, id: &str, call: &Call) -> Result<Jso
     let document = state.definitions.records(&def)?.get(id)?;
     let document =
         document.filter(|document| rule.allows(document.fields())).ok_or_else(Error::not_found)?;
+    if is_plain(call)? {
+        let email = Email::ByVisibility;
+        return text(&RecordJson {
+            def: &def,
+            document: &document,
+            viewer: facts.requester,
+            email,
+        });
+    }
     let mut items = render(state, &def, std::slice::from_ref(&document), call, &facts)?;
-    Ok(items.pop().unwrap_or(Json::Null))
+    text(&items.pop().unwrap_or(Json::Null))
 }
 
 /// Record JSON of `documents` with the call's `expand` and `fields` applied.

@@ -122,13 +122,19 @@ impl ListParams {
         query
     }
 
+    /// `totalItems` and `totalPages` of a list with `total` items (both -1 when the total
+    /// was skipped).
+    pub fn totals(&self, total: Option<u64>) -> (i64, i64) {
+        match total {
+            Some(total) => (total as i64, total.div_ceil(self.per_page as u64) as i64),
+            None => (-1, -1),
+        }
+    }
+
     /// The list answer: `items` (moved in, not copied), the page, `perPage`, and
     /// `totalItems`/`totalPages` from `total` (both -1 when the total was skipped).
     pub fn page_json(&self, items: Vec<Json>, total: Option<u64>) -> Json {
-        let (total_items, total_pages) = match total {
-            Some(total) => (total as i64, total.div_ceil(self.per_page as u64) as i64),
-            None => (-1, -1),
-        };
+        let (total_items, total_pages) = self.totals(total);
         let mut page = JsonMap::new();
         page.insert("items".into(), Json::Array(items));
         page.insert("page".into(), self.page.into());

@@ -17,6 +17,15 @@ pub fn json(status: StatusCode, value: &Json) -> Response {
     response
 }
 
+/// A 200 response of JSON text already written (`body`).
+pub fn ok_text(body: Vec<u8>) -> Response {
+    let mut response = Response::new(Body::from(body));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
 /// A 200 JSON response.
 pub fn ok(value: &Json) -> Response {
     json(StatusCode::OK, value)

@@ -9,60 +9,27 @@
 //!
 //! Thread safety: pure functions.
 
-use super::values::output;
+pub use super::record_json::Email;
+use super::record_json::RecordJson;
 use crate::auth::requester::Requester;
-use crate::schema::field::FieldKind;
 use crate::schema::CollectionDef;
-use nanodb::{Document, Value};
+use nanodb::Document;
 use serde_json::{Map as JsonMap, Value as Json};
 
-/// Whether an auth record's email is shown whatever its visibility.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Email {
-    /// By the usual rules.
-    ByVisibility,
-    /// Always (auth responses: the record logging in is the requester).
-    Shown,
-}
-
-/// The record JSON of `document` of `def` as `viewer` may see it.
+/// The record JSON of `document` of `def` as `viewer` may see it, as a map that `expand`
+/// and `fields` can edit (`RecordJson` states the rules; a response without either writes
+/// it out directly instead).
 pub fn export(
     def: &CollectionDef,
     document: &Document,
     viewer: &Requester,
     email: Email,
 ) -> JsonMap<String, Json> {
-    // Field by field: a stored document decodes only the fields asked for, never a whole map.
-    let mut out = JsonMap::new();
-    out.insert("collectionId".into(), Json::from(def.id.as_str()));
-    out.insert("collectionName".into(), Json::from(def.name.as_str()));
-    out.insert("id".into(), Json::from(document.id()));
-    out.insert("created".into(), Json::from(document.created().to_pocketbase()));
-    out.insert("updated".into(), Json::from(document.updated().to_pocketbase()));
-    let superuser = viewer.is_superuser();
-    let is_self = viewer
-        .record()
-        .is_some_and(|auth| auth.collection.id == def.id && auth.document.id() == document.id());
-    for field in &def.fields {
-        let name = field.name.as_str();
-        if out.contains_key(name) || matches!(field.kind, FieldKind::Password { .. }) {
-            continue;
-        }
-        if name == "tokenKey" && def.is_auth() {
-            continue;
-        }
-        if field.hidden && !superuser {
-            continue;
-        }
-        if def.is_auth() && name == "email" {
-            let visible = matches!(document.field("emailVisibility"), Some(Value::Bool(true)));
-            if !(visible || superuser || is_self || email == Email::Shown) {
-                continue;
-            }
-        }
-        out.insert(name.to_string(), output(field, document.field(name)));
+    match serde_json::to_value(RecordJson { def, document, viewer, email }) {
+        Ok(Json::Object(map)) => map,
+        // Not reached: a record serializes to a map with string keys.
+        _ => JsonMap::new(),
     }
-    out
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! Records (documents at the HTTP boundary): their values (`values`, `modifiers`), how a
 //! body becomes stored fields (`write`, `password_input`), how stored fields become record
-//! JSON (`export`, `expand`, `picker`).
+//! JSON (`record_json`, `export`, `expand`, `picker`).
 //!
 //! Thread safety: pure functions, except `expand`, which reads the database.
 
@@ -9,5 +9,6 @@ pub mod export;
 pub mod modifiers;
 pub mod password_input;
 pub mod picker;
+pub mod record_json;
 pub mod values;
 pub mod write;

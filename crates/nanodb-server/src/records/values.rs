@@ -11,6 +11,7 @@
 //! Thread safety: pure functions, but for the shared cache of compiled patterns (`pattern`,
 //! one mutex held for a lookup or an insert; a pattern compiles outside it).
 
+use super::record_json::{FieldJson, StoredJson};
 use crate::error::FieldError;
 use crate::schema::field::{Field, FieldKind, JSON_FIELD_BYTES_MAX_DEFAULT, TEXT_LEN_MAX_DEFAULT};
 use nanodb::{Date, Value};
@@ -360,33 +361,13 @@ pub fn url_host(text: &str) -> Option<&str> {
 
 /// The JSON of a stored value for output (dates in PocketBase's form).
 pub fn to_json(value: &Value) -> Json {
-    match value {
-        Value::Date(date) => Json::String(date.to_pocketbase()),
-        Value::Array(items) => Json::Array(items.iter().map(to_json).collect()),
-        Value::Object(map) => {
-            Json::Object(map.iter().map(|(name, value)| (name.clone(), to_json(value))).collect())
-        }
-        other => Json::from(other.clone()),
-    }
+    // Not reached as an error: stored values have string keys.
+    serde_json::to_value(StoredJson(value)).unwrap_or(Json::Null)
 }
 
-/// The JSON `field` shows for a stored value (its empty form when missing), shaped to the
-/// field's current options (a multiple field shows an array even if the value was stored
-/// when it was single, and the other way round).
+/// The JSON `field` shows for a stored value (`FieldJson` states the rules).
 pub fn output(field: &Field, value: Option<&Value>) -> Json {
-    match (&field.kind, value) {
-        (kind, value) if kind.is_multiple() => {
-            Json::Array(value.map(items).unwrap_or_default().into_iter().map(Json::from).collect())
-        }
-        (FieldKind::Select { .. } | FieldKind::Relation { .. }, Some(value)) => {
-            Json::from(items(value).last().copied().unwrap_or(""))
-        }
-        (_, Some(value)) => to_json(value),
-        (FieldKind::Number { .. }, None) => Json::from(0),
-        (FieldKind::Bool, None) => Json::Bool(false),
-        (FieldKind::Json { .. }, None) => Json::Null,
-        (_, None) => Json::String(String::new()),
-    }
+    serde_json::to_value(FieldJson { field, value }).unwrap_or(Json::Null)
 }
 
 #[cfg(test)]
