@@ -235,6 +235,13 @@ impl std::error::Error for Error {
     }
 }
 
+impl Error {
+    /// True if a read stopped at its deadline (`state::read_inline_first` then runs it again).
+    pub fn is_deadline(&self) -> bool {
+        matches!(self, Error::Storage(nanodb::Error::DeadlineExceeded))
+    }
+}
+
 impl From<nanodb::Error> for Error {
     /// Bad input is a 400 (a query's detail under `data.filter`), a missing thing a 404,
     /// the rest a 500. Unique violations are mapped where the field names are known

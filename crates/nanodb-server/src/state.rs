@@ -7,9 +7,15 @@
 //! first start and kept in the `_pb_settings` collection, so tokens survive restarts.
 //!
 //! Document-layer calls block (they may wait for an fsync), so handlers run them through
-//! `blocking`, on tokio's blocking threads, never on the async workers. At most
-//! `ServerConfig::blocking_tasks_max` of them run at once (a semaphore); the others wait,
-//! asynchronously, for a slot.
+//! `blocking`, on tokio's blocking threads. At most `ServerConfig::blocking_tasks_max` of
+//! them run at once (a semaphore); the others wait, asynchronously, for a slot.
+//!
+//! Reads are the exception (`read_inline_first`): a list or view first runs on the async
+//! worker itself, with a deadline of `ServerConfig::inline_read_time_max` that nanodb checks
+//! as it reads; one that runs out of time stops and runs again, without a deadline, through
+//! `blocking`. Most reads take well under the deadline and so skip the two thread handoffs
+//! of `blocking` (a third of a get's CPU time); none holds a worker for much longer than the
+//! deadline, except a single read that waits on the disk.
 //!
 //! Thread safety: `AppState` is `Send + Sync`, shared as `Arc<AppState>`.
 
@@ -25,6 +31,7 @@ use crate::schema::definitions::SETTINGS_COLLECTION;
 use crate::schema::Definitions;
 use nanodb::{Database, DatabaseOptions, NanoDb, NanoDbOptions, Value};
 use std::sync::Arc;
+use std::time::Instant;
 use tokio::sync::Semaphore;
 
 /// The logical database holding every collection.
@@ -130,6 +137,24 @@ pub async fn blocking<T: Send + 'static>(
     .map_err(|error| Error::Internal(format!("a request task failed: {error}")))?
 }
 
+/// Runs read-only document work on the calling async worker with a deadline of
+/// `ServerConfig::inline_read_time_max` from now; if the work stops at that deadline
+/// (`Error::is_deadline`), runs it again without one through `blocking`. The work must only
+/// read: it may run twice.
+pub async fn read_inline_first<T: Send + 'static>(
+    state: &Arc<AppState>,
+    work: impl Fn(&AppState, Option<Instant>) -> Result<T> + Send + 'static,
+) -> Result<T> {
+    let time_max = state.config.inline_read_time_max;
+    if !time_max.is_zero() {
+        match work(state, Some(Instant::now() + time_max)) {
+            Err(error) if error.is_deadline() => {}
+            done => return done,
+        }
+    }
+    blocking(state, move |state| work(state, None)).await
+}
+
 /// The stored token secret, created on first use.
 fn token_secret(database: &Database) -> Result<String> {
     let settings = database.collection(SETTINGS_COLLECTION)?;
@@ -183,6 +208,61 @@ mod tests {
             }
         });
         peak.load(Ordering::SeqCst)
+    }
+
+    #[test]
+    fn reads_run_inline_within_their_deadline_and_move_to_a_blocking_slot_past_it() {
+        use parking_lot::Mutex;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        for time_max in [Duration::ZERO, Duration::from_millis(50)] {
+            let test = TestState::with(|config| {
+                config.blocking_tasks_max = 1;
+                config.inline_read_time_max = time_max;
+            });
+            let state = Arc::clone(&test.state);
+            runtime.block_on(async {
+                // Every blocking slot taken: only an inline read can finish.
+                let slot = Arc::clone(&state.blocking_slots).acquire_owned().await.unwrap();
+                let seen = Arc::new(Mutex::new(Vec::new()));
+                let record = Arc::clone(&seen);
+                let quick = read_inline_first(&state, move |_, deadline| {
+                    record.lock().push(deadline.is_some());
+                    Ok(7)
+                });
+                let quick = tokio::time::timeout(Duration::from_millis(300), quick).await;
+                match time_max.is_zero() {
+                    true => assert!(quick.is_err(), "zero: waits for a blocking slot"),
+                    false => assert_eq!(quick.unwrap().unwrap(), 7),
+                }
+                // A read that runs out of time runs again, without a deadline, in a slot.
+                let record = Arc::clone(&seen);
+                let slow = tokio::spawn({
+                    let state = Arc::clone(&state);
+                    async move {
+                        read_inline_first(&state, move |_, deadline| {
+                            record.lock().push(deadline.is_some());
+                            match deadline {
+                                Some(_) => Err(nanodb::Error::DeadlineExceeded.into()),
+                                None => Ok(8),
+                            }
+                        })
+                        .await
+                    }
+                });
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                drop(slot);
+                assert_eq!(slow.await.unwrap().unwrap(), 8);
+                let expected: &[bool] = match time_max.is_zero() {
+                    true => &[false],
+                    false => &[true, true, false],
+                };
+                assert_eq!(seen.lock().as_slice(), expected, "{time_max:?}");
+            });
+        }
     }
 
     #[test]

@@ -80,6 +80,9 @@ pub enum Error {
     },
     /// The runtime or database was closed.
     Closed,
+    /// A query or count ran past its deadline (`Query::deadline`) and stopped; nothing was
+    /// changed, and the same call without a deadline (or a later one) can run it to the end.
+    DeadlineExceeded,
     /// A change-feed subscriber fell behind by more than its buffer; it missed this many
     /// events (and every later one) and must read the state again and subscribe anew.
     Lagged {
@@ -136,6 +139,7 @@ impl fmt::Display for Error {
             Error::Conflict => {
                 f.write_str("transaction conflict: another commit changed what it touched")
             }
+            Error::DeadlineExceeded => f.write_str("the query ran past its deadline and stopped"),
             Error::InvalidQuery { detail, position: Some(position) } => {
                 write!(f, "invalid query at byte {position}: {detail}")
             }

@@ -9,7 +9,9 @@
 //! View: the view rule (403 if locked) must match the record, else 404 as if it did not
 //! exist.
 //!
-//! Thread safety: runs on a blocking thread per request.
+//! Thread safety: a list or view without `expand` runs first on the async worker, with a
+//! deadline (`state::read_inline_first`); with `expand`, or past the deadline, on a blocking
+//! thread.
 
 use super::{collection, Call, Segments};
 use crate::auth::requester::Requester;
@@ -24,13 +26,14 @@ use crate::rules::access;
 use crate::rules::context::{variables, RequestFacts};
 use crate::schema::paths::{check_filter, check_sort, PathAccess};
 use crate::schema::CollectionDef;
-use crate::state::{blocking, AppState};
+use crate::state::{blocking, read_inline_first, AppState};
 use axum::extract::{Request, State};
 use axum::response::Response;
 use nanodb::query::{parse_filter, parse_sort, Filter, FilterContext, Params};
 use nanodb::Document;
 use serde_json::{Map as JsonMap, Value as Json};
 use std::sync::Arc;
+use std::time::Instant;
 
 /// `GET /api/collections/{c}/records`.
 pub async fn list(
@@ -39,7 +42,12 @@ pub async fn list(
     request: Request,
 ) -> Result<Response> {
     let call = Call::read(&state, request).await?;
-    blocking(&state, move |state| list_records(state, &key, &call)).await.map(ok_text)
+    if has_expand(&call) {
+        let work = move |state: &AppState| list_records(state, &key, &call, None);
+        return blocking(&state, work).await.map(ok_text);
+    }
+    let work = move |state: &AppState, deadline| list_records(state, &key, &call, deadline);
+    read_inline_first(&state, work).await.map(ok_text)
 }
 
 /// `GET /api/collections/{c}/records/{id}`.
@@ -49,7 +57,19 @@ pub async fn view(
     request: Request,
 ) -> Result<Response> {
     let call = Call::read(&state, request).await?;
-    blocking(&state, move |state| view_record(state, &key, &id, &call)).await.map(ok_text)
+    let expand = has_expand(&call);
+    let work = move |state: &AppState| view_record(state, &key, &id, &call);
+    if expand {
+        return blocking(&state, work).await.map(ok_text);
+    }
+    // One point read: it runs on the worker whatever the deadline.
+    read_inline_first(&state, move |state, _| work(state)).await.map(ok_text)
+}
+
+/// True if the call asks for related records (`expand`): its reads are not bounded by a
+/// deadline, so it goes straight to a blocking thread.
+fn has_expand(call: &Call) -> bool {
+    call.query.get("expand").is_some_and(|text| !text.trim().is_empty())
 }
 
 /// The client's filter and sort, checked: `@request.` and `@collection.` are for
@@ -90,7 +110,12 @@ pub fn client_query(
     Ok((filter, sort))
 }
 
-fn list_records(state: &AppState, key: &str, call: &Call) -> Result<Vec<u8>> {
+fn list_records(
+    state: &AppState,
+    key: &str,
+    call: &Call,
+    deadline: Option<Instant>,
+) -> Result<Vec<u8>> {
     let requester = call.requester(state)?;
     let def = collection(state, key)?;
     let facts = call.facts(&requester);
@@ -103,11 +128,12 @@ fn list_records(state: &AppState, key: &str, call: &Call) -> Result<Vec<u8>> {
         None => client_filter,
     };
     let records = state.definitions.records(&def)?;
-    let query = params.query(filter.clone(), sort, state.config.sort_memory_bytes_max);
+    let mut query = params.query(filter.clone(), sort, state.config.sort_memory_bytes_max);
+    query.deadline = deadline;
     let page = records.find(&query)?;
     let total = match params.skip_total {
         true => None,
-        false => Some(records.count(&filter)?),
+        false => Some(records.count_before(&filter, deadline)?),
     };
     if is_plain(call)? {
         let items: Vec<RecordJson> = page

@@ -305,14 +305,20 @@ impl Iter {
     }
 
     /// `count_keys`, stopping at `max`: the smaller of the two.
-    pub fn count_keys_up_to(mut self, max: u64) -> Result<u64> {
+    pub fn count_keys_up_to(self, max: u64) -> Result<u64> {
+        self.count_keys_while(|count| count < max)
+    }
+
+    /// `count_keys`, asking `keep_going` with the count so far before each key and stopping
+    /// at the first `false` (a caller's limit, or its deadline checked every so many keys).
+    pub fn count_keys_while(mut self, mut keep_going: impl FnMut(u64) -> bool) -> Result<u64> {
         if self.finished {
             return Ok(0);
         }
+        let mut count = 0;
         if self.back.is_some() {
             // Keys must also stay below the last one taken from the back: compare them.
-            let mut count = 0;
-            while count < max {
+            while keep_going(count) {
                 match self.next() {
                     Some(entry) => entry.map(|_| count += 1)?,
                     None => break,
@@ -324,8 +330,7 @@ impl Iter {
             Some(front) => front,
             None => self.make(Direction::Forward),
         };
-        let mut count = 0;
-        while count < max && forward.skip_entry()? {
+        while keep_going(count) && forward.skip_entry()? {
             count += 1;
         }
         Ok(count)

@@ -11,48 +11,73 @@
 //! documents can expire is always counted by reading them.
 
 use super::ast::Filter;
+use super::deadline::Ticker;
 use super::exec::for_each_match;
 use super::plan::exact_index;
 use crate::database::CollectionState;
 use crate::ttl::Expiry;
 use crate::value::Date;
 use crate::Result;
-use nanodb_storage::Db;
+use nanodb_storage::{Db, Iter};
+use std::time::Instant;
 
-/// How many documents match `filter`.
-pub(crate) fn count(db: &Db, state: &CollectionState, filter: &Filter) -> Result<u64> {
+/// How many documents match `filter`; `Error::DeadlineExceeded` once `deadline` has passed.
+pub(crate) fn count(
+    db: &Db,
+    state: &CollectionState,
+    filter: &Filter,
+    deadline: Option<Instant>,
+) -> Result<u64> {
+    let mut ticker = Ticker::new(deadline);
     if matches!(filter, Filter::True) {
-        return count_all(db, state);
+        return count_all(db, state, &mut ticker);
     }
     filter.check_limits()?;
-    if let Some(count) = count_by_index(db, state, filter)? {
+    if let Some(count) = count_by_index(db, state, filter, &mut ticker)? {
         return Ok(count);
     }
-    count_matches(db, state, filter)
+    count_matches(db, state, filter, deadline)
 }
 
 /// How many documents match `filter`, by reading them.
-fn count_matches(db: &Db, state: &CollectionState, filter: &Filter) -> Result<u64> {
+fn count_matches(
+    db: &Db,
+    state: &CollectionState,
+    filter: &Filter,
+    deadline: Option<Instant>,
+) -> Result<u64> {
     let mut count = 0;
-    for_each_match(db, state, filter, &mut |_| {
+    for_each_match(db, state, filter, deadline, &mut |_| {
         count += 1;
         Ok(())
     })?;
     Ok(count)
 }
 
+/// The keys `iter` has left, counted while `ticker` allows.
+fn count_keys(iter: Iter, ticker: &mut Ticker) -> Result<u64> {
+    let count = iter.count_keys_while(|_| ticker.keep_going())?;
+    ticker.check()?;
+    Ok(count)
+}
+
 /// How many documents the collection holds, without decoding them (unless they may expire).
-fn count_all(db: &Db, state: &CollectionState) -> Result<u64> {
+fn count_all(db: &Db, state: &CollectionState, ticker: &mut Ticker) -> Result<u64> {
     if Expiry::of(state, Date::now()).is_some() {
-        return count_matches(db, state, &Filter::True);
+        return count_matches(db, state, &Filter::True, ticker.deadline());
     }
     let snapshot = db.snapshot()?;
-    Ok(snapshot.range_in::<&[u8], _>(&state.documents, ..)?.count_keys()?)
+    count_keys(snapshot.range_in::<&[u8], _>(&state.documents, ..)?, ticker)
 }
 
 /// How many documents match `filter`, counted from index entries alone when an index answers
 /// it exactly and no document can expire; `None` otherwise. `filter` is within its limits.
-fn count_by_index(db: &Db, state: &CollectionState, filter: &Filter) -> Result<Option<u64>> {
+fn count_by_index(
+    db: &Db,
+    state: &CollectionState,
+    filter: &Filter,
+    ticker: &mut Ticker,
+) -> Result<Option<u64>> {
     if Expiry::of(state, Date::now()).is_some() {
         return Ok(None);
     }
@@ -62,7 +87,7 @@ fn count_by_index(db: &Db, state: &CollectionState, filter: &Filter) -> Result<O
     let Some((index, ranges)) = exact_index(filter, &indexes) else { return Ok(None) };
     let mut count = 0;
     for range in ranges {
-        count += snapshot.range_in(&index.keyspace, range)?.count_keys()?;
+        count += count_keys(snapshot.range_in(&index.keyspace, range)?, ticker)?;
     }
     Ok(Some(count))
 }
@@ -81,12 +106,12 @@ mod tests {
 
     /// The count by reading every document: the reference.
     fn read_count(collection: &Collection, filter: &Filter) -> u64 {
-        count_matches(collection.database().storage(), collection.state(), filter).unwrap()
+        count_matches(collection.database().storage(), collection.state(), filter, None).unwrap()
     }
 
     fn by_index(collection: &Collection, text: &str) -> Option<u64> {
         let (db, state) = (collection.database().storage(), collection.state());
-        count_by_index(db, state, &filter(text)).unwrap()
+        count_by_index(db, state, &filter(text), &mut Ticker::new(None)).unwrap()
     }
 
     #[test]

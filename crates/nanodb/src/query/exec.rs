@@ -15,6 +15,7 @@
 //! once; none has expired (TTL) when the query began.
 
 use super::ast::{Filter, SortKey};
+use super::deadline::Ticker;
 use super::eval::{matches, matches_document, single, top_level_names, Root};
 use super::plan::{plan, Access, Choice, Plan};
 use super::request::{Cursor, Page, Query};
@@ -28,6 +29,7 @@ use nanodb_storage::{Db, Snapshot};
 use std::cmp::Ordering;
 use std::collections::HashSet;
 use std::ops::Bound;
+use std::time::Instant;
 
 /// What a visitor tells the reader.
 enum Flow {
@@ -88,9 +90,10 @@ pub(crate) fn for_each_match(
     db: &Db,
     state: &CollectionState,
     filter: &Filter,
+    deadline: Option<Instant>,
     visit: &mut dyn FnMut(&Document) -> Result<()>,
 ) -> Result<()> {
-    let query = Query::new(filter.clone());
+    let query = Query { deadline, ..Query::new(filter.clone()) };
     query.check()?;
     let indexes = state.ready_indexes();
     let snapshot = db.snapshot()?;
@@ -215,6 +218,8 @@ fn read(
         visit(document, size_bytes, fits)
     };
     let resume = query.after.as_ref().filter(|_| choice.ordered && query.is_ordered());
+    // Every entry examined (document, id or index entry) ticks the query's deadline.
+    let mut ticker = Ticker::new(query.deadline);
     match &choice.access {
         Access::Scan { range } => {
             let mut range = range.clone();
@@ -226,6 +231,7 @@ fn read(
             let names = top_level_names(&query.filter);
             let prefilter = !matches!(query.filter, Filter::True);
             for entry in snapshot.range_in(&state.documents, range)? {
+                ticker.tick()?;
                 let (key, bytes) = entry?;
                 if prefilter {
                     let fields = msgpack::decode_fields(&bytes, &names);
@@ -243,6 +249,7 @@ fn read(
         }
         Access::Ids(ids) => {
             for id in ids {
+                ticker.tick()?;
                 if resume.is_some_and(|cursor| id.as_str() <= cursor.id.as_str()) {
                     continue;
                 }
@@ -267,6 +274,7 @@ fn read(
                     }
                 }
                 for entry in snapshot.range_in(&index.keyspace, range)? {
+                    ticker.tick()?;
                     let (_, id) = entry?;
                     let id = String::from_utf8_lossy(&id).into_owned();
                     let Some(bytes) = snapshot.get_in(&state.documents, &id)? else {

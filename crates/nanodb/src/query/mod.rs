@@ -7,6 +7,7 @@
 mod aggregate;
 pub mod ast;
 mod count;
+mod deadline;
 pub mod eval;
 mod exec;
 pub(crate) mod interval;
@@ -21,6 +22,7 @@ pub use aggregate::{Accumulator, Aggregation, Group, AGGREGATE_GROUPS_MAX};
 pub use ast::{
     CompareOp, FieldPath, Filter, Operand, Params, Pattern, Quantifier, SortKey, Transform,
 };
+pub use deadline::DEADLINE_CHECK_ENTRIES;
 pub use mongo::parse_mongo;
 pub use plan::{Alternative, Plan, PLAN_PROBE_ENTRIES_MAX, PLAN_RANGES_MAX};
 pub use pocketbase::{parse_filter, parse_sort, FilterContext};
@@ -30,6 +32,7 @@ pub use request::{
 };
 
 use crate::{Collection, Document, Result};
+use std::time::Instant;
 
 impl Collection {
     /// The documents matching `query`'s filter, in its order, cut to its page, projected.
@@ -48,8 +51,13 @@ impl Collection {
     /// and `in` lists on its leading fields, and no document with several entries in it), its
     /// entries are counted and no document is read.
     pub fn count(&self, filter: &Filter) -> Result<u64> {
+        self.count_before(filter, None)
+    }
+
+    /// `count`, stopping with `Error::DeadlineExceeded` once `deadline` (if any) has passed.
+    pub fn count_before(&self, filter: &Filter, deadline: Option<Instant>) -> Result<u64> {
         self.state().check_live()?;
-        count::count(self.database().storage(), self.state(), filter)
+        count::count(self.database().storage(), self.state(), filter, deadline)
     }
 
     /// How `find` would read `query`'s documents, and what else it considered.
@@ -69,6 +77,7 @@ impl Collection {
             self.database().storage(),
             self.state(),
             &aggregation.filter,
+            None,
             &mut |document| groups.add(document),
         )?;
         Ok(groups.finish())

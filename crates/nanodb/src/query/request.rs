@@ -16,6 +16,7 @@ use crate::document::{Document, FIELD_ID};
 use crate::value::{msgpack, Map, Value};
 use crate::{Error, Result};
 use std::fmt;
+use std::time::Instant;
 
 /// Default for `Query::sort_memory_bytes_max`: 128 MiB of documents held to sort them.
 pub const SORT_MEMORY_BYTES_MAX_DEFAULT: usize = 128 * 1024 * 1024;
@@ -174,6 +175,9 @@ pub struct Query {
     /// Most bytes of documents held in memory to sort them when no index gives the order;
     /// past it the query fails with `Error::LimitExceeded` (add an index, or a limit).
     pub sort_memory_bytes_max: usize,
+    /// Stop with `Error::DeadlineExceeded` once this instant has passed (checked every
+    /// `DEADLINE_CHECK_ENTRIES` entries examined); `None` runs to the end.
+    pub deadline: Option<Instant>,
 }
 
 impl Default for Query {
@@ -186,6 +190,7 @@ impl Default for Query {
             after: None,
             projection: None,
             sort_memory_bytes_max: SORT_MEMORY_BYTES_MAX_DEFAULT,
+            deadline: None,
         }
     }
 }
@@ -217,6 +222,12 @@ impl Query {
     /// Starting after `cursor`.
     pub fn after(mut self, cursor: Cursor) -> Query {
         self.after = Some(cursor);
+        self
+    }
+
+    /// Stopping with `Error::DeadlineExceeded` once `deadline` has passed.
+    pub fn deadline(mut self, deadline: Instant) -> Query {
+        self.deadline = Some(deadline);
         self
     }
 

@@ -353,3 +353,39 @@ fn aggregation_groups_are_bounded_at_the_limit() {
     let over = numbers.aggregate(&by_g(Filter::True));
     assert!(matches!(over, Err(Error::LimitExceeded { .. })), "{over:?}");
 }
+
+#[test]
+fn finds_and_counts_stop_at_their_deadline_and_run_to_the_end_without_one() {
+    use nanodb::query::DEADLINE_CHECK_ENTRIES;
+    use std::time::{Duration, Instant};
+    let runtime = memory_runtime();
+    let items = runtime.database("app").unwrap().collection("items").unwrap();
+    let total = DEADLINE_CHECK_ENTRIES as i64 * 20;
+    let batch: Vec<Value> =
+        (0..total).map(|n| json(serde_json::json!({"n": n, "group": n % 2}))).collect();
+    items.insert_many(batch).unwrap();
+    items.create_index(IndexDefinition::new("group", &["group"]).unwrap()).unwrap().wait().unwrap();
+    let past = Instant::now() - Duration::from_millis(1);
+    let future = Instant::now() + Duration::from_secs(3600);
+    let odd = Filter::eq("group", 1).unwrap();
+    let unindexed = Filter::compare("n", CompareOp::Gte, 0).unwrap();
+    for filter in [&odd, &unindexed, &Filter::True] {
+        let query = Query::new(filter.clone());
+        let all = items.find(&query).unwrap().documents.len();
+        assert!(all as i64 >= total / 2, "{filter:?}");
+        let late = items.find(&query.clone().deadline(past));
+        assert!(matches!(late, Err(Error::DeadlineExceeded)), "{filter:?}: {late:?}");
+        assert_eq!(items.find(&query.clone().deadline(future)).unwrap().documents.len(), all);
+        let counted = items.count(filter).unwrap();
+        assert_eq!(counted, all as u64);
+        let late = items.count_before(filter, Some(past));
+        assert!(matches!(late, Err(Error::DeadlineExceeded)), "{filter:?}: {late:?}");
+        assert_eq!(items.count_before(filter, Some(future)).unwrap(), counted);
+    }
+    // The clock is read every DEADLINE_CHECK_ENTRIES entries: a page shorter than that ends
+    // before the first check, and a stopped query changed nothing.
+    let short = Query::new(odd.clone()).limit(DEADLINE_CHECK_ENTRIES as usize / 2).deadline(past);
+    assert_eq!(items.find(&short).unwrap().documents.len(), DEADLINE_CHECK_ENTRIES as usize / 2);
+    assert_eq!(items.count(&Filter::True).unwrap(), total as u64);
+    assert_eq!(Error::DeadlineExceeded.to_string(), "the query ran past its deadline and stopped");
+}
