@@ -32,10 +32,13 @@ pub const MEMORY_BYTES_DEFAULT: u64 = 32 * 1024 * 1024;
 /// slot. Each holds a blocking thread and the memory of its request while it runs, so this,
 /// not tokio's 512 blocking threads, bounds what concurrent requests can hold.
 pub const BLOCKING_TASKS_MAX_DEFAULT: usize = 64;
-/// Default longest a read (a list or view without `expand`) runs on the event loop before it
-/// stops and runs again on a blocking thread (`state::read_inline_first`). Most reads end
-/// well inside it, and skip two thread handoffs; a long one loses at most this much.
-pub const INLINE_READ_TIME_MAX_DEFAULT: Duration = Duration::from_millis(2);
+/// Default most entries (index entries, documents, counted keys) a read (a list or view
+/// without `expand`) examines on the event loop, per find or count, before it stops and runs
+/// again on a blocking thread (`state::read_inline_first`). Most reads end well inside it
+/// and skip two thread handoffs; a long one loses at most this much work. A budget of
+/// entries, not of time: a thread preempted on a busy machine would spend a time budget
+/// without doing anything.
+pub const INLINE_READ_ENTRIES_MAX_DEFAULT: u64 = 2_048;
 /// Default most bytes of documents one list request may hold in memory to sort them when no
 /// index gives the order (past it: 400; add an index or sort by one).
 pub const SORT_MEMORY_BYTES_MAX_DEFAULT: usize = 32 * 1024 * 1024;
@@ -85,9 +88,9 @@ pub struct ServerConfig {
     pub memory_bytes: u64,
     /// Most document-layer tasks running at once (at least 1); more wait for a slot.
     pub blocking_tasks_max: usize,
-    /// Longest a read runs on the event loop before moving to a blocking thread; zero sends
-    /// every read to a blocking thread.
-    pub inline_read_time_max: Duration,
+    /// Most entries a read examines on the event loop before moving to a blocking thread;
+    /// zero sends every read to a blocking thread.
+    pub inline_read_entries_max: u64,
     /// Most bytes of documents one list request may hold to sort them.
     pub sort_memory_bytes_max: usize,
     /// Sync every write to stable storage before answering (durable against power loss).
@@ -147,7 +150,7 @@ impl ServerConfig {
             memory_bytes: MEMORY_BYTES_DEFAULT,
             sync_writes: true,
             blocking_tasks_max: BLOCKING_TASKS_MAX_DEFAULT,
-            inline_read_time_max: INLINE_READ_TIME_MAX_DEFAULT,
+            inline_read_entries_max: INLINE_READ_ENTRIES_MAX_DEFAULT,
             sort_memory_bytes_max: SORT_MEMORY_BYTES_MAX_DEFAULT,
             install_token: None,
             batch_requests_max: BATCH_REQUESTS_MAX_DEFAULT,

@@ -236,9 +236,10 @@ impl std::error::Error for Error {
 }
 
 impl Error {
-    /// True if a read stopped at its deadline (`state::read_inline_first` then runs it again).
-    pub fn is_deadline(&self) -> bool {
-        matches!(self, Error::Storage(nanodb::Error::DeadlineExceeded))
+    /// True if a read spent its budget and stopped (`state::read_inline_first` then runs it
+    /// again without one).
+    pub fn is_budget_spent(&self) -> bool {
+        matches!(self, Error::Storage(nanodb::Error::BudgetExceeded { .. }))
     }
 }
 

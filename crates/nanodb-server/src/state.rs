@@ -11,11 +11,11 @@
 //! them run at once (a semaphore); the others wait, asynchronously, for a slot.
 //!
 //! Reads are the exception (`read_inline_first`): a list or view first runs on the async
-//! worker itself, with a deadline of `ServerConfig::inline_read_time_max` that nanodb checks
-//! as it reads; one that runs out of time stops and runs again, without a deadline, through
-//! `blocking`. Most reads take well under the deadline and so skip the two thread handoffs
-//! of `blocking` (a third of a get's CPU time); none holds a worker for much longer than the
-//! deadline, except a single read that waits on the disk.
+//! worker itself, with a budget of `ServerConfig::inline_read_entries_max` entries per find
+//! or count that nanodb checks as it reads; one that spends it stops and runs again, without
+//! a budget, through `blocking`. Most reads stay well inside the budget and so skip the two
+//! thread handoffs of `blocking` (a third of a get's CPU time); none holds a worker for more
+//! than the budget's work, though a read that waits on the disk holds it that long.
 //!
 //! Thread safety: `AppState` is `Send + Sync`, shared as `Arc<AppState>`.
 
@@ -29,9 +29,9 @@ use crate::ops::rate_limit::RateLimiter;
 use crate::realtime::Realtime;
 use crate::schema::definitions::SETTINGS_COLLECTION;
 use crate::schema::Definitions;
+use nanodb::query::ReadBudget;
 use nanodb::{Database, DatabaseOptions, NanoDb, NanoDbOptions, Value};
 use std::sync::Arc;
-use std::time::Instant;
 use tokio::sync::Semaphore;
 
 /// The logical database holding every collection.
@@ -137,22 +137,22 @@ pub async fn blocking<T: Send + 'static>(
     .map_err(|error| Error::Internal(format!("a request task failed: {error}")))?
 }
 
-/// Runs read-only document work on the calling async worker with a deadline of
-/// `ServerConfig::inline_read_time_max` from now; if the work stops at that deadline
-/// (`Error::is_deadline`), runs it again without one through `blocking`. The work must only
-/// read: it may run twice.
+/// Runs read-only document work on the calling async worker with a budget of
+/// `ServerConfig::inline_read_entries_max` entries; if the work spends it
+/// (`Error::is_budget_spent`), runs it again with no budget through `blocking`. The work must
+/// only read: it may run twice.
 pub async fn read_inline_first<T: Send + 'static>(
     state: &Arc<AppState>,
-    work: impl Fn(&AppState, Option<Instant>) -> Result<T> + Send + 'static,
+    work: impl Fn(&AppState, ReadBudget) -> Result<T> + Send + 'static,
 ) -> Result<T> {
-    let time_max = state.config.inline_read_time_max;
-    if !time_max.is_zero() {
-        match work(state, Some(Instant::now() + time_max)) {
-            Err(error) if error.is_deadline() => {}
+    let entries_max = state.config.inline_read_entries_max;
+    if entries_max > 0 {
+        match work(state, ReadBudget::entries(entries_max)) {
+            Err(error) if error.is_budget_spent() => {}
             done => return done,
         }
     }
-    blocking(state, move |state| work(state, None)).await
+    blocking(state, move |state| work(state, ReadBudget::UNLIMITED)).await
 }
 
 /// The stored token secret, created on first use.
@@ -211,17 +211,17 @@ mod tests {
     }
 
     #[test]
-    fn reads_run_inline_within_their_deadline_and_move_to_a_blocking_slot_past_it() {
+    fn reads_run_inline_within_their_budget_and_move_to_a_blocking_slot_past_it() {
         use parking_lot::Mutex;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
             .build()
             .unwrap();
-        for time_max in [Duration::ZERO, Duration::from_millis(50)] {
+        for entries_max in [0, 100] {
             let test = TestState::with(|config| {
                 config.blocking_tasks_max = 1;
-                config.inline_read_time_max = time_max;
+                config.inline_read_entries_max = entries_max;
             });
             let state = Arc::clone(&test.state);
             runtime.block_on(async {
@@ -229,24 +229,24 @@ mod tests {
                 let slot = Arc::clone(&state.blocking_slots).acquire_owned().await.unwrap();
                 let seen = Arc::new(Mutex::new(Vec::new()));
                 let record = Arc::clone(&seen);
-                let quick = read_inline_first(&state, move |_, deadline| {
-                    record.lock().push(deadline.is_some());
+                let quick = read_inline_first(&state, move |_, budget| {
+                    record.lock().push(budget.entries_max);
                     Ok(7)
                 });
                 let quick = tokio::time::timeout(Duration::from_millis(300), quick).await;
-                match time_max.is_zero() {
+                match entries_max == 0 {
                     true => assert!(quick.is_err(), "zero: waits for a blocking slot"),
                     false => assert_eq!(quick.unwrap().unwrap(), 7),
                 }
-                // A read that runs out of time runs again, without a deadline, in a slot.
+                // A read that spends its budget runs again, without one, in a slot.
                 let record = Arc::clone(&seen);
                 let slow = tokio::spawn({
                     let state = Arc::clone(&state);
                     async move {
-                        read_inline_first(&state, move |_, deadline| {
-                            record.lock().push(deadline.is_some());
-                            match deadline {
-                                Some(_) => Err(nanodb::Error::DeadlineExceeded.into()),
+                        read_inline_first(&state, move |_, budget| {
+                            record.lock().push(budget.entries_max);
+                            match budget.entries_max {
+                                Some(_) => Err(nanodb::Error::BudgetExceeded { spent: "x" }.into()),
                                 None => Ok(8),
                             }
                         })
@@ -256,11 +256,11 @@ mod tests {
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 drop(slot);
                 assert_eq!(slow.await.unwrap().unwrap(), 8);
-                let expected: &[bool] = match time_max.is_zero() {
-                    true => &[false],
-                    false => &[true, true, false],
+                let expected: &[Option<u64>] = match entries_max {
+                    0 => &[None],
+                    _ => &[Some(100), Some(100), None],
                 };
-                assert_eq!(seen.lock().as_slice(), expected, "{time_max:?}");
+                assert_eq!(seen.lock().as_slice(), expected, "{entries_max}");
             });
         }
     }

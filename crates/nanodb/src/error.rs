@@ -80,9 +80,12 @@ pub enum Error {
     },
     /// The runtime or database was closed.
     Closed,
-    /// A query or count ran past its deadline (`Query::deadline`) and stopped; nothing was
-    /// changed, and the same call without a deadline (or a later one) can run it to the end.
-    DeadlineExceeded,
+    /// A query or count spent its `ReadBudget` (its deadline or its entries) and stopped;
+    /// nothing was changed, and the same call with a larger budget can run it to the end.
+    BudgetExceeded {
+        /// Which part of the budget ran out: `"deadline"` or `"entries examined"`.
+        spent: &'static str,
+    },
     /// A change-feed subscriber fell behind by more than its buffer; it missed this many
     /// events (and every later one) and must read the state again and subscribe anew.
     Lagged {
@@ -139,7 +142,9 @@ impl fmt::Display for Error {
             Error::Conflict => {
                 f.write_str("transaction conflict: another commit changed what it touched")
             }
-            Error::DeadlineExceeded => f.write_str("the query ran past its deadline and stopped"),
+            Error::BudgetExceeded { spent } => {
+                write!(f, "the read stopped when its budget ran out ({spent})")
+            }
             Error::InvalidQuery { detail, position: Some(position) } => {
                 write!(f, "invalid query at byte {position}: {detail}")
             }

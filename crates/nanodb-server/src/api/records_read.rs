@@ -9,9 +9,9 @@
 //! View: the view rule (403 if locked) must match the record, else 404 as if it did not
 //! exist.
 //!
-//! Thread safety: a list or view without `expand` runs first on the async worker, with a
-//! deadline (`state::read_inline_first`); with `expand`, or past the deadline, on a blocking
-//! thread.
+//! Thread safety: a list or view without `expand` runs first on the async worker, within a
+//! budget of entries (`state::read_inline_first`); with `expand`, or past the budget, on a
+//! blocking thread.
 
 use super::{collection, Call, Segments};
 use crate::auth::requester::Requester;
@@ -29,11 +29,10 @@ use crate::schema::CollectionDef;
 use crate::state::{blocking, read_inline_first, AppState};
 use axum::extract::{Request, State};
 use axum::response::Response;
-use nanodb::query::{parse_filter, parse_sort, Filter, FilterContext, Params};
+use nanodb::query::{parse_filter, parse_sort, Filter, FilterContext, Params, ReadBudget};
 use nanodb::Document;
 use serde_json::{Map as JsonMap, Value as Json};
 use std::sync::Arc;
-use std::time::Instant;
 
 /// `GET /api/collections/{c}/records`.
 pub async fn list(
@@ -43,10 +42,10 @@ pub async fn list(
 ) -> Result<Response> {
     let call = Call::read(&state, request).await?;
     if has_expand(&call) {
-        let work = move |state: &AppState| list_records(state, &key, &call, None);
+        let work = move |state: &AppState| list_records(state, &key, &call, ReadBudget::UNLIMITED);
         return blocking(&state, work).await.map(ok_text);
     }
-    let work = move |state: &AppState, deadline| list_records(state, &key, &call, deadline);
+    let work = move |state: &AppState, budget| list_records(state, &key, &call, budget);
     read_inline_first(&state, work).await.map(ok_text)
 }
 
@@ -62,12 +61,12 @@ pub async fn view(
     if expand {
         return blocking(&state, work).await.map(ok_text);
     }
-    // One point read: it runs on the worker whatever the deadline.
+    // One point read: it runs on the worker whatever the budget.
     read_inline_first(&state, move |state, _| work(state)).await.map(ok_text)
 }
 
 /// True if the call asks for related records (`expand`): its reads are not bounded by a
-/// deadline, so it goes straight to a blocking thread.
+/// budget, so it goes straight to a blocking thread.
 fn has_expand(call: &Call) -> bool {
     call.query.get("expand").is_some_and(|text| !text.trim().is_empty())
 }
@@ -110,12 +109,7 @@ pub fn client_query(
     Ok((filter, sort))
 }
 
-fn list_records(
-    state: &AppState,
-    key: &str,
-    call: &Call,
-    deadline: Option<Instant>,
-) -> Result<Vec<u8>> {
+fn list_records(state: &AppState, key: &str, call: &Call, budget: ReadBudget) -> Result<Vec<u8>> {
     let requester = call.requester(state)?;
     let def = collection(state, key)?;
     let facts = call.facts(&requester);
@@ -129,11 +123,11 @@ fn list_records(
     };
     let records = state.definitions.records(&def)?;
     let mut query = params.query(filter.clone(), sort, state.config.sort_memory_bytes_max);
-    query.deadline = deadline;
+    query.budget = budget;
     let page = records.find(&query)?;
     let total = match params.skip_total {
         true => None,
-        false => Some(records.count_before(&filter, deadline)?),
+        false => Some(records.count_within(&filter, budget)?),
     };
     if is_plain(call)? {
         let items: Vec<RecordJson> = page

@@ -309,8 +309,9 @@ impl Iter {
         self.count_keys_while(|count| count < max)
     }
 
-    /// `count_keys`, asking `keep_going` with the count so far before each key and stopping
-    /// at the first `false` (a caller's limit, or its deadline checked every so many keys).
+    /// `count_keys`, asking `keep_going` (with the count so far) about each key it finds
+    /// before counting it, and stopping at the first `false`: a caller's limit, or its
+    /// deadline checked every so many keys. It is asked once per key, never at the end.
     pub fn count_keys_while(mut self, mut keep_going: impl FnMut(u64) -> bool) -> Result<u64> {
         if self.finished {
             return Ok(0);
@@ -318,11 +319,12 @@ impl Iter {
         let mut count = 0;
         if self.back.is_some() {
             // Keys must also stay below the last one taken from the back: compare them.
-            while keep_going(count) {
-                match self.next() {
-                    Some(entry) => entry.map(|_| count += 1)?,
-                    None => break,
+            for entry in self.by_ref() {
+                entry?;
+                if !keep_going(count) {
+                    break;
                 }
+                count += 1;
             }
             return Ok(count);
         }
@@ -330,7 +332,7 @@ impl Iter {
             Some(front) => front,
             None => self.make(Direction::Forward),
         };
-        while keep_going(count) && forward.skip_entry()? {
+        while forward.skip_entry()? && keep_going(count) {
             count += 1;
         }
         Ok(count)

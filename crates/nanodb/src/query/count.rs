@@ -11,7 +11,7 @@
 //! documents can expire is always counted by reading them.
 
 use super::ast::Filter;
-use super::deadline::Ticker;
+use super::budget::{ReadBudget, Ticker};
 use super::exec::for_each_match;
 use super::plan::exact_index;
 use crate::database::CollectionState;
@@ -19,16 +19,15 @@ use crate::ttl::Expiry;
 use crate::value::Date;
 use crate::Result;
 use nanodb_storage::{Db, Iter};
-use std::time::Instant;
 
-/// How many documents match `filter`; `Error::DeadlineExceeded` once `deadline` has passed.
+/// How many documents match `filter`; `Error::BudgetExceeded` once `budget` is spent.
 pub(crate) fn count(
     db: &Db,
     state: &CollectionState,
     filter: &Filter,
-    deadline: Option<Instant>,
+    budget: ReadBudget,
 ) -> Result<u64> {
-    let mut ticker = Ticker::new(deadline);
+    let mut ticker = Ticker::new(budget);
     if matches!(filter, Filter::True) {
         return count_all(db, state, &mut ticker);
     }
@@ -36,7 +35,7 @@ pub(crate) fn count(
     if let Some(count) = count_by_index(db, state, filter, &mut ticker)? {
         return Ok(count);
     }
-    count_matches(db, state, filter, deadline)
+    count_matches(db, state, filter, budget)
 }
 
 /// How many documents match `filter`, by reading them.
@@ -44,10 +43,10 @@ fn count_matches(
     db: &Db,
     state: &CollectionState,
     filter: &Filter,
-    deadline: Option<Instant>,
+    budget: ReadBudget,
 ) -> Result<u64> {
     let mut count = 0;
-    for_each_match(db, state, filter, deadline, &mut |_| {
+    for_each_match(db, state, filter, budget, &mut |_| {
         count += 1;
         Ok(())
     })?;
@@ -64,7 +63,7 @@ fn count_keys(iter: Iter, ticker: &mut Ticker) -> Result<u64> {
 /// How many documents the collection holds, without decoding them (unless they may expire).
 fn count_all(db: &Db, state: &CollectionState, ticker: &mut Ticker) -> Result<u64> {
     if Expiry::of(state, Date::now()).is_some() {
-        return count_matches(db, state, &Filter::True, ticker.deadline());
+        return count_matches(db, state, &Filter::True, ticker.budget());
     }
     let snapshot = db.snapshot()?;
     count_keys(snapshot.range_in::<&[u8], _>(&state.documents, ..)?, ticker)
@@ -106,12 +105,18 @@ mod tests {
 
     /// The count by reading every document: the reference.
     fn read_count(collection: &Collection, filter: &Filter) -> u64 {
-        count_matches(collection.database().storage(), collection.state(), filter, None).unwrap()
+        count_matches(
+            collection.database().storage(),
+            collection.state(),
+            filter,
+            ReadBudget::UNLIMITED,
+        )
+        .unwrap()
     }
 
     fn by_index(collection: &Collection, text: &str) -> Option<u64> {
         let (db, state) = (collection.database().storage(), collection.state());
-        count_by_index(db, state, &filter(text), &mut Ticker::new(None)).unwrap()
+        count_by_index(db, state, &filter(text), &mut Ticker::new(ReadBudget::UNLIMITED)).unwrap()
     }
 
     #[test]

@@ -15,7 +15,7 @@
 //! once; none has expired (TTL) when the query began.
 
 use super::ast::{Filter, SortKey};
-use super::deadline::Ticker;
+use super::budget::{ReadBudget, Ticker};
 use super::eval::{matches, matches_document, single, top_level_names, Root};
 use super::plan::{plan, Access, Choice, Plan};
 use super::request::{Cursor, Page, Query};
@@ -29,7 +29,6 @@ use nanodb_storage::{Db, Snapshot};
 use std::cmp::Ordering;
 use std::collections::HashSet;
 use std::ops::Bound;
-use std::time::Instant;
 
 /// What a visitor tells the reader.
 enum Flow {
@@ -90,10 +89,10 @@ pub(crate) fn for_each_match(
     db: &Db,
     state: &CollectionState,
     filter: &Filter,
-    deadline: Option<Instant>,
+    budget: ReadBudget,
     visit: &mut dyn FnMut(&Document) -> Result<()>,
 ) -> Result<()> {
-    let query = Query { deadline, ..Query::new(filter.clone()) };
+    let query = Query::new(filter.clone()).budget(budget);
     query.check()?;
     let indexes = state.ready_indexes();
     let snapshot = db.snapshot()?;
@@ -218,8 +217,8 @@ fn read(
         visit(document, size_bytes, fits)
     };
     let resume = query.after.as_ref().filter(|_| choice.ordered && query.is_ordered());
-    // Every entry examined (document, id or index entry) ticks the query's deadline.
-    let mut ticker = Ticker::new(query.deadline);
+    // Every entry examined (document, id or index entry) ticks the query's budget.
+    let mut ticker = Ticker::new(query.budget);
     match &choice.access {
         Access::Scan { range } => {
             let mut range = range.clone();

@@ -6,8 +6,8 @@
 
 mod aggregate;
 pub mod ast;
+mod budget;
 mod count;
-mod deadline;
 pub mod eval;
 mod exec;
 pub(crate) mod interval;
@@ -22,7 +22,7 @@ pub use aggregate::{Accumulator, Aggregation, Group, AGGREGATE_GROUPS_MAX};
 pub use ast::{
     CompareOp, FieldPath, Filter, Operand, Params, Pattern, Quantifier, SortKey, Transform,
 };
-pub use deadline::DEADLINE_CHECK_ENTRIES;
+pub use budget::{ReadBudget, DEADLINE_CHECK_ENTRIES};
 pub use mongo::parse_mongo;
 pub use plan::{Alternative, Plan, PLAN_PROBE_ENTRIES_MAX, PLAN_RANGES_MAX};
 pub use pocketbase::{parse_filter, parse_sort, FilterContext};
@@ -32,7 +32,6 @@ pub use request::{
 };
 
 use crate::{Collection, Document, Result};
-use std::time::Instant;
 
 impl Collection {
     /// The documents matching `query`'s filter, in its order, cut to its page, projected.
@@ -51,13 +50,13 @@ impl Collection {
     /// and `in` lists on its leading fields, and no document with several entries in it), its
     /// entries are counted and no document is read.
     pub fn count(&self, filter: &Filter) -> Result<u64> {
-        self.count_before(filter, None)
+        self.count_within(filter, ReadBudget::UNLIMITED)
     }
 
-    /// `count`, stopping with `Error::DeadlineExceeded` once `deadline` (if any) has passed.
-    pub fn count_before(&self, filter: &Filter, deadline: Option<Instant>) -> Result<u64> {
+    /// `count`, stopping with `Error::BudgetExceeded` once `budget` is spent.
+    pub fn count_within(&self, filter: &Filter, budget: ReadBudget) -> Result<u64> {
         self.state().check_live()?;
-        count::count(self.database().storage(), self.state(), filter, deadline)
+        count::count(self.database().storage(), self.state(), filter, budget)
     }
 
     /// How `find` would read `query`'s documents, and what else it considered.
@@ -77,7 +76,7 @@ impl Collection {
             self.database().storage(),
             self.state(),
             &aggregation.filter,
-            None,
+            ReadBudget::UNLIMITED,
             &mut |document| groups.add(document),
         )?;
         Ok(groups.finish())

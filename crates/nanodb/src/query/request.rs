@@ -12,11 +12,11 @@
 //! any other text is refused with `Error::InvalidQuery`, never a panic.
 
 use super::ast::{query_error, FieldPath, Filter, SortKey, SORT_KEYS_MAX};
+use super::budget::ReadBudget;
 use crate::document::{Document, FIELD_ID};
 use crate::value::{msgpack, Map, Value};
 use crate::{Error, Result};
 use std::fmt;
-use std::time::Instant;
 
 /// Default for `Query::sort_memory_bytes_max`: 128 MiB of documents held to sort them.
 pub const SORT_MEMORY_BYTES_MAX_DEFAULT: usize = 128 * 1024 * 1024;
@@ -175,9 +175,9 @@ pub struct Query {
     /// Most bytes of documents held in memory to sort them when no index gives the order;
     /// past it the query fails with `Error::LimitExceeded` (add an index, or a limit).
     pub sort_memory_bytes_max: usize,
-    /// Stop with `Error::DeadlineExceeded` once this instant has passed (checked every
-    /// `DEADLINE_CHECK_ENTRIES` entries examined); `None` runs to the end.
-    pub deadline: Option<Instant>,
+    /// Stop with `Error::BudgetExceeded` once this is spent (a deadline, a most number of
+    /// entries examined); unlimited by default.
+    pub budget: ReadBudget,
 }
 
 impl Default for Query {
@@ -190,7 +190,7 @@ impl Default for Query {
             after: None,
             projection: None,
             sort_memory_bytes_max: SORT_MEMORY_BYTES_MAX_DEFAULT,
-            deadline: None,
+            budget: ReadBudget::UNLIMITED,
         }
     }
 }
@@ -225,9 +225,9 @@ impl Query {
         self
     }
 
-    /// Stopping with `Error::DeadlineExceeded` once `deadline` has passed.
-    pub fn deadline(mut self, deadline: Instant) -> Query {
-        self.deadline = Some(deadline);
+    /// Stopping with `Error::BudgetExceeded` once `budget` is spent.
+    pub fn budget(mut self, budget: ReadBudget) -> Query {
+        self.budget = budget;
         self
     }
 

@@ -355,37 +355,53 @@ fn aggregation_groups_are_bounded_at_the_limit() {
 }
 
 #[test]
-fn finds_and_counts_stop_at_their_deadline_and_run_to_the_end_without_one() {
-    use nanodb::query::DEADLINE_CHECK_ENTRIES;
+fn finds_and_counts_stop_when_their_budget_is_spent_and_run_to_the_end_without_one() {
+    use nanodb::query::{ReadBudget, DEADLINE_CHECK_ENTRIES};
     use std::time::{Duration, Instant};
     let runtime = memory_runtime();
     let items = runtime.database("app").unwrap().collection("items").unwrap();
-    let total = DEADLINE_CHECK_ENTRIES as i64 * 20;
+    let total = DEADLINE_CHECK_ENTRIES * 20;
     let batch: Vec<Value> =
         (0..total).map(|n| json(serde_json::json!({"n": n, "group": n % 2}))).collect();
     items.insert_many(batch).unwrap();
     items.create_index(IndexDefinition::new("group", &["group"]).unwrap()).unwrap().wait().unwrap();
-    let past = Instant::now() - Duration::from_millis(1);
-    let future = Instant::now() + Duration::from_secs(3600);
+    let past = ReadBudget::until(Instant::now() - Duration::from_millis(1));
+    let future = ReadBudget::until(Instant::now() + Duration::from_secs(3600));
+    fn spent<T>(result: &Result<T, Error>) -> bool {
+        matches!(result, Err(Error::BudgetExceeded { .. }))
+    }
     let odd = Filter::eq("group", 1).unwrap();
     let unindexed = Filter::compare("n", CompareOp::Gte, 0).unwrap();
-    for filter in [&odd, &unindexed, &Filter::True] {
+    // (filter, entries a find examines, entries a count examines)
+    let cases =
+        [(&odd, total / 2, total / 2), (&unindexed, total, total), (&Filter::True, total, total)];
+    for (filter, find_entries, count_entries) in cases {
         let query = Query::new(filter.clone());
         let all = items.find(&query).unwrap().documents.len();
-        assert!(all as i64 >= total / 2, "{filter:?}");
-        let late = items.find(&query.clone().deadline(past));
-        assert!(matches!(late, Err(Error::DeadlineExceeded)), "{filter:?}: {late:?}");
-        assert_eq!(items.find(&query.clone().deadline(future)).unwrap().documents.len(), all);
+        let late = items.find(&query.clone().budget(past));
+        assert!(spent(&late), "{filter:?}: {late:?}");
+        assert_eq!(items.find(&query.clone().budget(future)).unwrap().documents.len(), all);
+        let exact = query.clone().budget(ReadBudget::entries(find_entries));
+        assert_eq!(items.find(&exact).unwrap().documents.len(), all, "{filter:?}");
+        let short = items.find(&query.clone().budget(ReadBudget::entries(find_entries - 1)));
+        assert!(spent(&short), "{filter:?}: {short:?}");
         let counted = items.count(filter).unwrap();
         assert_eq!(counted, all as u64);
-        let late = items.count_before(filter, Some(past));
-        assert!(matches!(late, Err(Error::DeadlineExceeded)), "{filter:?}: {late:?}");
-        assert_eq!(items.count_before(filter, Some(future)).unwrap(), counted);
+        assert!(spent(&items.count_within(filter, past)), "{filter:?}");
+        assert_eq!(items.count_within(filter, future).unwrap(), counted);
+        assert_eq!(
+            items.count_within(filter, ReadBudget::entries(count_entries)).unwrap(),
+            counted
+        );
+        let short = items.count_within(filter, ReadBudget::entries(count_entries - 1));
+        assert!(spent(&short), "{filter:?}: {short:?}");
     }
     // The clock is read every DEADLINE_CHECK_ENTRIES entries: a page shorter than that ends
-    // before the first check, and a stopped query changed nothing.
-    let short = Query::new(odd.clone()).limit(DEADLINE_CHECK_ENTRIES as usize / 2).deadline(past);
-    assert_eq!(items.find(&short).unwrap().documents.len(), DEADLINE_CHECK_ENTRIES as usize / 2);
-    assert_eq!(items.count(&Filter::True).unwrap(), total as u64);
-    assert_eq!(Error::DeadlineExceeded.to_string(), "the query ran past its deadline and stopped");
+    // before the first check, and a stopped read changed nothing.
+    let half = DEADLINE_CHECK_ENTRIES as usize / 2;
+    let page = Query::new(odd.clone()).limit(half).budget(past);
+    assert_eq!(items.find(&page).unwrap().documents.len(), half);
+    assert_eq!(items.count(&Filter::True).unwrap(), total);
+    let error = Error::BudgetExceeded { spent: "deadline" };
+    assert_eq!(error.to_string(), "the read stopped when its budget ran out (deadline)");
 }
