@@ -59,6 +59,10 @@ enum Command {
         /// Most document tasks (requests' database work) running at once; more wait.
         #[arg(long, env = "NANODB_BLOCKING_TASKS", default_value_t = BLOCKING_TASKS_MAX_DEFAULT)]
         blocking_tasks: usize,
+        /// Most entries a list or view examines per find or count on the event loop before
+        /// it moves to a blocking thread (0: every read goes to a blocking thread).
+        #[arg(long, env = "NANODB_INLINE_READ_ENTRIES", default_value_t = nanodb_server::config::INLINE_READ_ENTRIES_MAX_DEFAULT)]
+        inline_read_entries: u64,
         /// Bearer token `GET /metrics` requires (unset: the metrics are open to anyone who
         /// can reach the server). Prefer the environment variable: arguments show in `ps`.
         #[arg(long, env = "NANODB_METRICS_TOKEN", hide_env_values = true)]
@@ -120,6 +124,7 @@ fn main() -> ExitCode {
             auth_rate_per_minute,
             blocking_threads,
             blocking_tasks,
+            inline_read_entries,
             metrics_token,
             trusted_proxy,
             memory_mib,
@@ -133,6 +138,7 @@ fn main() -> ExitCode {
             config.auth_rate_limit_per_minute = auth_rate_per_minute;
             config.memory_bytes = memory_mib.saturating_mul(1 << 20);
             config.blocking_tasks_max = blocking_tasks.max(1);
+            config.inline_read_entries_max = inline_read_entries;
             config.metrics_token = metrics_token.filter(|token| !token.is_empty());
             config.trusted_proxy = trusted_proxy;
             serve::serve(&http, config, blocking_threads.max(1))

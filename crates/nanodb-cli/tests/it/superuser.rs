@@ -29,6 +29,7 @@ fn create_then_update_and_bad_input() {
     assert!(help.contains("NANODB_DIR") && help.contains("./nanodb_data"), "{help}");
     assert!(help.contains("NANODB_METRICS_TOKEN") && help.contains("--trusted-proxy"), "{help}");
     assert!(help.contains("NANODB_BLOCKING_TASKS"), "{help}");
+    assert!(help.contains("NANODB_INLINE_READ_ENTRIES") && help.contains("2048"), "{help}");
 }
 
 /// The password from standard input (`-` or omitted) or the environment, so it need not
