@@ -263,6 +263,9 @@ fn a_subscription_started_amid_writes_misses_no_commit_after_its_start() {
             std::thread::sleep(Duration::from_millis(2));
             late.push(items.subscribe(FeedOptions { buffer_events_max: 1 << 20 }).unwrap());
         }
+        // One commit after the last subscription, so every stream has one to see even if the
+        // writers were descheduled since (the assertion below relied on their timing).
+        items.insert(json(j!({}))).unwrap();
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         late
     });
