@@ -40,6 +40,8 @@ mod rate_limit;
 mod record_log;
 mod sst;
 mod table_cache;
+#[cfg(test)]
+mod test_rng;
 mod ttl;
 mod version;
 mod wal;

@@ -281,18 +281,10 @@ mod tests {
     /// failure).
     #[test]
     fn the_shard_agrees_with_a_plain_model() {
-        let seed: u64 = std::env::var("NANODB_TEST_SEED")
-            .ok()
-            .and_then(|text| text.parse().ok())
-            .unwrap_or(0x0512_u64);
+        let seed = crate::test_rng::seed_or(0x0512);
         let outcome = std::panic::catch_unwind(|| {
-            let mut state = seed | 1;
-            let mut below = |bound: u64| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                state % bound
-            };
+            let mut rng = crate::test_rng::TestRng::new(seed);
+            let mut below = |bound: u64| rng.below(bound);
             let (mut shard, mut model) = (Shard::default(), Model::default());
             let mut capacity = 20_000;
             for _ in 0..20_000 {

@@ -199,17 +199,9 @@ mod tests {
     #[test]
     fn the_head_search_finds_what_a_plain_binary_search_finds() {
         // Seed `NANODB_TEST_SEED`; every failure message names it.
-        let seed: u64 = std::env::var("NANODB_TEST_SEED")
-            .ok()
-            .and_then(|text| text.parse().ok())
-            .unwrap_or(0x1dea);
-        let mut state = seed | 1;
-        let mut below = |bound: u64| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state % bound
-        };
+        let seed = crate::test_rng::seed_or(0x1dea);
+        let mut rng = crate::test_rng::TestRng::new(seed);
+        let mut below = |bound: u64| rng.below(bound);
         for round in 0..300 {
             let prefix: Vec<u8> = vec![b'k'; below(12) as usize];
             let mut user_keys: Vec<Vec<u8>> = (0..1 + below(40))
