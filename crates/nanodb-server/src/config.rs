@@ -24,9 +24,10 @@ pub const PASSWORD_HASH_MEMORY_KIB_DEFAULT: u32 = 19 * 1024;
 pub const PASSWORD_HASH_PASSES_DEFAULT: u32 = 2;
 /// Default memory shared by the databases' memtables and block cache, in bytes: sized for a
 /// small VPS. Blocks the cache does not hold are read through the kernel's page cache, which
-/// at 1,000,000 records cost no measurable request rate against 128 MiB (docs/benchmarks.md,
-/// issue 7); `--memory-mib` raises it for large data sets on larger machines.
-pub const MEMORY_BYTES_DEFAULT: u64 = 32 * 1024 * 1024;
+/// at 1,000,000 records cost no measurable request rate against 32 MiB, nor 32 MiB against
+/// 128 (docs/benchmarks.md, issue 7); `--memory-mib` raises it for large data sets on larger
+/// machines.
+pub const MEMORY_BYTES_DEFAULT: u64 = 16 * 1024 * 1024;
 
 /// Default most document-layer tasks (`state::blocking`) running at once; more wait for a
 /// slot. Each holds a blocking thread and the memory of its request while it runs, so this,
