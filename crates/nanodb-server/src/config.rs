@@ -23,10 +23,10 @@ pub const PASSWORD_HASH_MEMORY_KIB_DEFAULT: u32 = 19 * 1024;
 /// Default passes of one argon2id hash.
 pub const PASSWORD_HASH_PASSES_DEFAULT: u32 = 2;
 /// Default memory shared by the databases' memtables and block cache, in bytes: sized for a
-/// small VPS. Blocks the cache does not hold are read through the kernel's page cache, which
-/// at 1,000,000 records cost no measurable request rate against 32 MiB, nor 32 MiB against
-/// 128 (docs/benchmarks.md, issue 7); `--memory-mib` raises it for large data sets on larger
-/// machines.
+/// small VPS. Blocks the cache does not hold are read through the kernel's page cache. At
+/// 1,000,000 records it kept 43 to 49 MiB resident under reads, and cost up to a quarter of
+/// the request rate against 32 MiB (docs/benchmarks.md, issue 7); `--memory-mib` raises it
+/// for large data sets on larger machines.
 pub const MEMORY_BYTES_DEFAULT: u64 = 16 * 1024 * 1024;
 
 /// Default most document-layer tasks (`state::blocking`) running at once; more wait for a
