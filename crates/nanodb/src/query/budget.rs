@@ -3,7 +3,9 @@
 //! most number of entries to examine, or both, and the read stops with
 //! `Error::BudgetExceeded` once either is spent, instead of running on.
 //!
-//! Entries examined are index entries, documents and counted keys, each one step of a read.
+//! Entries examined are index entries, documents and counted keys, each one step of a read;
+//! the planner's probes before it (at most `PLAN_PROBE_ENTRIES_MAX` entries per fitting
+//! index) are not counted.
 //! The entry limit is exact and independent of the machine's load; the clock is read once
 //! every `DEADLINE_CHECK_ENTRIES` entries, so a check costs next to nothing per entry and a
 //! read stops within that many entries of its deadline. A single slow read from disk is not
