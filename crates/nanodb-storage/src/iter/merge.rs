@@ -2,9 +2,9 @@
 //! stream, with a binary heap of child positions.
 //!
 //! An iterator over a key range can give the merge the range's far end (`with_end`): a
-//! child whose key has passed it leaves the heap, as if exhausted. A short range read from
-//! several sources then costs no heap comparisons once the other sources have passed the end
-//! (a count of the thousand index entries of one value walks one child, not five).
+//! child whose key has passed it leaves the heap, as if exhausted. A short range that only
+//! one source holds keys of then costs no heap comparisons: the other sources land past its
+//! end at the seek and never enter the heap.
 //!
 //! Thread safety: owned by one iterator, used by one thread.
 //!
