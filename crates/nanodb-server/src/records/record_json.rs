@@ -10,8 +10,9 @@
 //! Thread safety: borrowed, immutable views; pure functions.
 //!
 //! Invariants:
-//! 1. Keys come in `export`'s order: `collectionId`, `collectionName`, `id`, `created`,
-//!    `updated`, then the definition's fields that the viewer may see.
+//! 1. Keys come in byte order (as PocketBase writes them, and as `export`'s map holds them):
+//!    `collectionId`, `collectionName`, `id`, `created`, `updated` and the definition's
+//!    fields that the viewer may see.
 //! 2. Serializing a view cannot fail for lack of string keys: every map key is a string.
 
 use super::values::items;
@@ -70,18 +71,39 @@ impl RecordJson<'_> {
     }
 }
 
+/// One key of a record and where its value comes from.
+enum Entry<'a> {
+    CollectionId,
+    CollectionName,
+    Id,
+    Created,
+    Updated,
+    Field(&'a Field),
+}
+
 impl Serialize for RecordJson<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let document = self.document;
-        let mut map = serializer.serialize_map(None)?;
-        map.serialize_entry("collectionId", &self.def.id)?;
-        map.serialize_entry("collectionName", &self.def.name)?;
-        map.serialize_entry("id", document.id())?;
-        map.serialize_entry("created", &document.created().to_pocketbase())?;
-        map.serialize_entry("updated", &document.updated().to_pocketbase())?;
-        for field in self.shown_fields() {
-            let value = document.field(&field.name);
-            map.serialize_entry(&field.name, &FieldJson { field, value })?;
+        let leading =
+            [Entry::CollectionId, Entry::CollectionName, Entry::Id, Entry::Created, Entry::Updated];
+        let mut entries: Vec<(&str, Entry)> = LEADING_KEYS.into_iter().zip(leading).collect();
+        entries.extend(self.shown_fields().map(|field| (field.name.as_str(), Entry::Field(field))));
+        // Keys in byte order, as PocketBase writes them (Go sorts map keys) and as the
+        // `serde_json` map of `export` holds them.
+        entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let mut map = serializer.serialize_map(Some(entries.len()))?;
+        for (name, entry) in entries {
+            match entry {
+                Entry::CollectionId => map.serialize_entry(name, &self.def.id)?,
+                Entry::CollectionName => map.serialize_entry(name, &self.def.name)?,
+                Entry::Id => map.serialize_entry(name, document.id())?,
+                Entry::Created => map.serialize_entry(name, &document.created().to_pocketbase())?,
+                Entry::Updated => map.serialize_entry(name, &document.updated().to_pocketbase())?,
+                Entry::Field(field) => {
+                    let value = document.field(&field.name);
+                    map.serialize_entry(name, &FieldJson { field, value })?;
+                }
+            }
         }
         map.end()
     }
@@ -204,7 +226,15 @@ mod tests {
     /// The record written as text, parsed back.
     fn written(record: &RecordJson) -> Json {
         let text = serde_json::to_string(record).unwrap();
-        assert!(text.starts_with(r#"{"collectionId":"#), "{text}");
+        // The keys in byte order: the first of each object at top level is its smallest.
+        let keys: Vec<String> = serde_json::from_str::<serde_json::Map<String, Json>>(&text)
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        let in_text: Vec<usize> =
+            keys.iter().map(|key| text.find(&format!("\"{key}\":")).unwrap()).collect();
+        assert!(in_text.windows(2).all(|pair| pair[0] < pair[1]), "{text}");
         serde_json::from_str(&text).unwrap()
     }
 
