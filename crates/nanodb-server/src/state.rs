@@ -147,9 +147,14 @@ pub async fn read_inline_first<T: Send + 'static>(
 ) -> Result<T> {
     let entries_max = state.config.inline_read_entries_max;
     if entries_max > 0 {
-        match work(state, ReadBudget::entries(entries_max)) {
-            Err(error) if error.is_budget_spent() => {}
-            done => return done,
+        // A panic is a 500, as it is through `blocking`, not a dropped connection.
+        let inline = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            work(state, ReadBudget::entries(entries_max))
+        }));
+        match inline {
+            Err(_) => return Err(Error::Internal("a request task failed: it panicked".into())),
+            Ok(Err(error)) if error.is_budget_spent() => {}
+            Ok(done) => return done,
         }
     }
     blocking(state, move |state| work(state, ReadBudget::UNLIMITED)).await
@@ -261,6 +266,10 @@ mod tests {
                     _ => &[Some(100), Some(100), None],
                 };
                 assert_eq!(seen.lock().as_slice(), expected, "{entries_max}");
+                if entries_max > 0 {
+                    let failed = read_inline_first(&state, |_, _| -> Result<()> { panic!("bug") });
+                    assert!(matches!(failed.await, Err(Error::Internal(_))));
+                }
             });
         }
     }

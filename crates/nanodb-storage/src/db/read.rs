@@ -304,9 +304,27 @@ impl Iter {
         self.count_keys_up_to(u64::MAX)
     }
 
-    /// `count_keys`, stopping at `max`: the smaller of the two.
-    pub fn count_keys_up_to(self, max: u64) -> Result<u64> {
-        self.count_keys_while(|count| count < max)
+    /// `count_keys`, stopping at `max`: the smaller of the two. It reads no key past the
+    /// `max`th (`count_keys_while` looks for the next key before asking).
+    pub fn count_keys_up_to(mut self, max: u64) -> Result<u64> {
+        if self.finished {
+            return Ok(0);
+        }
+        let mut count = 0;
+        if self.back.is_some() {
+            while count < max {
+                match self.next() {
+                    Some(entry) => entry.map(|_| count += 1)?,
+                    None => break,
+                }
+            }
+            return Ok(count);
+        }
+        let mut forward = self.front.take().unwrap_or_else(|| self.make(Direction::Forward));
+        while count < max && forward.skip_entry()? {
+            count += 1;
+        }
+        Ok(count)
     }
 
     /// `count_keys`, asking `keep_going` (with the count so far) about each key it finds

@@ -99,6 +99,18 @@ pub(crate) fn check_iter(rng: &mut Rng, mut iter: Iter, mut want: VecDeque<Entry
             let max = rng.below(left + 2);
             let counted = iter.count_keys_up_to(max).expect(context);
             assert_eq!(counted, left.min(max), "{context}: count_keys_up_to({max})");
+        } else if rng.chance(40) {
+            // Asked once per key found, with the count so far; the keys seen are the keys left.
+            let (max, mut asked) = (rng.below(left + 2), 0);
+            let counted = iter
+                .count_keys_while(|count| {
+                    assert_eq!(count, asked, "{context}: asked out of turn");
+                    asked += 1;
+                    count < max
+                })
+                .expect(context);
+            assert_eq!(counted, left.min(max), "{context}: count_keys_while(< {max})");
+            assert_eq!(asked, left.min(max + 1), "{context}: asked once per key found");
         } else {
             assert_eq!(iter.count_keys().expect(context), left, "{context}: count_keys");
         }
