@@ -115,6 +115,12 @@ pub enum Error {
         /// The first conflicting key found (in its keyspace), for diagnostics.
         key: Vec<u8>,
     },
+    /// An iterator given a step limit (`Iter::limit_steps`) passed over that many stored
+    /// entries (keys, older versions, tombstones) and stopped; nothing is wrong with the data.
+    IteratorStepLimit {
+        /// The limit.
+        max: u64,
+    },
 }
 
 impl Error {
@@ -200,6 +206,9 @@ impl fmt::Display for Error {
                 "transaction conflict on key {}: another commit changed it after the transaction began; retry",
                 crate::error::escape_key(key)
             ),
+            Error::IteratorStepLimit { max } => {
+                write!(f, "the iterator passed over {max} stored entries, its limit, and stopped")
+            }
         }
     }
 }

@@ -116,6 +116,10 @@ impl From<nanodb_storage::Error> for Error {
     fn from(error: nanodb_storage::Error) -> Error {
         match error {
             nanodb_storage::Error::Conflict { .. } => Error::Conflict,
+            // Only a read budget sets an iterator's step limit (`query::budget`).
+            nanodb_storage::Error::IteratorStepLimit { .. } => {
+                Error::BudgetExceeded { spent: "entries examined" }
+            }
             other => Error::Storage(other),
         }
     }

@@ -226,6 +226,8 @@ pub struct Iter {
     prefix_len: usize,
     /// The clock's time when the iterator was made: versions expired by then are hidden.
     now_ms: u64,
+    /// Most stored entries each direction may look at (`limit_steps`).
+    steps_max: Option<u64>,
 }
 
 impl Iter {
@@ -266,7 +268,18 @@ impl Iter {
             finished: false,
             prefix_len,
             now_ms: inner.options.clock.now_ms(),
+            steps_max: None,
         }
+    }
+
+    /// Stops with `Error::IteratorStepLimit` once a direction has looked at `max` stored
+    /// entries: the keys it yields or counts, and the older versions, tombstones and expired
+    /// or range-deleted versions it passes over on the way. A caller bounding its work (a
+    /// read budget) sets it, so a range of many deleted keys cannot hold it unbounded inside
+    /// one `next`. Set it before the first `next`.
+    pub fn limit_steps(mut self, max: u64) -> Iter {
+        self.steps_max = Some(max);
+        self
     }
 
     fn make(&self, direction: Direction) -> DbIterator {
@@ -275,7 +288,19 @@ impl Iter {
         let point_read: PointRead = Box::new(move |key| get_in_view(&inner, &view, key, seqno));
         let range_dels = Arc::clone(&self.view.range_dels);
         let bounds = self.bounds.clone();
-        DbIterator::new(merged, direction, self.seqno, bounds, point_read, range_dels, self.now_ms)
+        let mut iterator = DbIterator::new(
+            merged,
+            direction,
+            self.seqno,
+            bounds,
+            point_read,
+            range_dels,
+            self.now_ms,
+        );
+        if let Some(max) = self.steps_max {
+            iterator.limit_steps(max);
+        }
+        iterator
     }
 
     fn finish_with(

@@ -64,6 +64,9 @@ pub struct DbIterator {
     range_dels: Arc<RangeTombstones>,
     /// Expiring versions with an expiry at or before this are hidden (`ttl.rs`).
     now_ms: u64,
+    /// Stored entries looked at so far, and the most allowed (`None`: no limit).
+    steps: u64,
+    steps_max: Option<u64>,
 }
 
 /// The key whose versions are being stepped over, and how many so far.
@@ -115,12 +118,29 @@ impl DbIterator {
             started: false,
             done: false,
             past_lower: false,
+            steps: 0,
+            steps_max: None,
             pending: None,
             skip_key: None,
             run: VersionRun::default(),
             point_read,
             range_dels,
             now_ms,
+        }
+    }
+
+    /// Stops with `Error::IteratorStepLimit` after `max` stored entries looked at (keys
+    /// yielded, older versions and tombstones passed over alike).
+    pub(crate) fn limit_steps(&mut self, max: u64) {
+        self.steps_max = Some(max);
+    }
+
+    /// Counts one stored entry looked at.
+    fn step(&mut self) -> Result<()> {
+        self.steps += 1;
+        match self.steps_max {
+            Some(max) if self.steps > max => Err(Error::IteratorStepLimit { max }),
+            _ => Ok(()),
         }
     }
 
@@ -192,6 +212,7 @@ impl DbIterator {
 
     fn advance_forward(&mut self, copy: bool) -> Result<Option<Option<KeyValue>>> {
         while self.merged.valid() {
+            self.step()?;
             let parsed = parse_internal_key(self.merged.key()).ok_or_else(|| {
                 Error::corruption("<iterator>", "malformed internal key from a source")
             })?;
@@ -243,6 +264,7 @@ impl DbIterator {
 
     fn step_reverse(&mut self) -> Result<Option<KeyValue>> {
         while self.merged.valid() {
+            self.step()?;
             let parsed = parse_internal_key(self.merged.key()).ok_or_else(|| {
                 Error::corruption("<iterator>", "malformed internal key from a source")
             })?;

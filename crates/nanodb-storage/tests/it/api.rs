@@ -158,6 +158,41 @@ fn ranges_prefixes_and_both_ends() {
 }
 
 #[test]
+fn a_step_limit_stops_an_iterator_inside_a_run_of_tombstones() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), small_options()).unwrap();
+    for n in 0..100u32 {
+        db.put(format!("k{n:03}"), b"v", WriteOptions::NO_SYNC).unwrap();
+    }
+    db.flush().unwrap();
+    // 98 tombstones between the first and the last key, in the memtable over an SST.
+    for n in 1..99u32 {
+        db.delete(format!("k{n:03}"), WriteOptions::NO_SYNC).unwrap();
+    }
+    let stopped = |result: Option<nanodb_storage::Result<_>>| {
+        matches!(result, Some(Err(Error::IteratorStepLimit { max: 50 })))
+    };
+    let mut forward = db.iter().unwrap().limit_steps(50);
+    assert_eq!(forward.next().unwrap().unwrap().0, b"k000");
+    assert!(stopped(forward.next()), "forward: stops inside the deleted run");
+    let mut reverse = db.iter().unwrap().limit_steps(50);
+    assert_eq!(reverse.next_back().unwrap().unwrap().0, b"k099");
+    assert!(stopped(reverse.next_back()), "reverse: stops inside the deleted run");
+    assert!(matches!(
+        db.iter().unwrap().limit_steps(50).count_keys(),
+        Err(Error::IteratorStepLimit { max: 50 })
+    ));
+    // Forward, each key and each tombstone over its older version is a step: 2 + 2 * 98.
+    assert_eq!(keys(&collect(db.iter().unwrap().limit_steps(198))), ["k000", "k099"]);
+    assert!(db.iter().unwrap().limit_steps(197).any(|entry| entry.is_err()));
+    assert_eq!(db.iter().unwrap().limit_steps(198).count_keys().unwrap(), 2);
+    // In reverse an entry that ends a key's versions is looked at again for the next key.
+    assert_eq!(keys(&collect_rev(db.iter().unwrap().limit_steps(400))), ["k099", "k000"]);
+    let message = Error::IteratorStepLimit { max: 50 }.to_string();
+    assert_eq!(message, "the iterator passed over 50 stored entries, its limit, and stopped");
+}
+
+#[test]
 fn snapshots_and_iterators_ignore_later_writes() {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(dir.path(), small_options()).unwrap();

@@ -4,8 +4,10 @@
 //! `Error::BudgetExceeded` once either is spent, instead of running on.
 //!
 //! Entries examined are index entries, documents and counted keys, each one step of a read;
-//! the planner's probes before it (at most `PLAN_PROBE_ENTRIES_MAX` entries per fitting
-//! index) are not counted.
+//! the storage iterators under a read also stop after that many stored entries, so older
+//! versions and tombstones passed over between two keys count as well. The planner's probes
+//! before a read (at most `PLAN_PROBE_ENTRIES_MAX` entries per fitting index) are not
+//! counted, and a find that must sort in memory after all reads again, within a new budget.
 //! The entry limit is exact and independent of the machine's load; the clock is read once
 //! every `DEADLINE_CHECK_ENTRIES` entries, so a check costs next to nothing per entry and a
 //! read stops within that many entries of its deadline. A single slow read from disk is not
@@ -17,6 +19,7 @@
 //! returned.
 
 use crate::{Error, Result};
+use nanodb_storage::Iter;
 use std::time::Instant;
 
 /// Entries examined between two readings of the clock.
@@ -67,6 +70,15 @@ impl Ticker {
     /// The budget.
     pub(crate) fn budget(&self) -> ReadBudget {
         self.budget
+    }
+
+    /// `iter` with the budget's entry limit as its step limit, so stored entries it passes
+    /// over inside one step (older versions, tombstones) count too.
+    pub(crate) fn bound(&self, iter: Iter) -> Iter {
+        match self.budget.entries_max {
+            Some(max) => iter.limit_steps(max),
+            None => iter,
+        }
     }
 
     /// Notes one more entry examined; `Error::BudgetExceeded` once the budget is spent.

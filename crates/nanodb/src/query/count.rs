@@ -55,7 +55,7 @@ fn count_matches(
 
 /// The keys `iter` has left, counted while `ticker` allows.
 fn count_keys(iter: Iter, ticker: &mut Ticker) -> Result<u64> {
-    let count = iter.count_keys_while(|_| ticker.keep_going())?;
+    let count = ticker.bound(iter).count_keys_while(|_| ticker.keep_going())?;
     ticker.check()?;
     Ok(count)
 }

@@ -229,7 +229,7 @@ fn read(
             // passes over are then never decoded (nor checked) whole.
             let names = top_level_names(&query.filter);
             let prefilter = !matches!(query.filter, Filter::True);
-            for entry in snapshot.range_in(&state.documents, range)? {
+            for entry in ticker.bound(snapshot.range_in(&state.documents, range)?) {
                 ticker.tick()?;
                 let (key, bytes) = entry?;
                 if prefilter {
@@ -272,7 +272,7 @@ fn read(
                         range.0 = later(range.0, Bound::Included(after));
                     }
                 }
-                for entry in snapshot.range_in(&index.keyspace, range)? {
+                for entry in ticker.bound(snapshot.range_in(&index.keyspace, range)?) {
                     ticker.tick()?;
                     let (_, id) = entry?;
                     let id = String::from_utf8_lossy(&id).into_owned();
