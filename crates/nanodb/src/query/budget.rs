@@ -6,8 +6,9 @@
 //! Entries examined are index entries, documents and counted keys, each one step of a read;
 //! the storage iterators under a read also stop after that many stored entries, so older
 //! versions and tombstones passed over between two keys count as well. The planner's probes
-//! before a read (at most `PLAN_PROBE_ENTRIES_MAX` entries per fitting index) are not
-//! counted, and a find that must sort in memory after all reads again, within a new budget.
+//! before a read are not counted (each is bounded on its own: at most
+//! `PLAN_PROBE_ENTRIES_MAX` keys and `PLAN_PROBE_STEPS_MAX` stored entries per range), and a
+//! find that must sort in memory after all reads again, within a new budget.
 //! The entry limit is exact and independent of the machine's load; the clock is read once
 //! every `DEADLINE_CHECK_ENTRIES` entries, so a check costs next to nothing per entry and a
 //! read stops within that many entries of its deadline. A single slow read from disk is not

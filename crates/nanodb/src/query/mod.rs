@@ -24,7 +24,7 @@ pub use ast::{
 };
 pub use budget::{ReadBudget, DEADLINE_CHECK_ENTRIES};
 pub use mongo::parse_mongo;
-pub use plan::{Alternative, Plan, PLAN_PROBE_ENTRIES_MAX, PLAN_RANGES_MAX};
+pub use plan::{Alternative, Plan, PLAN_PROBE_ENTRIES_MAX, PLAN_PROBE_STEPS_MAX, PLAN_RANGES_MAX};
 pub use pocketbase::{parse_filter, parse_sort, FilterContext};
 pub use request::{
     Cursor, Page, Projection, Query, CURSOR_TEXT_BYTES_MAX, PROJECTION_PATHS_MAX,

@@ -33,6 +33,8 @@ use std::sync::Arc;
 
 /// Most entries the planner counts in one index's ranges to estimate how many it would read.
 pub const PLAN_PROBE_ENTRIES_MAX: usize = 1_000;
+/// Most stored entries (keys, tombstones, older versions) one range's probe looks at.
+pub const PLAN_PROBE_STEPS_MAX: u64 = 4 * PLAN_PROBE_ENTRIES_MAX as u64;
 /// Most key ranges one index scan may have (combinations of `in` lists across the fields of a
 /// compound index); past it the prefix stops growing.
 pub const PLAN_RANGES_MAX: usize = 256;
@@ -63,7 +65,9 @@ pub(crate) struct Choice {
 pub struct Alternative {
     /// What it reads (`collection scan`, `ids`, `index <name>`).
     pub access: String,
-    /// Entries counted in its ranges, up to `PLAN_PROBE_ENTRIES_MAX` (`None`: not counted).
+    /// Entries counted in its ranges, up to `PLAN_PROBE_ENTRIES_MAX` (`None`: not counted);
+    /// a range whose probe passed over `PLAN_PROBE_STEPS_MAX` stored entries counts as that
+    /// maximum.
     pub estimate: Option<u64>,
     /// It yields the query's sort order.
     pub ordered: bool,
@@ -351,12 +355,19 @@ fn tighter_upper(a: Bound<Vec<u8>>, b: Bound<Vec<u8>>) -> Bound<Vec<u8>> {
     }
 }
 
-/// Counts entries of `keyspace` in `ranges`, up to `PLAN_PROBE_ENTRIES_MAX`.
+/// Counts entries of `keyspace` in `ranges`, up to `PLAN_PROBE_ENTRIES_MAX`. A range whose
+/// iterator passes over `PLAN_PROBE_STEPS_MAX` stored entries first (tombstones of deleted
+/// documents, older versions) counts as the maximum: it is that costly to read, and the
+/// probe's work stays bounded.
 fn probe(snapshot: &Snapshot, keyspace: &Keyspace, ranges: &[KeyRange]) -> Result<u64> {
     let max = PLAN_PROBE_ENTRIES_MAX as u64;
     let mut count = 0;
     for range in ranges {
-        count += snapshot.range_in(keyspace, range.clone())?.count_keys_up_to(max - count)?;
+        let iter = snapshot.range_in(keyspace, range.clone())?.limit_steps(PLAN_PROBE_STEPS_MAX);
+        count += match iter.count_keys_up_to(max - count) {
+            Err(nanodb_storage::Error::IteratorStepLimit { .. }) => max - count,
+            other => other?,
+        };
         if count >= max {
             break;
         }

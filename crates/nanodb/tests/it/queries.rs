@@ -420,3 +420,39 @@ fn finds_and_counts_stop_when_their_budget_is_spent_and_run_to_the_end_without_o
     let error = Error::BudgetExceeded { spent: "deadline" };
     assert_eq!(error.to_string(), "the read stopped when its budget ran out (deadline)");
 }
+
+#[test]
+fn a_plan_probe_over_many_deleted_entries_stops_and_counts_as_the_maximum() {
+    use nanodb::query::{PLAN_PROBE_ENTRIES_MAX, PLAN_PROBE_STEPS_MAX};
+    let runtime = memory_runtime();
+    let items = runtime.database("app").unwrap().collection("items").unwrap();
+    items.create_index(IndexDefinition::new("g", &["g"]).unwrap()).unwrap().wait().unwrap();
+    // Each deleted document leaves its index entry and a tombstone over it: two stored
+    // entries the probe passes over.
+    let deleted = PLAN_PROBE_STEPS_MAX / 2 + 1;
+    let total = deleted + 10;
+    let batch: Vec<Value> = (0..total).map(|_| json(serde_json::json!({"g": 1}))).collect();
+    let ids: Vec<String> =
+        items.insert_many(batch).unwrap().iter().map(|doc| doc.id().to_string()).collect();
+    let one = Query::new(Filter::eq("g", 1).unwrap());
+    let estimate = |items: &Collection| {
+        let plan = items.explain(&one).unwrap();
+        plan.considered.iter().find(|a| a.access == "index g").and_then(|a| a.estimate)
+    };
+    assert_eq!(estimate(&items), Some(PLAN_PROBE_ENTRIES_MAX as u64), "live entries: capped");
+    for id in &ids[..deleted as usize] {
+        items.delete(id).unwrap();
+    }
+    assert_eq!(estimate(&items), Some(PLAN_PROBE_ENTRIES_MAX as u64), "tombstones: the max");
+    assert_eq!(items.find(&one).unwrap().documents.len(), 10);
+    // Fewer tombstones than the step limit: the probe counts the live entries exactly.
+    let few = runtime.database("app").unwrap().collection("few").unwrap();
+    few.create_index(IndexDefinition::new("g", &["g"]).unwrap()).unwrap().wait().unwrap();
+    let batch: Vec<Value> = (0..110).map(|_| json(serde_json::json!({"g": 1}))).collect();
+    let ids: Vec<String> =
+        few.insert_many(batch).unwrap().iter().map(|doc| doc.id().to_string()).collect();
+    for id in &ids[..100] {
+        few.delete(id).unwrap();
+    }
+    assert_eq!(estimate(&few), Some(10));
+}
