@@ -331,51 +331,45 @@ impl Iter {
 
     /// `count_keys`, stopping at `max`: the smaller of the two. It reads no key past the
     /// `max`th (`count_keys_while` looks for the next key before asking).
-    pub fn count_keys_up_to(mut self, max: u64) -> Result<u64> {
-        if self.finished {
-            return Ok(0);
-        }
-        let mut count = 0;
-        if self.back.is_some() {
-            while count < max {
-                match self.next() {
-                    Some(entry) => entry.map(|_| count += 1)?,
-                    None => break,
-                }
-            }
-            return Ok(count);
-        }
-        let mut forward = self.front.take().unwrap_or_else(|| self.make(Direction::Forward));
-        while count < max && forward.skip_entry()? {
-            count += 1;
-        }
-        Ok(count)
+    pub fn count_keys_up_to(self, max: u64) -> Result<u64> {
+        self.count_keys_asking(true, |count| count < max)
     }
 
     /// `count_keys`, asking `keep_going` (with the count so far) about each key it finds
     /// before counting it, and stopping at the first `false`: a caller's limit, or its
     /// deadline checked every so many keys. It is asked once per key, never at the end.
-    pub fn count_keys_while(mut self, mut keep_going: impl FnMut(u64) -> bool) -> Result<u64> {
+    pub fn count_keys_while(self, keep_going: impl FnMut(u64) -> bool) -> Result<u64> {
+        self.count_keys_asking(false, keep_going)
+    }
+
+    /// Counts the keys left, asking `keep_going` before looking for each key
+    /// (`ask_first`) or after finding it.
+    fn count_keys_asking(
+        mut self,
+        ask_first: bool,
+        mut keep_going: impl FnMut(u64) -> bool,
+    ) -> Result<u64> {
         if self.finished {
             return Ok(0);
         }
-        let mut count = 0;
-        if self.back.is_some() {
-            // Keys must also stay below the last one taken from the back: compare them.
-            for entry in self.by_ref() {
-                entry?;
-                if !keep_going(count) {
-                    break;
-                }
-                count += 1;
-            }
-            return Ok(count);
-        }
-        let mut forward = match self.front.take() {
-            Some(front) => front,
-            None => self.make(Direction::Forward),
+        // Once keys were taken from the back, the keys counted must also stay below the last
+        // of them: the plain `next` compares them. Otherwise skip keys without copying.
+        let mut forward = match self.back {
+            Some(_) => None,
+            None => Some(self.front.take().unwrap_or_else(|| self.make(Direction::Forward))),
         };
-        while forward.skip_entry()? && keep_going(count) {
+        let mut count = 0;
+        loop {
+            if ask_first && !keep_going(count) {
+                break;
+            }
+            let found = match forward.as_mut() {
+                Some(forward) => forward.skip_entry()?,
+                None => self.next().transpose()?.is_some(),
+            };
+            if !found || (!ask_first && !keep_going(count)) {
+                break;
+            }
             count += 1;
         }
         Ok(count)

@@ -280,10 +280,7 @@ impl DbIterator {
                 }
                 self.pending = None;
             }
-            if self.below_lower(parsed.user_key) {
-                self.merged = MergingIterator::new(Vec::new(), self.direction);
-                break;
-            }
+            // No lower-bound test: the merge ends at the lower bound (`with_end` in `new`).
             if self.run.is_long(parsed.user_key) {
                 // Many versions, oldest first: read the visible one directly, then seek to
                 // before the key's newest possible version, which is past all of them.
