@@ -14,7 +14,7 @@
 use super::{collection, Call, Segments};
 use crate::error::{Error, FieldErrors, Result, MESSAGE_FORM_FAILED};
 use crate::http::query::ListParams;
-use crate::http::response::{no_content, ok};
+use crate::http::response::{json_text, no_content, ok, ok_text};
 use crate::schema::collection::{CollectionDef, CollectionKind};
 use crate::schema::defaults::SUPERUSERS_ID;
 use crate::schema::validate::prepare;
@@ -84,10 +84,10 @@ pub async fn list(State(state): State<Arc<AppState>>, request: Request) -> Resul
             true => None,
             false => Some(store.count(&filter)?),
         };
-        Ok(params.page_json(items, total))
+        json_text(&params.page_of(&items, total))
     })
     .await?;
-    Ok(ok(&json))
+    Ok(ok_text(json))
 }
 
 /// `POST /api/collections`.

@@ -17,11 +17,11 @@ use super::{collection, Call, Segments};
 use crate::auth::requester::Requester;
 use crate::error::{Error, Result};
 use crate::http::query::ListParams;
-use crate::http::response::ok_text;
+use crate::http::response::{json_text, ok_text};
 use crate::records::expand::{expand, ExpandTree};
 use crate::records::export::{export, Email};
 use crate::records::picker::Picker;
-use crate::records::record_json::{PageJson, RecordJson};
+use crate::records::record_json::RecordJson;
 use crate::rules::access;
 use crate::rules::context::{variables, RequestFacts};
 use crate::schema::paths::{check_filter, check_sort, PathAccess};
@@ -140,11 +140,10 @@ fn list_records(state: &AppState, key: &str, call: &Call, budget: ReadBudget) ->
                 email: Email::ByVisibility,
             })
             .collect();
-        let (page, per_page, totals) = (params.page, params.per_page, params.totals(total));
-        return text(&PageJson { items: &items, page, per_page, totals });
+        return json_text(&params.page_of(&items, total));
     }
     let items = render(state, &def, &page.documents, call, &facts)?;
-    text(&params.page_json(items, total))
+    json_text(&params.page_of(&items, total))
 }
 
 /// True if the call asks for neither `expand` nor `fields` (both checked, so a malformed
@@ -153,12 +152,6 @@ fn is_plain(call: &Call) -> Result<bool> {
     let picker = Picker::parse(call.query.get("fields"))?;
     let tree = ExpandTree::parse(call.query.get("expand"))?;
     Ok(picker.is_none() && tree.is_none())
-}
-
-/// `value` as response text.
-fn text(value: &impl serde::Serialize) -> Result<Vec<u8>> {
-    serde_json::to_vec(value)
-        .map_err(|error| Error::Internal(format!("cannot write the response: {error}")))
 }
 
 fn view_record(state: &AppState, key: &str, id: &str, call: &Call) -> Result<Vec<u8>> {
@@ -174,7 +167,7 @@ fn view_record(state: &AppState, key: &str, id: &str, call: &Call) -> Result<Vec
         document.filter(|document| rule.allows(document.fields())).ok_or_else(Error::not_found)?;
     if is_plain(call)? {
         let email = Email::ByVisibility;
-        return text(&RecordJson {
+        return json_text(&RecordJson {
             def: &def,
             document: &document,
             viewer: facts.requester,
@@ -182,7 +175,7 @@ fn view_record(state: &AppState, key: &str, id: &str, call: &Call) -> Result<Vec
         });
     }
     let mut items = render(state, &def, std::slice::from_ref(&document), call, &facts)?;
-    text(&items.pop().unwrap_or(Json::Null))
+    json_text(&items.pop().unwrap_or(Json::Null))
 }
 
 /// Record JSON of `documents` with the call's `expand` and `fields` applied.

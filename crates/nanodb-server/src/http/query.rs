@@ -9,7 +9,8 @@
 
 use crate::error::{Error, Result, MESSAGE_BAD_REQUEST};
 use nanodb::query::{Filter, Query, SortKey};
-use serde_json::{Map as JsonMap, Value as Json};
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
 
 /// Default page size of a list.
 pub const PER_PAGE_DEFAULT: usize = 30;
@@ -122,26 +123,38 @@ impl ListParams {
         query
     }
 
-    /// `totalItems` and `totalPages` of a list with `total` items (both -1 when the total
-    /// was skipped).
-    pub fn totals(&self, total: Option<u64>) -> (i64, i64) {
-        match total {
+    /// The list answer of `items` with the page, `perPage`, and `totalItems`/`totalPages`
+    /// from `total` (both -1 when the total was skipped).
+    pub fn page_of<'a, T: Serialize>(&self, items: &'a [T], total: Option<u64>) -> PageJson<'a, T> {
+        let totals = match total {
             Some(total) => (total as i64, total.div_ceil(self.per_page as u64) as i64),
             None => (-1, -1),
-        }
+        };
+        PageJson { items, page: self.page, per_page: self.per_page, totals }
     }
+}
 
-    /// The list answer: `items` (moved in, not copied), the page, `perPage`, and
-    /// `totalItems`/`totalPages` from `total` (both -1 when the total was skipped).
-    pub fn page_json(&self, items: Vec<Json>, total: Option<u64>) -> Json {
-        let (total_items, total_pages) = self.totals(total);
-        let mut page = JsonMap::new();
-        page.insert("items".into(), Json::Array(items));
-        page.insert("page".into(), self.page.into());
-        page.insert("perPage".into(), self.per_page.into());
-        page.insert("totalItems".into(), total_items.into());
-        page.insert("totalPages".into(), total_pages.into());
-        Json::Object(page)
+/// A list answer, its items serialized as it is written (keys in byte order, as PocketBase's).
+pub struct PageJson<'a, T: Serialize> {
+    /// The page's items.
+    pub items: &'a [T],
+    /// The page number, from 1.
+    pub page: usize,
+    /// Items per page.
+    pub per_page: usize,
+    /// `totalItems` and `totalPages`, both -1 when the total was skipped.
+    pub totals: (i64, i64),
+}
+
+impl<T: Serialize> Serialize for PageJson<'_, T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(5))?;
+        map.serialize_entry("items", self.items)?;
+        map.serialize_entry("page", &self.page)?;
+        map.serialize_entry("perPage", &self.per_page)?;
+        map.serialize_entry("totalItems", &self.totals.0)?;
+        map.serialize_entry("totalPages", &self.totals.1)?;
+        map.end()
     }
 }
 

@@ -2,6 +2,7 @@
 //!
 //! Thread safety: pure functions.
 
+use crate::error::{Error, Result};
 use axum::body::Body;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
@@ -15,6 +16,12 @@ pub fn json(status: StatusCode, value: &Json) -> Response {
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
+}
+
+/// `value` as JSON response text.
+pub fn json_text(value: &impl serde::Serialize) -> Result<Vec<u8>> {
+    serde_json::to_vec(value)
+        .map_err(|error| Error::Internal(format!("cannot write the response: {error}")))
 }
 
 /// A 200 response of JSON text already written (`body`).

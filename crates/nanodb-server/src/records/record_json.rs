@@ -1,6 +1,7 @@
 //! Record JSON as `serde::Serialize` views over stored documents: `RecordJson` (one record
-//! as `export` describes it), `FieldJson` (one field's output form), `StoredJson` (a stored
-//! value with dates in PocketBase's form) and `PageJson` (a list answer).
+//! as `export` describes it), `FieldJson` (one field's output form), and `StoredJson` (a
+//! stored value with dates in PocketBase's form); a list answer of them is
+//! `http::query::PageJson`.
 //!
 //! These are the one statement of what a record looks like on the wire. `export` and
 //! `values::output` build `serde_json` values from them (for `expand` and `fields`, which
@@ -159,30 +160,6 @@ impl Serialize for StoredJson<'_> {
     }
 }
 
-/// A list answer whose items are serialized as they are written.
-pub struct PageJson<'a, T: Serialize> {
-    /// The page's records.
-    pub items: &'a [T],
-    /// The page number, from 1.
-    pub page: usize,
-    /// Items per page.
-    pub per_page: usize,
-    /// `totalItems` and `totalPages`, both -1 when the total was skipped.
-    pub totals: (i64, i64),
-}
-
-impl<T: Serialize> Serialize for PageJson<'_, T> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(5))?;
-        map.serialize_entry("items", self.items)?;
-        map.serialize_entry("page", &self.page)?;
-        map.serialize_entry("perPage", &self.per_page)?;
-        map.serialize_entry("totalItems", &self.totals.0)?;
-        map.serialize_entry("totalPages", &self.totals.1)?;
-        map.end()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -338,7 +315,8 @@ mod tests {
                 email: Email::ByVisibility,
             })
             .collect();
-        let page = PageJson { items: &items, page: 2, per_page: 2, totals: (5, 3) };
+        let page =
+            crate::http::query::PageJson { items: &items, page: 2, per_page: 2, totals: (5, 3) };
         let json: Json = serde_json::from_slice(&serde_json::to_vec(&page).unwrap()).unwrap();
         assert_eq!((&json["page"], &json["perPage"]), (&json!(2), &json!(2)));
         assert_eq!((&json["totalItems"], &json["totalPages"]), (&json!(5), &json!(3)));
