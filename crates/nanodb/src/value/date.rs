@@ -112,28 +112,23 @@ impl Date {
 
     /// The date as RFC 3339 with milliseconds: `2024-05-01T10:20:30.123Z`.
     pub fn to_rfc3339(self) -> String {
-        self.format('T')
+        self.format(b'T')
     }
 
     /// The date in PocketBase's form: `2024-05-01 10:20:30.123Z`.
     pub fn to_pocketbase(self) -> String {
-        self.format(' ')
+        self.format(b' ')
     }
 
-    fn format(self, separator: char) -> String {
+    /// `YYYY-MM-DD<separator>hh:mm:ss.mmmZ`, written digit by digit (record JSON renders two
+    /// dates per record): every date has a four-digit year (`DATE_MS_MIN..=DATE_MS_MAX`).
+    fn format(self, separator: u8) -> String {
         let days = self.0.div_euclid(MS_PER_DAY);
         let in_day = self.0.rem_euclid(MS_PER_DAY);
         let (year, month, day) = civil_from_days(days);
         let (second_total, ms) = (in_day / 1000, in_day % 1000);
         let (hour, minute, second) =
             (second_total / 3600, second_total / 60 % 60, second_total % 60);
-        if !(0..=9999).contains(&year) || !separator.is_ascii() {
-            return format!(
-                "{year:04}-{month:02}-{day:02}{separator}{hour:02}:{minute:02}:{second:02}.{ms:03}Z"
-            );
-        }
-        // Four-digit years (all but the far past and future) skip the formatting machinery:
-        // record JSON renders two dates per record.
         let mut text = *b"0000-00-00 00:00:00.000Z";
         let mut put = |at: usize, digits: usize, mut number: i64| {
             for slot in text[at..at + digits].iter_mut().rev() {
@@ -148,7 +143,7 @@ impl Date {
         put(14, 2, minute);
         put(17, 2, second);
         put(20, 3, ms);
-        text[10] = separator as u8;
+        text[10] = separator;
         String::from_utf8_lossy(&text).into_owned()
     }
 }
