@@ -7,7 +7,7 @@
 //! ```
 //!
 //! With a memtable larger than the data (`-- 1000000 4000`) nothing is flushed and the final
-//! resident memory against the memtable's count checks `MEMTABLE_ENTRY_OVERHEAD_BYTES`.
+//! resident memory against the memtable's count checks the memtable's accounting.
 //! Linux only (reads /proc/self/status).
 use nanodb_storage::{Compression, Db, Options, WriteOptions};
 use std::time::Instant;

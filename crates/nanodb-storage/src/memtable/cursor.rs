@@ -1,28 +1,25 @@
 //! `MemtableCursor`: an `InternalIterator` over a memtable's partitions, in key order.
 //!
-//! It copies entries out of the skip lists a chunk at a time, so it holds no borrow of a list
-//! and sees a stable order while inserts continue. It keeps no position in the partition map:
-//! the partition to read next follows from the last key copied (`keyspace_order`), so
-//! partitions created or removed meanwhile never confuse it.
+//! It walks one partition's skip list at a time (`ListCursor`, which holds that list alive and
+//! reads its nodes in place, copying nothing), and moves to the next partition in its
+//! direction when the list ends. It keeps no position in the partition map: the partition to
+//! read next follows from the one it is in (`keyspace_order`), so partitions created
+//! meanwhile never confuse it. Inserts made while it walks show up wherever they fall ahead of
+//! it; readers filter them by seqno.
 //!
 //! Thread safety: a cursor belongs to one thread; it shares the memtable with everything.
 //!
-//! Invariant: a refill walks partitions in the cursor's direction starting with the one the
-//! refill's bound key belongs to, and never reads a partition outside `order_min..=order_max`.
+//! Invariant: the cursor is either invalid or on a version of partition `order`, which lies in
+//! `order_min..=order_max`.
 
-use super::key::MemKey;
+use super::skiplist::{split_internal_key, ListCursor};
 use super::Memtable;
 use crate::iter::{Direction, InternalIterator};
+use crate::key::parse_internal_key;
 use crate::keyspace::keyspace_order;
 use crate::Result;
 use std::ops::Bound;
 use std::sync::Arc;
-
-/// Entries copied out of the skip lists by the first refill after a seek: short scans copy
-/// little. Each further refill copies twice as many, up to `CURSOR_CHUNK_ENTRIES_MAX`.
-const CURSOR_CHUNK_ENTRIES_MIN: usize = 16;
-/// Most entries copied out of the skip lists per refill.
-const CURSOR_CHUNK_ENTRIES_MAX: usize = 256;
 
 /// An `InternalIterator` over a memtable (or the partitions of it that a key range touches).
 #[derive(Debug)]
@@ -32,11 +29,17 @@ pub struct MemtableCursor {
     /// Partitions read: those whose `keyspace_order` lies in this range.
     order_min: u64,
     order_max: u64,
-    chunk: Vec<(Vec<u8>, Vec<u8>)>,
-    /// Entries the next refill copies.
-    chunk_len: usize,
-    position: usize,
-    exhausted: bool,
+    /// The partition the cursor is in, and its position there.
+    current: Option<(u64, ListCursor)>,
+}
+
+/// The user key and trailer to seek to for an encoded internal key; an unparsable one (the
+/// crate builds every target, so never in practice) seeks to its raw bytes, newest first.
+fn seek_target(target: &[u8]) -> (&[u8], u64) {
+    match parse_internal_key(target) {
+        Some(_) => split_internal_key(target),
+        None => (target, u64::MAX),
+    }
 }
 
 impl MemtableCursor {
@@ -54,107 +57,90 @@ impl MemtableCursor {
             Bound::Included(key) | Bound::Excluded(key) => keyspace_order(key),
             Bound::Unbounded => u64::MAX,
         };
-        MemtableCursor {
-            memtable,
-            direction,
-            order_min,
-            order_max,
-            chunk: Vec::new(),
-            chunk_len: CURSOR_CHUNK_ENTRIES_MIN,
-            position: 0,
-            exhausted: true,
-        }
+        MemtableCursor { memtable, direction, order_min, order_max, current: None }
     }
 
-    fn refill(&mut self, from: Bound<MemKey>) {
-        self.chunk.clear();
-        self.position = 0;
+    /// Positions the cursor on the first version, in its direction, of the first partition
+    /// at or after `order` (in its direction) that has one there: in partition `order`
+    /// itself at or after `target` when given, in every other from its end.
+    fn enter(&mut self, order: u64, target: Option<(&[u8], u64)>) {
+        self.current = None;
         let forward = self.direction == Direction::Forward;
-        let mut order = match &from {
-            Bound::Included(key) | Bound::Excluded(key) => keyspace_order(key.user_key()),
-            Bound::Unbounded if forward => self.order_min,
-            Bound::Unbounded => self.order_max,
-        };
-        let from_order = order;
-        let mut from = Some(from);
-        // A bound before the first partition read (in the walk's direction) bounds nothing
+        // An order before the first partition read (in the walk's direction) bounds nothing
         // there; one past the last leaves nothing to read.
         let past_end = self.order_min > self.order_max
             || if forward { order > self.order_max } else { order < self.order_min };
-        order = order.max(self.order_min).min(self.order_max);
-        let in_range = |order: u64| (self.order_min..=self.order_max).contains(&order);
-        while let Some((found, partition)) =
-            self.memtable.partition_from(order, forward).filter(|_| !past_end)
-        {
-            if !in_range(found) {
-                break;
+        if past_end {
+            return;
+        }
+        let mut next_order = order.clamp(self.order_min, self.order_max);
+        while let Some((found, list)) = self.memtable.partition_from(next_order, forward) {
+            if !(self.order_min..=self.order_max).contains(&found) {
+                return;
             }
-            // The bound applies in its own partition; every later one is read from its end.
-            let bound = match from.take() {
-                Some(bound) if found == from_order => bound,
-                _ => Bound::Unbounded,
-            };
-            let wanted = self.chunk_len - self.chunk.len();
-            let copy = |key: &MemKey| {
-                let mut encoded = Vec::with_capacity(key.key_len as usize + 8);
-                key.encode(&mut encoded);
-                (encoded, key.value().to_vec())
-            };
-            if forward {
-                let entries = partition.map.range((bound, Bound::Unbounded));
-                self.chunk.extend(entries.take(wanted).map(|entry| copy(entry.key())));
-            } else {
-                let entries = partition.map.range((Bound::Unbounded, bound)).rev();
-                self.chunk.extend(entries.take(wanted).map(|entry| copy(entry.key())));
+            let mut cursor = ListCursor::new(list);
+            match target.filter(|_| found == order) {
+                Some((user_key, trailer)) if forward => cursor.seek_at_or_after(user_key, trailer),
+                Some((user_key, trailer)) => cursor.seek_at_or_before(user_key, trailer),
+                None if forward => cursor.seek_first(),
+                None => cursor.seek_last(),
             }
-            if self.chunk.len() >= self.chunk_len {
-                break;
+            if cursor.valid() {
+                self.current = Some((found, cursor));
+                return;
             }
-            let next = if forward { found.checked_add(1) } else { found.checked_sub(1) };
-            match next {
-                Some(next) => order = next,
-                None => break,
+            match if forward { found.checked_add(1) } else { found.checked_sub(1) } {
+                Some(order) => next_order = order,
+                None => return,
             }
         }
-        self.exhausted = self.chunk.len() < self.chunk_len;
-        self.chunk_len = (self.chunk_len * 2).min(CURSOR_CHUNK_ENTRIES_MAX);
     }
 }
 
 impl InternalIterator for MemtableCursor {
     fn seek(&mut self, target: &[u8]) -> Result<()> {
-        self.chunk_len = CURSOR_CHUNK_ENTRIES_MIN;
-        self.refill(Bound::Included(MemKey::from_internal(target)));
+        let (user_key, trailer) = seek_target(target);
+        self.enter(keyspace_order(user_key), Some((user_key, trailer)));
         Ok(())
     }
 
     fn seek_to_start(&mut self) -> Result<()> {
-        self.chunk_len = CURSOR_CHUNK_ENTRIES_MIN;
-        self.refill(Bound::Unbounded);
+        let start =
+            if self.direction == Direction::Forward { self.order_min } else { self.order_max };
+        self.enter(start, None);
         Ok(())
     }
 
     fn next(&mut self) -> Result<()> {
-        self.position += 1;
-        if self.position >= self.chunk.len() && !self.exhausted {
-            if let Some((last, _)) = self.chunk.last() {
-                let after = MemKey::from_internal(last);
-                self.refill(Bound::Excluded(after));
+        let forward = self.direction == Direction::Forward;
+        let Some((order, cursor)) = &mut self.current else {
+            return Ok(());
+        };
+        if forward {
+            cursor.next();
+        } else {
+            cursor.prev();
+        }
+        if !cursor.valid() {
+            let order = *order;
+            self.current = None;
+            if let Some(next) = if forward { order.checked_add(1) } else { order.checked_sub(1) } {
+                self.enter(next, None);
             }
         }
         Ok(())
     }
 
     fn valid(&self) -> bool {
-        self.position < self.chunk.len()
+        self.current.is_some()
     }
 
     fn key(&self) -> &[u8] {
-        &self.chunk[self.position].0
+        self.current.as_ref().map_or(&[], |(_, cursor)| cursor.key())
     }
 
     fn value(&self) -> &[u8] {
-        &self.chunk[self.position].1
+        self.current.as_ref().map_or(&[], |(_, cursor)| cursor.value())
     }
 }
 

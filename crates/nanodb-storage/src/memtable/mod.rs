@@ -1,18 +1,16 @@
 //! The memtable: recent writes, in memory, ordered by internal key, one skip list per keyspace.
 //!
-//! Each keyspace that has writes in the memtable gets its own *partition*: a lock-free skip
-//! list (`crossbeam_skiplist::SkipMap`) keyed by (stored key, trailer) with newest versions
-//! first. Each entry's key and value share one heap allocation (beside the list node), which
-//! saves an allocation per write and about 30 bytes per entry. A read in one keyspace searches
-//! only that keyspace's list, and a flush writes each partition to its own SST. All partitions
-//! of a memtable
-//! share one WAL file, so they are frozen and flushed together (what RocksDB calls an atomic
-//! flush). One writer at a time inserts (the group-commit leader); any number of readers get
-//! and iterate concurrently. When its size passes `Options::memtable_size_bytes_max` it is
-//! frozen (no more inserts) and flushed.
+//! Each keyspace that has writes in the memtable gets its own *partition*: an arena skip list
+//! (`skiplist::SkipList`) of encoded internal keys (stored key, then trailer; newest versions
+//! first) and values, each version one node of about 30 bytes plus its key and value in the
+//! partition's chunks. A read in one keyspace searches only that keyspace's list, and a flush
+//! writes each partition to its own SST. All partitions of a memtable share one WAL file, so
+//! they are frozen and flushed together (what RocksDB calls an atomic flush). One writer at a
+//! time inserts (the group-commit leader; each list also serializes its inserts); any number of
+//! readers get and iterate concurrently, without locks on the lists. When its size passes
+//! `Options::memtable_size_bytes_max` it is frozen (no more inserts) and flushed.
 //!
-//! Thread safety: `Memtable` is `Send + Sync`; inserts must not race with each other (the
-//! write path guarantees a single inserter), reads may race with everything. The partition
+//! Thread safety: `Memtable` is `Send + Sync`; reads may race with everything. The partition
 //! map is behind a read-write lock: a point get or insert holds its read guard for one
 //! skip-list operation, cursors only while they look a partition up; the write lock is taken
 //! only to create a partition.
@@ -20,8 +18,9 @@
 //! Invariants:
 //! 1. Each (stored key, seqno) is inserted at most once.
 //! 2. `size_bytes` (the partitions' sizes and the range tombstones') only grows, and counts
-//!    keys, values and a fixed per-entry overhead that matches what the allocator really uses
-//!    (measured: see `MEMTABLE_ENTRY_OVERHEAD_BYTES`).
+//!    the arena bytes the lists' nodes take (key, value, header, tower and alignment, and the
+//!    unused tails of the chunks they retired) and `RANGE_TOMBSTONE_OVERHEAD_BYTES` per range
+//!    tombstone beside its bounds.
 //! 3. A reader at seqno S sees exactly the versions with seqno <= S, because the write path
 //!    publishes S only after every write up to S is inserted.
 //! 4. A key lives in partition `keyspace_order(key)`; partitions in map order hold ascending,
@@ -33,30 +32,24 @@
 //!    read view carries them for reads (`range_del`), the flush moves them to the manifest.
 
 mod cursor;
-mod key;
+mod skiplist;
 
 pub use cursor::MemtableCursor;
+pub use skiplist::SkipList as Partition;
 
 use crate::batch::{BatchOp, OpKind};
 use crate::key::{pack_trailer, ValueKind, KIND_FOR_SEEK};
 use crate::keyspace::keyspace_order;
 use crate::range_del::RangeTombstone;
-use crate::Result;
-use crossbeam_skiplist::SkipMap;
-use key::MemKey;
 use parking_lot::{Mutex, RwLock};
 use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::Arc;
 
-/// Bytes a skip-list entry costs beyond its key and value: the list node (the key prefix,
-/// handle, lengths and trailer, a reference count and a tower of two pointers on average,
-/// about 72 bytes, 80 with the allocator's header and rounding) and the rounding and header of
-/// the key-and-value allocation (about 16). With 16-byte keys and 100-byte values the
-/// resident memory of a memtable of 1M entries was measured within 2% of the count this gives
-/// (`cargo run --release -p nanodb-storage --example rss_probe -- 1000000 4000`).
-pub const MEMTABLE_ENTRY_OVERHEAD_BYTES: usize = 96;
+/// Bytes a range tombstone costs beyond its two bounds: the `RangeTombstone` in the list (56)
+/// and the allocator's headers and rounding of its two bounds.
+pub const RANGE_TOMBSTONE_OVERHEAD_BYTES: usize = 96;
 
 /// What a memtable knows about a key at a seqno.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,29 +63,6 @@ pub enum Lookup {
     Expiring(Vec<u8>, u64),
     /// No visible version here; look in older sources.
     Absent,
-}
-
-/// One keyspace's part of a memtable: its own skip list.
-#[derive(Debug, Default)]
-pub struct Partition {
-    map: SkipMap<MemKey, ()>,
-}
-
-impl Partition {
-    /// Calls `visit(encoded_internal_key, value)` for every entry in internal-key order.
-    pub fn for_each(&self, mut visit: impl FnMut(&[u8], &[u8]) -> Result<()>) -> Result<()> {
-        let mut encoded = Vec::new();
-        for entry in self.map.iter() {
-            entry.key().encode(&mut encoded);
-            visit(&encoded, entry.key().value())?;
-        }
-        Ok(())
-    }
-
-    /// True if the partition holds no version.
-    pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
-    }
 }
 
 /// An in-memory ordered table of recent writes, partitioned by keyspace.
@@ -138,20 +108,19 @@ impl Memtable {
     /// Inserts one version. Only one thread may insert at a time.
     pub fn insert(&self, user_key: &[u8], seqno: u64, kind: ValueKind, value: &[u8]) {
         let order = keyspace_order(user_key);
-        let key = MemKey::new(user_key, pack_trailer(seqno, kind as u8), value);
-        let added = user_key.len() + value.len() + MEMTABLE_ENTRY_OVERHEAD_BYTES;
+        let trailer = pack_trailer(seqno, kind as u8);
         // The partition is looked up under the read guard (no reference count touched); only
         // the first write of a keyspace takes the write lock, to create its partition.
         let partitions = self.partitions.read();
-        match partitions.get(&order) {
-            Some(partition) => {
-                partition.map.insert(key, ());
-            }
+        let added = match partitions.get(&order) {
+            Some(partition) => partition.insert(user_key, trailer, value),
             None => {
                 drop(partitions);
-                self.partitions.write().entry(order).or_default().map.insert(key, ());
+                let mut partitions = self.partitions.write();
+                let partition = partitions.entry(order).or_default();
+                std::mem::size_of::<Partition>() + partition.insert(user_key, trailer, value)
             }
-        }
+        };
         self.size_bytes.fetch_add(added, AtomicOrdering::Relaxed);
         self.seqno_max.fetch_max(seqno, AtomicOrdering::Relaxed);
     }
@@ -167,7 +136,7 @@ impl Memtable {
                 self.seqno_max.fetch_max(seqno, AtomicOrdering::Relaxed);
             }
             OpKind::DeleteRange => {
-                let added = op.key.len() + op.value.len() + MEMTABLE_ENTRY_OVERHEAD_BYTES;
+                let added = op.key.len() + op.value.len() + RANGE_TOMBSTONE_OVERHEAD_BYTES;
                 self.range_tombstones.lock().push(RangeTombstone {
                     start: op.key.to_vec(),
                     end: op.value.to_vec(),
@@ -200,20 +169,20 @@ impl Memtable {
         let Some(partition) = partitions.get(&keyspace_order(user_key)) else {
             return Lookup::Absent;
         };
-        let seek = MemKey::seek_target(user_key, pack_trailer(seqno, KIND_FOR_SEEK));
-        let Some(entry) = partition.map.range(seek..).next() else {
+        let seek_trailer = pack_trailer(seqno, KIND_FOR_SEEK);
+        let Some((found_key, value)) = partition.first_at_or_after(user_key, seek_trailer) else {
             return Lookup::Absent;
         };
-        let found = entry.key();
-        if found.user_key() != user_key {
+        let (found_user_key, trailer) = skiplist::split_internal_key(found_key);
+        if found_user_key != user_key {
             return Lookup::Absent;
         }
-        match (found.trailer & 0xff) as u8 {
-            kind if kind == ValueKind::Delete as u8 => Lookup::Deleted(found.trailer >> 8),
+        match (trailer & 0xff) as u8 {
+            kind if kind == ValueKind::Delete as u8 => Lookup::Deleted(trailer >> 8),
             kind if kind == ValueKind::PutExpiring as u8 => {
-                Lookup::Expiring(found.value().to_vec(), found.trailer >> 8)
+                Lookup::Expiring(value.to_vec(), trailer >> 8)
             }
-            _ => Lookup::Found(found.value().to_vec(), found.trailer >> 8),
+            _ => Lookup::Found(value.to_vec(), trailer >> 8),
         }
     }
 
@@ -234,7 +203,10 @@ impl Memtable {
 
     /// Calls `visit(encoded_internal_key, value)` for every entry in internal-key order.
     #[cfg(test)]
-    pub fn for_each(&self, mut visit: impl FnMut(&[u8], &[u8]) -> Result<()>) -> Result<()> {
+    pub fn for_each(
+        &self,
+        mut visit: impl FnMut(&[u8], &[u8]) -> crate::Result<()>,
+    ) -> crate::Result<()> {
         for partition in self.partitions() {
             partition.for_each(&mut visit)?;
         }
@@ -284,7 +256,7 @@ mod tests {
         assert_eq!(memtable.get(b"c", 9), Lookup::Absent);
         assert_eq!(memtable.seqno_max(), 4);
         assert_eq!(memtable.wal_number(), 7);
-        assert!(memtable.size_bytes() >= 4 * MEMTABLE_ENTRY_OVERHEAD_BYTES);
+        assert!(memtable.size_bytes() >= 4 * 24);
     }
 
     fn collect(cursor: &mut MemtableCursor) -> Vec<(Vec<u8>, u64)> {
