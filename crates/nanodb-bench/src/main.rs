@@ -296,11 +296,15 @@ fn on_fresh_engine(
         let engine = engine::open(name, &dir, config)?;
         metrics::reset_peak_rss();
         let mut before = metrics::storage_bytes_written();
+        // Where the previous outcome's counts started, for one that continues it.
+        let mut before_previous = before;
         let mut report = |outcome: Outcome| {
             if !outcome.is_counters_reset() {
-                emit(args, name, engine.as_ref(), &dir, outcome, before)?;
+                let since = if outcome.counts_from_previous { before_previous } else { before };
+                emit(args, name, engine.as_ref(), &dir, outcome, since)?;
             }
             metrics::reset_peak_rss();
+            before_previous = before;
             before = metrics::storage_bytes_written();
             Ok(())
         };

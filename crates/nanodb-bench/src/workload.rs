@@ -6,7 +6,9 @@
 //!   `readreverse`, `seekrandom` (seek + next 100), YCSB C, B, A, F and E, `deleterandom`;
 //! - `overwrite-x10`: a smaller database (`Params::overwrite_keys`) loaded, then every key
 //!   overwritten ten times (each round in a new random order): steady-state write and space
-//!   amplification;
+//!   amplification right after the last put; then `overwrite-x10-settled`, the same after the
+//!   memtable is flushed and background work has stopped (its bytes written count from the
+//!   start of the overwrites, its seconds include the wait);
 //! - `durable-wN` for each writer count N: synced puts from N threads on an empty database.
 //! - `txn-rmw-tN` (N = 1, 4, 16) and `txn-hot-t16`: read-modify-write transactions of two
 //!   counters, over 100,000 keys or 8 hot ones (engines with transactions only).
@@ -17,7 +19,7 @@ use crate::engine::{Engine, EngineResult};
 use crate::keys::{KeySpace, Permutation, Rng, Zipfian};
 use hdrhistogram::Histogram;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Sizes of one run.
 #[derive(Debug, Clone, Copy)]
@@ -53,6 +55,9 @@ pub struct Outcome {
     pub live_keys: u64,
     /// Transaction attempts that conflicted and ran again.
     pub retries: u64,
+    /// Bytes written count from the start of the previous outcome, not from its end: for a
+    /// record that continues the one before it (its peak memory is still its own).
+    pub counts_from_previous: bool,
 }
 
 impl Outcome {
@@ -68,6 +73,7 @@ impl Outcome {
             logical_bytes_written: 0,
             live_keys: 0,
             retries: 0,
+            counts_from_previous: false,
         }
     }
 
@@ -157,6 +163,7 @@ impl Ctx<'_> {
             logical_bytes_written: (ops as f64 * written_per_op * self.entry_bytes() as f64) as u64,
             live_keys,
             retries: 0,
+            counts_from_previous: false,
         })
     }
 }
@@ -179,6 +186,7 @@ pub const WORKLOADS: &[&str] = &[
     "ycsb-e",
     "deleterandom",
     "overwrite-x10",
+    "overwrite-x10-settled",
     "txn-rmw-t1",
     "txn-rmw-t4",
     "txn-rmw-t16",
@@ -273,6 +281,7 @@ pub fn main_group(
             logical_bytes_written: 0,
             live_keys: n,
             retries: 0,
+            counts_from_previous: false,
         })?;
     }
     report(ctx.run("seekrandom", threads, (ops / 10).max(1), 0.0, n, &|_, rng| {
@@ -355,17 +364,48 @@ pub fn overwrite_rounds(
     report(Outcome::counters_reset())?;
     let rounds: Vec<Permutation> =
         (0..OVERWRITE_ROUNDS).map(|round| Permutation::new(n, 100 + round)).collect();
-    report(ctx.run(
-        "overwrite-x10",
-        params.threads,
-        n * OVERWRITE_ROUNDS,
-        1.0,
-        n,
-        &|index, _| {
+    let overwrite =
+        ctx.run("overwrite-x10", params.threads, n * OVERWRITE_ROUNDS, 1.0, n, &|index, _| {
             let key = rounds[(index / n) as usize].at(index % n);
             ctx.engine.put(&ctx.keys.key(key), ctx.keys.value(key, index + 1))
-        },
-    )?)
+        })?;
+    let written = overwrite.seconds;
+    let settled = Outcome {
+        workload: "overwrite-x10-settled".into(),
+        latency: None,
+        counts_from_previous: true,
+        ..overwrite.clone()
+    };
+    report(overwrite)?;
+    let settle_seconds = settle(engine)?;
+    report(Outcome { seconds: written + settle_seconds, ..settled })
+}
+
+/// Seconds of quiet (no byte written by the process, no change in the directory's size) that
+/// count as settled.
+const SETTLED_QUIET_SECONDS: f64 = 3.0;
+/// Longest wait for an engine to settle.
+const SETTLE_SECONDS_MAX: f64 = 300.0;
+
+/// Flushes the engine's memtable and waits until its background work stops (see
+/// `SETTLED_QUIET_SECONDS`, at most `SETTLE_SECONDS_MAX`); returns the seconds it took,
+/// including the quiet period.
+fn settle(engine: &dyn Engine) -> EngineResult<f64> {
+    let start = Instant::now();
+    engine.flush_memtable()?;
+    let mut last = crate::metrics::storage_bytes_written();
+    let mut quiet_since = Instant::now();
+    while start.elapsed().as_secs_f64() < SETTLE_SECONDS_MAX {
+        std::thread::sleep(Duration::from_millis(250));
+        let now = crate::metrics::storage_bytes_written();
+        if now != last {
+            last = now;
+            quiet_since = Instant::now();
+        } else if quiet_since.elapsed().as_secs_f64() >= SETTLED_QUIET_SECONDS {
+            break;
+        }
+    }
+    Ok(start.elapsed().as_secs_f64())
 }
 
 /// Runs `durable-w{writers}` on a fresh engine: `sync_ops` synced puts of random keys.

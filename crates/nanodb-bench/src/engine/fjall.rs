@@ -74,6 +74,10 @@ impl Engine for Fjall {
         self.db.persist(PersistMode::Buffer).map_err(text)
     }
 
+    fn flush_memtable(&self) -> EngineResult<()> {
+        self.keyspace.rotate_memtable_and_wait().map_err(text)
+    }
+
     fn describe(&self) -> String {
         format!(
             "fjall 3: block cache {} MiB, memtable {} MiB, compression off, journal not synced except put_sync",

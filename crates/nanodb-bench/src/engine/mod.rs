@@ -62,6 +62,11 @@ pub trait Engine: Send + Sync {
     /// page cache), so the size on disk is comparable, without forcing a memtable flush or
     /// anything else that would change the state the next workload starts from.
     fn settle(&self) -> EngineResult<()>;
+    /// Writes the memtable (write buffer) out as a table file and waits for it, as a user's
+    /// explicit flush does; engines without a write buffer have nothing to do.
+    fn flush_memtable(&self) -> EngineResult<()> {
+        Ok(())
+    }
     /// The settings, as printed with the results.
     fn describe(&self) -> String;
     /// In one transaction, reads each of `keys` (an 8-byte little-endian counter, absent = 0)

@@ -65,6 +65,10 @@ impl Engine for NanoDb {
         Ok(())
     }
 
+    fn flush_memtable(&self) -> EngineResult<()> {
+        self.db.flush().map_err(text)
+    }
+
     fn increment_transaction(&self, keys: &[Vec<u8>]) -> Option<EngineResult<u64>> {
         let mut attempts = 0u64;
         let options = TransactionOptions { retries_max: u32::MAX, ..TransactionOptions::default() };

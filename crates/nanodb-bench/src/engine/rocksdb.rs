@@ -117,6 +117,10 @@ impl Engine for RocksDb {
         on_db!(&self.db, db => db.flush_wal(false).map_err(text))
     }
 
+    fn flush_memtable(&self) -> EngineResult<()> {
+        on_db!(&self.db, db => db.flush().map_err(text))
+    }
+
     fn describe(&self) -> String {
         let kind = match self.db {
             Handle::Plain(_) => "",
