@@ -314,12 +314,17 @@ fn commit_group(inner: &DbInner, group: &mut [PendingWrite]) -> Result<()> {
 /// before it: earlier groups (in the view, the last at `seqno_last`) and earlier batches of
 /// this group.
 fn check_conflicts(inner: &DbInner, group: &mut [PendingWrite], seqno_last: u64) {
-    if !group.iter().any(|write| write.check.is_some() && write.rejected.is_none()) {
+    let checked = |write: &PendingWrite| write.check.is_some() && write.rejected.is_none();
+    // Batches after the last checked one are never compared with anything: not collected.
+    let Some(last_checked) = group.iter().rposition(checked) else {
         return;
-    }
+    };
     let view = inner.current_view();
     let mut earlier = GroupWrites::default();
-    for write in group.iter_mut().filter(|write| write.rejected.is_none()) {
+    for (index, write) in group[..=last_checked].iter_mut().enumerate() {
+        if write.rejected.is_some() {
+            continue;
+        }
         if let Some(check) = &write.check {
             if let Err(error) = conflicts::check(inner, &view, check, &earlier, seqno_last) {
                 if matches!(error, Error::Conflict { .. }) {
@@ -329,7 +334,9 @@ fn check_conflicts(inner: &DbInner, group: &mut [PendingWrite], seqno_last: u64)
                 continue;
             }
         }
-        earlier.add(&write.batch);
+        if index < last_checked {
+            earlier.add(&write.batch);
+        }
     }
 }
 
