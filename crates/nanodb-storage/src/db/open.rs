@@ -108,7 +108,7 @@ pub(crate) fn open(dir: &Path, options: Options) -> Result<DbInner> {
     // No snapshot exists yet and every read is at `seqno_last` or above.
     let range_dels = Arc::new(RangeTombstones::build(state.range_tombstones.clone(), seqno_last));
     let view = ReadView {
-        mem: Arc::new(Memtable::new(wal_number)),
+        mem: Arc::new(Memtable::new(wal_number, options.memtable_size_bytes_max)),
         imms: Vec::new(),
         version,
         range_dels,
@@ -254,7 +254,7 @@ fn replay_wals(
         })
         .collect();
     wal_numbers.sort_unstable();
-    let memtable = Memtable::new(0);
+    let memtable = Memtable::new(0, options.memtable_size_bytes_max);
     let mut torn_earlier: Option<(std::path::PathBuf, u64)> = None;
     let mut seqno_last = state.last_seqno;
     for &number in &wal_numbers {

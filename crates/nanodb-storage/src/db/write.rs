@@ -408,7 +408,7 @@ pub(crate) fn freeze_memtable(inner: &DbInner, wal: &mut WalState) -> Result<()>
     imms.push(Arc::clone(&old.mem));
     imms.extend(old.imms.iter().cloned());
     let view = ReadView {
-        mem: Arc::new(Memtable::new(number)),
+        mem: Arc::new(Memtable::new(number, inner.options.memtable_size_bytes_max)),
         imms,
         version: Arc::clone(&old.version),
         range_dels: Arc::clone(&old.range_dels),

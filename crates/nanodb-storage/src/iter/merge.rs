@@ -164,7 +164,7 @@ mod tests {
     use std::sync::Arc;
 
     fn memtable(entries: &[(&str, u64)]) -> Arc<Memtable> {
-        let memtable = Arc::new(Memtable::new(1));
+        let memtable = Arc::new(Memtable::new(1, 1 << 20));
         for &(key, seqno) in entries {
             memtable.insert(key.as_bytes(), seqno, ValueKind::Put, b"");
         }

@@ -163,7 +163,7 @@ mod tests {
     }
 
     fn filled() -> Arc<Memtable> {
-        let memtable = Arc::new(Memtable::new(1));
+        let memtable = Arc::new(Memtable::new(1, 1 << 20));
         // Inserted out of order, so the partitions are created out of order too.
         for (seqno, key) in keys().iter().rev().enumerate() {
             memtable.insert(key, seqno as u64 + 1, ValueKind::Put, key);

@@ -18,9 +18,8 @@
 //! Invariants:
 //! 1. Each (stored key, seqno) is inserted at most once.
 //! 2. `size_bytes` (the partitions' sizes and the range tombstones') only grows, and counts
-//!    the arena bytes the lists' nodes take (key, value, header, tower and alignment, and the
-//!    unused tails of the chunks they retired) and `RANGE_TOMBSTONE_OVERHEAD_BYTES` per range
-//!    tombstone beside its bounds.
+//!    every arena chunk the lists allocated (used or not: the memory they really hold) and
+//!    `RANGE_TOMBSTONE_OVERHEAD_BYTES` per range tombstone beside its bounds.
 //! 3. A reader at seqno S sees exactly the versions with seqno <= S, because the write path
 //!    publishes S only after every write up to S is inserted.
 //! 4. A key lives in partition `keyspace_order(key)`; partitions in map order hold ascending,
@@ -35,6 +34,7 @@ mod cursor;
 mod skiplist;
 
 pub use cursor::MemtableCursor;
+use skiplist::chunk_bytes_max_for;
 pub use skiplist::SkipList as Partition;
 
 use crate::batch::{BatchOp, OpKind};
@@ -74,17 +74,21 @@ pub struct Memtable {
     seqno_max: AtomicU64,
     wal_number: u64,
     range_tombstones: Mutex<Vec<RangeTombstone>>,
+    /// Chunk size the partitions' arenas grow to.
+    chunk_bytes_max: usize,
 }
 
 impl Memtable {
-    /// An empty memtable whose writes are logged in WAL file `wal_number`.
-    pub fn new(wal_number: u64) -> Memtable {
+    /// An empty memtable whose writes are logged in WAL file `wal_number`, to be frozen once
+    /// it holds about `size_bytes_max` (which sizes its arenas' chunks).
+    pub fn new(wal_number: u64, size_bytes_max: usize) -> Memtable {
         Memtable {
             partitions: RwLock::new(BTreeMap::new()),
             size_bytes: AtomicUsize::new(0),
             seqno_max: AtomicU64::new(0),
             wal_number,
             range_tombstones: Mutex::new(Vec::new()),
+            chunk_bytes_max: chunk_bytes_max_for(size_bytes_max),
         }
     }
 
@@ -117,7 +121,10 @@ impl Memtable {
             None => {
                 drop(partitions);
                 let mut partitions = self.partitions.write();
-                let partition = partitions.entry(order).or_default();
+                let chunk_bytes_max = self.chunk_bytes_max;
+                let partition = partitions
+                    .entry(order)
+                    .or_insert_with(|| Arc::new(Partition::new(chunk_bytes_max)));
                 std::mem::size_of::<Partition>() + partition.insert(user_key, trailer, value)
             }
         };
@@ -236,7 +243,7 @@ mod tests {
     use crate::key::{internal_key, parse_internal_key, SEQNO_MAX};
 
     fn filled() -> Arc<Memtable> {
-        let memtable = Arc::new(Memtable::new(7));
+        let memtable = Arc::new(Memtable::new(7, 1 << 20));
         memtable.insert(b"a", 1, ValueKind::Put, b"a1");
         memtable.insert(b"b", 2, ValueKind::Put, b"b2");
         memtable.insert(b"a", 3, ValueKind::Put, b"a3");
@@ -293,7 +300,7 @@ mod tests {
 
     #[test]
     fn cursor_crosses_chunk_boundaries_while_inserts_continue() {
-        let memtable = Arc::new(Memtable::new(1));
+        let memtable = Arc::new(Memtable::new(1, 1 << 20));
         for index in 0..1000u32 {
             memtable.insert(&index.to_be_bytes(), u64::from(index) + 1, ValueKind::Put, b"v");
         }

@@ -6,9 +6,12 @@
 //! `key::encode_internal_key` writes it) and the value. A node costs its key and value plus
 //! 16 bytes of header and trailer, 8 bytes per level (1.33 levels on average) and up to 7
 //! bytes of alignment: about 30 bytes, where a node-per-allocation skip list costs about 96.
-//! Chunks start at `CHUNK_BYTES_FIRST` and double up to `CHUNK_BYTES_MAX`, so a keyspace
-//! with a few writes costs a few KiB; a node larger than a quarter of the next chunk gets a
-//! chunk of its own. Nodes are never moved or freed before the list drops.
+//! Chunks start at `CHUNK_BYTES_FIRST` and double up to the list's `chunk_bytes_max` (the
+//! memtable picks it from its size limit, `chunk_bytes_max_for`), so a keyspace with a few
+//! writes costs a KiB or two; a node larger than a quarter of the next chunk gets a chunk of
+//! its own. The list's footprint is the bytes of every chunk it allocated, used or not, so a
+//! memtable's count bounds its real memory however many keyspaces it holds. Nodes are never
+//! moved or freed before the list drops.
 //!
 //! Thread safety: `SkipList` is `Send + Sync`. Inserts are serialized by the `writer` mutex
 //! (the write path has one inserter anyway, so it is never contended); reads take no lock.
@@ -39,9 +42,18 @@ use std::sync::Arc;
 /// levels index 4^12 (16M) entries per partition before searches start to lengthen.
 pub const HEIGHT_MAX: usize = 12;
 /// Size of a partition's first chunk: a keyspace with a few writes stays small.
-pub const CHUNK_BYTES_FIRST: usize = 4 * 1024;
-/// Size chunks double up to.
+pub const CHUNK_BYTES_FIRST: usize = 1024;
+/// Largest size chunks double up to, whatever the memtable's limit.
 pub const CHUNK_BYTES_MAX: usize = 1024 * 1024;
+/// A list's chunks grow to at most this fraction of its memtable's size limit, so the unused
+/// end of each keyspace's last chunk stays small beside the limit.
+const CHUNKS_PER_MEMTABLE_MIN: usize = 256;
+
+/// The chunk size a memtable of at most `memtable_size_bytes_max` gives its lists: a 256th of
+/// it, between `CHUNK_BYTES_FIRST` and `CHUNK_BYTES_MAX` (256 KiB for the default 64 MiB).
+pub fn chunk_bytes_max_for(memtable_size_bytes_max: usize) -> usize {
+    (memtable_size_bytes_max / CHUNKS_PER_MEMTABLE_MIN).clamp(CHUNK_BYTES_FIRST, CHUNK_BYTES_MAX)
+}
 /// A node's header: internal-key length and value length, as `u32`.
 const HEADER_BYTES: usize = 8;
 /// Bytes per link in a tower.
@@ -151,8 +163,9 @@ struct Writer {
     current: Option<usize>,
     free_offset: usize,
     free_bytes: usize,
-    /// Size of the next shared chunk.
+    /// Size of the next shared chunk, and the most it grows to.
     chunk_bytes_next: usize,
+    chunk_bytes_max: usize,
     /// State of the xorshift generator that picks tower heights.
     rng: u64,
 }
@@ -177,7 +190,7 @@ impl Writer {
     }
 
     /// Space for `bytes` (a multiple of 8), 8-byte aligned, and the bytes this added to the
-    /// list's footprint: the node itself, plus the unused tail of a chunk it retired.
+    /// list's footprint: the size of the chunk it allocated, if it needed one.
     fn allocate(&mut self, bytes: usize) -> (*mut u8, usize) {
         if let Some(current) = self.current.filter(|_| bytes <= self.free_bytes) {
             // SAFETY: `free_offset + bytes` is within chunk `current` (tracked by
@@ -185,7 +198,7 @@ impl Writer {
             let start = unsafe { self.chunks[current].start().add(self.free_offset) };
             self.free_offset += bytes;
             self.free_bytes -= bytes;
-            return (start, bytes);
+            return (start, 0);
         }
         if bytes > self.chunk_bytes_next / 4 {
             // A large node gets a chunk of exactly its size; the shared chunk stays current.
@@ -194,16 +207,15 @@ impl Writer {
             self.chunks.push(chunk);
             return (start, bytes);
         }
-        let retired_bytes = if self.current.is_some() { self.free_bytes } else { 0 };
         let chunk_bytes = self.chunk_bytes_next;
-        self.chunk_bytes_next = (chunk_bytes * 2).min(CHUNK_BYTES_MAX);
+        self.chunk_bytes_next = (chunk_bytes * 2).min(self.chunk_bytes_max);
         let chunk = Chunk::zeroed(chunk_bytes);
         let start = chunk.start();
         self.chunks.push(chunk);
         self.current = Some(self.chunks.len() - 1);
         self.free_offset = bytes;
         self.free_bytes = chunk_bytes - bytes;
-        (start, bytes + retired_bytes)
+        (start, chunk_bytes)
     }
 }
 
@@ -224,15 +236,10 @@ unsafe impl Send for SkipList {}
 // SAFETY: as above.
 unsafe impl Sync for SkipList {}
 
-impl Default for SkipList {
-    fn default() -> SkipList {
-        SkipList::new()
-    }
-}
-
 impl SkipList {
-    /// An empty list; it allocates its first chunk on the first insert.
-    pub fn new() -> SkipList {
+    /// An empty list whose chunks grow to `chunk_bytes_max` (at least `CHUNK_BYTES_FIRST`);
+    /// it allocates its first chunk on the first insert.
+    pub fn new(chunk_bytes_max: usize) -> SkipList {
         SkipList {
             head: std::array::from_fn(|_| AtomicPtr::new(std::ptr::null_mut())),
             height: AtomicUsize::new(1),
@@ -242,6 +249,7 @@ impl SkipList {
                 free_offset: 0,
                 free_bytes: 0,
                 chunk_bytes_next: CHUNK_BYTES_FIRST,
+                chunk_bytes_max: chunk_bytes_max.max(CHUNK_BYTES_FIRST),
                 rng: 0x9E37_79B9_7F4A_7C15,
             }),
         }
@@ -297,8 +305,8 @@ impl SkipList {
         at
     }
 
-    /// Inserts a version of `user_key` with `trailer` and `value`; returns the bytes this
-    /// added to the list's memory (see `Writer::allocate`).
+    /// Inserts a version of `user_key` with `trailer` and `value`; returns the bytes of
+    /// memory this allocated (a new chunk, or 0).
     pub fn insert(&self, user_key: &[u8], trailer: u64, value: &[u8]) -> usize {
         let mut writer = self.writer.lock();
         let height = writer.random_height();
@@ -460,7 +468,7 @@ mod tests {
     fn random_inserts_match_a_sorted_model_in_every_direction_and_seek() {
         let seed = seed_or(11);
         let mut rng = TestRng::new(seed);
-        let list = Arc::new(SkipList::new());
+        let list = Arc::new(SkipList::new(CHUNK_BYTES_MAX));
         // The model orders by (user key, trailer descending), as the list does.
         let mut model: BTreeMap<(Vec<u8>, std::cmp::Reverse<u64>), Vec<u8>> = BTreeMap::new();
         let steps = if cfg!(miri) { 300 } else { 4000 };
@@ -470,7 +478,7 @@ mod tests {
             let value_len = if rng.below(50) == 0 { 5000 } else { rng.below(40) as usize };
             let value = vec![(step % 251) as u8; value_len];
             let trailer = step * 7 + 1;
-            assert!(list.insert(&user_key, trailer, &value) > 0, "seed {seed}");
+            list.insert(&user_key, trailer, &value);
             model.insert((user_key, std::cmp::Reverse(trailer)), value);
         }
         let expected: Vec<_> = model
@@ -518,35 +526,43 @@ mod tests {
     }
 
     #[test]
-    fn memory_counts_nodes_and_retired_chunk_tails_and_large_nodes_get_their_own_chunk() {
-        let list = SkipList::new();
+    fn memory_counts_whole_chunks_that_grow_to_the_limit_and_large_nodes_get_their_own() {
+        let chunk_bytes_max = 16 * 1024;
+        let list = SkipList::new(chunk_bytes_max);
         assert!(list.is_empty());
         let mut counted = 0;
+        let mut chunks = Vec::new();
         for index in 0..2000u32 {
-            counted += list.insert(&index.to_be_bytes(), 1, &[7u8; 100]);
+            let added = list.insert(&index.to_be_bytes(), 1, &[7u8; 100]);
+            if added > 0 {
+                chunks.push(added);
+            }
+            counted += added;
         }
-        // 2000 nodes of 4 + 8 + 100 bytes, 8 of header, 8 per level: about 30 bytes of
-        // overhead each, never less than 16, and retired tails are at most a quarter of the
-        // chunks they end.
+        // Chunks double from the first size up to the limit, then stay there.
+        assert_eq!(chunks[..5], [1024, 2048, 4096, 8192, 16384]);
+        assert!(chunks[5..].iter().all(|&bytes| bytes == chunk_bytes_max), "{chunks:?}");
+        // 2000 nodes of 4 + 8 + 100 bytes, 8 of header, 8 per level and alignment fit in the
+        // chunks, which waste less than a node at the end of each.
         let payload = 2000 * 112;
         assert!(counted >= payload + 2000 * 16, "{counted}");
-        assert!(counted <= payload + 2000 * 48, "{counted}");
-        let large = list.insert(b"large", 1, &vec![1u8; 3 * CHUNK_BYTES_MAX]);
-        // Exactly its node: a dedicated chunk, no retired tail of the shared one.
+        assert!(counted <= payload + 2000 * 48 + chunk_bytes_max, "{counted}");
+        // A node that does not fit the current chunk and is over a quarter of the chunk size gets
+        // a chunk of exactly its size...
+        let large = list.insert(b"large", 1, &[1u8; 20_000]);
         let heights = 1..=HEIGHT_MAX;
-        assert!(heights.into_iter().any(|h| large == node_bytes(5, 3 * CHUNK_BYTES_MAX, h)));
-        // The shared chunk is still current: a small node after the large one costs its size.
-        let small = list.insert(b"small", 1, b"v");
-        assert!(small < 256, "{small}");
-        assert_eq!(
-            list.first_at_or_after(b"large", u64::MAX).unwrap().1.len(),
-            3 * CHUNK_BYTES_MAX
-        );
+        assert!(heights.into_iter().any(|h| large == node_bytes(5, 20_000, h)), "{large}");
+        // ...and the shared chunk stays current: a small node after it costs nothing more.
+        assert_eq!(list.insert(b"small", 1, b"v"), 0);
+        assert_eq!(list.first_at_or_after(b"large", u64::MAX).unwrap().1.len(), 20_000);
+        assert_eq!(chunk_bytes_max_for(64 << 20), 256 * 1024);
+        assert_eq!(chunk_bytes_max_for(4 * 1024), CHUNK_BYTES_FIRST);
+        assert_eq!(chunk_bytes_max_for(1 << 40), CHUNK_BYTES_MAX);
     }
 
     #[test]
     fn readers_racing_one_inserter_always_see_a_sorted_prefix_of_complete_nodes() {
-        let list = Arc::new(SkipList::new());
+        let list = Arc::new(SkipList::new(CHUNK_BYTES_MAX));
         let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let readers: Vec<_> = (0..2)
             .map(|_| {
