@@ -8,8 +8,8 @@
 //! bytes of alignment: about 30 bytes, where a node-per-allocation skip list costs about 96.
 //! Chunks start at `CHUNK_BYTES_FIRST` and double up to the list's `chunk_bytes_max` (the
 //! memtable picks it from its size limit, `chunk_bytes_max_for`), so a keyspace with a few
-//! writes costs a KiB or two; a node larger than a quarter of the next chunk gets a chunk of
-//! its own. The list's footprint is the bytes of every chunk it allocated, used or not, so a
+//! writes costs a KiB or two; a node larger than a quarter of the largest chunk gets a chunk
+//! of its own, and every shared chunk holds at least four nodes of the size that opened it. The list's footprint is the bytes of every chunk it allocated, used or not, so a
 //! memtable's count bounds its real memory however many keyspaces it holds. Nodes are never
 //! moved or freed before the list drops.
 //!
@@ -200,14 +200,20 @@ impl Writer {
             self.free_bytes -= bytes;
             return (start, 0);
         }
-        if bytes > self.chunk_bytes_next / 4 {
+        if bytes > self.chunk_bytes_max / 4 {
             // A large node gets a chunk of exactly its size; the shared chunk stays current.
             let chunk = Chunk::zeroed(bytes);
             let start = chunk.start();
             self.chunks.push(chunk);
             return (start, bytes);
         }
-        let chunk_bytes = self.chunk_bytes_next;
+        // The next chunk holds at least four nodes of this size (it is at most a quarter of
+        // the largest chunk, so that one does).
+        let mut chunk_bytes = self.chunk_bytes_next;
+        while chunk_bytes < bytes * 4 && chunk_bytes < self.chunk_bytes_max {
+            chunk_bytes *= 2;
+        }
+        let chunk_bytes = chunk_bytes.min(self.chunk_bytes_max);
         self.chunk_bytes_next = (chunk_bytes * 2).min(self.chunk_bytes_max);
         let chunk = Chunk::zeroed(chunk_bytes);
         let start = chunk.start();
@@ -547,8 +553,7 @@ mod tests {
         let payload = 2000 * 112;
         assert!(counted >= payload + 2000 * 16, "{counted}");
         assert!(counted <= payload + 2000 * 48 + chunk_bytes_max, "{counted}");
-        // A node that does not fit the current chunk and is over a quarter of the chunk size gets
-        // a chunk of exactly its size...
+        // A node over a quarter of the largest chunk gets a chunk of exactly its size...
         let large = list.insert(b"large", 1, &[1u8; 20_000]);
         let heights = 1..=HEIGHT_MAX;
         assert!(heights.into_iter().any(|h| large == node_bytes(5, 20_000, h)), "{large}");
@@ -558,6 +563,19 @@ mod tests {
         assert_eq!(chunk_bytes_max_for(64 << 20), 256 * 1024);
         assert_eq!(chunk_bytes_max_for(4 * 1024), CHUNK_BYTES_FIRST);
         assert_eq!(chunk_bytes_max_for(1 << 40), CHUNK_BYTES_MAX);
+    }
+
+    #[test]
+    fn nodes_larger_than_a_quarter_of_the_first_chunk_still_share_chunks() {
+        let list = SkipList::new(64 * 1024);
+        let mut allocations = 0;
+        for index in 0..1000u32 {
+            if list.insert(&index.to_be_bytes(), 1, &[3u8; 600]) > 0 {
+                allocations += 1;
+            }
+        }
+        // Chunks of 4, 8, 16, 32 KiB, then 64 KiB ones: about 640 bytes a node, 100 a chunk.
+        assert!(allocations <= 14, "{allocations} chunks for 1000 nodes");
     }
 
     #[test]

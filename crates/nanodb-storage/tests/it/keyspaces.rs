@@ -428,7 +428,9 @@ fn flushes_write_one_l0_file_per_keyspace_and_only_deep_keyspaces_slow_writes() 
     }
     // Background compaction brings every keyspace back below the trigger.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while db.stats().levels[0].files > 6 && std::time::Instant::now() < deadline {
+    let settled =
+        |stats: &nanodb_storage::DbStats| stats.levels[0].files <= 6 && stats.l0_depth < 2;
+    while !settled(&db.stats()) && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     let stats = db.stats();
