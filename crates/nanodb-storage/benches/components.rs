@@ -95,7 +95,7 @@ fn bloom(c: &mut Criterion) {
 fn memtable(c: &mut Criterion) {
     let mut group = c.benchmark_group("memtable");
     group.throughput(Throughput::Elements(1));
-    let memtable = Memtable::new(1);
+    let memtable = Memtable::new(1, 64 << 20);
     let mut seqno = 0u64;
     group.bench_function("insert_random", |b| {
         b.iter(|| {
@@ -103,7 +103,7 @@ fn memtable(c: &mut Criterion) {
             memtable.insert(&key(spread(seqno, 1 << 40)), seqno, ValueKind::Put, &[7u8; 100]);
         })
     });
-    let filled = Memtable::new(2);
+    let filled = Memtable::new(2, 64 << 20);
     let count = 200_000u64;
     for i in 0..count {
         filled.insert(&key(i), i + 1, ValueKind::Put, &[7u8; 100]);
@@ -153,7 +153,7 @@ fn merged_forward(sources: &[Arc<Memtable>]) -> MergingIterator {
 fn merge(c: &mut Criterion) {
     let sources: Vec<Arc<Memtable>> = (0..4u64)
         .map(|source| {
-            let memtable = Arc::new(Memtable::new(source));
+            let memtable = Arc::new(Memtable::new(source, 64 << 20));
             for i in 0..25_000u64 {
                 let index = i * 4 + source;
                 memtable.insert(&key(index), index + 1, ValueKind::Put, &[7u8; 100]);
