@@ -29,7 +29,9 @@
 //! chunks and hands out borrowed slices of them to readers that run concurrently with the
 //! inserter; safe Rust can express neither the layout nor the publication, and the memtable
 //! is the write path's hottest structure. The unsafe code is confined to `Node`'s accessors,
-//! `Chunk` and `Writer::allocate`; every public method is safe.
+//! `Chunk`, `Writer::allocate` and the node write in `SkipList::insert`; every public method
+//! is safe. `SkipList` is `Send + Sync` by its fields (atomics and a mutex over the `Send`
+//! writer), so the compiler still checks any field added later.
 #![allow(unsafe_code)]
 
 use parking_lot::Mutex;
@@ -52,10 +54,15 @@ const CHUNKS_PER_MEMTABLE_MIN: usize = 256;
 /// The chunk size a memtable of at most `memtable_size_bytes_max` gives its lists: a 256th of
 /// it, between `CHUNK_BYTES_FIRST` and `CHUNK_BYTES_MAX` (256 KiB for the default 64 MiB).
 pub fn chunk_bytes_max_for(memtable_size_bytes_max: usize) -> usize {
-    (memtable_size_bytes_max / CHUNKS_PER_MEMTABLE_MIN).clamp(CHUNK_BYTES_FIRST, CHUNK_BYTES_MAX)
+    let chunk_bytes = memtable_size_bytes_max / CHUNKS_PER_MEMTABLE_MIN;
+    // A multiple of 8, like every chunk (they are `u64` words), so the count is exact.
+    (chunk_bytes & !7).clamp(CHUNK_BYTES_FIRST, CHUNK_BYTES_MAX)
 }
 /// A node's header: internal-key length and value length, as `u32`.
 const HEADER_BYTES: usize = 8;
+/// Bytes each chunk costs beyond its own: its slot in the list's `Vec<Chunk>` (16, 32 while
+/// the `Vec` has doubled) and the allocator's header and rounding (16).
+const CHUNK_OVERHEAD_BYTES: usize = 48;
 /// Bytes per link in a tower.
 const LINK_BYTES: usize = std::mem::size_of::<AtomicPtr<u8>>();
 /// Internal keys (user key at most `KEY_SIZE_BYTES_MAX_LIMIT` plus the trailer) and values
@@ -190,7 +197,8 @@ impl Writer {
     }
 
     /// Space for `bytes` (a multiple of 8), 8-byte aligned, and the bytes this added to the
-    /// list's footprint: the size of the chunk it allocated, if it needed one.
+    /// list's footprint: the size of the chunk it allocated and `CHUNK_OVERHEAD_BYTES`, if it
+    /// needed one.
     fn allocate(&mut self, bytes: usize) -> (*mut u8, usize) {
         if let Some(current) = self.current.filter(|_| bytes <= self.free_bytes) {
             // SAFETY: `free_offset + bytes` is within chunk `current` (tracked by
@@ -205,7 +213,7 @@ impl Writer {
             let chunk = Chunk::zeroed(bytes);
             let start = chunk.start();
             self.chunks.push(chunk);
-            return (start, bytes);
+            return (start, bytes + CHUNK_OVERHEAD_BYTES);
         }
         // The next chunk holds at least four nodes of this size (it is at most a quarter of
         // the largest chunk, so that one does).
@@ -221,7 +229,7 @@ impl Writer {
         self.current = Some(self.chunks.len() - 1);
         self.free_offset = bytes;
         self.free_bytes = chunk_bytes - bytes;
-        (start, chunk_bytes)
+        (start, chunk_bytes + CHUNK_OVERHEAD_BYTES)
     }
 }
 
@@ -234,13 +242,6 @@ pub struct SkipList {
     height: AtomicUsize,
     writer: Mutex<Writer>,
 }
-
-// SAFETY: the nodes the links point to are owned by `writer`'s chunks and live as long as the
-// list; they are mutated only through atomics or before publication (under `writer`), so
-// sharing the list between threads or moving it is sound.
-unsafe impl Send for SkipList {}
-// SAFETY: as above.
-unsafe impl Sync for SkipList {}
 
 impl SkipList {
     /// An empty list whose chunks grow to `chunk_bytes_max` (at least `CHUNK_BYTES_FIRST`);
@@ -255,7 +256,7 @@ impl SkipList {
                 free_offset: 0,
                 free_bytes: 0,
                 chunk_bytes_next: CHUNK_BYTES_FIRST,
-                chunk_bytes_max: chunk_bytes_max.max(CHUNK_BYTES_FIRST),
+                chunk_bytes_max: (chunk_bytes_max & !7).max(CHUNK_BYTES_FIRST),
                 rng: 0x9E37_79B9_7F4A_7C15,
             }),
         }
@@ -541,7 +542,7 @@ mod tests {
         for index in 0..2000u32 {
             let added = list.insert(&index.to_be_bytes(), 1, &[7u8; 100]);
             if added > 0 {
-                chunks.push(added);
+                chunks.push(added - CHUNK_OVERHEAD_BYTES);
             }
             counted += added;
         }
@@ -556,6 +557,7 @@ mod tests {
         // A node over a quarter of the largest chunk gets a chunk of exactly its size...
         let large = list.insert(b"large", 1, &[1u8; 20_000]);
         let heights = 1..=HEIGHT_MAX;
+        let large = large - CHUNK_OVERHEAD_BYTES;
         assert!(heights.into_iter().any(|h| large == node_bytes(5, 20_000, h)), "{large}");
         // ...and the shared chunk stays current: a small node after it costs nothing more.
         assert_eq!(list.insert(b"small", 1, b"v"), 0);
@@ -563,6 +565,7 @@ mod tests {
         assert_eq!(chunk_bytes_max_for(64 << 20), 256 * 1024);
         assert_eq!(chunk_bytes_max_for(4 * 1024), CHUNK_BYTES_FIRST);
         assert_eq!(chunk_bytes_max_for(1 << 40), CHUNK_BYTES_MAX);
+        assert_eq!(chunk_bytes_max_for((4 << 20) + 2047) % 8, 0);
     }
 
     #[test]
