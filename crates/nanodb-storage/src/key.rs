@@ -92,18 +92,18 @@ pub fn user_key_of(encoded: &[u8]) -> &[u8] {
     &encoded[..encoded.len().saturating_sub(TRAILER_LEN)]
 }
 
-fn trailer_of(encoded: &[u8]) -> u64 {
-    let split = encoded.len().saturating_sub(TRAILER_LEN);
-    encoded
-        .get(split..)
-        .and_then(|bytes| bytes.try_into().ok())
-        .map(u64::from_le_bytes)
-        .unwrap_or(0)
+/// The user-key part and the trailer of an encoded internal key, without checking the kind
+/// (a slice too short for a trailer is all user key, with trailer 0).
+pub fn split_internal_key(encoded: &[u8]) -> (&[u8], u64) {
+    let (user_key, trailer) = encoded.split_at(encoded.len().saturating_sub(TRAILER_LEN));
+    (user_key, trailer.try_into().map(u64::from_le_bytes).unwrap_or(0))
 }
 
 /// Orders two encoded internal keys: user key ascending, then trailer descending.
 pub fn compare_internal_keys(left: &[u8], right: &[u8]) -> Ordering {
-    user_key_of(left).cmp(user_key_of(right)).then_with(|| trailer_of(right).cmp(&trailer_of(left)))
+    let ((left_user_key, left_trailer), (right_user_key, right_trailer)) =
+        (split_internal_key(left), split_internal_key(right));
+    left_user_key.cmp(right_user_key).then_with(|| right_trailer.cmp(&left_trailer))
 }
 
 #[cfg(test)]

@@ -12,10 +12,10 @@
 //! Invariant: the cursor is either invalid or on a version of partition `order`, which lies in
 //! `order_min..=order_max`.
 
-use super::skiplist::{split_internal_key, ListCursor};
+use super::skiplist::ListCursor;
 use super::Memtable;
 use crate::iter::{Direction, InternalIterator};
-use crate::key::parse_internal_key;
+use crate::key::{pack_trailer, parse_internal_key};
 use crate::keyspace::keyspace_order;
 use crate::Result;
 use std::ops::Bound;
@@ -37,7 +37,7 @@ pub struct MemtableCursor {
 /// crate builds every target, so never in practice) seeks to its raw bytes, newest first.
 fn seek_target(target: &[u8]) -> (&[u8], u64) {
     match parse_internal_key(target) {
-        Some(_) => split_internal_key(target),
+        Some(parsed) => (parsed.user_key, pack_trailer(parsed.seqno, parsed.kind as u8)),
         None => (target, u64::MAX),
     }
 }

@@ -38,7 +38,7 @@ use skiplist::chunk_bytes_max_for;
 pub use skiplist::SkipList as Partition;
 
 use crate::batch::{BatchOp, OpKind};
-use crate::key::{pack_trailer, ValueKind, KIND_FOR_SEEK};
+use crate::key::{pack_trailer, split_internal_key, ValueKind, KIND_FOR_SEEK};
 use crate::keyspace::keyspace_order;
 use crate::range_del::RangeTombstone;
 use parking_lot::{Mutex, RwLock};
@@ -180,7 +180,7 @@ impl Memtable {
         let Some((found_key, value)) = partition.first_at_or_after(user_key, seek_trailer) else {
             return Lookup::Absent;
         };
-        let (found_user_key, trailer) = skiplist::split_internal_key(found_key);
+        let (found_user_key, trailer) = split_internal_key(found_key);
         if found_user_key != user_key {
             return Lookup::Absent;
         }

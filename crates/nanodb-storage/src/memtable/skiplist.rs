@@ -9,7 +9,8 @@
 //! Chunks start at `CHUNK_BYTES_FIRST` and double up to the list's `chunk_bytes_max` (the
 //! memtable picks it from its size limit, `chunk_bytes_max_for`), so a keyspace with a few
 //! writes costs a KiB or two; a node larger than a quarter of the largest chunk gets a chunk
-//! of its own, and every shared chunk holds at least four nodes of the size that opened it. The list's footprint is the bytes of every chunk it allocated, used or not, so a
+//! of its own, and every shared chunk holds at least four nodes of the size that opened it.
+//! The list's footprint is the bytes of every chunk it allocated, used or not, so a
 //! memtable's count bounds its real memory however many keyspaces it holds. Nodes are never
 //! moved or freed before the list drops.
 //!
@@ -34,6 +35,7 @@
 //! writer), so the compiler still checks any field added later.
 #![allow(unsafe_code)]
 
+use crate::key::split_internal_key;
 use parking_lot::Mutex;
 use std::cmp::Ordering;
 use std::ptr::NonNull;
@@ -58,6 +60,7 @@ pub fn chunk_bytes_max_for(memtable_size_bytes_max: usize) -> usize {
     // A multiple of 8, like every chunk (they are `u64` words), so the count is exact.
     (chunk_bytes & !7).clamp(CHUNK_BYTES_FIRST, CHUNK_BYTES_MAX)
 }
+
 /// A node's header: internal-key length and value length, as `u32`.
 const HEADER_BYTES: usize = 8;
 /// Bytes each chunk costs beyond its own: its slot in the list's `Vec<Chunk>` (16, 32 while
@@ -81,14 +84,6 @@ fn node_bytes(user_key_len: usize, value_len: usize, height: usize) -> usize {
 fn compare(internal_key: &[u8], user_key: &[u8], trailer: u64) -> Ordering {
     let (node_user_key, node_trailer) = split_internal_key(internal_key);
     node_user_key.cmp(user_key).then_with(|| trailer.cmp(&node_trailer))
-}
-
-/// The user key and the trailer of an encoded internal key written by this list.
-pub fn split_internal_key(internal_key: &[u8]) -> (&[u8], u64) {
-    let split = internal_key.len().saturating_sub(8);
-    let (user_key, trailer) = internal_key.split_at(split);
-    let trailer = trailer.try_into().map(u64::from_le_bytes).unwrap_or(0);
-    (user_key, trailer)
 }
 
 /// A published node: a pointer to its header, inside a chunk of the list that made it.
@@ -312,6 +307,22 @@ impl SkipList {
         at
     }
 
+    /// The last node before (`user_key`, `trailer`) (`None` for the head), recording the
+    /// last one on every level in `preds`.
+    fn last_before(
+        &self,
+        user_key: &[u8],
+        trailer: u64,
+        preds: Option<&mut [Option<Node>; HEIGHT_MAX]>,
+    ) -> Option<Node> {
+        self.descend(|key| compare(key, user_key, trailer) == Ordering::Less, preds)
+    }
+
+    /// The first node at or after (`user_key`, `trailer`).
+    fn first_from(&self, user_key: &[u8], trailer: u64) -> Option<Node> {
+        self.next(self.last_before(user_key, trailer, None), 0)
+    }
+
     /// Inserts a version of `user_key` with `trailer` and `value`; returns the bytes of
     /// memory this allocated (a new chunk, or 0).
     pub fn insert(&self, user_key: &[u8], trailer: u64, value: &[u8]) -> usize {
@@ -335,7 +346,7 @@ impl SkipList {
             Node(NonNull::new_unchecked(header))
         };
         let mut preds = [None; HEIGHT_MAX];
-        self.descend(|key| compare(key, user_key, trailer) == Ordering::Less, Some(&mut preds));
+        self.last_before(user_key, trailer, Some(&mut preds));
         for (level, pred) in preds.iter().enumerate().take(height) {
             let next = self.link(*pred, level).load(AtomicOrdering::Acquire);
             // SAFETY: the node's tower has `height` links, and the node is still private.
@@ -353,8 +364,7 @@ impl SkipList {
 
     /// The first version at or after (`user_key`, `trailer`): its internal key and value.
     pub fn first_at_or_after(&self, user_key: &[u8], trailer: u64) -> Option<(&[u8], &[u8])> {
-        let before = self.descend(|key| compare(key, user_key, trailer) == Ordering::Less, None);
-        self.next(before, 0).map(|node| (self.key_of(node), self.value_of(node)))
+        self.first_from(user_key, trailer).map(|node| (self.key_of(node), self.value_of(node)))
     }
 
     /// True if the list holds no version.
@@ -415,9 +425,7 @@ impl ListCursor {
 
     /// Moves to the first version at or after (`user_key`, `trailer`).
     pub fn seek_at_or_after(&mut self, user_key: &[u8], trailer: u64) {
-        let list = &self.list;
-        let before = list.descend(|key| compare(key, user_key, trailer) == Ordering::Less, None);
-        self.node = list.next(before, 0);
+        self.node = self.list.first_from(user_key, trailer);
     }
 
     /// Moves to the last version at or before (`user_key`, `trailer`).
@@ -446,9 +454,8 @@ impl ListCursor {
     /// Moves to the previous version (invalid before the first).
     pub fn prev(&mut self) {
         if let Some(node) = self.node {
-            let list = &self.list;
-            let (user_key, trailer) = split_internal_key(list.key_of(node));
-            self.node = list.descend(|key| compare(key, user_key, trailer) == Ordering::Less, None);
+            let (user_key, trailer) = split_internal_key(self.list.key_of(node));
+            self.node = self.list.last_before(user_key, trailer, None);
         }
     }
 }
