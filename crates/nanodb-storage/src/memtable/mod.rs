@@ -109,7 +109,7 @@ impl Memtable {
         found.map(|(order, partition)| (*order, Arc::clone(partition)))
     }
 
-    /// Inserts one version. Only one thread may insert at a time.
+    /// Inserts one version (safe from any thread; the write path has one inserter).
     pub fn insert(&self, user_key: &[u8], seqno: u64, kind: ValueKind, value: &[u8]) {
         let order = keyspace_order(user_key);
         let trailer = pack_trailer(seqno, kind as u8);
@@ -132,7 +132,7 @@ impl Memtable {
         self.seqno_max.fetch_max(seqno, AtomicOrdering::Relaxed);
     }
 
-    /// Applies one batch operation at `seqno`. Only one thread may apply at a time.
+    /// Applies one batch operation at `seqno` (as `insert`).
     pub fn apply(&self, op: &BatchOp<'_>, seqno: u64) {
         match op.kind {
             OpKind::Put => self.insert(op.key, seqno, ValueKind::Put, op.value),
