@@ -109,7 +109,8 @@ impl Memtable {
         found.map(|(order, partition)| (*order, Arc::clone(partition)))
     }
 
-    /// Inserts one version (safe from any thread; the write path has one inserter).
+    /// Inserts one version. Memory-safe from any thread; the write path inserts from one
+    /// thread, in seqno order (invariants 1 and 5 rely on it).
     pub fn insert(&self, user_key: &[u8], seqno: u64, kind: ValueKind, value: &[u8]) {
         let order = keyspace_order(user_key);
         let trailer = pack_trailer(seqno, kind as u8);
