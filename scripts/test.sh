@@ -8,6 +8,9 @@
 # Replay a randomized failure with the seed it printed: NANODB_TEST_SEED=<seed>.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# A from-scratch build gains nothing from incremental caches, which would take gigabytes of
+# disk beside the test binaries (set CARGO_INCREMENTAL=1 to keep them for repeated local runs).
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
 if ! command -v cargo >/dev/null; then
     echo "cargo not found: install Rust from https://rustup.rs" >&2
