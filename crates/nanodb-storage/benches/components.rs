@@ -9,9 +9,9 @@
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use nanodb_storage::fs::{Fs, RealFs};
 use nanodb_storage::internals::{
-    encode_record, internal_key, Block, BlockBuilder, BlockCursor, BloomBuilder, BloomFilter,
-    Direction, InternalIterator, Memtable, MergingIterator, RecordWriter, ValueKind, KIND_FOR_SEEK,
-    WAL_FORMAT_VERSION, WAL_MAGIC,
+    encode_record_parts, internal_key, Block, BlockBuilder, BlockCursor, BloomBuilder, BloomFilter,
+    Direction, Framing, InternalIterator, Memtable, MergingIterator, RecordWriter, ValueKind,
+    KIND_FOR_SEEK, WAL_FORMAT_VERSION, WAL_MAGIC,
 };
 use std::hint::black_box;
 use std::sync::Arc;
@@ -132,7 +132,7 @@ fn wal(c: &mut Criterion) {
             },
             |writer| {
                 let mut framed = Vec::with_capacity(140);
-                encode_record(&mut framed, &payload);
+                encode_record_parts(&mut framed, Framing::Compact, &[], &payload);
                 writer.append_framed(&framed).expect("append");
             },
             BatchSize::LargeInput,

@@ -1,27 +1,44 @@
 //! `WriteBatch`: a group of puts and deletes applied atomically, and its encoding, which is
 //! also the payload of one WAL record (see docs/format/wal.md).
 //!
-//! Encoding: `seqno_first: u64 LE | count: u32 LE | op*`, where each op is
+//! Encoding: a header, then `op*`, where each op is
 //! `kind: u8 | key_len: varint | key | [value_len: varint | value]` (the value only for puts;
 //! for a range deletion, kind 2, the "key" is the range's start and the "value" its end).
-//! Op `i` gets seqno `seqno_first + i`. Keys are stored keys: the keyspace prefix, then the
-//! caller's key (`keyspace.rs`).
+//! The header is `seqno_first: varint | count: varint` in WAL files from version 4
+//! (`BatchHeaderFormat::Varint`) and `seqno_first: u64 LE | count: u32 LE` before
+//! (`BatchHeaderFormat::Fixed`, read only). Op `i` gets seqno `seqno_first + i`. Keys are
+//! stored keys: the keyspace prefix, then the caller's key (`keyspace.rs`).
 //!
 //! Thread safety: a `WriteBatch` is a plain value; build it on one thread, hand it to `Db::write`.
 //!
 //! Invariants:
-//! 1. `rep` always starts with a 12-byte header and holds exactly `count` well-formed ops.
+//! 1. `rep` holds exactly `count` well-formed ops (the header is written only when the batch
+//!    is committed, beside them: `varint_header`).
 //! 2. Decoding bytes from disk (`BatchOps`) never panics; malformed input is an error.
 
-use crate::coding::{put_length_prefixed, put_varint, varint_len, Decoder};
+use crate::coding::{put_length_prefixed, put_varint, varint_bytes, varint_len, Decoder};
 use crate::db::Keyspace;
 use crate::key::ValueKind;
 use crate::keyspace::{KeyspaceState, DEFAULT_KEYSPACE_ID};
 use crate::ttl::EXPIRY_HEADER_LEN;
 use std::sync::Arc;
 
-/// Size of the batch header (`seqno_first` and `count`), in bytes. DO NOT CHANGE: on-disk format.
+/// Size of the fixed batch header (`seqno_first` and `count`) of WAL files up to version 3,
+/// in bytes; also what `WriteBatch::size_bytes` counts for a header. DO NOT CHANGE: on-disk
+/// format.
 pub const BATCH_HEADER_LEN: usize = 12;
+/// Longest varint batch header, in bytes (two varints of at most ten bytes; a seqno below 2^56
+/// and a `u32` count take at most 13).
+pub const BATCH_VARINT_HEADER_LEN_MAX: usize = 20;
+
+/// The header a batch encoding starts with; fixed by the WAL file's format version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchHeaderFormat {
+    /// `seqno_first: u64 LE | count: u32 LE`: WAL files up to version 3.
+    Fixed,
+    /// `seqno_first: varint | count: varint`: WAL files from version 4.
+    Varint,
+}
 /// Op kind byte of a range deletion (puts and deletes use their `ValueKind` byte). DO NOT
 /// CHANGE: on-disk format.
 pub const OP_DELETE_RANGE: u8 = 2;
@@ -69,7 +86,7 @@ impl WriteBatch {
     /// An empty batch.
     pub fn new() -> WriteBatch {
         WriteBatch {
-            rep: vec![0; BATCH_HEADER_LEN],
+            rep: Vec::new(),
             count: 0,
             key_len_max: 0,
             value_len_max: 0,
@@ -258,9 +275,11 @@ impl WriteBatch {
         self.count == 0
     }
 
-    /// Encoded size of the batch, in bytes (what it adds to the WAL, less framing).
+    /// Size of the batch's operations plus a 12-byte header (`BATCH_HEADER_LEN`), in bytes:
+    /// what the batch-size and group-commit limits count. Its WAL record is smaller (a varint
+    /// header of usually 4 to 6 bytes and a frame of 5 or 6).
     pub fn size_bytes(&self) -> usize {
-        self.rep.len()
+        BATCH_HEADER_LEN + self.rep.len()
     }
 
     /// Removes every operation.
@@ -278,16 +297,46 @@ impl WriteBatch {
         self.value_len_max
     }
 
-    /// Stamps the batch with its first seqno and returns the encoded record payload.
-    pub(crate) fn encode_with_seqno(&mut self, seqno_first: u64) -> &[u8] {
-        self.rep[0..8].copy_from_slice(&seqno_first.to_le_bytes());
-        self.rep[8..12].copy_from_slice(&self.count.to_le_bytes());
+    /// The varint header of the batch committed at `seqno_first`: a buffer and how many of
+    /// its bytes are used. The WAL record's payload is this header, then `ops_bytes`.
+    pub(crate) fn varint_header(
+        &self,
+        seqno_first: u64,
+    ) -> ([u8; BATCH_VARINT_HEADER_LEN_MAX], usize) {
+        let mut header = [0u8; BATCH_VARINT_HEADER_LEN_MAX];
+        let (seqno, seqno_len) = varint_bytes(seqno_first);
+        let (count, count_len) = varint_bytes(u64::from(self.count));
+        header[..seqno_len].copy_from_slice(&seqno[..seqno_len]);
+        header[seqno_len..seqno_len + count_len].copy_from_slice(&count[..count_len]);
+        (header, seqno_len + count_len)
+    }
+
+    /// The encoded operations, without a header.
+    pub(crate) fn ops_bytes(&self) -> &[u8] {
         &self.rep
+    }
+
+    /// The whole encoding with a header in `format`, as a WAL record's payload.
+    #[cfg(test)]
+    pub(crate) fn encode(&self, format: BatchHeaderFormat, seqno_first: u64) -> Vec<u8> {
+        let mut payload = match format {
+            BatchHeaderFormat::Fixed => {
+                let mut header = seqno_first.to_le_bytes().to_vec();
+                header.extend_from_slice(&self.count.to_le_bytes());
+                header
+            }
+            BatchHeaderFormat::Varint => {
+                let (header, len) = self.varint_header(seqno_first);
+                header[..len].to_vec()
+            }
+        };
+        payload.extend_from_slice(&self.rep);
+        payload
     }
 
     /// The operations of this batch, with seqnos from `seqno_first`.
     pub(crate) fn ops(&self) -> BatchOps<'_> {
-        BatchOps { decoder: Decoder::new(&self.rep[BATCH_HEADER_LEN..]), remaining: self.count }
+        BatchOps { decoder: Decoder::new(&self.rep), remaining: self.count }
     }
 }
 
@@ -318,11 +367,24 @@ pub struct BatchHeader {
     pub count: u32,
 }
 
-/// Splits an encoded batch into its header and its operations; `Err` names what is wrong.
-pub fn decode_batch(payload: &[u8]) -> Result<(BatchHeader, BatchOps<'_>), &'static str> {
+/// Splits an encoded batch, whose header is in `format`, into its header and its operations;
+/// `Err` names what is wrong.
+pub fn decode_batch(
+    payload: &[u8],
+    format: BatchHeaderFormat,
+) -> Result<(BatchHeader, BatchOps<'_>), &'static str> {
     let mut decoder = Decoder::new(payload);
-    let seqno_first = decoder.u64().ok_or("batch shorter than its header")?;
-    let count = decoder.u32().ok_or("batch shorter than its header")?;
+    let (seqno_first, count) = match format {
+        BatchHeaderFormat::Fixed => (
+            decoder.u64().ok_or("batch shorter than its header")?,
+            decoder.u32().ok_or("batch shorter than its header")?,
+        ),
+        BatchHeaderFormat::Varint => {
+            let seqno_first = decoder.varint().ok_or("batch header truncated or malformed")?;
+            let count = decoder.varint().ok_or("batch header truncated or malformed")?;
+            (seqno_first, u32::try_from(count).map_err(|_| "batch op count over 2^32")?)
+        }
+    };
     Ok((BatchHeader { seqno_first, count }, BatchOps { decoder, remaining: count }))
 }
 
@@ -391,6 +453,8 @@ impl<'a> Iterator for BatchOps<'a> {
 mod tests {
     use super::*;
 
+    const FORMATS: [BatchHeaderFormat; 2] = [BatchHeaderFormat::Fixed, BatchHeaderFormat::Varint];
+
     #[test]
     fn encode_then_decode_gives_the_same_ops() {
         let mut batch = WriteBatch::new();
@@ -400,33 +464,62 @@ mod tests {
         assert!(!batch.has_inverted_range());
         assert_eq!(batch.key_len_max(), 1);
         assert_eq!(batch.value_len_max(), 300);
-        let payload = batch.encode_with_seqno(42).to_vec();
-        let (header, ops) = decode_batch(&payload).unwrap();
-        assert_eq!(header, BatchHeader { seqno_first: 42, count: 4 });
-        let ops: Vec<_> = ops.collect::<Result<_, _>>().unwrap();
+        let from_batch: Vec<_> = batch.ops().collect::<Result<_, _>>().unwrap();
+        for format in FORMATS {
+            let payload = batch.encode(format, 42);
+            let (header, ops) = decode_batch(&payload, format).unwrap();
+            assert_eq!(header, BatchHeader { seqno_first: 42, count: 4 });
+            let ops: Vec<_> = ops.collect::<Result<_, _>>().unwrap();
+            assert_eq!(ops, from_batch, "{format:?}");
+        }
+        let ops = from_batch;
         // Keys carry the default keyspace's prefix.
         assert_eq!(ops[0], BatchOp { kind: OpKind::Put, key: b"\0a", value: b"1" });
         assert_eq!(ops[1], BatchOp { kind: OpKind::Delete, key: b"\0b", value: b"" });
         assert_eq!(ops[2].value.len(), 300);
         assert_eq!(ops[3], BatchOp { kind: OpKind::DeleteRange, key: b"\0c", value: b"\0e" });
-        let from_batch: Vec<_> = batch.ops().collect::<Result<_, _>>().unwrap();
-        assert_eq!(from_batch, ops);
+    }
+
+    #[test]
+    fn the_varint_header_takes_a_byte_per_seven_bits() {
+        let mut batch = WriteBatch::new();
+        batch.put(b"k", b"v");
+        assert_eq!(batch.encode(BatchHeaderFormat::Varint, 1)[..2], [1, 1]);
+        // A seqno of 10 million takes four bytes and a count of one a byte: seven bytes less
+        // than the fixed header.
+        let varint = batch.encode(BatchHeaderFormat::Varint, 10_000_000);
+        let fixed = batch.encode(BatchHeaderFormat::Fixed, 10_000_000);
+        assert_eq!(fixed.len() - varint.len(), BATCH_HEADER_LEN - 5);
+        // The largest header fits the buffer.
+        let (_, len) = batch.varint_header(crate::key::SEQNO_MAX);
+        assert!(len <= BATCH_VARINT_HEADER_LEN_MAX);
+        let largest = batch.encode(BatchHeaderFormat::Varint, crate::key::SEQNO_MAX);
+        let (header, ops) = decode_batch(&largest, BatchHeaderFormat::Varint).unwrap();
+        assert_eq!(header.seqno_first, crate::key::SEQNO_MAX);
+        assert_eq!(ops.count(), 1);
+        // A count over 32 bits is corruption.
+        let mut payload = vec![1];
+        crate::coding::put_varint(&mut payload, 1 << 32);
+        assert!(decode_batch(&payload, BatchHeaderFormat::Varint).is_err());
     }
 
     #[test]
     fn every_truncation_is_an_error_not_a_panic() {
         let mut batch = WriteBatch::new();
         batch.put(b"key", b"value").delete(b"gone").delete_range(b"a", b"b");
-        let payload = batch.encode_with_seqno(1).to_vec();
-        for len in 0..payload.len() {
-            let result = decode_batch(&payload[..len])
+        for format in FORMATS {
+            let payload = batch.encode(format, 1);
+            for len in 0..payload.len() {
+                let result = decode_batch(&payload[..len], format)
+                    .and_then(|(_, ops)| ops.collect::<Result<Vec<_>, _>>());
+                assert!(result.is_err(), "{format:?} truncated to {len} bytes decoded");
+            }
+            let mut extra = payload.clone();
+            extra.push(0);
+            let result = decode_batch(&extra, format)
                 .and_then(|(_, ops)| ops.collect::<Result<Vec<_>, _>>());
-            assert!(result.is_err(), "truncated to {len} bytes decoded");
+            assert!(result.is_err());
         }
-        let mut extra = payload.clone();
-        extra.push(0);
-        let result = decode_batch(&extra).and_then(|(_, ops)| ops.collect::<Result<Vec<_>, _>>());
-        assert!(result.is_err());
     }
 
     #[test]
@@ -434,8 +527,8 @@ mod tests {
         let mut batch = WriteBatch::new();
         batch.delete_range(b"z", b"a");
         assert!(batch.has_inverted_range());
-        let payload = batch.encode_with_seqno(1).to_vec();
-        let (_, ops) = decode_batch(&payload).unwrap();
+        let payload = batch.encode(BatchHeaderFormat::Varint, 1);
+        let (_, ops) = decode_batch(&payload, BatchHeaderFormat::Varint).unwrap();
         assert!(ops.collect::<Result<Vec<_>, _>>().is_err());
     }
 
@@ -444,8 +537,8 @@ mod tests {
         let mut batch = WriteBatch::new();
         batch.put_expiring_at(b"k", b"v", 77);
         assert_eq!(batch.value_len_max(), 1, "the limit applies to the caller's value");
-        let payload = batch.encode_with_seqno(1).to_vec();
-        let (_, ops) = decode_batch(&payload).unwrap();
+        let payload = batch.encode(BatchHeaderFormat::Varint, 1);
+        let (_, ops) = decode_batch(&payload, BatchHeaderFormat::Varint).unwrap();
         let ops: Vec<_> = ops.collect::<Result<_, _>>().unwrap();
         assert_eq!(ops[0].kind, OpKind::PutExpiring);
         assert_eq!(&ops[0].value[..EXPIRY_HEADER_LEN], &77u64.to_le_bytes());
@@ -455,7 +548,7 @@ mod tests {
         short.extend_from_slice(&1u64.to_le_bytes());
         short.extend_from_slice(&1u32.to_le_bytes());
         short.extend_from_slice(&[ValueKind::PutExpiring as u8, 1, b'k', 3, 1, 2, 3]);
-        let (_, ops) = decode_batch(&short).unwrap();
+        let (_, ops) = decode_batch(&short, BatchHeaderFormat::Fixed).unwrap();
         assert!(ops.collect::<Result<Vec<_>, _>>().is_err());
     }
 

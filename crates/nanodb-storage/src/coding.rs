@@ -22,6 +22,19 @@ pub fn put_varint(out: &mut Vec<u8>, mut value: u64) {
     out.push(value as u8);
 }
 
+/// `value` as a LEB128 varint in a stack buffer: the buffer and how many of its bytes are used.
+pub fn varint_bytes(mut value: u64) -> ([u8; VARINT_U64_LEN_MAX], usize) {
+    let mut bytes = [0u8; VARINT_U64_LEN_MAX];
+    let mut len = 0;
+    while value >= 0x80 {
+        bytes[len] = (value as u8) | 0x80;
+        value >>= 7;
+        len += 1;
+    }
+    bytes[len] = value as u8;
+    (bytes, len + 1)
+}
+
 /// Number of bytes `put_varint` uses for `value`.
 pub fn varint_len(mut value: u64) -> usize {
     let mut len = 1;

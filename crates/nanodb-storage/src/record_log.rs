@@ -4,8 +4,13 @@
 //!
 //! ```text
 //! file header (16 bytes): magic u64 LE | format_version u32 LE | crc32c(magic, version) u32 LE
-//! record*:                length u32 LE | crc32c(length bytes, payload) u32 LE | payload
+//! record*, fixed framing:   length u32 LE    | crc32c(length bytes, payload) u32 LE | payload
+//! record*, compact framing: length varint    | crc32c(length bytes, payload) u32 LE | payload
 //! ```
+//!
+//! The framing is a property of the file's format version, chosen by the caller: the manifest
+//! and WAL files up to version 3 use the fixed framing, WAL files from version 4 the compact one
+//! (a one-byte length for payloads under 128 bytes instead of four).
 //!
 //! Thread safety: a `RecordWriter` belongs to one thread at a time (the WAL's group-commit
 //! leader, or the manifest's writer under the version lock). Reading is a pure function.
@@ -18,26 +23,49 @@
 //! 3. Scanning allocates nothing proportional to a length field it has not checked against
 //!    the file size.
 
-use crate::coding::{crc32c, crc32c_two, get_u32_at, get_u64_at, put_u32, put_u64};
+use crate::coding::{crc32c, crc32c_two, get_u32_at, get_u64_at, put_u32, put_u64, put_varint};
 use crate::fs::{Fs, WritableFile};
 use crate::{Error, Result};
 use std::path::{Path, PathBuf};
 
 /// Size of the file header, in bytes. DO NOT CHANGE: on-disk format.
 pub const FILE_HEADER_LEN: usize = 16;
-/// Size of a record's frame header (length and checksum), in bytes. DO NOT CHANGE.
+/// Size of a fixed record frame's header (length and checksum), in bytes. DO NOT CHANGE.
 pub const RECORD_HEADER_LEN: usize = 8;
 /// Largest record payload, in bytes: the length field is a `u32`, and we keep it signed-safe.
 pub const RECORD_PAYLOAD_BYTES_MAX: usize = (u32::MAX / 2) as usize;
+/// Longest length varint of a compact frame, in bytes (enough for `RECORD_PAYLOAD_BYTES_MAX`).
+const COMPACT_LENGTH_LEN_MAX: usize = 5;
 
-/// Appends the frame of one record to `out`.
+/// How the records of a file are framed; fixed by the file's format version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// `length u32 LE | crc u32 LE | payload`: the manifest, and WAL files up to version 3.
+    Fixed,
+    /// `length varint | crc u32 LE | payload`: WAL files from version 4.
+    Compact,
+}
+
+/// Appends the fixed frame of one record to `out`.
 pub fn encode_record(out: &mut Vec<u8>, payload: &[u8]) {
-    assert!(payload.len() <= RECORD_PAYLOAD_BYTES_MAX, "record payload over the format limit");
-    assert!(!payload.is_empty(), "empty records are not part of the format");
-    let len = (payload.len() as u32).to_le_bytes();
-    put_u32(out, payload.len() as u32);
-    put_u32(out, crc32c_two(&len, payload));
-    out.extend_from_slice(payload);
+    encode_record_parts(out, Framing::Fixed, &[], payload);
+}
+
+/// Appends the frame of one record whose payload is `head ‖ body` to `out`, without copying
+/// the two parts together first.
+pub fn encode_record_parts(out: &mut Vec<u8>, framing: Framing, head: &[u8], body: &[u8]) {
+    let payload_len = head.len() + body.len();
+    assert!(payload_len <= RECORD_PAYLOAD_BYTES_MAX, "record payload over the format limit");
+    assert!(payload_len > 0, "empty records are not part of the format");
+    let length_start = out.len();
+    match framing {
+        Framing::Fixed => put_u32(out, payload_len as u32),
+        Framing::Compact => put_varint(out, payload_len as u64),
+    }
+    let crc = crc32c::crc32c_append(crc32c_two(&out[length_start..], head), body);
+    put_u32(out, crc);
+    out.extend_from_slice(head);
+    out.extend_from_slice(body);
 }
 
 fn encode_file_header(magic: u64, version: u32) -> Vec<u8> {
@@ -77,7 +105,7 @@ impl RecordWriter {
         Ok(())
     }
 
-    /// Frames and appends one record.
+    /// Frames (fixed framing) and appends one record.
     pub fn append_record(&mut self, payload: &[u8]) -> Result<()> {
         let mut framed = Vec::with_capacity(RECORD_HEADER_LEN + payload.len());
         encode_record(&mut framed, payload);
@@ -118,14 +146,17 @@ pub enum ScanEnd {
     },
 }
 
-/// Reads every valid record of the file at `path`, calling `on_record(offset, payload)` for
-/// each, and reports how the file ended. Errors from `on_record` stop the scan and are returned.
+/// Reads every valid record of the file at `path`, calling `on_record(version, offset,
+/// payload)` for each (`version` is the file's format version, whose framing `framing_of`
+/// gives), and reports how the file ended. Errors from `on_record` stop the scan and are
+/// returned.
 pub fn scan_records(
     fs: &dyn Fs,
     path: &Path,
     magic: u64,
     version_max: u32,
-    mut on_record: impl FnMut(u64, &[u8]) -> Result<()>,
+    framing_of: fn(u32) -> Framing,
+    mut on_record: impl FnMut(u32, u64, &[u8]) -> Result<()>,
 ) -> Result<ScanEnd> {
     let bytes =
         fs.read_all(path).map_err(|error| Error::io(format!("read {}", path.display()), error))?;
@@ -135,22 +166,24 @@ pub fn scan_records(
     if header.iter().all(|&byte| byte == 0) {
         return Ok(ScanEnd::TornHeader);
     }
-    check_file_header(path, header, magic, version_max)?;
+    let version = check_file_header(path, header, magic, version_max)?;
+    let framing = framing_of(version);
 
     let mut offset = FILE_HEADER_LEN;
     while offset < bytes.len() {
-        match frame_at(&bytes, offset) {
-            Ok(payload) => {
-                on_record(offset as u64, payload)?;
-                offset += RECORD_HEADER_LEN + payload.len();
+        match frame_at(&bytes, offset, framing) {
+            Ok((payload_start, payload)) => {
+                on_record(version, offset as u64, payload)?;
+                offset = payload_start + payload.len();
             }
-            Err(detail) => return Ok(classify_bad_record(&bytes, offset, detail)),
+            Err(detail) => return Ok(classify_bad_record(&bytes, offset, framing, detail)),
         }
     }
     Ok(ScanEnd::Clean)
 }
 
-fn check_file_header(path: &Path, header: &[u8], magic: u64, version_max: u32) -> Result<()> {
+/// Checks the file header; returns the file's format version.
+fn check_file_header(path: &Path, header: &[u8], magic: u64, version_max: u32) -> Result<u32> {
     let stored_crc = get_u32_at(header, 12).unwrap_or(0);
     let actual_crc = crc32c(&header[..12]);
     if stored_crc != actual_crc {
@@ -176,14 +209,58 @@ fn check_file_header(path: &Path, header: &[u8], magic: u64, version_max: u32) -
             supported: version_max,
         });
     }
-    Ok(())
+    Ok(version)
 }
 
-/// The payload of the record at `offset`, or what is wrong with it.
-fn frame_at(bytes: &[u8], offset: usize) -> std::result::Result<&[u8], String> {
-    let len = get_u32_at(bytes, offset).ok_or("record header incomplete")? as usize;
-    let stored_crc = get_u32_at(bytes, offset + 4).ok_or("record header incomplete")?;
-    let start = offset + RECORD_HEADER_LEN;
+/// What the length field of the frame at `offset` says.
+enum FrameLength<'a> {
+    /// The payload's length, and the field's bytes (which the checksum covers).
+    Length(usize, &'a [u8]),
+    /// The field runs past the end of the file.
+    Incomplete,
+    /// A compact length longer than five bytes or above `RECORD_PAYLOAD_BYTES_MAX`.
+    Malformed,
+}
+
+fn frame_length(bytes: &[u8], offset: usize, framing: Framing) -> FrameLength<'_> {
+    match framing {
+        Framing::Fixed => match (get_u32_at(bytes, offset), bytes.get(offset..offset + 4)) {
+            (Some(len), Some(field)) => FrameLength::Length(len as usize, field),
+            _ => FrameLength::Incomplete,
+        },
+        Framing::Compact => {
+            let mut len = 0usize;
+            for index in 0..COMPACT_LENGTH_LEN_MAX {
+                let Some(&byte) = bytes.get(offset + index) else {
+                    return FrameLength::Incomplete;
+                };
+                len |= usize::from(byte & 0x7f) << (7 * index);
+                if byte & 0x80 == 0 {
+                    if len > RECORD_PAYLOAD_BYTES_MAX {
+                        return FrameLength::Malformed;
+                    }
+                    return FrameLength::Length(len, &bytes[offset..=offset + index]);
+                }
+            }
+            FrameLength::Malformed
+        }
+    }
+}
+
+/// Where the payload of the record at `offset` starts, and the payload; or what is wrong.
+fn frame_at(
+    bytes: &[u8],
+    offset: usize,
+    framing: Framing,
+) -> std::result::Result<(usize, &[u8]), String> {
+    let (len, length_field) = match frame_length(bytes, offset, framing) {
+        FrameLength::Length(len, field) => (len, field),
+        FrameLength::Incomplete => return Err("record header incomplete".into()),
+        FrameLength::Malformed => return Err("record length field malformed".into()),
+    };
+    let crc_at = offset + length_field.len();
+    let stored_crc = get_u32_at(bytes, crc_at).ok_or("record header incomplete")?;
+    let start = crc_at + 4;
     let payload = start
         .checked_add(len)
         .and_then(|end| bytes.get(start..end))
@@ -191,21 +268,27 @@ fn frame_at(bytes: &[u8], offset: usize) -> std::result::Result<&[u8], String> {
     if len == 0 {
         return Err("record of length zero".into());
     }
-    let actual_crc = crc32c_two(&(len as u32).to_le_bytes(), payload);
+    let actual_crc = crc32c_two(length_field, payload);
     if stored_crc != actual_crc {
         return Err(format!(
             "record checksum mismatch: stored {stored_crc:#010x}, computed {actual_crc:#010x}"
         ));
     }
-    Ok(payload)
+    Ok((start, payload))
 }
 
-fn classify_bad_record(bytes: &[u8], offset: usize, detail: String) -> ScanEnd {
+fn classify_bad_record(bytes: &[u8], offset: usize, framing: Framing, detail: String) -> ScanEnd {
     let rest = &bytes[offset..];
-    let claimed_end = get_u32_at(bytes, offset)
-        .and_then(|len| (offset + RECORD_HEADER_LEN).checked_add(len as usize));
-    let runs_past_end = claimed_end.is_none_or(|end| end > bytes.len());
-    let is_last_record = claimed_end == Some(bytes.len());
+    // Where the frame claims to end: `None` when its length field is cut off by the end of
+    // the file (so it runs past the end), unknown when the field is malformed (damage).
+    let (runs_past_end, is_last_record) = match frame_length(bytes, offset, framing) {
+        FrameLength::Length(len, field) => {
+            let claimed_end = (offset + field.len() + 4).checked_add(len);
+            (claimed_end.is_none_or(|end| end > bytes.len()), claimed_end == Some(bytes.len()))
+        }
+        FrameLength::Incomplete => (true, false),
+        FrameLength::Malformed => (false, false),
+    };
     let rest_is_zeros = rest.iter().all(|&byte| byte == 0);
     if runs_past_end || is_last_record || rest_is_zeros {
         ScanEnd::TornTail { offset: offset as u64 }
@@ -220,13 +303,26 @@ mod tests {
     use crate::fs::SimFs;
 
     const MAGIC: u64 = 0x0102_0304_0506_0708;
+    /// Test files: version 1 is framed fixed, version 2 compact.
+    const VERSIONS: [u32; 2] = [1, 2];
 
-    fn write_file(fs: &SimFs, payloads: &[&[u8]]) -> PathBuf {
+    fn framing_of(version: u32) -> Framing {
+        if version >= 2 {
+            Framing::Compact
+        } else {
+            Framing::Fixed
+        }
+    }
+
+    fn write_file(fs: &SimFs, version: u32, payloads: &[&[u8]]) -> PathBuf {
         let path = PathBuf::from("/db/log");
         fs.create_dir_all(Path::new("/db")).unwrap();
-        let mut writer = RecordWriter::create(fs, &path, MAGIC, 1).unwrap();
+        let mut writer = RecordWriter::create(fs, &path, MAGIC, version).unwrap();
         for payload in payloads {
-            writer.append_record(payload).unwrap();
+            let (head, body) = payload.split_at(payload.len() / 2);
+            let mut framed = Vec::new();
+            encode_record_parts(&mut framed, framing_of(version), head, body);
+            writer.append_framed(&framed).unwrap();
         }
         writer.sync().unwrap();
         path
@@ -234,7 +330,7 @@ mod tests {
 
     fn scan(fs: &SimFs, path: &Path) -> (Vec<Vec<u8>>, Result<ScanEnd>) {
         let mut records = Vec::new();
-        let end = scan_records(fs, path, MAGIC, 1, |_, payload| {
+        let end = scan_records(fs, path, MAGIC, 2, framing_of, |_, _, payload| {
             records.push(payload.to_vec());
             Ok(())
         });
@@ -243,65 +339,115 @@ mod tests {
 
     #[test]
     fn records_round_trip() {
-        let fs = SimFs::new();
-        let path = write_file(&fs, &[b"one", b"two", &[9; 1000]]);
-        let (records, end) = scan(&fs, &path);
-        assert_eq!(end.unwrap(), ScanEnd::Clean);
-        assert_eq!(records, vec![b"one".to_vec(), b"two".to_vec(), vec![9; 1000]]);
+        for version in VERSIONS {
+            let fs = SimFs::new();
+            let long = [9u8; 1000];
+            let path = write_file(&fs, version, &[b"one", b"two", &long]);
+            let (records, end) = scan(&fs, &path);
+            assert_eq!(end.unwrap(), ScanEnd::Clean, "version {version}");
+            assert_eq!(records, vec![b"one".to_vec(), b"two".to_vec(), vec![9; 1000]]);
+        }
+    }
+
+    #[test]
+    fn fixed_frames_are_the_manifest_layout_and_compact_frames_save_three_bytes() {
+        let mut fixed = Vec::new();
+        encode_record(&mut fixed, b"abc");
+        assert_eq!(&fixed[..4], &3u32.to_le_bytes());
+        assert_eq!(&fixed[4..8], &crc32c_two(&3u32.to_le_bytes(), b"abc").to_le_bytes());
+        assert_eq!(&fixed[8..], b"abc");
+
+        let mut compact = Vec::new();
+        encode_record_parts(&mut compact, Framing::Compact, b"a", b"bc");
+        assert_eq!(compact[0], 3);
+        assert_eq!(&compact[1..5], &crc32c_two(&[3], b"abc").to_le_bytes());
+        assert_eq!(&compact[5..], b"abc");
+        // A 200-byte payload takes a two-byte length.
+        let mut compact = Vec::new();
+        encode_record_parts(&mut compact, Framing::Compact, &[], &[7; 200]);
+        assert_eq!(&compact[..2], &[0xc8, 0x01]);
+        assert_eq!(compact.len(), 2 + 4 + 200);
     }
 
     #[test]
     fn every_truncation_gives_a_prefix_and_a_torn_tail() {
-        let fs = SimFs::new();
-        let path = write_file(&fs, &[b"first", b"second", b"third"]);
-        let full = fs.read_live(&path).unwrap();
-        for len in 0..full.len() {
+        for version in VERSIONS {
             let fs = SimFs::new();
-            fs.create_dir_all(Path::new("/db")).unwrap();
-            fs.create(&path).unwrap().append(&full[..len]).unwrap();
-            let (records, end) = scan(&fs, &path);
-            let end = end.unwrap();
-            if len < FILE_HEADER_LEN {
-                assert_eq!(end, ScanEnd::TornHeader, "len {len}");
-            } else {
-                assert!(
-                    matches!(end, ScanEnd::TornTail { .. } | ScanEnd::Clean),
-                    "len {len}: {end:?}"
-                );
-            }
-            let expected: Vec<&[u8]> = vec![b"first", b"second", b"third"];
-            assert!(records.len() <= 3);
-            for (got, want) in records.iter().zip(expected) {
-                assert_eq!(got, want);
+            let long = [5u8; 300];
+            let payloads: Vec<&[u8]> = vec![b"first", &long, b"third"];
+            let path = write_file(&fs, version, &payloads);
+            let full = fs.read_live(&path).unwrap();
+            for len in 0..full.len() {
+                let fs = SimFs::new();
+                fs.create_dir_all(Path::new("/db")).unwrap();
+                fs.create(&path).unwrap().append(&full[..len]).unwrap();
+                let (records, end) = scan(&fs, &path);
+                let end = end.unwrap();
+                if len < FILE_HEADER_LEN {
+                    assert_eq!(end, ScanEnd::TornHeader, "version {version}, len {len}");
+                } else {
+                    assert!(
+                        matches!(end, ScanEnd::TornTail { .. } | ScanEnd::Clean),
+                        "version {version}, len {len}: {end:?}"
+                    );
+                }
+                assert!(records.len() <= 3);
+                for (got, want) in records.iter().zip(&payloads) {
+                    assert_eq!(got, want);
+                }
             }
         }
     }
 
     #[test]
     fn damage_in_the_middle_is_corruption_and_at_the_end_is_a_torn_tail() {
-        let fs = SimFs::new();
-        let path = write_file(&fs, &[b"first", b"second", b"third"]);
-        let first_payload = FILE_HEADER_LEN + RECORD_HEADER_LEN;
-        fs.corrupt_byte(&path, first_payload, 0x01);
-        let (records, end) = scan(&fs, &path);
-        assert!(records.is_empty());
-        assert!(
-            matches!(end.unwrap(), ScanEnd::Corrupt { offset, .. } if offset == FILE_HEADER_LEN as u64)
-        );
+        for version in VERSIONS {
+            let fs = SimFs::new();
+            let path = write_file(&fs, version, &[b"first", b"second", b"third"]);
+            let first_frame_header = if version == 1 { RECORD_HEADER_LEN } else { 5 };
+            fs.corrupt_byte(&path, FILE_HEADER_LEN + first_frame_header, 0x01);
+            let (records, end) = scan(&fs, &path);
+            assert!(records.is_empty());
+            assert!(
+                matches!(end.unwrap(), ScanEnd::Corrupt { offset, .. } if offset == FILE_HEADER_LEN as u64),
+                "version {version}"
+            );
 
+            let fs = SimFs::new();
+            let path = write_file(&fs, version, &[b"first", b"second", b"third"]);
+            let size = fs.read_live(&path).unwrap().len();
+            fs.corrupt_byte(&path, size - 1, 0x80);
+            let (records, end) = scan(&fs, &path);
+            assert_eq!(records.len(), 2);
+            assert!(matches!(end.unwrap(), ScanEnd::TornTail { .. }), "version {version}");
+        }
+    }
+
+    #[test]
+    fn a_malformed_compact_length_in_the_middle_is_corruption() {
         let fs = SimFs::new();
-        let path = write_file(&fs, &[b"first", b"second", b"third"]);
-        let size = fs.read_live(&path).unwrap().len();
-        fs.corrupt_byte(&path, size - 1, 0x80);
-        let (records, end) = scan(&fs, &path);
-        assert_eq!(records.len(), 2);
-        assert!(matches!(end.unwrap(), ScanEnd::TornTail { .. }));
+        let path = write_file(&fs, 2, &[b"first", b"second", b"third"]);
+        let mut bytes = fs.read_live(&path).unwrap();
+        // Six continuation bytes where the first record's one-byte length was: too long for
+        // a length, and not a torn tail (valid records follow).
+        bytes.splice(FILE_HEADER_LEN..FILE_HEADER_LEN + 1, [0xff; 6]);
+        let damaged = Path::new("/db/damaged");
+        fs.create(damaged).unwrap().append(&bytes).unwrap();
+        let (records, end) = scan(&fs, damaged);
+        assert!(records.is_empty());
+        match end.unwrap() {
+            ScanEnd::Corrupt { offset, detail } => {
+                assert_eq!(offset, FILE_HEADER_LEN as u64);
+                assert!(detail.contains("length field malformed"), "{detail}");
+            }
+            other => panic!("expected corruption, got {other:?}"),
+        }
     }
 
     #[test]
     fn zeroed_tail_is_torn_and_bad_headers_are_errors() {
         let fs = SimFs::new();
-        let path = write_file(&fs, &[b"first"]);
+        let path = write_file(&fs, 1, &[b"first"]);
         let mut writer = fs.create(Path::new("/db/zeros")).unwrap();
         let mut bytes = fs.read_live(&path).unwrap();
         bytes.extend_from_slice(&[0; 100]);
@@ -310,10 +456,10 @@ mod tests {
         assert_eq!(records.len(), 1);
         assert!(matches!(end.unwrap(), ScanEnd::TornTail { .. }));
 
-        let wrong_magic = scan_records(&fs, &path, MAGIC + 1, 1, |_, _| Ok(()));
+        let wrong_magic = scan_records(&fs, &path, MAGIC + 1, 1, framing_of, |_, _, _| Ok(()));
         assert!(wrong_magic.unwrap_err().is_corruption());
         fs.corrupt_byte(&path, 3, 0xff);
-        let bad_header = scan_records(&fs, &path, MAGIC, 1, |_, _| Ok(()));
+        let bad_header = scan_records(&fs, &path, MAGIC, 1, framing_of, |_, _, _| Ok(()));
         assert!(matches!(bad_header.unwrap_err(), Error::ChecksumMismatch { offset: 0, .. }));
     }
 
@@ -324,7 +470,7 @@ mod tests {
         let path = PathBuf::from("/db/v2");
         let mut writer = RecordWriter::create(&fs, &path, MAGIC, 2).unwrap();
         writer.append_record(b"x").unwrap();
-        let error = scan_records(&fs, &path, MAGIC, 1, |_, _| Ok(())).unwrap_err();
+        let error = scan_records(&fs, &path, MAGIC, 1, framing_of, |_, _, _| Ok(())).unwrap_err();
         assert!(matches!(error, Error::UnsupportedVersion { found: 2, supported: 1, .. }));
     }
 }

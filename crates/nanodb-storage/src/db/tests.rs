@@ -142,7 +142,7 @@ fn append_batch(
     let mut batch = crate::batch::WriteBatch::new();
     batch.put(key, b"v");
     let mut framed = Vec::new();
-    crate::record_log::encode_record(&mut framed, batch.encode_with_seqno(seqno_first));
+    crate::wal::encode_batch_record(&mut framed, &batch, seqno_first);
     wal.append_framed(&framed).unwrap();
     wal.sync().unwrap();
     let _ = fs;

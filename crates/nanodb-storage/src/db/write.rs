@@ -23,7 +23,6 @@ use crate::manifest::sync_dir;
 use crate::memtable::Memtable;
 use crate::options::{Options, WriteOptions, SLOWDOWN_DELAY_MAX};
 use crate::range_del::{RangeTombstone, RANGE_TOMBSTONES_LIVE_MAX};
-use crate::record_log::encode_record;
 use crate::version::ReadView;
 use crate::wal::create_wal;
 use crate::{Error, Result};
@@ -256,7 +255,7 @@ fn commit_group(inner: &DbInner, group: &mut [PendingWrite]) -> Result<()> {
     buffer.clear();
     let mut seqno = seqno_first;
     for write in group.iter_mut().filter(|write| write.rejected.is_none()) {
-        encode_record(&mut buffer, write.batch.encode_with_seqno(seqno));
+        crate::wal::encode_batch_record(&mut buffer, &write.batch, seqno);
         write.seqno_first = seqno;
         seqno += write.batch.len() as u64;
     }

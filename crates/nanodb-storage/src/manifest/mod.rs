@@ -23,7 +23,7 @@ pub use state::{ManifestState, LEVEL_COUNT};
 
 use crate::filenames::{manifest_name, parse_file_name, FileKind, CURRENT_FILE_NAME};
 use crate::fs::Fs;
-use crate::record_log::{scan_records, RecordWriter, ScanEnd};
+use crate::record_log::{scan_records, Framing, RecordWriter, ScanEnd};
 use crate::{Error, Result};
 use std::path::Path;
 
@@ -115,8 +115,13 @@ pub fn recover(fs: &dyn Fs, dir: &Path, number: u64) -> Result<ManifestState> {
     // it was written before keys carried their keyspace prefix.
     let mut state = ManifestState { next_keyspace_id: 0, ..ManifestState::default() };
     let mut records = 0u64;
-    let end =
-        scan_records(fs, &path, MANIFEST_MAGIC, MANIFEST_FORMAT_VERSION, |offset, payload| {
+    let end = scan_records(
+        fs,
+        &path,
+        MANIFEST_MAGIC,
+        MANIFEST_FORMAT_VERSION,
+        |_| Framing::Fixed,
+        |_, offset, payload| {
             let edit = VersionEdit::decode(payload).map_err(|detail| {
                 Error::corruption(&path, format!("edit at offset {offset}: {detail}"))
             })?;
@@ -125,7 +130,8 @@ pub fn recover(fs: &dyn Fs, dir: &Path, number: u64) -> Result<ManifestState> {
             })?;
             records += 1;
             Ok(())
-        })?;
+        },
+    )?;
     match end {
         ScanEnd::Clean | ScanEnd::TornTail { .. } if records > 0 && state.next_keyspace_id == 0 => {
             Err(Error::UnsupportedVersion {
