@@ -276,8 +276,9 @@ impl WriteBatch {
     }
 
     /// Size of the batch's operations plus a 12-byte header (`BATCH_HEADER_LEN`), in bytes:
-    /// what the batch-size and group-commit limits count. Its WAL record is smaller (a varint
-    /// header of usually 4 to 6 bytes and a frame of 5 or 6).
+    /// what the batch-size and group-commit limits count. Its WAL record takes about as much:
+    /// the ops, a varint header (usually 4 to 6 bytes) and a frame of 5 to 9 bytes (5 for a
+    /// payload under 128 bytes).
     pub fn size_bytes(&self) -> usize {
         BATCH_HEADER_LEN + self.rep.len()
     }

@@ -23,8 +23,14 @@ pub const VALUE_SIZE_BYTES_MAX_DEFAULT: usize = 16 * 1024 * 1024;
 pub const VALUE_SIZE_BYTES_MAX_LIMIT: usize = 256 * 1024 * 1024;
 /// Default largest encoded write batch, in bytes.
 pub const BATCH_SIZE_BYTES_MAX_DEFAULT: usize = 64 * 1024 * 1024;
-/// Hard ceiling for `Options::batch_size_bytes_max` (a WAL record length is a `u32`).
-pub const BATCH_SIZE_BYTES_MAX_LIMIT: usize = (u32::MAX as usize) / 2;
+/// Hard ceiling for `Options::batch_size_bytes_max`: a WAL record's payload is at most
+/// `record_log::RECORD_PAYLOAD_BYTES_MAX` (2^31 − 1), and the varint header a batch gets when
+/// it commits can take one byte more than the 12 `WriteBatch::size_bytes` counts.
+pub const BATCH_SIZE_BYTES_MAX_LIMIT: usize = (u32::MAX as usize) / 2 - 1;
+const _: () = assert!(
+    BATCH_SIZE_BYTES_MAX_LIMIT - crate::batch::BATCH_HEADER_LEN + 13
+        <= crate::record_log::RECORD_PAYLOAD_BYTES_MAX
+);
 /// Smallest allowed `Options::batch_size_bytes_max`.
 pub const BATCH_SIZE_BYTES_MAX_MIN: usize = 64;
 /// Smallest allowed `Options::block_size_bytes`.

@@ -277,24 +277,45 @@ fn frame_at(
     Ok((start, payload))
 }
 
+/// How far past a bad compact frame `classify_bad_record` looks for an intact one, in bytes.
+const INTACT_FRAME_SEARCH_BYTES: usize = 64 * 1024;
+
 fn classify_bad_record(bytes: &[u8], offset: usize, framing: Framing, detail: String) -> ScanEnd {
     let rest = &bytes[offset..];
     // Where the frame claims to end: `None` when its length field is cut off by the end of
-    // the file (so it runs past the end), unknown when the field is malformed (damage).
-    let (runs_past_end, is_last_record) = match frame_length(bytes, offset, framing) {
-        FrameLength::Length(len, field) => {
-            let claimed_end = (offset + field.len() + 4).checked_add(len);
-            (claimed_end.is_none_or(|end| end > bytes.len()), claimed_end == Some(bytes.len()))
-        }
-        FrameLength::Incomplete => (true, false),
-        FrameLength::Malformed => (false, false),
+    // the file (so it runs past the end), unknown when the field is malformed.
+    let claimed_end = match frame_length(bytes, offset, framing) {
+        FrameLength::Length(len, field) => (offset + field.len() + 4).checked_add(len),
+        FrameLength::Incomplete => None,
+        FrameLength::Malformed => Some(offset),
     };
+    let runs_past_end = claimed_end.is_none_or(|end| end > bytes.len());
+    let is_last_record = claimed_end == Some(bytes.len());
     let rest_is_zeros = rest.iter().all(|&byte| byte == 0);
-    if runs_past_end || is_last_record || rest_is_zeros {
+    // A compact frame's one-byte length, read from garbage a crash left in the unsynced tail,
+    // usually claims an end inside the file; so there, damage counts as damage in the middle
+    // only when an intact record follows it: at the claimed end, or within the next
+    // `INTACT_FRAME_SEARCH_BYTES`. (The fixed frame, kept by the manifest, keeps its rule:
+    // garbage gives a four-byte length that almost always runs past the end.)
+    let nothing_intact_follows =
+        framing == Framing::Compact && !intact_frame_follows(bytes, offset, claimed_end);
+    if runs_past_end || is_last_record || rest_is_zeros || nothing_intact_follows {
         ScanEnd::TornTail { offset: offset as u64 }
     } else {
         ScanEnd::Corrupt { offset: offset as u64, detail }
     }
+}
+
+/// True if a compact frame with a valid checksum starts at `claimed_end` or anywhere in the
+/// `INTACT_FRAME_SEARCH_BYTES` after `offset`.
+fn intact_frame_follows(bytes: &[u8], offset: usize, claimed_end: Option<usize>) -> bool {
+    let is_intact =
+        |start: usize| start < bytes.len() && frame_at(bytes, start, Framing::Compact).is_ok();
+    if claimed_end.is_some_and(|end| end > offset && is_intact(end)) {
+        return true;
+    }
+    let search_end = bytes.len().min(offset.saturating_add(1 + INTACT_FRAME_SEARCH_BYTES));
+    (offset + 1..search_end).any(is_intact)
 }
 
 #[cfg(test)]
@@ -442,6 +463,49 @@ mod tests {
             }
             other => panic!("expected corruption, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_garbage_tail_after_compact_frames_is_torn_however_its_length_reads() {
+        let fs = SimFs::new();
+        let path = write_file(&fs, 2, &[b"first", b"second"]);
+        let good = fs.read_live(&path).unwrap();
+        // Garbage whose first byte reads as a short length ending inside it, garbage with a
+        // malformed length, and garbage claiming to end exactly at the end of the file.
+        let tails: [Vec<u8>; 3] = [
+            vec![3, 0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12],
+            vec![0xff; 40],
+            vec![5, 0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4, 5],
+        ];
+        for tail in tails {
+            let mut bytes = good.clone();
+            bytes.extend_from_slice(&tail);
+            let torn = Path::new("/db/torn");
+            let _ = fs.remove_file(torn);
+            fs.create(torn).unwrap().append(&bytes).unwrap();
+            let (records, end) = scan(&fs, torn);
+            assert_eq!(records.len(), 2, "tail {tail:?}");
+            assert_eq!(end.unwrap(), ScanEnd::TornTail { offset: good.len() as u64 });
+        }
+    }
+
+    #[test]
+    fn a_damaged_compact_length_followed_by_an_intact_record_is_corruption() {
+        let fs = SimFs::new();
+        let long = [7u8; 300];
+        let path = write_file(&fs, 2, &[&long, b"second", b"third"]);
+        let mut bytes = fs.read_live(&path).unwrap();
+        // The 300-byte payload's length is two bytes (0xac 0x02): make it claim 44 bytes, so
+        // the frame ends inside its own payload, where no record starts.
+        bytes[FILE_HEADER_LEN] = 0x2c;
+        bytes[FILE_HEADER_LEN + 1] = 0x7f;
+        let damaged = Path::new("/db/damaged-length");
+        fs.create(damaged).unwrap().append(&bytes).unwrap();
+        let (records, end) = scan(&fs, damaged);
+        assert!(records.is_empty());
+        assert!(
+            matches!(end.unwrap(), ScanEnd::Corrupt { offset, .. } if offset == FILE_HEADER_LEN as u64)
+        );
     }
 
     #[test]
