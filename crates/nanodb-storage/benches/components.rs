@@ -128,7 +128,14 @@ fn wal(c: &mut Criterion) {
             || {
                 let path = dir.path().join("bench.wal");
                 let _ = RealFs.remove_file(&path);
-                RecordWriter::create(&RealFs, &path, WAL_MAGIC, WAL_FORMAT_VERSION).expect("wal")
+                RecordWriter::create(
+                    &RealFs,
+                    &path,
+                    WAL_MAGIC,
+                    WAL_FORMAT_VERSION,
+                    Framing::Compact,
+                )
+                .expect("wal")
             },
             |writer| {
                 let mut framed = Vec::with_capacity(140);

@@ -46,11 +46,6 @@ pub enum Framing {
     Compact,
 }
 
-/// Appends the fixed frame of one record to `out`.
-pub fn encode_record(out: &mut Vec<u8>, payload: &[u8]) {
-    encode_record_parts(out, Framing::Fixed, &[], payload);
-}
-
 /// Appends the frame of one record whose payload is `head ‖ body` to `out`, without copying
 /// the two parts together first.
 pub fn encode_record_parts(out: &mut Vec<u8>, framing: Framing, head: &[u8], body: &[u8]) {
@@ -82,21 +77,36 @@ pub struct RecordWriter {
     file: Box<dyn WritableFile>,
     path: PathBuf,
     size_bytes: u64,
+    /// How `append_record` frames: what the file's format version says.
+    framing: Framing,
 }
 
 impl RecordWriter {
-    /// Creates the file at `path` and writes its header (not yet synced).
-    pub fn create(fs: &dyn Fs, path: &Path, magic: u64, version: u32) -> Result<RecordWriter> {
+    /// Creates the file at `path` and writes its header (not yet synced); `append_record`
+    /// frames with `framing`, which must be the one `version` stands for.
+    pub fn create(
+        fs: &dyn Fs,
+        path: &Path,
+        magic: u64,
+        version: u32,
+        framing: Framing,
+    ) -> Result<RecordWriter> {
         let mut file = fs
             .create(path)
             .map_err(|error| Error::io(format!("create {}", path.display()), error))?;
         let header = encode_file_header(magic, version);
         file.append(&header)
             .map_err(|error| Error::io(format!("write header of {}", path.display()), error))?;
-        Ok(RecordWriter { file, path: path.to_path_buf(), size_bytes: FILE_HEADER_LEN as u64 })
+        Ok(RecordWriter {
+            file,
+            path: path.to_path_buf(),
+            size_bytes: FILE_HEADER_LEN as u64,
+            framing,
+        })
     }
 
-    /// Appends already-framed records (see `encode_record`).
+    /// Appends already-framed records (see `encode_record_parts`), framed as this file's
+    /// `framing`.
     pub fn append_framed(&mut self, framed: &[u8]) -> Result<()> {
         self.file
             .append(framed)
@@ -105,10 +115,10 @@ impl RecordWriter {
         Ok(())
     }
 
-    /// Frames (fixed framing) and appends one record.
+    /// Frames one record with the file's framing and appends it.
     pub fn append_record(&mut self, payload: &[u8]) -> Result<()> {
         let mut framed = Vec::with_capacity(RECORD_HEADER_LEN + payload.len());
-        encode_record(&mut framed, payload);
+        encode_record_parts(&mut framed, self.framing, &[], payload);
         self.append_framed(&framed)
     }
 
@@ -338,7 +348,8 @@ mod tests {
     fn write_file(fs: &SimFs, version: u32, payloads: &[&[u8]]) -> PathBuf {
         let path = PathBuf::from("/db/log");
         fs.create_dir_all(Path::new("/db")).unwrap();
-        let mut writer = RecordWriter::create(fs, &path, MAGIC, version).unwrap();
+        let mut writer =
+            RecordWriter::create(fs, &path, MAGIC, version, framing_of(version)).unwrap();
         for payload in payloads {
             let (head, body) = payload.split_at(payload.len() / 2);
             let mut framed = Vec::new();
@@ -373,7 +384,7 @@ mod tests {
     #[test]
     fn fixed_frames_are_the_manifest_layout_and_compact_frames_save_three_bytes() {
         let mut fixed = Vec::new();
-        encode_record(&mut fixed, b"abc");
+        encode_record_parts(&mut fixed, Framing::Fixed, b"", b"abc");
         assert_eq!(&fixed[..4], &3u32.to_le_bytes());
         assert_eq!(&fixed[4..8], &crc32c_two(&3u32.to_le_bytes(), b"abc").to_le_bytes());
         assert_eq!(&fixed[8..], b"abc");
@@ -532,7 +543,7 @@ mod tests {
         let fs = SimFs::new();
         fs.create_dir_all(Path::new("/db")).unwrap();
         let path = PathBuf::from("/db/v2");
-        let mut writer = RecordWriter::create(&fs, &path, MAGIC, 2).unwrap();
+        let mut writer = RecordWriter::create(&fs, &path, MAGIC, 2, Framing::Compact).unwrap();
         writer.append_record(b"x").unwrap();
         let error = scan_records(&fs, &path, MAGIC, 1, framing_of, |_, _, _| Ok(())).unwrap_err();
         assert!(matches!(error, Error::UnsupportedVersion { found: 2, supported: 1, .. }));

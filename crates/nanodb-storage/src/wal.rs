@@ -59,7 +59,13 @@ pub fn encode_batch_record(out: &mut Vec<u8>, batch: &WriteBatch, seqno_first: u
 
 /// Creates a new WAL file, writes its header and syncs it.
 pub fn create_wal(fs: &dyn Fs, path: &Path) -> Result<RecordWriter> {
-    let mut writer = RecordWriter::create(fs, path, WAL_MAGIC, WAL_FORMAT_VERSION)?;
+    let mut writer = RecordWriter::create(
+        fs,
+        path,
+        WAL_MAGIC,
+        WAL_FORMAT_VERSION,
+        framing_of(WAL_FORMAT_VERSION),
+    )?;
     writer.sync()?;
     Ok(writer)
 }
@@ -126,7 +132,7 @@ pub fn replay_wal(
 mod tests {
     use super::*;
     use crate::fs::SimFs;
-    use crate::record_log::{encode_record, FILE_HEADER_LEN};
+    use crate::record_log::FILE_HEADER_LEN;
     use std::path::PathBuf;
 
     fn wal_with_batches(count: u64) -> (SimFs, PathBuf) {
@@ -173,7 +179,8 @@ mod tests {
         // lengths): 14 bytes, against 24 in version 3.
         assert_eq!(framed.len(), 16 + 100 + 14);
         let mut fixed = Vec::new();
-        encode_record(&mut fixed, &batch.encode(BatchHeaderFormat::Fixed, 10_000_000));
+        let payload = batch.encode(BatchHeaderFormat::Fixed, 10_000_000);
+        encode_record_parts(&mut fixed, Framing::Fixed, &[], &payload);
         assert_eq!(fixed.len(), 16 + 100 + 24);
     }
 
@@ -213,7 +220,7 @@ mod tests {
         let fs = SimFs::new();
         fs.create_dir_all(Path::new("/db")).unwrap();
         let path = PathBuf::from("/db/000003.wal");
-        let mut writer = RecordWriter::create(&fs, &path, WAL_MAGIC, 3).unwrap();
+        let mut writer = RecordWriter::create(&fs, &path, WAL_MAGIC, 3, framing_of(3)).unwrap();
         for seqno in [1, 3] {
             let mut batch = WriteBatch::new();
             batch.put(b"a", b"1").delete(b"b");
@@ -261,9 +268,7 @@ mod tests {
         let path = PathBuf::from("/db/000002.wal");
         let mut writer = create_wal(&fs, &path).unwrap();
         // A valid frame whose payload claims 104 ops ("h") and holds three bytes.
-        let mut framed = Vec::new();
-        encode_record_parts(&mut framed, Framing::Compact, b"", b"short");
-        writer.append_framed(&framed).unwrap();
+        writer.append_record(b"short").unwrap();
         let error = replay(&fs, &path, WalRecovery::StopAtFirstCorruption).unwrap_err();
         assert!(error.is_corruption(), "{error}");
     }

@@ -196,6 +196,7 @@ fn out_of_range_seqnos_in_the_wal_are_corruption_not_a_panic() {
             &wal_path,
             crate::wal::WAL_MAGIC,
             crate::wal::WAL_FORMAT_VERSION,
+            crate::record_log::Framing::Compact,
         )
         .unwrap();
         append_batch(&fs, &mut wal, seqno, b"k");

@@ -53,7 +53,13 @@ impl ManifestWriter {
         state: &ManifestState,
     ) -> Result<ManifestWriter> {
         let path = dir.join(manifest_name(number));
-        let mut writer = RecordWriter::create(fs, &path, MANIFEST_MAGIC, MANIFEST_FORMAT_VERSION)?;
+        let mut writer = RecordWriter::create(
+            fs,
+            &path,
+            MANIFEST_MAGIC,
+            MANIFEST_FORMAT_VERSION,
+            Framing::Fixed,
+        )?;
         writer.append_record(&state.snapshot_edit().encode())?;
         writer.sync()?;
         sync_dir(fs, dir)?;
@@ -209,7 +215,8 @@ mod tests {
         let fs = SimFs::new();
         let dir = Path::new("/db");
         fs.create_dir_all(dir).unwrap();
-        RecordWriter::create(&fs, &dir.join(manifest_name(1)), MANIFEST_MAGIC, 1).unwrap();
+        RecordWriter::create(&fs, &dir.join(manifest_name(1)), MANIFEST_MAGIC, 1, Framing::Fixed)
+            .unwrap();
         assert!(recover(&fs, dir, 1).unwrap_err().is_corruption());
     }
 }
