@@ -19,7 +19,8 @@
 //! 1. A record is valid only if its whole frame is present and its checksum matches.
 //! 2. Scanning stops at the first invalid record and reports whether it looks like a torn
 //!    tail (the normal result of a crash: the frame runs past the end of the file, or the
-//!    rest of the file is zeros, or it is the last record) or damage in the middle.
+//!    rest of the file is zeros, or it is the last record, or, compact framing only, no intact
+//!    record follows it) or damage in the middle.
 //! 3. Scanning allocates nothing proportional to a length field it has not checked against
 //!    the file size.
 
@@ -293,7 +294,8 @@ const INTACT_FRAME_SEARCH_BYTES: usize = 64 * 1024;
 fn classify_bad_record(bytes: &[u8], offset: usize, framing: Framing, detail: String) -> ScanEnd {
     let rest = &bytes[offset..];
     // Where the frame claims to end: `None` when its length field is cut off by the end of
-    // the file (so it runs past the end), unknown when the field is malformed.
+    // the file (so it runs past the end); its own offset, standing for no end, when the field
+    // is malformed.
     let claimed_end = match frame_length(bytes, offset, framing) {
         FrameLength::Length(len, field) => (offset + field.len() + 4).checked_add(len),
         FrameLength::Incomplete => None,
