@@ -22,7 +22,9 @@ pub fn put_varint(out: &mut Vec<u8>, mut value: u64) {
     out.push(value as u8);
 }
 
-/// `value` as a LEB128 varint in a stack buffer: the buffer and how many of its bytes are used.
+/// `value` as a LEB128 varint in a stack buffer: the buffer and how many of its bytes are used
+/// (the same bytes as `put_varint`, for a caller that frames them before it can append them;
+/// `put_varint` keeps its own push loop, being on the block builder's hot path).
 pub fn varint_bytes(mut value: u64) -> ([u8; VARINT_U64_LEN_MAX], usize) {
     let mut bytes = [0u8; VARINT_U64_LEN_MAX];
     let mut len = 0;
@@ -182,6 +184,8 @@ mod tests {
             let mut out = Vec::new();
             put_varint(&mut out, value);
             assert_eq!(out.len(), varint_len(value), "value {value}");
+            let (bytes, len) = varint_bytes(value);
+            assert_eq!(&bytes[..len], &out[..], "varint_bytes of {value}");
             let mut decoder = Decoder::new(&out);
             assert_eq!(decoder.varint(), Some(value));
             assert!(decoder.is_empty());

@@ -235,9 +235,12 @@ enum FrameLength<'a> {
 
 fn frame_length(bytes: &[u8], offset: usize, framing: Framing) -> FrameLength<'_> {
     match framing {
-        Framing::Fixed => match (get_u32_at(bytes, offset), bytes.get(offset..offset + 4)) {
-            (Some(len), Some(field)) => FrameLength::Length(len as usize, field),
-            _ => FrameLength::Incomplete,
+        Framing::Fixed => match offset.checked_add(4).and_then(|end| bytes.get(offset..end)) {
+            Some(field) => {
+                let len = u32::from_le_bytes([field[0], field[1], field[2], field[3]]);
+                FrameLength::Length(len as usize, field)
+            }
+            None => FrameLength::Incomplete,
         },
         Framing::Compact => {
             let mut len = 0usize;

@@ -2,9 +2,9 @@
 //!
 //! A WAL file is a record file (`record_log`) whose records are encoded `WriteBatch`es, each
 //! stamped with the seqno of its first operation (docs/format/wal.md). Files of version 4 on
-//! frame records compactly and give batches a varint header; replay still reads version 3. Each memtable has one
-//! WAL file; a new one is started when the memtable is frozen, and the old file is deleted once
-//! the memtable's SST is recorded in the manifest.
+//! frame records compactly and give batches a varint header; replay still reads version 3.
+//! Each memtable has one WAL file; a new one is started when the memtable is frozen, and the
+//! old file is deleted once the memtable's SST is recorded in the manifest.
 //!
 //! Thread safety: `WalWriter` is owned by the write path and used only by the current
 //! group-commit leader.
@@ -42,19 +42,21 @@ fn framing_of(version: u32) -> Framing {
     }
 }
 
+/// Batches have a varint header exactly in the files whose records are framed compactly.
 fn batch_header_format_of(version: u32) -> BatchHeaderFormat {
-    if version >= WAL_VERSION_COMPACT {
-        BatchHeaderFormat::Varint
-    } else {
-        BatchHeaderFormat::Fixed
+    match framing_of(version) {
+        Framing::Compact => BatchHeaderFormat::Varint,
+        Framing::Fixed => BatchHeaderFormat::Fixed,
     }
 }
 
 /// Appends the record of `batch`, committed at `seqno_first`, to `out`, framed for a WAL of
 /// the current version.
 pub fn encode_batch_record(out: &mut Vec<u8>, batch: &WriteBatch, seqno_first: u64) {
+    debug_assert_eq!(batch_header_format_of(WAL_FORMAT_VERSION), BatchHeaderFormat::Varint);
     let (header, header_len) = batch.varint_header(seqno_first);
-    encode_record_parts(out, Framing::Compact, &header[..header_len], batch.ops_bytes());
+    let framing = framing_of(WAL_FORMAT_VERSION);
+    encode_record_parts(out, framing, &header[..header_len], batch.ops_bytes());
 }
 
 /// Creates a new WAL file, writes its header and syncs it.
@@ -98,14 +100,13 @@ pub fn replay_wal(
         WAL_FORMAT_VERSION,
         framing_of,
         |version, offset, payload| {
+            let corrupt = |detail: &str| {
+                Error::corruption(path, format!("WAL record at offset {offset}: {detail}"))
+            };
             let (header, ops) =
-                decode_batch(payload, batch_header_format_of(version)).map_err(|detail| {
-                    Error::corruption(path, format!("WAL record at offset {offset}: {detail}"))
-                })?;
+                decode_batch(payload, batch_header_format_of(version)).map_err(corrupt)?;
             let ops: Vec<BatchOp<'_>> =
-                ops.collect::<std::result::Result<_, _>>().map_err(|detail| {
-                    Error::corruption(path, format!("WAL record at offset {offset}: {detail}"))
-                })?;
+                ops.collect::<std::result::Result<_, _>>().map_err(corrupt)?;
             batches += 1;
             on_batch(header, &mut ops.into_iter())
         },
@@ -135,11 +136,17 @@ mod tests {
     use crate::record_log::FILE_HEADER_LEN;
     use std::path::PathBuf;
 
-    fn wal_with_batches(count: u64) -> (SimFs, PathBuf) {
+    /// A filesystem holding `/db/<name>`, a new WAL of the current version, and its writer.
+    fn new_wal(name: &str) -> (SimFs, PathBuf, RecordWriter) {
         let fs = SimFs::new();
         fs.create_dir_all(Path::new("/db")).unwrap();
-        let path = PathBuf::from("/db/000001.wal");
-        let mut writer = create_wal(&fs, &path).unwrap();
+        let path = Path::new("/db").join(name);
+        let writer = create_wal(&fs, &path).unwrap();
+        (fs, path, writer)
+    }
+
+    fn wal_with_batches(count: u64) -> (SimFs, PathBuf) {
+        let (fs, path, mut writer) = new_wal("000001.wal");
         for index in 0..count {
             let mut batch = WriteBatch::new();
             batch.put(format!("key{index}"), b"value");
@@ -186,10 +193,7 @@ mod tests {
 
     #[test]
     fn the_format_example_is_what_the_writer_writes() {
-        let fs = SimFs::new();
-        fs.create_dir_all(Path::new("/db")).unwrap();
-        let path = PathBuf::from("/db/000001.wal");
-        let mut writer = create_wal(&fs, &path).unwrap();
+        let (fs, path, mut writer) = new_wal("000001.wal");
         let mut first = WriteBatch::new();
         first.put(b"apple", b"red").delete(b"pear");
         let mut second = WriteBatch::new();
@@ -263,10 +267,7 @@ mod tests {
 
     #[test]
     fn malformed_batch_with_valid_checksum_is_corruption() {
-        let fs = SimFs::new();
-        fs.create_dir_all(Path::new("/db")).unwrap();
-        let path = PathBuf::from("/db/000002.wal");
-        let mut writer = create_wal(&fs, &path).unwrap();
+        let (fs, path, mut writer) = new_wal("000002.wal");
         // A valid frame whose payload claims 104 ops ("h") and holds three bytes.
         writer.append_record(b"short").unwrap();
         let error = replay(&fs, &path, WalRecovery::StopAtFirstCorruption).unwrap_err();
