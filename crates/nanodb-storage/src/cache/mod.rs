@@ -13,7 +13,8 @@
 //! its cache what the memtables do not use); a smaller capacity evicts at once.
 //!
 //! Thread safety: `Send + Sync`; keys are spread over `SHARD_COUNT` shards, each under its own
-//! mutex held only for a few map operations (never during I/O).
+//! mutex held only for a few map operations (never during I/O). The hit, miss and insert
+//! counters live in the shards too, so readers on different cores share no counter line.
 //!
 //! Invariants:
 //! 1. Per shard, `usage_bytes` is the sum of the charges of its entries, and after every
@@ -68,9 +69,6 @@ impl CachedBlock {
 pub struct BlockCache {
     shards: Vec<Mutex<Shard>>,
     capacity_bytes: AtomicU64,
-    hits: AtomicU64,
-    misses: AtomicU64,
-    inserts: AtomicU64,
 }
 
 impl std::fmt::Debug for BlockCache {
@@ -104,9 +102,6 @@ impl BlockCache {
         Arc::new(BlockCache {
             shards: (0..SHARD_COUNT).map(|_| Mutex::new(Shard::default())).collect(),
             capacity_bytes: AtomicU64::new(capacity_bytes),
-            hits: AtomicU64::new(0),
-            misses: AtomicU64::new(0),
-            inserts: AtomicU64::new(0),
         })
     }
 
@@ -146,11 +141,11 @@ impl BlockCache {
                 if segment == Segment::Probation {
                     shard.enforce(self.shard_capacity_bytes());
                 }
-                self.hits.fetch_add(1, Ordering::Relaxed);
+                shard.counters.hits += 1;
                 Some(block)
             }
             None => {
-                self.misses.fetch_add(1, Ordering::Relaxed);
+                shard.counters.misses += 1;
                 None
             }
         }
@@ -169,7 +164,7 @@ impl BlockCache {
         }
         shard.insert(key, block, charge);
         shard.enforce(shard_capacity_bytes);
-        self.inserts.fetch_add(1, Ordering::Relaxed);
+        shard.counters.inserts += 1;
     }
 
     /// Bytes charged by the cached blocks now.
@@ -177,15 +172,18 @@ impl BlockCache {
         self.shards.iter().map(|shard| shard.lock().usage_bytes).sum()
     }
 
-    /// The counters.
+    /// The counters (summed over the shards, each read under its lock).
     pub fn stats(&self) -> BlockCacheStats {
-        BlockCacheStats {
-            capacity_bytes: self.capacity_bytes(),
-            usage_bytes: self.usage_bytes(),
-            hits: self.hits.load(Ordering::Relaxed),
-            misses: self.misses.load(Ordering::Relaxed),
-            inserts: self.inserts.load(Ordering::Relaxed),
+        let mut stats =
+            BlockCacheStats { capacity_bytes: self.capacity_bytes(), ..BlockCacheStats::default() };
+        for shard in &self.shards {
+            let shard = shard.lock();
+            stats.usage_bytes += shard.usage_bytes;
+            stats.hits += shard.counters.hits;
+            stats.misses += shard.counters.misses;
+            stats.inserts += shard.counters.inserts;
         }
+        stats
     }
 }
 

@@ -5,6 +5,11 @@
 //!
 //! Thread safety: none of its own; `BlockCache` keeps each shard under a mutex.
 //!
+//! Hits on protected entries only mark them (`referenced`), without moving them: a hit is then
+//! a map lookup and one node write, and touches no neighbour. The mark is honoured when the
+//! entry reaches the oldest end of the protected segment: a marked entry is moved back to the
+//! newest end with its mark cleared (a second chance, as in CLOCK) instead of being demoted.
+//!
 //! Invariants:
 //! 1. `usage_bytes` is the sum of the charges of the live entries and `protected_bytes` that of
 //!    the protected ones.
@@ -34,6 +39,8 @@ struct Node {
     block: Option<CachedBlock>,
     charge: u64,
     segment: Segment,
+    /// Read again since it last reached the newest end of the protected segment.
+    referenced: bool,
     /// Towards the oldest entry of the segment.
     older: u32,
     /// Towards the newest entry.
@@ -83,6 +90,15 @@ pub(super) struct Shard {
     protected: List,
     protected_bytes: u64,
     pub usage_bytes: u64,
+    pub counters: Counters,
+}
+
+/// A shard's share of `BlockCacheStats`' counters.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct Counters {
+    pub hits: u64,
+    pub misses: u64,
+    pub inserts: u64,
 }
 
 impl Shard {
@@ -114,6 +130,9 @@ impl Shard {
     fn push_newest(&mut self, position: u32, segment: Segment) {
         let newest = self.list_mut(segment).newest;
         let node = &mut self.nodes[position as usize];
+        if segment == Segment::Probation {
+            node.referenced = false;
+        }
         node.segment = segment;
         node.older = newest;
         node.newer = NIL;
@@ -128,16 +147,18 @@ impl Shard {
         }
     }
 
-    /// The block under `key`, if cached, moved to the newest end of the protected segment;
-    /// with the segment it was in.
+    /// The block under `key`, if cached, with the segment it was in: a probation entry moves
+    /// to the newest end of the protected segment, a protected one is marked `referenced`.
     pub fn get(&mut self, key: BlockKey) -> Option<(CachedBlock, Segment)> {
         let position = *self.index.get(&key)?;
-        let node = &self.nodes[position as usize];
+        let node = &mut self.nodes[position as usize];
         let found = (node.block.clone()?, node.segment);
-        // The newest protected entry read again: already where a touch would put it.
-        if !(found.1 == Segment::Protected && self.protected.newest == position) {
-            self.unlink(position);
-            self.push_newest(position, Segment::Protected);
+        match found.1 {
+            Segment::Protected => node.referenced = true,
+            Segment::Probation => {
+                self.unlink(position);
+                self.push_newest(position, Segment::Protected);
+            }
         }
         Some(found)
     }
@@ -153,6 +174,7 @@ impl Shard {
             block: Some(block),
             charge,
             segment: Segment::Probation,
+            referenced: false,
             older: NIL,
             newer: NIL,
         };
@@ -187,13 +209,20 @@ impl Shard {
         true
     }
 
-    /// Demotes protected entries past the protected share, then evicts until within capacity.
+    /// Demotes protected entries past the protected share (a `referenced` one gets a second
+    /// chance at the newest end instead), then evicts until within capacity. Each second chance
+    /// clears a mark that a hit set, so the work is O(1) per hit and per insert, amortized.
     pub fn enforce(&mut self, capacity_bytes: u64) {
         let protected_max = capacity_bytes * PROTECTED_PERCENT / 100;
         while self.protected_bytes > protected_max && self.protected.oldest != NIL {
             let position = self.protected.oldest;
             self.unlink(position);
-            self.push_newest(position, Segment::Probation);
+            let node = &mut self.nodes[position as usize];
+            if std::mem::take(&mut node.referenced) {
+                self.push_newest(position, Segment::Protected);
+            } else {
+                self.push_newest(position, Segment::Probation);
+            }
         }
         while self.usage_bytes > capacity_bytes {
             if !self.remove_oldest(Segment::Probation) && !self.remove_oldest(Segment::Protected) {
@@ -240,35 +269,41 @@ mod tests {
     use std::collections::VecDeque;
     use std::sync::Arc;
 
-    /// The same policy written plainly: two queues searched linearly.
+    /// The same policy written plainly: two queues searched linearly, protected entries with
+    /// their mark.
     #[derive(Default)]
     struct Model {
         probation: VecDeque<(BlockKey, u64)>,
-        protected: VecDeque<(BlockKey, u64)>,
+        protected: VecDeque<(BlockKey, u64, bool)>,
     }
 
     impl Model {
-        fn bytes(queue: &VecDeque<(BlockKey, u64)>) -> u64 {
-            queue.iter().map(|(_, charge)| charge).sum()
+        fn bytes(&self) -> (u64, u64) {
+            let probation = self.probation.iter().map(|entry| entry.1).sum();
+            (probation, self.protected.iter().map(|entry| entry.1).sum())
         }
 
         fn get(&mut self, key: BlockKey) -> Option<Segment> {
-            let found = |queue: &VecDeque<(BlockKey, u64)>| queue.iter().position(|e| e.0 == key);
-            let (entry, segment) = if let Some(at) = found(&self.probation) {
-                (self.probation.remove(at)?, Segment::Probation)
-            } else {
-                (self.protected.remove(found(&self.protected)?)?, Segment::Protected)
-            };
-            self.protected.push_back(entry);
-            Some(segment)
+            if let Some(entry) = self.protected.iter_mut().find(|entry| entry.0 == key) {
+                entry.2 = true;
+                return Some(Segment::Protected);
+            }
+            let at = self.probation.iter().position(|entry| entry.0 == key)?;
+            let (key, charge) = self.probation.remove(at)?;
+            self.protected.push_back((key, charge, false));
+            Some(Segment::Probation)
         }
 
         fn enforce(&mut self, capacity: u64) {
-            while Model::bytes(&self.protected) > capacity * PROTECTED_PERCENT / 100 {
-                let entry = self.protected.pop_front().unwrap();
-                self.probation.push_back(entry);
+            while self.bytes().1 > capacity * PROTECTED_PERCENT / 100 {
+                let (key, charge, referenced) = self.protected.pop_front().unwrap();
+                if referenced {
+                    self.protected.push_back((key, charge, false));
+                } else {
+                    self.probation.push_back((key, charge));
+                }
             }
-            while Model::bytes(&self.probation) + Model::bytes(&self.protected) > capacity {
+            while self.bytes().0 + self.bytes().1 > capacity {
                 if self.probation.pop_front().is_none() && self.protected.pop_front().is_none() {
                     break;
                 }
@@ -322,11 +357,15 @@ mod tests {
                     }
                     keys
                 };
-                let keys = |queue: &VecDeque<(BlockKey, u64)>| -> Vec<BlockKey> {
-                    queue.iter().map(|(key, _)| *key).collect()
-                };
-                assert_eq!(order(shard.probation), keys(&model.probation));
-                assert_eq!(order(shard.protected), keys(&model.protected));
+                let probation: Vec<BlockKey> = model.probation.iter().map(|e| e.0).collect();
+                let protected: Vec<(BlockKey, bool)> =
+                    model.protected.iter().map(|e| (e.0, e.2)).collect();
+                assert_eq!(order(shard.probation), probation);
+                let marked = order(shard.protected)
+                    .into_iter()
+                    .map(|key| (key, shard.nodes[shard.index[&key] as usize].referenced))
+                    .collect::<Vec<_>>();
+                assert_eq!(marked, protected);
                 assert!(shard.usage_bytes <= capacity);
             }
         });
