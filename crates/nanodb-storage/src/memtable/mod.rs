@@ -17,7 +17,7 @@
 //!
 //! Invariants:
 //! 1. Each (stored key, seqno) is inserted at most once.
-//! 2. `size_bytes` (the partitions' sizes and the range tombstones') only grows, and counts
+//! 2. `size_bytes` (the partitions', the range tombstones' and the filter's) only grows, and counts
 //!    every arena chunk the lists allocated (used or not: the memory they really hold) and
 //!    `RANGE_TOMBSTONE_OVERHEAD_BYTES` per range tombstone beside its bounds.
 //! 3. A reader at seqno S sees exactly the versions with seqno <= S, because the write path
@@ -29,8 +29,13 @@
 //!    partition holding versions at or below S.
 //! 5. Range tombstones are kept beside the skip lists (`range_tombstones`), in seqno order; the
 //!    read view carries them for reads (`range_del`), the flush moves them to the manifest.
+//! 6. Once `filter` (`filter::KeyFilter`) is built, every user key inserted is in it before
+//!    its node is linked, and it was built from every key inserted before, so a get the
+//!    filter rules out has no version here to miss. Inserts made while it is not built, and
+//!    its build, hold `filter_build` (a lock no insert takes once it is built).
 
 mod cursor;
+mod filter;
 mod skiplist;
 
 pub use cursor::MemtableCursor;
@@ -76,6 +81,12 @@ pub struct Memtable {
     range_tombstones: Mutex<Vec<RangeTombstone>>,
     /// Chunk size the partitions' arenas grow to.
     chunk_bytes_max: usize,
+    /// The user keys inserted, for gets of keys not here (invariant 6).
+    filter: filter::KeyFilter,
+    /// Serializes the filter's build with the inserts made before it (invariant 6).
+    filter_build: Mutex<()>,
+    /// Size at which the filter is built.
+    filter_build_at_bytes: usize,
 }
 
 impl Memtable {
@@ -89,6 +100,9 @@ impl Memtable {
             wal_number,
             range_tombstones: Mutex::new(Vec::new()),
             chunk_bytes_max: chunk_bytes_max_for(size_bytes_max),
+            filter: filter::KeyFilter::new(size_bytes_max),
+            filter_build: Mutex::new(()),
+            filter_build_at_bytes: size_bytes_max / filter::BUILD_AT_FRACTION,
         }
     }
 
@@ -112,8 +126,37 @@ impl Memtable {
     /// Inserts one version. Memory-safe from any thread; the write path inserts from one
     /// thread, in seqno order (invariants 1 and 5 rely on it).
     pub fn insert(&self, user_key: &[u8], seqno: u64, kind: ValueKind, value: &[u8]) {
-        let order = keyspace_order(user_key);
         let trailer = pack_trailer(seqno, kind as u8);
+        if self.filter.is_built() {
+            self.filter.add(user_key);
+            self.insert_in_partition(user_key, trailer, value);
+        } else {
+            let _building = self.filter_build.lock();
+            self.filter.add(user_key);
+            self.insert_in_partition(user_key, trailer, value);
+            if self.size_bytes() >= self.filter_build_at_bytes && self.build_filter() {
+                self.size_bytes.fetch_add(self.filter.size_bytes(), AtomicOrdering::Relaxed);
+            }
+        }
+        self.seqno_max.fetch_max(seqno, AtomicOrdering::Relaxed);
+    }
+
+    /// Builds the filter from every key inserted so far; false if it was built already.
+    fn build_filter(&self) -> bool {
+        let partitions = self.partitions.read();
+        self.filter.build(|add| {
+            for partition in partitions.values() {
+                let _ = partition.for_each(|internal_key, _| {
+                    add(split_internal_key(internal_key).0);
+                    Ok::<(), ()>(())
+                });
+            }
+        })
+    }
+
+    /// Links one version into its keyspace's partition and counts its bytes.
+    fn insert_in_partition(&self, user_key: &[u8], trailer: u64, value: &[u8]) {
+        let order = keyspace_order(user_key);
         // The partition is looked up under the read guard (no reference count touched); only
         // the first write of a keyspace takes the write lock, to create its partition.
         let partitions = self.partitions.read();
@@ -130,7 +173,6 @@ impl Memtable {
             }
         };
         self.size_bytes.fetch_add(added, AtomicOrdering::Relaxed);
-        self.seqno_max.fetch_max(seqno, AtomicOrdering::Relaxed);
     }
 
     /// Applies one batch operation at `seqno` (as `insert`).
@@ -173,6 +215,9 @@ impl Memtable {
 
     /// The newest version of `user_key` with seqno `<= seqno`.
     pub fn get(&self, user_key: &[u8], seqno: u64) -> Lookup {
+        if !self.filter.may_contain(user_key) {
+            return Lookup::Absent;
+        }
         let partitions = self.partitions.read();
         let Some(partition) = partitions.get(&keyspace_order(user_key)) else {
             return Lookup::Absent;
@@ -265,6 +310,47 @@ mod tests {
         assert_eq!(memtable.seqno_max(), 4);
         assert_eq!(memtable.wal_number(), 7);
         assert!(memtable.size_bytes() >= 4 * 24);
+    }
+
+    #[test]
+    fn the_key_filter_is_built_at_an_eighth_of_the_limit_and_loses_no_key() {
+        let limit = 64 * 1024;
+        let memtable = Memtable::new(1, limit);
+        let key = |index: u32| format!("key{index:06}").into_bytes();
+        let mut inserted = 0;
+        while !memtable.filter.is_built() {
+            // Versions of a few keys before the build, so the build sees more than one each.
+            memtable.insert(&key(inserted), 2 * u64::from(inserted) + 1, ValueKind::Put, b"v");
+            if inserted % 3 == 0 {
+                memtable.insert(
+                    &key(inserted),
+                    2 * u64::from(inserted) + 2,
+                    ValueKind::Delete,
+                    b"",
+                );
+            }
+            inserted += 1;
+            assert!(inserted < 10_000, "no build");
+        }
+        assert!(memtable.size_bytes() >= limit / filter::BUILD_AT_FRACTION);
+        let before_build = memtable.size_bytes() - memtable.filter.size_bytes();
+        // Arena chunks are counted whole, so the size steps past the threshold by a chunk.
+        assert!(before_build < limit / 4, "{before_build}");
+        for index in inserted..inserted + 500 {
+            memtable.insert(&key(index), 2 * u64::from(index) + 1, ValueKind::Put, b"v");
+        }
+        for index in 0..inserted + 500 {
+            let deleted = index < inserted && index % 3 == 0;
+            let expected = if deleted {
+                Lookup::Deleted(2 * u64::from(index) + 2)
+            } else {
+                Lookup::Found(b"v".to_vec(), 2 * u64::from(index) + 1)
+            };
+            assert_eq!(memtable.get(&key(index), SEQNO_MAX), expected, "key {index}");
+        }
+        let absent = (0..2000)
+            .filter(|index| memtable.get(&key(100_000 + index), SEQNO_MAX) != Lookup::Absent);
+        assert_eq!(absent.count(), 0);
     }
 
     fn collect(cursor: &mut MemtableCursor) -> Vec<(Vec<u8>, u64)> {

@@ -24,6 +24,7 @@ pub use block::Block;
 pub use block::BlockCursor;
 #[cfg(feature = "bench-internals")]
 pub use block_builder::BlockBuilder;
+pub use bloom::hash64;
 #[cfg(feature = "bench-internals")]
 pub use bloom::BloomBuilder;
 pub use bloom::BloomFilter;
