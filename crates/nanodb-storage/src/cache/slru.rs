@@ -1,12 +1,13 @@
 //! One shard of the block cache: a segmented LRU over entries kept in a slab, each segment a
-//! doubly linked list through slab positions, and a map from block key to position. Every
-//! operation (lookup, touch, insert, evict) is O(1) and allocates only when the slab or the
-//! map grows.
+//! doubly linked list through slab positions, and a map from block key to the entry's `Slot`
+//! (its position, segment, mark and block). Every operation (lookup, touch, insert, evict) is
+//! O(1) and allocates only when the slab or the map grows.
 //!
 //! Thread safety: none of its own; `BlockCache` keeps each shard under a mutex.
 //!
 //! Hits on protected entries only mark them (`referenced`), without moving them: a hit is then
-//! a map lookup and one node write, and touches no neighbour. The mark is honoured when the
+//! one map lookup, which finds the block and its segment in the map's own slot, and touches
+//! no node of the lists. The mark is honoured when the
 //! entry reaches the oldest end of the protected segment: a marked entry is moved back to the
 //! newest end with its mark cleared (a second chance, as in CLOCK) instead of being demoted.
 //!
@@ -14,7 +15,7 @@
 //! 1. `usage_bytes` is the sum of the charges of the live entries and `protected_bytes` that of
 //!    the protected ones.
 //! 2. Every live slab position is in `index` and in exactly one segment's list (the one its
-//!    node names); every other position is on the free list, with no block.
+//!    slot names); every other position is on the free list, and no slot names it.
 //! 3. Each list runs from its least (`oldest`) to its most recently used entry (`newest`).
 
 use super::{BlockKey, CachedBlock, PROTECTED_PERCENT};
@@ -33,14 +34,20 @@ pub(super) enum Segment {
     Protected,
 }
 
-struct Node {
-    key: BlockKey,
-    /// `None` on the free list.
-    block: Option<CachedBlock>,
-    charge: u64,
+/// What the map holds for a cached block.
+struct Slot {
+    /// The entry's node in the slab.
+    position: u32,
     segment: Segment,
     /// Read again since it last reached the newest end of the protected segment.
     referenced: bool,
+    block: CachedBlock,
+}
+
+/// An entry's place in its segment's list.
+struct Node {
+    key: BlockKey,
+    charge: u64,
     /// Towards the oldest entry of the segment.
     older: u32,
     /// Towards the newest entry.
@@ -83,7 +90,7 @@ impl Hasher for KeyHasher {
 /// One shard: see the module header.
 #[derive(Default)]
 pub(super) struct Shard {
-    index: HashMap<BlockKey, u32, BuildHasherDefault<KeyHasher>>,
+    index: HashMap<BlockKey, Slot, BuildHasherDefault<KeyHasher>>,
     nodes: Vec<Node>,
     free: Vec<u32>,
     probation: List,
@@ -109,10 +116,10 @@ impl Shard {
         }
     }
 
-    fn unlink(&mut self, position: u32) {
-        let (older, newer, segment) = {
+    fn unlink(&mut self, position: u32, segment: Segment) {
+        let (older, newer) = {
             let node = &self.nodes[position as usize];
-            (node.older, node.newer, node.segment)
+            (node.older, node.newer)
         };
         match older {
             NIL => self.list_mut(segment).oldest = newer,
@@ -130,10 +137,6 @@ impl Shard {
     fn push_newest(&mut self, position: u32, segment: Segment) {
         let newest = self.list_mut(segment).newest;
         let node = &mut self.nodes[position as usize];
-        if segment == Segment::Probation {
-            node.referenced = false;
-        }
-        node.segment = segment;
         node.older = newest;
         node.newer = NIL;
         let charge = node.charge;
@@ -150,13 +153,14 @@ impl Shard {
     /// The block under `key`, if cached, with the segment it was in: a probation entry moves
     /// to the newest end of the protected segment, a protected one is marked `referenced`.
     pub fn get(&mut self, key: BlockKey) -> Option<(CachedBlock, Segment)> {
-        let position = *self.index.get(&key)?;
-        let node = &mut self.nodes[position as usize];
-        let found = (node.block.clone()?, node.segment);
+        let slot = self.index.get_mut(&key)?;
+        let found = (slot.block.clone(), slot.segment);
         match found.1 {
-            Segment::Protected => node.referenced = true,
+            Segment::Protected => slot.referenced = true,
             Segment::Probation => {
-                self.unlink(position);
+                slot.segment = Segment::Protected;
+                let position = slot.position;
+                self.unlink(position, Segment::Probation);
                 self.push_newest(position, Segment::Protected);
             }
         }
@@ -169,15 +173,7 @@ impl Shard {
 
     /// Adds `block` (not cached yet) at the newest end of probation.
     pub fn insert(&mut self, key: BlockKey, block: CachedBlock, charge: u64) {
-        let node = Node {
-            key,
-            block: Some(block),
-            charge,
-            segment: Segment::Probation,
-            referenced: false,
-            older: NIL,
-            newer: NIL,
-        };
+        let node = Node { key, charge, older: NIL, newer: NIL };
         let position = match self.free.pop() {
             Some(position) => {
                 self.nodes[position as usize] = node;
@@ -188,7 +184,8 @@ impl Shard {
                 (self.nodes.len() - 1) as u32
             }
         };
-        self.index.insert(key, position);
+        let slot = Slot { position, segment: Segment::Probation, referenced: false, block };
+        self.index.insert(key, slot);
         self.push_newest(position, Segment::Probation);
         self.usage_bytes += charge;
     }
@@ -199,9 +196,8 @@ impl Shard {
         if position == NIL {
             return false;
         }
-        self.unlink(position);
-        let node = &mut self.nodes[position as usize];
-        node.block = None;
+        self.unlink(position, segment);
+        let node = &self.nodes[position as usize];
         self.usage_bytes -= node.charge;
         let key = node.key;
         self.index.remove(&key);
@@ -216,13 +212,18 @@ impl Shard {
         let protected_max = capacity_bytes * PROTECTED_PERCENT / 100;
         while self.protected_bytes > protected_max && self.protected.oldest != NIL {
             let position = self.protected.oldest;
-            self.unlink(position);
-            let node = &mut self.nodes[position as usize];
-            if std::mem::take(&mut node.referenced) {
-                self.push_newest(position, Segment::Protected);
+            let key = self.nodes[position as usize].key;
+            let Some(slot) = self.index.get_mut(&key) else {
+                unreachable!("a listed node has a slot (invariant 2)")
+            };
+            let segment = if std::mem::take(&mut slot.referenced) {
+                Segment::Protected
             } else {
-                self.push_newest(position, Segment::Probation);
-            }
+                Segment::Probation
+            };
+            slot.segment = segment;
+            self.unlink(position, Segment::Protected);
+            self.push_newest(position, segment);
         }
         while self.usage_bytes > capacity_bytes {
             if !self.remove_oldest(Segment::Probation) && !self.remove_oldest(Segment::Protected) {
@@ -242,9 +243,9 @@ impl Shard {
             let (mut position, mut older) = (list.oldest, NIL);
             while position != NIL {
                 let node = &self.nodes[position as usize];
-                assert_eq!((node.segment, node.older), (segment, older));
-                assert!(node.block.is_some());
-                assert_eq!(self.index.get(&node.key), Some(&position));
+                let slot = &self.index[&node.key];
+                assert_eq!((slot.position, slot.segment, node.older), (position, segment, older));
+                assert!(segment == Segment::Protected || !slot.referenced);
                 usage += node.charge;
                 if segment == Segment::Protected {
                     protected += node.charge;
@@ -363,7 +364,7 @@ mod tests {
                 assert_eq!(order(shard.probation), probation);
                 let marked = order(shard.protected)
                     .into_iter()
-                    .map(|key| (key, shard.nodes[shard.index[&key] as usize].referenced))
+                    .map(|key| (key, shard.index[&key].referenced))
                     .collect::<Vec<_>>();
                 assert_eq!(marked, protected);
                 assert!(shard.usage_bytes <= capacity);
