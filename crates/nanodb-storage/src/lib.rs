@@ -85,4 +85,5 @@ pub use options::{
     ZSTD_LEVEL_MIN,
 };
 pub use range_del::RANGE_TOMBSTONES_LIVE_MAX;
+pub use sst::FILTER_KEYS_PER_OUTPUT_MAX;
 pub use ttl::{Clock, ManualClock, SystemClock};

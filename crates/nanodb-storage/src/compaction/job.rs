@@ -11,7 +11,8 @@
 //! the two (the same stripe): nobody can see it. The outputs record the newest tombstone
 //! seqno whose hidden versions were all dropped (`range_del_applied_seqno`).
 //!
-//! Outputs are split at `sst_size_bytes_target`, only between user keys, so the files of a
+//! Outputs are split at `sst_size_bytes_target` or at `filter_keys_per_output_max` distinct
+//! keys (which bounds the writer's filter buffer), only between user keys, so the files of a
 //! level never share a user key, and wherever the keyspace changes, so no output mixes
 //! keyspaces (`keyspace.rs`). Entries of dropped keyspaces are left out.
 //!
@@ -63,6 +64,9 @@ pub struct JobInput<'a> {
     pub range_del_applied_seqno: u64,
     /// Size at which a new output file starts, in bytes.
     pub sst_size_bytes_target: u64,
+    /// Distinct user keys at which a new output file starts
+    /// (`sst::FILTER_KEYS_PER_OUTPUT_MAX` outside tests).
+    pub filter_keys_per_output_max: u64,
     /// Block size, bloom filter and compression of the outputs.
     pub writer_options: SstWriterOptions,
     /// Set when the database is closing: the job stops early with `Error::Closed`.
@@ -236,9 +240,10 @@ fn merge_into_outputs(
             && !filter.hidden(&job.range_dels, parsed.user_key, parsed.seqno)
         {
             let new_user_key = parsed.user_key != previous_user_key.as_slice();
-            let full = current
-                .as_ref()
-                .is_some_and(|open| open.writer.size_bytes_estimate() >= job.sst_size_bytes_target);
+            let full = current.as_ref().is_some_and(|open| {
+                open.writer.size_bytes_estimate() >= job.sst_size_bytes_target
+                    || open.writer.filter_key_count() >= job.filter_keys_per_output_max
+            });
             let new_keyspace = current.is_some()
                 && keyspace_of(parsed.user_key) != keyspace_of(&previous_user_key);
             if (full && new_user_key) || new_keyspace {

@@ -124,6 +124,7 @@ fn run_and_install(
             range_dels,
             range_del_applied_seqno,
             sst_size_bytes_target: options.sst_size_bytes_target,
+            filter_keys_per_output_max: crate::sst::FILTER_KEYS_PER_OUTPUT_MAX,
             writer_options: SstWriterOptions {
                 block_size_bytes: options.block_size_bytes,
                 bloom_bits_per_key: options.bloom_bits_per_key,

@@ -31,7 +31,7 @@ pub use bloom::BloomFilter;
 pub use index::SstIndex;
 pub use properties::SstProperties;
 pub use reader::{SstCursor, SstReader};
-pub use writer::{CompressionBytes, SstWriter, SstWriterOptions};
+pub use writer::{CompressionBytes, SstWriter, SstWriterOptions, FILTER_KEYS_PER_OUTPUT_MAX};
 
 #[cfg(test)]
 mod tests;

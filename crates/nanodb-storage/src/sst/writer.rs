@@ -63,6 +63,13 @@ impl CompressionBytes {
     }
 }
 
+/// Most distinct user keys a compaction writes into one output file while the bloom filter
+/// is on. The writer keeps an 8-byte hash per key until the filter is built at `finish`, so
+/// this bounds that buffer at 4 MiB: without it, a 64 MiB output of small entries (index
+/// entries of a few dozen bytes) held 2 million hashes, 16 MiB, most of a small server's peak
+/// memory. Outputs of entries over about 130 bytes reach `sst_size_bytes_target` first.
+pub const FILTER_KEYS_PER_OUTPUT_MAX: u64 = 1 << 19;
+
 /// Writes one SST.
 pub struct SstWriter {
     file: Box<dyn WritableFile>,
@@ -127,7 +134,8 @@ impl SstWriter {
             );
         }
         let user_key = user_key_of(key);
-        if first || user_key_of(&self.last_key) != user_key {
+        let filtered = self.options.bloom_bits_per_key > 0;
+        if filtered && (first || user_key_of(&self.last_key) != user_key) {
             self.bloom.add_key(user_key);
         }
         if let Some(parsed) = parsed {
@@ -154,6 +162,11 @@ impl SstWriter {
     /// compaction outputs.
     pub fn size_bytes_estimate(&self) -> u64 {
         self.offset + self.data.size_estimate_bytes() as u64
+    }
+
+    /// Distinct user keys whose hashes wait for the bloom filter (0 when it is off).
+    pub fn filter_key_count(&self) -> u64 {
+        self.bloom.key_count() as u64
     }
 
     /// Appends one block, compressed if `compress` and the codec pays.

@@ -4,7 +4,7 @@
 
 use crate::common::{base_seed, key, small_levels, with_seed, Rng};
 use nanodb_storage::fs::{CrashMode, SimFs};
-use nanodb_storage::{Db, Error, Options, WriteBatch, WriteOptions};
+use nanodb_storage::{Db, Error, Options, WriteBatch, WriteOptions, FILTER_KEYS_PER_OUTPUT_MAX};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -372,4 +372,30 @@ fn compact_all_races_background_compaction_without_overlapping_files() {
     let keys = db.iter().unwrap().map(|entry| entry.unwrap().0).collect::<Vec<_>>();
     assert!(keys.windows(2).all(|pair| pair[0] < pair[1]));
     assert_eq!(keys.iter().filter(|k| k[0] == b'a' || k[0] == b'z').count(), 400);
+}
+
+/// A compaction output holds at most `FILTER_KEYS_PER_OUTPUT_MAX` distinct keys (the bound on
+/// the writer's filter buffer), however far it is from `sst_size_bytes_target`: exactly that
+/// many small entries make one file, one more makes two.
+#[test]
+fn compaction_outputs_split_at_the_filter_key_limit() {
+    for extra in [0, 1] {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path(), Options::default()).unwrap();
+        let total = FILTER_KEYS_PER_OUTPUT_MAX + extra;
+        for start in (0..total).step_by(16_384) {
+            let mut batch = WriteBatch::new();
+            for index in start..(start + 16_384).min(total) {
+                batch.put(key(index), b"v");
+            }
+            db.write(batch, WriteOptions::NO_SYNC).unwrap();
+        }
+        db.compact_all().unwrap();
+        let stats = db.stats();
+        let files: u64 = stats.levels.iter().map(|level| level.files).sum();
+        assert_eq!(files, 1 + extra, "{total} keys: {stats}");
+        assert!(stats.levels.last().unwrap().size_bytes < Options::default().sst_size_bytes_target);
+        assert_eq!(db.get(key(total - 1)).unwrap().as_deref(), Some(&b"v"[..]));
+        assert_eq!(db.iter().unwrap().count() as u64, total);
+    }
 }
