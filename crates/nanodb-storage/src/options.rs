@@ -168,7 +168,9 @@ pub struct Options {
     pub value_size_bytes_max: usize,
     /// Largest encoded `WriteBatch` accepted, in bytes.
     pub batch_size_bytes_max: usize,
-    /// Memtable size at which it is frozen and flushed to an SST, in bytes.
+    /// Memtable size at which it is frozen and flushed to an SST, in bytes (its versions; its
+    /// key filter, a 64th of this once the memtable holds an eighth of it, comes on top and is
+    /// counted by the memory budget).
     pub memtable_size_bytes_max: usize,
     /// Frozen memtables allowed to wait for flush before writers wait for the flush.
     pub frozen_memtables_max: usize,

@@ -242,7 +242,7 @@ fn commit_group(inner: &DbInner, group: &mut [PendingWrite]) -> Result<()> {
     if let Some(budget) = &inner.options.memory_budget {
         super::budget::enforce(inner, budget, &mut wal)?;
     }
-    if inner.current_view().mem.size_bytes() >= inner.options.memtable_size_bytes_max {
+    if inner.current_view().mem.entries_bytes() >= inner.options.memtable_size_bytes_max {
         freeze_memtable(inner, &mut wal)?;
     }
     let op_count: u64 = accepted(group).map(|write| write.batch.len() as u64).sum();

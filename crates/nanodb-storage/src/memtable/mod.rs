@@ -17,9 +17,10 @@
 //!
 //! Invariants:
 //! 1. Each (stored key, seqno) is inserted at most once.
-//! 2. `size_bytes` (the partitions', the range tombstones' and the filter's) only grows, and counts
-//!    every arena chunk the lists allocated (used or not: the memory they really hold) and
-//!    `RANGE_TOMBSTONE_OVERHEAD_BYTES` per range tombstone beside its bounds.
+//! 2. `size_bytes` only grows, and counts every arena chunk the lists allocated (used or not:
+//!    the memory they really hold), `RANGE_TOMBSTONE_OVERHEAD_BYTES` per range tombstone
+//!    beside its bounds, and the key filter once built; `entries_bytes` is the same without
+//!    the filter (what freezes the memtable).
 //! 3. A reader at seqno S sees exactly the versions with seqno <= S, because the write path
 //!    publishes S only after every write up to S is inserted.
 //! 4. A key lives in partition `keyspace_order(key)`; partitions in map order hold ascending,
@@ -75,7 +76,10 @@ pub enum Lookup {
 pub struct Memtable {
     /// `keyspace_order` of the keys → that keyspace's partition.
     partitions: RwLock<BTreeMap<u64, Arc<Partition>>>,
+    /// Bytes of the versions and range tombstones (`entries_bytes`).
     size_bytes: AtomicUsize,
+    /// Bytes of the key filter once built (0 before).
+    filter_bytes: AtomicUsize,
     seqno_max: AtomicU64,
     wal_number: u64,
     range_tombstones: Mutex<Vec<RangeTombstone>>,
@@ -96,6 +100,7 @@ impl Memtable {
         Memtable {
             partitions: RwLock::new(BTreeMap::new()),
             size_bytes: AtomicUsize::new(0),
+            filter_bytes: AtomicUsize::new(0),
             seqno_max: AtomicU64::new(0),
             wal_number,
             range_tombstones: Mutex::new(Vec::new()),
@@ -134,8 +139,8 @@ impl Memtable {
             let _building = self.filter_build.lock();
             self.filter.add(user_key);
             self.insert_in_partition(user_key, trailer, value);
-            if self.size_bytes() >= self.filter_build_at_bytes && self.build_filter() {
-                self.size_bytes.fetch_add(self.filter.size_bytes(), AtomicOrdering::Relaxed);
+            if self.entries_bytes() >= self.filter_build_at_bytes && self.build_filter() {
+                self.filter_bytes.store(self.filter.size_bytes(), AtomicOrdering::Relaxed);
             }
         }
         self.seqno_max.fetch_max(seqno, AtomicOrdering::Relaxed);
@@ -241,6 +246,13 @@ impl Memtable {
 
     /// Approximate memory used, in bytes.
     pub fn size_bytes(&self) -> usize {
+        self.entries_bytes() + self.filter_bytes.load(AtomicOrdering::Relaxed)
+    }
+
+    /// Memory used by the versions and range tombstones alone (`size_bytes` without the key
+    /// filter): what `Options::memtable_size_bytes_max` bounds, so the filter does not move
+    /// the point where a memtable is frozen.
+    pub fn entries_bytes(&self) -> usize {
         self.size_bytes.load(AtomicOrdering::Relaxed)
     }
 
@@ -332,8 +344,9 @@ mod tests {
             inserted += 1;
             assert!(inserted < 10_000, "no build");
         }
-        assert!(memtable.size_bytes() >= limit / filter::BUILD_AT_FRACTION);
-        let before_build = memtable.size_bytes() - memtable.filter.size_bytes();
+        assert!(memtable.entries_bytes() >= limit / filter::BUILD_AT_FRACTION);
+        assert_eq!(memtable.size_bytes(), memtable.entries_bytes() + memtable.filter.size_bytes());
+        let before_build = memtable.entries_bytes();
         // Arena chunks are counted whole, so the size steps past the threshold by a chunk.
         assert!(before_build < limit / 4, "{before_build}");
         for index in inserted..inserted + 500 {
