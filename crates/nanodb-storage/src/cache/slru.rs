@@ -16,7 +16,9 @@
 //!    the protected ones.
 //! 2. Every live slab position is in `index` and in exactly one segment's list (the one its
 //!    slot names); every other position is on the free list, and no slot names it.
-//! 3. Each list runs from its least (`oldest`) to its most recently used entry (`newest`).
+//! 3. The probation list runs from its least (`oldest`) to its most recently inserted or
+//!    demoted entry (`newest`); the protected list from the entry promoted or given its second
+//!    chance longest ago to the latest one (hits in between only mark entries).
 
 use super::{BlockKey, CachedBlock, PROTECTED_PERCENT};
 use std::collections::HashMap;

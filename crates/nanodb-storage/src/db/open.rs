@@ -254,7 +254,7 @@ fn replay_wals(
         })
         .collect();
     wal_numbers.sort_unstable();
-    let memtable = Memtable::new(0, options.memtable_size_bytes_max);
+    let memtable = Memtable::for_replay(options.memtable_size_bytes_max);
     let mut torn_earlier: Option<(std::path::PathBuf, u64)> = None;
     let mut seqno_last = state.last_seqno;
     for &number in &wal_numbers {

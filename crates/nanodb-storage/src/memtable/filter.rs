@@ -10,7 +10,9 @@
 //! It is built only once the memtable holds `1 / BUILD_AT_FRACTION` of its limit (`build`,
 //! from the keys inserted so far): a small memtable's skip lists are short and cheap to
 //! search, and a memtable that a memory budget freezes early, or that sees a few writes, never
-//! pays for a filter. The memtable counts the filter's bytes in its size when it is built, so
+//! pays for a filter. The build hashes the keys of that eighth on the inserting thread, once
+//! per memtable (a few milliseconds for the default 64 MiB limit; that one commit group waits
+//! for it). The memtable counts the filter's bytes in its size when it is built, so
 //! the budget sees them. Until then `may_contain` answers true.
 //!
 //! Nothing here is on disk: the filter lives and dies with its memtable, and a changed hash or
@@ -33,8 +35,9 @@ use std::sync::OnceLock;
 pub const MEMTABLE_BYTES_PER_FILTER_BIT: usize = 8;
 /// The filter is built once the memtable holds this fraction (1/n) of its limit.
 pub const BUILD_AT_FRACTION: usize = 8;
-/// Bits set per key, all within one line. With the default sizing a full memtable of 100-byte
-/// values has about 8 filter bits per key: about 2.5% false positives.
+/// Bits set per key, all within one line. With the default sizing a full memtable of 16-byte
+/// keys and 100-byte values (about 145 bytes per version) has about 18 filter bits per key;
+/// entries of about 64 bytes get 8 bits per key, about 2.5% false positives.
 pub const PROBE_COUNT: u32 = 6;
 /// Words per line: 64 bytes.
 const LINE_WORDS: usize = 8;
@@ -53,7 +56,8 @@ impl KeyFilter {
     /// An unbuilt filter for a memtable frozen at about `memtable_size_bytes_max`.
     pub fn new(memtable_size_bytes_max: usize) -> KeyFilter {
         let bits = memtable_size_bytes_max / MEMTABLE_BYTES_PER_FILTER_BIT;
-        let line_count = (bits / (LINE_WORDS * 64)).max(LINES_MIN);
+        // At most 2^32 lines (`line_of` multiplies the line count by a 32-bit hash).
+        let line_count = (bits / (LINE_WORDS * 64)).clamp(LINES_MIN, u32::MAX as usize);
         KeyFilter { words: OnceLock::new(), line_count: line_count as u64 }
     }
 

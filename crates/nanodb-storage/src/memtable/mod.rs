@@ -7,8 +7,10 @@
 //! writes each partition to its own SST. All partitions of a memtable share one WAL file, so
 //! they are frozen and flushed together (what RocksDB calls an atomic flush). One writer at a
 //! time inserts (the group-commit leader; each list also serializes its inserts); any number of
-//! readers get and iterate concurrently, without locks on the lists. When its size passes
-//! `Options::memtable_size_bytes_max` it is frozen (no more inserts) and flushed.
+//! readers get and iterate concurrently, without locks on the lists. When its entries' size
+//! (`entries_bytes`, without the key filter) passes `Options::memtable_size_bytes_max` it is
+//! frozen (no more inserts) and flushed. A memtable made for WAL replay (`for_replay`) has
+//! no key filter: it is only flushed, never read through `get`.
 //!
 //! Thread safety: `Memtable` is `Send + Sync`; reads may race with everything. The partition
 //! map is behind a read-write lock: a point get or insert holds its read guard for one
@@ -94,6 +96,12 @@ pub struct Memtable {
 }
 
 impl Memtable {
+    /// An empty memtable that only collects versions to flush (WAL replay at open): it never
+    /// builds a key filter.
+    pub fn for_replay(size_bytes_max: usize) -> Memtable {
+        Memtable { filter_build_at_bytes: usize::MAX, ..Memtable::new(0, size_bytes_max) }
+    }
+
     /// An empty memtable whose writes are logged in WAL file `wal_number`, to be frozen once
     /// it holds about `size_bytes_max` (which sizes its arenas' chunks).
     pub fn new(wal_number: u64, size_bytes_max: usize) -> Memtable {
@@ -364,6 +372,49 @@ mod tests {
         let absent = (0..2000)
             .filter(|index| memtable.get(&key(100_000 + index), SEQNO_MAX) != Lookup::Absent);
         assert_eq!(absent.count(), 0);
+        // The filter, not only the skip list, answers for keys that are not here.
+        let ruled_out =
+            (0..2000).filter(|index| !memtable.filter.may_contain(&key(100_000 + index))).count();
+        assert!(ruled_out > 1900, "the filter ruled out only {ruled_out} of 2000 absent keys");
+        let replay = Memtable::for_replay(limit);
+        for index in 0..inserted + 500 {
+            replay.insert(&key(index), u64::from(index) + 1, ValueKind::Put, b"v");
+        }
+        assert!(!replay.filter.is_built(), "a replay memtable never builds a filter");
+        assert_eq!(replay.size_bytes(), replay.entries_bytes());
+    }
+
+    /// Readers racing the inserter across the filter's build never miss a published version.
+    #[test]
+    fn readers_racing_the_filter_build_find_every_published_key() {
+        let memtable = Memtable::new(1, 256 * 1024);
+        let published = AtomicU64::new(0);
+        let key = |index: u64| format!("key{index:08}").into_bytes();
+        let total = 8_000u64;
+        std::thread::scope(|scope| {
+            for reader in 0..2u64 {
+                let (memtable, published) = (&memtable, &published);
+                scope.spawn(move || {
+                    let mut probe = reader;
+                    while published.load(AtomicOrdering::Acquire) < total {
+                        let seqno = published.load(AtomicOrdering::Acquire);
+                        if seqno > 0 {
+                            probe = probe
+                                .wrapping_mul(6364136223846793005)
+                                .wrapping_add(1442695040888963407);
+                            let index = (probe >> 33) % seqno;
+                            let found = memtable.get(&key(index), seqno);
+                            assert_eq!(found, Lookup::Found(b"v".to_vec(), index + 1), "{index}");
+                        }
+                    }
+                });
+            }
+            for index in 0..total {
+                memtable.insert(&key(index), index + 1, ValueKind::Put, b"v");
+                published.store(index + 1, AtomicOrdering::Release);
+            }
+        });
+        assert!(memtable.filter.is_built());
     }
 
     fn collect(cursor: &mut MemtableCursor) -> Vec<(Vec<u8>, u64)> {

@@ -72,6 +72,47 @@ fn databases_sharing_a_budget_keep_their_memtables_within_it() {
     assert!(MemoryBudget::new(MEMORY_BUDGET_BYTES_MIN - 1).is_err());
 }
 
+/// A memtable's key filter is charged to the budget when it is built and credited back
+/// exactly at the flush: with two databases under one budget, flushing the one whose filter
+/// was built leaves exactly the other's memtable bytes.
+#[test]
+fn a_memtable_key_filter_is_charged_to_the_budget_and_credited_back_at_flush() {
+    let dir = tempfile::tempdir().unwrap();
+    let budget = MemoryBudget::new(256 << 20).unwrap();
+    let open = |name: &str| {
+        let options = Options {
+            memory_budget: Some(Arc::clone(&budget)),
+            memtable_size_bytes_max: 1 << 20,
+            ..Options::default()
+        };
+        Db::open(dir.path().join(name), options).unwrap()
+    };
+    let (filtered, other) = (open("filtered"), open("other"));
+    other.put(b"k", b"v", WriteOptions::NO_SYNC).unwrap();
+    // Past an eighth of 1 MiB of entries the filter (a 64th of 1 MiB, 16 KiB) is built: one
+    // put then adds it at once, where a put otherwise adds at most an arena chunk (4 KiB).
+    let filter_bytes = (1u64 << 20) / 64;
+    let mut jumps = Vec::new();
+    let mut before = filtered.memory_usage().memtable_bytes;
+    for index in 0..400 {
+        filtered.put(key(index), [7u8; 500], WriteOptions::NO_SYNC).unwrap();
+        let now = filtered.memory_usage().memtable_bytes;
+        if now - before >= filter_bytes {
+            jumps.push((index, now - before));
+        }
+        before = now;
+    }
+    assert_eq!(jumps.len(), 1, "one put builds the filter: {jumps:?}");
+    assert!(jumps[0].1 < filter_bytes + 8192, "{jumps:?}");
+    let own = filtered.memory_usage().memtable_bytes;
+    let other_bytes = other.memory_usage().memtable_bytes;
+    assert_eq!(budget.usage().memtable_bytes, own + other_bytes);
+    filtered.flush().unwrap();
+    assert_eq!(filtered.memory_usage().memtable_bytes, 0);
+    assert_eq!(budget.usage().memtable_bytes, other_bytes, "credited exactly what was charged");
+    assert_eq!(filtered.get(key(399)).unwrap().map(|v| v.len()), Some(500));
+}
+
 /// Peak resident memory of a process whose only work is four databases writing 128 MiB under a
 /// 64 MiB budget: at most the budget plus `OVERHEAD_BYTES` (the test binary, thread stacks,
 /// pinned SST indexes and filters, WAL and SST write buffers; see docs/reliability.md).

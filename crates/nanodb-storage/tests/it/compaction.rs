@@ -390,12 +390,20 @@ fn compaction_outputs_split_at_the_filter_key_limit() {
             }
             db.write(batch, WriteOptions::NO_SYNC).unwrap();
         }
+        // A snapshot keeps two versions of the last key that fits in the first output, so the
+        // cut after it must wait for the next user key.
+        let boundary = key(FILTER_KEYS_PER_OUTPUT_MAX - 1);
+        let snapshot = db.snapshot().unwrap();
+        db.put(&boundary, b"w", WriteOptions::NO_SYNC).unwrap();
         db.compact_all().unwrap();
         let stats = db.stats();
         let files: u64 = stats.levels.iter().map(|level| level.files).sum();
         assert_eq!(files, 1 + extra, "{total} keys: {stats}");
+        assert_eq!(snapshot.get(&boundary).unwrap().as_deref(), Some(&b"v"[..]));
+        assert_eq!(db.get(&boundary).unwrap().as_deref(), Some(&b"w"[..]));
+        drop(snapshot);
+        db.verify().unwrap();
         assert!(stats.levels.last().unwrap().size_bytes < Options::default().sst_size_bytes_target);
-        assert_eq!(db.get(key(total - 1)).unwrap().as_deref(), Some(&b"v"[..]));
         assert_eq!(db.iter().unwrap().count() as u64, total);
     }
 }
