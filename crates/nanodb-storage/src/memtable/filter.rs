@@ -97,10 +97,17 @@ impl KeyFilter {
 
     fn set(&self, words: &[AtomicU64], user_key: &[u8]) {
         let (first, mut bit, step) = self.line_of(hash64(user_key));
+        // The bits of each word first, then one atomic OR per word that gets any.
+        let mut masks = [0u64; LINE_WORDS];
         for _ in 0..PROBE_COUNT {
             let in_line = (bit % 512) as usize;
-            words[first + in_line / 64].fetch_or(1 << (in_line % 64), Ordering::Relaxed);
+            masks[in_line / 64] |= 1 << (in_line % 64);
             bit = bit.wrapping_add(step);
+        }
+        for (word, mask) in words[first..first + LINE_WORDS].iter().zip(masks) {
+            if mask != 0 {
+                word.fetch_or(mask, Ordering::Relaxed);
+            }
         }
     }
 
