@@ -38,7 +38,7 @@ pub fn varint_bytes(mut value: u64) -> ([u8; VARINT_U64_LEN_MAX], usize) {
 }
 
 /// Number of bytes `put_varint` uses for `value`.
-pub fn varint_len(mut value: u64) -> usize {
+pub const fn varint_len(mut value: u64) -> usize {
     let mut len = 1;
     while value >= 0x80 {
         value >>= 7;

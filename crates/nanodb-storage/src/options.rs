@@ -25,10 +25,13 @@ pub const VALUE_SIZE_BYTES_MAX_LIMIT: usize = 256 * 1024 * 1024;
 pub const BATCH_SIZE_BYTES_MAX_DEFAULT: usize = 64 * 1024 * 1024;
 /// Hard ceiling for `Options::batch_size_bytes_max`: a WAL record's payload is at most
 /// `record_log::RECORD_PAYLOAD_BYTES_MAX` (2^31 − 1), and the varint header a batch gets when
-/// it commits can take one byte more than the 12 `WriteBatch::size_bytes` counts.
+/// it commits (a seqno of at most `SEQNO_MAX` and a `u32` count: 13 bytes at most) can take one
+/// byte more than the 12 `WriteBatch::size_bytes` counts.
 pub const BATCH_SIZE_BYTES_MAX_LIMIT: usize = (u32::MAX as usize) / 2 - 1;
 const _: () = assert!(
-    BATCH_SIZE_BYTES_MAX_LIMIT - crate::batch::BATCH_HEADER_LEN + 13
+    BATCH_SIZE_BYTES_MAX_LIMIT - crate::batch::BATCH_HEADER_LEN
+        + crate::coding::varint_len(crate::key::SEQNO_MAX)
+        + crate::coding::varint_len(u32::MAX as u64)
         <= crate::record_log::RECORD_PAYLOAD_BYTES_MAX
 );
 /// Smallest allowed `Options::batch_size_bytes_max`.

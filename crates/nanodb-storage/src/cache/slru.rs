@@ -7,9 +7,9 @@
 //!
 //! Hits on protected entries only mark them (`referenced`), without moving them: a hit is then
 //! one map lookup, which finds the block and its segment in the map's own slot, and touches
-//! no node of the lists. The mark is honoured when the
-//! entry reaches the oldest end of the protected segment: a marked entry is moved back to the
-//! newest end with its mark cleared (a second chance, as in CLOCK) instead of being demoted.
+//! no node of the lists. The mark is honoured when the entry reaches the oldest end of the
+//! protected segment: a marked entry is moved back to the newest end with its mark cleared (a
+//! second chance, as in CLOCK) instead of being demoted.
 //!
 //! Invariants:
 //! 1. `usage_bytes` is the sum of the charges of the live entries and `protected_bytes` that of

@@ -80,8 +80,6 @@ pub struct Memtable {
     partitions: RwLock<BTreeMap<u64, Arc<Partition>>>,
     /// Bytes of the versions and range tombstones (`entries_bytes`).
     size_bytes: AtomicUsize,
-    /// Bytes of the key filter once built (0 before).
-    filter_bytes: AtomicUsize,
     seqno_max: AtomicU64,
     wal_number: u64,
     range_tombstones: Mutex<Vec<RangeTombstone>>,
@@ -108,7 +106,6 @@ impl Memtable {
         Memtable {
             partitions: RwLock::new(BTreeMap::new()),
             size_bytes: AtomicUsize::new(0),
-            filter_bytes: AtomicUsize::new(0),
             seqno_max: AtomicU64::new(0),
             wal_number,
             range_tombstones: Mutex::new(Vec::new()),
@@ -140,22 +137,19 @@ impl Memtable {
     /// thread, in seqno order (invariants 1 and 5 rely on it).
     pub fn insert(&self, user_key: &[u8], seqno: u64, kind: ValueKind, value: &[u8]) {
         let trailer = pack_trailer(seqno, kind as u8);
-        if self.filter.is_built() {
-            self.filter.add(user_key);
-            self.insert_in_partition(user_key, trailer, value);
-        } else {
-            let _building = self.filter_build.lock();
-            self.filter.add(user_key);
-            self.insert_in_partition(user_key, trailer, value);
-            if self.entries_bytes() >= self.filter_build_at_bytes && self.build_filter() {
-                self.filter_bytes.store(self.filter.size_bytes(), AtomicOrdering::Relaxed);
-            }
+        // Until the filter is built, inserts hold the lock its build takes (invariant 6).
+        let building = (!self.filter.is_built()).then(|| self.filter_build.lock());
+        self.filter.add(user_key);
+        self.insert_in_partition(user_key, trailer, value);
+        if building.is_some() && self.entries_bytes() >= self.filter_build_at_bytes {
+            self.build_filter();
         }
+        drop(building);
         self.seqno_max.fetch_max(seqno, AtomicOrdering::Relaxed);
     }
 
-    /// Builds the filter from every key inserted so far; false if it was built already.
-    fn build_filter(&self) -> bool {
+    /// Builds the filter from every key inserted so far (nothing if it was built already).
+    fn build_filter(&self) {
         let partitions = self.partitions.read();
         self.filter.build(|add| {
             for partition in partitions.values() {
@@ -164,7 +158,7 @@ impl Memtable {
                     Ok::<(), ()>(())
                 });
             }
-        })
+        });
     }
 
     /// Links one version into its keyspace's partition and counts its bytes.
@@ -254,7 +248,8 @@ impl Memtable {
 
     /// Approximate memory used, in bytes.
     pub fn size_bytes(&self) -> usize {
-        self.entries_bytes() + self.filter_bytes.load(AtomicOrdering::Relaxed)
+        let filter_bytes = if self.filter.is_built() { self.filter.size_bytes() } else { 0 };
+        self.entries_bytes() + filter_bytes
     }
 
     /// Memory used by the versions and range tombstones alone (`size_bytes` without the key
