@@ -71,6 +71,10 @@ enum Command {
         /// address: only behind a reverse proxy that sets it, or clients choose their IP.
         #[arg(long, env = "NANODB_TRUSTED_PROXY")]
         trusted_proxy: bool,
+        /// Milliseconds between two returns of freed heap memory to the system (glibc's
+        /// `malloc_trim`; 0: never).
+        #[arg(long, env = "NANODB_MALLOC_TRIM_MS", default_value_t = malloc_tuning::TRIM_INTERVAL_MS_DEFAULT)]
+        malloc_trim_ms: u64,
     },
     /// Manage superusers (the server must not be running on the directory).
     Superuser {
@@ -128,9 +132,13 @@ fn main() -> ExitCode {
             metrics_token,
             trusted_proxy,
             memory_mib,
+            malloc_trim_ms,
         } => {
             if !malloc_settings.is_empty() {
                 tracing::info!("glibc malloc tuned: {}", malloc_settings.join(", "));
+            }
+            if let Some(interval) = malloc_tuning::start_trimming(malloc_trim_ms) {
+                tracing::info!("freed heap memory returned to the system every {interval:?}");
             }
             let mut config = nanodb_server::ServerConfig::new(dir);
             config.cors_origins = origins.split(',').map(str::to_string).collect();

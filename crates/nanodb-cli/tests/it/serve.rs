@@ -83,7 +83,7 @@ fn a_busy_address_is_an_error() {
 }
 
 /// glibc's malloc is tuned at start (one arena per core, a fixed mmap threshold), unless the
-/// environment sets the same option.
+/// environment sets the same option; freed memory is trimmed every second unless told not to.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[test]
 fn malloc_is_tuned_unless_the_environment_says_otherwise() {
@@ -94,7 +94,11 @@ fn malloc_is_tuned_unless_the_environment_says_otherwise() {
     let log = |output: std::process::Output| String::from_utf8_lossy(&output.stderr).into_owned();
     let plain = || {
         let mut command = nanodb();
-        command.args(args).env_remove("MALLOC_ARENA_MAX").env_remove("MALLOC_MMAP_THRESHOLD_");
+        command
+            .args(args)
+            .env_remove("MALLOC_ARENA_MAX")
+            .env_remove("MALLOC_MMAP_THRESHOLD_")
+            .env_remove("NANODB_MALLOC_TRIM_MS");
         command
     };
     let tuned = log(plain().output().unwrap());
@@ -106,6 +110,13 @@ fn malloc_is_tuned_unless_the_environment_says_otherwise() {
         told.contains("glibc malloc tuned: mmap threshold") && !told.contains("arenas"),
         "{told}"
     );
+    // Freed memory goes back every second by default; `--malloc-trim-ms 0` turns that off.
+    let trims = "freed heap memory returned to the system every";
+    assert!(tuned.contains(&format!("{trims} 1s")), "{tuned}");
+    let untrimmed = log(plain().env("NANODB_MALLOC_TRIM_MS", "0").output().unwrap());
+    assert!(!untrimmed.contains(trims), "{untrimmed}");
+    let fast = log(plain().args(["--malloc-trim-ms", "1"]).output().unwrap());
+    assert!(fast.contains(&format!("{trims} 10ms")), "{fast}");
 }
 
 #[test]
