@@ -10,8 +10,8 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 use nanodb_storage::fs::{Fs, RealFs};
 use nanodb_storage::internals::{
     encode_record_parts, internal_key, Block, BlockBuilder, BlockCursor, BloomBuilder, BloomFilter,
-    Direction, Framing, InternalIterator, Memtable, MergingIterator, RecordWriter, ValueKind,
-    KIND_FOR_SEEK, WAL_FORMAT_VERSION, WAL_MAGIC,
+    Direction, FilterLayout, Framing, InternalIterator, Memtable, MergingIterator, RecordWriter,
+    ValueKind, KIND_FOR_SEEK, WAL_FORMAT_VERSION, WAL_MAGIC,
 };
 use std::hint::black_box;
 use std::sync::Arc;
@@ -73,7 +73,8 @@ fn bloom(c: &mut Criterion) {
     for i in 0..count {
         builder.add_key(&key(i));
     }
-    let filter = BloomFilter::new(builder.finish(10)).expect("filter");
+    let filter = BloomFilter::new(builder.finish(10, FilterLayout::Blocked), FilterLayout::Blocked)
+        .expect("filter");
     let mut group = c.benchmark_group("bloom");
     group.throughput(Throughput::Elements(1));
     let mut index = 0u64;

@@ -54,7 +54,9 @@ pub mod internals {
     pub use crate::key::{internal_key, ValueKind, KIND_FOR_SEEK};
     pub use crate::memtable::Memtable;
     pub use crate::record_log::{encode_record_parts, Framing, RecordWriter};
-    pub use crate::sst::{Block, BlockBuilder, BlockCursor, BloomBuilder, BloomFilter};
+    pub use crate::sst::{
+        Block, BlockBuilder, BlockCursor, BloomBuilder, BloomFilter, FilterLayout,
+    };
     pub use crate::wal::{WAL_FORMAT_VERSION, WAL_MAGIC};
 }
 

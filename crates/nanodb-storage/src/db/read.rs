@@ -16,6 +16,7 @@ use crate::iter::{
 };
 use crate::keyspace::{stored_bounds, stored_key, KeyspaceState};
 use crate::memtable::Lookup;
+use crate::sst::hash64;
 use crate::version::{ReadView, SstHandle};
 use crate::Result;
 use std::ops::{Bound, RangeBounds};
@@ -142,16 +143,18 @@ pub(crate) fn newest_version(
         }
     }
     let version = &view.version;
+    // Hashed once for every file's bloom filter.
+    let hash = hash64(key);
     let l0 = version.levels[0].iter().filter(|handle| handle.covers(key));
     for handle in l0 {
-        match search_file(inner, handle, 0, key, seqno)? {
+        match search_file(inner, handle, 0, key, hash, seqno)? {
             Lookup::Absent => {}
             found => return Ok(found),
         }
     }
     for level in 1..version.levels.len() {
         if let Some(handle) = version.file_covering(level, key) {
-            match search_file(inner, handle, level, key, seqno)? {
+            match search_file(inner, handle, level, key, hash, seqno)? {
                 Lookup::Absent => {}
                 found => return Ok(found),
             }
@@ -160,12 +163,14 @@ pub(crate) fn newest_version(
     Ok(Lookup::Absent)
 }
 
-/// Searches one file whose range covers `key`, behind its bloom filter.
+/// Searches one file whose range covers `key` (`hash` is `hash64(key)`), behind its bloom
+/// filter.
 fn search_file(
     inner: &DbInner,
     handle: &SstHandle,
     level: usize,
     key: &[u8],
+    hash: u64,
     seqno: u64,
 ) -> Result<Lookup> {
     let stats = &inner.stats;
@@ -175,7 +180,7 @@ fn search_file(
     let reader = handle.reader()?;
     if reader.has_filter() {
         StatsCounters::add(&stats.bloom_checks, 1);
-        if !reader.may_contain(key)? {
+        if !reader.may_contain_hash(hash)? {
             StatsCounters::add(&stats.bloom_skips, 1);
             return Ok(Lookup::Absent);
         }

@@ -3,7 +3,7 @@
 //! skips the skip-list search, a chain of dependent memory loads, for one cache line.
 //!
 //! Blocked layout: a key's bits all lie in one 64-byte line (eight `u64` words), chosen by its
-//! hash; `PROBE_COUNT` bits within the line come from the hash by double hashing. The filter
+//! hash; `PROBE_COUNT` bits within the line come from the hash (the SST filter's blocked layout, `sst::bloom`). The filter
 //! has one bit per `MEMTABLE_BYTES_PER_FILTER_BIT` bytes of the memtable's size limit: a 64th
 //! of the limit in memory (256 KiB for a 16 MiB memtable).
 //!
@@ -27,6 +27,7 @@
 //! Invariant: no false negatives: once built, every key added, or inserted in the memtable
 //! before the build, reports `may_contain`.
 
+use crate::sst::bloom::{blocked_probes, line_bits};
 use crate::sst::hash64;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -86,23 +87,19 @@ impl KeyFilter {
         built
     }
 
-    /// The first word of `hash`'s line, and the double-hashing start and step within it.
-    fn line_of(&self, hash: u64) -> (usize, u32, u32) {
-        // The high half picks the line (a multiply-shift, no division); the low half the bits.
-        let line = ((hash >> 32) * self.line_count) >> 32;
-        let start = hash as u32;
-        let step = (hash as u32).rotate_left(16) | 1;
-        (line as usize * LINE_WORDS, start, step)
+    /// The first word of `hash`'s line, and the seed of its bits within it: the SST
+    /// filter's blocked layout (`sst::bloom`).
+    fn line_of(&self, hash: u64) -> (usize, u32) {
+        let (line, seed) = blocked_probes(hash, self.line_count as usize);
+        (line * LINE_WORDS, seed)
     }
 
     fn set(&self, words: &[AtomicU64], user_key: &[u8]) {
-        let (first, mut bit, step) = self.line_of(hash64(user_key));
+        let (first, seed) = self.line_of(hash64(user_key));
         // The bits of each word first, then one atomic OR per word that gets any.
         let mut masks = [0u64; LINE_WORDS];
-        for _ in 0..PROBE_COUNT {
-            let in_line = (bit % 512) as usize;
+        for in_line in line_bits(seed, PROBE_COUNT) {
             masks[in_line / 64] |= 1 << (in_line % 64);
-            bit = bit.wrapping_add(step);
         }
         for (word, mask) in words[first..first + LINE_WORDS].iter().zip(masks) {
             if mask != 0 {
@@ -121,15 +118,10 @@ impl KeyFilter {
     /// False only if the filter is built and `user_key` was never added.
     pub fn may_contain(&self, user_key: &[u8]) -> bool {
         let Some(words) = self.words.get() else { return true };
-        let (first, mut bit, step) = self.line_of(hash64(user_key));
-        for _ in 0..PROBE_COUNT {
-            let in_line = (bit % 512) as usize;
-            if words[first + in_line / 64].load(Ordering::Relaxed) & (1 << (in_line % 64)) == 0 {
-                return false;
-            }
-            bit = bit.wrapping_add(step);
-        }
-        true
+        let (first, seed) = self.line_of(hash64(user_key));
+        line_bits(seed, PROBE_COUNT).all(|in_line| {
+            words[first + in_line / 64].load(Ordering::Relaxed) & (1 << (in_line % 64)) != 0
+        })
     }
 }
 

@@ -40,8 +40,9 @@ thread_local! {
 /// Magic number at the end of every SST ("NANOSST1" as little-endian bytes). DO NOT CHANGE.
 pub const SST_MAGIC: u64 = u64::from_le_bytes(*b"NANOSST1");
 /// Current SST format version. Version 1: the first format, every block raw. Version 2: data
-/// and index blocks may be compressed (LZ4, zstd). Readers accept both.
-pub const SST_FORMAT_VERSION: u32 = 2;
+/// and index blocks may be compressed (LZ4, zstd). Version 3: the bloom filter is blocked (a
+/// key's bits in one 64-byte line; `sst::bloom`). Readers accept all three.
+pub const SST_FORMAT_VERSION: u32 = 3;
 /// Size of the footer, in bytes. DO NOT CHANGE.
 pub const FOOTER_LEN: usize = 52;
 /// Size of the trailer after each block's contents, in bytes. DO NOT CHANGE.
@@ -96,6 +97,8 @@ pub struct Footer {
     pub filter: BlockHandle,
     /// The properties block.
     pub properties: BlockHandle,
+    /// The file's format version (1..=`SST_FORMAT_VERSION`): it decides the filter's layout.
+    pub version: u32,
 }
 
 impl Footer {
@@ -105,7 +108,7 @@ impl Footer {
         self.index.encode(&mut out);
         self.filter.encode(&mut out);
         self.properties.encode(&mut out);
-        put_u32(&mut out, SST_FORMAT_VERSION);
+        put_u32(&mut out, self.version);
         let crc = crc32c(&out);
         put_u32(&mut out, crc);
         put_u64(&mut out, SST_MAGIC);
@@ -150,7 +153,8 @@ impl Footer {
         }
         let mut decoder = Decoder::new(&bytes);
         let handles = [(); 3].map(|_| BlockHandle::decode(&mut decoder).unwrap_or_default());
-        let footer = Footer { index: handles[0], filter: handles[1], properties: handles[2] };
+        let footer =
+            Footer { index: handles[0], filter: handles[1], properties: handles[2], version };
         for (name, handle) in
             [("index", footer.index), ("filter", footer.filter), ("properties", footer.properties)]
         {

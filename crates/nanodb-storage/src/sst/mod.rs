@@ -11,7 +11,7 @@
 
 mod block;
 mod block_builder;
-mod bloom;
+pub(crate) mod bloom;
 mod compression;
 mod format;
 mod index;
@@ -28,6 +28,8 @@ pub use bloom::hash64;
 #[cfg(feature = "bench-internals")]
 pub use bloom::BloomBuilder;
 pub use bloom::BloomFilter;
+#[cfg(feature = "bench-internals")]
+pub use bloom::FilterLayout;
 pub use index::SstIndex;
 pub use properties::SstProperties;
 pub use reader::{SstCursor, SstReader};

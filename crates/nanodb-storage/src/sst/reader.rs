@@ -18,7 +18,7 @@
 //!    names the file and the offset. The block cache holds blocks decompressed.
 
 use super::block::{Block, BlockCursor};
-use super::bloom::BloomFilter;
+use super::bloom::{BloomFilter, FilterLayout};
 use super::format::{read_block, BlockHandle, Footer};
 use super::index::SstIndex;
 use super::properties::SstProperties;
@@ -53,6 +53,8 @@ pub struct SstReader {
     filter: Option<Part<BloomFilter>>,
     /// End of the data region (the filter block's offset).
     data_end: u64,
+    /// The filter's layout, from the file's format version.
+    filter_layout: FilterLayout,
     properties: SstProperties,
     cache: Option<Arc<BlockCache>>,
     /// The file's part of block cache keys, unique in the process. It belongs to the file, not
@@ -84,6 +86,7 @@ impl SstReader {
             index: Part::Cached(footer.index),
             filter: (footer.filter.size > 0).then_some(Part::Cached(footer.filter)),
             data_end: footer.filter.offset,
+            filter_layout: FilterLayout::of_version(footer.version),
             properties,
             cache: cache.cloned(),
             cache_id,
@@ -119,8 +122,14 @@ impl SstReader {
     }
 
     /// False if the bloom filter rules `user_key` out (always true without a filter).
+    #[cfg(test)]
     pub fn may_contain(&self, user_key: &[u8]) -> Result<bool> {
         Ok(self.filter()?.is_none_or(|filter| filter.may_contain(user_key)))
+    }
+
+    /// `may_contain` for a key already hashed with `hash64`.
+    pub fn may_contain_hash(&self, hash: u64) -> Result<bool> {
+        Ok(self.filter()?.is_none_or(|filter| filter.may_contain_hash(hash)))
     }
 
     fn cached(&self, handle: BlockHandle) -> Option<CachedBlock> {
@@ -151,8 +160,8 @@ impl SstReader {
     /// Reads and validates the filter block at `handle`.
     fn read_filter(&self, handle: BlockHandle) -> Result<Arc<BloomFilter>> {
         let bytes = read_block(self.file.as_ref(), &self.path, handle)?;
-        let filter =
-            BloomFilter::new(bytes).map_err(|detail| Error::corruption(&self.path, detail))?;
+        let filter = BloomFilter::new(bytes, self.filter_layout)
+            .map_err(|detail| Error::corruption(&self.path, detail))?;
         Ok(Arc::new(filter))
     }
 

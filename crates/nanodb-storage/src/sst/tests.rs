@@ -4,6 +4,7 @@
 
 use super::format::{
     Footer, BLOCK_SIZE_BYTES_MAX, COMPRESSION_LZ4, COMPRESSION_NONE, COMPRESSION_ZSTD, FOOTER_LEN,
+    SST_FORMAT_VERSION,
 };
 use super::{SstReader, SstWriter, SstWriterOptions};
 use crate::cache::BlockCache;
@@ -62,9 +63,21 @@ fn write_sst_with(
     compression: Compression,
     mode: Mode,
 ) -> Arc<SstReader> {
-    fs.create_dir_all(Path::new("/db")).unwrap();
     let options = SstWriterOptions { block_size_bytes, bloom_bits_per_key, compression };
-    let mut writer = SstWriter::create(fs, Path::new(PATH), options).unwrap();
+    write_sst_version(fs, count, options, mode, SST_FORMAT_VERSION)
+}
+
+/// `write_sst_with`, in format `version`.
+fn write_sst_version(
+    fs: &SimFs,
+    count: u32,
+    options: SstWriterOptions,
+    mode: Mode,
+    version: u32,
+) -> Arc<SstReader> {
+    fs.create_dir_all(Path::new("/db")).unwrap();
+    let mut writer =
+        SstWriter::create(fs, Path::new(PATH), options).unwrap().with_format_version(version);
     for index in 0..count {
         let user_key = format!("key{index:04}");
         let seqno = 2 * u64::from(index) + 2;
@@ -93,6 +106,25 @@ fn point_reads_see_the_right_version() {
         for mode in MODES {
             let fs = SimFs::new();
             let reader = write_sst_with(&fs, 500, 256, 10, compression, mode);
+            point_reads_see_the_right_version_with(reader);
+        }
+    }
+}
+
+#[test]
+fn files_of_format_version_2_and_their_classic_filters_still_read() {
+    for version in [2, SST_FORMAT_VERSION] {
+        for mode in MODES {
+            let fs = SimFs::new();
+            let options = SstWriterOptions {
+                block_size_bytes: 256,
+                bloom_bits_per_key: 10,
+                compression: Compression::Lz4,
+            };
+            let reader = write_sst_version(&fs, 500, options, mode, version);
+            let file = fs.open(Path::new(PATH)).unwrap();
+            assert_eq!(Footer::read(file.as_ref(), Path::new(PATH)).unwrap().version, version);
+            // Reads, and the filter ruling absent keys out, in either layout.
             point_reads_see_the_right_version_with(reader);
         }
     }

@@ -15,9 +15,9 @@
 //!    `RateLimiter::chunk_bytes`.
 
 use super::block_builder::BlockBuilder;
-use super::bloom::BloomBuilder;
+use super::bloom::{BloomBuilder, FilterLayout};
 use super::compression::BlockCompressor;
-use super::format::{encode_block, BlockHandle, Footer, BLOCK_HANDLE_LEN};
+use super::format::{encode_block, BlockHandle, Footer, BLOCK_HANDLE_LEN, SST_FORMAT_VERSION};
 use super::properties::SstProperties;
 use crate::fs::{Fs, WritableFile};
 use crate::key::{compare_internal_keys, parse_internal_key, user_key_of};
@@ -87,6 +87,8 @@ pub struct SstWriter {
     last_key: Vec<u8>,
     properties: SstProperties,
     rate_limit: Option<(Arc<RateLimiter>, IoPriority)>,
+    /// The format version written: `SST_FORMAT_VERSION`, or an older one in tests.
+    format_version: u32,
 }
 
 impl SstWriter {
@@ -110,6 +112,7 @@ impl SstWriter {
             last_key: Vec::new(),
             properties: SstProperties::default(),
             rate_limit: None,
+            format_version: SST_FORMAT_VERSION,
         })
     }
 
@@ -217,6 +220,15 @@ impl SstWriter {
         Ok(())
     }
 
+    /// Writes format `version` (2 or `SST_FORMAT_VERSION`), the file an older build wrote:
+    /// tests read such files back.
+    #[cfg(test)]
+    pub(crate) fn with_format_version(mut self, version: u32) -> SstWriter {
+        assert!((2..=SST_FORMAT_VERSION).contains(&version), "version {version}");
+        self.format_version = version;
+        self
+    }
+
     /// Entries added so far.
     pub fn entry_count(&self) -> u64 {
         self.properties.entry_count
@@ -227,7 +239,10 @@ impl SstWriter {
     pub fn finish(mut self) -> Result<(SstProperties, CompressionBytes)> {
         self.finish_data_block()?;
         let filter_contents = if self.options.bloom_bits_per_key > 0 && self.bloom.key_count() > 0 {
-            self.bloom.finish(self.options.bloom_bits_per_key)
+            self.bloom.finish(
+                self.options.bloom_bits_per_key,
+                FilterLayout::of_version(self.format_version),
+            )
         } else {
             Vec::new()
         };
@@ -238,7 +253,9 @@ impl SstWriter {
         // Kept raw so tools can read a file's summary without a decompressor.
         let properties_contents = self.properties.encode();
         let properties = self.write_block(&properties_contents, false)?;
-        self.buffer.extend_from_slice(&Footer { index, filter, properties }.encode());
+        self.buffer.extend_from_slice(
+            &Footer { index, filter, properties, version: self.format_version }.encode(),
+        );
         self.drain_buffer()?;
         self.file
             .sync()
