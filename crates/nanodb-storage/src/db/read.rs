@@ -136,15 +136,15 @@ pub(crate) fn newest_version(
     key: &[u8],
     seqno: u64,
 ) -> Result<Lookup> {
+    // Hashed once for every memtable's and file's filter.
+    let hash = hash64(key);
     for memtable in std::iter::once(&view.mem).chain(view.imms.iter()) {
-        match memtable.get(key, seqno) {
+        match memtable.get_hashed(key, hash, seqno) {
             Lookup::Absent => {}
             found => return Ok(found),
         }
     }
     let version = &view.version;
-    // Hashed once for every file's bloom filter.
-    let hash = hash64(key);
     let l0 = version.levels[0].iter().filter(|handle| handle.covers(key));
     for handle in l0 {
         match search_file(inner, handle, 0, key, hash, seqno)? {

@@ -2,9 +2,9 @@
 //! of a key the memtable does not hold (most reads, and every existence check of an insert)
 //! skips the skip-list search, a chain of dependent memory loads, for one cache line.
 //!
-//! Blocked layout: a key's bits all lie in one 64-byte line (eight `u64` words), chosen by its
-//! hash; `PROBE_COUNT` bits within the line come from the hash (the SST filter's blocked layout, `sst::bloom`). The filter
-//! has one bit per `MEMTABLE_BYTES_PER_FILTER_BIT` bytes of the memtable's size limit: a 64th
+//! Blocked layout: a key's bits all lie in one 64-byte line (eight `u64` words, aligned as a
+//! cache line), chosen by its hash; `PROBE_COUNT` bits within the line come from the hash (the
+//! SST filter's blocked layout, `sst::bloom`). The filter has one bit per `MEMTABLE_BYTES_PER_FILTER_BIT` bytes of the memtable's size limit: a 64th
 //! of the limit in memory (256 KiB for a 16 MiB memtable).
 //!
 //! It is built only once the memtable holds `1 / BUILD_AT_FRACTION` of its limit (`build`,
@@ -45,11 +45,16 @@ const LINE_WORDS: usize = 8;
 /// Fewest lines of a filter.
 const LINES_MIN: usize = 16;
 
+/// One line of the filter, aligned as a cache line.
+#[derive(Debug)]
+#[repr(align(64))]
+struct Line([AtomicU64; LINE_WORDS]);
+
 /// The memtable's key filter; see the module header.
 #[derive(Debug)]
 pub struct KeyFilter {
     /// Set by `build`.
-    words: OnceLock<Box<[AtomicU64]>>,
+    lines: OnceLock<Box<[Line]>>,
     line_count: u64,
 }
 
@@ -57,9 +62,9 @@ impl KeyFilter {
     /// An unbuilt filter for a memtable frozen at about `memtable_size_bytes_max`.
     pub fn new(memtable_size_bytes_max: usize) -> KeyFilter {
         let bits = memtable_size_bytes_max / MEMTABLE_BYTES_PER_FILTER_BIT;
-        // At most 2^32 lines (`line_of` multiplies the line count by a 32-bit hash).
+        // At most 2^32 - 1 lines (`blocked_probes` multiplies the count by a 32-bit hash).
         let line_count = (bits / (LINE_WORDS * 64)).clamp(LINES_MIN, u32::MAX as usize);
-        KeyFilter { words: OnceLock::new(), line_count: line_count as u64 }
+        KeyFilter { lines: OnceLock::new(), line_count: line_count as u64 }
     }
 
     /// Memory the filter holds once built, in bytes.
@@ -69,39 +74,33 @@ impl KeyFilter {
 
     /// True once built.
     pub fn is_built(&self) -> bool {
-        self.words.get().is_some()
+        self.lines.get().is_some()
     }
 
     /// Allocates the filter, adds every key `fill` passes to its callback, then publishes it;
     /// false (and `fill` is not called) if it was built already.
     pub fn build(&self, fill: impl FnOnce(&mut dyn FnMut(&[u8]))) -> bool {
         let mut built = false;
-        self.words.get_or_init(|| {
+        self.lines.get_or_init(|| {
             built = true;
-            let words: Box<[AtomicU64]> = std::iter::repeat_with(|| AtomicU64::new(0))
-                .take(self.line_count as usize * LINE_WORDS)
-                .collect();
-            fill(&mut |user_key| self.set(&words, user_key));
-            words
+            let lines: Box<[Line]> =
+                std::iter::repeat_with(|| Line(std::array::from_fn(|_| AtomicU64::new(0))))
+                    .take(self.line_count as usize)
+                    .collect();
+            fill(&mut |user_key| self.set(&lines, user_key));
+            lines
         });
         built
     }
 
-    /// The first word of `hash`'s line, and the seed of its bits within it: the SST
-    /// filter's blocked layout (`sst::bloom`).
-    fn line_of(&self, hash: u64) -> (usize, u32) {
-        let (line, seed) = blocked_probes(hash, self.line_count as usize);
-        (line * LINE_WORDS, seed)
-    }
-
-    fn set(&self, words: &[AtomicU64], user_key: &[u8]) {
-        let (first, seed) = self.line_of(hash64(user_key));
+    fn set(&self, lines: &[Line], user_key: &[u8]) {
+        let (line, seed) = blocked_probes(hash64(user_key), lines.len());
         // The bits of each word first, then one atomic OR per word that gets any.
         let mut masks = [0u64; LINE_WORDS];
         for in_line in line_bits(seed, PROBE_COUNT) {
             masks[in_line / 64] |= 1 << (in_line % 64);
         }
-        for (word, mask) in words[first..first + LINE_WORDS].iter().zip(masks) {
+        for (word, mask) in lines[line].0.iter().zip(masks) {
             if mask != 0 {
                 word.fetch_or(mask, Ordering::Relaxed);
             }
@@ -110,18 +109,24 @@ impl KeyFilter {
 
     /// Records `user_key`; nothing before the filter is built (`build` adds the keys then).
     pub fn add(&self, user_key: &[u8]) {
-        if let Some(words) = self.words.get() {
-            self.set(words, user_key);
+        if let Some(lines) = self.lines.get() {
+            self.set(lines, user_key);
         }
     }
 
     /// False only if the filter is built and `user_key` was never added.
+    #[cfg(test)]
     pub fn may_contain(&self, user_key: &[u8]) -> bool {
-        let Some(words) = self.words.get() else { return true };
-        let (first, seed) = self.line_of(hash64(user_key));
-        line_bits(seed, PROBE_COUNT).all(|in_line| {
-            words[first + in_line / 64].load(Ordering::Relaxed) & (1 << (in_line % 64)) != 0
-        })
+        self.may_contain_hash(hash64(user_key))
+    }
+
+    /// `may_contain` for a key already hashed: `hash` is `hash64(user_key)`.
+    pub fn may_contain_hash(&self, hash: u64) -> bool {
+        let Some(lines) = self.lines.get() else { return true };
+        let (line, seed) = blocked_probes(hash, lines.len());
+        let Line(words) = &lines[line];
+        line_bits(seed, PROBE_COUNT)
+            .all(|in_line| words[in_line / 64].load(Ordering::Relaxed) & (1 << (in_line % 64)) != 0)
     }
 }
 

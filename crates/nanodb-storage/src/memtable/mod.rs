@@ -221,8 +221,14 @@ impl Memtable {
     }
 
     /// The newest version of `user_key` with seqno `<= seqno`.
+    #[cfg(any(test, feature = "bench-internals"))]
     pub fn get(&self, user_key: &[u8], seqno: u64) -> Lookup {
-        if !self.filter.may_contain(user_key) {
+        self.get_hashed(user_key, crate::sst::hash64(user_key), seqno)
+    }
+
+    /// `get` for a key already hashed: `hash` is `hash64(user_key)`.
+    pub fn get_hashed(&self, user_key: &[u8], hash: u64, seqno: u64) -> Lookup {
+        if !self.filter.may_contain_hash(hash) {
             return Lookup::Absent;
         }
         let partitions = self.partitions.read();

@@ -436,9 +436,15 @@ fn bad_compressed_blocks_with_valid_checksums_are_corruption() {
 
 #[test]
 fn version_1_files_still_read() {
-    // A version-1 file is a version-2 file whose blocks are all raw, with 1 in the footer.
+    // A version-1 file is a version-2 file (classic filter) whose blocks are all raw, with 1
+    // in the footer.
     let fs = SimFs::new();
-    write_sst_with(&fs, 200, 256, 10, Compression::None, Mode::Pinned);
+    let options = SstWriterOptions {
+        block_size_bytes: 256,
+        bloom_bits_per_key: 10,
+        compression: Compression::None,
+    };
+    write_sst_version(&fs, 200, options, Mode::Pinned, 2);
     let mut bytes = fs.read_live(Path::new(PATH)).unwrap();
     let footer = bytes.len() - FOOTER_LEN;
     bytes[footer + 36..footer + 40].copy_from_slice(&1u32.to_le_bytes());
@@ -448,4 +454,6 @@ fn version_1_files_still_read() {
     let reader = Arc::new(SstReader::open(&fs, Path::new(PATH), None, 1, true).unwrap());
     assert_eq!(reader.verify().unwrap(), 400);
     assert_eq!(reader.get(b"key0123", SEQNO_MAX).unwrap(), Lookup::Found(b"new123".to_vec(), 248));
+    // Its classic filter is read as classic: no key is ruled out.
+    assert!((0..200).all(|index| reader.may_contain(format!("key{index:04}").as_bytes()).unwrap()));
 }
