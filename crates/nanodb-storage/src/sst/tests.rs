@@ -457,3 +457,53 @@ fn version_1_files_still_read() {
     // Its classic filter is read as classic: no key is ruled out.
     assert!((0..200).all(|index| reader.may_contain(format!("key{index:04}").as_bytes()).unwrap()));
 }
+
+#[test]
+fn the_format_example_is_what_the_writer_writes() {
+    // docs/format/sst.md, "Example": a flush of `put apple=red` (seqno 1), `delete pear` (2)
+    // and `put apricot=orange` (3) in the default keyspace (prefix byte 00), default options.
+    let fs = SimFs::new();
+    fs.create_dir_all(Path::new("/db")).unwrap();
+    let options = SstWriterOptions {
+        block_size_bytes: 4096,
+        bloom_bits_per_key: 10,
+        compression: Compression::Lz4,
+    };
+    let mut writer = SstWriter::create(&fs, Path::new(PATH), options).unwrap();
+    writer.add(&internal_key(b"\0apple", 1, ValueKind::Put as u8), b"red").unwrap();
+    writer.add(&internal_key(b"\0apricot", 3, ValueKind::Put as u8), b"orange").unwrap();
+    writer.add(&internal_key(b"\0pear", 2, ValueKind::Delete as u8), b"").unwrap();
+    writer.finish().unwrap();
+    let hex: String =
+        fs.read_live(Path::new(PATH)).unwrap().iter().map(|byte| format!("{byte:02x}")).collect();
+    let expected = concat!(
+        // data block (offset 0, size 65) and its trailer
+        "000e03006170706c650101000000000000726564",
+        "030d067269636f740103000000000000",
+        "6f72616e6765",
+        "010c00706561720002000000000000",
+        "0000000001000000",
+        "00d310b845",
+        // filter block (offset 70, size 65: one line and the probe count 7) and its trailer
+        "2000800400000020000001000000000001000000080400000000000040400110",
+        "1000000001000100081200000004800000000000000000000000000000000100",
+        "07",
+        "000f0113af",
+        // index block (offset 140, stored size 31) and its trailer
+        "24000000b9000d0c00706561720002000100c041000000000000000100000001",
+        "d8728958",
+        // properties block (offset 176, size 77) and its trailer
+        "0300000000000000010000000000000001000000000000000300000000000000",
+        "2b000000000000000900000000000000",
+        "0e006170706c650101000000000000",
+        "0d00706561720002000000000000",
+        "00b5f456ca",
+        // footer
+        "8c000000000000001f000000",
+        "460000000000000041000000",
+        "b0000000000000004d000000",
+        "030000003930ab98",
+        "4e414e4f53535431",
+    );
+    assert_eq!(hex, expected);
+}
