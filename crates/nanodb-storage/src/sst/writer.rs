@@ -238,7 +238,8 @@ impl SstWriter {
     /// holds and how well its blocks compressed.
     pub fn finish(mut self) -> Result<(SstProperties, CompressionBytes)> {
         self.finish_data_block()?;
-        let filter_contents = if self.options.bloom_bits_per_key > 0 && self.bloom.key_count() > 0 {
+        // Keys are collected only while the filter is on (`add`).
+        let filter_contents = if self.bloom.key_count() > 0 {
             self.bloom.finish(
                 self.options.bloom_bits_per_key,
                 FilterLayout::of_version(self.format_version),
