@@ -15,7 +15,8 @@ fn docs_command_runs_workers_and_reports() {
         engines.push("polodb");
     }
     let output = Command::new(env!("CARGO_BIN_EXE_nanodb-bench"))
-        .args(["docs", "--docs", "1500", "--repeats", "2", "--queries", "5", "--engines"])
+        .args(["docs", "--docs", "1500", "--repeats", "2", "--queries", "5", "--get-threads", "2"])
+        .arg("--engines")
         .arg(engines.join(","))
         .arg("--dir")
         .arg(dir.path().join("work"))
@@ -32,8 +33,8 @@ fn docs_command_runs_workers_and_reports() {
         assert!(stdout.contains(&format!("nanodb / {engine}")), "{stdout}");
     }
     let lines = std::fs::read_to_string(&results).unwrap();
-    // Eight workloads per engine and repeat, less query-indexed for PoloDB.
-    let expected = 2 * (8 * engines.len() - usize::from(engines.contains(&"polodb")));
+    // Nine workloads per engine and repeat, less query-indexed and get-parallel for PoloDB.
+    let expected = 2 * (9 * engines.len() - 2 * usize::from(engines.contains(&"polodb")));
     assert_eq!(lines.lines().count(), expected, "{lines}");
     let again = Command::new(env!("CARGO_BIN_EXE_nanodb-bench"))
         .arg("docs-report")
@@ -41,7 +42,9 @@ fn docs_command_runs_workers_and_reports() {
         .output()
         .unwrap();
     assert!(again.status.success());
-    assert!(String::from_utf8_lossy(&again.stdout).contains("| get | lookups/s |"));
+    let report = String::from_utf8_lossy(&again.stdout);
+    assert!(report.contains("| get | lookups/s |"), "{report}");
+    assert!(report.contains("| get-parallel | lookups/s |"), "{report}");
     let bad = Command::new(env!("CARGO_BIN_EXE_nanodb-bench"))
         .args(["docs", "--docs", "0"])
         .output()

@@ -3,18 +3,22 @@
 //! ```text
 //! nanodb-bench docs [--docs N] [--repeats N] [--engines nanodb,sqlite,polodb] [--dir PATH]
 //!                   [--results FILE] [--rss-max-gib N] [--insert-one-docs N] [--batch N]
-//!                   [--gets N] [--queries N] [--scan-queries N] [--updates N] [--deletes N]
+//!                   [--gets N] [--get-threads N] [--queries N] [--scan-queries N]
+//!                   [--updates N] [--deletes N]
 //! nanodb-bench docs-report FILE
 //! ```
 //!
 //! Sizes not given follow `--docs` (default 1,000,000): `insert-one` inserts up to 100,000
 //! documents, `get` does up to 1,000,000 lookups, `update` and `delete` a tenth of the
 //! documents up to 100,000; 200 indexed and 5 unindexed queries; batches of 1,000.
+//! `get-parallel` shares `--gets` among `--get-threads` threads (default: the cores this
+//! process may use, at most `parallel::GET_THREADS_MAX`; 0 or 1 skips it).
 //!
 //! Thread safety: plain data. Invariant: a parsed `DocArgs` has every size resolved and within
 //! its limits, so workers get explicit sizes and never recompute defaults.
 
 use super::engine;
+use super::parallel::GET_THREADS_MAX;
 use super::workload::Sizes;
 use std::path::PathBuf;
 
@@ -50,6 +54,7 @@ pub fn parse(command: &str, mut raw: impl Iterator<Item = String>) -> Result<Doc
             insert_one_docs: 0,
             batch: 1000,
             gets: 0,
+            get_threads: 0,
             indexed_queries: 200,
             unindexed_queries: 5,
             updates: 0,
@@ -60,6 +65,7 @@ pub fn parse(command: &str, mut raw: impl Iterator<Item = String>) -> Result<Doc
         rss_max_bytes: 16 << 30,
     };
     let (mut insert_one, mut gets, mut updates, mut deletes) = (None, None, None, None);
+    let mut get_threads = None;
     while let Some(flag) = raw.next() {
         let s = &mut args.sizes;
         match flag.as_str() {
@@ -75,6 +81,7 @@ pub fn parse(command: &str, mut raw: impl Iterator<Item = String>) -> Result<Doc
             "--insert-one-docs" => insert_one = Some(number(&flag, raw.next())?),
             "--batch" => s.batch = number(&flag, raw.next())?,
             "--gets" => gets = Some(number(&flag, raw.next())?),
+            "--get-threads" => get_threads = Some(number(&flag, raw.next())?),
             "--queries" => s.indexed_queries = number(&flag, raw.next())?,
             "--scan-queries" => s.unindexed_queries = number(&flag, raw.next())?,
             "--updates" => updates = Some(number(&flag, raw.next())?),
@@ -104,6 +111,11 @@ pub fn parse(command: &str, mut raw: impl Iterator<Item = String>) -> Result<Doc
     let tenth = (s.docs / 10).clamp(1, 100_000);
     s.insert_one_docs = insert_one.unwrap_or(s.docs.min(100_000));
     s.gets = gets.unwrap_or(s.docs.min(1_000_000));
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
+    s.get_threads = get_threads.unwrap_or(cores.min(GET_THREADS_MAX));
+    if s.get_threads > GET_THREADS_MAX {
+        return Err(format!("--get-threads must be at most {GET_THREADS_MAX}"));
+    }
     s.updates = updates.unwrap_or(tenth);
     s.deletes = deletes.unwrap_or(tenth);
     if s.deletes > s.docs {
@@ -122,6 +134,7 @@ pub fn size_flags(sizes: &Sizes) -> Vec<String> {
         ("--insert-one-docs", sizes.insert_one_docs),
         ("--batch", sizes.batch),
         ("--gets", sizes.gets),
+        ("--get-threads", sizes.get_threads),
         ("--queries", sizes.indexed_queries),
         ("--scan-queries", sizes.unindexed_queries),
         ("--updates", sizes.updates),
@@ -151,6 +164,18 @@ mod tests {
         let flags = size_flags(&s);
         let again = parse("docs-worker", flags.into_iter()).unwrap();
         assert_eq!(again.sizes, s);
+        let cores = std::thread::available_parallelism().unwrap().get() as u64;
+        assert_eq!(s.get_threads, cores.min(GET_THREADS_MAX));
+    }
+
+    #[test]
+    fn get_threads_are_capped_at_the_limit() {
+        let limit = GET_THREADS_MAX.to_string();
+        let at = parse_flags(&["--get-threads", &limit]).unwrap().sizes;
+        assert_eq!(at.get_threads, GET_THREADS_MAX);
+        let past = (GET_THREADS_MAX + 1).to_string();
+        assert!(parse_flags(&["--get-threads", &past]).is_err());
+        assert_eq!(parse_flags(&["--get-threads", "0"]).unwrap().sizes.get_threads, 0);
     }
 
     #[test]

@@ -6,8 +6,9 @@
 //! process and prints one `RESULT {json}` line per workload, `docs-report FILE` prints the
 //! report of a results file again. Flags: `args`.
 //!
-//! Thread safety: a worker is single-threaded; `run` only spawns processes and reads their
-//! output (plus the memory watchdog's thread).
+//! Thread safety: a worker is single-threaded except for `get-parallel`'s reader threads
+//! (`parallel`); `run` only spawns processes and reads their output (plus the memory
+//! watchdog's thread).
 //!
 //! Invariant: every workload starts from a fresh directory per group, removed afterwards, and a
 //! worker's figures are printed only after the workload's own checks passed.
@@ -15,6 +16,7 @@
 mod args;
 pub mod engine;
 pub mod gen;
+mod parallel;
 mod report;
 mod run;
 #[cfg(test)]

@@ -41,7 +41,7 @@ pub type Line = crate::report::Line<DocRecord, String>;
 fn unit(workload: &str) -> &'static str {
     match workload {
         "insert-one" | "insert-batch" | "scan" => "docs/s",
-        "get" => "lookups/s",
+        "get" | "get-parallel" => "lookups/s",
         "query-indexed" | "query-unindexed" => "queries/s",
         _ => "ops/s",
     }

@@ -1,12 +1,14 @@
 //! The document workloads and their timing. Two groups, each on a fresh engine:
 //! - `insert-one`: `Sizes::insert_one_docs` documents, one insert (one transaction) each;
 //! - the main group: `insert-batch` loads `Sizes::docs` documents in transactions of
-//!   `Sizes::batch`, then on that collection `get` (random ids), `scan` (every document
+//!   `Sizes::batch`, then on that collection `get` (random ids), `get-parallel` (random ids
+//!   from `Sizes::get_threads` threads, `parallel`), `scan` (every document
 //!   decoded), `query-indexed` and `query-unindexed` (equality on `city` / `team`, matches
 //!   decoded), `update` (set one field of random documents), `delete` (distinct random
 //!   documents).
 //!
-//! Only the engine call is timed: documents and ids are generated before the clock starts, so
+//! Only the engine call is timed: documents, ids and the values a read is checked against are
+//! generated before the clock starts, so
 //! the generator's cost is left out for every engine alike (building the engine's own document
 //! form, JSON, BSON or `Value`, is inside the call and timed). Every workload checks what it
 //! read against the generator and fails on a mismatch, so a broken engine cannot post a figure.
@@ -29,6 +31,8 @@ pub struct Sizes {
     /// Documents per `insert-batch` transaction.
     pub batch: u64,
     pub gets: u64,
+    /// Threads of `get-parallel` (below 2, it is skipped).
+    pub get_threads: u64,
     pub indexed_queries: u64,
     pub unindexed_queries: u64,
     pub updates: u64,
@@ -54,6 +58,7 @@ pub const WORKLOADS: &[&str] = &[
     "insert-one",
     "insert-batch",
     "get",
+    "get-parallel",
     "scan",
     "query-indexed",
     "query-unindexed",
@@ -65,7 +70,7 @@ pub const WORKLOADS: &[&str] = &[
 pub type Report<'a> = dyn FnMut(Measured) -> DocResult<()> + 'a;
 
 /// Latencies in nanoseconds, up to ten minutes, 3 significant digits.
-fn new_histogram() -> DocResult<Histogram<u64>> {
+pub(super) fn new_histogram() -> DocResult<Histogram<u64>> {
     Histogram::new_with_bounds(1, 600_000_000_000, 3).map_err(|e| e.to_string())
 }
 
@@ -123,16 +128,19 @@ pub fn main_group(engine: &mut dyn DocEngine, sizes: &Sizes, report: &mut Report
     let get = timed(
         "get",
         sizes.gets,
-        |_| rng.below(n),
-        |_, i| {
-            let found = engine.get(&generator.id(i))?.ok_or(format!("document {i} missing"))?;
-            if i % 16 == 0 {
-                expect("age", found.age as u64, generator.doc(i).age as u64)?;
+        |_| lookup(&generator, rng.below(n)),
+        |_, (id, age)| {
+            let found = engine.get(&id)?.ok_or(format!("document {id} missing"))?;
+            if let Some(age) = age {
+                expect("age", found.age as u64, age as u64)?;
             }
             Ok(1)
         },
     )?;
     report(get)?;
+    if let Some(parallel) = super::parallel::get_parallel(engine, sizes, &generator)? {
+        report(parallel)?;
+    }
 
     let scan = timed(
         "scan",
@@ -173,10 +181,13 @@ pub fn main_group(engine: &mut dyn DocEngine, sizes: &Sizes, report: &mut Report
     let updated = timed(
         "update",
         sizes.updates,
-        |_| rng.below(n),
-        |k, i| {
+        |_| {
+            let i = rng.below(n);
+            (i, generator.id(i))
+        },
+        |k, (i, id)| {
             last = Some((i, k as i64 + 1));
-            engine.set_counter(&generator.id(i), k as i64 + 1).map(|()| 1)
+            engine.set_counter(&id, k as i64 + 1).map(|()| 1)
         },
     )?;
     if let Some((i, counter)) = last {
@@ -195,6 +206,12 @@ pub fn main_group(engine: &mut dyn DocEngine, sizes: &Sizes, report: &mut Report
     )?;
     expect("count after delete", engine.count()?, n - deletes)?;
     report(deleted)
+}
+
+/// A lookup of document `i`: its id and, for one document in 16, the `age` it must be read
+/// with (building the whole document to know it is too slow for every lookup).
+pub(super) fn lookup(generator: &Generator, i: u64) -> (String, Option<i64>) {
+    (generator.id(i), i.is_multiple_of(16).then(|| generator.doc(i).age))
 }
 
 fn expect(what: &str, seen: u64, expected: u64) -> DocResult<()> {

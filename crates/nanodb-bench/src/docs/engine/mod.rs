@@ -11,6 +11,8 @@
 //! PoloDB 4 which never fsyncs).
 //!
 //! Thread safety: an engine is driven by one thread (`&mut self`); none needs to be `Sync`.
+//! The readers an engine hands out (`DocEngine::readers`) are `Send`, one per thread of the
+//! `get-parallel` workload.
 //!
 //! Invariant: `open` gives an empty collection with an index on `gen::INDEXED_FIELD` and none
 //! on `gen::UNINDEXED_FIELD`, so inserts maintain one secondary index on every engine.
@@ -53,6 +55,13 @@ impl Tally {
     }
 }
 
+/// A handle that reads documents by id from another thread while the engine's own thread
+/// waits (`get-parallel`).
+pub trait DocReader: Send {
+    /// Reads document `id` by its primary key, as `DocEngine::get` does.
+    fn get(&mut self, id: &str) -> DocResult<Option<Probe>>;
+}
+
 /// One document engine under test, holding one collection.
 pub trait DocEngine {
     /// Inserts one document, in its own transaction (not synced).
@@ -72,6 +81,13 @@ pub trait DocEngine {
     fn delete(&mut self, id: &str) -> DocResult<()>;
     /// How many documents the collection holds.
     fn count(&mut self) -> DocResult<u64>;
+    /// `count` readers of the collection, one per thread, each as fast as the engine allows
+    /// a reader to be (its own connection where the engine needs one); `None` when the engine
+    /// cannot be read from several threads, and `get-parallel` is then skipped.
+    fn readers(&mut self, count: usize) -> DocResult<Option<Vec<Box<dyn DocReader>>>> {
+        let _ = count;
+        Ok(None)
+    }
     /// Why this engine's equality queries on the indexed field cannot be measured (wrong
     /// answers), if they cannot; `query-indexed` is then skipped and `find_eq` refuses it.
     fn index_queries_broken(&self) -> Option<&'static str> {

@@ -4,11 +4,13 @@
 //! not fsynced, like SQLite's `synchronous = NORMAL`. Documents are built as `Value` maps with
 //! the caller's id; nanodb adds `created` and `updated`. The collection has the index `by_city`.
 //!
-//! Thread safety: `NanoDocs` is used by one thread; the handles inside are `Send + Sync`.
+//! Thread safety: `NanoDocs` is used by one thread; the handles inside are `Send + Sync`, so
+//! the readers of `get-parallel` are clones of the one collection handle (one shared block
+//! cache and memory budget).
 //!
 //! Invariant: the runtime is closed by `close` (every acknowledged write reaches its files).
 
-use super::{check_field, text, DocEngine, DocResult, Probe, Tally};
+use super::{check_field, text, DocEngine, DocReader, DocResult, Probe, Tally};
 use crate::docs::gen::{Doc, INDEXED_FIELD};
 use nanodb::query::{Filter, Query};
 use nanodb::{
@@ -68,6 +70,25 @@ fn age(document: &Document) -> Option<i64> {
     document.get("age").and_then(Value::as_i64)
 }
 
+/// Reads document `id` and the two fields a lookup checks.
+fn probe(collection: &Collection, id: &str) -> DocResult<Option<Probe>> {
+    let Some(document) = collection.get(id).map_err(text)? else { return Ok(None) };
+    let counter = document.get("counter").and_then(Value::as_i64);
+    match (age(&document), counter) {
+        (Some(age), Some(counter)) => Ok(Some(Probe { age, counter })),
+        _ => Err(format!("document {id} lacks age or counter")),
+    }
+}
+
+/// A clone of the collection handle, for one thread of `get-parallel`.
+struct NanoReader(Collection);
+
+impl DocReader for NanoReader {
+    fn get(&mut self, id: &str) -> DocResult<Option<Probe>> {
+        probe(&self.0, id)
+    }
+}
+
 impl DocEngine for NanoDocs {
     fn insert(&mut self, doc: &Doc) -> DocResult<()> {
         self.collection.insert(value(doc)).map(|_| ()).map_err(text)
@@ -78,12 +99,12 @@ impl DocEngine for NanoDocs {
     }
 
     fn get(&mut self, id: &str) -> DocResult<Option<Probe>> {
-        let Some(document) = self.collection.get(id).map_err(text)? else { return Ok(None) };
-        let counter = document.get("counter").and_then(Value::as_i64);
-        match (age(&document), counter) {
-            (Some(age), Some(counter)) => Ok(Some(Probe { age, counter })),
-            _ => Err(format!("document {id} lacks age or counter")),
-        }
+        probe(&self.collection, id)
+    }
+
+    fn readers(&mut self, count: usize) -> DocResult<Option<Vec<Box<dyn DocReader>>>> {
+        let reader = |_| Box::new(NanoReader(self.collection.clone())) as Box<dyn DocReader>;
+        Ok(Some((0..count).map(reader).collect()))
     }
 
     fn scan(&mut self) -> DocResult<Tally> {

@@ -5,15 +5,18 @@
 //! `docs_city ON docs(json_extract(body, '$.city'))`. Reads parse the body into a
 //! `serde_json::Value`; a patch is `json_set` in an `UPDATE`.
 //!
-//! Thread safety: one connection, used by one thread.
+//! Thread safety: one connection, used by one thread; each reader of `get-parallel` opens
+//! its own connection to the same file (SQLite connections are not shared across threads),
+//! with its own 256 MiB page cache, so SQLite readers get up to that much each: more memory
+//! than nanodb's one shared budget, which favours SQLite.
 //!
 //! Invariant: the filtered query's SQL uses the same `json_extract` expression as the index,
 //! so SQLite's planner uses it for `city` (and has nothing to use for `team`).
 
-use super::{check_field, text, DocEngine, DocResult, Probe, Tally};
+use super::{check_field, text, DocEngine, DocReader, DocResult, Probe, Tally};
 use crate::docs::gen::{Doc, INDEXED_FIELD};
 use rusqlite::{params, Connection, OptionalExtension};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Page cache, in KiB: nanodb's memory budget.
 const CACHE_KIB: usize = 256 * 1024;
@@ -21,12 +24,14 @@ const INSERT: &str = "INSERT INTO docs (id, body) VALUES (?1, ?2)";
 
 pub struct SqliteDocs {
     connection: Connection,
+    path: PathBuf,
 }
 
 impl SqliteDocs {
     pub fn open(dir: &Path) -> DocResult<SqliteDocs> {
         std::fs::create_dir_all(dir).map_err(text)?;
-        let connection = Connection::open(dir.join("docs.db")).map_err(text)?;
+        let path = dir.join("docs.db");
+        let connection = Connection::open(&path).map_err(text)?;
         connection
             .execute_batch(&format!(
                 "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -{CACHE_KIB};
@@ -34,7 +39,31 @@ impl SqliteDocs {
                  CREATE INDEX docs_{INDEXED_FIELD} ON docs (json_extract(body, '$.{INDEXED_FIELD}'));"
             ))
             .map_err(text)?;
-        Ok(SqliteDocs { connection })
+        Ok(SqliteDocs { connection, path })
+    }
+}
+
+/// Reads document `id` through `connection` and the two fields a lookup checks.
+fn probe(connection: &Connection, id: &str) -> DocResult<Option<Probe>> {
+    let mut statement =
+        connection.prepare_cached("SELECT body FROM docs WHERE id = ?1").map_err(text)?;
+    let body: Option<String> =
+        statement.query_row(params![id], |row| row.get(0)).optional().map_err(text)?;
+    let Some(body) = body else { return Ok(None) };
+    let document = parse(&body)?;
+    let counter = document.get("counter").and_then(serde_json::Value::as_i64);
+    match (age(&document), counter) {
+        (Some(age), Some(counter)) => Ok(Some(Probe { age, counter })),
+        _ => Err(format!("document {id} lacks age or counter")),
+    }
+}
+
+/// A connection of its own, for one thread of `get-parallel`.
+struct SqliteReader(Connection);
+
+impl DocReader for SqliteReader {
+    fn get(&mut self, id: &str) -> DocResult<Option<Probe>> {
+        probe(&self.0, id)
     }
 }
 
@@ -86,17 +115,19 @@ impl DocEngine for SqliteDocs {
     }
 
     fn get(&mut self, id: &str) -> DocResult<Option<Probe>> {
-        let mut statement =
-            self.connection.prepare_cached("SELECT body FROM docs WHERE id = ?1").map_err(text)?;
-        let body: Option<String> =
-            statement.query_row(params![id], |row| row.get(0)).optional().map_err(text)?;
-        let Some(body) = body else { return Ok(None) };
-        let document = parse(&body)?;
-        let counter = document.get("counter").and_then(serde_json::Value::as_i64);
-        match (age(&document), counter) {
-            (Some(age), Some(counter)) => Ok(Some(Probe { age, counter })),
-            _ => Err(format!("document {id} lacks age or counter")),
+        probe(&self.connection, id)
+    }
+
+    fn readers(&mut self, count: usize) -> DocResult<Option<Vec<Box<dyn DocReader>>>> {
+        let mut readers: Vec<Box<dyn DocReader>> = Vec::with_capacity(count);
+        for _ in 0..count {
+            let connection = Connection::open(&self.path).map_err(text)?;
+            connection
+                .execute_batch(&format!("PRAGMA cache_size = -{CACHE_KIB};"))
+                .map_err(text)?;
+            readers.push(Box::new(SqliteReader(connection)));
         }
+        Ok(Some(readers))
     }
 
     fn scan(&mut self) -> DocResult<Tally> {

@@ -1,0 +1,245 @@
+//! `get-parallel`: lookups by id from `Sizes::get_threads` threads at once, on the collection
+//! the main group loaded, each thread through its own reader (`DocEngine::readers`). The
+//! single-threaded `get` measures one caller's latency-bound rate; this measures what the
+//! engine serves when every core asks, which is how an application with several threads (or
+//! a server) uses it.
+//!
+//! Each thread does `Sizes::gets / threads` lookups of random ids. Before the clock starts,
+//! every thread's ids (and the ages a lookup checks, for one id in 16) are generated, and each
+//! thread makes an untimed warm-up pass of half as many other random lookups, so a reader
+//! with a cache of its own (SQLite's connections) starts warm, as a long-lived one would. The
+//! threads then start together at a barrier; the figure is all lookups over the wall time from
+//! the first thread's start to the last one's end, and the latencies are every call's.
+//!
+//! Thread safety: the threads share nothing but the barrier; each owns its reader and its
+//! histogram, merged when all have joined.
+
+use super::engine::{DocEngine, DocReader, DocResult};
+use super::gen::Generator;
+use super::workload::{lookup, new_histogram, Measured, Sizes};
+use crate::keys::Rng;
+use hdrhistogram::Histogram;
+use std::sync::Barrier;
+use std::time::Instant;
+
+/// Most threads `get-parallel` runs (`--get-threads`).
+pub const GET_THREADS_MAX: u64 = 64;
+
+/// One thread's lookups: the id, and the `age` its document must have when checked.
+type Plan = Vec<(String, Option<i64>)>;
+
+/// What one thread measured: when it started and ended, its latencies, its lookups.
+struct Timed {
+    started: Instant,
+    ended: Instant,
+    latency: Histogram<u64>,
+    lookups: u64,
+}
+
+/// Runs `get-parallel` on the `docs` documents of `engine`; `None` when it is skipped (fewer
+/// than two threads asked for, or an engine without parallel readers).
+pub fn get_parallel(
+    engine: &mut dyn DocEngine,
+    sizes: &Sizes,
+    generator: &Generator,
+) -> DocResult<Option<Measured>> {
+    let threads = sizes.get_threads.min(GET_THREADS_MAX);
+    if threads < 2 {
+        return Ok(None);
+    }
+    let Some(readers) = engine.readers(threads as usize)? else { return Ok(None) };
+    let per_thread = (sizes.gets / threads).max(1);
+    let n = sizes.docs;
+    let plans: Vec<(Plan, Vec<String>)> = (0..threads)
+        .map(|thread| {
+            let mut rng = Rng::new(0x9a7 ^ (thread << 32));
+            let plan = (0..per_thread).map(|_| lookup(generator, rng.below(n))).collect();
+            let warm = (0..per_thread / 2).map(|_| generator.id(rng.below(n))).collect();
+            (plan, warm)
+        })
+        .collect();
+    let barrier = Barrier::new(threads as usize);
+    let outcomes: Vec<DocResult<Timed>> = std::thread::scope(|scope| {
+        let barrier = &barrier;
+        let handles: Vec<_> = readers
+            .into_iter()
+            .zip(plans)
+            .map(|(reader, (plan, warm))| scope.spawn(move || run(reader, &plan, &warm, barrier)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| handle.join().unwrap_or_else(|_| Err("a reader thread panicked".into())))
+            .collect()
+    });
+    let mut latency = new_histogram()?;
+    let (mut lookups, mut first, mut last) = (0, None::<Instant>, None::<Instant>);
+    for outcome in outcomes {
+        let timed = outcome.map_err(|e| format!("get-parallel: {e}"))?;
+        latency.add(&timed.latency).map_err(|e| e.to_string())?;
+        lookups += timed.lookups;
+        first = Some(first.map_or(timed.started, |t| t.min(timed.started)));
+        last = Some(last.map_or(timed.ended, |t| t.max(timed.ended)));
+    }
+    let seconds = match (first, last) {
+        (Some(first), Some(last)) => last.duration_since(first).as_secs_f64(),
+        _ => 0.0,
+    };
+    Ok(Some(Measured {
+        workload: "get-parallel",
+        ops: lookups,
+        items: lookups,
+        seconds,
+        latency: Some(latency),
+    }))
+}
+
+/// One thread: the warm-up pass, the barrier, then the timed lookups. Every thread reaches
+/// the barrier, even one whose warm-up failed, so the others are not left waiting.
+fn run(
+    mut reader: Box<dyn DocReader>,
+    plan: &Plan,
+    warm: &[String],
+    barrier: &Barrier,
+) -> DocResult<Timed> {
+    let warmed = warm.iter().try_for_each(|id| match reader.get(id)? {
+        Some(_) => Ok(()),
+        None => Err(format!("document {id} missing")),
+    });
+    barrier.wait();
+    warmed?;
+    let mut latency = new_histogram()?;
+    let started = Instant::now();
+    for (id, age) in plan {
+        let call = Instant::now();
+        let found = reader.get(id)?.ok_or_else(|| format!("document {id} missing"))?;
+        let elapsed = call.elapsed().as_nanos();
+        let _ = latency.record(elapsed.max(1) as u64);
+        if let Some(age) = age {
+            if found.age != *age {
+                return Err(format!("document {id}: age {}, expected {age}", found.age));
+            }
+        }
+    }
+    let ended = Instant::now();
+    Ok(Timed { started, ended, latency, lookups: plan.len() as u64 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::docs::engine::{Probe, Tally};
+    use crate::docs::gen::{Doc, SEED};
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    /// An engine of `docs` generated documents whose readers may be told to lie about ages.
+    struct Fake {
+        ages: Arc<HashMap<String, i64>>,
+        lie: bool,
+        /// Whether the engine hands out readers at all.
+        parallel: bool,
+    }
+
+    struct FakeReader {
+        ages: Arc<HashMap<String, i64>>,
+        lie: bool,
+    }
+
+    impl DocReader for FakeReader {
+        fn get(&mut self, id: &str) -> DocResult<Option<Probe>> {
+            let lie = i64::from(self.lie);
+            Ok(self.ages.get(id).map(|age| Probe { age: age + lie, counter: 0 }))
+        }
+    }
+
+    impl DocEngine for Fake {
+        fn insert(&mut self, _: &Doc) -> DocResult<()> {
+            Err("read-only".into())
+        }
+        fn insert_many(&mut self, _: &[Doc]) -> DocResult<()> {
+            Err("read-only".into())
+        }
+        fn get(&mut self, _: &str) -> DocResult<Option<Probe>> {
+            Err("not used".into())
+        }
+        fn scan(&mut self) -> DocResult<Tally> {
+            Err("not used".into())
+        }
+        fn find_eq(&mut self, _: &str, _: &str) -> DocResult<Tally> {
+            Err("not used".into())
+        }
+        fn set_counter(&mut self, _: &str, _: i64) -> DocResult<()> {
+            Err("read-only".into())
+        }
+        fn delete(&mut self, _: &str) -> DocResult<()> {
+            Err("read-only".into())
+        }
+        fn count(&mut self) -> DocResult<u64> {
+            Ok(self.ages.len() as u64)
+        }
+        fn readers(&mut self, count: usize) -> DocResult<Option<Vec<Box<dyn DocReader>>>> {
+            if !self.parallel {
+                return Ok(None);
+            }
+            let reader = |_| {
+                Box::new(FakeReader { ages: self.ages.clone(), lie: self.lie })
+                    as Box<dyn DocReader>
+            };
+            Ok(Some((0..count).map(reader).collect()))
+        }
+        fn describe(&self) -> String {
+            "fake".into()
+        }
+        fn close(self: Box<Self>) -> DocResult<()> {
+            Ok(())
+        }
+    }
+
+    fn sizes(docs: u64, gets: u64, get_threads: u64) -> Sizes {
+        Sizes {
+            docs,
+            insert_one_docs: 0,
+            batch: 1,
+            gets,
+            get_threads,
+            indexed_queries: 0,
+            unindexed_queries: 0,
+            updates: 0,
+            deletes: 0,
+        }
+    }
+
+    fn fake(docs: u64, lie: bool) -> Fake {
+        let generator = Generator::new(SEED);
+        let ages = (0..docs).map(|i| (generator.id(i), generator.doc(i).age)).collect();
+        Fake { ages: Arc::new(ages), lie, parallel: true }
+    }
+
+    #[test]
+    fn every_thread_looks_up_its_share_and_the_checks_can_fail() {
+        let generator = Generator::new(SEED);
+        let measured =
+            get_parallel(&mut fake(300, false), &sizes(300, 1000, 3), &generator).unwrap().unwrap();
+        // 1000 lookups shared by 3 threads: 333 each.
+        assert_eq!((measured.ops, measured.items), (999, 999));
+        assert_eq!(measured.latency.unwrap().len(), 999);
+        assert!(measured.seconds > 0.0);
+        // Readers that return wrong ages fail the workload.
+        let lied = get_parallel(&mut fake(300, true), &sizes(300, 1000, 3), &generator);
+        assert!(lied.unwrap_err().contains("expected"));
+        // Readers of a collection missing documents fail it too (in the warm-up or the run).
+        let missing = get_parallel(&mut fake(10, false), &sizes(300, 1000, 2), &generator);
+        assert!(missing.unwrap_err().contains("missing"));
+    }
+
+    #[test]
+    fn fewer_than_two_threads_or_no_readers_skip_the_workload() {
+        let generator = Generator::new(SEED);
+        for threads in [0, 1] {
+            let skipped = get_parallel(&mut fake(10, false), &sizes(10, 10, threads), &generator);
+            assert!(skipped.unwrap().is_none());
+        }
+        let mut serial = Fake { parallel: false, ..fake(10, false) };
+        assert!(get_parallel(&mut serial, &sizes(10, 10, 2), &generator).unwrap().is_none());
+    }
+}
