@@ -1,7 +1,7 @@
 //! `Block` and `BlockCursor`: reading one SST block (format in `block_builder`).
 //!
 //! Thread safety: a `Block` is immutable and shared through `Arc`; a cursor is used by one
-//! thread.
+//! thread. A dropped block's bytes go to the dropping thread's stock of buffers (`buffers`).
 //!
 //! Invariants:
 //! 1. `Block::new` checks the restart array against the block size; entry decoding checks every
@@ -9,6 +9,7 @@
 //!    turns into a `Corruption` error naming the file and block; nothing here panics on input.
 //! 2. A cursor is either positioned at a whole, decoded entry (`valid()`) or not.
 
+use super::buffers;
 use crate::coding::{get_u32_at, Decoder};
 use crate::key::compare_internal_keys;
 use std::cmp::Ordering;
@@ -70,6 +71,13 @@ impl Block {
 
     fn restart(&self, index: usize) -> usize {
         get_u32_at(&self.bytes, self.restarts_offset + 4 * index).unwrap_or(u32::MAX) as usize
+    }
+}
+
+impl Drop for Block {
+    /// The bytes go to the dropping thread's stock, for its next block read (`buffers`).
+    fn drop(&mut self) {
+        buffers::give(std::mem::take(&mut self.bytes));
     }
 }
 

@@ -6,7 +6,8 @@
 //! ```
 //!
 //! Thread safety: a `BlockCompressor` belongs to one `SstWriter` (one thread). `decompress` may
-//! run on any number of threads at once; zstd decompression reuses one context per thread.
+//! run on any number of threads at once; zstd decompression reuses one context per thread, and
+//! blocks decode into buffers of the thread's stock (`buffers`) when it has one.
 //!
 //! Invariants:
 //! 1. A compressed form is kept only if it saves at least an eighth of the block
@@ -16,6 +17,7 @@
 //!    allocates, and the decoded length against the declared one; bad input is an error, never
 //!    a panic.
 
+use super::buffers;
 use super::format::{BLOCK_SIZE_BYTES_MAX, COMPRESSION_LZ4, COMPRESSION_NONE, COMPRESSION_ZSTD};
 use crate::coding::get_u32_at;
 use crate::options::Compression;
@@ -108,7 +110,9 @@ pub fn decompress(path: &Path, offset: u64, codec: u8, stored: &[u8]) -> Result<
     let corrupt =
         |detail: String| Error::corruption(path, format!("block at offset {offset}: {detail}"));
     if codec == COMPRESSION_NONE {
-        return Ok(stored.to_vec());
+        let mut contents = buffers::take(stored.len());
+        contents.extend_from_slice(stored);
+        return Ok(contents);
     }
     if codec != COMPRESSION_LZ4 && codec != COMPRESSION_ZSTD {
         return Err(corrupt(format!("unknown compression {codec}")));
@@ -126,7 +130,8 @@ pub fn decompress(path: &Path, offset: u64, codec: u8, stored: &[u8]) -> Result<
         )));
     }
     let body = &stored[UNCOMPRESSED_LEN_PREFIX_LEN..];
-    let mut contents = vec![0u8; declared as usize];
+    let mut contents = buffers::take(declared as usize);
+    contents.resize(declared as usize, 0);
     let decoded = if codec == COMPRESSION_LZ4 {
         lz4_flex::block::decompress_into(body, &mut contents).map_err(|error| error.to_string())
     } else {

@@ -11,6 +11,7 @@
 
 mod block;
 mod block_builder;
+mod buffers;
 pub(crate) mod bloom;
 mod compression;
 mod format;
