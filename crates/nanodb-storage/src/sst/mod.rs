@@ -11,8 +11,8 @@
 
 mod block;
 mod block_builder;
-mod buffers;
 pub(crate) mod bloom;
+mod buffers;
 mod compression;
 mod format;
 mod index;
