@@ -4,7 +4,8 @@
 //! engine serves when every core asks, which is how an application with several threads (or
 //! a server) uses it.
 //!
-//! Each thread does `Sizes::gets / threads` lookups of random ids. Before the clock starts,
+//! Each thread does `Sizes::gets / threads` lookups of random ids (the remainder is left out;
+//! with fewer lookups than threads the workload is skipped). Before the clock starts,
 //! every thread's ids (and the ages a lookup checks, for one id in 16) are generated, and each
 //! thread makes an untimed warm-up pass of half as many other random lookups, so a reader
 //! with a cache of its own (SQLite's connections) starts warm, as a long-lived one would. The
@@ -13,6 +14,12 @@
 //!
 //! Thread safety: the threads share nothing but the barrier; each owns its reader and its
 //! histogram, merged when all have joined.
+//!
+//! Invariants:
+//! 1. Every thread reaches the barrier exactly once, even one whose reader fails or panics in
+//!    the warm-up (`Arrival` waits when dropped), so no thread waits for ever.
+//! 2. The figure counts only lookups that found their document (and, for one in 16, its age);
+//!    any other outcome fails the workload.
 
 use super::engine::{DocEngine, DocReader, DocResult};
 use super::gen::Generator;
@@ -68,11 +75,14 @@ pub fn get_parallel(
     generator: &Generator,
 ) -> DocResult<Option<Measured>> {
     let threads = sizes.get_threads.min(GET_THREADS_MAX);
-    if threads < 2 {
+    if threads < 2 || sizes.gets < threads {
         return Ok(None);
     }
     let Some(readers) = engine.readers(threads as usize)? else { return Ok(None) };
-    let per_thread = (sizes.gets / threads).max(1);
+    if readers.len() as u64 != threads {
+        return Err(format!("get-parallel: {} readers for {threads} threads", readers.len()));
+    }
+    let per_thread = sizes.gets / threads;
     let n = sizes.docs;
     let plans: Vec<(Plan, Ids)> = (0..threads)
         .map(|thread| {
@@ -125,20 +135,38 @@ pub fn get_parallel(
     }))
 }
 
-/// One thread: the warm-up pass, the barrier, then the timed lookups. Every thread reaches
-/// the barrier, even one whose warm-up failed, so the others are not left waiting.
+/// A thread's place at the barrier: it waits there when `arrive` is called or, if the thread
+/// never gets that far (an error or a panic before it), when it is dropped.
+struct Arrival<'a> {
+    barrier: Option<&'a Barrier>,
+}
+
+impl Arrival<'_> {
+    fn arrive(&mut self) {
+        if let Some(barrier) = self.barrier.take() {
+            barrier.wait();
+        }
+    }
+}
+
+impl Drop for Arrival<'_> {
+    fn drop(&mut self) {
+        self.arrive();
+    }
+}
+
+/// One thread: the warm-up pass, the barrier, then the timed lookups.
 fn run(
     mut reader: Box<dyn DocReader>,
     plan: &Plan,
     warm: &Ids,
     barrier: &Barrier,
 ) -> DocResult<Timed> {
-    let warmed = warm.iter().try_for_each(|id| match reader.get(id)? {
-        Some(_) => Ok(()),
-        None => Err(format!("document {id} missing")),
-    });
-    barrier.wait();
-    warmed?;
+    let mut arrival = Arrival { barrier: Some(barrier) };
+    for id in warm.iter() {
+        reader.get(id)?.ok_or_else(|| format!("document {id} missing"))?;
+    }
+    arrival.arrive();
     let mut latency = new_histogram()?;
     let started = Instant::now();
     for (id, age) in plan.ids.iter().zip(&plan.ages) {
@@ -164,23 +192,38 @@ mod tests {
     use std::collections::HashMap;
     use std::sync::Arc;
 
-    /// An engine of `docs` generated documents whose readers may be told to lie about ages.
+    /// What one fake reader does.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Reader {
+        Honest,
+        /// Reports every age one too high.
+        Lies,
+        /// Finds nothing.
+        Blind,
+        /// Panics on its first lookup (in the warm-up).
+        Panics,
+    }
+
+    /// An engine of generated documents that hands out the readers it is given (`None` when
+    /// there are none).
     struct Fake {
         ages: Arc<HashMap<String, i64>>,
-        lie: bool,
-        /// Whether the engine hands out readers at all.
-        parallel: bool,
+        readers: Vec<Reader>,
     }
 
     struct FakeReader {
         ages: Arc<HashMap<String, i64>>,
-        lie: bool,
+        kind: Reader,
     }
 
     impl DocReader for FakeReader {
         fn get(&mut self, id: &str) -> DocResult<Option<Probe>> {
-            let lie = i64::from(self.lie);
-            Ok(self.ages.get(id).map(|age| Probe { age: age + lie, counter: 0 }))
+            let lie = i64::from(self.kind == Reader::Lies);
+            match self.kind {
+                Reader::Panics => panic!("a reader that panics"),
+                Reader::Blind => Ok(None),
+                _ => Ok(self.ages.get(id).map(|age| Probe { age: age + lie, counter: 0 })),
+            }
         }
     }
 
@@ -209,15 +252,14 @@ mod tests {
         fn count(&mut self) -> DocResult<u64> {
             Ok(self.ages.len() as u64)
         }
-        fn readers(&mut self, count: usize) -> DocResult<Option<Vec<Box<dyn DocReader>>>> {
-            if !self.parallel {
+        fn readers(&mut self, _count: usize) -> DocResult<Option<Vec<Box<dyn DocReader>>>> {
+            if self.readers.is_empty() {
                 return Ok(None);
             }
-            let reader = |_| {
-                Box::new(FakeReader { ages: self.ages.clone(), lie: self.lie })
-                    as Box<dyn DocReader>
+            let reader = |kind: &Reader| {
+                Box::new(FakeReader { ages: self.ages.clone(), kind: *kind }) as Box<dyn DocReader>
             };
-            Ok(Some((0..count).map(reader).collect()))
+            Ok(Some(self.readers.iter().map(reader).collect()))
         }
         fn describe(&self) -> String {
             "fake".into()
@@ -241,27 +283,46 @@ mod tests {
         }
     }
 
-    fn fake(docs: u64, lie: bool) -> Fake {
+    fn fake(docs: u64, readers: &[Reader]) -> Fake {
         let generator = Generator::new(SEED);
         let ages = (0..docs).map(|i| (generator.id(i), generator.doc(i).age)).collect();
-        Fake { ages: Arc::new(ages), lie, parallel: true }
+        Fake { ages: Arc::new(ages), readers: readers.to_vec() }
+    }
+
+    fn run_with(readers: &[Reader], gets: u64) -> DocResult<Option<Measured>> {
+        let generator = Generator::new(SEED);
+        let threads = readers.len() as u64;
+        get_parallel(&mut fake(300, readers), &sizes(300, gets, threads), &generator)
     }
 
     #[test]
-    fn every_thread_looks_up_its_share_and_the_checks_can_fail() {
-        let generator = Generator::new(SEED);
-        let measured =
-            get_parallel(&mut fake(300, false), &sizes(300, 1000, 3), &generator).unwrap().unwrap();
-        // 1000 lookups shared by 3 threads: 333 each.
+    fn every_thread_looks_up_its_share() {
+        use Reader::Honest;
+        let measured = run_with(&[Honest, Honest, Honest], 1000).unwrap().unwrap();
+        // 1000 lookups shared by 3 threads: 333 each, the remainder left out.
         assert_eq!((measured.ops, measured.items), (999, 999));
         assert_eq!(measured.latency.unwrap().len(), 999);
         assert!(measured.seconds > 0.0);
-        // Readers that return wrong ages fail the workload.
-        let lied = get_parallel(&mut fake(300, true), &sizes(300, 1000, 3), &generator);
-        assert!(lied.unwrap_err().contains("expected"));
-        // Readers of a collection missing documents fail it too (in the warm-up or the run).
-        let missing = get_parallel(&mut fake(10, false), &sizes(300, 1000, 2), &generator);
-        assert!(missing.unwrap_err().contains("missing"));
+    }
+
+    #[test]
+    fn one_failing_reader_fails_the_workload_and_never_hangs_it() {
+        use Reader::{Blind, Honest, Lies, Panics};
+        let lied = run_with(&[Honest, Lies], 1000).unwrap_err();
+        assert!(lied.contains("expected"), "{lied}");
+        let blind = run_with(&[Honest, Blind, Honest], 1000).unwrap_err();
+        assert!(blind.contains("missing"), "{blind}");
+        // A panic in the warm-up, before the barrier: the other threads still get past it.
+        let panicked = run_with(&[Honest, Panics, Honest], 1000).unwrap_err();
+        assert!(panicked.contains("panicked"), "{panicked}");
+    }
+
+    #[test]
+    fn too_few_readers_are_an_error_not_a_hang() {
+        let generator = Generator::new(SEED);
+        let mut engine = fake(300, &[Reader::Honest]);
+        let short = get_parallel(&mut engine, &sizes(300, 1000, 2), &generator).unwrap_err();
+        assert!(short.contains("1 readers for 2 threads"), "{short}");
     }
 
     #[test]
@@ -275,13 +336,17 @@ mod tests {
     }
 
     #[test]
-    fn fewer_than_two_threads_or_no_readers_skip_the_workload() {
+    fn fewer_than_two_threads_fewer_lookups_than_threads_or_no_readers_skip_the_workload() {
+        use Reader::Honest;
         let generator = Generator::new(SEED);
         for threads in [0, 1] {
-            let skipped = get_parallel(&mut fake(10, false), &sizes(10, 10, threads), &generator);
+            let mut engine = fake(10, &[Honest, Honest]);
+            let skipped = get_parallel(&mut engine, &sizes(10, 10, threads), &generator);
             assert!(skipped.unwrap().is_none());
         }
-        let mut serial = Fake { parallel: false, ..fake(10, false) };
+        assert!(run_with(&[Honest, Honest, Honest], 2).unwrap().is_none());
+        assert!(run_with(&[Honest, Honest, Honest], 3).unwrap().is_some(), "one lookup each");
+        let mut serial = fake(10, &[]);
         assert!(get_parallel(&mut serial, &sizes(10, 10, 2), &generator).unwrap().is_none());
     }
 }

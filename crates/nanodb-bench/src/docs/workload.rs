@@ -2,18 +2,18 @@
 //! - `insert-one`: `Sizes::insert_one_docs` documents, one insert (one transaction) each;
 //! - the main group: `insert-batch` loads `Sizes::docs` documents in transactions of
 //!   `Sizes::batch`, then on that collection `get` (random ids), `get-parallel` (random ids
-//!   from `Sizes::get_threads` threads, `parallel`), `scan` (every document
-//!   decoded), `query-indexed` and `query-unindexed` (equality on `city` / `team`, matches
-//!   decoded), `update` (set one field of random documents), `delete` (distinct random
-//!   documents).
+//!   from `Sizes::get_threads` threads, `parallel`), `scan` (every document decoded),
+//!   `query-indexed` and `query-unindexed` (equality on `city` / `team`, matches decoded),
+//!   `update` (set one field of random documents), `delete` (distinct random documents).
 //!
 //! Only the engine call is timed: documents, ids and the values a read is checked against are
-//! generated before the clock starts, so
-//! the generator's cost is left out for every engine alike (building the engine's own document
-//! form, JSON, BSON or `Value`, is inside the call and timed). Every workload checks what it
+//! generated before the clock starts, so the generator's cost is left out for every engine
+//! alike (building the engine's own document form, JSON, BSON or `Value`, is inside the call
+//! and timed). Every workload checks what it
 //! read against the generator and fails on a mismatch, so a broken engine cannot post a figure.
 //!
-//! Thread safety: single-threaded; the engine is borrowed mutably.
+//! Thread safety: the engine is borrowed mutably by one thread; only `get-parallel`
+//! (`parallel`) runs reader threads, which it joins before it returns.
 
 use super::engine::{DocEngine, DocResult};
 use super::gen::{value_text, Generator, DISTINCT_VALUES, INDEXED_FIELD, UNINDEXED_FIELD};

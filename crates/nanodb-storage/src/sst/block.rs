@@ -58,7 +58,8 @@ impl Block {
         Ok(block)
     }
 
-    /// Bytes the block holds (its decoded contents).
+    /// Bytes the block's buffer holds: its capacity, at least the decoded contents and at
+    /// most twice them when the buffer came from the thread's stock (`buffers`).
     pub fn size_bytes(&self) -> usize {
         self.bytes.capacity()
     }
@@ -287,6 +288,29 @@ mod tests {
             builder.add(key, format!("value{index}").as_bytes());
         }
         Arc::new(Block::new(builder.finish()).unwrap())
+    }
+
+    #[test]
+    fn a_dropped_block_leaves_its_bytes_to_its_thread() {
+        // On a thread of its own, so its stock of buffers is this test's alone.
+        std::thread::spawn(|| {
+            let mut builder = BlockBuilder::new(4);
+            for key in keys(10) {
+                builder.add(&key, b"value");
+            }
+            let bytes = builder.finish();
+            let (address, capacity) = (bytes.as_ptr(), bytes.capacity());
+            let block = Arc::new(Block::new(bytes).unwrap());
+            let cursor = BlockCursor::new(Arc::clone(&block));
+            drop(block);
+            assert!(buffers::kept_capacities().is_empty(), "a cursor still holds the block");
+            drop(cursor);
+            assert_eq!(buffers::kept_capacities(), [capacity]);
+            let again = buffers::take(capacity);
+            assert_eq!(again.as_ptr(), address);
+        })
+        .join()
+        .unwrap();
     }
 
     #[test]

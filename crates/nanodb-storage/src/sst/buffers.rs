@@ -13,139 +13,226 @@
 //! one.
 //!
 //! Thread safety: thread-local; a buffer moves from a dropped block to its thread's stock and
-//! from there into a block the same thread reads.
+//! from there into a block the same thread reads. The bytes kept by all threads together are
+//! counted in one atomic (`STOCKS_HELD_BYTES`).
 //!
 //! Invariants:
 //! 1. A thread keeps at most `STOCK_BUFFERS_MAX` buffers, none of a capacity above
-//!    `STOCK_BUFFER_BYTES_MAX`, so the stock costs a thread at most 8 × 64 KiB.
-//! 2. `take` returns an empty buffer whose capacity is at least what was asked and at most
+//!    `STOCK_BUFFER_BYTES_MAX`, and all threads together at most `STOCKS_BYTES_MAX` bytes of
+//!    capacity, so a process with hundreds of threads (a server) keeps little.
+//! 2. A full stock takes a new buffer in place of its oldest, so buffers no read fits do not
+//!    stay for good.
+//! 3. `take` returns an empty buffer whose capacity is at least what was asked and at most
 //!    twice that, so the block cache, which charges a block its buffer's capacity, is not
-//!    charged much more than the block's size.
+//!    charged much more than the block's size. Kept buffers are never grown or shrunk: a
+//!    `realloc` can move a buffer and leave a hole nothing of that size fills again (a first
+//!    version that did cost 24 MiB more resident over a million lookups at the same cache
+//!    usage).
 
 use std::cell::RefCell;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Most buffers one thread keeps. Block sizes vary, so a larger stock more often holds one
-/// that fits: with 4, the two-reader run above peaked at 517–552 MiB (408 with 8). The cost
-/// is per thread: in `nanodb serve`, whose ~130 blocking threads each read, 1 to 4 MiB more
-/// resident under reads.
+/// that fits: with 4, the two-reader run of `nanodb-bench docs` peaked at 517–552 MiB, against
+/// 408 MiB with 8 (same harness, docs/benchmarks.md).
 pub const STOCK_BUFFERS_MAX: usize = 8;
 /// Largest capacity a kept buffer may have, in bytes (data blocks are 4 KiB by default;
 /// bigger, rarer blocks are not worth keeping).
 pub const STOCK_BUFFER_BYTES_MAX: usize = 64 * 1024;
+/// Most bytes (of capacity) all threads' stocks keep together: a few hundred threads' worth of
+/// 4 KiB blocks. `nanodb serve` reads from about 130 blocking threads.
+pub const STOCKS_BYTES_MAX: usize = 4 * 1024 * 1024;
+
+/// Bytes of capacity kept in all threads' stocks.
+static STOCKS_HELD_BYTES: AtomicUsize = AtomicUsize::new(0);
 
 thread_local! {
-    static STOCK: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+    static STOCK: RefCell<Stock> =
+        const { RefCell::new(Stock::new(&STOCKS_HELD_BYTES, STOCKS_BYTES_MAX)) };
 }
 
-/// An empty buffer with room for `capacity` bytes: the smallest of this thread's stock that
-/// holds `capacity` without being twice as big, else a new one.
-///
-/// Kept buffers are never grown or shrunk: a `realloc` could move a buffer and leave a hole
-/// that nothing of that size fills again, which cost more memory than the stock saved (24
-/// MiB more resident over a million lookups, with the same cache usage).
-pub fn take(capacity: usize) -> Vec<u8> {
-    let fitting = |buffer: &Vec<u8>| {
-        buffer.capacity() >= capacity && buffer.capacity() / 2 <= capacity.max(1)
-    };
+/// An empty buffer with room for `len_bytes`: the smallest of this thread's stock that holds
+/// `len_bytes` and is at most twice as big, else a new one.
+pub fn take(len_bytes: usize) -> Vec<u8> {
     let kept = STOCK
-        .try_with(|stock| {
-            let mut stock = stock.try_borrow_mut().ok()?;
-            let (index, _) = stock
-                .iter()
-                .enumerate()
-                .filter(|(_, buffer)| fitting(buffer))
-                .min_by_key(|(_, buffer)| buffer.capacity())?;
-            Some(stock.swap_remove(index))
-        })
+        .try_with(|stock| stock.try_borrow_mut().ok().and_then(|mut stock| stock.take(len_bytes)))
         .ok()
         .flatten();
-    match kept {
-        Some(mut buffer) => {
-            buffer.clear();
-            buffer
-        }
-        None => Vec::with_capacity(capacity),
-    }
+    kept.unwrap_or_else(|| Vec::with_capacity(len_bytes))
 }
 
-/// Keeps `buffer` for this thread's next `take`, if the stock has room and it is not too big;
-/// otherwise frees it.
+/// Keeps `buffer` for this thread's next `take`, in place of the oldest kept one when the
+/// stock is full; frees it instead when it is too big or all stocks hold their limit.
 pub fn give(buffer: Vec<u8>) {
-    if buffer.capacity() == 0 || buffer.capacity() > STOCK_BUFFER_BYTES_MAX {
-        return;
-    }
     let _ = STOCK.try_with(|stock| {
         if let Ok(mut stock) = stock.try_borrow_mut() {
-            if stock.len() < STOCK_BUFFERS_MAX {
-                stock.push(buffer);
-            }
+            stock.give(buffer);
         }
     });
 }
 
-/// Buffers this thread holds (for tests).
+/// One thread's kept buffers, and the count of all stocks' bytes they are part of (what they
+/// hold leaves it when the stock is dropped, with its thread).
+struct Stock {
+    buffers: Vec<Vec<u8>>,
+    held: &'static AtomicUsize,
+    held_bytes_max: usize,
+}
+
+impl Stock {
+    const fn new(held: &'static AtomicUsize, held_bytes_max: usize) -> Stock {
+        Stock { buffers: Vec::new(), held, held_bytes_max }
+    }
+
+    fn take(&mut self, len_bytes: usize) -> Option<Vec<u8>> {
+        let room_max = len_bytes.max(1).saturating_mul(2);
+        let (index, _) = self
+            .buffers
+            .iter()
+            .enumerate()
+            .filter(|(_, buffer)| (len_bytes..=room_max).contains(&buffer.capacity()))
+            .min_by_key(|(_, buffer)| buffer.capacity())?;
+        let mut buffer = self.buffers.remove(index);
+        self.held.fetch_sub(buffer.capacity(), Ordering::Relaxed);
+        buffer.clear();
+        Some(buffer)
+    }
+
+    fn give(&mut self, buffer: Vec<u8>) {
+        let capacity = buffer.capacity();
+        if capacity == 0 || capacity > STOCK_BUFFER_BYTES_MAX {
+            return;
+        }
+        if self.buffers.len() >= STOCK_BUFFERS_MAX {
+            let oldest = self.buffers.remove(0);
+            self.held.fetch_sub(oldest.capacity(), Ordering::Relaxed);
+        }
+        // Counts `capacity` more only if all stocks stay within their limit.
+        let admitted = self.held.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |now| {
+            now.checked_add(capacity).filter(|&after| after <= self.held_bytes_max)
+        });
+        if admitted.is_ok() {
+            self.buffers.push(buffer);
+        }
+    }
+
+    #[cfg(test)]
+    fn capacities(&self) -> Vec<usize> {
+        self.buffers.iter().map(Vec::capacity).collect()
+    }
+}
+
+impl Drop for Stock {
+    fn drop(&mut self) {
+        let held: usize = self.buffers.iter().map(Vec::capacity).sum();
+        self.held.fetch_sub(held, Ordering::Relaxed);
+    }
+}
+
+/// Capacities of the buffers this thread holds, oldest first (for tests).
 #[cfg(test)]
-pub fn kept() -> usize {
-    STOCK.with_borrow(Vec::len)
+pub fn kept_capacities() -> Vec<usize> {
+    STOCK.with_borrow(Stock::capacities)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn drain() {
-        STOCK.with_borrow_mut(Vec::clear);
+    /// A stock of its own, counted in a counter of its own (tests run in parallel threads,
+    /// which share `STOCKS_HELD_BYTES`).
+    fn stock(held: &'static AtomicUsize, held_bytes_max: usize) -> Stock {
+        Stock::new(held, held_bytes_max)
     }
 
     #[test]
     fn a_given_buffer_is_taken_back_with_its_memory() {
-        drain();
+        static HELD: AtomicUsize = AtomicUsize::new(0);
+        let mut stock = stock(&HELD, usize::MAX);
         let mut buffer = Vec::with_capacity(4096);
         buffer.extend_from_slice(&[7; 100]);
         let address = buffer.as_ptr();
-        give(buffer);
-        assert_eq!(kept(), 1);
-        let again = take(4000);
+        stock.give(buffer);
+        assert_eq!(HELD.load(Ordering::Relaxed), 4096);
+        let again = stock.take(4000).unwrap();
         assert_eq!(again.as_ptr(), address, "the same allocation came back");
         assert!(again.is_empty() && again.capacity() == 4096);
-        assert_eq!(kept(), 0);
+        assert_eq!(HELD.load(Ordering::Relaxed), 0);
+        assert!(stock.take(4000).is_none());
     }
 
     #[test]
-    fn the_stock_is_bounded_in_count_and_size() {
-        drain();
-        for _ in 0..STOCK_BUFFERS_MAX + 3 {
-            give(Vec::with_capacity(1024));
-        }
-        assert_eq!(kept(), STOCK_BUFFERS_MAX);
-        drain();
-        give(Vec::with_capacity(STOCK_BUFFER_BYTES_MAX + 1));
-        give(Vec::new());
-        assert_eq!(kept(), 0, "too big and empty buffers are not kept");
-        give(Vec::with_capacity(STOCK_BUFFER_BYTES_MAX));
-        assert_eq!(kept(), 1, "a buffer of exactly the limit is kept");
-        // A request above the limit does not take from the stock.
-        let big = take(STOCK_BUFFER_BYTES_MAX + 1);
-        assert!(big.capacity() > STOCK_BUFFER_BYTES_MAX);
-        assert_eq!(kept(), 1);
-        drain();
+    fn the_thread_functions_use_the_threads_stock() {
+        // On a thread of its own, so no other test touches this stock.
+        std::thread::spawn(|| {
+            let mut buffer = Vec::with_capacity(3000);
+            buffer.push(1);
+            let address = buffer.as_ptr();
+            give(buffer);
+            assert_eq!(kept_capacities(), [3000]);
+            let again = take(2000);
+            assert_eq!(again.as_ptr(), address);
+            assert!(kept_capacities().is_empty());
+            assert_eq!(take(2000).capacity(), 2000, "an empty stock gives a new buffer");
+        })
+        .join()
+        .unwrap();
     }
 
     #[test]
-    fn taken_buffers_fit_best_and_are_never_too_small_or_much_too_big() {
-        drain();
-        for capacity in [1000, 5000, 4300, 60_000] {
-            give(Vec::with_capacity(capacity));
+    fn a_full_stock_takes_the_new_buffer_in_place_of_the_oldest() {
+        static HELD: AtomicUsize = AtomicUsize::new(0);
+        let mut stock = stock(&HELD, usize::MAX);
+        for index in 0..STOCK_BUFFERS_MAX + 3 {
+            stock.give(Vec::with_capacity(1000 + index));
         }
-        let best = take(4200);
-        assert_eq!(best.capacity(), 4300, "the smallest that fits");
-        let next = take(4200);
-        assert_eq!(next.capacity(), 5000);
-        // Nothing kept fits 7000 (60,000 is more than twice as big): a new buffer.
-        let new = take(7000);
-        assert!(new.capacity() >= 7000 && new.capacity() < 60_000);
-        assert_eq!(kept(), 2);
-        assert_eq!(take(100).capacity(), 100, "1000 and 60,000 are too big for 100");
-        drain();
+        let expected: Vec<usize> = (3..STOCK_BUFFERS_MAX + 3).map(|index| 1000 + index).collect();
+        assert_eq!(stock.capacities(), expected);
+        assert_eq!(HELD.load(Ordering::Relaxed), expected.iter().sum::<usize>());
+    }
+
+    #[test]
+    fn too_big_and_empty_buffers_are_not_kept() {
+        static HELD: AtomicUsize = AtomicUsize::new(0);
+        let mut stock = stock(&HELD, usize::MAX);
+        stock.give(Vec::with_capacity(STOCK_BUFFER_BYTES_MAX + 1));
+        stock.give(Vec::new());
+        assert!(stock.capacities().is_empty());
+        stock.give(Vec::with_capacity(STOCK_BUFFER_BYTES_MAX));
+        assert_eq!(stock.capacities(), [STOCK_BUFFER_BYTES_MAX], "exactly the limit is kept");
+    }
+
+    #[test]
+    fn taken_buffers_fit_best_and_are_never_too_small_or_more_than_twice_too_big() {
+        static HELD: AtomicUsize = AtomicUsize::new(0);
+        let mut stock = stock(&HELD, usize::MAX);
+        for capacity in [1000, 5000, 4300, 60_000, 8401, 8400] {
+            stock.give(Vec::with_capacity(capacity));
+        }
+        assert_eq!(stock.take(4200).unwrap().capacity(), 4300, "the smallest that fits");
+        assert_eq!(stock.take(4200).unwrap().capacity(), 5000);
+        assert_eq!(stock.take(4200).unwrap().capacity(), 8400, "exactly twice fits");
+        // 8401 is more than twice 4200, 1000 too small, 60,000 far too big.
+        assert!(stock.take(4200).is_none());
+        assert_eq!(stock.capacities(), [1000, 60_000, 8401]);
+        assert_eq!(HELD.load(Ordering::Relaxed), 1000 + 60_000 + 8401);
+    }
+
+    #[test]
+    fn all_stocks_together_stay_within_their_byte_limit_and_a_dropped_one_hands_its_bytes_back() {
+        static HELD: AtomicUsize = AtomicUsize::new(0);
+        let mut first = stock(&HELD, 10_000);
+        let mut second = stock(&HELD, 10_000);
+        first.give(Vec::with_capacity(6000));
+        second.give(Vec::with_capacity(4000));
+        assert_eq!(HELD.load(Ordering::Relaxed), 10_000, "exactly the limit is kept");
+        second.give(Vec::with_capacity(1));
+        assert_eq!(second.capacities(), [4000], "one byte past the limit is not");
+        drop(first);
+        assert_eq!(HELD.load(Ordering::Relaxed), 4000);
+        second.give(Vec::with_capacity(1));
+        assert_eq!(second.capacities(), [4000, 1]);
+        drop(second);
+        assert_eq!(HELD.load(Ordering::Relaxed), 0);
     }
 }

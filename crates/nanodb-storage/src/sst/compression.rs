@@ -201,6 +201,30 @@ mod tests {
     }
 
     #[test]
+    fn blocks_decoded_into_reused_dirty_buffers_are_exactly_their_contents() {
+        // On a thread of its own, so its stock of buffers is this test's alone.
+        std::thread::spawn(|| {
+            for compression in CODECS {
+                for len in [100, 3000, 5000] {
+                    for dirty in [len + 10, len * 2, len / 2 + 1] {
+                        let buffer = vec![0xffu8; dirty];
+                        let address = buffer.as_ptr();
+                        buffers::give(buffer);
+                        let contents = compressible(len);
+                        let (codec, stored) = stored(compression, &contents);
+                        let decoded = decompress(Path::new("/t"), 0, codec, &stored).unwrap();
+                        assert_eq!(decoded, contents, "{compression:?}, {len} into {dirty}");
+                        let fits = (len..=2 * len).contains(&dirty);
+                        assert_eq!(decoded.as_ptr() == address, fits, "{len} into {dirty}");
+                    }
+                }
+            }
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
     fn every_codec_round_trips() {
         let path = Path::new("/db/000001.sst");
         for compression in CODECS {

@@ -84,8 +84,7 @@ pub trait DocEngine {
     /// `count` readers of the collection, one per thread, each as fast as the engine allows
     /// a reader to be (its own connection where the engine needs one); `None` when the engine
     /// cannot be read from several threads, and `get-parallel` is then skipped.
-    fn readers(&mut self, count: usize) -> DocResult<Option<Vec<Box<dyn DocReader>>>> {
-        let _ = count;
+    fn readers(&mut self, _count: usize) -> DocResult<Option<Vec<Box<dyn DocReader>>>> {
         Ok(None)
     }
     /// Why this engine's equality queries on the indexed field cannot be measured (wrong
