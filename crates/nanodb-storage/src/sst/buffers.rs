@@ -23,8 +23,9 @@
 //! 2. A full stock takes a new buffer in place of its oldest, so buffers no read fits do not
 //!    stay for good.
 //! 3. `take` returns an empty buffer whose capacity is at least what was asked and at most
-//!    twice that, so the block cache, which charges a block its buffer's capacity, is not
-//!    charged much more than the block's size. Kept buffers are never grown or shrunk: a
+//!    twice that (a new one: at most `NEW_BUFFER_ROUNDING_BYTES` - 1 more), so the block
+//!    cache, which charges a block its buffer's capacity, is not charged much more than the
+//!    block's size. Kept buffers are never grown or shrunk: a
 //!    `realloc` can move a buffer and leave a hole nothing of that size fills again (a first
 //!    version that did cost 24 MiB more resident over a million lookups at the same cache
 //!    usage).
@@ -43,6 +44,14 @@ pub const STOCK_BUFFER_BYTES_MAX: usize = 64 * 1024;
 /// 4 KiB blocks. `nanodb serve` reads from about 130 blocking threads.
 pub const STOCKS_BYTES_MAX: usize = 4 * 1024 * 1024;
 
+/// A new buffer that may be kept later gets a capacity rounded up to a multiple of this, so
+/// kept buffers come in fewer sizes and fit more reads. Without it, the reads no kept buffer
+/// fitted freed and allocated buffers of ever-different sizes, whose holes grew glibc's main
+/// arena by 17 MiB over a million lookups (288 -> 306 MB held for the same 274 MB in use); with
+/// it, 287 MB. It costs a block at most 255 bytes more of the cache's charge (about 3% of a
+/// 4 KiB block on average).
+pub const NEW_BUFFER_ROUNDING_BYTES: usize = 256;
+
 /// Bytes of capacity kept in all threads' stocks.
 static STOCKS_HELD_BYTES: AtomicUsize = AtomicUsize::new(0);
 
@@ -52,13 +61,20 @@ thread_local! {
 }
 
 /// An empty buffer with room for `len_bytes`: the smallest of this thread's stock that holds
-/// `len_bytes` and is at most twice as big, else a new one.
+/// `len_bytes` and is at most twice as big, else a new one (rounded up to
+/// `NEW_BUFFER_ROUNDING_BYTES` when it is small enough to be kept later).
 pub fn take(len_bytes: usize) -> Vec<u8> {
     let kept = STOCK
         .try_with(|stock| stock.try_borrow_mut().ok().and_then(|mut stock| stock.take(len_bytes)))
         .ok()
         .flatten();
-    kept.unwrap_or_else(|| Vec::with_capacity(len_bytes))
+    kept.unwrap_or_else(|| {
+        if len_bytes <= STOCK_BUFFER_BYTES_MAX {
+            Vec::with_capacity(len_bytes.next_multiple_of(NEW_BUFFER_ROUNDING_BYTES))
+        } else {
+            Vec::with_capacity(len_bytes)
+        }
+    })
 }
 
 /// Keeps `buffer` for this thread's next `take`, in place of the oldest kept one when the
@@ -173,7 +189,12 @@ mod tests {
             let again = take(2000);
             assert_eq!(again.as_ptr(), address);
             assert!(kept_capacities().is_empty());
-            assert_eq!(take(2000).capacity(), 2000, "an empty stock gives a new buffer");
+            assert_eq!(take(2000).capacity(), 2048, "an empty stock gives a new, rounded buffer");
+            assert_eq!(take(0).capacity(), 0);
+            assert_eq!(take(1).capacity(), NEW_BUFFER_ROUNDING_BYTES);
+            assert_eq!(take(STOCK_BUFFER_BYTES_MAX - 1).capacity(), STOCK_BUFFER_BYTES_MAX);
+            let unkeepable = STOCK_BUFFER_BYTES_MAX + 1;
+            assert_eq!(take(unkeepable).capacity(), unkeepable, "too big to keep: not rounded");
         })
         .join()
         .unwrap();
