@@ -36,6 +36,17 @@ pub struct Probe {
     pub counter: i64,
 }
 
+impl Probe {
+    /// The probe of document `id` from the `age` and `counter` an adapter read from it; an
+    /// error naming the document when either is missing or not an integer.
+    pub fn of(id: &str, age: Option<i64>, counter: Option<i64>) -> DocResult<Probe> {
+        match (age, counter) {
+            (Some(age), Some(counter)) => Ok(Probe { age, counter }),
+            _ => Err(format!("document {id} lacks age or counter")),
+        }
+    }
+}
+
 /// What a scan or a query saw: how many documents, and the sum of their `age` fields (read
 /// from each decoded document, so the decoding cannot be skipped, and comparable across
 /// engines).
@@ -135,4 +146,18 @@ pub(crate) fn check_field(field: &str) -> DocResult<&str> {
 /// Turns any displayable error into the harness's error text.
 pub(crate) fn text<E: std::fmt::Display>(error: E) -> String {
     error.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_probe_needs_both_fields() {
+        assert_eq!(Probe::of("a", Some(3), Some(4)), Ok(Probe { age: 3, counter: 4 }));
+        for (age, counter) in [(None, Some(4)), (Some(3), None), (None, None)] {
+            let error = Probe::of("doc7", age, counter).unwrap_err();
+            assert!(error.contains("doc7"), "{error}");
+        }
+    }
 }

@@ -74,10 +74,7 @@ fn age(document: &Document) -> Option<i64> {
 fn probe(collection: &Collection, id: &str) -> DocResult<Option<Probe>> {
     let Some(document) = collection.get(id).map_err(text)? else { return Ok(None) };
     let counter = document.get("counter").and_then(Value::as_i64);
-    match (age(&document), counter) {
-        (Some(age), Some(counter)) => Ok(Some(Probe { age, counter })),
-        _ => Err(format!("document {id} lacks age or counter")),
-    }
+    Probe::of(id, age(&document), counter).map(Some)
 }
 
 /// A clone of the collection handle, for one thread of `get-parallel`.

@@ -52,10 +52,7 @@ fn probe(connection: &Connection, id: &str) -> DocResult<Option<Probe>> {
     let Some(body) = body else { return Ok(None) };
     let document = parse(&body)?;
     let counter = document.get("counter").and_then(serde_json::Value::as_i64);
-    match (age(&document), counter) {
-        (Some(age), Some(counter)) => Ok(Some(Probe { age, counter })),
-        _ => Err(format!("document {id} lacks age or counter")),
-    }
+    Probe::of(id, age(&document), counter).map(Some)
 }
 
 /// A connection of its own, for one thread of `get-parallel`.
