@@ -59,12 +59,11 @@ struct Plan {
     ages: Vec<Option<i64>>,
 }
 
-/// What one thread measured: when it started and ended, its latencies, its lookups.
+/// What one thread measured: when it started and ended, and its latencies.
 struct Timed {
     started: Instant,
     ended: Instant,
     latency: Histogram<u64>,
-    lookups: u64,
 }
 
 /// Runs `get-parallel` on the `docs` documents of `engine`; `None` when it is skipped (fewer
@@ -113,19 +112,21 @@ pub fn get_parallel(
             .map(|handle| handle.join().unwrap_or_else(|_| Err("a reader thread panicked".into())))
             .collect()
     });
+    let timed = outcomes
+        .into_iter()
+        .collect::<DocResult<Vec<Timed>>>()
+        .map_err(|e| format!("get-parallel: {e}"))?;
     let mut latency = new_histogram()?;
-    let (mut lookups, mut first, mut last) = (0, None::<Instant>, None::<Instant>);
-    for outcome in outcomes {
-        let timed = outcome.map_err(|e| format!("get-parallel: {e}"))?;
-        latency.add(&timed.latency).map_err(|e| e.to_string())?;
-        lookups += timed.lookups;
-        first = Some(first.map_or(timed.started, |t| t.min(timed.started)));
-        last = Some(last.map_or(timed.ended, |t| t.max(timed.ended)));
+    for thread in &timed {
+        latency.add(&thread.latency).map_err(|e| e.to_string())?;
     }
+    let first = timed.iter().map(|thread| thread.started).min();
+    let last = timed.iter().map(|thread| thread.ended).max();
     let seconds = match (first, last) {
         (Some(first), Some(last)) => last.duration_since(first).as_secs_f64(),
         _ => 0.0,
     };
+    let lookups = per_thread * threads;
     Ok(Some(Measured {
         workload: "get-parallel",
         ops: lookups,
@@ -181,7 +182,7 @@ fn run(
         }
     }
     let ended = Instant::now();
-    Ok(Timed { started, ended, latency, lookups: plan.ages.len() as u64 })
+    Ok(Timed { started, ended, latency })
 }
 
 #[cfg(test)]

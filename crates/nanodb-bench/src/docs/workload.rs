@@ -9,8 +9,8 @@
 //! Only the engine call is timed: documents, ids and the values a read is checked against are
 //! generated before the clock starts, so the generator's cost is left out for every engine
 //! alike (building the engine's own document form, JSON, BSON or `Value`, is inside the call
-//! and timed). Every workload checks what it
-//! read against the generator and fails on a mismatch, so a broken engine cannot post a figure.
+//! and timed). Every workload checks what it read against the generator and fails on a
+//! mismatch, so a broken engine cannot post a figure.
 //!
 //! Thread safety: the engine is borrowed mutably by one thread; only `get-parallel`
 //! (`parallel`) runs reader threads, which it joins before it returns.

@@ -31,16 +31,23 @@ impl SqliteDocs {
     pub fn open(dir: &Path) -> DocResult<SqliteDocs> {
         std::fs::create_dir_all(dir).map_err(text)?;
         let path = dir.join("docs.db");
-        let connection = Connection::open(&path).map_err(text)?;
+        let connection = connect(&path)?;
         connection
             .execute_batch(&format!(
-                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -{CACHE_KIB};
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
                  CREATE TABLE docs (id TEXT PRIMARY KEY, body TEXT NOT NULL);
                  CREATE INDEX docs_{INDEXED_FIELD} ON docs (json_extract(body, '$.{INDEXED_FIELD}'));"
             ))
             .map_err(text)?;
         Ok(SqliteDocs { connection, path })
     }
+}
+
+/// A connection to the database file at `path`, with the page cache every connection gets.
+fn connect(path: &Path) -> DocResult<Connection> {
+    let connection = Connection::open(path).map_err(text)?;
+    connection.execute_batch(&format!("PRAGMA cache_size = -{CACHE_KIB};")).map_err(text)?;
+    Ok(connection)
 }
 
 /// Reads document `id` through `connection` and the two fields a lookup checks.
@@ -118,11 +125,7 @@ impl DocEngine for SqliteDocs {
     fn readers(&mut self, count: usize) -> DocResult<Option<Vec<Box<dyn DocReader>>>> {
         let mut readers: Vec<Box<dyn DocReader>> = Vec::with_capacity(count);
         for _ in 0..count {
-            let connection = Connection::open(&self.path).map_err(text)?;
-            connection
-                .execute_batch(&format!("PRAGMA cache_size = -{CACHE_KIB};"))
-                .map_err(text)?;
-            readers.push(Box::new(SqliteReader(connection)));
+            readers.push(Box::new(SqliteReader(connect(&self.path)?)));
         }
         Ok(Some(readers))
     }
