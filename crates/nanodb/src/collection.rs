@@ -73,7 +73,10 @@ impl Collection {
 
     /// Runs `body` in a transaction touching only this collection and commits it, again
     /// from a fresh snapshot after a conflict (`Database::run_transaction`).
-    fn write<T>(&self, mut body: impl FnMut(&Context, &mut Writes) -> Result<T>) -> Result<T> {
+    pub(crate) fn write<T>(
+        &self,
+        mut body: impl FnMut(&Context, &mut Writes) -> Result<T>,
+    ) -> Result<T> {
         self.db.run_transaction(|txn| {
             let (context, writes) = txn.context(&self.state)?;
             body(&context, writes)
@@ -179,7 +182,7 @@ impl Collection {
     }
 }
 
-fn check_many(count: usize) -> Result<()> {
+pub(crate) fn check_many(count: usize) -> Result<()> {
     Error::check_limit("documents in one call", count, MANY_DOCUMENTS_MAX)
 }
 

@@ -39,6 +39,10 @@ use parking_lot::RawRwLock;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Bytes the reserved fields add to a document, besides the id's text: two dates (15 bytes
+/// each), the three names and the id's string header (at most 25), a wider map header (4).
+const STAMP_BYTES_MAX: usize = 2 * 15 + 25 + 4;
+
 /// How many times a document write (or `Database::run_transaction`) runs again after losing to
 /// a concurrent commit.
 pub const WRITE_RETRIES_MAX: u32 = 8;
@@ -264,31 +268,76 @@ impl Context<'_> {
     }
 
     pub fn insert(&self, writes: &mut Writes, fields: &Map) -> Result<Document> {
-        let (id, stored) = match fields.get(FIELD_ID) {
+        let (id, stored) = self.claim_id(writes, fields.get(FIELD_ID))?;
+        // An expired document under the id is replaced as if it were gone.
+        self.store(writes, &id, fields, stored.as_ref(), false)
+    }
+
+    /// Inserts a document given as the MessagePack map `body` (`serialize::to_document_bytes`:
+    /// checked, names ascending), as `insert` inserts its decoded fields.
+    pub fn insert_encoded(&self, writes: &mut Writes, body: &[u8]) -> Result<Document> {
+        let invalid = || Error::invalid("a serialized document is not a valid map");
+        if self.state.spec.read().options.schema.is_some() {
+            // A schema checks decoded fields (and may convert them): the general path.
+            let fields = match msgpack::decode(body).map_err(|_| invalid())? {
+                Value::Object(fields) => fields,
+                _ => return Err(invalid()),
+            };
+            return self.insert(writes, &fields);
+        }
+        let spans = msgpack::encoded_map_layout(body).ok_or_else(invalid)?;
+        let given = match spans.iter().find(|span| span.name(body) == FIELD_ID.as_bytes()) {
+            Some(span) => Some(msgpack::decode_field(body, span).map_err(|_| invalid())?),
+            None => None,
+        };
+        let (id, stored) = self.claim_id(writes, given.as_ref())?;
+        let now = writes.now;
+        if let Some(old) = &stored {
+            // An expired document under the id is replaced as if it were gone.
+            self.record(writes, ChangeKind::Delete, old);
+        }
+        let (created, id_value) = (Value::Date(now), Value::String(id.clone()));
+        let reserved =
+            [(FIELD_CREATED, &created), (FIELD_ID, &id_value), (FIELD_UPDATED, &created)];
+        let mut bytes = Vec::with_capacity(body.len() + STAMP_BYTES_MAX + id.len());
+        msgpack::encode_spans_replacing(body, &spans, &reserved, &mut bytes);
+        check_size(&bytes)?;
+        writes.txn.put_in(&self.state.documents, &id, &bytes)?;
+        let document = Document::encoded(bytes, || document_context(&id, &self.state.name()))?;
+        let old_fields = stored.as_ref().map(|old| old as &dyn TopFields);
+        update_entries(writes, self.state, self.indexes, &id, old_fields, Some(&document))?;
+        self.record(writes, ChangeKind::Create, &document);
+        Ok(document)
+    }
+
+    /// The id a new document gets: `given` (its `id` field, which must be a string and not
+    /// the id of a live document), else a fresh one; with what is stored under it (an expired
+    /// document, or nothing).
+    fn claim_id(
+        &self,
+        writes: &mut Writes,
+        given: Option<&Value>,
+    ) -> Result<(String, Option<Document>)> {
+        match given {
             Some(Value::String(id)) => {
                 check_document_id(id)?;
                 let stored = self.read_stored(writes, id)?;
                 if stored.as_ref().is_some_and(|old| !expired(self.expiry, old)) {
                     return Err(Error::AlreadyExists { kind: "document", name: id.clone() });
                 }
-                (id.clone(), stored)
+                Ok((id.clone(), stored))
             }
             Some(other) => {
-                return Err(Error::invalid(format!(
-                    "id must be a string, not a {}",
-                    other.type_name()
-                )))
+                Err(Error::invalid(format!("id must be a string, not a {}", other.type_name())))
             }
             None => loop {
                 let id_length = self.state.spec.read().options.id_length;
                 let id = id::generate(id_length)?;
                 if writes.txn.get_in(&self.state.documents, &id)?.is_none() {
-                    break (id, None);
+                    break Ok((id, None));
                 }
             },
-        };
-        // An expired document under the id is replaced as if it were gone.
-        self.store(writes, &id, fields, stored.as_ref(), false)
+        }
     }
 
     pub fn replace(&self, writes: &mut Writes, id: &str, fields: &Map) -> Result<Document> {

@@ -1,9 +1,10 @@
 //! `TypedCollection<T>`: a collection seen through a Rust type, for any
 //! `T: Serialize + DeserializeOwned`, beside the dynamic `Collection`.
 //!
-//! Values go through serde's JSON data model: a `T` is serialized to JSON and stored as a
-//! document (its fields as the document's fields, so `T` must serialize as a map); a stored
-//! document is read back into `T` from its JSON form, where dates are RFC 3339 strings. The
+//! Values go through serde's JSON data model: a `T` is stored as the document JSON would make
+//! of it (its fields as the document's fields, so `T` must serialize as a map), serialized
+//! straight to MessagePack without building a `Value` (`value::serialize`); a stored document
+//! is read back into `T` from its JSON form, where dates are RFC 3339 strings. The
 //! reserved fields come separately in `Typed<T>` (`id`, `created`, `updated`); a `T` may also
 //! declare `id: String` to receive the id, or to choose it on insert. A field of `T` that the
 //! document lacks is an error unless `T` gives it a serde default; fields of the document
@@ -11,10 +12,11 @@
 //!
 //! Thread safety: like `Collection`, `Send + Sync` and cheap to clone.
 
-use crate::collection::Collection;
+use crate::collection::{check_many, Collection};
 use crate::document::Document;
 use crate::query::{Cursor, Filter, Query};
-use crate::value::{Date, Value};
+use crate::transaction::{Context, Writes};
+use crate::value::{serialize, Date, Value};
 use crate::{Database, Error, Patch, Result};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -71,6 +73,16 @@ pub(crate) fn to_value<T: Serialize>(value: &T) -> Result<Value> {
     Ok(Value::from(json))
 }
 
+/// `value` as a document's MessagePack (what `to_value` would encode to).
+fn to_body<T: Serialize>(value: &T) -> Result<Vec<u8>> {
+    serialize::to_document_bytes(value).map_err(|error| match error {
+        Error::InvalidDocument { detail } => {
+            Error::invalid(format!("cannot store a {}: {detail}", std::any::type_name::<T>()))
+        }
+        other => other,
+    })
+}
+
 /// Document `document` as a `T`.
 pub(crate) fn from_document<T: DeserializeOwned>(document: Document) -> Result<Typed<T>> {
     let (id, created, updated) =
@@ -108,15 +120,23 @@ impl<T: Serialize + DeserializeOwned> TypedCollection<T> {
         &self.collection
     }
 
-    /// Inserts `value` (see `Collection::insert`).
-    pub fn insert(&self, value: &T) -> Result<Typed<T>> {
-        from_document(self.collection.insert(to_value(value)?)?)
+    /// Inserts `value` (see `Collection::insert`); returns its id. (The value is not read
+    /// back: `get` does that.)
+    pub fn insert(&self, value: &T) -> Result<String> {
+        let body = to_body(value)?;
+        let insert = |context: &Context, writes: &mut Writes| context.insert_encoded(writes, &body);
+        Ok(self.collection.write(insert)?.id().to_string())
     }
 
-    /// Inserts every value, all or none.
-    pub fn insert_many(&self, values: &[T]) -> Result<Vec<Typed<T>>> {
-        let documents = values.iter().map(to_value).collect::<Result<_>>()?;
-        self.collection.insert_many(documents)?.into_iter().map(from_document).collect()
+    /// Inserts every value, all or none; returns their ids, in order. (The values are not
+    /// read back: a batch is written without decoding a single document.)
+    pub fn insert_many(&self, values: &[T]) -> Result<Vec<String>> {
+        check_many(values.len())?;
+        let bodies = values.iter().map(to_body).collect::<Result<Vec<_>>>()?;
+        self.collection.write(|context, writes| {
+            let mut insert = |body: &Vec<u8>| context.insert_encoded(writes, body);
+            bodies.iter().map(|body| Ok(insert(body)?.id().to_string())).collect()
+        })
     }
 
     /// Document `id` as a `T`, if it exists.
@@ -185,10 +205,11 @@ mod tests {
         let db = runtime.database("app").unwrap();
         let users = db.typed_collection::<User>("users").unwrap();
         let ada = User { name: "Ada".into(), age: 36, tags: vec!["math".into()] };
-        let stored = users.insert(&ada).unwrap();
+        let id = users.insert(&ada).unwrap();
+        assert_eq!(id.len(), 15);
+        let stored = users.get(&id).unwrap().unwrap();
         assert_eq!(stored.value, ada);
-        assert_eq!(stored.id.len(), 15);
-        assert_eq!(users.get(&stored.id).unwrap(), Some(stored.clone()));
+        assert_eq!(stored.id, id);
         let older = User { age: 37, ..ada.clone() };
         assert_eq!(users.replace(&stored.id, &older).unwrap().value, older);
         let patched = users.patch(&stored.id, &Patch::new().set("age", 38)).unwrap();
@@ -219,10 +240,110 @@ mod tests {
         assert_eq!(page.documents.len(), 1, "37; not 3, nor the misfit at -1");
         assert_eq!(users.count(&filter).unwrap(), 1);
         assert!(users.find_one(filter).unwrap().is_some());
-        assert_eq!(
-            users.delete(&many[0].id).unwrap().map(|user| user.value.name),
-            Some("Bo".into())
-        );
+        assert_eq!(users.delete(&many[0]).unwrap().map(|user| user.value.name), Some("Bo".into()));
         assert_eq!(users.upsert("ada", &ada).unwrap().id, "ada");
+        let inserted = users.insert(&User { name: "x".into(), age: 1, tags: vec![] });
+        assert_eq!(inserted.unwrap().len(), 15);
+    }
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    struct Account {
+        id: String,
+        email: String,
+        age: u32,
+        tags: Vec<String>,
+        nick: Option<String>,
+    }
+
+    fn account(i: usize) -> Account {
+        Account {
+            id: format!("a{i:03}"),
+            email: format!("user{i}@example.com"),
+            age: (i % 7) as u32,
+            tags: vec![format!("t{}", i % 5), "all".into()],
+            nick: i.is_multiple_of(2).then(|| format!("n{i}")),
+        }
+    }
+
+    /// The fields of stored document `id`, without the times the write set.
+    fn stored(collection: &Collection, id: &str) -> crate::Map {
+        let mut fields = collection.get(id).unwrap().expect("stored").into_map();
+        fields.remove("created").expect("created set");
+        fields.remove("updated").expect("updated set");
+        fields
+    }
+
+    #[test]
+    fn typed_writes_store_and_index_what_dynamic_writes_do() {
+        use crate::index::IndexDefinition;
+        let runtime = crate::NanoDb::in_memory(crate::NanoDbOptions::default()).unwrap();
+        let db = runtime.database("app").unwrap();
+        let dynamic = db.collection("dynamic").unwrap();
+        let typed = db.typed_collection::<Account>("typed").unwrap();
+        for collection in [&dynamic, typed.untyped()] {
+            let by_email = IndexDefinition::new("by_email", &["email"]).unwrap().unique();
+            collection.create_index(by_email).unwrap().wait().unwrap();
+            let by_tag = IndexDefinition::new("by_tag", &["tags"]).unwrap();
+            collection.create_index(by_tag).unwrap().wait().unwrap();
+        }
+        let accounts: Vec<Account> = (0..50).map(account).collect();
+        let ids = typed.insert_many(&accounts).unwrap();
+        assert_eq!(ids, accounts.iter().map(|a| a.id.clone()).collect::<Vec<_>>());
+        let values = accounts.iter().map(|a| Value::from(serde_json::to_value(a).unwrap()));
+        dynamic.insert_many(values.collect()).unwrap();
+        for id in &ids {
+            assert_eq!(stored(typed.untyped(), id), stored(&dynamic, id), "{id}");
+            assert_eq!(typed.get(id).unwrap().unwrap().value, account(id[1..].parse().unwrap()));
+        }
+        for tag in ["t3", "all"] {
+            let query = Query::new(Filter::eq("tags", tag).unwrap());
+            let found = |c: &Collection| -> Vec<String> {
+                c.find(&query).unwrap().documents.iter().map(|d| d.id().to_string()).collect()
+            };
+            assert_eq!(found(typed.untyped()), found(&dynamic), "{tag}");
+            assert!(!found(&dynamic).is_empty());
+        }
+
+        // A taken id, a taken unique value: an error, and nothing of the batch is written.
+        let count = |c: &TypedCollection<Account>| c.count(&Filter::True).unwrap();
+        let taken_id = [account(50), account(7)];
+        let error = typed.insert_many(&taken_id).unwrap_err();
+        assert!(matches!(error, Error::AlreadyExists { .. }), "{error}");
+        let taken_email = [account(51), Account { id: "x".into(), ..account(8) }];
+        let error = typed.insert_many(&taken_email).unwrap_err();
+        assert!(matches!(error, Error::UniqueViolation { .. }), "{error}");
+        assert_eq!(count(&typed), 50);
+        assert!(typed.get("a050").unwrap().is_none());
+
+        // The id must be a string, as on the dynamic path; without one it is generated.
+        #[derive(Serialize, Deserialize)]
+        struct NumberId {
+            id: u32,
+        }
+        let error =
+            db.typed_collection::<NumberId>("numbers").unwrap().insert_many(&[NumberId { id: 1 }]);
+        assert!(error.unwrap_err().to_string().contains("id must be a string, not a number"));
+        let users = db.typed_collection::<User>("users").unwrap();
+        let ids = users.insert_many(&[User { name: "Cy".into(), age: 1, tags: vec![] }]).unwrap();
+        assert_eq!(ids[0].len(), 15);
+        assert_eq!(users.get(&ids[0]).unwrap().unwrap().value.name, "Cy");
+        let limit =
+            users.insert_many(&vec![User { name: "x".into(), age: 1, tags: vec![] }; 100_001]);
+        assert!(matches!(limit, Err(Error::LimitExceeded { .. })));
+    }
+
+    #[test]
+    fn typed_writes_to_a_collection_with_a_schema_pass_its_checks() {
+        use crate::schema::{FieldRule, FieldType, Schema};
+        let runtime = crate::NanoDb::in_memory(crate::NanoDbOptions::default()).unwrap();
+        let db = runtime.database("app").unwrap();
+        let schema = Schema::new(vec![FieldRule::required("email", FieldType::String)]);
+        let options = crate::CollectionOptions { schema: Some(schema), ..Default::default() };
+        let accounts = db.create_collection("accounts", options).unwrap().typed::<Account>();
+        assert_eq!(accounts.insert_many(&[account(1)]).unwrap(), ["a001"]);
+        let users = accounts.untyped().typed::<User>();
+        let error = users.insert_many(&[User { name: "Di".into(), age: 2, tags: vec![] }]);
+        assert!(error.is_err(), "no email: the schema refuses it");
+        assert_eq!(accounts.count(&Filter::True).unwrap(), 1);
     }
 }

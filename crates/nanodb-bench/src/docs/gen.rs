@@ -12,7 +12,7 @@
 //! Invariant: `Generator::doc(i).id == Generator::id(i)`, and the `city`/`team` of document `i`
 //! are `value_of(i, field)`, which `value_counts` tallies without building documents.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Distinct values of the `city` (indexed) and `team` (unindexed) fields.
 pub const DISTINCT_VALUES: u64 = 1000;
@@ -69,14 +69,14 @@ const TAGS: &[&str] =
     &["red", "green", "blue", "admin", "staff", "guest", "beta", "vip", "eu", "us", "asia", "new"];
 
 /// A point on the map, the innermost object of `Address`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Geo {
     pub lat: f64,
     pub lon: f64,
 }
 
 /// The nested object of a document.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Address {
     pub street: String,
     pub zip: i64,
@@ -84,7 +84,7 @@ pub struct Address {
 }
 
 /// One generated document, engine-neutral; each engine builds its own form from it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Doc {
     pub id: String,
     pub name: String,

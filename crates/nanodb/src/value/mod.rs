@@ -16,6 +16,7 @@ mod json;
 pub mod keycode;
 pub mod msgpack;
 mod order;
+pub(crate) mod serialize;
 
 pub(crate) use date::{civil_from_days, days_from_civil};
 pub use date::{Date, DATE_MS_MAX, DATE_MS_MIN};

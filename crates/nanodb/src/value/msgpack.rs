@@ -98,7 +98,44 @@ pub fn encode_map_replacing(fields: &Map, replaced: &[(&str, &Value)], out: &mut
     }
 }
 
-fn encode_str(text: &str, out: &mut Vec<u8>) {
+/// Appends the encoding of the map `body` (laid out as `spans`, names ascending) with the
+/// fields of `replaced` (sorted by name) in place of any of the same names, as
+/// `encode_map_replacing` writes a `Map`: the kept fields are copied as they are.
+pub(crate) fn encode_spans_replacing(
+    body: &[u8],
+    spans: &[FieldSpan],
+    replaced: &[(&str, &Value)],
+    out: &mut Vec<u8>,
+) {
+    debug_assert!(replaced.windows(2).all(|pair| pair[0].0 < pair[1].0));
+    let is_replaced =
+        |span: &FieldSpan| replaced.iter().any(|(name, _)| name.as_bytes() == span.name(body));
+    let kept = spans.iter().filter(|span| !is_replaced(span)).count();
+    encode_count(kept + replaced.len(), 0x80, 0xde, out);
+    let mut rest = replaced.iter().peekable();
+    for span in spans.iter().filter(|span| !is_replaced(span)) {
+        let name = span.name(body);
+        while let Some((replaced_name, value)) =
+            rest.next_if(|(other, _)| name_order(other.as_bytes(), name).is_lt())
+        {
+            encode_str(replaced_name, out);
+            encode(value, out);
+        }
+        encode_str_bytes(name, out);
+        out.extend_from_slice(&body[span.value_start as usize..span.value_end as usize]);
+    }
+    for (name, value) in rest {
+        encode_str(name, out);
+        encode(value, out);
+    }
+}
+
+pub(crate) fn encode_str(text: &str, out: &mut Vec<u8>) {
+    encode_str_bytes(text.as_bytes(), out);
+}
+
+/// `encode_str` of text given as its (UTF-8) bytes.
+fn encode_str_bytes(text: &[u8], out: &mut Vec<u8>) {
     let len = text.len();
     match len {
         0..=31 => out.push(0xa0 | len as u8),
@@ -112,7 +149,18 @@ fn encode_str(text: &str, out: &mut Vec<u8>) {
             out.extend_from_slice(&(len as u32).to_be_bytes());
         }
     }
-    out.extend_from_slice(text.as_bytes());
+    out.extend_from_slice(text);
+}
+
+/// The content of a string `encode_str` wrote (`encoded` is exactly its bytes).
+pub(crate) fn str_content(encoded: &[u8]) -> &[u8] {
+    let header = match encoded.first() {
+        Some(0xd9) => 2,
+        Some(0xda) => 3,
+        Some(0xdb) => 5,
+        _ => 1,
+    };
+    encoded.get(header..).unwrap_or_default()
 }
 
 /// The MessagePack encoding of `value`.
@@ -122,7 +170,7 @@ pub fn to_bytes(value: &Value) -> Vec<u8> {
     out
 }
 
-fn encode_int(n: i64, out: &mut Vec<u8>) {
+pub(crate) fn encode_int(n: i64, out: &mut Vec<u8>) {
     match n {
         0..=0x7f => out.push(n as u8),
         -32..=-1 => out.push(n as i8 as u8),

@@ -1,8 +1,11 @@
 //! nanodb (the document layer): one runtime with default options (256 MiB shared by memtables
 //! and block cache, 16 MiB memtable, LZ4 blocks: the storage engine's defaults) except
 //! `DatabaseOptions { sync: false }`: a write is in the wal (OS page cache) when it returns,
-//! not fsynced, like SQLite's `synchronous = NORMAL`. Documents are built as `Value` maps with
-//! the caller's id; nanodb adds `created` and `updated`. The collection has the index `by_city`.
+//! not fsynced, like SQLite's `synchronous = NORMAL`. Documents are written through the typed
+//! collection (`Collection::typed`: the `Doc` serialized straight to MessagePack, as SQLite's
+//! adapter serializes it straight to JSON), with the caller's id; nanodb adds `created` and
+//! `updated`. They are read through the dynamic one (the two fields a lookup checks decoded,
+//! not the whole `Doc`). The collection has the index `by_city`.
 //!
 //! Thread safety: `NanoDocs` is used by one thread; the handles inside are `Send + Sync`, so
 //! the readers of `get-parallel` are clones of the one collection handle (one shared block
@@ -14,14 +17,16 @@ use super::{check_field, text, DocEngine, DocReader, DocResult, Probe, Tally};
 use crate::docs::gen::{Doc, INDEXED_FIELD};
 use nanodb::query::{Filter, Query};
 use nanodb::{
-    Collection, CollectionOptions, DatabaseOptions, Document, IndexDefinition, Map, NanoDb,
-    NanoDbOptions, Patch, Value,
+    Collection, CollectionOptions, DatabaseOptions, Document, IndexDefinition, NanoDb,
+    NanoDbOptions, Patch, TypedCollection, Value,
 };
 use std::path::Path;
 
 pub struct NanoDocs {
     runtime: NanoDb,
     collection: Collection,
+    /// The same collection, for writes of `Doc`s.
+    typed: TypedCollection<Doc>,
 }
 
 impl NanoDocs {
@@ -36,34 +41,9 @@ impl NanoDocs {
             database.create_collection("docs", CollectionOptions::default()).map_err(text)?;
         let index = IndexDefinition::new("by_city", &[INDEXED_FIELD]).map_err(text)?;
         collection.create_index(index).map_err(text)?.wait().map_err(text)?;
-        Ok(NanoDocs { runtime, collection })
+        let typed = collection.typed();
+        Ok(NanoDocs { runtime, collection, typed })
     }
-}
-
-/// The document as nanodb takes it: an object of `Value`s, with the id as field `id`.
-fn value(doc: &Doc) -> Value {
-    let mut geo = Map::new();
-    geo.insert("lat".into(), Value::Float(doc.address.geo.lat));
-    geo.insert("lon".into(), Value::Float(doc.address.geo.lon));
-    let mut address = Map::new();
-    address.insert("street".into(), Value::String(doc.address.street.clone()));
-    address.insert("zip".into(), Value::Int(doc.address.zip));
-    address.insert("geo".into(), Value::Object(geo));
-    let mut fields = Map::new();
-    fields.insert("id".into(), Value::String(doc.id.clone()));
-    fields.insert("name".into(), Value::String(doc.name.clone()));
-    fields.insert("email".into(), Value::String(doc.email.clone()));
-    fields.insert("age".into(), Value::Int(doc.age));
-    fields.insert("score".into(), Value::Float(doc.score));
-    fields.insert("active".into(), Value::Bool(doc.active));
-    fields.insert("city".into(), Value::String(doc.city.clone()));
-    fields.insert("team".into(), Value::String(doc.team.clone()));
-    fields.insert("counter".into(), Value::Int(doc.counter));
-    fields.insert("address".into(), Value::Object(address));
-    fields
-        .insert("tags".into(), Value::Array(doc.tags.iter().cloned().map(Value::String).collect()));
-    fields.insert("bio".into(), Value::String(doc.bio.clone()));
-    Value::Object(fields)
 }
 
 fn age(document: &Document) -> Option<i64> {
@@ -88,11 +68,11 @@ impl DocReader for NanoReader {
 
 impl DocEngine for NanoDocs {
     fn insert(&mut self, doc: &Doc) -> DocResult<()> {
-        self.collection.insert(value(doc)).map(|_| ()).map_err(text)
+        self.typed.insert(doc).map(|_| ()).map_err(text)
     }
 
     fn insert_many(&mut self, docs: &[Doc]) -> DocResult<()> {
-        self.collection.insert_many(docs.iter().map(value).collect()).map(|_| ()).map_err(text)
+        self.typed.insert_many(docs).map(|_| ()).map_err(text)
     }
 
     fn get(&mut self, id: &str) -> DocResult<Option<Probe>> {
