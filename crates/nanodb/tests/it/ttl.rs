@@ -213,3 +213,31 @@ fn ttl_options_are_checked_reserved_and_kept_across_reopen() {
     assert_eq!(sessions.get("gone").unwrap(), None, "the TTL came back with the catalog");
     assert_eq!(sessions.remove_expired().unwrap(), 1);
 }
+
+#[test]
+fn typed_inserts_take_the_id_of_an_expired_document_with_its_index_entries() {
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct Session {
+        id: String,
+        group: String,
+    }
+    let runtime = memory_runtime();
+    let db = runtime.database("app").unwrap();
+    let options = ttl_options(Ttl::new("created", Duration::from_secs(1)));
+    let sessions = db.create_collection("sessions", options).unwrap();
+    let by_group = IndexDefinition::new("by_group", &["group"]).unwrap();
+    sessions.create_index(by_group).unwrap().wait().unwrap();
+    let typed = sessions.typed::<Session>();
+    let session = |group: &str| Session { id: "s".into(), group: group.into() };
+    typed.insert_many(&[session("old")]).unwrap();
+    let taken = typed.insert(&session("again"));
+    assert!(matches!(taken, Err(Error::AlreadyExists { .. })), "live: the id is taken");
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(typed.insert(&session("new")).unwrap(), "s", "expired: the id is free");
+    let stored = sessions.get("s").unwrap().expect("the new one is live");
+    assert_eq!(stored.get("group"), Some(&Value::from("new")));
+    // The old version's entries (its group, its created) went with it: one entry in each of
+    // the two indexes (by_group and the TTL index), both agreeing with the document.
+    assert_eq!(sessions.verify_indexes().unwrap(), 2);
+    assert_eq!(sessions.count(&filter("group = 'old'")).unwrap(), 0);
+}
