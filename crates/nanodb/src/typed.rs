@@ -4,7 +4,8 @@
 //! Values go through serde's JSON data model: a `T` is stored as the document JSON would make
 //! of it (its fields as the document's fields, so `T` must serialize as a map), serialized
 //! straight to MessagePack without building a `Value` (`value::serialize`); a stored document
-//! is read back into `T` from its JSON form, where dates are RFC 3339 strings. The
+//! is read back into `T` as JSON would give it (dates as RFC 3339 strings), straight from its
+//! bytes (`value::deserialize`: the fields `T` lacks are stepped over, not decoded). The
 //! reserved fields come separately in `Typed<T>` (`id`, `created`, `updated`); a `T` may also
 //! declare `id: String` to receive the id, or to choose it on insert. A field of `T` that the
 //! document lacks is an error unless `T` gives it a serde default; fields of the document
@@ -14,9 +15,10 @@
 
 use crate::collection::{check_many, Collection};
 use crate::document::Document;
+use crate::names::check_document_id;
 use crate::query::{Cursor, Filter, Query};
 use crate::transaction::{Context, Writes};
-use crate::value::{serialize, Date, Value};
+use crate::value::{deserialize, serialize, Date};
 use crate::{Database, Error, Patch, Result};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -65,15 +67,7 @@ impl<T> std::fmt::Debug for TypedCollection<T> {
     }
 }
 
-/// `value` as a document body.
-pub(crate) fn to_value<T: Serialize>(value: &T) -> Result<Value> {
-    let json = serde_json::to_value(value).map_err(|error| {
-        Error::invalid(format!("cannot store a {}: {error}", std::any::type_name::<T>()))
-    })?;
-    Ok(Value::from(json))
-}
-
-/// `value` as a document's MessagePack (what `to_value` would encode to).
+/// `value` as a document's MessagePack (what its JSON would encode to).
 fn to_body<T: Serialize>(value: &T) -> Result<Vec<u8>> {
     serialize::to_document_bytes(value).map_err(|error| match error {
         Error::InvalidDocument { detail } => {
@@ -83,12 +77,17 @@ fn to_body<T: Serialize>(value: &T) -> Result<Vec<u8>> {
     })
 }
 
-/// Document `document` as a `T`.
+/// Document `document` as a `T`: straight from its stored bytes (`value::deserialize`), or
+/// through its JSON form when it holds decoded fields (a projection).
 pub(crate) fn from_document<T: DeserializeOwned>(document: Document) -> Result<Typed<T>> {
     let (id, created, updated) =
         (document.id().to_string(), document.created(), document.updated());
-    let json = serde_json::Value::from(document.into_value());
-    let value = serde_json::from_value(json).map_err(|error| {
+    let value = match document.stored_bytes() {
+        Some(bytes) => deserialize::from_document_bytes(bytes).map_err(|error| error.0),
+        None => serde_json::from_value(serde_json::Value::from(document.into_value()))
+            .map_err(|error| error.to_string()),
+    };
+    let value = value.map_err(|error| {
         Error::invalid(format!(
             "document {id:?} does not fit the type {}: {error}",
             std::any::type_name::<T>()
@@ -146,12 +145,19 @@ impl<T: Serialize + DeserializeOwned> TypedCollection<T> {
 
     /// Replaces document `id` with `value`; `Error::NotFound` if there is none.
     pub fn replace(&self, id: &str, value: &T) -> Result<Typed<T>> {
-        from_document(self.collection.replace(id, to_value(value)?)?)
+        let body = to_body(value)?;
+        let replace =
+            |context: &Context, writes: &mut Writes| context.replace_encoded(writes, id, &body);
+        from_document(self.collection.write(replace)?)
     }
 
     /// Replaces document `id` with `value`, or inserts it with that id.
     pub fn upsert(&self, id: &str, value: &T) -> Result<Typed<T>> {
-        from_document(self.collection.upsert(id, to_value(value)?)?)
+        check_document_id(id)?;
+        let body = to_body(value)?;
+        let upsert =
+            |context: &Context, writes: &mut Writes| context.upsert_encoded(writes, id, &body);
+        from_document(self.collection.write(upsert)?)
     }
 
     /// Applies `patch` to document `id`; the result must still be a `T`, or nothing is
@@ -189,6 +195,7 @@ impl<T: Serialize + DeserializeOwned> TypedCollection<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Value;
     use serde::Deserialize;
 
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -330,6 +337,62 @@ mod tests {
         let limit =
             users.insert_many(&vec![User { name: "x".into(), age: 1, tags: vec![] }; 100_001]);
         assert!(matches!(limit, Err(Error::LimitExceeded { .. })));
+    }
+
+    #[test]
+    fn typed_replace_and_upsert_keep_created_their_unique_values_and_feed_events() {
+        use crate::index::IndexDefinition;
+        use crate::{ChangeKind, FeedOptions};
+        let runtime = crate::NanoDb::in_memory(crate::NanoDbOptions::default()).unwrap();
+        let db = runtime.database("app").unwrap();
+        let accounts = db.typed_collection::<Account>("accounts").unwrap();
+        let by_email = IndexDefinition::new("by_email", &["email"]).unwrap().unique();
+        accounts.untyped().create_index(by_email).unwrap().wait().unwrap();
+        let stream = accounts.untyped().subscribe(FeedOptions::default()).unwrap();
+        accounts.insert(&account(1)).unwrap();
+        let first = accounts.get("a001").unwrap().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(3));
+
+        // Its own unique value kept: not a violation; `created` kept, `updated` moved.
+        let older = Account { age: 40, ..account(1) };
+        let replaced = accounts.replace("a001", &older).unwrap();
+        assert_eq!(replaced.value, older);
+        assert_eq!(replaced.created, first.created);
+        assert!(replaced.updated > first.updated);
+        // Another's unique value: refused, nothing written.
+        accounts.insert(&account(2)).unwrap();
+        let stolen = Account { email: account(2).email, ..account(1) };
+        let error = accounts.replace("a001", &stolen).unwrap_err();
+        assert!(matches!(error, Error::UniqueViolation { .. }), "{error}");
+        assert_eq!(accounts.get("a001").unwrap().unwrap().value, older);
+        let error = accounts.replace("nobody", &account(3)).unwrap_err();
+        assert!(matches!(error, Error::NotFound { .. }), "{error}");
+
+        // Upsert: an update of a live document (its `created` kept), else an insert with
+        // the id given (whatever `id` the value holds).
+        let upserted = accounts.upsert("a001", &account(1)).unwrap();
+        assert_eq!(upserted.created, first.created);
+        let fresh = accounts.upsert("a009", &account(4)).unwrap();
+        assert_eq!((fresh.id.as_str(), fresh.value.id.as_str()), ("a009", "a009"));
+        assert!(accounts.upsert("bad/id", &account(5)).is_err());
+        assert!(accounts
+            .upsert("a010", &Account { email: account(2).email, ..account(5) })
+            .is_err());
+
+        let mut kinds = Vec::new();
+        while let Some(event) = stream.try_recv().unwrap() {
+            kinds.push((event.kind, event.document.id().to_string()));
+        }
+        let expected = [
+            (ChangeKind::Create, "a001"),
+            (ChangeKind::Update, "a001"),
+            (ChangeKind::Create, "a002"),
+            (ChangeKind::Update, "a001"),
+            (ChangeKind::Create, "a009"),
+        ];
+        let expected: Vec<_> = expected.iter().map(|(k, id)| (*k, id.to_string())).collect();
+        assert_eq!(kinds, expected);
+        assert_eq!(accounts.untyped().verify_indexes().unwrap(), 3);
     }
 
     #[test]

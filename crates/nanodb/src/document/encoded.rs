@@ -46,6 +46,11 @@ impl Encoded {
         Encoded { bytes, fields, map: OnceLock::new() }
     }
 
+    /// The document's stored bytes.
+    pub(super) fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
     fn position(&self, name: &str) -> Option<usize> {
         let name = name.as_bytes();
         self.fields

@@ -99,6 +99,16 @@ impl Document {
         }
     }
 
+    /// The bytes of a document read from a collection or just written (checked, names
+    /// ascending at every level), or `None` for one held as decoded fields (a projection, or
+    /// stored bytes in another encoder's order).
+    pub(crate) fn stored_bytes(&self) -> Option<&[u8]> {
+        match &self.repr {
+            Repr::Decoded(_) => None,
+            Repr::Encoded(encoded) => Some(encoded.bytes()),
+        }
+    }
+
     /// The value of top-level field `name` (a name, not a dotted path), if present; only that
     /// field is decoded.
     pub fn field(&self, name: &str) -> Option<&Value> {

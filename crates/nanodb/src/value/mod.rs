@@ -12,6 +12,7 @@
 //! deeper than `NESTING_DEPTH_MAX` and has no field name longer than `FIELD_NAME_LEN_MAX`.
 
 mod date;
+pub(crate) mod deserialize;
 mod json;
 pub mod keycode;
 pub mod msgpack;

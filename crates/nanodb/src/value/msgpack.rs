@@ -344,7 +344,7 @@ pub(crate) fn decode_fields(bytes: &[u8], names: &[&str]) -> Option<Map> {
 }
 
 /// One MessagePack item as read from its marker: a whole scalar, or the head of a container.
-enum Token<'a> {
+pub(crate) enum Token<'a> {
     Null,
     Bool(bool),
     Int(i64),
@@ -355,17 +355,33 @@ enum Token<'a> {
     Map(usize),
 }
 
-struct Reader<'a> {
+/// Reads MessagePack items one by one (`value::deserialize` walks documents with it).
+pub(crate) struct Reader<'a> {
     bytes: &'a [u8],
     at: usize,
 }
 
 impl<'a> Reader<'a> {
+    /// A reader at the start of `bytes`.
+    pub(crate) fn new(bytes: &'a [u8]) -> Reader<'a> {
+        Reader { bytes, at: 0 }
+    }
+
+    /// Where the next item starts.
+    pub(crate) fn position(&self) -> usize {
+        self.at
+    }
+
+    /// Goes back to `position` (one `position` returned).
+    pub(crate) fn rewind(&mut self, position: usize) {
+        self.at = position.min(self.bytes.len());
+    }
+
     fn error(&self, detail: impl Into<String>) -> DecodeError {
         DecodeError { offset: self.at, detail: detail.into() }
     }
 
-    fn end(&self) -> Result<(), DecodeError> {
+    pub(crate) fn end(&self) -> Result<(), DecodeError> {
         if self.at != self.bytes.len() {
             return Err(self.error(format!("{} bytes after the value", self.bytes.len() - self.at)));
         }
@@ -401,7 +417,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads one marker and what it carries (for a container, only its count).
-    fn token(&mut self) -> Result<Token<'a>, DecodeError> {
+    pub(crate) fn token(&mut self) -> Result<Token<'a>, DecodeError> {
         let marker = self.u8()?;
         Ok(match marker {
             0x00..=0x7f => Token::Int(i64::from(marker)),
@@ -484,7 +500,7 @@ impl<'a> Reader<'a> {
     /// Steps over one value, checking only that it lies within the bytes and is not nested
     /// deeper than `NESTING_DEPTH_MAX` (strings are not checked for UTF-8, names not for
     /// order).
-    fn step_over(&mut self, depth: usize) -> Result<(), DecodeError> {
+    pub(crate) fn step_over(&mut self, depth: usize) -> Result<(), DecodeError> {
         let marker = self.u8()?;
         let (len, items) = match marker {
             0xa0..=0xbf => (usize::from(marker & 0x1f), 0),
@@ -553,7 +569,12 @@ impl<'a> Reader<'a> {
             .map_err(|_| DecodeError { offset: start, detail: "a string is not UTF-8".into() })
     }
 
-    fn enter(&self, depth: usize, count: usize, item_bytes_min: usize) -> Result<(), DecodeError> {
+    pub(crate) fn enter(
+        &self,
+        depth: usize,
+        count: usize,
+        item_bytes_min: usize,
+    ) -> Result<(), DecodeError> {
         if depth >= NESTING_DEPTH_MAX {
             return Err(self.error(format!("nested deeper than {NESTING_DEPTH_MAX}")));
         }
@@ -574,7 +595,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A map key: a string of at most `FIELD_NAME_LEN_MAX` bytes.
-    fn name(&mut self) -> Result<&'a str, DecodeError> {
+    pub(crate) fn name(&mut self) -> Result<&'a str, DecodeError> {
         let start = self.at;
         let Token::Str(name) = self.token()? else {
             return Err(DecodeError { offset: start, detail: "a map key is not a string".into() });
