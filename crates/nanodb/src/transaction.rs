@@ -31,7 +31,6 @@ use crate::names::check_document_id;
 use crate::patch::Patch;
 use crate::query::eval::TopFields;
 use crate::ttl::{expired, Expiry};
-use crate::value::msgpack::FieldSpan;
 use crate::value::{msgpack, Date, Map, Value};
 use crate::{id, Error, Result};
 use nanodb_storage::TransactionOptions;
@@ -40,9 +39,7 @@ use parking_lot::RawRwLock;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Bytes the reserved fields add to a document, besides the id's text: two dates (15 bytes
-/// each), the three names and the id's string header (at most 25), a wider map header (4).
-const STAMP_BYTES_MAX: usize = 2 * 15 + 25 + 4;
+mod encoded;
 
 /// How many times a document write (or `Database::run_transaction`) runs again after losing to
 /// a concurrent commit.
@@ -274,82 +271,6 @@ impl Context<'_> {
         self.store(writes, &id, fields, stored.as_ref(), false)
     }
 
-    /// Inserts a document given as the MessagePack map `body` (`serialize::to_document_bytes`:
-    /// checked, names ascending), as `insert` inserts its decoded fields.
-    pub fn insert_encoded(&self, writes: &mut Writes, body: &[u8]) -> Result<Document> {
-        if self.has_schema() {
-            return self.insert(writes, &decoded(body)?);
-        }
-        let spans = layout(body)?;
-        let given = match spans.iter().find(|span| span.name(body) == FIELD_ID.as_bytes()) {
-            Some(span) => Some(msgpack::decode_field(body, span).map_err(|_| not_a_map())?),
-            None => None,
-        };
-        let (id, stored) = self.claim_id(writes, given.as_ref())?;
-        // An expired document under the id is replaced as if it were gone.
-        self.store_encoded(writes, &id, body, &spans, stored.as_ref(), false)
-    }
-
-    /// `replace` of a document given as `insert_encoded` takes it.
-    pub fn replace_encoded(&self, writes: &mut Writes, id: &str, body: &[u8]) -> Result<Document> {
-        if self.has_schema() {
-            return self.replace(writes, id, &decoded(body)?);
-        }
-        let spans = layout(body)?;
-        let Some(old) = self.read(writes, id)? else { return Err(not_found(id)) };
-        self.store_encoded(writes, id, body, &spans, Some(&old), true)
-    }
-
-    /// `upsert` of a document given as `insert_encoded` takes it.
-    pub fn upsert_encoded(&self, writes: &mut Writes, id: &str, body: &[u8]) -> Result<Document> {
-        if self.has_schema() {
-            return self.upsert(writes, id, &decoded(body)?);
-        }
-        let spans = layout(body)?;
-        let stored = self.read_stored(writes, id)?;
-        let live = stored.as_ref().is_some_and(|old| !expired(self.expiry, old));
-        self.store_encoded(writes, id, body, &spans, stored.as_ref(), live)
-    }
-
-    /// Whether the collection checks documents against a schema (which works on decoded
-    /// fields: the encoded writes decode and take the general path then).
-    fn has_schema(&self) -> bool {
-        self.state.spec.read().options.schema.is_some()
-    }
-
-    /// `store` of the encoded map `body` laid out as `spans`: the reserved fields are set by
-    /// copying the caller's fields around them.
-    fn store_encoded(
-        &self,
-        writes: &mut Writes,
-        id: &str,
-        body: &[u8],
-        spans: &[FieldSpan],
-        old: Option<&Document>,
-        updating: bool,
-    ) -> Result<Document> {
-        let now = writes.now;
-        if let Some(old) = old.filter(|_| !updating) {
-            // An expired document replaced before the reaper came: it goes first.
-            self.record(writes, ChangeKind::Delete, old);
-        }
-        let created = old.filter(|_| updating).map_or(now, Document::created);
-        let (id_value, updated) = (Value::String(id.to_string()), Value::Date(now.max(created)));
-        let created = Value::Date(created);
-        let reserved =
-            [(FIELD_CREATED, &created), (FIELD_ID, &id_value), (FIELD_UPDATED, &updated)];
-        let mut bytes = Vec::with_capacity(body.len() + STAMP_BYTES_MAX + id.len());
-        msgpack::encode_spans_replacing(body, spans, &reserved, &mut bytes);
-        check_size(&bytes)?;
-        writes.txn.put_in(&self.state.documents, id, &bytes)?;
-        let document = Document::encoded(bytes, || document_context(id, &self.state.name()))?;
-        let old_fields = old.map(|old| old as &dyn TopFields);
-        update_entries(writes, self.state, self.indexes, id, old_fields, Some(&document))?;
-        let kind = if updating { ChangeKind::Update } else { ChangeKind::Create };
-        self.record(writes, kind, &document);
-        Ok(document)
-    }
-
     /// The id a new document gets: `given` (its `id` field, which must be a string and not
     /// the id of a live document), else a fresh one; with what is stored under it (an expired
     /// document, or nothing).
@@ -496,23 +417,6 @@ impl TopFields for Stamped<'_> {
             Some((_, value)) => Some(value),
             None => self.fields.get(name),
         }
-    }
-}
-
-fn not_a_map() -> Error {
-    Error::invalid("a serialized document is not a valid map")
-}
-
-/// The top-level fields of a serialized document.
-fn layout(body: &[u8]) -> Result<Vec<FieldSpan>> {
-    msgpack::encoded_map_layout(body).ok_or_else(not_a_map)
-}
-
-/// A serialized document's fields, decoded.
-fn decoded(body: &[u8]) -> Result<Map> {
-    match msgpack::decode(body).map_err(|_| not_a_map())? {
-        Value::Object(fields) => Ok(fields),
-        _ => Err(not_a_map()),
     }
 }
 
