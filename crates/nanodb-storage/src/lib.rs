@@ -64,8 +64,8 @@ pub use batch::WriteBatch;
 pub use cache::{BlockCache, BlockCacheStats};
 pub use db::{
     CheckpointReport, CommitListener, CommitNote, Db, DbStats, Iter, Keyspace, LevelStats,
-    MemoryBudget, MemoryBudgetUsage, MemoryUsage, Snapshot, Transaction, TransactionIter,
-    TransactionOptions, VerifyReport, MEMORY_BUDGET_BYTES_MIN, MEMORY_STALL_MAX,
+    MemoryBudget, MemoryBudgetUsage, MemoryUsage, Savepoint, Snapshot, Transaction,
+    TransactionIter, TransactionOptions, VerifyReport, MEMORY_BUDGET_BYTES_MIN, MEMORY_STALL_MAX,
     MEMTABLE_SHARE_PERCENT_DEFAULT, TRANSACTION_ENTRY_OVERHEAD_BYTES,
     TRANSACTION_MEMORY_BYTES_MAX_DEFAULT, TRANSACTION_RETRIES_MAX_DEFAULT,
 };

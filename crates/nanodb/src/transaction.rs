@@ -16,11 +16,16 @@
 //! (ignoring waiting exclusive takers), so two transactions touching the same collections in
 //! different orders cannot deadlock with an index creation waiting between them.
 //!
+//! Each write of a transaction is atomic on its own (`atomically`): one that fails (a unique
+//! value taken, a document too large, the transaction's memory limit) leaves nothing of
+//! itself behind, and the transaction can go on and commit the writes that succeeded.
+//!
 //! Every single-document write of `Collection` is such a transaction with one collection.
 //!
 //! Thread safety: a `Transaction` is `Send`, used by one thread (`&mut self`).
 //!
-//! Invariant: a transaction's changes reach the change feed only if its commit succeeds.
+//! Invariants: a transaction's changes reach the change feed only if its commit succeeds; a
+//! write that returned an error left no document, index entry or feed change behind.
 
 use crate::collection::{document_context, object, Collection};
 use crate::database::{CollectionState, Database};
@@ -156,7 +161,7 @@ impl Transaction {
     ) -> Result<Document> {
         let fields = object(document.into())?;
         let (context, writes) = self.of(collection)?;
-        context.insert(writes, &fields)
+        atomically(writes, |writes| context.insert(writes, &fields))
     }
 
     /// Replaces document `id`, as `Collection::replace` does.
@@ -168,13 +173,13 @@ impl Transaction {
     ) -> Result<Document> {
         let fields = object(document.into())?;
         let (context, writes) = self.of(collection)?;
-        context.replace(writes, id, &fields)
+        atomically(writes, |writes| context.replace(writes, id, &fields))
     }
 
     /// Applies `patch` to document `id`, as `Collection::patch` does.
     pub fn patch(&mut self, collection: &Collection, id: &str, patch: &Patch) -> Result<Document> {
         let (context, writes) = self.of(collection)?;
-        context.patch(writes, id, patch)
+        atomically(writes, |writes| context.patch(writes, id, patch))
     }
 
     /// Replaces or inserts document `id`, as `Collection::upsert` does.
@@ -187,13 +192,13 @@ impl Transaction {
         check_document_id(id)?;
         let fields = object(document.into())?;
         let (context, writes) = self.of(collection)?;
-        context.upsert(writes, id, &fields)
+        atomically(writes, |writes| context.upsert(writes, id, &fields))
     }
 
     /// Deletes document `id`; returns its last version, if there was one.
     pub fn delete(&mut self, collection: &Collection, id: &str) -> Result<Option<Document>> {
         let (context, writes) = self.of(collection)?;
-        context.delete(writes, id)
+        atomically(writes, |writes| context.delete(writes, id))
     }
 
     /// Commits every write atomically, or none with `Error::Conflict`.
@@ -418,6 +423,25 @@ impl TopFields for Stamped<'_> {
             None => self.fields.get(name),
         }
     }
+}
+
+/// Runs one document write under a savepoint of the storage transaction: if it fails, every
+/// write it made (the document, some of its index entries) and every change it recorded for
+/// the feed are undone, and the transaction goes on as it was before the write (a failed
+/// write neither half-happens nor spoils the transaction).
+fn atomically<T>(writes: &mut Writes, write: impl FnOnce(&mut Writes) -> Result<T>) -> Result<T> {
+    let savepoint = writes.txn.savepoint();
+    let (changes, marked) = (writes.changes.len(), writes.multikey_marked.len());
+    let result = write(writes);
+    match &result {
+        Ok(_) => writes.txn.release(savepoint),
+        Err(_) => {
+            writes.txn.rollback_to(savepoint);
+            writes.changes.truncate(changes);
+            writes.multikey_marked.truncate(marked);
+        }
+    }
+    result
 }
 
 fn not_found(id: &str) -> Error {

@@ -26,6 +26,7 @@ mod keyspaces;
 mod open;
 mod range_del;
 mod read;
+mod savepoint;
 mod stats;
 mod transaction;
 mod write;
@@ -39,6 +40,7 @@ pub use commit_note::{CommitListener, CommitNote};
 pub use keyspaces::Keyspace;
 pub(crate) use read::prefix_bounds;
 pub use read::{Iter, Snapshot, VerifyReport};
+pub use savepoint::Savepoint;
 pub use stats::{DbStats, LevelStats};
 pub use transaction::{
     Transaction, TransactionIter, TransactionOptions, TRANSACTION_ENTRY_OVERHEAD_BYTES,

@@ -19,6 +19,7 @@
 use super::conflicts::ConflictCheck;
 use super::keyspaces::Keyspace;
 use super::read::{self, bounds_of, prefix_bounds, Iter, KeyBounds, Snapshot};
+use super::savepoint::{Savepoint, UndoLog};
 use super::stats::StatsCounters;
 use super::{CommitNote, Db, DbInner};
 use crate::batch::WriteBatch;
@@ -92,6 +93,8 @@ pub struct Transaction {
     memory_bytes: usize,
     /// Handed to the commit listener if the transaction commits (`set_commit_note`).
     note: Option<CommitNote>,
+    /// What the writes since the open savepoints replaced (`savepoint.rs`).
+    undo: UndoLog,
 }
 
 impl std::fmt::Debug for Transaction {
@@ -117,6 +120,7 @@ impl Transaction {
             read_ranges: Vec::new(),
             memory_bytes: 0,
             note: None,
+            undo: UndoLog::default(),
         })
     }
 
@@ -228,8 +232,40 @@ impl Transaction {
         {
             self.keyspaces.push(Arc::clone(keyspace));
         }
-        self.writes.insert(stored, value.map(<[u8]>::to_vec));
+        let value = value.map(<[u8]>::to_vec);
+        if self.undo.is_open() {
+            self.undo.record(&stored);
+            let previous = self.writes.insert(stored, value);
+            self.undo.replaced(previous);
+        } else {
+            self.writes.insert(stored, value);
+        }
         Ok(())
+    }
+
+    /// Opens a savepoint: `rollback_to` it undoes every write made after it (reads recorded
+    /// for serializable mode stay: they can only add conflicts). Close it with `release` or
+    /// `rollback_to`, the latest open one first.
+    pub fn savepoint(&mut self) -> Savepoint {
+        let (records, depth) = self.undo.open();
+        Savepoint {
+            records,
+            memory_bytes: self.memory_bytes,
+            keyspaces: self.keyspaces.len(),
+            depth,
+        }
+    }
+
+    /// Closes `savepoint`, keeping the writes made since.
+    pub fn release(&mut self, savepoint: Savepoint) {
+        self.undo.release(&savepoint);
+    }
+
+    /// Undoes every write made since `savepoint` and closes it.
+    pub fn rollback_to(&mut self, savepoint: Savepoint) {
+        self.undo.roll_back(&savepoint, &mut self.writes);
+        self.memory_bytes = savepoint.memory_bytes;
+        self.keyspaces.truncate(savepoint.keyspaces);
     }
 
     /// The keys in `range` (default keyspace) with their values, in key order, as the

@@ -630,3 +630,101 @@ fn serializable_transactions_never_show_write_skew_under_concurrency() {
         worker.join().unwrap();
     }
 }
+
+/// Random puts and deletes with nested savepoints released or rolled back at random: after
+/// every step the transaction reads (key by key and by a scan) what a model keeping a copy
+/// per open savepoint holds, its memory is what it was at the savepoint rolled back to, and
+/// the commit writes exactly the model.
+#[test]
+fn savepoints_roll_back_exactly_the_writes_made_after_them() {
+    let seed = base_seed();
+    with_seed("savepoints_roll_back_exactly_the_writes_made_after_them", seed, |seed| {
+        let mut rng = Rng::new(seed);
+        let db = Db::open("/db", Options::in_memory()).unwrap();
+        for index in 0..20 {
+            db.put(key(index), b"committed", WriteOptions::NO_SYNC).unwrap();
+        }
+        let mut model: BTreeMap<Vec<u8>, Vec<u8>> =
+            (0..20).map(|index| (key(index), b"committed".to_vec())).collect();
+        let mut txn = db.transaction().unwrap();
+        // Each open savepoint with the model and the memory at its opening.
+        let mut open = Vec::new();
+        for step in 0..400 * scale() {
+            match rng.below(10) {
+                0 | 1 => open.push((txn.savepoint(), model.clone(), txn.memory_bytes())),
+                2 if !open.is_empty() => {
+                    let (savepoint, _, _) = open.pop().unwrap();
+                    txn.release(savepoint);
+                }
+                3 if !open.is_empty() => {
+                    // Roll back to a random open savepoint: the later ones close with it.
+                    let at = rng.below(open.len() as u64) as usize;
+                    let (savepoint, saved, memory_bytes) = open.drain(at..).next().unwrap();
+                    txn.rollback_to(savepoint);
+                    model = saved;
+                    assert_eq!(txn.memory_bytes(), memory_bytes, "step {step}");
+                }
+                4..=6 => {
+                    let k = key(rng.below(40));
+                    let len = rng.below(20) as usize;
+                    let value = rng.bytes(len);
+                    txn.put(&k, &value).unwrap();
+                    model.insert(k, value);
+                }
+                _ => {
+                    let k = key(rng.below(40));
+                    txn.delete(&k).unwrap();
+                    model.remove(&k);
+                }
+            }
+            for index in [rng.below(40), rng.below(40)] {
+                assert_eq!(txn.get(key(index)).unwrap(), model.get(&key(index)).cloned());
+            }
+            if step % 50 == 0 {
+                let scanned = collect(txn.prefix(b"key").unwrap());
+                let expected: Vec<_> = model.clone().into_iter().collect();
+                assert_eq!(scanned, expected, "step {step}");
+            }
+        }
+        for (savepoint, _, _) in open.into_iter().rev() {
+            txn.release(savepoint);
+        }
+        txn.commit().unwrap();
+        let stored: BTreeMap<_, _> =
+            db.prefix(b"key").unwrap().map(|entry| entry.unwrap()).collect();
+        assert_eq!(stored, model);
+    });
+}
+
+#[test]
+fn a_rolled_back_savepoint_undoes_overwrites_and_deletes_of_earlier_writes() {
+    let db = Db::open("/db", Options::in_memory()).unwrap();
+    db.put(b"a", b"0", WriteOptions::NO_SYNC).unwrap();
+    let mut txn = db.transaction().unwrap();
+    txn.put(b"a", b"1").unwrap();
+    txn.put(b"b", b"1").unwrap();
+    let memory_bytes = txn.memory_bytes();
+    let savepoint = txn.savepoint();
+    txn.put(b"a", b"2-longer").unwrap();
+    txn.delete(b"b").unwrap();
+    txn.put(b"c", b"2").unwrap();
+    txn.put(b"c", b"3").unwrap();
+    assert_eq!(txn.write_count(), 3);
+    txn.rollback_to(savepoint);
+    assert_eq!(txn.memory_bytes(), memory_bytes);
+    assert_eq!(txn.write_count(), 2);
+    assert_eq!(txn.get(b"a").unwrap().as_deref(), Some(&b"1"[..]));
+    assert_eq!(txn.get(b"b").unwrap().as_deref(), Some(&b"1"[..]));
+    assert_eq!(txn.get(b"c").unwrap(), None);
+    // A released savepoint keeps its writes.
+    let savepoint = txn.savepoint();
+    txn.put(b"d", b"4").unwrap();
+    txn.release(savepoint);
+    txn.commit().unwrap();
+    let stored: Vec<_> = db.prefix(b"").unwrap().map(|entry| entry.unwrap()).collect();
+    let expected: Vec<(Vec<u8>, Vec<u8>)> = [("a", "1"), ("b", "1"), ("d", "4")]
+        .iter()
+        .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
+        .collect();
+    assert_eq!(stored, expected);
+}

@@ -288,3 +288,47 @@ fn a_power_cut_keeps_transactions_whole() {
         }
     });
 }
+
+#[test]
+fn a_write_that_fails_inside_a_transaction_leaves_nothing_behind() {
+    let runtime = memory_runtime();
+    let db = runtime.database("app").unwrap();
+    let users = db.collection("users").unwrap();
+    let by_email = IndexDefinition::new("by_email", &["email"]).unwrap().unique();
+    users.create_index(by_email).unwrap().wait().unwrap();
+    let by_tag = IndexDefinition::new("by_tag", &["tags"]).unwrap();
+    users.create_index(by_tag).unwrap().wait().unwrap();
+    users.insert(json(j!({"id": "u1", "email": "a@x", "tags": ["t"]}))).unwrap();
+    let stream = users.subscribe(nanodb::FeedOptions::default()).unwrap();
+    let mut txn = db.transaction().unwrap();
+    txn.insert(&users, json(j!({"id": "u2", "email": "b@x"}))).unwrap();
+    // Each of these fails after it has written something (the document, an index entry):
+    // the unique index is checked once the other entries are in.
+    let taken = json(j!({"id": "u3", "email": "a@x", "tags": ["x", "y"]}));
+    let error = txn.insert(&users, taken).unwrap_err();
+    assert!(matches!(error, Error::UniqueViolation { .. }), "{error}");
+    let error = txn.replace(&users, "u1", json(j!({"email": "b@x", "tags": []}))).unwrap_err();
+    assert!(matches!(error, Error::UniqueViolation { .. }), "{error}");
+    let error = txn.patch(&users, "u1", &Patch::new().set("email", "b@x")).unwrap_err();
+    assert!(matches!(error, Error::UniqueViolation { .. }), "{error}");
+    let error = txn.upsert(&users, "u4", json(j!({"email": "b@x"}))).unwrap_err();
+    assert!(matches!(error, Error::UniqueViolation { .. }), "{error}");
+    // The transaction goes on and commits what succeeded.
+    txn.patch(&users, "u1", &Patch::new().set("n", 1)).unwrap();
+    txn.commit().unwrap();
+    assert_eq!(users.get("u3").unwrap(), None);
+    assert_eq!(users.get("u4").unwrap(), None);
+    let u1 = users.get("u1").unwrap().unwrap();
+    assert_eq!(u1.get("email"), Some(&Value::from("a@x")));
+    assert_eq!(u1.get("n"), Some(&Value::from(1)));
+    // u1's email and tag, u2's email and its missing tags (indexed as null): the entries
+    // agree with the documents.
+    assert_eq!(users.verify_indexes().unwrap(), 4);
+    let mut events = Vec::new();
+    while let Some(event) = stream.try_recv().unwrap() {
+        events.push((event.kind, event.document.id().to_string()));
+    }
+    let expected =
+        [(nanodb::ChangeKind::Create, "u2".to_string()), (nanodb::ChangeKind::Update, "u1".into())];
+    assert_eq!(events, expected, "no event for the failed writes");
+}
