@@ -434,9 +434,9 @@ fn atomically<T>(writes: &mut Writes, write: impl FnOnce(&mut Writes) -> Result<
     let (changes, marked) = (writes.changes.len(), writes.multikey_marked.len());
     let result = write(writes);
     match &result {
-        Ok(_) => writes.txn.release(savepoint),
+        Ok(_) => writes.txn.release(savepoint)?,
         Err(_) => {
-            writes.txn.rollback_to(savepoint);
+            writes.txn.rollback_to(savepoint)?;
             writes.changes.truncate(changes);
             writes.multikey_marked.truncate(marked);
         }

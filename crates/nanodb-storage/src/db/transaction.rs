@@ -12,14 +12,15 @@
 //! It holds a registered snapshot, so compaction keeps every version it may read.
 //!
 //! Invariants:
-//! 1. `memory_bytes` counts every buffered write and recorded read; it never passes
-//!    `TransactionOptions::memory_bytes_max` (the write that would is refused).
+//! 1. `memory_bytes` counts every buffered write, recorded read and savepoint record
+//!    (`read_bytes` the reads' part); it never passes `TransactionOptions::memory_bytes_max`
+//!    (the write that would is refused).
 //! 2. A transaction commits at most once; after `commit` it is consumed.
 
 use super::conflicts::ConflictCheck;
 use super::keyspaces::Keyspace;
 use super::read::{self, bounds_of, prefix_bounds, Iter, KeyBounds, Snapshot};
-use super::savepoint::{Savepoint, UndoLog};
+use super::savepoint::{self, Savepoint, UndoLog};
 use super::stats::StatsCounters;
 use super::{CommitNote, Db, DbInner};
 use crate::batch::WriteBatch;
@@ -91,6 +92,8 @@ pub struct Transaction {
     /// Stored-key ranges scanned (serializable only).
     read_ranges: Vec<KeyBounds>,
     memory_bytes: usize,
+    /// The part of `memory_bytes` charged for recorded reads.
+    read_bytes: usize,
     /// Handed to the commit listener if the transaction commits (`set_commit_note`).
     note: Option<CommitNote>,
     /// What the writes since the open savepoints replaced (`savepoint.rs`).
@@ -119,6 +122,7 @@ impl Transaction {
             reads: BTreeSet::new(),
             read_ranges: Vec::new(),
             memory_bytes: 0,
+            read_bytes: 0,
             note: None,
             undo: UndoLog::default(),
         })
@@ -164,7 +168,7 @@ impl Transaction {
         }
         let found = read::get(&self.inner, &stored, self.snapshot.seqno())?;
         if self.options.serializable && !self.reads.contains(&stored) {
-            self.charge(stored.len())?;
+            self.charge_read(stored.len())?;
             self.reads.insert(stored);
         }
         Ok(found)
@@ -218,14 +222,20 @@ impl Transaction {
         }
         let stored = stored_key(&keyspace.prefix, key);
         let replaced = self.writes.get(&stored).map(|old| old.as_ref().map_or(0, Vec::len));
+        // Under a savepoint the write is recorded too: the key again, and the replaced value
+        // (which moves into the record rather than going away).
+        let undo_bytes = match self.undo.is_open() {
+            true => savepoint::record_bytes(stored.len(), replaced),
+            false => 0,
+        };
         match replaced {
             // The key is already counted; only the value's size changes.
             Some(old_len) => {
                 let grown = value_len.saturating_sub(old_len);
-                self.charge_bytes(grown)?;
+                self.charge_bytes(grown + undo_bytes)?;
                 self.memory_bytes -= old_len.saturating_sub(value_len);
             }
-            None => self.charge(stored.len() + value_len)?,
+            None => self.charge(stored.len() + value_len + undo_bytes)?,
         }
         if keyspace.id != crate::keyspace::DEFAULT_KEYSPACE_ID
             && !self.keyspaces.iter().any(|known| Arc::ptr_eq(known, keyspace))
@@ -234,7 +244,7 @@ impl Transaction {
         }
         let value = value.map(<[u8]>::to_vec);
         if self.undo.is_open() {
-            self.undo.record(&stored);
+            self.undo.record(&stored, undo_bytes);
             let previous = self.writes.insert(stored, value);
             self.undo.replaced(previous);
         } else {
@@ -244,28 +254,30 @@ impl Transaction {
     }
 
     /// Opens a savepoint: `rollback_to` it undoes every write made after it (reads recorded
-    /// for serializable mode stay: they can only add conflicts). Close it with `release` or
-    /// `rollback_to`, the latest open one first.
+    /// for serializable mode stay, with their charge: they can only add conflicts). Close it
+    /// with `release` or `rollback_to`; closing one closes those opened after it too. While
+    /// one is open, each write also keeps what it replaced, counted against the memory limit.
     pub fn savepoint(&mut self) -> Savepoint {
-        let (records, depth) = self.undo.open();
-        Savepoint {
-            records,
-            memory_bytes: self.memory_bytes,
-            keyspaces: self.keyspaces.len(),
-            depth,
-        }
+        let write_bytes = self.memory_bytes - self.read_bytes;
+        self.undo.open(write_bytes, self.keyspaces.len())
     }
 
-    /// Closes `savepoint`, keeping the writes made since.
-    pub fn release(&mut self, savepoint: Savepoint) {
-        self.undo.release(&savepoint);
+    /// Closes `savepoint` (and any opened after it), keeping the writes made since.
+    /// `Error::InvalidArgument` for a savepoint of another transaction or one already closed.
+    pub fn release(&mut self, savepoint: Savepoint) -> Result<()> {
+        self.undo.check(&savepoint)?;
+        self.memory_bytes -= self.undo.release(&savepoint);
+        Ok(())
     }
 
-    /// Undoes every write made since `savepoint` and closes it.
-    pub fn rollback_to(&mut self, savepoint: Savepoint) {
+    /// Undoes every write made since `savepoint` and closes it (and any opened after it).
+    /// `Error::InvalidArgument` for a savepoint of another transaction or one already closed.
+    pub fn rollback_to(&mut self, savepoint: Savepoint) -> Result<()> {
+        self.undo.check(&savepoint)?;
         self.undo.roll_back(&savepoint, &mut self.writes);
-        self.memory_bytes = savepoint.memory_bytes;
+        self.memory_bytes = savepoint.write_bytes + self.read_bytes;
         self.keyspaces.truncate(savepoint.keyspaces);
+        Ok(())
     }
 
     /// The keys in `range` (default keyspace) with their values, in key order, as the
@@ -319,7 +331,7 @@ impl Transaction {
         }
         if self.options.serializable {
             let size = bound_len(&stored.0) + bound_len(&stored.1);
-            self.charge(size)?;
+            self.charge_read(size)?;
             self.read_ranges.push(stored.clone());
         }
         let local: Vec<BufferedWrite> = self
@@ -339,6 +351,14 @@ impl Transaction {
 
     fn charge(&mut self, bytes: usize) -> Result<()> {
         self.charge_bytes(bytes + TRANSACTION_ENTRY_OVERHEAD_BYTES)
+    }
+
+    /// `charge` for a read recorded in serializable mode (kept apart: a rollback to a
+    /// savepoint undoes writes, not reads).
+    fn charge_read(&mut self, bytes: usize) -> Result<()> {
+        self.charge(bytes)?;
+        self.read_bytes += bytes + TRANSACTION_ENTRY_OVERHEAD_BYTES;
+        Ok(())
     }
 
     fn charge_bytes(&mut self, bytes: usize) -> Result<()> {

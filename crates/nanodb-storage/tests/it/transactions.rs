@@ -654,13 +654,13 @@ fn savepoints_roll_back_exactly_the_writes_made_after_them() {
                 0 | 1 => open.push((txn.savepoint(), model.clone(), txn.memory_bytes())),
                 2 if !open.is_empty() => {
                     let (savepoint, _, _) = open.pop().unwrap();
-                    txn.release(savepoint);
+                    txn.release(savepoint).unwrap();
                 }
                 3 if !open.is_empty() => {
                     // Roll back to a random open savepoint: the later ones close with it.
                     let at = rng.below(open.len() as u64) as usize;
                     let (savepoint, saved, memory_bytes) = open.drain(at..).next().unwrap();
-                    txn.rollback_to(savepoint);
+                    txn.rollback_to(savepoint).unwrap();
                     model = saved;
                     assert_eq!(txn.memory_bytes(), memory_bytes, "step {step}");
                 }
@@ -686,8 +686,10 @@ fn savepoints_roll_back_exactly_the_writes_made_after_them() {
                 assert_eq!(scanned, expected, "step {step}");
             }
         }
-        for (savepoint, _, _) in open.into_iter().rev() {
-            txn.release(savepoint);
+        if let Some((outermost, _, memory_bytes)) = open.into_iter().next() {
+            // Releasing the outermost closes the rest; the records' charge goes with them.
+            txn.release(outermost).unwrap();
+            assert!(txn.memory_bytes() >= memory_bytes || model.len() < 20);
         }
         txn.commit().unwrap();
         let stored: BTreeMap<_, _> =
@@ -710,7 +712,8 @@ fn a_rolled_back_savepoint_undoes_overwrites_and_deletes_of_earlier_writes() {
     txn.put(b"c", b"2").unwrap();
     txn.put(b"c", b"3").unwrap();
     assert_eq!(txn.write_count(), 3);
-    txn.rollback_to(savepoint);
+    assert!(txn.memory_bytes() > memory_bytes);
+    txn.rollback_to(savepoint).unwrap();
     assert_eq!(txn.memory_bytes(), memory_bytes);
     assert_eq!(txn.write_count(), 2);
     assert_eq!(txn.get(b"a").unwrap().as_deref(), Some(&b"1"[..]));
@@ -719,7 +722,7 @@ fn a_rolled_back_savepoint_undoes_overwrites_and_deletes_of_earlier_writes() {
     // A released savepoint keeps its writes.
     let savepoint = txn.savepoint();
     txn.put(b"d", b"4").unwrap();
-    txn.release(savepoint);
+    txn.release(savepoint).unwrap();
     txn.commit().unwrap();
     let stored: Vec<_> = db.prefix(b"").unwrap().map(|entry| entry.unwrap()).collect();
     let expected: Vec<(Vec<u8>, Vec<u8>)> = [("a", "1"), ("b", "1"), ("d", "4")]
@@ -727,4 +730,64 @@ fn a_rolled_back_savepoint_undoes_overwrites_and_deletes_of_earlier_writes() {
         .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
         .collect();
     assert_eq!(stored, expected);
+}
+
+#[test]
+fn savepoints_refuse_misuse_and_count_their_records_against_the_limit() {
+    let db = Db::open("/db", Options::in_memory()).unwrap();
+    // A savepoint closed by an earlier one's rollback, or of another transaction: refused,
+    // and the transaction unchanged.
+    let mut txn = db.transaction().unwrap();
+    let mut other = db.transaction().unwrap();
+    let outer = txn.savepoint();
+    txn.put(b"a", b"1").unwrap();
+    let inner = txn.savepoint();
+    txn.put(b"b", b"2").unwrap();
+    txn.rollback_to(outer).unwrap();
+    let memory_bytes = txn.memory_bytes();
+    assert!(matches!(txn.rollback_to(inner), Err(Error::InvalidArgument(_))));
+    assert!(matches!(other.release(txn.savepoint()), Err(Error::InvalidArgument(_))));
+    let foreign = other.savepoint();
+    assert!(matches!(txn.rollback_to(foreign), Err(Error::InvalidArgument(_))));
+    assert_eq!((txn.write_count(), txn.memory_bytes()), (0, memory_bytes));
+
+    // Under a savepoint, overwriting a value does not free it (the record keeps it): with a
+    // limit that fits two entries, the overwrites under a savepoint run out of room first.
+    let entry = 2 + 34 + TRANSACTION_ENTRY_OVERHEAD_BYTES;
+    let options =
+        TransactionOptions { memory_bytes_max: 4 * entry, ..TransactionOptions::default() };
+    let mut txn = db.transaction_with(options).unwrap();
+    txn.put(b"k", [1u8; 34]).unwrap();
+    let before = txn.memory_bytes();
+    let savepoint = txn.savepoint();
+    let mut overwrites = 0;
+    while txn.put(b"k", [2u8; 34]).is_ok() {
+        overwrites += 1;
+        assert!(overwrites < 100, "records are never charged");
+    }
+    assert!(overwrites >= 1);
+    txn.rollback_to(savepoint).unwrap();
+    assert_eq!(txn.memory_bytes(), before);
+    assert_eq!(txn.get(b"k").unwrap(), Some(vec![1u8; 34]));
+    // Released, the records' charge goes: the same overwrites fit again without one.
+    let savepoint = txn.savepoint();
+    txn.put(b"k", [3u8; 34]).unwrap();
+    txn.release(savepoint).unwrap();
+    assert_eq!(txn.memory_bytes(), before);
+    for _ in 0..100 {
+        txn.put(b"k", [4u8; 34]).unwrap();
+    }
+
+    // Serializable reads made after a savepoint keep their charge when it is rolled back.
+    let options = TransactionOptions { serializable: true, ..TransactionOptions::default() };
+    let mut probe = db.transaction_with(options.clone()).unwrap();
+    probe.get(b"r").unwrap();
+    let read_charge = probe.memory_bytes();
+    assert!(read_charge > 0);
+    let mut txn = db.transaction_with(options).unwrap();
+    let savepoint = txn.savepoint();
+    txn.put(b"w", b"1").unwrap();
+    txn.get(b"r").unwrap();
+    txn.rollback_to(savepoint).unwrap();
+    assert_eq!(txn.memory_bytes(), read_charge);
 }

@@ -212,8 +212,7 @@ impl<'de> de::MapAccess<'de> for Fields<'_, 'de> {
         }
         self.left -= 1;
         let name = self.decoder.reader.name()?;
-        seed.deserialize(de::value::BorrowedStrDeserializer::<DeserializeError>::new(name))
-            .map(Some)
+        seed.deserialize(MapKey(name)).map(Some)
     }
 
     fn next_value_seed<S: DeserializeSeed<'de>>(&mut self, seed: S) -> Outcome<S::Value> {
@@ -222,6 +221,63 @@ impl<'de> de::MapAccess<'de> for Fields<'_, 'de> {
 
     fn size_hint(&self) -> Option<usize> {
         Some(self.left)
+    }
+}
+
+/// A map key as JSON hands one over: its text, parsed when the type asks for a number or a
+/// bool (a `HashMap<u32, _>` reads back the keys it was written with).
+struct MapKey<'de>(&'de str);
+
+macro_rules! parsed_key {
+    ($($method:ident => $visit:ident: $type:ty),*) => {$(
+        fn $method<V: Visitor<'de>>(self, visitor: V) -> Outcome<V::Value> {
+            match self.0.parse::<$type>() {
+                Ok(key) => visitor.$visit(key),
+                Err(_) => Err(de::Error::invalid_type(de::Unexpected::Str(self.0), &visitor)),
+            }
+        }
+    )*};
+}
+
+impl<'de> de::Deserializer<'de> for MapKey<'de> {
+    type Error = DeserializeError;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Outcome<V::Value> {
+        visitor.visit_borrowed_str(self.0)
+    }
+
+    parsed_key!(deserialize_bool => visit_bool: bool, deserialize_i8 => visit_i8: i8,
+        deserialize_i16 => visit_i16: i16, deserialize_i32 => visit_i32: i32,
+        deserialize_i64 => visit_i64: i64, deserialize_i128 => visit_i128: i128,
+        deserialize_u8 => visit_u8: u8, deserialize_u16 => visit_u16: u16,
+        deserialize_u32 => visit_u32: u32, deserialize_u64 => visit_u64: u64,
+        deserialize_u128 => visit_u128: u128, deserialize_f32 => visit_f32: f32,
+        deserialize_f64 => visit_f64: f64);
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Outcome<V::Value> {
+        visitor.visit_some(self)
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Outcome<V::Value> {
+        visitor.visit_newtype_struct(self)
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _variants: &'static [&'static str],
+        visitor: V,
+    ) -> Outcome<V::Value> {
+        visitor.visit_enum(self.0.into_deserializer())
+    }
+
+    serde::forward_to_deserialize_any! {
+        char str string bytes byte_buf unit unit_struct seq tuple tuple_struct map struct
+        identifier ignored_any
     }
 }
 

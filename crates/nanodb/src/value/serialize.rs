@@ -5,22 +5,30 @@
 //! model makes of `T` (`serde_json::to_value`, then `Value::from`), and the checks are those a
 //! `Value` document passes (`document::check_fields`), so a typed write stores what the
 //! dynamic one would:
-//! - integers are `Int` when they fit an `i64`, else floats; NaN and the infinities are null;
+//! - integers are `Int` when they fit an `i64`, else floats up to `u64::MAX` (past that, an
+//!   `i128` or `u128` is refused, as JSON refuses it); NaN and the infinities are null;
 //! - `None`, `()` and unit structs are null; a unit variant is its name as a string; a
 //!   newtype, tuple or struct variant is a one-field map `{variant: content}`; bytes are an
 //!   array of numbers;
-//! - map keys may be strings, chars, integers or bools (written as text, as JSON does);
+//! - map keys may be strings, chars, integers, bools or finite floats (written as JSON writes
+//!   them, as text);
 //! - every map's names are written in ascending byte order, a repeated name keeping its last
 //!   value (as `serde_json::Map` does), so a stored document has the layout `Encoded` reads;
 //! - names are checked as field names and nesting as `NESTING_DEPTH_MAX`, except inside the
-//!   top-level fields the collection sets (`id`, `created`, `updated`), which it replaces.
+//!   top-level fields the collection sets (`id`, `created`, `updated`), which it replaces:
+//!   `created` and `updated` are left out, and an `id` that is an array or an object is
+//!   written empty (the insert only needs its type, to refuse it).
+//!
+//! One difference remains, for maps that repeat a name (only hand-written `Serialize`
+//! impls and `#[serde(flatten)]` collisions do): the value a repeat replaces is checked too.
 //!
 //! Thread safety: pure functions.
 //!
 //! Invariant: `to_document_bytes(v)` equals `msgpack::to_bytes(&Value::from(to_value(v)))`
-//! whenever the latter is a valid document (a test compares them over random values).
+//! with `created` and `updated` taken out, whenever the latter is a valid document (a test
+//! compares them over random values).
 
-use super::{msgpack, FIELD_NAME_LEN_MAX, NESTING_DEPTH_MAX};
+use super::{msgpack, NESTING_DEPTH_MAX};
 use crate::document::{check_field_name, FIELD_CREATED, FIELD_ID, FIELD_UPDATED};
 use crate::{Error, Result};
 use msgpack::name_order;
@@ -63,7 +71,8 @@ impl From<Error> for SerializeError {
     }
 }
 
-type Done = std::result::Result<(), SerializeError>;
+/// What each step of the serializer returns.
+type Written = std::result::Result<(), SerializeError>;
 
 /// Where one field of a map being written lies in `Encoder::out`.
 #[derive(Debug, Clone, Copy)]
@@ -90,7 +99,7 @@ struct Encoder {
 }
 
 impl Encoder {
-    fn enter(&mut self) -> Done {
+    fn enter(&mut self) -> Written {
         self.depth += 1;
         if self.unchecked > 0 {
             self.unchecked += 1;
@@ -130,7 +139,7 @@ impl Encoder {
         self.leave();
     }
 
-    fn float(&mut self, x: f64) -> Done {
+    fn float(&mut self, x: f64) -> Written {
         if x.is_finite() {
             self.out.push(0xcb);
             self.out.extend_from_slice(&x.to_bits().to_be_bytes());
@@ -140,18 +149,17 @@ impl Encoder {
         Ok(())
     }
 
-    fn name(&mut self, name: &str) -> Done {
+    fn name(&mut self, name: &str) -> Written {
+        // Inside a reserved field nothing is kept: no name is checked.
         if self.unchecked == 0 {
             check_field_name(name)?;
-        } else {
-            Error::check_limit("field name length in bytes", name.len(), FIELD_NAME_LEN_MAX)?;
         }
         msgpack::encode_str(name, &mut self.out);
         Ok(())
     }
 
     /// Starts a one-field map `{variant: ...}` (an enum's newtype, tuple or struct variant).
-    fn variant(&mut self, variant: &str) -> Done {
+    fn variant(&mut self, variant: &str) -> Written {
         self.enter()?;
         self.out.push(0x81);
         self.name(variant)
@@ -160,10 +168,12 @@ impl Encoder {
 
 macro_rules! integer {
     ($($method:ident: $type:ty),*) => {$(
-        fn $method(self, n: $type) -> Done {
-            match i64::try_from(n) {
-                Ok(n) => msgpack::encode_int(n, &mut self.out),
-                Err(_) => return self.float(n as f64),
+        fn $method(self, n: $type) -> Written {
+            match (i64::try_from(n), u64::try_from(n)) {
+                (Ok(n), _) => msgpack::encode_int(n, &mut self.out),
+                // What JSON's `Number` holds past `i64`, and `Value` keeps as a float.
+                (Err(_), Ok(n)) => return self.float(n as f64),
+                (Err(_), Err(_)) => return Err(ser::Error::custom("number out of range")),
             }
             Ok(())
         }
@@ -185,29 +195,29 @@ impl<'a> ser::Serializer for &'a mut Encoder {
         serialize_i128: i128, serialize_u8: u8, serialize_u16: u16, serialize_u32: u32,
         serialize_u64: u64, serialize_u128: u128);
 
-    fn serialize_bool(self, b: bool) -> Done {
+    fn serialize_bool(self, b: bool) -> Written {
         self.out.push(if b { 0xc3 } else { 0xc2 });
         Ok(())
     }
 
-    fn serialize_f32(self, x: f32) -> Done {
+    fn serialize_f32(self, x: f32) -> Written {
         self.float(f64::from(x))
     }
 
-    fn serialize_f64(self, x: f64) -> Done {
+    fn serialize_f64(self, x: f64) -> Written {
         self.float(x)
     }
 
-    fn serialize_char(self, c: char) -> Done {
+    fn serialize_char(self, c: char) -> Written {
         self.serialize_str(c.encode_utf8(&mut [0; 4]))
     }
 
-    fn serialize_str(self, text: &str) -> Done {
+    fn serialize_str(self, text: &str) -> Written {
         msgpack::encode_str(text, &mut self.out);
         Ok(())
     }
 
-    fn serialize_bytes(self, bytes: &[u8]) -> Done {
+    fn serialize_bytes(self, bytes: &[u8]) -> Written {
         let start = self.open()?;
         for &byte in bytes {
             msgpack::encode_int(i64::from(byte), &mut self.out);
@@ -216,20 +226,20 @@ impl<'a> ser::Serializer for &'a mut Encoder {
         Ok(())
     }
 
-    fn serialize_none(self) -> Done {
+    fn serialize_none(self) -> Written {
         self.serialize_unit()
     }
 
-    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Done {
+    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Written {
         value.serialize(self)
     }
 
-    fn serialize_unit(self) -> Done {
+    fn serialize_unit(self) -> Written {
         self.out.push(0xc0);
         Ok(())
     }
 
-    fn serialize_unit_struct(self, _name: &'static str) -> Done {
+    fn serialize_unit_struct(self, _name: &'static str) -> Written {
         self.serialize_unit()
     }
 
@@ -238,7 +248,7 @@ impl<'a> ser::Serializer for &'a mut Encoder {
         _name: &'static str,
         _index: u32,
         variant: &'static str,
-    ) -> Done {
+    ) -> Written {
         self.serialize_str(variant)
     }
 
@@ -246,7 +256,7 @@ impl<'a> ser::Serializer for &'a mut Encoder {
         self,
         _name: &'static str,
         value: &T,
-    ) -> Done {
+    ) -> Written {
         value.serialize(self)
     }
 
@@ -256,7 +266,7 @@ impl<'a> ser::Serializer for &'a mut Encoder {
         _index: u32,
         variant: &'static str,
         value: &T,
-    ) -> Done {
+    ) -> Written {
         self.variant(variant)?;
         value.serialize(&mut *self)?;
         self.leave();
@@ -329,12 +339,12 @@ pub(crate) struct Seq<'a> {
 }
 
 impl Seq<'_> {
-    fn item<T: Serialize + ?Sized>(&mut self, value: &T) -> Done {
+    fn item<T: Serialize + ?Sized>(&mut self, value: &T) -> Written {
         self.count += 1;
         value.serialize(&mut *self.encoder)
     }
 
-    fn close(self) -> Done {
+    fn close(self) -> Written {
         self.encoder.finish(self.start, self.count, 0x90, 0xdc);
         if self.variant {
             self.encoder.leave();
@@ -348,10 +358,10 @@ macro_rules! seq_impl {
         impl ser::$trait for Seq<'_> {
             type Ok = ();
             type Error = SerializeError;
-            fn $method<T: Serialize + ?Sized>(&mut self, value: &T) -> Done {
+            fn $method<T: Serialize + ?Sized>(&mut self, value: &T) -> Written {
                 self.item(value)
             }
-            fn end(self) -> Done {
+            fn end(self) -> Written {
                 self.close()
             }
         }
@@ -384,7 +394,7 @@ impl<'a> MapWriter<'a> {
         Ok(MapWriter { encoder, start, first_entry, top, variant })
     }
 
-    fn key(&mut self, name: &str) -> Done {
+    fn key(&mut self, name: &str) -> Written {
         let name_start = self.encoder.out.len();
         self.encoder.name(name)?;
         let value_start = self.encoder.out.len();
@@ -395,22 +405,38 @@ impl<'a> MapWriter<'a> {
         Ok(())
     }
 
-    fn value<T: Serialize + ?Sized>(&mut self, value: &T) -> Done {
+    fn value<T: Serialize + ?Sized>(&mut self, value: &T) -> Written {
         let written = value.serialize(&mut *self.encoder);
-        if self.top {
-            self.encoder.unchecked = 0;
-        }
+        let reserved = self.top && std::mem::take(&mut self.encoder.unchecked) > 0;
         written?;
-        let end = self.encoder.out.len();
-        let entries = &mut self.encoder.entries[self.first_entry..];
-        let Some(entry) = entries.last_mut() else {
+        let encoder = &mut *self.encoder;
+        let Some(entry) = encoder.entries[self.first_entry..].last_mut() else {
             return Err(ser::Error::custom("a map value without its key"));
         };
-        entry.value_end = end;
+        if reserved {
+            // The collection sets these: `created` and `updated` go; of an `id` that is no
+            // string only its type matters (the insert refuses it by that).
+            let name = msgpack::str_content(&encoder.out[entry.name_start..entry.value_start]);
+            if name != FIELD_ID.as_bytes() {
+                encoder.out.truncate(entry.name_start);
+                encoder.entries.pop();
+                return Ok(());
+            }
+            let empty = match encoder.out.get(entry.value_start) {
+                Some(0x80..=0x8f | 0xde | 0xdf) => Some(0x80),
+                Some(0x90..=0x9f | 0xdc | 0xdd) => Some(0x90),
+                _ => None,
+            };
+            if let Some(empty) = empty {
+                encoder.out.truncate(entry.value_start);
+                encoder.out.push(empty);
+            }
+        }
+        entry.value_end = encoder.out.len();
         Ok(())
     }
 
-    fn close(self) -> Done {
+    fn close(self) -> Written {
         let MapWriter { encoder, start, first_entry, variant, .. } = self;
         let count = sort_entries(encoder, start + 1, first_entry);
         encoder.entries.truncate(first_entry);
@@ -459,16 +485,16 @@ impl ser::SerializeMap for MapWriter<'_> {
     type Ok = ();
     type Error = SerializeError;
 
-    fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Done {
+    fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Written {
         let name = key.serialize(key::KeyText)?;
         self.key(&name)
     }
 
-    fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Done {
+    fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Written {
         self.value(value)
     }
 
-    fn end(self) -> Done {
+    fn end(self) -> Written {
         self.close()
     }
 }
@@ -477,12 +503,12 @@ impl ser::SerializeStruct for MapWriter<'_> {
     type Ok = ();
     type Error = SerializeError;
 
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, name: &'static str, value: &T) -> Done {
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, name: &'static str, value: &T) -> Written {
         self.key(name)?;
         self.value(value)
     }
 
-    fn end(self) -> Done {
+    fn end(self) -> Written {
         self.close()
     }
 }
@@ -491,12 +517,12 @@ impl ser::SerializeStructVariant for MapWriter<'_> {
     type Ok = ();
     type Error = SerializeError;
 
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, name: &'static str, value: &T) -> Done {
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, name: &'static str, value: &T) -> Written {
         self.key(name)?;
         self.value(value)
     }
 
-    fn end(self) -> Done {
+    fn end(self) -> Written {
         self.close()
     }
 }

@@ -302,8 +302,9 @@ fn a_write_that_fails_inside_a_transaction_leaves_nothing_behind() {
     let stream = users.subscribe(nanodb::FeedOptions::default()).unwrap();
     let mut txn = db.transaction().unwrap();
     txn.insert(&users, json(j!({"id": "u2", "email": "b@x"}))).unwrap();
-    // Each of these fails after it has written something (the document, an index entry):
-    // the unique index is checked once the other entries are in.
+    // Each of these fails after it has written something: the document, and for the
+    // replace, patch and upsert the removal of the old entries of an index before the
+    // unique one refuses the new value.
     let taken = json(j!({"id": "u3", "email": "a@x", "tags": ["x", "y"]}));
     let error = txn.insert(&users, taken).unwrap_err();
     assert!(matches!(error, Error::UniqueViolation { .. }), "{error}");
@@ -331,4 +332,36 @@ fn a_write_that_fails_inside_a_transaction_leaves_nothing_behind() {
     let expected =
         [(nanodb::ChangeKind::Create, "u2".to_string()), (nanodb::ChangeKind::Update, "u1".into())];
     assert_eq!(events, expected, "no event for the failed writes");
+}
+
+#[test]
+fn a_failed_write_over_an_expired_document_records_no_delete() {
+    use nanodb::{CollectionOptions, FeedOptions, Ttl};
+    let runtime = memory_runtime();
+    let db = runtime.database("app").unwrap();
+    let options =
+        CollectionOptions { ttl: Some(Ttl::at("expires")), ..CollectionOptions::default() };
+    let sessions = db.create_collection("sessions", options).unwrap();
+    let by_email = IndexDefinition::new("by_email", &["email"]).unwrap().unique();
+    sessions.create_index(by_email).unwrap().wait().unwrap();
+    let past = nanodb::Date::from_unix_ms(nanodb::Date::now().unix_ms() - 60_000).unwrap();
+    let mut old = nanodb::Map::new();
+    old.insert("id".into(), Value::from("s1"));
+    old.insert("expires".into(), Value::Date(past));
+    sessions.insert(Value::Object(old)).unwrap();
+    sessions.insert(json(j!({"id": "s2", "email": "a@x"}))).unwrap();
+    let stream = sessions.subscribe(FeedOptions::default()).unwrap();
+    // Taking the expired s1's id records its delete first, then the unique index refuses:
+    // the write goes, and with it the delete it recorded.
+    let mut txn = db.transaction().unwrap();
+    let error = txn.insert(&sessions, json(j!({"id": "s1", "email": "a@x"}))).unwrap_err();
+    assert!(matches!(error, Error::UniqueViolation { .. }), "{error}");
+    txn.insert(&sessions, json(j!({"id": "s3"}))).unwrap();
+    txn.commit().unwrap();
+    let mut events = Vec::new();
+    while let Some(event) = stream.try_recv().unwrap() {
+        events.push((event.kind, event.document.id().to_string()));
+    }
+    assert_eq!(events, [(nanodb::ChangeKind::Create, "s3".to_string())]);
+    assert_eq!(sessions.remove_expired().unwrap(), 1, "s1 is still there, expired");
 }

@@ -187,3 +187,47 @@ fn bad_bytes_are_errors_never_panics() {
     }
     assert!(from_document_bytes::<NameOnly>(&bytes).is_err());
 }
+
+/// A newtype key, as ids often are.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+struct UserId(String);
+
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+enum Color {
+    Red,
+    Blue,
+}
+
+#[derive(Debug, PartialEq, Deserialize)]
+struct Keyed {
+    by_number: std::collections::BTreeMap<u32, bool>,
+    by_signed: std::collections::BTreeMap<i64, u8>,
+    by_flag: std::collections::BTreeMap<bool, i8>,
+    by_user: std::collections::BTreeMap<UserId, u8>,
+    by_color: std::collections::BTreeMap<Color, u8>,
+}
+
+#[test]
+fn map_keys_read_back_as_the_types_they_were_written_from() {
+    let value = Value::from(json!({
+        "by_number": {"10": true, "9": false},
+        "by_signed": {"-3": 1},
+        "by_flag": {"true": 1, "false": 0},
+        "by_user": {"ada": 1},
+        "by_color": {"Red": 1, "Blue": 2},
+    }));
+    let keyed = agree::<Keyed>(&value).expect("keys parse");
+    assert_eq!(keyed.by_number.keys().copied().collect::<Vec<_>>(), [9, 10]);
+    assert_eq!(keyed.by_signed.keys().copied().collect::<Vec<_>>(), [-3]);
+    assert_eq!(keyed.by_flag[&true], 1);
+    assert_eq!(keyed.by_user[&UserId("ada".into())], 1);
+    assert_eq!(keyed.by_color[&Color::Blue], 2);
+    // A key that does not parse as the type asks: refused by both paths.
+    for (field, bad) in [("by_number", json!({"x": true})), ("by_flag", json!({"yes": 1}))] {
+        let mut misfit = value.clone();
+        if let Value::Object(map) = &mut misfit {
+            map.insert(field.into(), Value::from(bad));
+        }
+        assert_eq!(agree::<Keyed>(&misfit), None, "{field}");
+    }
+}

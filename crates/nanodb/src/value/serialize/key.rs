@@ -1,13 +1,28 @@
 //! Map keys as JSON writes them: a key of a map being serialized becomes text (strings, chars,
-//! integers, bools, unit variants, newtypes of those); anything else is an error.
+//! integers, bools, finite floats, unit variants, newtypes of those); anything else is an
+//! error.
 //!
 //! Thread safety: a stateless serializer.
+//!
+//! Invariant: a key's text is what `serde_json::to_value` makes of it (floats formatted by
+//! `serde_json` itself, so `1.0` stays `"1.0"`).
 
 use super::SerializeError;
 use serde::ser::{self, Serialize};
 
 /// A map key as the text JSON would make of it.
 pub(super) struct KeyText;
+
+/// A float key's text, as JSON writes it; a NaN or infinite key is an error, as in JSON.
+fn float_key(
+    key: f64,
+    text: serde_json::Result<String>,
+) -> std::result::Result<String, SerializeError> {
+    match text {
+        Ok(text) if key.is_finite() => Ok(text),
+        _ => Err(ser::Error::custom("a float map key must be finite")),
+    }
+}
 
 fn not_a_key<T>() -> std::result::Result<T, SerializeError> {
     Err(ser::Error::custom("a map key must be a string, a number or a bool"))
@@ -37,11 +52,11 @@ impl ser::Serializer for KeyText {
         serialize_u16: u16, serialize_u32: u32, serialize_u64: u64, serialize_u128: u128,
         serialize_char: char, serialize_str: &str);
 
-    fn serialize_f32(self, _: f32) -> std::result::Result<String, SerializeError> {
-        not_a_key()
+    fn serialize_f32(self, key: f32) -> std::result::Result<String, SerializeError> {
+        float_key(f64::from(key), serde_json::to_string(&key))
     }
-    fn serialize_f64(self, _: f64) -> std::result::Result<String, SerializeError> {
-        not_a_key()
+    fn serialize_f64(self, key: f64) -> std::result::Result<String, SerializeError> {
+        float_key(key, serde_json::to_string(&key))
     }
     fn serialize_bytes(self, _: &[u8]) -> std::result::Result<String, SerializeError> {
         not_a_key()

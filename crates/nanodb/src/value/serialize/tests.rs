@@ -12,11 +12,20 @@ use serde_json::json;
 use std::collections::BTreeMap;
 
 /// What the dynamic path stores for `value`: JSON's `Value`, checked, encoded; or its error.
+/// Of the reserved fields, which the collection replaces, only what the insert reads is
+/// kept: no `created` or `updated`, and an `id` that is an array or an object empty.
 fn via_value<T: Serialize>(value: &T) -> Result<Vec<u8>, Error> {
     let json = serde_json::to_value(value).map_err(|error| Error::invalid(error.to_string()))?;
     match Value::from(json) {
-        Value::Object(fields) => {
+        Value::Object(mut fields) => {
             check_fields(&fields)?;
+            fields.remove("created");
+            fields.remove("updated");
+            match fields.get_mut("id") {
+                Some(Value::Array(items)) => items.clear(),
+                Some(Value::Object(map)) => map.clear(),
+                _ => {}
+            }
             Ok(msgpack::to_bytes(&Value::Object(fields)))
         }
         other => Err(Error::invalid(format!("not an object: {}", other.type_name()))),
@@ -28,8 +37,7 @@ fn via_value<T: Serialize>(value: &T) -> Result<Vec<u8>, Error> {
 fn same<T: Serialize>(value: &T) -> Vec<u8> {
     let bytes = to_document_bytes(value).expect("the serializer takes it");
     assert_eq!(Some(&bytes), via_value(value).ok().as_ref(), "the Value path stores the same");
-    let spans = msgpack::map_layout(&bytes).unwrap().expect("names ascending at every level");
-    assert!(!spans.is_empty() || bytes == [0x80]);
+    msgpack::map_layout(&bytes).unwrap().expect("names ascending at every level");
     bytes
 }
 
@@ -203,10 +211,19 @@ fn names_and_nesting_are_checked_as_the_value_path_checks_them() {
     assert!(matches!(error, Error::LimitExceeded { .. }), "{error}");
     assert!(via_value(&nest(NESTING_DEPTH_MAX + 1)).is_err());
 
-    // The reserved fields are the collection's to replace: not checked.
-    let deep = json!({ "id": nest(NESTING_DEPTH_MAX + 1), "created": {"$bad.name": 1}, "a": 1 });
-    assert!(to_document_bytes(&deep).is_ok());
-    assert!(via_value(&deep).is_ok());
+    // The reserved fields are the collection's to replace: not checked, and not kept past
+    // what the insert reads (an `id`'s type), so nothing deep or misnamed reaches the layout.
+    let long = "n".repeat(FIELD_NAME_LEN_MAX + 1);
+    let deep = json!({
+        "id": nest(NESTING_DEPTH_MAX + 1),
+        "created": {"$bad.name": 1, long.clone(): nest(NESTING_DEPTH_MAX + 3)},
+        "updated": [[[{"": 1}]]],
+        "a": 1
+    });
+    let bytes = same(&deep);
+    assert_eq!(msgpack::decode(&bytes).unwrap(), Value::from(json!({"a": 1, "id": {}})));
+    let bytes = same(&json!({"id": [nest(NESTING_DEPTH_MAX + 1)], "a": 1}));
+    assert_eq!(msgpack::decode(&bytes).unwrap(), Value::from(json!({"a": 1, "id": []})));
     // ... but only at the top.
     let error = to_document_bytes(&json!({"a": {"created": {"$x": 1}}})).unwrap_err();
     assert!(matches!(error, Error::InvalidName { .. }), "{error}");
@@ -278,4 +295,117 @@ fn random_documents_are_stored_as_the_value_path_stores_them() {
         }
     }
     assert!(stored > 500 && refused > 500, "seed {seed}: {stored} stored, {refused} refused");
+}
+
+/// A map written in the order given, names repeated as given, to nest inside others.
+#[derive(Clone, Debug)]
+enum Tree {
+    Leaf(serde_json::Value),
+    Map(Vec<(String, Tree)>),
+    Seq(Vec<Tree>),
+}
+
+impl Serialize for Tree {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        match self {
+            Tree::Leaf(value) => value.serialize(serializer),
+            Tree::Map(entries) => {
+                let mut map = serializer.serialize_map(None)?;
+                for (name, value) in entries {
+                    map.serialize_entry(name, value)?;
+                }
+                map.end()
+            }
+            Tree::Seq(items) => {
+                let mut seq = serializer.serialize_seq(None)?;
+                for item in items {
+                    seq.serialize_element(item)?;
+                }
+                seq.end()
+            }
+        }
+    }
+}
+
+fn random_tree(rng: &mut Rng, depth: usize, names: &[&str]) -> Tree {
+    let wide = rng.below(8) == 0;
+    match rng.below(if depth < 4 { 6 } else { 3 }) {
+        0 => Tree::Leaf(json!(rng.below(1000))),
+        1 => Tree::Leaf(json!("x".repeat(rng.below(40)))),
+        2 => Tree::Leaf(json!(null)),
+        3 => {
+            // Sometimes past 15 items, so the header widens after the items are written.
+            let count = if wide { 16 + rng.below(8) } else { rng.below(4) };
+            Tree::Seq((0..count).map(|_| random_tree(rng, depth + 1, names)).collect())
+        }
+        _ => {
+            let count = if wide { 16 + rng.below(8) } else { rng.below(6) };
+            let entries = (0..count)
+                .map(|_| {
+                    let name = names[rng.below(names.len())].to_string();
+                    (name, random_tree(rng, depth + 1, names))
+                })
+                .collect();
+            Tree::Map(entries)
+        }
+    }
+}
+
+/// Maps written out of order with repeated names, nested in maps and arrays that are
+/// themselves reordered and widened past 15 items: the bytes are the `Value` path's.
+#[test]
+fn unsorted_nested_maps_with_repeats_and_wide_headers_are_stored_as_the_value_path_stores_them() {
+    let seed = seed_or(0x7ee5);
+    let mut rng = Rng(seed);
+    let names: Vec<String> = (0..30).map(|i| format!("n{:02}", (i * 7) % 30)).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    for case in 0..2000 {
+        let count = rng.below(24);
+        let entries: Vec<(String, Tree)> = (0..count)
+            .map(|_| (names[rng.below(names.len())].to_string(), random_tree(&mut rng, 1, &names)))
+            .collect();
+        let document = Tree::Map(entries);
+        let typed = to_document_bytes(&document);
+        let expected = via_value(&document);
+        match (&typed, &expected) {
+            (Ok(typed), Ok(expected)) => assert_eq!(typed, expected, "seed {seed} case {case}"),
+            _ => panic!("seed {seed} case {case}: {typed:?} against {expected:?}: {document:?}"),
+        }
+    }
+}
+
+/// A map whose keys are floats (a hand-written `Serialize`: std has no float-keyed map).
+struct FloatKeys(Vec<f64>);
+
+impl Serialize for FloatKeys {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for key in &self.0 {
+            map.serialize_entry(key, &1)?;
+        }
+        map.end()
+    }
+}
+
+#[test]
+fn float_keys_are_written_as_json_writes_them_and_huge_integers_are_refused() {
+    let bytes = same(&BTreeMap::from([("m", FloatKeys(vec![1e21, -2e30]))]));
+    let Ok(Value::Object(stored)) = msgpack::decode(&bytes) else { panic!("a map") };
+    assert_eq!(stored["m"], Value::from(json!({"1e+21": 1, "-2e+30": 1})));
+    // `1.0` is a name with a '.', which no field may have: refused by both.
+    for bad in [f64::NAN, f64::INFINITY, 1.0] {
+        let document = BTreeMap::from([("m", FloatKeys(vec![bad]))]);
+        assert!(to_document_bytes(&document).is_err());
+        assert!(via_value(&document).is_err());
+    }
+    // Past `u64`, JSON has no number: refused by both; up to it, a float.
+    for huge in [i128::MAX, i128::MIN, i128::from(i64::MIN) - 1] {
+        let document = BTreeMap::from([("n", huge)]);
+        assert!(to_document_bytes(&document).is_err(), "{huge}");
+        assert!(via_value(&document).is_err(), "{huge}");
+    }
+    same(&BTreeMap::from([("n", u128::from(u64::MAX))]));
+    same(&BTreeMap::from([("n", i128::from(i64::MIN))]));
+    assert!(to_document_bytes(&BTreeMap::from([("n", u128::MAX)])).is_err());
 }
