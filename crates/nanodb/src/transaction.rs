@@ -335,21 +335,16 @@ impl Context<'_> {
         old: Option<&Document>,
         updating: bool,
     ) -> Result<Document> {
-        let now = writes.now;
-        if let Some(old) = old.filter(|_| !updating) {
-            // An expired document replaced before the reaper came: it goes first.
-            self.record(writes, ChangeKind::Delete, old);
-        }
-        let created = old.filter(|_| updating).map_or(now, Document::created);
         check_fields(fields)?;
         if let Some(schema) = &self.state.spec.read().options.schema {
             schema.check(fields)?;
         }
+        let (created, updated) = self.stamp_times(writes, old, updating);
         let stamped = Stamped {
             fields,
             created: Value::Date(created),
             id: Value::String(id.to_string()),
-            updated: Value::Date(now.max(created)),
+            updated: Value::Date(updated),
         };
         let mut bytes = Vec::new();
         msgpack::encode_map_replacing(fields, &stamped.reserved(), &mut bytes);
@@ -361,6 +356,23 @@ impl Context<'_> {
         let kind = if updating { ChangeKind::Update } else { ChangeKind::Create };
         self.record(writes, kind, &document);
         Ok(document)
+    }
+
+    /// The `created` and `updated` of a document written in place of `old` (kept `created`
+    /// when `updating`); an expired `old` being replaced is recorded as deleted first.
+    fn stamp_times(
+        &self,
+        writes: &mut Writes,
+        old: Option<&Document>,
+        updating: bool,
+    ) -> (Date, Date) {
+        let now = writes.now;
+        if let Some(old) = old.filter(|_| !updating) {
+            // An expired document replaced before the reaper came: it goes first.
+            self.record(writes, ChangeKind::Delete, old);
+        }
+        let created = old.filter(|_| updating).map_or(now, Document::created);
+        (created, now.max(created))
     }
 
     /// Deletes document `id` (expired or not); returns it if it was live.

@@ -80,14 +80,9 @@ impl Context<'_> {
         old: Option<&Document>,
         updating: bool,
     ) -> Result<Document> {
-        let now = writes.now;
-        if let Some(old) = old.filter(|_| !updating) {
-            // An expired document replaced before the reaper came: it goes first.
-            self.record(writes, ChangeKind::Delete, old);
-        }
-        let created = old.filter(|_| updating).map_or(now, Document::created);
-        let (id_value, updated) = (Value::String(id.to_string()), Value::Date(now.max(created)));
-        let created = Value::Date(created);
+        let (created, updated) = self.stamp_times(writes, old, updating);
+        let (created, updated) = (Value::Date(created), Value::Date(updated));
+        let id_value = Value::String(id.to_string());
         let reserved =
             [(FIELD_CREATED, &created), (FIELD_ID, &id_value), (FIELD_UPDATED, &updated)];
         let mut bytes = Vec::with_capacity(body.len() + STAMP_BYTES_MAX + id.len());

@@ -499,33 +499,29 @@ impl ser::SerializeMap for MapWriter<'_> {
     }
 }
 
-impl ser::SerializeStruct for MapWriter<'_> {
-    type Ok = ();
-    type Error = SerializeError;
+macro_rules! struct_impl {
+    ($($trait:ident),*) => {$(
+        impl ser::$trait for MapWriter<'_> {
+            type Ok = ();
+            type Error = SerializeError;
 
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, name: &'static str, value: &T) -> Written {
-        self.key(name)?;
-        self.value(value)
-    }
+            fn serialize_field<T: Serialize + ?Sized>(
+                &mut self,
+                name: &'static str,
+                value: &T,
+            ) -> Written {
+                self.key(name)?;
+                self.value(value)
+            }
 
-    fn end(self) -> Written {
-        self.close()
-    }
+            fn end(self) -> Written {
+                self.close()
+            }
+        }
+    )*};
 }
 
-impl ser::SerializeStructVariant for MapWriter<'_> {
-    type Ok = ();
-    type Error = SerializeError;
-
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, name: &'static str, value: &T) -> Written {
-        self.key(name)?;
-        self.value(value)
-    }
-
-    fn end(self) -> Written {
-        self.close()
-    }
-}
+struct_impl!(SerializeStruct, SerializeStructVariant);
 
 mod key;
 
