@@ -340,19 +340,35 @@ impl Context<'_> {
             schema.check(fields)?;
         }
         let (created, updated) = self.stamp_times(writes, old, updating);
-        let stamped = Stamped {
-            fields,
-            created: Value::Date(created),
-            id: Value::String(id.to_string()),
-            updated: Value::Date(updated),
-        };
+        let (created, updated) = (Value::Date(created), Value::Date(updated));
+        let id_value = Value::String(id.to_string());
+        let reserved =
+            [(FIELD_CREATED, &created), (FIELD_ID, &id_value), (FIELD_UPDATED, &updated)];
         let mut bytes = Vec::new();
-        msgpack::encode_map_replacing(fields, &stamped.reserved(), &mut bytes);
+        msgpack::encode_map_replacing(fields, &reserved, &mut bytes);
+        self.write_stamped(writes, id, bytes, None, old, updating)
+    }
+
+    /// The end of every document write: `bytes` (the document with its reserved fields set,
+    /// laid out as `spans` when the writer knows them) stored in place of `old`, the index
+    /// entries moved from `old`'s values to its own, the change recorded for the feed.
+    fn write_stamped(
+        &self,
+        writes: &mut Writes,
+        id: &str,
+        bytes: Vec<u8>,
+        spans: Option<Vec<msgpack::FieldSpan>>,
+        old: Option<&Document>,
+        updating: bool,
+    ) -> Result<Document> {
         check_size(&bytes)?;
         writes.txn.put_in(&self.state.documents, id, &bytes)?;
+        let document = match spans {
+            Some(spans) => Document::laid_out(bytes, spans),
+            None => Document::encoded(bytes, || document_context(id, &self.state.name()))?,
+        };
         let old_fields = old.map(|old| old as &dyn TopFields);
-        update_entries(writes, self.state, self.indexes, id, old_fields, Some(&stamped))?;
-        let document = Document::encoded(bytes, || document_context(id, &self.state.name()))?;
+        update_entries(writes, self.state, self.indexes, id, old_fields, Some(&document))?;
         let kind = if updating { ChangeKind::Update } else { ChangeKind::Create };
         self.record(writes, kind, &document);
         Ok(document)
@@ -408,31 +424,6 @@ impl Context<'_> {
                 kind,
                 document: document.clone(),
             });
-        }
-    }
-}
-
-/// A document about to be written: the caller's fields with the reserved ones set (those
-/// of `fields` under their names are replaced).
-struct Stamped<'a> {
-    fields: &'a Map,
-    created: Value,
-    id: Value,
-    updated: Value,
-}
-
-impl Stamped<'_> {
-    /// The reserved fields, in name order.
-    fn reserved(&self) -> [(&str, &Value); 3] {
-        [(FIELD_CREATED, &self.created), (FIELD_ID, &self.id), (FIELD_UPDATED, &self.updated)]
-    }
-}
-
-impl TopFields for Stamped<'_> {
-    fn top(&self, name: &str) -> Option<&Value> {
-        match self.reserved().into_iter().find(|(reserved, _)| *reserved == name) {
-            Some((_, value)) => Some(value),
-            None => self.fields.get(name),
         }
     }
 }

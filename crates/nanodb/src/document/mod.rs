@@ -99,6 +99,12 @@ impl Document {
         }
     }
 
+    /// A document this process has just written, with the layout the writing produced
+    /// (`msgpack::encode_spans_replacing`).
+    pub(crate) fn laid_out(bytes: Vec<u8>, spans: Vec<msgpack::FieldSpan>) -> Document {
+        Document { repr: Repr::Encoded(Box::new(Encoded::new(bytes, spans))) }
+    }
+
     /// The bytes of a document read from a collection or just written (checked, names
     /// ascending at every level), or `None` for one held as decoded fields (a projection, or
     /// stored bytes in another encoder's order).

@@ -11,11 +11,7 @@
 //! the `Map` write of the same fields stores (the typed tests compare them).
 
 use super::{not_found, Context, Writes};
-use crate::collection::document_context;
-use crate::document::{check_size, Document, FIELD_CREATED, FIELD_ID, FIELD_UPDATED};
-use crate::feed::ChangeKind;
-use crate::index::update_entries;
-use crate::query::eval::TopFields;
+use crate::document::{Document, FIELD_CREATED, FIELD_ID, FIELD_UPDATED};
 use crate::ttl::expired;
 use crate::value::msgpack::{self, FieldSpan};
 use crate::value::{Map, Value};
@@ -86,15 +82,8 @@ impl Context<'_> {
         let reserved =
             [(FIELD_CREATED, &created), (FIELD_ID, &id_value), (FIELD_UPDATED, &updated)];
         let mut bytes = Vec::with_capacity(body.len() + STAMP_BYTES_MAX + id.len());
-        msgpack::encode_spans_replacing(body, spans, &reserved, &mut bytes);
-        check_size(&bytes)?;
-        writes.txn.put_in(&self.state.documents, id, &bytes)?;
-        let document = Document::encoded(bytes, || document_context(id, &self.state.name()))?;
-        let old_fields = old.map(|old| old as &dyn TopFields);
-        update_entries(writes, self.state, self.indexes, id, old_fields, Some(&document))?;
-        let kind = if updating { ChangeKind::Update } else { ChangeKind::Create };
-        self.record(writes, kind, &document);
-        Ok(document)
+        let written = msgpack::encode_spans_replacing(body, spans, &reserved, &mut bytes);
+        self.write_stamped(writes, id, bytes, written, old, updating)
     }
 }
 

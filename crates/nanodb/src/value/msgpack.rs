@@ -100,34 +100,51 @@ pub fn encode_map_replacing(fields: &Map, replaced: &[(&str, &Value)], out: &mut
 
 /// Appends the encoding of the map `body` (laid out as `spans`, names ascending) with the
 /// fields of `replaced` (sorted by name) in place of any of the same names, as
-/// `encode_map_replacing` writes a `Map`: the kept fields are copied as they are.
+/// `encode_map_replacing` writes a `Map`: the kept fields are copied as they are. Returns the
+/// layout of what it wrote when `out` held nothing before (and the offsets fit a `u32`), so the
+/// written document needs no second pass to be laid out.
 pub(crate) fn encode_spans_replacing(
     body: &[u8],
     spans: &[FieldSpan],
     replaced: &[(&str, &Value)],
     out: &mut Vec<u8>,
-) {
+) -> Option<Vec<FieldSpan>> {
     debug_assert!(replaced.windows(2).all(|pair| pair[0].0 < pair[1].0));
     let is_replaced =
         |span: &FieldSpan| replaced.iter().any(|(name, _)| name.as_bytes() == span.name(body));
     let kept = spans.iter().filter(|span| !is_replaced(span)).count();
+    let fresh = out.is_empty();
     encode_count(kept + replaced.len(), 0x80, 0xde, out);
+    let mut written = Vec::with_capacity(kept + replaced.len());
+    // Writes one field (its name, then `value` appending its encoding) and notes its span.
+    let mut field = |name: &[u8], out: &mut Vec<u8>, value: &dyn Fn(&mut Vec<u8>)| {
+        encode_str_bytes(name, out);
+        let value_start = out.len();
+        value(out);
+        written.push((value_start - name.len(), value_start, out.len()));
+    };
     let mut rest = replaced.iter().peekable();
     for span in spans.iter().filter(|span| !is_replaced(span)) {
         let name = span.name(body);
         while let Some((replaced_name, value)) =
             rest.next_if(|(other, _)| name_order(other.as_bytes(), name).is_lt())
         {
-            encode_str(replaced_name, out);
-            encode(value, out);
+            field(replaced_name.as_bytes(), out, &|out| encode(value, out));
         }
-        encode_str_bytes(name, out);
-        out.extend_from_slice(&body[span.value_start as usize..span.value_end as usize]);
+        let copied = &body[span.value_start as usize..span.value_end as usize];
+        field(name, out, &|out| out.extend_from_slice(copied));
     }
     for (name, value) in rest {
-        encode_str(name, out);
-        encode(value, out);
+        field(name.as_bytes(), out, &|out| encode(value, out));
     }
+    u32::try_from(out.len()).ok().filter(|_| fresh)?;
+    let span = |(name_start, value_start, value_end): (usize, usize, usize)| FieldSpan {
+        name_start: name_start as u32,
+        name_end: value_start as u32,
+        value_start: value_start as u32,
+        value_end: value_end as u32,
+    };
+    Some(written.into_iter().map(span).collect())
 }
 
 pub(crate) fn encode_str(text: &str, out: &mut Vec<u8>) {
@@ -925,6 +942,17 @@ mod tests {
             encode_map_replacing(&fields, &replaced, &mut out);
             assert_eq!(out, to_bytes(&Value::Object(merged)), "{names:?}");
             assert_eq!(encoded_map_layout(&out), map_layout(&out).unwrap(), "{names:?}");
+            // From the encoded fields: the same bytes, and the layout it reports is the one a
+            // pass over them finds.
+            let body = to_bytes(&Value::Object(fields));
+            let spans = encoded_map_layout(&body).unwrap();
+            let mut copied = Vec::new();
+            let layout = encode_spans_replacing(&body, &spans, &replaced, &mut copied);
+            assert_eq!(copied, out, "{names:?}");
+            assert_eq!(layout, encoded_map_layout(&copied), "{names:?}");
+            // Appended after other bytes, it reports none (its offsets would be off).
+            let mut after = vec![0xc0];
+            assert_eq!(encode_spans_replacing(&body, &spans, &replaced, &mut after), None);
         }
     }
 }
