@@ -318,4 +318,43 @@ mod tests {
         let error = decompress(path, 5, 3, &[1, 2, 3]).unwrap_err();
         assert!(error.is_corruption() && error.to_string().contains("unknown compression 3"));
     }
+
+    /// The LZ4 decoder is lz4_flex's pointer-based one (Cargo.toml): random bodies, and
+    /// valid blocks with random bytes spliced in, are errors or some contents of the declared
+    /// length, never a read or write out of bounds.
+    #[test]
+    fn random_lz4_bodies_are_errors_or_contents_of_the_declared_length() {
+        let path = Path::new("/db/000010.sst");
+        let seed = crate::test_rng::seed_or(0x6c7a_3400);
+        let mut rng = crate::test_rng::TestRng::new(seed);
+        let valid = stored(Compression::Lz4, &compressible(4096)).1;
+        for case in 0..20_000 {
+            let declared = rng.below(9000) as u32;
+            let mut bytes = declared.to_le_bytes().to_vec();
+            if case % 2 == 0 {
+                let len = rng.below(600) as usize;
+                bytes.extend((0..len).map(|_| rng.below(256) as u8));
+            } else {
+                bytes.extend_from_slice(&valid[UNCOMPRESSED_LEN_PREFIX_LEN..]);
+                let at = rng.below(bytes.len() as u64 - 4) as usize + 4;
+                let len = (rng.below(16) as usize).min(bytes.len() - at);
+                for byte in &mut bytes[at..at + len] {
+                    *byte = rng.below(256) as u8;
+                }
+            }
+            match decompress(path, 0, COMPRESSION_LZ4, &bytes) {
+                Ok(contents) => {
+                    assert_eq!(contents.len(), declared as usize, "seed {seed:#x}, case {case}")
+                }
+                Err(error) => assert!(error.is_corruption(), "seed {seed:#x}, case {case}"),
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_codecs_are_corruption() {
+        let path = Path::new("/db/000009.sst");
+        let error = decompress(path, 5, 3, &[1, 2, 3]).unwrap_err();
+        assert!(error.is_corruption() && error.to_string().contains("unknown compression 3"));
+    }
 }
