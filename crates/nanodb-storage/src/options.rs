@@ -219,6 +219,15 @@ pub struct Options {
     /// than by `open_files_max` times their size, at the cost of a cache lookup per read (and a
     /// file read on a miss; every lookup reads them without a block cache).
     pub pin_index_and_filter: bool,
+    /// Read SST files through read-only memory maps instead of `pread` (default false): a
+    /// block the block cache misses is then checked and decompressed straight from the OS
+    /// page cache, without a system call or a copy (lookups at 1,000,000 documents with a 256
+    /// MiB cache: 1.15 to 1.2 times faster, docs/benchmarks.md). What it costs: an I/O error
+    /// reading a mapped page, or another process shortening an SST file, ends the process
+    /// with SIGBUS instead of returning an error; and the pages read count in the process's
+    /// resident memory (they are the OS page cache's, shared and reclaimable, not the memory
+    /// budget's). Files that cannot be mapped are read the usual way. Only `RealFs` maps.
+    pub mmap_reads: bool,
     /// Most SST files kept open, least recently used closed first; a closed file is opened
     /// (and validated) again when read. Reads, iterators and compactions keep the files they
     /// use open while they run, on top of this. WAL and manifest files are not counted. At
@@ -267,6 +276,7 @@ impl Default for Options {
             sst_size_bytes_target: SST_SIZE_BYTES_TARGET_DEFAULT,
             slowdown_rate_bytes_per_sec: SLOWDOWN_RATE_BYTES_PER_SEC_DEFAULT,
             pin_index_and_filter: PIN_INDEX_AND_FILTER_DEFAULT,
+            mmap_reads: false,
             open_files_max: OPEN_FILES_MAX_DEFAULT,
             rate_limit_bytes_per_sec: RATE_LIMIT_BYTES_PER_SEC_DEFAULT,
             wal_recovery: WalRecovery::default(),

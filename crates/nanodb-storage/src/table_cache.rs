@@ -129,6 +129,8 @@ pub struct TableCache {
     block_cache: Option<Arc<BlockCache>>,
     /// `Options::pin_index_and_filter`, for every reader opened.
     pin_index_and_filter: bool,
+    /// `Options::mmap_reads`, for every reader opened.
+    mmap_reads: bool,
     shards: Vec<Shard>,
     shard_capacity: usize,
     hits: AtomicU64,
@@ -147,12 +149,14 @@ impl std::fmt::Debug for TableCache {
 
 impl TableCache {
     /// A cache of at most `capacity` (at least 1) readers of files on `fs`, whose blocks go
-    /// through `block_cache` and which pin their index and filter if `pin_index_and_filter`.
+    /// through `block_cache`, which pin their index and filter if `pin_index_and_filter` and
+    /// are memory-mapped if `mmap_reads`.
     pub fn new(
         fs: Arc<dyn Fs>,
         block_cache: Option<Arc<BlockCache>>,
         capacity: usize,
         pin_index_and_filter: bool,
+        mmap_reads: bool,
     ) -> Arc<TableCache> {
         let capacity = capacity.max(1);
         let shard_count = (capacity / SHARD_CAPACITY_MIN).clamp(1, SHARD_COUNT_MAX);
@@ -160,6 +164,7 @@ impl TableCache {
             fs,
             block_cache,
             pin_index_and_filter,
+            mmap_reads,
             shards: (0..shard_count).map(|_| Shard::default()).collect(),
             shard_capacity: capacity / shard_count,
             hits: AtomicU64::new(0),
@@ -183,12 +188,15 @@ impl TableCache {
     pub fn open(&self, id: u64, path: &Path, size_bytes: Option<u64>) -> Result<SstReader> {
         self.opens.fetch_add(1, Ordering::Relaxed);
         let pin = self.pin_index_and_filter;
-        let reader = SstReader::open(self.fs.as_ref(), path, self.block_cache.as_ref(), id, pin)
-            .map_err(|error| match error {
-                Error::Io { source, .. } if source.kind() == io::ErrorKind::NotFound => {
-                    Error::corruption(path, "listed in the manifest but missing")
+        let (cache, mmap) = (self.block_cache.as_ref(), self.mmap_reads);
+        let reader =
+            SstReader::open(self.fs.as_ref(), path, cache, id, pin, mmap).map_err(|error| {
+                match error {
+                    Error::Io { source, .. } if source.kind() == io::ErrorKind::NotFound => {
+                        Error::corruption(path, "listed in the manifest but missing")
+                    }
+                    other => other,
                 }
-                other => other,
             })?;
         match size_bytes {
             Some(expected) if reader.size_bytes() != expected => Err(Error::corruption(
@@ -281,7 +289,7 @@ mod tests {
     #[test]
     fn the_bound_holds_and_evicted_readers_reopen_transparently() {
         let (fs, files) = setup(40);
-        let cache = TableCache::new(Arc::new(fs), None, 16, true);
+        let cache = TableCache::new(Arc::new(fs), None, 16, true, false);
         assert_eq!(cache.shards.len(), 1);
         for round in 0..3 {
             for (number, (id, path, size)) in files.iter().enumerate() {
@@ -304,7 +312,7 @@ mod tests {
     #[test]
     fn a_hit_makes_a_reader_the_most_recent_so_eviction_passes_it_by() {
         let (fs, files) = setup(18);
-        let cache = TableCache::new(Arc::new(fs), None, 16, true);
+        let cache = TableCache::new(Arc::new(fs), None, 16, true, false);
         for (id, path, size) in &files[..16] {
             cache.reader(*id, path, *size).unwrap();
         }
@@ -325,7 +333,7 @@ mod tests {
     #[test]
     fn a_reader_in_use_outlives_its_eviction_and_eviction_by_id_works() {
         let (fs, files) = setup(20);
-        let cache = TableCache::new(Arc::new(fs), None, 16, true);
+        let cache = TableCache::new(Arc::new(fs), None, 16, true, false);
         let (id, path, size) = &files[0];
         let held = cache.reader(*id, path, *size).unwrap();
         for (id, path, size) in &files[1..] {
@@ -346,7 +354,7 @@ mod tests {
     fn a_reopened_reader_finds_its_blocks_in_the_block_cache() {
         let (fs, files) = setup(1);
         let blocks = BlockCache::new(1 << 20);
-        let cache = TableCache::new(Arc::new(fs), Some(Arc::clone(&blocks)), 16, true);
+        let cache = TableCache::new(Arc::new(fs), Some(Arc::clone(&blocks)), 16, true, false);
         let (id, path, size) = &files[0];
         assert_eq!(value(&cache.reader(*id, path, *size).unwrap(), 42), b"1:42".to_vec());
         let inserts = blocks.stats().inserts;
@@ -360,7 +368,7 @@ mod tests {
     #[test]
     fn a_missing_or_resized_file_is_corruption() {
         let (fs, files) = setup(1);
-        let cache = TableCache::new(Arc::new(fs.clone()), None, 16, true);
+        let cache = TableCache::new(Arc::new(fs.clone()), None, 16, true, false);
         let (id, path, size) = &files[0];
         let error = cache.reader(*id, path, size + 1).unwrap_err();
         assert!(error.is_corruption() && error.to_string().contains("differs"), "{error}");
@@ -373,7 +381,7 @@ mod tests {
     fn large_caches_shard_and_keep_the_total_bound() {
         let (fs, _) = setup(0);
         for (capacity, shards) in [(1, 1), (16, 1), (31, 1), (32, 2), (1000, 8), (1001, 8)] {
-            let cache = TableCache::new(Arc::new(fs.clone()), None, capacity, true);
+            let cache = TableCache::new(Arc::new(fs.clone()), None, capacity, true, false);
             assert_eq!(cache.shards.len(), shards, "capacity {capacity}");
             assert!(cache.shard_capacity * shards <= capacity.max(1));
         }

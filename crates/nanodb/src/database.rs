@@ -49,11 +49,20 @@ pub struct DatabaseOptions {
     /// How often the background thread removes expired documents of TTL collections
     /// (expired documents are invisible at once either way).
     pub ttl_check_interval: Duration,
+    /// Read the database's SST files through memory maps (default false): faster lookups
+    /// when the block cache misses, but an I/O error reading the files ends the process with
+    /// SIGBUS rather than returning an error, and the pages read count in the process's
+    /// resident memory. See `nanodb_storage::Options::mmap_reads`.
+    pub mmap_reads: bool,
 }
 
 impl Default for DatabaseOptions {
     fn default() -> DatabaseOptions {
-        DatabaseOptions { sync: true, ttl_check_interval: TTL_CHECK_INTERVAL_DEFAULT }
+        DatabaseOptions {
+            sync: true,
+            ttl_check_interval: TTL_CHECK_INTERVAL_DEFAULT,
+            mmap_reads: false,
+        }
     }
 }
 

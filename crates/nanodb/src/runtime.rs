@@ -176,6 +176,7 @@ impl NanoDb {
             fs: Arc::clone(&self.inner.fs),
             memory_budget: Some(Arc::clone(&self.inner.budget)),
             memtable_size_bytes_max: self.inner.options.database_memtable_bytes_max,
+            mmap_reads: self.inner.options.database.mmap_reads,
             ..Options::default()
         };
         let db = nanodb_storage::Db::open(self.inner.root.join(name), options)?;

@@ -8,6 +8,9 @@
 //! nanodb-bench docs-report FILE
 //! ```
 //!
+//! Engines: `nanodb`, `sqlite`, `polodb` (those compiled in run by default), and
+//! `nanodb-mmap`, `sqlite-mmap` (the same two reading through memory maps) when named.
+//!
 //! Sizes not given follow `--docs` (default 1,000,000): `insert-one` inserts up to 100,000
 //! documents, `get` does up to 1,000,000 lookups, `update` and `delete` a tenth of the
 //! documents up to 100,000; 200 indexed and 5 unindexed queries; batches of 1,000.
@@ -47,7 +50,7 @@ fn number(flag: &str, text: Option<String>) -> Result<u64, String> {
 /// Parses the flags after the command word.
 pub fn parse(command: &str, mut raw: impl Iterator<Item = String>) -> Result<DocArgs, String> {
     let mut args = DocArgs {
-        engines: engine::available().iter().map(|s| s.to_string()).collect(),
+        engines: engine::default_engines().iter().map(|s| s.to_string()).collect(),
         repeats: 3,
         sizes: Sizes {
             docs: 1_000_000,

@@ -90,6 +90,7 @@ pub(crate) fn open(dir: &Path, options: Options) -> Result<DbInner> {
         block_cache.clone(),
         options.open_files_max,
         options.pin_index_and_filter,
+        options.mmap_reads,
     );
     let mut open_files = open_ssts(&tables, dir, &state)?;
     let seqno_last = replay_wals(&fs, dir, &options, &files, &mut state, &mut open_files, &tables)?;

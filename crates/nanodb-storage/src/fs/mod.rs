@@ -15,6 +15,7 @@
 //!    directory returns `Ok`.
 //! 4. `rename` atomically replaces the target: a reader sees the old or the new file, never a mix.
 
+mod mapped;
 mod real;
 mod sim;
 
@@ -40,6 +41,11 @@ pub trait ReadableFile: Send + Sync + Debug {
     fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()>;
     /// Size of the file when it was opened, in bytes.
     fn size_bytes(&self) -> u64;
+    /// The whole file, when it is memory-mapped (`Fs::open_mapped`): a read of it can take a
+    /// slice instead of copying. `None` (the default) for files read with system calls.
+    fn mapped(&self) -> Option<&[u8]> {
+        None
+    }
 }
 
 /// An exclusive lock on a path, released when dropped.
@@ -53,6 +59,12 @@ pub trait Fs: Send + Sync + Debug + 'static {
     fn create(&self, path: &Path) -> io::Result<Box<dyn WritableFile>>;
     /// Opens an existing file for reading.
     fn open(&self, path: &Path) -> io::Result<Arc<dyn ReadableFile>>;
+    /// Opens an existing file that nothing will write again (an SST) for reading through a
+    /// memory map, where the filesystem has them (`RealFs`; see `Options::mmap_reads` for what
+    /// that costs); otherwise, or when the file cannot be mapped, as `open` does.
+    fn open_mapped(&self, path: &Path) -> io::Result<Arc<dyn ReadableFile>> {
+        self.open(path)
+    }
     /// Renames `from` to `to`, atomically replacing `to` if it exists.
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     /// Removes a file.

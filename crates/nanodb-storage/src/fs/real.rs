@@ -75,6 +75,13 @@ impl Fs for RealFs {
         Ok(Arc::new(RealReadableFile { file, size_bytes }))
     }
 
+    fn open_mapped(&self, path: &Path) -> io::Result<Arc<dyn ReadableFile>> {
+        match super::mapped::MappedFile::open(path)? {
+            Some(mapped) => Ok(mapped),
+            None => self.open(path),
+        }
+    }
+
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         fs::rename(from, to)
     }

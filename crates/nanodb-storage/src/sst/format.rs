@@ -208,22 +208,19 @@ pub fn read_block(file: &dyn ReadableFile, path: &Path, handle: BlockHandle) -> 
         ));
     }
     let total = total as usize;
+    if let Some(mapped) = file.mapped() {
+        // `size_bytes` is the map's length (checked above), so this slice is in the map.
+        let start = handle.offset as usize;
+        let stored = mapped.get(start..start + total).ok_or_else(|| {
+            Error::corruption(path, format!("block at {} is outside the mapped file", start))
+        })?;
+        return block_contents(path, handle, stored);
+    }
     let read = |bytes: &mut [u8]| -> Result<Vec<u8>> {
         file.read_exact_at(handle.offset, bytes).map_err(|error| {
             Error::io(format!("read block at {} of {}", handle.offset, path.display()), error)
         })?;
-        let size = handle.size as usize;
-        let stored_crc = get_u32_at(bytes, size + 1).unwrap_or(0);
-        let actual_crc = crc32c(&bytes[..size + 1]);
-        if stored_crc != actual_crc {
-            return Err(Error::ChecksumMismatch {
-                file: path.to_path_buf(),
-                offset: handle.offset,
-                expected: stored_crc,
-                actual: actual_crc,
-            });
-        }
-        decompress(path, handle.offset, bytes[size], &bytes[..size])
+        block_contents(path, handle, bytes)
     };
     if total > READ_BUFFER_BYTES_MAX {
         return read(&mut vec![0u8; total]);
@@ -234,6 +231,23 @@ pub fn read_block(file: &dyn ReadableFile, path: &Path, handle: BlockHandle) -> 
         }
         read(&mut buffer[..total])
     })
+}
+
+/// The contents of the block at `handle` from its `stored` bytes (body, codec byte, CRC),
+/// after checking the CRC.
+fn block_contents(path: &Path, handle: BlockHandle, stored: &[u8]) -> Result<Vec<u8>> {
+    let size = handle.size as usize;
+    let stored_crc = get_u32_at(stored, size + 1).unwrap_or(0);
+    let actual_crc = crc32c(&stored[..size + 1]);
+    if stored_crc != actual_crc {
+        return Err(Error::ChecksumMismatch {
+            file: path.to_path_buf(),
+            offset: handle.offset,
+            expected: stored_crc,
+            actual: actual_crc,
+        });
+    }
+    decompress(path, handle.offset, stored[size], &stored[..size])
 }
 
 #[cfg(test)]

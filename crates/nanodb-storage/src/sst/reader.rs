@@ -66,16 +66,18 @@ impl SstReader {
     /// Opens and validates the SST at `path`; its blocks go through `cache`, if given, under
     /// `cache_id` (unique per file in the process: see `table_cache::next_cache_id`). With
     /// `pin_index_and_filter` the reader holds its index and filter; without, it fetches them
-    /// from the cache (and puts them there now, if they are not already).
+    /// from the cache (and puts them there now, if they are not already). With `mmap_reads`
+    /// the file is read through a memory map where `fs` can make one (`Fs::open_mapped`).
     pub fn open(
         fs: &dyn Fs,
         path: &Path,
         cache: Option<&Arc<BlockCache>>,
         cache_id: u64,
         pin_index_and_filter: bool,
+        mmap_reads: bool,
     ) -> Result<SstReader> {
-        let file =
-            fs.open(path).map_err(|error| Error::io(format!("open {}", path.display()), error))?;
+        let file = if mmap_reads { fs.open_mapped(path) } else { fs.open(path) };
+        let file = file.map_err(|error| Error::io(format!("open {}", path.display()), error))?;
         let footer = Footer::read(file.as_ref(), path)?;
         let properties_bytes = read_block(file.as_ref(), path, footer.properties)?;
         let properties = SstProperties::decode(&properties_bytes)

@@ -41,7 +41,7 @@ fn open(fs: &SimFs, mode: Mode) -> crate::Result<SstReader> {
         Mode::TinyCache => (Some(&cache), false),
         Mode::NoCache => (None, false),
     };
-    SstReader::open(fs, Path::new(PATH), cache, 1, pin)
+    SstReader::open(fs, Path::new(PATH), cache, 1, pin, false)
 }
 
 /// Keys key0000..key{count}, each with two versions: a put at seqno 2i+2 and an older one.
@@ -226,13 +226,13 @@ fn unpinned_index_and_filter_live_in_the_block_cache() {
     let fs = SimFs::new();
     write_sst(&fs, 40, 128, 10, Mode::Pinned);
     let cache = BlockCache::new(1 << 20);
-    let pinned = SstReader::open(&fs, Path::new(PATH), Some(&cache), 1, true).unwrap();
+    let pinned = SstReader::open(&fs, Path::new(PATH), Some(&cache), 1, true, false).unwrap();
     assert_eq!(cache.stats().inserts, 0, "a pinned reader caches only data blocks");
     assert_eq!(pinned.get(b"key0003", SEQNO_MAX).unwrap(), Lookup::Found(b"new3".to_vec(), 8));
     assert_eq!(cache.stats().inserts, 1);
 
     let cache = BlockCache::new(1 << 20);
-    let reader = SstReader::open(&fs, Path::new(PATH), Some(&cache), 2, false).unwrap();
+    let reader = SstReader::open(&fs, Path::new(PATH), Some(&cache), 2, false, false).unwrap();
     let stats = cache.stats();
     assert_eq!((stats.inserts, stats.misses), (2, 2), "open loads index and filter: {stats:?}");
     assert!(reader.may_contain(b"key0003").unwrap());
@@ -242,7 +242,7 @@ fn unpinned_index_and_filter_live_in_the_block_cache() {
     assert_eq!((stats.hits, stats.misses, stats.inserts), (2, 3, 3), "{stats:?}");
     // A reader opened again for the same file finds both in the cache.
     drop(reader);
-    let again = SstReader::open(&fs, Path::new(PATH), Some(&cache), 2, false).unwrap();
+    let again = SstReader::open(&fs, Path::new(PATH), Some(&cache), 2, false, false).unwrap();
     assert_eq!(cache.stats().inserts, 3);
     assert_eq!(Arc::new(again).verify().unwrap(), 80);
 }
@@ -296,7 +296,7 @@ fn damage_anywhere_with(compression: Compression, mode: Mode) {
 /// filter, index and properties.
 fn blocks(fs: &SimFs) -> Vec<(usize, usize, u8)> {
     let bytes = fs.read_live(Path::new(PATH)).unwrap();
-    let reader = SstReader::open(fs, Path::new(PATH), None, 1, true).unwrap();
+    let reader = SstReader::open(fs, Path::new(PATH), None, 1, true, false).unwrap();
     let footer = Footer::read(&*fs.open(Path::new(PATH)).unwrap(), Path::new(PATH)).unwrap();
     let mut handles = reader.data_block_handles();
     handles.extend([footer.filter, footer.index, footer.properties]);
@@ -362,7 +362,7 @@ fn incompressible_data_blocks_are_stored_raw() {
         assert!(data.iter().all(|&(_, _, codec)| codec == COMPRESSION_NONE), "{compression:?}");
         let stored: u64 = data.iter().map(|&(_, size, _)| size as u64).sum();
         assert!(bytes.bytes_in >= stored && bytes.bytes_out >= stored, "{compression:?} {bytes:?}");
-        let reader = SstReader::open(&fs, Path::new(PATH), None, 1, true).unwrap();
+        let reader = SstReader::open(&fs, Path::new(PATH), None, 1, true, false).unwrap();
         for (index, value) in values.iter().enumerate() {
             let key = format!("key{index:04}");
             assert_eq!(
@@ -422,7 +422,8 @@ fn bad_compressed_blocks_with_valid_checksums_are_corruption() {
             fs.create_dir_all(Path::new("/db")).unwrap();
             fs.create(Path::new(PATH)).unwrap().append(&original).unwrap();
             rewrite_block(&fs, offset, codec, &bytes);
-            let reader = Arc::new(SstReader::open(&fs, Path::new(PATH), None, 1, true).unwrap());
+            let reader =
+                Arc::new(SstReader::open(&fs, Path::new(PATH), None, 1, true, false).unwrap());
             let error = reader.verify().unwrap_err();
             assert!(error.is_corruption(), "{compression:?} {what}: {error}");
             let text = error.to_string();
@@ -451,7 +452,7 @@ fn version_1_files_still_read() {
     let crc = crate::coding::crc32c(&bytes[footer..footer + 40]);
     bytes[footer + 40..footer + 44].copy_from_slice(&crc.to_le_bytes());
     fs.create(Path::new(PATH)).unwrap().append(&bytes).unwrap();
-    let reader = Arc::new(SstReader::open(&fs, Path::new(PATH), None, 1, true).unwrap());
+    let reader = Arc::new(SstReader::open(&fs, Path::new(PATH), None, 1, true, false).unwrap());
     assert_eq!(reader.verify().unwrap(), 400);
     assert_eq!(reader.get(b"key0123", SEQNO_MAX).unwrap(), Lookup::Found(b"new123".to_vec(), 248));
     // Its classic filter is read as classic: no key is ruled out.

@@ -201,3 +201,84 @@ fn bloom_counters_count_checks_and_skips_exactly() {
     let stats = db.stats();
     assert_eq!((stats.bloom_checks, stats.bloom_skips, stats.sst_reads), (0, 0, 2), "{stats}");
 }
+
+/// Puts and deletes of random keys with values of random sizes (some blocks compressed, some
+/// stored raw), flushed and compacted into several files, read back through memory maps and
+/// through `pread`, with and without a block cache, against a `BTreeMap`.
+#[test]
+fn mmap_reads_answer_as_pread_does() {
+    crate::common::with_seed("mmap_reads", crate::common::base_seed(), |seed| {
+        let mut rng = crate::common::Rng::new(seed);
+        let dir = tempfile::tempdir().unwrap();
+        let mut model = std::collections::BTreeMap::new();
+        let options = |mmap_reads: bool, block_cache_size_bytes: u64| Options {
+            mmap_reads,
+            block_cache_size_bytes,
+            memtable_size_bytes_max: MEMTABLE_SIZE_BYTES_MAX_MIN,
+            ..Default::default()
+        };
+        let db = Db::open(dir.path(), options(true, 0)).unwrap();
+        for round in 0..4 {
+            for _ in 0..1500 {
+                let key = format!("key{:05}", rng.below(4000)).into_bytes();
+                if rng.chance(20) {
+                    db.delete(&key, WriteOptions::NO_SYNC).unwrap();
+                    model.remove(&key);
+                } else {
+                    let len = rng.below(700) as usize;
+                    let value =
+                        if rng.chance(50) { rng.bytes(len) } else { vec![round as u8; len] };
+                    db.put(&key, &value, WriteOptions::NO_SYNC).unwrap();
+                    model.insert(key, value);
+                }
+            }
+            db.flush().unwrap();
+        }
+        db.compact_all().unwrap();
+        db.close().unwrap();
+        for (mmap_reads, cache_bytes) in [(true, 0), (true, 1 << 20), (false, 0), (false, 1 << 20)]
+        {
+            let db = Db::open(dir.path(), options(mmap_reads, cache_bytes)).unwrap();
+            for index in 0..4000 {
+                let key = format!("key{index:05}").into_bytes();
+                assert_eq!(db.get(&key).unwrap(), model.get(&key).cloned(), "{index} {mmap_reads}");
+            }
+            let scanned: Vec<(Vec<u8>, Vec<u8>)> =
+                db.iter().unwrap().map(|entry| entry.unwrap()).collect();
+            let expected: Vec<(Vec<u8>, Vec<u8>)> =
+                model.iter().map(|(key, value)| (key.clone(), value.clone())).collect();
+            assert!(scanned == expected, "scan differs (mmap_reads {mmap_reads})");
+            db.close().unwrap();
+        }
+    });
+}
+
+/// A data block damaged on disk before the file is mapped is a checksum error for the
+/// lookups that read it, never a wrong value or a panic.
+#[test]
+fn a_damaged_block_read_through_a_map_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options { mmap_reads: true, block_cache_size_bytes: 0, ..Default::default() };
+    let db = Db::open(dir.path(), options.clone()).unwrap();
+    fill(&db, 2000, 100);
+    db.flush().unwrap();
+    db.close().unwrap();
+    let ssts: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "sst"))
+        .collect();
+    assert_eq!(ssts.len(), 1, "{ssts:?}");
+    let mut bytes = std::fs::read(&ssts[0]).unwrap();
+    bytes[10] ^= 0x40;
+    std::fs::write(&ssts[0], &bytes).unwrap();
+    let db = Db::open(dir.path(), options).unwrap();
+    let errors: Vec<_> =
+        (0..2000).filter_map(|index| db.get(format!("key{index:06}")).err()).collect();
+    assert!(!errors.is_empty(), "no lookup read the damaged block");
+    for error in &errors {
+        assert!(matches!(error, nanodb_storage::Error::ChecksumMismatch { .. }), "{error}");
+    }
+    // The lookups of other blocks still answer.
+    assert_eq!(db.get("key001999").unwrap().unwrap(), vec![(1999 % 256) as u8; 100]);
+}

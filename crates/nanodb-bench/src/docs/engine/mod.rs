@@ -109,22 +109,34 @@ pub trait DocEngine {
     fn close(self: Box<Self>) -> DocResult<()>;
 }
 
-/// Names of the document engines compiled into this binary, nanodb first.
+/// Names of the document engines compiled into this binary, nanodb first. `nanodb-mmap` and
+/// `sqlite-mmap` read their files through memory maps (not run unless named: `default_engines`).
 pub fn available() -> Vec<&'static str> {
     let compiled = [
         ("nanodb", true),
         ("sqlite", cfg!(feature = "sqlite")),
         ("polodb", cfg!(feature = "polodb")),
+        ("nanodb-mmap", true),
+        ("sqlite-mmap", cfg!(feature = "sqlite")),
     ];
     compiled.iter().filter(|(_, built)| *built).map(|(name, _)| *name).collect()
+}
+
+/// The engines a run without `--engines` measures: every compiled one in its default
+/// configuration (the memory-mapped variants are asked for by name).
+pub fn default_engines() -> Vec<&'static str> {
+    available().into_iter().filter(|name| !name.ends_with("-mmap")).collect()
 }
 
 /// Opens engine `name` on the empty directory `dir`, with the collection and its index.
 pub fn open(name: &str, dir: &Path) -> DocResult<Box<dyn DocEngine>> {
     match name {
-        "nanodb" => Ok(Box::new(nanodb::NanoDocs::open(dir)?)),
+        "nanodb" => Ok(Box::new(nanodb::NanoDocs::open(dir, false)?)),
+        "nanodb-mmap" => Ok(Box::new(nanodb::NanoDocs::open(dir, true)?)),
         #[cfg(feature = "sqlite")]
-        "sqlite" => Ok(Box::new(sqlite::SqliteDocs::open(dir)?)),
+        "sqlite" => Ok(Box::new(sqlite::SqliteDocs::open(dir, false)?)),
+        #[cfg(feature = "sqlite")]
+        "sqlite-mmap" => Ok(Box::new(sqlite::SqliteDocs::open(dir, true)?)),
         #[cfg(feature = "polodb")]
         "polodb" => Ok(Box::new(polodb::PoloDocs::open(dir)?)),
         other => {

@@ -7,6 +7,9 @@
 //! `updated`. They are read through the dynamic one (the two fields a lookup checks decoded,
 //! not the whole `Doc`). The collection has the index `by_city`.
 //!
+//! The `nanodb-mmap` engine is the same with `DatabaseOptions::mmap_reads`, beside
+//! `sqlite-mmap`.
+//!
 //! Thread safety: `NanoDocs` is used by one thread; the handles inside are `Send + Sync`, so
 //! the readers of `get-parallel` are clones of the one collection handle (one shared block
 //! cache and memory budget).
@@ -24,15 +27,18 @@ use std::path::Path;
 
 pub struct NanoDocs {
     runtime: NanoDb,
+    /// `DatabaseOptions::mmap_reads` (`nanodb-mmap`).
+    mmap_reads: bool,
     collection: Collection,
     /// The same collection, for writes of `Doc`s.
     typed: TypedCollection<Doc>,
 }
 
 impl NanoDocs {
-    pub fn open(dir: &Path) -> DocResult<NanoDocs> {
+    /// With `mmap_reads`, the SST files are read through memory maps (`nanodb-mmap`).
+    pub fn open(dir: &Path, mmap_reads: bool) -> DocResult<NanoDocs> {
         let options = NanoDbOptions {
-            database: DatabaseOptions { sync: false, ..DatabaseOptions::default() },
+            database: DatabaseOptions { sync: false, mmap_reads, ..DatabaseOptions::default() },
             ..NanoDbOptions::default()
         };
         let runtime = NanoDb::open(dir, options).map_err(text)?;
@@ -42,7 +48,7 @@ impl NanoDocs {
         let index = IndexDefinition::new("by_city", &[INDEXED_FIELD]).map_err(text)?;
         collection.create_index(index).map_err(text)?.wait().map_err(text)?;
         let typed = collection.typed();
-        Ok(NanoDocs { runtime, collection, typed })
+        Ok(NanoDocs { runtime, mmap_reads, collection, typed })
     }
 }
 
@@ -119,8 +125,9 @@ impl DocEngine for NanoDocs {
 
     fn describe(&self) -> String {
         format!(
-            "nanodb {}: NanoDbOptions::default() (256 MiB memory budget for memtables and block cache, 16 MiB memtable, LZ4 blocks) with DatabaseOptions {{ sync: false }} (wal write per commit, no fsync); MessagePack documents, caller-given ids; index by_city",
-            env!("CARGO_PKG_VERSION")
+            "nanodb {}: NanoDbOptions::default() (256 MiB memory budget for memtables and block cache, 16 MiB memtable, LZ4 blocks) with DatabaseOptions {{ sync: false{} }} (wal write per commit, no fsync); MessagePack documents, caller-given ids; index by_city",
+            env!("CARGO_PKG_VERSION"),
+            if self.mmap_reads { ", mmap_reads: true" } else { "" }
         )
     }
 

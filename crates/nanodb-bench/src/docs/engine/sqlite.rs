@@ -5,6 +5,9 @@
 //! `docs_city ON docs(json_extract(body, '$.city'))`. Reads parse the body into a
 //! `serde_json::Value`; a patch is `json_set` in an `UPDATE`.
 //!
+//! The `sqlite-mmap` engine is the same with `PRAGMA mmap_size` on every connection, beside
+//! `nanodb-mmap` (`DatabaseOptions::mmap_reads`).
+//!
 //! Thread safety: one connection, used by one thread; each reader of `get-parallel` opens
 //! its own connection to the same file (SQLite connections are not shared across threads),
 //! with its own 256 MiB page cache, so SQLite readers get up to that much each: more memory
@@ -20,18 +23,25 @@ use std::path::{Path, PathBuf};
 
 /// Page cache, in KiB: nanodb's memory budget.
 const CACHE_KIB: usize = 256 * 1024;
+/// `PRAGMA mmap_size` of the `sqlite-mmap` engine, in bytes: more than the database file at
+/// 1,000,000 documents (SQLite's bundled build caps it at 2 GiB).
+const MMAP_SIZE_BYTES: u64 = 2 << 30;
 const INSERT: &str = "INSERT INTO docs (id, body) VALUES (?1, ?2)";
 
 pub struct SqliteDocs {
     connection: Connection,
     path: PathBuf,
+    /// Reads through a memory map (`sqlite-mmap`).
+    mmap: bool,
 }
 
 impl SqliteDocs {
-    pub fn open(dir: &Path) -> DocResult<SqliteDocs> {
+    /// With `mmap`, every connection reads the file through a memory map of up to
+    /// `MMAP_SIZE_BYTES` (`PRAGMA mmap_size`), as `nanodb-mmap` does.
+    pub fn open(dir: &Path, mmap: bool) -> DocResult<SqliteDocs> {
         std::fs::create_dir_all(dir).map_err(text)?;
         let path = dir.join("docs.db");
-        let connection = connect(&path)?;
+        let connection = connect(&path, mmap)?;
         connection
             .execute_batch(&format!(
                 "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
@@ -39,14 +49,23 @@ impl SqliteDocs {
                  CREATE INDEX docs_{INDEXED_FIELD} ON docs (json_extract(body, '$.{INDEXED_FIELD}'));"
             ))
             .map_err(text)?;
-        Ok(SqliteDocs { connection, path })
+        Ok(SqliteDocs { connection, path, mmap })
     }
 }
 
-/// A connection to the database file at `path`, with the page cache every connection gets.
-fn connect(path: &Path) -> DocResult<Connection> {
+/// A connection to the database file at `path`, with the page cache every connection gets
+/// (and the memory map, with `mmap`).
+fn connect(path: &Path, mmap: bool) -> DocResult<Connection> {
     let connection = Connection::open(path).map_err(text)?;
     connection.execute_batch(&format!("PRAGMA cache_size = -{CACHE_KIB};")).map_err(text)?;
+    if mmap {
+        let size: i64 = connection
+            .query_row(&format!("PRAGMA mmap_size = {MMAP_SIZE_BYTES}"), [], |row| row.get(0))
+            .map_err(text)?;
+        if size <= 0 {
+            return Err(format!("SQLite refused mmap_size = {MMAP_SIZE_BYTES} (got {size})"));
+        }
+    }
     Ok(connection)
 }
 
@@ -125,7 +144,7 @@ impl DocEngine for SqliteDocs {
     fn readers(&mut self, count: usize) -> DocResult<Option<Vec<Box<dyn DocReader>>>> {
         let mut readers: Vec<Box<dyn DocReader>> = Vec::with_capacity(count);
         for _ in 0..count {
-            readers.push(Box::new(SqliteReader(connect(&self.path)?)));
+            readers.push(Box::new(SqliteReader(connect(&self.path, self.mmap)?)));
         }
         Ok(Some(readers))
     }
@@ -170,9 +189,10 @@ impl DocEngine for SqliteDocs {
 
     fn describe(&self) -> String {
         format!(
-            "SQLite {} (bundled): docs(id TEXT PRIMARY KEY, body TEXT) of JSON text, WAL mode, synchronous NORMAL (no fsync per commit), page cache {} MiB, expression index on json_extract(body, '$.{INDEXED_FIELD}'), patch by json_set",
+            "SQLite {} (bundled): docs(id TEXT PRIMARY KEY, body TEXT) of JSON text, WAL mode, synchronous NORMAL (no fsync per commit), page cache {} MiB{}, expression index on json_extract(body, '$.{INDEXED_FIELD}'), patch by json_set",
             rusqlite::version(),
-            CACHE_KIB >> 10
+            CACHE_KIB >> 10,
+            if self.mmap { format!(", mmap_size {} MiB", MMAP_SIZE_BYTES >> 20) } else { String::new() }
         )
     }
 
