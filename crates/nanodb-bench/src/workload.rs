@@ -391,14 +391,6 @@ const SETTLE_SECONDS_MAX: f64 = 300.0;
 fn settle(engine: &dyn Engine) -> EngineResult<f64> {
     let start = Instant::now();
     engine.flush_memtable()?;
-    wait_until_quiet();
-    Ok(start.elapsed().as_secs_f64())
-}
-
-/// Waits until the process has written nothing to storage for `SETTLED_QUIET_SECONDS` (its
-/// engine's background flushes and compactions are done), at most `SETTLE_SECONDS_MAX`.
-pub fn wait_until_quiet() {
-    let start = Instant::now();
     let mut last = crate::metrics::storage_bytes_written();
     let mut quiet_since = Instant::now();
     while start.elapsed().as_secs_f64() < SETTLE_SECONDS_MAX {
@@ -411,6 +403,7 @@ pub fn wait_until_quiet() {
             break;
         }
     }
+    Ok(start.elapsed().as_secs_f64())
 }
 
 /// Runs `durable-w{writers}` on a fresh engine: `sync_ops` synced puts of random keys.

@@ -121,6 +121,9 @@ pub struct TableCacheStats {
     /// Files opened (and validated), including at database open and after flushes and
     /// compactions.
     pub opens: u64,
+    /// Of `opens`, those read through a memory map (`Options::mmap_reads`; a file that could
+    /// not be mapped is read with `pread` and not counted here).
+    pub opens_mapped: u64,
 }
 
 /// The bounded cache of open SST readers of one database.
@@ -136,6 +139,7 @@ pub struct TableCache {
     hits: AtomicU64,
     misses: AtomicU64,
     opens: AtomicU64,
+    opens_mapped: AtomicU64,
 }
 
 impl std::fmt::Debug for TableCache {
@@ -170,6 +174,7 @@ impl TableCache {
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             opens: AtomicU64::new(0),
+            opens_mapped: AtomicU64::new(0),
         })
     }
 
@@ -198,6 +203,9 @@ impl TableCache {
                     other => other,
                 }
             })?;
+        if reader.is_mapped() {
+            self.opens_mapped.fetch_add(1, Ordering::Relaxed);
+        }
         match size_bytes {
             Some(expected) if reader.size_bytes() != expected => Err(Error::corruption(
                 path,
@@ -237,6 +245,7 @@ impl TableCache {
             hits: self.hits.load(Ordering::Relaxed),
             misses: self.misses.load(Ordering::Relaxed),
             opens: self.opens.load(Ordering::Relaxed),
+            opens_mapped: self.opens_mapped.load(Ordering::Relaxed),
         }
     }
 }
@@ -251,7 +260,11 @@ mod tests {
     use std::path::PathBuf;
 
     fn write_file(fs: &SimFs, number: u64) -> (PathBuf, u64) {
-        let path = PathBuf::from(format!("/db/{number:06}.sst"));
+        write_file_in(fs, Path::new("/db"), number)
+    }
+
+    fn write_file_in(fs: &dyn Fs, dir: &Path, number: u64) -> (PathBuf, u64) {
+        let path = dir.join(format!("{number:06}.sst"));
         let options = SstWriterOptions {
             block_size_bytes: 256,
             bloom_bits_per_key: 10,
@@ -284,6 +297,27 @@ mod tests {
             })
             .collect();
         (fs, files)
+    }
+
+    #[test]
+    fn mmap_reads_map_files_of_a_real_filesystem_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, size) = write_file_in(&crate::fs::RealFs, dir.path(), 1);
+        for mmap_reads in [false, true] {
+            let cache = TableCache::new(Arc::new(crate::fs::RealFs), None, 16, true, mmap_reads);
+            let reader = cache.reader(next_cache_id(), &path, size).unwrap();
+            assert_eq!(reader.is_mapped(), mmap_reads);
+            assert_eq!(cache.stats().opens_mapped, u64::from(mmap_reads));
+            assert_eq!(value(&reader, 7), b"1:7");
+            // A size other than the manifest's is corruption, mapped or not.
+            let error = cache.reader(next_cache_id(), &path, size + 1).unwrap_err();
+            assert!(error.is_corruption(), "{error}");
+        }
+        // SimFs reads its files in memory: it never maps.
+        let (fs, files) = setup(1);
+        let cache = TableCache::new(Arc::new(fs), None, 16, true, true);
+        let (id, path, size) = &files[0];
+        assert!(!cache.reader(*id, path, *size).unwrap().is_mapped());
     }
 
     #[test]

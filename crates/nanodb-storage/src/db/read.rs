@@ -553,6 +553,7 @@ pub(crate) fn stats(inner: &DbInner) -> DbStats {
     stats.table_cache_hits = tables.hits;
     stats.table_cache_misses = tables.misses;
     stats.table_cache_opens = tables.opens;
+    stats.table_cache_opens_mapped = tables.opens_mapped;
     if let Some(limiter) = &inner.rate_limiter {
         stats.rate_limit_bytes = limiter.bytes_requested();
         stats.rate_limit_wait_micros = limiter.wait_micros();

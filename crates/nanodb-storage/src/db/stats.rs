@@ -177,6 +177,9 @@ pub struct DbStats {
     /// SST files opened and validated: at database open, after each flush and compaction
     /// output, and on every table cache miss.
     pub table_cache_opens: u64,
+    /// Of `table_cache_opens`, the files read through a memory map (`Options::mmap_reads`;
+    /// 0 without it, or when no file could be mapped).
+    pub table_cache_opens_mapped: u64,
     /// Bytes flushes and compactions asked the rate limiter for (0 without a limit).
     pub rate_limit_bytes: u64,
     /// Total time flushes and compactions waited for the rate limiter, in microseconds.
@@ -336,11 +339,12 @@ impl fmt::Display for DbStats {
         }
         writeln!(
             f,
-            "table cache           {} files, {} hits, {} misses, {} opens",
+            "table cache           {} files, {} hits, {} misses, {} opens ({} mapped)",
             self.table_cache_files,
             self.table_cache_hits,
             self.table_cache_misses,
-            self.table_cache_opens
+            self.table_cache_opens,
+            self.table_cache_opens_mapped
         )?;
         writeln!(
             f,

@@ -1,28 +1,37 @@
 //! `MappedFile`: an SST file read through a read-only memory map (`Options::mmap_reads`), so
-//! a block read is a slice of the map instead of a `pread` system call and a copy. Lookups
-//! that miss the block cache at 1,000,000 documents ran 1.15 to 1.2 times faster this way
-//! (docs/benchmarks.md, issue 6).
+//! a block read is a slice of the map instead of a `pread` system call and a copy of the
+//! stored bytes. Lookups at 1,000,000 documents with a 256 MiB cache ran 1.08 times faster in
+//! the benchmark and 1.09 to 1.21 times in a probe of lookups alone (docs/benchmarks.md,
+//! issue 6; the OS page cache held the files in both).
 //!
 //! What the caller accepts by choosing it (the option's documentation says the same):
-//! - an I/O error while the kernel reads a mapped page, or another process shortening the
-//!   file, raises SIGBUS and ends the process, where a `pread` would have returned an error;
+//! - an I/O error while the kernel reads a mapped page, or anyone shortening or rewriting the
+//!   file (through any of its names: a checkpoint hard-links live SSTs into its directory,
+//!   outside the database's lock), raises SIGBUS or shows the new bytes, where `pread` would
+//!   have returned an error or read them too;
 //! - the mapped pages the process has touched count in its resident memory (they are the OS
 //!   page cache's, shared and reclaimable, but `ps` shows them).
+//!
+//! The map keeps the kernel's default read-ahead (no `madvise`): a scan faults in large runs
+//! of pages, and a lookup of a block not in the page cache may read some pages around it.
+//!
+//! Unsafe: `memmap2::Mmap::map` is `unsafe` because Rust cannot promise that a file's bytes do
+//! not change underneath a map. Invariant 1 is why they do not, as far as the engine goes:
+//! this module is the storage engine's one use of it (allowed here only, by the attribute
+//! below); every read goes through the safe slice `Mmap` derefs to, with bounds checks.
 //!
 //! Thread safety: `Send + Sync`; the map is read-only and never changes after it is made.
 //!
 //! Invariants:
-//! 1. Only files the engine never writes again are mapped (SSTs are immutable once synced and
-//!    renamed into place; deleting one while mapped is fine on Unix: the map keeps its pages).
+//! 1. Only files the engine never writes again are mapped: SSTs, written once under their
+//!    final name, synced, and from then on only read, hard-linked or deleted (deleting one
+//!    while mapped is fine on Unix: the map keeps its pages).
 //! 2. The map covers the file's whole size at open; `size_bytes` is the map's length, so every
 //!    read bounded by it stays inside the map.
 //! 3. A file whose map cannot be made (no address space, an empty file, a filesystem without
 //!    mmap) is read with `pread` instead: mapping is an optimisation, never a new failure.
+//!    `SstReader::is_mapped` tells which way a file is read.
 
-// Unsafe: `memmap2::Mmap::map` is `unsafe` because Rust cannot promise that a file's bytes do
-// not change underneath a map. Invariant 1 is why they do not here: the engine maps only
-// immutable SSTs of a directory it holds locked. This module is the storage engine's one use
-// of it; every read goes through the safe slice `Mmap` derefs to.
 #![allow(unsafe_code)]
 
 use super::ReadableFile;
@@ -47,7 +56,7 @@ impl MappedFile {
         if size_bytes == 0 || usize::try_from(size_bytes).is_err() {
             return Ok(None);
         }
-        // SAFETY: see the module's note: the file is an immutable SST (invariant 1).
+        // SAFETY: see the module header: the file is an SST nothing writes again (invariant 1).
         let map = match unsafe { Mmap::map(&file) } {
             Ok(map) => map,
             Err(_) => return Ok(None),

@@ -42,7 +42,8 @@ pub trait ReadableFile: Send + Sync + Debug {
     /// Size of the file when it was opened, in bytes.
     fn size_bytes(&self) -> u64;
     /// The whole file, when it is memory-mapped (`Fs::open_mapped`): a read of it can take a
-    /// slice instead of copying. `None` (the default) for files read with system calls.
+    /// slice instead of copying. `None` (the default) for files read with system calls. When
+    /// `Some`, its length is `size_bytes()` (readers still take slices of it with `get`).
     fn mapped(&self) -> Option<&[u8]> {
         None
     }

@@ -320,41 +320,50 @@ mod tests {
     }
 
     /// The LZ4 decoder is lz4_flex's pointer-based one (Cargo.toml): random bodies, and
-    /// valid blocks with random bytes spliced in, are errors or some contents of the declared
-    /// length, never a read or write out of bounds.
+    /// blocks of varied text with random bytes spliced in (declaring their true length or a
+    /// random one), are errors or contents of the declared length, never a read or write out
+    /// of bounds (which would crash the test, or show under Miri).
     #[test]
     fn random_lz4_bodies_are_errors_or_contents_of_the_declared_length() {
         let path = Path::new("/db/000010.sst");
         let seed = crate::test_rng::seed_or(0x6c7a_3400);
         let mut rng = crate::test_rng::TestRng::new(seed);
-        let valid = stored(Compression::Lz4, &compressible(4096)).1;
-        for case in 0..20_000 {
-            let declared = rng.below(9000) as u32;
-            let mut bytes = declared.to_le_bytes().to_vec();
-            if case % 2 == 0 {
+        let words: [&[u8]; 6] = [b"nanodb ", b"block ", b"lz4 ", b"\x00\x01", b"match ", b"z"];
+        let cases = if cfg!(miri) { 200 } else { 20_000 };
+        let mut decoded = 0;
+        for case in 0..cases {
+            // At least 100 words: always worth compressing, so `valid` is an LZ4 block.
+            let text: Vec<u8> = (0..rng.below(3000) + 100)
+                .flat_map(|_| words[rng.below(words.len() as u64) as usize].iter().copied())
+                .collect();
+            let (codec, valid) = stored(Compression::Lz4, &text);
+            assert_eq!(codec, COMPRESSION_LZ4);
+            let mut bytes;
+            if case % 3 == 0 {
+                bytes = (rng.below(9000) as u32).to_le_bytes().to_vec();
                 let len = rng.below(600) as usize;
                 bytes.extend((0..len).map(|_| rng.below(256) as u8));
             } else {
-                bytes.extend_from_slice(&valid[UNCOMPRESSED_LEN_PREFIX_LEN..]);
+                bytes = valid.clone();
+                if case % 3 == 2 {
+                    bytes[..4].copy_from_slice(&(rng.below(9000) as u32).to_le_bytes());
+                }
                 let at = rng.below(bytes.len() as u64 - 4) as usize + 4;
                 let len = (rng.below(16) as usize).min(bytes.len() - at);
                 for byte in &mut bytes[at..at + len] {
                     *byte = rng.below(256) as u8;
                 }
             }
+            let declared = get_u32_at(&bytes, 0).unwrap() as usize;
             match decompress(path, 0, COMPRESSION_LZ4, &bytes) {
                 Ok(contents) => {
-                    assert_eq!(contents.len(), declared as usize, "seed {seed:#x}, case {case}")
+                    decoded += 1;
+                    assert_eq!(contents.len(), declared, "seed {seed:#x}, case {case}");
                 }
                 Err(error) => assert!(error.is_corruption(), "seed {seed:#x}, case {case}"),
             }
         }
-    }
-
-    #[test]
-    fn unknown_codecs_are_corruption() {
-        let path = Path::new("/db/000009.sst");
-        let error = decompress(path, 5, 3, &[1, 2, 3]).unwrap_err();
-        assert!(error.is_corruption() && error.to_string().contains("unknown compression 3"));
+        // Some damaged blocks still decode (a changed literal byte): both outcomes were met.
+        assert!(decoded > 0 && decoded < cases, "seed {seed:#x}: {decoded} of {cases} decoded");
     }
 }

@@ -209,11 +209,18 @@ pub fn read_block(file: &dyn ReadableFile, path: &Path, handle: BlockHandle) -> 
     }
     let total = total as usize;
     if let Some(mapped) = file.mapped() {
-        // `size_bytes` is the map's length (checked above), so this slice is in the map.
-        let start = handle.offset as usize;
-        let stored = mapped.get(start..start + total).ok_or_else(|| {
-            Error::corruption(path, format!("block at {} is outside the mapped file", start))
-        })?;
+        // The map is `size_bytes` long (`ReadableFile::mapped`), which bounds the block (checked
+        // above); the slice is taken with checked arithmetic all the same.
+        let stored = usize::try_from(handle.offset)
+            .ok()
+            .and_then(|start| Some(start..start.checked_add(total)?))
+            .and_then(|range| mapped.get(range))
+            .ok_or_else(|| {
+                Error::corruption(
+                    path,
+                    format!("block at {} is outside the {}-byte map", handle.offset, mapped.len()),
+                )
+            })?;
         return block_contents(path, handle, stored);
     }
     let read = |bytes: &mut [u8]| -> Result<Vec<u8>> {

@@ -111,6 +111,12 @@ impl SstReader {
         self.file.size_bytes()
     }
 
+    /// True when the file is read through a memory map (`Options::mmap_reads`, and the map
+    /// could be made), false when it is read with `pread`.
+    pub fn is_mapped(&self) -> bool {
+        self.file.mapped().is_some()
+    }
+
     /// The handles of the data blocks, in file order.
     #[cfg(test)]
     pub(crate) fn data_block_handles(&self) -> Vec<BlockHandle> {

@@ -1,6 +1,6 @@
 //! File I/O through the public API: the rate limit on flushes and compactions, the bound on
 //! open SST files, index and filter blocks pinned or in the block cache, and the bloom filter
-//! counters (the reads it saves).
+//! counters (the reads it saves), and SSTs read through memory maps (`mmap_reads`).
 
 use nanodb_storage::{
     Compression, Db, Options, WriteOptions, LEVEL_SIZE_BYTES_MIN, MEMTABLE_SIZE_BYTES_MAX_MIN,
@@ -239,6 +239,10 @@ fn mmap_reads_answer_as_pread_does() {
         for (mmap_reads, cache_bytes) in [(true, 0), (true, 1 << 20), (false, 0), (false, 1 << 20)]
         {
             let db = Db::open(dir.path(), options(mmap_reads, cache_bytes)).unwrap();
+            let stats = db.stats();
+            assert!(stats.table_cache_opens > 0, "{stats}");
+            let mapped_expected = if mmap_reads { stats.table_cache_opens } else { 0 };
+            assert_eq!(stats.table_cache_opens_mapped, mapped_expected, "{stats}");
             for index in 0..4000 {
                 let key = format!("key{index:05}").into_bytes();
                 assert_eq!(db.get(&key).unwrap(), model.get(&key).cloned(), "{index} {mmap_reads}");
@@ -281,4 +285,11 @@ fn a_damaged_block_read_through_a_map_is_an_error() {
     }
     // The lookups of other blocks still answer.
     assert_eq!(db.get("key001999").unwrap().unwrap(), vec![(1999 % 256) as u8; 100]);
+    db.close().unwrap();
+    // A file shorter than the manifest says is refused at open, before it is mapped.
+    bytes.truncate(bytes.len() - 100);
+    std::fs::write(&ssts[0], &bytes).unwrap();
+    let options = Options { mmap_reads: true, ..Default::default() };
+    let error = Db::open(dir.path(), options).unwrap_err();
+    assert!(matches!(error, nanodb_storage::Error::Corruption { .. }), "{error}");
 }
