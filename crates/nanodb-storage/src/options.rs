@@ -222,7 +222,7 @@ pub struct Options {
     /// Read SST files through read-only memory maps instead of `pread` (default false): a
     /// block the block cache misses is then checked and decompressed straight from the OS
     /// page cache, without a `pread` system call or a copy of its stored bytes (lookups at
-    /// 1,000,000 documents with a 256 MiB cache and the files in the page cache: 1.08 to 1.21
+    /// 1,000,000 documents with a 256 MiB cache and the files in the page cache: 1.01 to 1.21
     /// times faster, docs/benchmarks.md). What it costs: an I/O error reading a mapped page,
     /// or anyone shortening an SST file (or a checkpoint's hard link to it), ends the process
     /// with SIGBUS instead of returning an error; and the pages read count in the process's

@@ -1,8 +1,8 @@
 //! `MappedFile`: an SST file read through a read-only memory map (`Options::mmap_reads`), so
 //! a block read is a slice of the map instead of a `pread` system call and a copy of the
-//! stored bytes. Lookups at 1,000,000 documents with a 256 MiB cache ran 1.08 times faster in
-//! the benchmark and 1.09 to 1.21 times in a probe of lookups alone (docs/benchmarks.md,
-//! issue 6; the OS page cache held the files in both).
+//! stored bytes. Lookups at 1,000,000 documents with a 256 MiB cache ran 1.01 to 1.08 times
+//! faster in the benchmark and 1.09 to 1.21 times in a probe of lookups alone
+//! (docs/benchmarks.md, issue 6, twelfth run; the OS page cache held the files in both).
 //!
 //! What the caller accepts by choosing it (the option's documentation says the same):
 //! - an I/O error while the kernel reads a mapped page, or anyone shortening or rewriting the
