@@ -130,8 +130,9 @@ pub fn decompress(path: &Path, offset: u64, codec: u8, stored: &[u8]) -> Result<
         )));
     }
     let body = &stored[UNCOMPRESSED_LEN_PREFIX_LEN..];
-    let mut contents = buffers::take(declared as usize);
-    contents.resize(declared as usize, 0);
+    // Every byte is overwritten: the match below returns `contents` only when the decoder
+    // wrote all of them (both decoders write their output from the start, in order).
+    let mut contents = buffers::take_overwritable(declared as usize);
     let decoded = if codec == COMPRESSION_LZ4 {
         lz4_flex::block::decompress_into(body, &mut contents).map_err(|error| error.to_string())
     } else {
