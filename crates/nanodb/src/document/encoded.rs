@@ -75,6 +75,12 @@ impl Encoded {
         Some(self.decoded(&self.fields[position]))
     }
 
+    /// The kind of top-level field `name`'s value, without decoding it (`None` if absent).
+    pub(super) fn kind(&self, name: &str) -> Option<msgpack::FieldKind> {
+        let position = self.position(name)?;
+        Some(msgpack::field_kind(&self.bytes, &self.fields[position].span))
+    }
+
     /// All fields, decoded (once) into a map.
     pub(super) fn map(&self) -> &Map {
         self.map.get_or_init(|| {

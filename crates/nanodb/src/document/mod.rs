@@ -47,9 +47,20 @@ enum Repr {
 
 impl Document {
     fn check_reserved(&self, context: impl FnOnce() -> String) -> Result<()> {
-        let ok = matches!(self.field(FIELD_ID), Some(Value::String(_)))
-            && matches!(self.field(FIELD_CREATED), Some(Value::Date(_)))
-            && matches!(self.field(FIELD_UPDATED), Some(Value::Date(_)));
+        let ok = match &self.repr {
+            // From the values' first bytes: a read decodes none of the three it does not use.
+            Repr::Encoded(encoded) => {
+                use msgpack::FieldKind;
+                encoded.kind(FIELD_ID) == Some(FieldKind::String)
+                    && encoded.kind(FIELD_CREATED) == Some(FieldKind::Date)
+                    && encoded.kind(FIELD_UPDATED) == Some(FieldKind::Date)
+            }
+            Repr::Decoded(map) => {
+                matches!(map.get(FIELD_ID), Some(Value::String(_)))
+                    && matches!(map.get(FIELD_CREATED), Some(Value::Date(_)))
+                    && matches!(map.get(FIELD_UPDATED), Some(Value::Date(_)))
+            }
+        };
         if !ok {
             return Err(Error::corruption(
                 context(),
@@ -312,5 +323,56 @@ mod tests {
             Document::decode(vec![0xc1], || "test".into()),
             Err(Error::Corruption { .. })
         ));
+    }
+
+    /// Each reserved field of the wrong type (or missing) is corruption, whether the bytes are
+    /// in the encoder's order (checked from the values' first bytes, `Repr::Encoded`) or not
+    /// (decoded whole, `Repr::Decoded`).
+    #[test]
+    fn reserved_fields_of_the_wrong_type_are_corruption_in_both_representations() {
+        let date = Value::Date(Date::now());
+        let good: Map = [
+            (FIELD_ID.to_string(), Value::from("abc")),
+            (FIELD_CREATED.to_string(), date.clone()),
+            (FIELD_UPDATED.to_string(), date.clone()),
+            ("a".to_string(), Value::Int(1)),
+        ]
+        .into();
+        // The same map with its names written in reverse order: not the encoder's layout.
+        let reversed = |map: &Map| {
+            let mut bytes = vec![0x80 | map.len() as u8];
+            for (name, value) in map.iter().rev() {
+                bytes.extend(msgpack::to_bytes(&Value::from(name.as_str())));
+                bytes.extend(msgpack::to_bytes(value));
+            }
+            bytes
+        };
+        for bytes in [msgpack::to_bytes(&Value::Object(good.clone())), reversed(&good)] {
+            let document = Document::decode(bytes, || "test".into()).unwrap();
+            assert_eq!((document.id(), document.field("a")), ("abc", Some(&Value::Int(1))));
+        }
+        let wrong = [Value::Int(7), Value::from("2026-11-22"), Value::Null, date.clone()];
+        for field in [FIELD_ID, FIELD_CREATED, FIELD_UPDATED] {
+            let mut cases: Vec<Option<&Value>> = wrong.iter().map(Some).collect();
+            cases.push(None);
+            for value in cases {
+                let mut map = good.clone();
+                match value {
+                    Some(value) => map.insert(field.to_string(), value.clone()),
+                    None => map.remove(field),
+                };
+                let fits = match field {
+                    FIELD_ID => matches!(value, Some(Value::String(_))),
+                    _ => matches!(value, Some(Value::Date(_))),
+                };
+                for bytes in [msgpack::to_bytes(&Value::Object(map.clone())), reversed(&map)] {
+                    let decoded = Document::decode(bytes, || "test".into());
+                    assert_eq!(decoded.is_ok(), fits, "{field} = {value:?}");
+                    if let Err(error) = decoded {
+                        assert!(matches!(error, Error::Corruption { .. }), "{error}");
+                    }
+                }
+            }
+        }
     }
 }

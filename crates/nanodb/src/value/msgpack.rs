@@ -325,6 +325,25 @@ pub(crate) fn encoded_map_layout(bytes: &[u8]) -> Option<Vec<FieldSpan>> {
     Some(spans)
 }
 
+/// The kind of the value of the field at `span` (found by `map_layout` in the same `bytes`),
+/// read from its first byte alone: `map_layout` checked the whole value, so a string or
+/// timestamp marker starts a valid string or date.
+pub(crate) fn field_kind(bytes: &[u8], span: &FieldSpan) -> FieldKind {
+    match bytes.get(span.value_start as usize) {
+        Some(0xa0..=0xbf | 0xd9..=0xdb) => FieldKind::String,
+        Some(0xd6 | 0xd7 | 0xc7) => FieldKind::Date,
+        _ => FieldKind::Other,
+    }
+}
+
+/// What `field_kind` tells apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FieldKind {
+    String,
+    Date,
+    Other,
+}
+
 /// Decodes the value of the field at `span`, found by `map_layout` in the same `bytes`.
 pub(crate) fn decode_field(bytes: &[u8], span: &FieldSpan) -> Result<Value, DecodeError> {
     let end = (span.value_end as usize).min(bytes.len());
