@@ -347,9 +347,13 @@ mod tests {
             }
             bytes
         };
-        for bytes in [msgpack::to_bytes(&Value::Object(good.clone())), reversed(&good)] {
+        for (bytes, in_order) in
+            [(msgpack::to_bytes(&Value::Object(good.clone())), true), (reversed(&good), false)]
+        {
             let document = Document::decode(bytes, || "test".into()).unwrap();
             assert_eq!((document.id(), document.field("a")), ("abc", Some(&Value::Int(1))));
+            // Both representations are tested: kept encoded only in the encoder's order.
+            assert_eq!(document.stored_bytes().is_some(), in_order);
         }
         let wrong = [Value::Int(7), Value::from("2026-11-22"), Value::Null, date.clone()];
         for field in [FIELD_ID, FIELD_CREATED, FIELD_UPDATED] {

@@ -710,6 +710,40 @@ impl<'a> Reader<'a> {
 mod tests {
     use super::*;
 
+    /// Every string and timestamp marker is classified as `decode_field` decodes it.
+    #[test]
+    fn field_kinds_match_the_decoded_values_for_every_marker() {
+        let mut bytes = vec![0x88];
+        let mut field = |name: u8, value: &[u8]| {
+            bytes.extend([0xa1, name]);
+            bytes.extend_from_slice(value);
+        };
+        field(b'a', &[&[0xa3][..], b"abc"].concat());
+        field(b'b', &[&[0xd9, 40][..], &[b'x'; 40]].concat());
+        field(b'c', &[&[0xda, 0, 3][..], b"abc"].concat());
+        field(b'd', &[&[0xdb, 0, 0, 0, 2][..], b"ab"].concat());
+        field(b'e', &[0xd6, 0xff, 0, 0, 0, 7]);
+        field(b'f', &[0xd7, 0xff, 0, 0, 0, 4, 0, 0, 0, 7]);
+        field(b'g', &[&[0xc7, 12, 0xff, 0, 0, 0, 1][..], &7i64.to_be_bytes()].concat());
+        field(b'h', &[0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
+        let spans = map_layout(&bytes).unwrap().unwrap();
+        assert_eq!(spans.len(), 8);
+        for span in &spans {
+            let kind = field_kind(&bytes, span);
+            let decoded = decode_field(&bytes, span).unwrap();
+            let expected = match decoded {
+                Value::String(_) => FieldKind::String,
+                Value::Date(_) => FieldKind::Date,
+                _ => FieldKind::Other,
+            };
+            assert_eq!(kind, expected, "{:?}: {decoded:?}", span.name(&bytes));
+        }
+        let kinds: Vec<FieldKind> = spans.iter().map(|span| field_kind(&bytes, span)).collect();
+        assert_eq!(&kinds[..4], [FieldKind::String; 4]);
+        assert_eq!(&kinds[4..7], [FieldKind::Date; 3]);
+        assert_eq!(kinds[7], FieldKind::Other, "a u64 past i64 decodes as a float");
+    }
+
     fn round_trip(value: Value) {
         let bytes = to_bytes(&value);
         assert_eq!(decode(&bytes).unwrap(), value, "{bytes:02x?}");
