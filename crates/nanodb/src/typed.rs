@@ -133,8 +133,10 @@ impl<T: Serialize + DeserializeOwned> TypedCollection<T> {
         check_many(values.len())?;
         let bodies = values.iter().map(to_body).collect::<Result<Vec<_>>>()?;
         self.collection.write(|context, writes| {
-            let mut insert = |body: &Vec<u8>| context.insert_encoded(writes, body);
-            bodies.iter().map(|body| Ok(insert(body)?.id().to_string())).collect()
+            bodies
+                .iter()
+                .map(|body| Ok(context.insert_encoded(writes, body)?.id().to_string()))
+                .collect()
         })
     }
 
