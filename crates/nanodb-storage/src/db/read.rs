@@ -187,7 +187,7 @@ fn search_file(
     }
     StatsCounters::add(&stats.sst_reads, 1);
     StatsCounters::add(&stats.level_point_reads[level], 1);
-    reader.get(key, seqno)
+    reader.get_hashed(key, hash, seqno)
 }
 
 /// The sources of `view` merged, for an iterator over stored keys within `bounds`: only the

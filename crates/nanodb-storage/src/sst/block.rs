@@ -9,6 +9,7 @@
 //!    turns into a `Corruption` error naming the file and block; nothing here panics on input.
 //! 2. A cursor is either positioned at a whole, decoded entry (`valid()`) or not.
 
+use super::block_hash::{self, HashProbe, HASH_INDEX_FLAG};
 use super::buffers;
 use crate::coding::{get_u32_at, Decoder};
 use crate::key::compare_internal_keys;
@@ -24,26 +25,42 @@ pub struct Block {
     bytes: Vec<u8>,
     restarts_offset: usize,
     restart_count: usize,
+    /// Where the hash index's buckets lie in `bytes`, if the block has one.
+    hash_buckets: Option<std::ops::Range<usize>>,
 }
 
 impl Block {
-    /// Validates the restart array of `bytes`.
+    /// Validates the restart array (and the hash index, if any) of `bytes`.
     pub fn new(bytes: Vec<u8>) -> Result<Block, BlockError> {
         let len = bytes.len();
-        let restart_count = len
+        let count_word = len
             .checked_sub(4)
             .and_then(|offset| get_u32_at(&bytes, offset))
-            .ok_or("block shorter than its restart count")? as usize;
+            .ok_or("block shorter than its restart count")?;
+        let (restart_count, tail_len, hash_buckets) = if count_word & HASH_INDEX_FLAG == 0 {
+            (count_word as usize, 4, None)
+        } else {
+            let restart_count = (count_word & !HASH_INDEX_FLAG) as usize;
+            let bucket_count = len
+                .checked_sub(6)
+                .and_then(|offset| bytes.get(offset..offset + 2))
+                .map(|two| usize::from(u16::from_le_bytes([two[0], two[1]])))
+                .ok_or("block shorter than its hash index")?;
+            let start =
+                (len - 6).checked_sub(bucket_count).ok_or("hash index larger than the block")?;
+            block_hash::check_buckets(&bytes[start..len - 6], restart_count)?;
+            (restart_count, 6 + bucket_count, Some(start..len - 6))
+        };
         let restarts_len = restart_count
             .checked_mul(4)
-            .and_then(|size| size.checked_add(4))
+            .and_then(|size| size.checked_add(tail_len))
             .filter(|&size| size <= len)
             .ok_or("restart count larger than the block")?;
         let restarts_offset = len - restarts_len;
         if restart_count == 0 && restarts_offset != 0 {
             return Err("block with entries but no restart point");
         }
-        let block = Block { bytes, restarts_offset, restart_count };
+        let block = Block { bytes, restarts_offset, restart_count, hash_buckets };
         let mut previous = None;
         for index in 0..restart_count {
             let restart = block.restart(index);
@@ -58,6 +75,12 @@ impl Block {
         Ok(block)
     }
 
+    /// True if the block ends with a hash index.
+    #[cfg(test)]
+    pub fn has_hash_index(&self) -> bool {
+        self.hash_buckets.is_some()
+    }
+
     /// Bytes the block's buffer holds: its capacity, at least the decoded contents and at
     /// most twice them when the buffer came from the thread's stock (`buffers`).
     pub fn size_bytes(&self) -> usize {
@@ -67,7 +90,12 @@ impl Block {
     /// A block of `len` bytes with no entries, for tests that only look at its size.
     #[cfg(test)]
     pub fn for_tests(len: usize) -> Block {
-        Block { bytes: vec![0; len.max(4)], restarts_offset: 0, restart_count: 0 }
+        Block {
+            bytes: vec![0; len.max(4)],
+            restarts_offset: 0,
+            restart_count: 0,
+            hash_buckets: None,
+        }
     }
 
     fn restart(&self, index: usize) -> usize {
@@ -257,6 +285,31 @@ impl BlockCursor {
             self.decode_at(self.next_offset)?;
         }
         Ok(())
+    }
+
+    /// Positions as `seek_ge(target)` does, for a point lookup of `target`'s user key, whose
+    /// `hash64` is `user_key_hash`: through the block's hash index when it has one. Returns
+    /// false, with the cursor invalid, when the index shows the user key has no entry here.
+    pub fn seek_for_get(&mut self, target: &[u8], user_key_hash: u64) -> Result<bool, BlockError> {
+        let probe = match &self.block.hash_buckets {
+            Some(range) => block_hash::probe(&self.block.bytes[range.clone()], user_key_hash),
+            None => HashProbe::Collision,
+        };
+        match probe {
+            HashProbe::Absent => {
+                self.valid = false;
+                Ok(false)
+            }
+            HashProbe::Collision => self.seek_ge(target).map(|()| true),
+            HashProbe::Restart(index) => {
+                // Every entry before the key's first one sorts before `target`.
+                self.seek_to_restart(index)?;
+                while self.valid && compare_internal_keys(&self.key, target) == Ordering::Less {
+                    self.decode_at(self.next_offset)?;
+                }
+                Ok(true)
+            }
+        }
     }
 
     /// Positions at the last entry whose key is `<= target` (invalid if none).

@@ -41,8 +41,9 @@ thread_local! {
 pub const SST_MAGIC: u64 = u64::from_le_bytes(*b"NANOSST1");
 /// Current SST format version. Version 1: the first format, every block raw. Version 2: data
 /// and index blocks may be compressed (LZ4, zstd). Version 3: the bloom filter is blocked (a
-/// key's bits in one 64-byte line; `sst::bloom`). Readers accept all three.
-pub const SST_FORMAT_VERSION: u32 = 3;
+/// key's bits in one 64-byte line; `sst::bloom`). Version 4: a data block may end with a hash
+/// index (`sst::block_hash`). Readers accept all four.
+pub const SST_FORMAT_VERSION: u32 = 4;
 /// Size of the footer, in bytes. DO NOT CHANGE.
 pub const FOOTER_LEN: usize = 52;
 /// Size of the trailer after each block's contents, in bytes. DO NOT CHANGE.

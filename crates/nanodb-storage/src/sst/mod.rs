@@ -11,6 +11,7 @@
 
 mod block;
 mod block_builder;
+mod block_hash;
 pub(crate) mod bloom;
 mod buffers;
 mod compression;

@@ -124,6 +124,17 @@ impl SstReader {
         (0..index.len()).filter_map(|position| index.handle(position)).collect()
     }
 
+    /// How many of the file's data blocks end with a hash index, and how many it has.
+    #[cfg(test)]
+    pub(crate) fn data_blocks_with_hash_index(&self) -> (usize, usize) {
+        let handles = self.data_block_handles();
+        let indexed = handles
+            .iter()
+            .filter(|&&handle| self.read_data_block(handle, false).unwrap().has_hash_index())
+            .count();
+        (indexed, handles.len())
+    }
+
     /// True if the file has a bloom filter.
     pub fn has_filter(&self) -> bool {
         self.filter.is_some()
@@ -216,14 +227,26 @@ impl SstReader {
 
     /// The newest version of `user_key` with seqno `<= seqno` in this file. Does not consult
     /// the bloom filter (the caller does, to count skips).
+    #[cfg(test)]
     pub fn get(&self, user_key: &[u8], seqno: u64) -> Result<Lookup> {
+        self.get_hashed(user_key, super::hash64(user_key), seqno)
+    }
+
+    /// `get` for a key already hashed: `hash` is `hash64(user_key)`, which the block's hash
+    /// index (when the block has one) uses too.
+    pub fn get_hashed(&self, user_key: &[u8], hash: u64, seqno: u64) -> Result<Lookup> {
         let target = internal_key(user_key, seqno, KIND_FOR_SEEK);
         let index = self.index()?;
         let Some(handle) = index.handle(index.block_for(&target)) else {
             return Ok(Lookup::Absent);
         };
         let mut cursor = BlockCursor::new(self.read_data_block(handle, true)?);
-        cursor.seek_ge(&target).map_err(|detail| self.block_error(handle.offset, detail))?;
+        let may_hold = cursor
+            .seek_for_get(&target, hash)
+            .map_err(|detail| self.block_error(handle.offset, detail))?;
+        if !may_hold {
+            return Ok(Lookup::Absent);
+        }
         if !cursor.valid() {
             // The index promised a key >= target in this block.
             return Err(

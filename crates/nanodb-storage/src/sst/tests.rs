@@ -112,8 +112,9 @@ fn point_reads_see_the_right_version() {
 }
 
 #[test]
-fn files_of_format_version_2_and_their_classic_filters_still_read() {
-    for version in [2, SST_FORMAT_VERSION] {
+fn files_of_older_format_versions_still_read() {
+    // Version 2: classic filters; version 3: no hash index in data blocks.
+    for version in [2, 3, SST_FORMAT_VERSION] {
         for mode in MODES {
             let fs = SimFs::new();
             let options = SstWriterOptions {
@@ -124,6 +125,9 @@ fn files_of_format_version_2_and_their_classic_filters_still_read() {
             let reader = write_sst_version(&fs, 500, options, mode, version);
             let file = fs.open(Path::new(PATH)).unwrap();
             assert_eq!(Footer::read(file.as_ref(), Path::new(PATH)).unwrap().version, version);
+            let (indexed, blocks) = reader.data_blocks_with_hash_index();
+            assert!(blocks > 10);
+            assert_eq!(indexed, if version >= 4 { blocks } else { 0 }, "version {version}");
             // Reads, and the filter ruling absent keys out, in either layout.
             point_reads_see_the_right_version_with(reader);
         }
@@ -478,32 +482,35 @@ fn the_format_example_is_what_the_writer_writes() {
     let hex: String =
         fs.read_live(Path::new(PATH)).unwrap().iter().map(|byte| format!("{byte:02x}")).collect();
     let expected = concat!(
-        // data block (offset 0, size 65) and its trailer
+        // data block (offset 0, size 73) and its trailer
         "000e03006170706c650101000000000000726564",
         "030d067269636f740103000000000000",
         "6f72616e6765",
         "010c00706561720002000000000000",
-        "0000000001000000",
-        "00d310b845",
-        // filter block (offset 70, size 65: one line and the probe count 7) and its trailer
+        // restart[0], the hash index (6 buckets, their count), restart_count 1 | flag
+        "00000000",
+        "00ff00ffffff0600",
+        "01000080",
+        "00c599c2ce",
+        // filter block (offset 78, size 65: one line and the probe count 7) and its trailer
         "2000800400000020000001000000000001000000080400000000000040400110",
         "1000000001000100081200000004800000000000000000000000000000000100",
         "07",
         "000f0113af",
-        // index block (offset 140, stored size 31) and its trailer
-        "24000000b9000d0c00706561720002000100c041000000000000000100000001",
-        "d8728958",
-        // properties block (offset 176, size 77) and its trailer
+        // index block (offset 148, stored size 31) and its trailer
+        "24000000b9000d0c00706561720002000100c049000000000000000100000001",
+        "01c7f4db",
+        // properties block (offset 184, size 77) and its trailer
         "0300000000000000010000000000000001000000000000000300000000000000",
         "2b000000000000000900000000000000",
         "0e006170706c650101000000000000",
         "0d00706561720002000000000000",
         "00b5f456ca",
         // footer
-        "8c000000000000001f000000",
-        "460000000000000041000000",
-        "b0000000000000004d000000",
-        "030000003930ab98",
+        "94000000000000001f000000",
+        "4e0000000000000041000000",
+        "b8000000000000004d000000",
+        "040000003284e919",
         "4e414e4f53535431",
     );
     assert_eq!(hex, expected);

@@ -28,9 +28,16 @@ use std::cmp::Ordering;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// Entries between restart points in data blocks. Part of the written format's shape, not of
-/// its definition: readers accept any interval.
+/// Most entries between restart points in data blocks. Part of the written format's shape,
+/// not of its definition: readers accept any interval.
 pub const DATA_BLOCK_RESTART_INTERVAL: usize = 16;
+/// Bytes of entries after which a data block's next entry is a restart point, even before
+/// `DATA_BLOCK_RESTART_INTERVAL` entries: entries of this size or more (documents) are each a
+/// restart point, which the block's hash index can name (a lookup then decodes one entry, not
+/// the ones before it). Also only the writer's choice.
+pub const DATA_BLOCK_RESTART_BYTES: usize = 256;
+/// The first format version whose data blocks may have a hash index.
+const HASH_INDEX_FORMAT_VERSION: u32 = 4;
 /// Bytes buffered before they are appended to the file.
 const WRITE_BUFFER_BYTES: usize = 256 * 1024;
 
@@ -104,7 +111,11 @@ impl SstWriter {
             options,
             compressor,
             compression_bytes: CompressionBytes::default(),
-            data: BlockBuilder::new(DATA_BLOCK_RESTART_INTERVAL),
+            data: BlockBuilder::for_data(
+                DATA_BLOCK_RESTART_INTERVAL,
+                DATA_BLOCK_RESTART_BYTES,
+                SST_FORMAT_VERSION >= HASH_INDEX_FORMAT_VERSION,
+            ),
             index: BlockBuilder::new(1),
             bloom: BloomBuilder::new(),
             buffer: Vec::with_capacity(WRITE_BUFFER_BYTES + options.block_size_bytes * 2),
@@ -225,7 +236,13 @@ impl SstWriter {
     #[cfg(test)]
     pub(crate) fn with_format_version(mut self, version: u32) -> SstWriter {
         assert!((2..=SST_FORMAT_VERSION).contains(&version), "version {version}");
+        assert!(self.data.is_empty(), "the version is chosen before the first entry");
         self.format_version = version;
+        self.data = BlockBuilder::for_data(
+            DATA_BLOCK_RESTART_INTERVAL,
+            DATA_BLOCK_RESTART_BYTES,
+            version >= HASH_INDEX_FORMAT_VERSION,
+        );
         self
     }
 
