@@ -24,10 +24,11 @@ pub const PASSWORD_HASH_MEMORY_KIB_DEFAULT: u32 = 19 * 1024;
 pub const PASSWORD_HASH_PASSES_DEFAULT: u32 = 2;
 /// Default memory shared by the databases' memtables and block cache, in bytes: sized for a
 /// small VPS. Blocks the cache does not hold are read through the kernel's page cache. At
-/// 1,000,000 records it kept 43 to 49 MiB resident under reads, and cost up to a quarter of
-/// the request rate against 32 MiB (docs/benchmarks.md, issue 7); `--memory-mib` raises it
-/// for large data sets on larger machines.
-pub const MEMORY_BYTES_DEFAULT: u64 = 16 * 1024 * 1024;
+/// 1,000,000 records and 64 connections (`nanodb-bench serve`, docs/benchmarks.md, issue 7)
+/// 8 MiB kept 30 MiB resident under reads against 38 MiB with 16, at the same request rates
+/// (a cache of a few MiB holds little of 140 MiB of records either way); 32 MiB was up to a
+/// quarter faster than 16 for 18 MiB more. `--memory-mib` raises it for data sets that fit.
+pub const MEMORY_BYTES_DEFAULT: u64 = 8 * 1024 * 1024;
 
 /// Default most document-layer tasks (`state::blocking`) running at once; more wait for a
 /// slot. Each holds a blocking thread and the memory of its request while it runs, so this,
