@@ -4,15 +4,17 @@
 //! thread. A dropped block's bytes go to the dropping thread's stock of buffers (`buffers`).
 //!
 //! Invariants:
-//! 1. `Block::new` checks the restart array against the block size; entry decoding checks every
-//!    length against the bytes left. Bad bytes give `Err(&'static str)`, which the SST reader
+//! 1. `Block::new` checks the restart array (and the hash index's size and bucket values)
+//!    against the block size; entry decoding checks every length against the bytes left. Bad bytes give `Err(&'static str)`, which the SST reader
 //!    turns into a `Corruption` error naming the file and block; nothing here panics on input.
 //! 2. A cursor is either positioned at a whole, decoded entry (`valid()`) or not.
 
-use super::block_hash::{self, HashProbe, HASH_INDEX_FLAG};
+use super::block_hash::{
+    self, HashProbe, COLLISION_WALK_RESTARTS_MAX, HASH_INDEX_FLAG, HASH_INDEX_TAIL_BYTES,
+};
 use super::buffers;
 use crate::coding::{get_u32_at, Decoder};
-use crate::key::compare_internal_keys;
+use crate::key::{compare_internal_keys, user_key_of};
 use std::cmp::Ordering;
 use std::sync::Arc;
 
@@ -41,15 +43,18 @@ impl Block {
             (count_word as usize, 4, None)
         } else {
             let restart_count = (count_word & !HASH_INDEX_FLAG) as usize;
-            let bucket_count = len
-                .checked_sub(6)
-                .and_then(|offset| bytes.get(offset..offset + 2))
+            // The buckets end where the bucket count (u16) and the count word (u32) begin.
+            let buckets_end = len
+                .checked_sub(HASH_INDEX_TAIL_BYTES)
+                .ok_or("block shorter than its hash index")?;
+            let bucket_count = bytes
+                .get(buckets_end..buckets_end + 2)
                 .map(|two| usize::from(u16::from_le_bytes([two[0], two[1]])))
                 .ok_or("block shorter than its hash index")?;
             let start =
-                (len - 6).checked_sub(bucket_count).ok_or("hash index larger than the block")?;
-            block_hash::check_buckets(&bytes[start..len - 6], restart_count)?;
-            (restart_count, 6 + bucket_count, Some(start..len - 6))
+                buckets_end.checked_sub(bucket_count).ok_or("hash index larger than the block")?;
+            block_hash::check_buckets(&bytes[start..buckets_end], restart_count)?;
+            (restart_count, HASH_INDEX_TAIL_BYTES + bucket_count, Some(start..buckets_end))
         };
         let restarts_len = restart_count
             .checked_mul(4)
@@ -302,14 +307,61 @@ impl BlockCursor {
             }
             HashProbe::Collision => self.seek_ge(target).map(|()| true),
             HashProbe::Restart(index) => {
-                // Every entry before the key's first one sorts before `target`.
+                // Every entry before the key's first one sorts before `target`. The key's first
+                // entry, if it has one here, lies within `COLLISION_WALK_RESTARTS_MAX` restart
+                // points of `index`: a walk still on smaller keys past them proves it absent.
+                let last = index + usize::from(COLLISION_WALK_RESTARTS_MAX);
+                let give_up = if last + 1 < self.block.restart_count {
+                    self.block.restart(last + 1)
+                } else {
+                    usize::MAX
+                };
+                let user_key = user_key_of(target);
                 self.seek_to_restart(index)?;
                 while self.valid && compare_internal_keys(&self.key, target) == Ordering::Less {
+                    if self.current >= give_up && user_key_of(&self.key) < user_key {
+                        self.valid = false;
+                        return Ok(false);
+                    }
                     self.decode_at(self.next_offset)?;
                 }
                 Ok(true)
             }
         }
+    }
+
+    /// Checks the block's hash index against its entries (nothing to check without one): every
+    /// user key's bucket must name a restart point at or before its first entry, at most
+    /// `COLLISION_WALK_RESTARTS_MAX` before it, or be a collision. For `SstReader::verify`: a
+    /// bad index (which its checksum cannot catch if the writer built it wrong) would make
+    /// lookups miss keys.
+    pub fn check_hash_index(&mut self) -> Result<(), BlockError> {
+        let Some(range) = self.block.hash_buckets.clone() else { return Ok(()) };
+        self.seek_to_first()?;
+        let mut restart_index = 0;
+        let mut previous_user_key: Option<Vec<u8>> = None;
+        while self.valid {
+            while restart_index + 1 < self.block.restart_count
+                && self.block.restart(restart_index + 1) <= self.current
+            {
+                restart_index += 1;
+            }
+            let user_key = user_key_of(&self.key);
+            if previous_user_key.as_deref() != Some(user_key) {
+                let hash = super::hash64(user_key);
+                match block_hash::probe(&self.block.bytes[range.clone()], hash) {
+                    HashProbe::Collision => {}
+                    HashProbe::Restart(named)
+                        if named <= restart_index
+                            && restart_index - named
+                                <= usize::from(COLLISION_WALK_RESTARTS_MAX) => {}
+                    _ => return Err("hash index does not lead to a key of the block"),
+                }
+                previous_user_key = Some(user_key.to_vec());
+            }
+            self.advance()?;
+        }
+        Ok(())
     }
 
     /// Positions at the last entry whose key is `<= target` (invalid if none).

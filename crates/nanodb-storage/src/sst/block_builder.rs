@@ -3,8 +3,9 @@
 //! Entry: `shared: varint | unshared: varint | value_len: varint | key[shared..] | value`,
 //! where `shared` is the length of the prefix shared with the previous key. A restart point
 //! stores the full key (`shared = 0`): every `restart_interval` entries and, in data blocks,
-//! also once `restart_bytes` of entries were written since the last one (so large entries are
-//! each a restart point a lookup can jump to). The block ends with the restart offsets
+//! also once `restart_bytes` of entries were written since the last one (so an entry that
+//! follows one of that size or more starts a restart point, and documents of that size each
+//! start one a lookup can jump to). The block ends with the restart offsets
 //! (`u32 LE` each) and their count (`u32 LE`). A data block may also end with a hash index
 //! (`block_hash`) mapping each user key to its restart point; its count word then carries
 //! `HASH_INDEX_FLAG`. See docs/format/sst.md.
@@ -14,8 +15,8 @@
 //! Invariants:
 //! 1. Keys are added in strictly increasing internal-key order (asserted by the SST writer).
 //! 2. A block always has at least one restart point (offset 0) once an entry is added.
-//! 3. With a hash index, every distinct user key of the block has one entry in `hashed`: its
-//!    hash and the restart point of its first (newest) entry in this block.
+//! 3. With a hash index, every distinct user key of the block is noted once in `hash_index`,
+//!    with the restart point of its first (newest) entry in this block.
 
 use super::block_hash::{self, HashIndexBuilder};
 use crate::coding::{put_u32, put_varint};

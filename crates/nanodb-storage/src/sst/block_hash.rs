@@ -24,6 +24,8 @@
 
 use super::bloom::hash64;
 
+/// Bytes after a hash index's buckets: their count (u16) and the block's count word (u32).
+pub const HASH_INDEX_TAIL_BYTES: usize = 6;
 /// Set in a block's restart-count word when the block ends with a hash index.
 pub const HASH_INDEX_FLAG: u32 = 1 << 31;
 /// A bucket no user key of the block hashes to.
@@ -301,7 +303,8 @@ mod tests {
                 }
             }
         }
-        assert!(indexed_blocks > 250, "seed {seed}: {indexed_blocks} of 300 blocks indexed");
+        // At most 180 entries, so at most 180 restart points: every block gets an index.
+        assert_eq!(indexed_blocks, 300, "seed {seed}");
         assert!(ruled_out > 1000 && jumps > 1000, "seed {seed}: {ruled_out} {jumps}");
     }
 
@@ -357,5 +360,66 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn blocks_of_254_restart_points_get_an_index_and_of_255_do_not() {
+        for (count, indexed) in
+            [(HASH_INDEX_RESTARTS_MAX, true), (HASH_INDEX_RESTARTS_MAX + 1, false)]
+        {
+            let mut builder = BlockBuilder::for_data(1, 0, true);
+            let keys: Vec<Vec<u8>> =
+                (0..count).map(|i| internal_key(format!("k{i:04}").as_bytes(), 9, 1)).collect();
+            for key in &keys {
+                builder.add(key, b"v");
+            }
+            let block = Arc::new(Block::new(builder.finish()).unwrap());
+            assert_eq!(block.has_hash_index(), indexed, "{count} restart points");
+            let mut cursor = BlockCursor::new(Arc::clone(&block));
+            for key in &keys {
+                let target = internal_key(user_key_of(key), 100, KIND_FOR_SEEK);
+                assert!(cursor.seek_for_get(&target, hash64(user_key_of(key))).unwrap());
+                assert_eq!(cursor.key(), &key[..]);
+            }
+            cursor.check_hash_index().unwrap();
+        }
+    }
+
+    #[test]
+    fn the_check_finds_an_index_that_would_hide_a_key() {
+        let mut rng = TestRng::new(seed_or(11));
+        let mut checked = 0;
+        for _ in 0..100 {
+            let (good, keys) = random_block(&mut rng, true);
+            let block = Block::new(good.clone()).unwrap();
+            if !block.has_hash_index() || keys.len() < 4 {
+                continue;
+            }
+            BlockCursor::new(Arc::new(block)).check_hash_index().unwrap();
+            let len = good.len();
+            let bucket_count = usize::from(u16::from_le_bytes([good[len - 6], good[len - 5]]));
+            let restart_count =
+                u32::from_le_bytes(good[len - 4..].try_into().unwrap()) & !HASH_INDEX_FLAG;
+            let bucket_at = |key: &[u8]| {
+                len - 6 - bucket_count + bucket_of(hash64(user_key_of(key)), bucket_count)
+            };
+            // The last key's bucket emptied: the key would be ruled out.
+            let at = bucket_at(&keys[keys.len() - 1]);
+            let mut bad = good.clone();
+            bad[at] = BUCKET_EMPTY;
+            let block = Block::new(bad).unwrap();
+            assert!(BlockCursor::new(Arc::new(block)).check_hash_index().is_err());
+            // The first key's bucket (its key is at restart point 0) naming restart point 1:
+            // a walk from there would pass the key.
+            let at = bucket_at(&keys[0]);
+            if restart_count > 1 && good[at] != BUCKET_COLLISION {
+                let mut bad = good.clone();
+                bad[at] = 1;
+                let block = Block::new(bad).unwrap();
+                assert!(BlockCursor::new(Arc::new(block)).check_hash_index().is_err());
+            }
+            checked += 1;
+        }
+        assert!(checked > 20, "{checked} blocks checked");
     }
 }

@@ -290,7 +290,8 @@ impl SstReader {
         }
     }
 
-    /// Reads every block and checks every checksum and the key order; returns the entry count.
+    /// Reads every block and checks every checksum, the key order and the data blocks' hash
+    /// indexes; returns the entry count.
     pub fn verify(self: &Arc<SstReader>) -> Result<u64> {
         let mut cursor = self.cursor_uncached(Direction::Forward);
         cursor.seek_to_start()?;
@@ -314,6 +315,13 @@ impl SstReader {
                 &self.path,
                 format!("{count} entries found, properties say {}", self.properties.entry_count),
             ));
+        }
+        // The data blocks' hash indexes, which lookups trust to rule keys out.
+        let index = self.index()?;
+        for handle in (0..index.len()).filter_map(|position| index.handle(position)) {
+            BlockCursor::new(self.read_data_block(handle, false)?)
+                .check_hash_index()
+                .map_err(|detail| self.block_error(handle.offset, detail))?;
         }
         Ok(count)
     }
