@@ -5,8 +5,9 @@
 //!
 //! Invariants:
 //! 1. `Block::new` checks the restart array (and the hash index's size and bucket values)
-//!    against the block size; entry decoding checks every length against the bytes left. Bad bytes give `Err(&'static str)`, which the SST reader
-//!    turns into a `Corruption` error naming the file and block; nothing here panics on input.
+//!    against the block size; entry decoding checks every length against the bytes left. Bad
+//!    bytes give `Err(&'static str)`, which the SST reader turns into a `Corruption` error
+//!    naming the file and block; nothing here panics on input.
 //! 2. A cursor is either positioned at a whole, decoded entry (`valid()`) or not.
 
 use super::block_hash::{

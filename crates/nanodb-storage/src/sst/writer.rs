@@ -72,12 +72,15 @@ impl CompressionBytes {
 
 /// Most distinct user keys a compaction writes into one output file while the bloom filter
 /// is on. The writer keeps an 8-byte hash per key until the filter is built at `finish`, so
-/// this bounds that buffer at 4 MiB: without it, a 64 MiB output of small entries (index
+/// this bounds that buffer at 1 MiB: without it, a 64 MiB output of small entries (index
 /// entries of a few dozen bytes) held 2 million hashes, 16 MiB, most of a small server's peak
-/// memory. Outputs of entries over about 130 bytes reach `sst_size_bytes_target` first. A
-/// flush is not cut: its buffer holds one hash per distinct key of the memtable it writes
-/// (about 450,000 for a full 64 MiB memtable of 100-byte values: 3.5 MiB).
-pub const FILTER_KEYS_PER_OUTPUT_MAX: u64 = 1 << 19;
+/// memory; at 2^19 keys (4 MiB) `nanodb serve` peaked at 58 MiB under creates (two runs),
+/// at 2^17 at 51 and 53 MiB, with 10 to 18% more creates per second (issue 7,
+/// docs/benchmarks.md). Outputs of entries over about 510 bytes reach `sst_size_bytes_target`
+/// first; smaller entries make more, smaller files (about 16 MB at 100-byte values). A flush
+/// is not cut: its buffer holds one hash per distinct key of the memtable it writes (about
+/// 450,000 for a full 64 MiB memtable of 100-byte values: 3.5 MiB).
+pub const FILTER_KEYS_PER_OUTPUT_MAX: u64 = 1 << 17;
 
 /// Writes one SST.
 pub struct SstWriter {
