@@ -34,9 +34,10 @@ pub const BUCKET_EMPTY: u8 = 255;
 pub const BUCKET_COLLISION: u8 = 254;
 /// Most restart points of a block with a hash index (restart indexes 0..=253).
 pub const HASH_INDEX_RESTARTS_MAX: usize = 254;
-/// Buckets per distinct user key: half the buckets stay empty, so a key shares its bucket
-/// with another one (and falls back to the binary search) about a third of the time in a
-/// block of a few large entries, at two bytes per key.
+/// Buckets per distinct user key, at a byte each: about 60% of the buckets stay empty (so an
+/// absent key is ruled out that often), and in a block of ten documents a key shares its
+/// bucket with another about a third of the time (its lookup then walks from the earlier
+/// key's restart point, or binary-searches when they lie far apart).
 pub const BUCKETS_PER_KEY: usize = 2;
 /// Most restart points a lookup walks past when its key shares a bucket with a key that begins
 /// earlier in the block: the bucket names the earlier key's restart point (a walk from there
@@ -119,11 +120,11 @@ impl HashIndexBuilder {
     /// block has keys and at most `HASH_INDEX_RESTARTS_MAX` restart points; returns whether
     /// it did. Resets the builder either way.
     pub fn finish(&mut self, block: &mut Vec<u8>, restart_count: usize) -> bool {
+        let bucket_count = self.bucket_count();
         let keys = std::mem::take(&mut self.keys);
         if keys.is_empty() || restart_count > HASH_INDEX_RESTARTS_MAX {
             return false;
         }
-        let bucket_count = (keys.len() * BUCKETS_PER_KEY).clamp(1, HASH_INDEX_BUCKETS_MAX);
         let start = block.len();
         block.resize(start + bucket_count, BUCKET_EMPTY);
         let buckets = &mut block[start..];
