@@ -107,12 +107,18 @@ impl HashIndexBuilder {
         (self.keys.len() * BUCKETS_PER_KEY).clamp(1, HASH_INDEX_BUCKETS_MAX)
     }
 
+    /// True if a block of `restart_count` restart points gets an index: it has keys, and
+    /// few enough restart points for a byte to name each.
+    fn applies(&self, restart_count: usize) -> bool {
+        !self.keys.is_empty() && restart_count <= HASH_INDEX_RESTARTS_MAX
+    }
+
     /// Bytes the index would add to a block of `restart_count` restart points.
     pub fn size_estimate_bytes(&self, restart_count: usize) -> usize {
-        if self.keys.is_empty() || restart_count > HASH_INDEX_RESTARTS_MAX {
-            0
-        } else {
+        if self.applies(restart_count) {
             self.bucket_count() + 2
+        } else {
+            0
         }
     }
 
@@ -120,9 +126,9 @@ impl HashIndexBuilder {
     /// block has keys and at most `HASH_INDEX_RESTARTS_MAX` restart points; returns whether
     /// it did. Resets the builder either way.
     pub fn finish(&mut self, block: &mut Vec<u8>, restart_count: usize) -> bool {
-        let bucket_count = self.bucket_count();
+        let (applies, bucket_count) = (self.applies(restart_count), self.bucket_count());
         let keys = std::mem::take(&mut self.keys);
-        if keys.is_empty() || restart_count > HASH_INDEX_RESTARTS_MAX {
+        if !applies {
             return false;
         }
         let start = block.len();

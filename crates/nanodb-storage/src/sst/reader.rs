@@ -272,8 +272,8 @@ impl SstReader {
     }
 
     /// An iterator over the file in `direction` that uses blocks already in the block cache
-    /// but puts none there: for compaction and verification, which read each block once and
-    /// would otherwise evict what readers use.
+    /// but puts none there: for compaction, which reads each block once and would otherwise
+    /// evict what readers use (`verify` reads its blocks the same way).
     pub fn cursor_uncached(self: &Arc<SstReader>, direction: Direction) -> SstCursor {
         self.cursor_with(direction, false)
     }
@@ -291,37 +291,36 @@ impl SstReader {
     }
 
     /// Reads every block and checks every checksum, the key order and the data blocks' hash
-    /// indexes; returns the entry count.
+    /// indexes; returns the entry count. Each data block is read once (through the block
+    /// cache when it holds it, without filling it), its entries checked, then its index.
     pub fn verify(self: &Arc<SstReader>) -> Result<u64> {
-        let mut cursor = self.cursor_uncached(Direction::Forward);
-        cursor.seek_to_start()?;
-        let mut previous: Option<Vec<u8>> = None;
+        let index = self.index()?;
+        let mut previous: Vec<u8> = Vec::new();
         let mut count = 0u64;
-        while cursor.valid() {
-            if parse_internal_key(cursor.key()).is_none() {
-                return Err(Error::corruption(&self.path, "malformed internal key"));
-            }
-            if let Some(previous) = &previous {
-                if compare_internal_keys(previous, cursor.key()) != Ordering::Less {
+        for handle in (0..index.len()).filter_map(|position| index.handle(position)) {
+            let block_error = |detail| self.block_error(handle.offset, detail);
+            let mut cursor = BlockCursor::new(self.read_data_block(handle, false)?);
+            cursor.seek_to_first().map_err(block_error)?;
+            while cursor.valid() {
+                if parse_internal_key(cursor.key()).is_none() {
+                    return Err(Error::corruption(&self.path, "malformed internal key"));
+                }
+                if count > 0 && compare_internal_keys(&previous, cursor.key()) != Ordering::Less {
                     return Err(Error::corruption(&self.path, "keys out of order"));
                 }
+                previous.clear();
+                previous.extend_from_slice(cursor.key());
+                count += 1;
+                cursor.advance().map_err(block_error)?;
             }
-            previous = Some(cursor.key().to_vec());
-            count += 1;
-            cursor.next()?;
+            // The hash index, which lookups trust to rule keys out.
+            cursor.check_hash_index().map_err(block_error)?;
         }
         if count != self.properties.entry_count {
             return Err(Error::corruption(
                 &self.path,
                 format!("{count} entries found, properties say {}", self.properties.entry_count),
             ));
-        }
-        // The data blocks' hash indexes, which lookups trust to rule keys out.
-        let index = self.index()?;
-        for handle in (0..index.len()).filter_map(|position| index.handle(position)) {
-            BlockCursor::new(self.read_data_block(handle, false)?)
-                .check_hash_index()
-                .map_err(|detail| self.block_error(handle.offset, detail))?;
         }
         Ok(count)
     }

@@ -38,6 +38,12 @@ pub const DATA_BLOCK_RESTART_INTERVAL: usize = 16;
 pub const DATA_BLOCK_RESTART_BYTES: usize = 256;
 /// The first format version whose data blocks may have a hash index.
 const HASH_INDEX_FORMAT_VERSION: u32 = 4;
+
+/// The builder of the data blocks of a file of format `version`.
+fn data_block_builder(version: u32) -> BlockBuilder {
+    let hash_index = version >= HASH_INDEX_FORMAT_VERSION;
+    BlockBuilder::for_data(DATA_BLOCK_RESTART_INTERVAL, DATA_BLOCK_RESTART_BYTES, hash_index)
+}
 /// Bytes buffered before they are appended to the file.
 const WRITE_BUFFER_BYTES: usize = 256 * 1024;
 
@@ -114,11 +120,7 @@ impl SstWriter {
             options,
             compressor,
             compression_bytes: CompressionBytes::default(),
-            data: BlockBuilder::for_data(
-                DATA_BLOCK_RESTART_INTERVAL,
-                DATA_BLOCK_RESTART_BYTES,
-                SST_FORMAT_VERSION >= HASH_INDEX_FORMAT_VERSION,
-            ),
+            data: data_block_builder(SST_FORMAT_VERSION),
             index: BlockBuilder::new(1),
             bloom: BloomBuilder::new(),
             buffer: Vec::with_capacity(WRITE_BUFFER_BYTES + options.block_size_bytes * 2),
@@ -241,11 +243,7 @@ impl SstWriter {
         assert!((2..=SST_FORMAT_VERSION).contains(&version), "version {version}");
         assert!(self.data.is_empty(), "the version is chosen before the first entry");
         self.format_version = version;
-        self.data = BlockBuilder::for_data(
-            DATA_BLOCK_RESTART_INTERVAL,
-            DATA_BLOCK_RESTART_BYTES,
-            version >= HASH_INDEX_FORMAT_VERSION,
-        );
+        self.data = data_block_builder(version);
         self
     }
 
