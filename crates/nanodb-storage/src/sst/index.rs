@@ -1,10 +1,20 @@
 //! `SstIndex`: the decoded index block of one SST, one entry per data block (its last key and
-//! its handle), searched by binary search.
+//! where the block lies), searched by binary search.
 //!
-//! The keys of one SST often share a long prefix (a keyspace, a collection). The search
-//! compares first the eight bytes of each user key that follow the prefix all keys share,
-//! held big-endian in one array of `u64`s (`heads`), so most steps read one word from a
-//! small contiguous array instead of a key; only equal heads compare whole keys.
+//! A reader pins one for every open file (`Options::pin_index_and_filter`), so its size per
+//! data block is memory per byte of data, outside the block cache's budget; the layout keeps
+//! it small:
+//! - The keys of one SST often share a long prefix (a keyspace, a collection). It is stored
+//!   once (`prefix`), and each block's last key without it, back to back in one buffer
+//!   (`key_tails`), with each tail's end as a `u32`.
+//! - Data blocks are contiguous from offset 0 (checked at decode), so block `i` lies between
+//!   `block_starts[i]` and `block_starts[i + 1]` less its trailer: one `u64` per block, not
+//!   a whole handle.
+//! - The search compares first the eight bytes of each user key that follow the prefix, held
+//!   big-endian in one array of `u64`s (`heads`), so most steps read one word from a small
+//!   contiguous array instead of a key; only equal heads compare tails.
+//!
+//! Every vector is allocated at its final size (none grows by doubling).
 //!
 //! A reader keeps it in memory (pinned) or fetches it from the block cache for each lookup
 //! (`Options::pin_index_and_filter`); either way it is decoded and validated once per load.
@@ -12,11 +22,14 @@
 //! Thread safety: immutable after `decode`, shared through `Arc`.
 //!
 //! Invariants:
-//! 1. Keys are valid internal keys in strictly increasing order; handles are contiguous from
+//! 1. Keys are valid internal keys in strictly increasing order; blocks are contiguous from
 //!    offset 0 and end at or before `data_end`; there are exactly `data_block_count` entries.
 //!    `decode` checks all of it; bad bytes are `Corruption`, never a panic.
-//! 2. Every user key starts with `prefix`, and `heads[i]` is `head(prefix.len(), key i)`:
-//!    two keys whose heads differ are ordered as their heads are.
+//! 2. Every user key starts with `prefix`; `prefix` followed by tail `i` is block `i`'s last
+//!    key; `heads[i]` is `head(prefix.len(), user key i)`: two keys whose heads differ are
+//!    ordered as their heads are.
+//! 3. `block_starts` has one more element than there are blocks; each difference is a
+//!    block's stored size plus `BLOCK_TRAILER_LEN`, and the stored size fits a `u32`.
 
 use super::block::{Block, BlockCursor};
 use super::format::{BlockHandle, BLOCK_TRAILER_LEN};
@@ -27,23 +40,19 @@ use std::cmp::Ordering;
 use std::path::Path;
 use std::sync::Arc;
 
-/// Bytes charged per entry on top of its key: its key's end offset and its handle.
-const ENTRY_OVERHEAD_BYTES: usize =
-    std::mem::size_of::<usize>() + std::mem::size_of::<BlockHandle>();
-
-/// The index of one SST: the blocks' last keys back to back in one buffer (a binary search
-/// then reads one contiguous region), with each key's end offset and each block's handle.
+/// The index of one SST (see the module header for the layout).
 #[derive(Debug)]
 pub struct SstIndex {
-    keys: Vec<u8>,
-    /// `keys[key_ends[i - 1]..key_ends[i]]` is block `i`'s last key.
-    key_ends: Vec<usize>,
-    handles: Vec<BlockHandle>,
     /// The prefix every user key starts with.
     prefix: Vec<u8>,
+    /// Each block's last internal key without `prefix`, back to back.
+    key_tails: Vec<u8>,
+    /// `key_tails[tail_ends[i - 1]..tail_ends[i]]` is block `i`'s tail.
+    tail_ends: Vec<u32>,
+    /// Block `i` starts at `block_starts[i]`; the last element is where the data blocks end.
+    block_starts: Vec<u64>,
     /// Each key's eight user-key bytes after `prefix`, big-endian, zero-padded.
     heads: Vec<u64>,
-    size_bytes: usize,
 }
 
 /// The eight bytes of `user_key` after its first `skip`, big-endian, zero-padded: for two
@@ -57,6 +66,24 @@ fn head(skip: usize, user_key: &[u8]) -> u64 {
     u64::from_be_bytes(bytes)
 }
 
+/// The entries of an index block, checked, with whole keys (`decode`'s first pass).
+struct Entries {
+    keys: Vec<u8>,
+    key_ends: Vec<u32>,
+    block_starts: Vec<u64>,
+}
+
+impl Entries {
+    fn key(&self, position: usize) -> &[u8] {
+        let start = if position == 0 { 0 } else { self.key_ends[position - 1] as usize };
+        &self.keys[start..self.key_ends[position] as usize]
+    }
+
+    fn len(&self) -> usize {
+        self.key_ends.len()
+    }
+}
+
 impl SstIndex {
     /// Decodes and validates the index block `bytes` of the file at `path`, whose data region
     /// ends at `data_end` and holds `data_block_count` blocks.
@@ -67,13 +94,63 @@ impl SstIndex {
         data_block_count: u64,
     ) -> Result<SstIndex> {
         let corrupt = |detail: &str| Error::corruption(path, format!("index block: {detail}"));
+        let mut entries = Self::read_entries(bytes, data_end, data_block_count, &corrupt)?;
+        if entries.len() as u64 != data_block_count {
+            return Err(Error::corruption(
+                path,
+                "index and properties disagree on the block count",
+            ));
+        }
+        let count = entries.len();
+        let block_starts = std::mem::take(&mut entries.block_starts);
+        let mut index = SstIndex {
+            prefix: Vec::new(),
+            key_tails: Vec::new(),
+            tail_ends: Vec::with_capacity(count),
+            block_starts,
+            heads: Vec::with_capacity(count),
+        };
+        if count == 0 {
+            return Ok(index);
+        }
+        // Sorted keys: what the first and last user keys share, every key between shares.
+        let (first, last) = (user_key_of(entries.key(0)), user_key_of(entries.key(count - 1)));
+        let shared = first.iter().zip(last).take_while(|(a, b)| a == b).count();
+        index.prefix = first[..shared].to_vec();
+        index.key_tails = Vec::with_capacity(entries.keys.len() - shared * count);
+        for position in 0..count {
+            let key = entries.key(position);
+            index.heads.push(head(shared, user_key_of(key)));
+            index.key_tails.extend_from_slice(&key[shared..]);
+            // At most the block's length (a u32), so it fits.
+            index.tail_ends.push(index.key_tails.len() as u32);
+        }
+        Ok(index)
+    }
+
+    /// `decode`'s first pass: every entry checked, keys whole.
+    fn read_entries(
+        bytes: Vec<u8>,
+        data_end: u64,
+        data_block_count: u64,
+        corrupt: &dyn Fn(&str) -> Error,
+    ) -> Result<Entries> {
+        let block_bytes = bytes.len();
+        if u32::try_from(block_bytes).is_err() {
+            return Err(corrupt("larger than 4 GiB"));
+        }
+        // Every entry takes at least one byte: a count past the block's size is not believed
+        // for the allocation (the count check after the pass rejects it).
+        let count_hint = usize::try_from(data_block_count).unwrap_or(usize::MAX).min(block_bytes);
         let mut cursor = BlockCursor::new(Arc::new(Block::new(bytes).map_err(corrupt)?));
         cursor.seek_to_first().map_err(corrupt)?;
-        let mut keys = Vec::new();
-        let mut key_ends: Vec<usize> = Vec::new();
-        let mut handles: Vec<BlockHandle> = Vec::new();
+        let mut entries = Entries {
+            keys: Vec::with_capacity(block_bytes),
+            key_ends: Vec::with_capacity(count_hint),
+            block_starts: Vec::with_capacity(count_hint + 1),
+        };
         let mut next_offset = 0u64;
-        let mut size_bytes = 0;
+        entries.block_starts.push(0);
         while cursor.valid() {
             let mut decoder = Decoder::new(cursor.value());
             let handle = BlockHandle::decode(&mut decoder)
@@ -89,55 +166,38 @@ impl SstIndex {
             if parse_internal_key(cursor.key()).is_none() {
                 return Err(corrupt("malformed internal key"));
             }
-            let last_start = key_ends.len().checked_sub(2).map_or(0, |i| key_ends[i]);
-            if let Some(&last_end) = key_ends.last() {
-                let last = &keys[last_start..last_end];
+            if let Some(last) = entries.len().checked_sub(1).map(|last| entries.key(last)) {
                 if compare_internal_keys(last, cursor.key()) != Ordering::Less {
                     return Err(corrupt("keys out of order"));
                 }
             }
-            size_bytes += cursor.key().len() + ENTRY_OVERHEAD_BYTES;
-            keys.extend_from_slice(cursor.key());
-            key_ends.push(keys.len());
-            handles.push(handle);
+            entries.keys.extend_from_slice(cursor.key());
+            // Keys are parts of the block, which is under 4 GiB (checked above).
+            entries.key_ends.push(entries.keys.len() as u32);
+            entries.block_starts.push(next_offset);
             cursor.advance().map_err(corrupt)?;
         }
-        if handles.len() as u64 != data_block_count {
-            return Err(Error::corruption(
-                path,
-                "index and properties disagree on the block count",
-            ));
-        }
-        keys.shrink_to_fit();
-        let mut index =
-            SstIndex { keys, key_ends, handles, prefix: Vec::new(), heads: Vec::new(), size_bytes };
-        if index.len() > 0 {
-            // Sorted keys: what the first and last user keys share, every key between shares.
-            let (first, last) =
-                (user_key_of(index.last_key(0)), user_key_of(index.last_key(index.len() - 1)));
-            let shared = first.iter().zip(last).take_while(|(a, b)| a == b).count();
-            index.prefix = first[..shared].to_vec();
-            index.heads =
-                (0..index.len()).map(|i| head(shared, user_key_of(index.last_key(i)))).collect();
-            index.size_bytes += index.prefix.len() + index.heads.len() * std::mem::size_of::<u64>();
-        }
-        Ok(index)
+        Ok(entries)
     }
 
     /// Number of data blocks.
     pub fn len(&self) -> usize {
-        self.handles.len()
+        self.tail_ends.len()
     }
 
     /// The handle of data block `position`, if there is one.
     pub fn handle(&self, position: usize) -> Option<BlockHandle> {
-        self.handles.get(position).copied()
+        let (&offset, &end) =
+            (self.block_starts.get(position)?, self.block_starts.get(position + 1)?);
+        // Invariant 3: the difference is a u32 size plus the trailer.
+        let size = (end - offset - BLOCK_TRAILER_LEN as u64) as u32;
+        Some(BlockHandle { offset, size })
     }
 
-    /// The last key of block `position` (< `len()`).
-    fn last_key(&self, position: usize) -> &[u8] {
-        let start = if position == 0 { 0 } else { self.key_ends[position - 1] };
-        &self.keys[start..self.key_ends[position]]
+    /// The last key of block `position` (< `len()`) without `prefix`.
+    fn tail(&self, position: usize) -> &[u8] {
+        let start = if position == 0 { 0 } else { self.tail_ends[position - 1] as usize };
+        &self.key_tails[start..self.tail_ends[position] as usize]
     }
 
     /// Position of the first block whose last key is `>= target` (`len()` if none).
@@ -150,13 +210,15 @@ impl SstIndex {
                 _ => self.len(),
             };
         }
+        // Both sides without the prefix every key shares: the same order.
+        let target_tail = &target[self.prefix.len()..];
         let target_head = head(self.prefix.len(), user_key);
         let (mut low, mut high) = (0, self.len());
         while low < high {
             let middle = low + (high - low) / 2;
             let before = match self.heads[middle].cmp(&target_head) {
                 Ordering::Equal => {
-                    compare_internal_keys(self.last_key(middle), target) == Ordering::Less
+                    compare_internal_keys(self.tail(middle), target_tail) == Ordering::Less
                 }
                 ordering => ordering == Ordering::Less,
             };
@@ -169,9 +231,20 @@ impl SstIndex {
         low
     }
 
+    /// Block `position`'s last key, whole (tests).
+    #[cfg(test)]
+    fn whole_key(&self, position: usize) -> Vec<u8> {
+        [self.prefix.as_slice(), self.tail(position)].concat()
+    }
+
     /// Memory the decoded index holds, in bytes (its block cache charge).
     pub fn size_bytes(&self) -> usize {
-        self.size_bytes
+        std::mem::size_of::<SstIndex>()
+            + self.prefix.capacity()
+            + self.key_tails.capacity()
+            + self.tail_ends.capacity() * std::mem::size_of::<u32>()
+            + self.block_starts.capacity() * std::mem::size_of::<u64>()
+            + self.heads.capacity() * std::mem::size_of::<u64>()
     }
 }
 
@@ -194,6 +267,37 @@ mod tests {
         }
         let bytes = builder.finish();
         SstIndex::decode(Path::new("/t"), bytes, offset, user_keys.len() as u64).unwrap()
+    }
+
+    #[test]
+    fn keys_and_handles_come_back_as_written() {
+        let user_keys: Vec<Vec<u8>> = ["doc:a1", "doc:a2", "doc:b", "doc:bz", "doc:c"]
+            .iter()
+            .map(|k| k.as_bytes().to_vec())
+            .collect();
+        let index = index_of(&user_keys);
+        assert_eq!(index.prefix, b"doc:");
+        assert_eq!(index.len(), user_keys.len());
+        for (i, key) in user_keys.iter().enumerate() {
+            assert_eq!(index.whole_key(i), internal_key(key, 100 + i as u64, 1));
+            let expected =
+                BlockHandle { offset: i as u64 * (10 + BLOCK_TRAILER_LEN as u64), size: 10 };
+            assert_eq!(index.handle(i), Some(expected));
+        }
+        assert_eq!(index.handle(user_keys.len()), None);
+        // Exact allocations: the tails (key less prefix, plus the 8-byte trailer), one u32, one
+        // block start and one head per block, and one more block start.
+        let tails: usize = user_keys.iter().map(|key| key.len() - 4 + 8).sum();
+        let expected = std::mem::size_of::<SstIndex>() + 4 + tails + 5 * (4 + 8 + 8) + 8;
+        assert_eq!(index.size_bytes(), expected);
+    }
+
+    #[test]
+    fn an_empty_index_finds_no_block() {
+        let index = index_of(&[]);
+        assert_eq!(index.len(), 0);
+        assert_eq!(index.handle(0), None);
+        assert_eq!(index.block_for(&internal_key(b"any", 1, 1)), 0);
     }
 
     #[test]
@@ -229,7 +333,8 @@ mod tests {
                     let target = internal_key(&target, seqno, 1);
                     let plain = (0..index.len())
                         .find(|&i| {
-                            compare_internal_keys(index.last_key(i), &target) != Ordering::Less
+                            compare_internal_keys(index.whole_key(i).as_slice(), &target)
+                                != Ordering::Less
                         })
                         .unwrap_or(index.len());
                     assert_eq!(
