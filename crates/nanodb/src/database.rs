@@ -54,6 +54,10 @@ pub struct DatabaseOptions {
     /// SIGBUS rather than returning an error, and the pages read count in the process's
     /// resident memory. See `nanodb_storage::Options::mmap_reads`.
     pub mmap_reads: bool,
+    /// Bloom filter bits per key of the last level's files (`None`: as the other levels, 10).
+    /// Fewer bits save pinned memory at the cost of lookups of absent keys. See
+    /// `nanodb_storage::Options::bloom_bits_per_key_bottommost`.
+    pub bloom_bits_per_key_bottommost: Option<u32>,
 }
 
 impl Default for DatabaseOptions {
@@ -62,6 +66,7 @@ impl Default for DatabaseOptions {
             sync: true,
             ttl_check_interval: TTL_CHECK_INTERVAL_DEFAULT,
             mmap_reads: false,
+            bloom_bits_per_key_bottommost: None,
         }
     }
 }

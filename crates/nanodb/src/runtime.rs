@@ -177,6 +177,11 @@ impl NanoDb {
             memory_budget: Some(Arc::clone(&self.inner.budget)),
             memtable_size_bytes_max: self.inner.options.database_memtable_bytes_max,
             mmap_reads: self.inner.options.database.mmap_reads,
+            bloom_bits_per_key_bottommost: self
+                .inner
+                .options
+                .database
+                .bloom_bits_per_key_bottommost,
             ..Options::default()
         };
         let db = nanodb_storage::Db::open(self.inner.root.join(name), options)?;

@@ -127,7 +127,7 @@ fn run_and_install(
             filter_keys_per_output_max: crate::sst::FILTER_KEYS_PER_OUTPUT_MAX,
             writer_options: SstWriterOptions {
                 block_size_bytes: options.block_size_bytes,
-                bloom_bits_per_key: options.bloom_bits_per_key,
+                bloom_bits_per_key: options.bloom_bits_per_key_for(plan.bottommost),
                 compression: options.compression_for(plan.bottommost),
             },
             closing: &inner.closed,

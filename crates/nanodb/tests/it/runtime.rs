@@ -80,3 +80,21 @@ fn databases_share_one_memory_budget() {
     assert!(usage.memtable_bytes > 3 * 200 * 200, "{usage:?}");
     assert!(usage.memtable_bytes <= usage.memtable_share_bytes, "{usage:?}");
 }
+
+#[test]
+fn bottommost_bloom_bits_reach_the_engine_and_are_checked_there() {
+    use nanodb::DatabaseOptions;
+    let with_bits = |bits| NanoDbOptions {
+        database: DatabaseOptions {
+            bloom_bits_per_key_bottommost: Some(bits),
+            ..DatabaseOptions::default()
+        },
+        ..NanoDbOptions::default()
+    };
+    let runtime = NanoDb::in_memory(with_bits(nanodb_storage::BLOOM_BITS_PER_KEY_MAX)).unwrap();
+    let notes = runtime.database("db").unwrap().collection("notes").unwrap();
+    notes.insert(json(serde_json::json!({"n": 1}))).unwrap();
+    let runtime = NanoDb::in_memory(with_bits(nanodb_storage::BLOOM_BITS_PER_KEY_MAX + 1)).unwrap();
+    let error = runtime.database("db").unwrap_err();
+    assert!(error.to_string().contains("bloom_bits_per_key_bottommost"), "{error}");
+}
