@@ -107,6 +107,10 @@ impl Shard {
     fn len(&self) -> usize {
         self.entries.read().len()
     }
+
+    fn pinned_bytes(&self) -> u64 {
+        self.entries.read().values().map(|entry| entry.reader.pinned_bytes()).sum()
+    }
 }
 
 /// Counters of a table cache.
@@ -124,6 +128,9 @@ pub struct TableCacheStats {
     /// Of `opens`, those read through a memory map (`Options::mmap_reads`; a file that could
     /// not be mapped is read with `pread` and not counted here).
     pub opens_mapped: u64,
+    /// Bytes of index and filter the cached readers hold (`Options::pin_index_and_filter`),
+    /// outside the block cache and the memory budget.
+    pub pinned_bytes: u64,
 }
 
 /// The bounded cache of open SST readers of one database.
@@ -246,6 +253,7 @@ impl TableCache {
             misses: self.misses.load(Ordering::Relaxed),
             opens: self.opens.load(Ordering::Relaxed),
             opens_mapped: self.opens_mapped.load(Ordering::Relaxed),
+            pinned_bytes: self.shards.iter().map(Shard::pinned_bytes).sum(),
         }
     }
 }
@@ -318,6 +326,30 @@ mod tests {
         let cache = TableCache::new(Arc::new(fs), None, 16, true, true);
         let (id, path, size) = &files[0];
         assert!(!cache.reader(*id, path, *size).unwrap().is_mapped());
+    }
+
+    #[test]
+    fn pinned_bytes_count_the_cached_readers_index_and_filter() {
+        let (fs, files) = setup(3);
+        let fs: Arc<dyn Fs> = Arc::new(fs);
+        let unpinned = TableCache::new(Arc::clone(&fs), None, 16, false, false);
+        let pinned = TableCache::new(fs, None, 16, true, false);
+        let mut expected = 0;
+        for (id, path, size) in &files {
+            assert_eq!(unpinned.reader(*id, path, *size).unwrap().pinned_bytes(), 0);
+            let reader = pinned.reader(*id, path, *size).unwrap();
+            // 100 keys: an index of several blocks and a filter of 125 bytes and more.
+            assert!(
+                reader.pinned_bytes() > 125 + std::mem::size_of::<crate::sst::SstIndex>() as u64
+            );
+            expected += reader.pinned_bytes();
+            assert_eq!(pinned.stats().pinned_bytes, expected);
+        }
+        assert_eq!(unpinned.stats().pinned_bytes, 0);
+        pinned.evict(files[0].0);
+        let first =
+            SstReader::open(pinned.fs().as_ref(), &files[0].1, None, 0, true, false).unwrap();
+        assert_eq!(pinned.stats().pinned_bytes, expected - first.pinned_bytes());
     }
 
     #[test]

@@ -233,6 +233,7 @@ fn storage_memory(address: std::net::SocketAddr) -> Vec<(String, u64)> {
         "nanodb_storage_frozen_memtable_bytes",
         "nanodb_storage_block_cache_bytes",
         "nanodb_storage_block_cache_capacity_bytes",
+        "nanodb_storage_pinned_bytes",
     ]
     .iter()
     .filter_map(|name| {

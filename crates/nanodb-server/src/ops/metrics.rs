@@ -231,6 +231,12 @@ fn render_storage(state: &AppState, out: &mut String) {
             "The block cache's bound.",
             memory.block_cache_capacity_bytes,
         ),
+        (
+            "nanodb_storage_pinned_bytes",
+            "gauge",
+            "Bytes of index and bloom filter the open SSTs hold, outside the block cache.",
+            stats.table_cache_pinned_bytes,
+        ),
         ("nanodb_storage_l0_depth", "gauge", "Most L0 files of one keyspace.", stats.l0_depth),
         ("nanodb_storage_snapshots_live", "gauge", "Snapshots held.", stats.snapshots_live),
         (

@@ -43,6 +43,7 @@ fn metrics_count_requests_by_route_and_status_with_storage_and_process_figures()
         "nanodb_storage_seqno_last",
         "nanodb_storage_write_ops_total",
         "nanodb_storage_block_cache_capacity_bytes",
+        "nanodb_storage_pinned_bytes",
         "nanodb_storage_sst_files{level=\"0\"}",
         "nanodb_realtime_clients",
         "nanodb_auth_rate_limited_total",

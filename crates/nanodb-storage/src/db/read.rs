@@ -554,6 +554,7 @@ pub(crate) fn stats(inner: &DbInner) -> DbStats {
     stats.table_cache_misses = tables.misses;
     stats.table_cache_opens = tables.opens;
     stats.table_cache_opens_mapped = tables.opens_mapped;
+    stats.table_cache_pinned_bytes = tables.pinned_bytes;
     if let Some(limiter) = &inner.rate_limiter {
         stats.rate_limit_bytes = limiter.bytes_requested();
         stats.rate_limit_wait_micros = limiter.wait_micros();

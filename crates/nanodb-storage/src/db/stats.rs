@@ -180,6 +180,9 @@ pub struct DbStats {
     /// Of `table_cache_opens`, the files read through a memory map (`Options::mmap_reads`;
     /// 0 without it, or when no file could be mapped).
     pub table_cache_opens_mapped: u64,
+    /// Bytes of index and filter the open readers hold (`Options::pin_index_and_filter`):
+    /// memory outside the block cache and the memory budget, growing with the data.
+    pub table_cache_pinned_bytes: u64,
     /// Bytes flushes and compactions asked the rate limiter for (0 without a limit).
     pub rate_limit_bytes: u64,
     /// Total time flushes and compactions waited for the rate limiter, in microseconds.
@@ -339,12 +342,13 @@ impl fmt::Display for DbStats {
         }
         writeln!(
             f,
-            "table cache           {} files, {} hits, {} misses, {} opens ({} mapped)",
+            "table cache           {} files, {} hits, {} misses, {} opens ({} mapped), {} bytes pinned",
             self.table_cache_files,
             self.table_cache_hits,
             self.table_cache_misses,
             self.table_cache_opens,
-            self.table_cache_opens_mapped
+            self.table_cache_opens_mapped,
+            self.table_cache_pinned_bytes
         )?;
         writeln!(
             f,

@@ -111,6 +111,20 @@ impl SstReader {
         self.file.size_bytes()
     }
 
+    /// Bytes of the index and filter this reader holds itself (pinned), outside the block
+    /// cache; 0 for parts it fetches from the cache.
+    pub fn pinned_bytes(&self) -> u64 {
+        let index = match &self.index {
+            Part::Pinned(index) => index.size_bytes(),
+            Part::Cached(_) => 0,
+        };
+        let filter = match &self.filter {
+            Some(Part::Pinned(filter)) => filter.size_bytes(),
+            _ => 0,
+        };
+        (index + filter) as u64
+    }
+
     /// True when the file is read through a memory map (`Options::mmap_reads`, and the map
     /// could be made), false when it is read with `pread`.
     pub fn is_mapped(&self) -> bool {

@@ -122,6 +122,7 @@ fn many_files_read_correctly(pin: bool) {
     assert!(stats.table_cache_files <= OPEN_FILES_MAX_MIN as u64, "{stats}");
     assert!(stats.table_cache_misses > 0 && stats.table_cache_hits > 0, "{stats}");
     assert!(stats.table_cache_opens >= files + stats.table_cache_misses, "{stats}");
+    assert_eq!(stats.table_cache_pinned_bytes > 0, pin, "{stats}");
     let cache = stats.block_cache.unwrap();
     assert!(cache.usage_bytes <= cache.capacity_bytes, "{cache:?}");
     // Every get of a present key consulted one filter per file it searched.
