@@ -78,7 +78,10 @@ impl AppState {
     pub fn open(config: ServerConfig) -> Result<AppState> {
         let options = NanoDbOptions {
             memory_bytes: config.memory_bytes,
-            database: DatabaseOptions { sync: config.sync_writes, ..DatabaseOptions::default() },
+            database: DatabaseOptions {
+                sync: config.sync_writes,
+                ..DatabaseOptions::small_memory()
+            },
             ..NanoDbOptions::default()
         };
         let runtime = NanoDb::open(&config.data_dir, options)?;

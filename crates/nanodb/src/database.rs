@@ -71,7 +71,25 @@ impl Default for DatabaseOptions {
     }
 }
 
+/// Bloom filter bits per key of the last level's files in `DatabaseOptions::small_memory`.
+pub const BLOOM_BITS_PER_KEY_BOTTOMMOST_SMALL_MEMORY: u32 = 5;
+
 impl DatabaseOptions {
+    /// The defaults, for a small machine (what `nanodb serve` uses): the files of the last
+    /// level, which hold most of the keys, get bloom filters of
+    /// `BLOOM_BITS_PER_KEY_BOTTOMMOST_SMALL_MEMORY` bits per key instead of 10. Those filters
+    /// are held in memory for every open file, outside the memory budget, so this takes about
+    /// 40% off that memory (measured with the server at 1,000,000 records and 1,000,000 notes:
+    /// 7 MiB pinned instead of 9 to 10), and costs lookups of keys that are absent (an insert's
+    /// check that its id is new, a unique index's check): about 9% of them read one more block
+    /// of the last level, against 1%. Lookups of keys that exist and scans are unchanged.
+    pub fn small_memory() -> DatabaseOptions {
+        DatabaseOptions {
+            bloom_bits_per_key_bottommost: Some(BLOOM_BITS_PER_KEY_BOTTOMMOST_SMALL_MEMORY),
+            ..DatabaseOptions::default()
+        }
+    }
+
     /// Checks the options against their limits.
     pub(crate) fn validate(&self) -> Result<()> {
         let interval = self.ttl_check_interval;

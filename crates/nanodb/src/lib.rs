@@ -33,7 +33,7 @@ mod typed;
 
 pub use catalog::CollectionOptions;
 pub use collection::{Collection, MANY_DOCUMENTS_MAX};
-pub use database::{Database, DatabaseOptions};
+pub use database::{Database, DatabaseOptions, BLOOM_BITS_PER_KEY_BOTTOMMOST_SMALL_MEMORY};
 pub use document::{
     check_field_name, Document, DOCUMENT_SIZE_BYTES_MAX, FIELD_CREATED, FIELD_ID, FIELD_UPDATED,
 };

@@ -16,7 +16,7 @@
 //! Thread safety: runs on the orchestrating thread.
 
 use super::http::Connection;
-use nanodb::{NanoDb, NanoDbOptions, Value};
+use nanodb::{DatabaseOptions, NanoDb, NanoDbOptions, Value};
 use serde_json::{json, Value as Json};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -173,7 +173,11 @@ pub fn insert_records(
     users: &[String],
     records: u64,
 ) -> Result<(), String> {
-    let runtime = NanoDb::open(dir, NanoDbOptions::default()).map_err(|error| error.to_string())?;
+    // The database options `nanodb serve` opens with, so the files written here are the ones
+    // a server that had taken these records itself would have.
+    let options =
+        NanoDbOptions { database: DatabaseOptions::small_memory(), ..NanoDbOptions::default() };
+    let runtime = NanoDb::open(dir, options).map_err(|error| error.to_string())?;
     let database = runtime.database("pb").map_err(|error| error.to_string())?;
     let items = database.open_collection(&schema.items_id).map_err(|error| error.to_string())?;
     let notes = database.open_collection(&schema.notes_id).map_err(|error| error.to_string())?;

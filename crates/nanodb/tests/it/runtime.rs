@@ -97,4 +97,14 @@ fn bottommost_bloom_bits_reach_the_engine_and_are_checked_there() {
     let runtime = NanoDb::in_memory(with_bits(nanodb_storage::BLOOM_BITS_PER_KEY_MAX + 1)).unwrap();
     let error = runtime.database("db").unwrap_err();
     assert!(error.to_string().contains("bloom_bits_per_key_bottommost"), "{error}");
+    // The small-memory preset: the defaults but for the last level's filters.
+    let small = DatabaseOptions::small_memory();
+    assert_eq!(
+        small.bloom_bits_per_key_bottommost,
+        Some(nanodb::BLOOM_BITS_PER_KEY_BOTTOMMOST_SMALL_MEMORY)
+    );
+    assert_eq!(
+        DatabaseOptions { bloom_bits_per_key_bottommost: None, ..small },
+        DatabaseOptions::default()
+    );
 }
