@@ -40,6 +40,11 @@ use std::cmp::Ordering;
 use std::path::Path;
 use std::sync::Arc;
 
+/// Fewest bytes an index entry takes in the block: three one-byte lengths, an internal key
+/// (at least its 8-byte trailer), a handle (two one-byte varints at the least) and its
+/// restart point (4 bytes, as every index entry is one).
+const INDEX_ENTRY_BYTES_MIN: usize = 3 + 8 + 2 + 4;
+
 /// The index of one SST (see the module header for the layout).
 #[derive(Debug)]
 pub struct SstIndex {
@@ -139,9 +144,12 @@ impl SstIndex {
         if u32::try_from(block_bytes).is_err() {
             return Err(corrupt("larger than 4 GiB"));
         }
-        // Every entry takes at least one byte: a count past the block's size is not believed
-        // for the allocation (the count check after the pass rejects it).
-        let count_hint = usize::try_from(data_block_count).unwrap_or(usize::MAX).min(block_bytes);
+        // A count the block's size cannot hold is not believed for the allocation (the count
+        // check after the pass rejects it), so damaged properties cannot make the vectors
+        // below larger than the block itself; a hint too small only costs reallocations.
+        let count_hint = usize::try_from(data_block_count)
+            .unwrap_or(usize::MAX)
+            .min(block_bytes / INDEX_ENTRY_BYTES_MIN);
         let mut cursor = BlockCursor::new(Arc::new(Block::new(bytes).map_err(corrupt)?));
         cursor.seek_to_first().map_err(corrupt)?;
         let mut entries = Entries {
@@ -254,8 +262,9 @@ mod tests {
     use crate::key::internal_key;
     use crate::sst::block_builder::BlockBuilder;
 
-    /// An index over `user_keys` (sorted, distinct), block `i` ending at key `i`.
-    fn index_of(user_keys: &[Vec<u8>]) -> SstIndex {
+    /// The index block over `user_keys` (sorted, distinct), block `i` ending at key `i`, and
+    /// where its data region ends.
+    fn index_block_of(user_keys: &[Vec<u8>]) -> (Vec<u8>, u64) {
         let mut builder = BlockBuilder::new(16);
         let mut offset = 0u64;
         for (i, key) in user_keys.iter().enumerate() {
@@ -265,8 +274,23 @@ mod tests {
             handle.encode(&mut value);
             builder.add(&internal_key(key, 100 + i as u64, 1), &value);
         }
-        let bytes = builder.finish();
-        SstIndex::decode(Path::new("/t"), bytes, offset, user_keys.len() as u64).unwrap()
+        (builder.finish(), offset)
+    }
+
+    /// An index over `user_keys` (sorted, distinct), block `i` ending at key `i`.
+    fn index_of(user_keys: &[Vec<u8>]) -> SstIndex {
+        let (bytes, data_end) = index_block_of(user_keys);
+        SstIndex::decode(Path::new("/t"), bytes, data_end, user_keys.len() as u64).unwrap()
+    }
+
+    #[test]
+    fn a_block_count_other_than_the_entries_is_corruption() {
+        let user_keys: Vec<Vec<u8>> = (0..5u8).map(|i| vec![b'k', i]).collect();
+        for count in [0, 4, 6, u64::MAX] {
+            let (bytes, data_end) = index_block_of(&user_keys);
+            let error = SstIndex::decode(Path::new("/t"), bytes, data_end, count).unwrap_err();
+            assert!(error.to_string().contains("disagree on the block count"), "{count}: {error}");
+        }
     }
 
     #[test]
