@@ -54,9 +54,10 @@ pub struct DatabaseOptions {
     /// SIGBUS rather than returning an error, and the pages read count in the process's
     /// resident memory. See `nanodb_storage::Options::mmap_reads`.
     pub mmap_reads: bool,
-    /// Bloom filter bits per key of the last level's files (`None`: as the other levels, 10).
-    /// Fewer bits save pinned memory at the cost of lookups of absent keys. See
-    /// `nanodb_storage::Options::bloom_bits_per_key_bottommost`.
+    /// Bloom filter bits per key of the outputs of bottommost compactions (no deeper level
+    /// holds their key range: the last level, mostly) (`None`: as the other files, 10; at most
+    /// `nanodb_storage::BLOOM_BITS_PER_KEY_MAX`). Fewer bits save pinned memory at the cost of
+    /// lookups of absent keys. See `nanodb_storage::Options::bloom_bits_per_key_bottommost`.
     pub bloom_bits_per_key_bottommost: Option<u32>,
 }
 
@@ -71,18 +72,20 @@ impl Default for DatabaseOptions {
     }
 }
 
-/// Bloom filter bits per key of the last level's files in `DatabaseOptions::small_memory`.
+/// Bloom filter bits per key of bottommost compaction outputs in
+/// `DatabaseOptions::small_memory`.
 pub const BLOOM_BITS_PER_KEY_BOTTOMMOST_SMALL_MEMORY: u32 = 5;
 
 impl DatabaseOptions {
-    /// The defaults, for a small machine (what `nanodb serve` uses): the files of the last
-    /// level, which hold most of the keys, get bloom filters of
-    /// `BLOOM_BITS_PER_KEY_BOTTOMMOST_SMALL_MEMORY` bits per key instead of 10. Those filters
-    /// are held in memory for every open file, outside the memory budget, so this takes about
-    /// 40% off that memory (measured with the server at 1,000,000 records and 1,000,000 notes:
-    /// 7 MiB pinned instead of 9 to 10), and costs lookups of keys that are absent (an insert's
-    /// check that its id is new, a unique index's check): about 9% of them read one more block
-    /// of the last level, against 1%. Lookups of keys that exist and scans are unchanged.
+    /// The defaults, for a small machine (what `nanodb serve` uses): the outputs of bottommost
+    /// compactions (the last level's files, which hold most of the keys) get bloom filters of
+    /// `BLOOM_BITS_PER_KEY_BOTTOMMOST_SMALL_MEMORY` bits per key instead of 10. Filters are held
+    /// in memory for every open file, outside the memory budget; this takes about 40% off
+    /// them (measured with the server at 1,000,000 records and 1,000,000 notes: index and
+    /// filters pinned 7 MiB instead of 9 to 10), and costs lookups of keys that are absent (an
+    /// insert's check that its id is new, a unique index's check): about 9% of them read one
+    /// more block of those files, against 1%. Lookups of keys that exist and scans are
+    /// unchanged.
     pub fn small_memory() -> DatabaseOptions {
         DatabaseOptions {
             bloom_bits_per_key_bottommost: Some(BLOOM_BITS_PER_KEY_BOTTOMMOST_SMALL_MEMORY),
@@ -92,6 +95,12 @@ impl DatabaseOptions {
 
     /// Checks the options against their limits.
     pub(crate) fn validate(&self) -> Result<()> {
+        let max = nanodb_storage::BLOOM_BITS_PER_KEY_MAX;
+        if let Some(bits) = self.bloom_bits_per_key_bottommost.filter(|&bits| bits > max) {
+            return Err(Error::invalid(format!(
+                "bloom_bits_per_key_bottommost must be at most {max}, not {bits}"
+            )));
+        }
         let interval = self.ttl_check_interval;
         if !(TTL_CHECK_INTERVAL_MIN..=TTL_CHECK_INTERVAL_MAX).contains(&interval) {
             return Err(Error::invalid(format!(

@@ -234,7 +234,7 @@ fn render_storage(state: &AppState, out: &mut String) {
         (
             "nanodb_storage_pinned_bytes",
             "gauge",
-            "Bytes of index and bloom filter the open SSTs hold, outside the block cache.",
+            "Bytes of index and bloom filter the table cache's SST readers pin, outside the block cache.",
             stats.table_cache_pinned_bytes,
         ),
         ("nanodb_storage_l0_depth", "gauge", "Most L0 files of one keyspace.", stats.l0_depth),

@@ -41,9 +41,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 /// Fewest bytes an index entry takes in the block: three one-byte lengths, an internal key
-/// (at least its 8-byte trailer), a handle (two one-byte varints at the least) and its
-/// restart point (4 bytes, as every index entry is one).
-const INDEX_ENTRY_BYTES_MIN: usize = 3 + 8 + 2 + 4;
+/// (at least its 8-byte trailer), a handle (a u64 and a u32) and its restart point (4 bytes,
+/// as every index entry is one).
+const INDEX_ENTRY_BYTES_MIN: usize = 3 + 8 + 12 + 4;
 
 /// The index of one SST (see the module header for the layout).
 #[derive(Debug)]
@@ -127,7 +127,7 @@ impl SstIndex {
             let key = entries.key(position);
             index.heads.push(head(shared, user_key_of(key)));
             index.key_tails.extend_from_slice(&key[shared..]);
-            // At most the block's length (a u32), so it fits.
+            // At most the keys' length, so the block's (a u32): it fits.
             index.tail_ends.push(index.key_tails.len() as u32);
         }
         Ok(index)
@@ -174,13 +174,20 @@ impl SstIndex {
             if parse_internal_key(cursor.key()).is_none() {
                 return Err(corrupt("malformed internal key"));
             }
+            // Every index entry is a restart point holding its whole key, so the keys together
+            // fit in the block. Entries sharing bytes with the one before (which a damaged or
+            // crafted block could have) could otherwise grow them without bound; this also
+            // keeps every key end within a u32 (the block is under 4 GiB, checked above).
+            if entries.keys.len() + cursor.key().len() > block_bytes {
+                return Err(corrupt("keys longer than the block"));
+            }
             if let Some(last) = entries.len().checked_sub(1).map(|last| entries.key(last)) {
                 if compare_internal_keys(last, cursor.key()) != Ordering::Less {
                     return Err(corrupt("keys out of order"));
                 }
             }
             entries.keys.extend_from_slice(cursor.key());
-            // Keys are parts of the block, which is under 4 GiB (checked above).
+            // At most the block's size (checked above).
             entries.key_ends.push(entries.keys.len() as u32);
             entries.block_starts.push(next_offset);
             cursor.advance().map_err(corrupt)?;
@@ -262,25 +269,48 @@ mod tests {
     use crate::key::internal_key;
     use crate::sst::block_builder::BlockBuilder;
 
-    /// The index block over `user_keys` (sorted, distinct), block `i` ending at key `i`, and
+    /// The internal key ending block `i` of an index over `user_keys`.
+    fn block_key(user_keys: &[Vec<u8>], i: usize) -> Vec<u8> {
+        internal_key(&user_keys[i], 100 + (user_keys.len() - i) as u64, 1)
+    }
+
+    /// The index block over `user_keys` (sorted; a key may repeat, as when one key's versions
+    /// span blocks: its later blocks end at older versions), block `i` ending at key `i`, and
     /// where its data region ends.
     fn index_block_of(user_keys: &[Vec<u8>]) -> (Vec<u8>, u64) {
-        let mut builder = BlockBuilder::new(16);
+        let mut builder = BlockBuilder::new(1);
         let mut offset = 0u64;
-        for (i, key) in user_keys.iter().enumerate() {
+        for i in 0..user_keys.len() {
             let handle = BlockHandle { offset, size: 10 };
             offset += 10 + BLOCK_TRAILER_LEN as u64;
             let mut value = Vec::new();
             handle.encode(&mut value);
-            builder.add(&internal_key(key, 100 + i as u64, 1), &value);
+            builder.add(&block_key(user_keys, i), &value);
         }
         (builder.finish(), offset)
     }
 
-    /// An index over `user_keys` (sorted, distinct), block `i` ending at key `i`.
+    /// An index over `user_keys` (sorted), block `i` ending at key `i`.
     fn index_of(user_keys: &[Vec<u8>]) -> SstIndex {
         let (bytes, data_end) = index_block_of(user_keys);
         SstIndex::decode(Path::new("/t"), bytes, data_end, user_keys.len() as u64).unwrap()
+    }
+
+    #[test]
+    fn entries_sharing_key_bytes_past_the_block_size_are_corruption() {
+        // Written with restart points every 16 entries, so entries share bytes with the one
+        // before: the keys together are longer than the block, which an index never is.
+        let mut builder = BlockBuilder::new(16);
+        let mut offset = 0u64;
+        for i in 0..10u8 {
+            let handle = BlockHandle { offset, size: 10 };
+            offset += 10 + BLOCK_TRAILER_LEN as u64;
+            let mut value = Vec::new();
+            handle.encode(&mut value);
+            builder.add(&internal_key(&[&[b'p'; 200][..], &[i][..]].concat(), 1, 1), &value);
+        }
+        let error = SstIndex::decode(Path::new("/t"), builder.finish(), offset, 10).unwrap_err();
+        assert!(error.to_string().contains("keys longer than the block"), "{error}");
     }
 
     #[test]
@@ -303,7 +333,7 @@ mod tests {
         assert_eq!(index.prefix, b"doc:");
         assert_eq!(index.len(), user_keys.len());
         for (i, key) in user_keys.iter().enumerate() {
-            assert_eq!(index.whole_key(i), internal_key(key, 100 + i as u64, 1));
+            assert_eq!(index.whole_key(i), block_key(&user_keys, i), "{key:?}");
             let expected =
                 BlockHandle { offset: i as u64 * (10 + BLOCK_TRAILER_LEN as u64), size: 10 };
             assert_eq!(index.handle(i), Some(expected));
@@ -342,10 +372,19 @@ mod tests {
                 })
                 .collect();
             user_keys.sort();
-            user_keys.dedup();
+            if below(2) == 0 {
+                user_keys.dedup(); // else a key may end several blocks, at older versions
+            }
             let index = index_of(&user_keys);
             let mut targets: Vec<Vec<u8>> = user_keys.clone();
             targets.extend([Vec::new(), b"j".to_vec(), b"l".to_vec(), vec![255; 20]]);
+            // Targets that leave the prefix inside it, and the prefix itself.
+            for cut in 0..prefix.len() {
+                for last in [b'j', b'l'] {
+                    targets.push([&prefix[..cut], &[last][..]].concat());
+                }
+            }
+            targets.push(prefix.clone());
             for user_key in &user_keys {
                 let mut longer = user_key.clone();
                 longer.push(0);
@@ -353,11 +392,11 @@ mod tests {
                 targets.push(user_key[..user_key.len().saturating_sub(1)].to_vec());
             }
             for target in targets {
-                for seqno in [0, 100 + below(50), crate::key::SEQNO_MAX] {
+                for seqno in [0, 100 + below(50), 100 + below(50), crate::key::SEQNO_MAX] {
                     let target = internal_key(&target, seqno, 1);
                     let plain = (0..index.len())
                         .find(|&i| {
-                            compare_internal_keys(index.whole_key(i).as_slice(), &target)
+                            compare_internal_keys(&block_key(&user_keys, i), &target)
                                 != Ordering::Less
                         })
                         .unwrap_or(index.len());

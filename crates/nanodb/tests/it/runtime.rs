@@ -94,8 +94,9 @@ fn bottommost_bloom_bits_reach_the_engine_and_are_checked_there() {
     let runtime = NanoDb::in_memory(with_bits(nanodb_storage::BLOOM_BITS_PER_KEY_MAX)).unwrap();
     let notes = runtime.database("db").unwrap().collection("notes").unwrap();
     notes.insert(json(serde_json::json!({"n": 1}))).unwrap();
-    let runtime = NanoDb::in_memory(with_bits(nanodb_storage::BLOOM_BITS_PER_KEY_MAX + 1)).unwrap();
-    let error = runtime.database("db").unwrap_err();
+    // Refused when the runtime opens, before any database.
+    let error =
+        NanoDb::in_memory(with_bits(nanodb_storage::BLOOM_BITS_PER_KEY_MAX + 1)).unwrap_err();
     assert!(error.to_string().contains("bloom_bits_per_key_bottommost"), "{error}");
     // The small-memory preset: the defaults but for the last level's filters.
     let small = DatabaseOptions::small_memory();
