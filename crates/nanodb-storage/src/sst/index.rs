@@ -14,7 +14,8 @@
 //!   big-endian in one array of `u64`s (`heads`), so most steps read one word from a small
 //!   contiguous array instead of a key; only equal heads compare tails.
 //!
-//! Every vector is allocated at its final size (none grows by doubling).
+//! Every vector is allocated once at its final size (the tails, whose total is known only at
+//! the end, in a buffer the size of the block, shrunk to them): none grows by doubling.
 //!
 //! A reader keeps it in memory (pinned) or fetches it from the block cache for each lookup
 //! (`Options::pin_index_and_filter`); either way it is decoded and validated once per load.
@@ -71,24 +72,6 @@ fn head(skip: usize, user_key: &[u8]) -> u64 {
     u64::from_be_bytes(bytes)
 }
 
-/// The entries of an index block, checked, with whole keys (`decode`'s first pass).
-struct Entries {
-    keys: Vec<u8>,
-    key_ends: Vec<u32>,
-    block_starts: Vec<u64>,
-}
-
-impl Entries {
-    fn key(&self, position: usize) -> &[u8] {
-        let start = if position == 0 { 0 } else { self.key_ends[position - 1] as usize };
-        &self.keys[start..self.key_ends[position] as usize]
-    }
-
-    fn len(&self) -> usize {
-        self.key_ends.len()
-    }
-}
-
 impl SstIndex {
     /// Decodes and validates the index block `bytes` of the file at `path`, whose data region
     /// ends at `data_end` and holds `data_block_count` blocks.
@@ -99,66 +82,41 @@ impl SstIndex {
         data_block_count: u64,
     ) -> Result<SstIndex> {
         let corrupt = |detail: &str| Error::corruption(path, format!("index block: {detail}"));
-        let mut entries = Self::read_entries(bytes, data_end, data_block_count, &corrupt)?;
-        if entries.len() as u64 != data_block_count {
-            return Err(Error::corruption(
-                path,
-                "index and properties disagree on the block count",
-            ));
-        }
-        let count = entries.len();
-        let block_starts = std::mem::take(&mut entries.block_starts);
-        let mut index = SstIndex {
-            prefix: Vec::new(),
-            key_tails: Vec::new(),
-            tail_ends: Vec::with_capacity(count),
-            block_starts,
-            heads: Vec::with_capacity(count),
-        };
-        if count == 0 {
-            return Ok(index);
-        }
-        // Sorted keys: what the first and last user keys share, every key between shares.
-        let (first, last) = (user_key_of(entries.key(0)), user_key_of(entries.key(count - 1)));
-        let shared = first.iter().zip(last).take_while(|(a, b)| a == b).count();
-        index.prefix = first[..shared].to_vec();
-        index.key_tails = Vec::with_capacity(entries.keys.len() - shared * count);
-        for position in 0..count {
-            let key = entries.key(position);
-            index.heads.push(head(shared, user_key_of(key)));
-            index.key_tails.extend_from_slice(&key[shared..]);
-            // At most the keys' length, so the block's (a u32): it fits.
-            index.tail_ends.push(index.key_tails.len() as u32);
-        }
-        Ok(index)
-    }
-
-    /// `decode`'s first pass: every entry checked, keys whole.
-    fn read_entries(
-        bytes: Vec<u8>,
-        data_end: u64,
-        data_block_count: u64,
-        corrupt: &dyn Fn(&str) -> Error,
-    ) -> Result<Entries> {
         let block_bytes = bytes.len();
         if u32::try_from(block_bytes).is_err() {
             return Err(corrupt("larger than 4 GiB"));
         }
         // A count the block's size cannot hold is not believed for the allocation (the count
-        // check after the pass rejects it), so damaged properties cannot make the vectors
-        // below larger than the block itself; a hint too small only costs reallocations.
+        // check at the end rejects it), so damaged properties cannot make the vectors below
+        // larger than the block itself; a hint too small only costs reallocations.
         let count_hint = usize::try_from(data_block_count)
             .unwrap_or(usize::MAX)
             .min(block_bytes / INDEX_ENTRY_BYTES_MIN);
         let mut cursor = BlockCursor::new(Arc::new(Block::new(bytes).map_err(corrupt)?));
+        // Sorted keys (checked below): what the first and last user keys share, every key
+        // between shares.
+        cursor.seek_to_last().map_err(corrupt)?;
+        let last = cursor.valid().then(|| user_key_of(cursor.key()).to_vec());
         cursor.seek_to_first().map_err(corrupt)?;
-        let mut entries = Entries {
-            keys: Vec::with_capacity(block_bytes),
-            key_ends: Vec::with_capacity(count_hint),
-            block_starts: Vec::with_capacity(count_hint + 1),
+        let prefix = match (&last, cursor.valid()) {
+            (Some(last), true) => {
+                let first = user_key_of(cursor.key());
+                let shared = first.iter().zip(last).take_while(|(a, b)| a == b).count();
+                first[..shared].to_vec()
+            }
+            _ => Vec::new(),
         };
+        let mut index = SstIndex {
+            prefix,
+            key_tails: Vec::with_capacity(block_bytes),
+            tail_ends: Vec::with_capacity(count_hint),
+            block_starts: Vec::with_capacity(count_hint + 1),
+            heads: Vec::with_capacity(count_hint),
+        };
+        index.block_starts.push(0);
+        let mut previous: Vec<u8> = Vec::new();
+        let mut keys_bytes = 0;
         let mut next_offset = 0u64;
-        entries.block_starts.push(0);
         while cursor.valid() {
             let mut decoder = Decoder::new(cursor.value());
             let handle = BlockHandle::decode(&mut decoder)
@@ -171,28 +129,44 @@ impl SstIndex {
             if next_offset > data_end {
                 return Err(corrupt("block handle points past the data region"));
             }
-            if parse_internal_key(cursor.key()).is_none() {
+            let key = cursor.key();
+            if parse_internal_key(key).is_none() {
                 return Err(corrupt("malformed internal key"));
             }
             // Every index entry is a restart point holding its whole key, so the keys together
             // fit in the block. Entries sharing bytes with the one before (which a damaged or
             // crafted block could have) could otherwise grow them without bound; this also
-            // keeps every key end within a u32 (the block is under 4 GiB, checked above).
-            if entries.keys.len() + cursor.key().len() > block_bytes {
+            // keeps every tail end within a u32 (the block is under 4 GiB, checked above).
+            keys_bytes += key.len();
+            if keys_bytes > block_bytes {
                 return Err(corrupt("keys longer than the block"));
             }
-            if let Some(last) = entries.len().checked_sub(1).map(|last| entries.key(last)) {
-                if compare_internal_keys(last, cursor.key()) != Ordering::Less {
-                    return Err(corrupt("keys out of order"));
-                }
+            // A key without the first and last keys' prefix cannot lie between them.
+            let user_key = user_key_of(key);
+            if (index.len() > 0 && compare_internal_keys(&previous, key) != Ordering::Less)
+                || !user_key.starts_with(&index.prefix)
+            {
+                return Err(corrupt("keys out of order"));
             }
-            entries.keys.extend_from_slice(cursor.key());
-            // At most the block's size (checked above).
-            entries.key_ends.push(entries.keys.len() as u32);
-            entries.block_starts.push(next_offset);
+            index.heads.push(head(index.prefix.len(), user_key));
+            index.key_tails.extend_from_slice(&key[index.prefix.len()..]);
+            // At most the keys' length, so the block's (checked above): it fits.
+            index.tail_ends.push(index.key_tails.len() as u32);
+            index.block_starts.push(next_offset);
+            previous.clear();
+            previous.extend_from_slice(key);
             cursor.advance().map_err(corrupt)?;
         }
-        Ok(entries)
+        if index.len() as u64 != data_block_count {
+            return Err(Error::corruption(
+                path,
+                "index and properties disagree on the block count",
+            ));
+        }
+        // Sized for the whole block above: the tails are shorter by the prefix and the rest of
+        // each entry.
+        index.key_tails.shrink_to_fit();
+        Ok(index)
     }
 
     /// Number of data blocks.
