@@ -63,6 +63,12 @@ pub fn put_u64(out: &mut Vec<u8>, value: u64) {
     out.extend_from_slice(&value.to_le_bytes());
 }
 
+/// Reads a little-endian `u16` at `offset`, or `None` if the slice is too short.
+pub fn get_u16_at(bytes: &[u8], offset: usize) -> Option<u16> {
+    let raw = bytes.get(offset..offset.checked_add(2)?)?;
+    Some(u16::from_le_bytes(raw.try_into().ok()?))
+}
+
 /// Reads a little-endian `u32` at `offset`, or `None` if the slice is too short.
 pub fn get_u32_at(bytes: &[u8], offset: usize) -> Option<u32> {
     let raw = bytes.get(offset..offset.checked_add(4)?)?;
@@ -217,6 +223,9 @@ mod tests {
     #[test]
     fn fixed_width_reads_are_bounds_checked() {
         assert_eq!(get_u32_at(&[1, 0, 0], 0), None);
+        assert_eq!(get_u16_at(&[1, 2, 3], 1), Some(0x0302));
+        assert_eq!(get_u16_at(&[1, 2, 3], 2), None);
+        assert_eq!(get_u16_at(&[0; 2], usize::MAX), None);
         assert_eq!(get_u64_at(&[1, 0, 0, 0, 0, 0, 0, 0], 0), Some(1));
         assert_eq!(get_u64_at(&[0; 8], usize::MAX), None);
         let mut decoder = Decoder::new(&[1, 2]);

@@ -14,7 +14,7 @@ use super::block_hash::{
     self, HashProbe, COLLISION_WALK_RESTARTS_MAX, HASH_INDEX_FLAG, HASH_INDEX_TAIL_BYTES,
 };
 use super::buffers;
-use crate::coding::{get_u32_at, Decoder};
+use crate::coding::{get_u16_at, get_u32_at, Decoder};
 use crate::key::{compare_internal_keys, user_key_of};
 use std::cmp::Ordering;
 use std::sync::Arc;
@@ -48,9 +48,8 @@ impl Block {
             let buckets_end = len
                 .checked_sub(HASH_INDEX_TAIL_BYTES)
                 .ok_or("block shorter than its hash index")?;
-            let bucket_count = bytes
-                .get(buckets_end..buckets_end + 2)
-                .map(|two| usize::from(u16::from_le_bytes([two[0], two[1]])))
+            let bucket_count = get_u16_at(&bytes, buckets_end)
+                .map(usize::from)
                 .ok_or("block shorter than its hash index")?;
             let start =
                 buckets_end.checked_sub(bucket_count).ok_or("hash index larger than the block")?;

@@ -188,7 +188,7 @@ mod tests {
         }
         let mut block = vec![9u8; 3];
         assert!(builder.finish(&mut block, 20));
-        let bucket_count = u16::from_le_bytes([block[block.len() - 2], block[block.len() - 1]]);
+        let bucket_count = crate::coding::get_u16_at(&block, block.len() - 2).unwrap();
         assert_eq!(usize::from(bucket_count), 40 * BUCKETS_PER_KEY);
         let buckets = &block[3..block.len() - 2];
         check_buckets(buckets, 20).unwrap();
@@ -341,7 +341,7 @@ mod tests {
             }
         };
         let len = good.len();
-        let bucket_count = usize::from(u16::from_le_bytes([good[len - 6], good[len - 5]]));
+        let bucket_count = usize::from(crate::coding::get_u16_at(&good, len - 6).unwrap());
         // A bucket naming a restart point the block does not have.
         let restart_count =
             (u32::from_le_bytes(good[len - 4..].try_into().unwrap()) & !HASH_INDEX_FLAG) as u8;
@@ -404,7 +404,7 @@ mod tests {
             }
             BlockCursor::new(Arc::new(block)).check_hash_index().unwrap();
             let len = good.len();
-            let bucket_count = usize::from(u16::from_le_bytes([good[len - 6], good[len - 5]]));
+            let bucket_count = usize::from(crate::coding::get_u16_at(&good, len - 6).unwrap());
             let restart_count =
                 u32::from_le_bytes(good[len - 4..].try_into().unwrap()) & !HASH_INDEX_FLAG;
             let bucket_at = |key: &[u8]| {
