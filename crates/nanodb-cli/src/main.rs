@@ -20,8 +20,14 @@ pub const HTTP_ADDRESS_DEFAULT: &str = "127.0.0.1:8090";
 pub const DATA_DIR_DEFAULT: &str = "./nanodb_data";
 /// The environment variable `superuser create` reads the password from.
 pub const SUPERUSER_PASSWORD_ENV: &str = "NANODB_SUPERUSER_PASSWORD";
-/// Default most threads `serve` runs document work on at once (tokio's blocking pool).
-pub const BLOCKING_THREADS_MAX_DEFAULT: usize = 512;
+/// Threads of tokio's blocking pool beyond `--blocking-tasks` when `--blocking-threads` is not
+/// given: room for the short blocking work outside the document slots (a realtime client's
+/// registration, opening and closing the databases), so it never waits behind document work.
+/// The pool is not left at tokio's 512: a thread that has run document work keeps glibc's
+/// per-thread cache of freed chunks and its stack, and tokio starts a new thread whenever a
+/// task arrives before a finished thread is counted idle, so 64 tasks kept 150 to 170 threads
+/// (44 MiB under creates against 40 with the pool capped at 68; docs/benchmarks.md, issue 7).
+pub const BLOCKING_THREADS_SPARE: usize = 4;
 
 #[derive(Debug, Parser)]
 #[command(name = "nanodb", version, about = "NanoDB: an embedded, crash-safe document database")]
@@ -53,9 +59,10 @@ enum Command {
         /// Memory shared by the memtables and the block cache, in MiB.
         #[arg(long, env = "NANODB_MEMORY_MIB", default_value_t = nanodb_server::config::MEMORY_BYTES_DEFAULT >> 20)]
         memory_mib: u64,
-        /// Most threads running document work at once (more requests wait for one).
-        #[arg(long, env = "NANODB_BLOCKING_THREADS", default_value_t = BLOCKING_THREADS_MAX_DEFAULT)]
-        blocking_threads: usize,
+        /// Most threads of the blocking pool, which runs document work (more work waits for
+        /// one) [default: --blocking-tasks + 4].
+        #[arg(long, env = "NANODB_BLOCKING_THREADS")]
+        blocking_threads: Option<usize>,
         /// Most document tasks (requests' database work) running at once; more wait.
         #[arg(long, env = "NANODB_BLOCKING_TASKS", default_value_t = BLOCKING_TASKS_MAX_DEFAULT)]
         blocking_tasks: usize,
@@ -101,6 +108,12 @@ enum SuperuserAction {
         #[arg(long, env = "NANODB_DIR", default_value = DATA_DIR_DEFAULT)]
         dir: PathBuf,
     },
+}
+
+/// The blocking pool's size for `--blocking-threads` (`flag`) and `tasks` document tasks: the
+/// flag when given (at least one thread), else the tasks and `BLOCKING_THREADS_SPARE`.
+fn blocking_threads_for(flag: Option<usize>, tasks: usize) -> usize {
+    flag.unwrap_or(tasks.saturating_add(BLOCKING_THREADS_SPARE)).max(1)
 }
 
 fn init_logs() {
@@ -149,7 +162,9 @@ fn main() -> ExitCode {
             config.inline_read_entries_max = inline_read_entries;
             config.metrics_token = metrics_token.filter(|token| !token.is_empty());
             config.trusted_proxy = trusted_proxy;
-            serve::serve(&http, config, blocking_threads.max(1))
+            let blocking_threads =
+                blocking_threads_for(blocking_threads, config.blocking_tasks_max);
+            serve::serve(&http, config, blocking_threads)
         }
         Command::Superuser { action: SuperuserAction::Create { email, password, dir } } => {
             superuser::password(password, std::io::stdin().lock())
@@ -162,5 +177,23 @@ fn main() -> ExitCode {
             eprintln!("nanodb: {message}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocking_threads_default_to_the_tasks_and_the_spare() {
+        assert_eq!(
+            blocking_threads_for(None, BLOCKING_TASKS_MAX_DEFAULT),
+            BLOCKING_TASKS_MAX_DEFAULT + 4
+        );
+        assert_eq!(blocking_threads_for(None, 1), 1 + BLOCKING_THREADS_SPARE);
+        assert_eq!(blocking_threads_for(None, usize::MAX), usize::MAX);
+        assert_eq!(blocking_threads_for(Some(0), 32), 1);
+        assert_eq!(blocking_threads_for(Some(1), 32), 1);
+        assert_eq!(blocking_threads_for(Some(512), 32), 512);
     }
 }

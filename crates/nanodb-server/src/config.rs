@@ -32,8 +32,12 @@ pub const MEMORY_BYTES_DEFAULT: u64 = 8 * 1024 * 1024;
 
 /// Default most document-layer tasks (`state::blocking`) running at once; more wait for a
 /// slot. Each holds a blocking thread and the memory of its request while it runs, so this,
-/// not tokio's 512 blocking threads, bounds what concurrent requests can hold.
-pub const BLOCKING_TASKS_MAX_DEFAULT: usize = 64;
+/// not tokio's 512 blocking threads, bounds what concurrent requests can hold. Writers in
+/// flight at once also bound a group commit, so fewer tasks mean more WAL syncs per write: at
+/// 1,000,000 records and 64 connections (`nanodb-bench serve --workloads create`, issue 7 in
+/// docs/benchmarks.md) 16 tasks ran 12-17% fewer creates/s than 64, 32 as many, and 32 on a
+/// pool of 36 threads peaked at 36-39 MiB resident against 43-45 MiB for 64 on tokio's pool.
+pub const BLOCKING_TASKS_MAX_DEFAULT: usize = 32;
 /// Default most entries (index entries, documents, counted keys) a read (a list or view
 /// without `expand`) examines on the event loop, per find or count, before it stops and runs
 /// again on a blocking thread (`state::read_inline_first`). Most reads end well inside it
