@@ -33,7 +33,10 @@ mod typed;
 
 pub use catalog::CollectionOptions;
 pub use collection::{Collection, MANY_DOCUMENTS_MAX};
-pub use database::{Database, DatabaseOptions, BLOOM_BITS_PER_KEY_BOTTOMMOST_SMALL_MEMORY};
+pub use database::{
+    Database, DatabaseOptions, BLOCK_SIZE_BYTES_SMALL_MEMORY,
+    BLOOM_BITS_PER_KEY_BOTTOMMOST_SMALL_MEMORY,
+};
 pub use document::{
     check_field_name, Document, DOCUMENT_SIZE_BYTES_MAX, FIELD_CREATED, FIELD_ID, FIELD_UPDATED,
 };

@@ -179,6 +179,7 @@ impl NanoDb {
             memtable_size_bytes_max: self.inner.options.database_memtable_bytes_max,
             mmap_reads: database_options.mmap_reads,
             bloom_bits_per_key_bottommost: database_options.bloom_bits_per_key_bottommost,
+            block_size_bytes: database_options.block_size_bytes,
             ..Options::default()
         };
         let db = nanodb_storage::Db::open(self.inner.root.join(name), options)?;

@@ -104,8 +104,52 @@ fn bottommost_bloom_bits_reach_the_engine_and_are_checked_there() {
         small.bloom_bits_per_key_bottommost,
         Some(nanodb::BLOOM_BITS_PER_KEY_BOTTOMMOST_SMALL_MEMORY)
     );
+    assert_eq!(small.block_size_bytes, nanodb::BLOCK_SIZE_BYTES_SMALL_MEMORY);
     assert_eq!(
-        DatabaseOptions { bloom_bits_per_key_bottommost: None, ..small },
+        DatabaseOptions {
+            bloom_bits_per_key_bottommost: None,
+            block_size_bytes: nanodb_storage::BLOCK_SIZE_BYTES_DEFAULT,
+            ..small
+        },
         DatabaseOptions::default()
     );
+}
+
+#[test]
+fn block_size_reaches_the_engine_and_is_checked_at_its_bounds() {
+    use nanodb::DatabaseOptions;
+    use nanodb_storage::{BLOCK_SIZE_BYTES_LIMIT, BLOCK_SIZE_BYTES_MIN};
+    let with_size = |block_size_bytes| NanoDbOptions {
+        database: DatabaseOptions { block_size_bytes, ..DatabaseOptions::default() },
+        ..NanoDbOptions::default()
+    };
+    // The same 2,000 documents flushed with 4 KiB and 16 KiB blocks: a quarter of the index
+    // entries, so less pinned (the filters are the same).
+    let pinned_bytes = |block_size_bytes| {
+        let runtime = NanoDb::in_memory(with_size(block_size_bytes)).unwrap();
+        let database = runtime.database("db").unwrap();
+        let notes = database.collection("notes").unwrap();
+        for index in 0..2000 {
+            notes.insert(json(serde_json::json!({"n": index, "pad": "p".repeat(400)}))).unwrap();
+        }
+        database.storage().flush().unwrap();
+        let stats = database.storage().stats();
+        assert!(stats.levels.iter().map(|level| level.files).sum::<u64>() > 0, "{stats:?}");
+        (stats.table_cache_pinned_bytes, notes.documents().unwrap().count())
+    };
+    let (small_blocks, count) = pinned_bytes(4096);
+    assert_eq!(count, 2000);
+    let (large_blocks, count) = pinned_bytes(16 * 1024);
+    assert_eq!(count, 2000);
+    assert!(large_blocks + 1000 < small_blocks, "{large_blocks} against {small_blocks}");
+    // Both bounds open; one past either is refused when the runtime opens.
+    for size in [BLOCK_SIZE_BYTES_MIN, BLOCK_SIZE_BYTES_LIMIT] {
+        let runtime = NanoDb::in_memory(with_size(size)).unwrap();
+        let notes = runtime.database("db").unwrap().collection("notes").unwrap();
+        notes.insert(json(serde_json::json!({"n": 1}))).unwrap();
+    }
+    for size in [BLOCK_SIZE_BYTES_MIN - 1, BLOCK_SIZE_BYTES_LIMIT + 1] {
+        let error = NanoDb::in_memory(with_size(size)).unwrap_err();
+        assert!(error.to_string().contains("block_size_bytes"), "{size}: {error}");
+    }
 }
