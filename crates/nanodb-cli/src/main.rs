@@ -21,12 +21,16 @@ pub const DATA_DIR_DEFAULT: &str = "./nanodb_data";
 /// The environment variable `superuser create` reads the password from.
 pub const SUPERUSER_PASSWORD_ENV: &str = "NANODB_SUPERUSER_PASSWORD";
 /// Threads of tokio's blocking pool beyond `--blocking-tasks` when `--blocking-threads` is not
-/// given: room for the short blocking work outside the document slots (a realtime client's
-/// registration, opening and closing the databases), so it never waits behind document work.
+/// given: room for the short blocking work outside the document slots (starting the realtime
+/// feed, opening and closing the databases).
 /// The pool is not left at tokio's 512: a thread that has run document work keeps glibc's
 /// per-thread cache of freed chunks and its stack, and tokio starts a new thread whenever a
 /// task arrives before a finished thread is counted idle, so 64 tasks kept 150 to 170 threads
-/// (44 MiB under creates against 40 with the pool capped at 68; docs/benchmarks.md, issue 7).
+/// (43 to 45 MiB resident under creates, against 40 to 42 with the pool capped at 68;
+/// docs/benchmarks.md, issue 7). Work outside the slots that still needs a blocking thread is
+/// short (registering the first realtime client starts the feed; later ones register on the
+/// event loop), so a few threads suffice; it may still wait behind document work when
+/// every thread is busy.
 pub const BLOCKING_THREADS_SPARE: usize = 4;
 
 #[derive(Debug, Parser)]
@@ -164,6 +168,13 @@ fn main() -> ExitCode {
             config.trusted_proxy = trusted_proxy;
             let blocking_threads =
                 blocking_threads_for(blocking_threads, config.blocking_tasks_max);
+            if blocking_threads < config.blocking_tasks_max {
+                tracing::warn!(
+                    "--blocking-threads {blocking_threads} is below --blocking-tasks {}: \
+                     document tasks past the threads wait for one",
+                    config.blocking_tasks_max
+                );
+            }
             serve::serve(&http, config, blocking_threads)
         }
         Command::Superuser { action: SuperuserAction::Create { email, password, dir } } => {
@@ -183,6 +194,21 @@ fn main() -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn serve_leaves_the_blocking_threads_to_the_tasks_unless_told() {
+        let parsed = |args: &[&str]| match Cli::try_parse_from(args).unwrap().command {
+            Command::Serve { blocking_threads, blocking_tasks, .. } => {
+                (blocking_threads, blocking_tasks)
+            }
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(parsed(&["nanodb", "serve"]), (None, BLOCKING_TASKS_MAX_DEFAULT));
+        assert_eq!(
+            parsed(&["nanodb", "serve", "--blocking-threads", "7", "--blocking-tasks", "3"]),
+            (Some(7), 3)
+        );
+    }
 
     #[test]
     fn blocking_threads_default_to_the_tasks_and_the_spare() {

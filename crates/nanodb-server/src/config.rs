@@ -92,7 +92,8 @@ pub struct ServerConfig {
     pub password_hash_passes: u32,
     /// Memory shared by the databases' memtables and block cache, in bytes.
     pub memory_bytes: u64,
-    /// Most document-layer tasks running at once (at least 1); more wait for a slot.
+    /// Most document-layer tasks running at once (at least 1, at most tokio's
+    /// `Semaphore::MAX_PERMITS`); more wait for a slot.
     pub blocking_tasks_max: usize,
     /// Most entries a read examines on the event loop before moving to a blocking thread;
     /// zero sends every read to a blocking thread.

@@ -94,7 +94,8 @@ impl AppState {
         let auth_rate_limit =
             RateLimiter::new(config.auth_rate_limit_burst, config.auth_rate_limit_per_minute);
         let cors = Cors::new(&config.cors_origins);
-        let blocking_slots = Arc::new(Semaphore::new(config.blocking_tasks_max.max(1)));
+        let slots = config.blocking_tasks_max.clamp(1, Semaphore::MAX_PERMITS);
+        let blocking_slots = Arc::new(Semaphore::new(slots));
         Ok(AppState {
             config,
             runtime,
@@ -282,5 +283,10 @@ mod tests {
         assert_eq!(peak_of(3, 3), 3, "as many as the slots run together");
         assert_eq!(peak_of(3, 6), 3, "one more waits for a slot");
         assert_eq!(peak_of(0, 2), 1, "0 is taken as 1");
+        // More slots than a semaphore holds are taken as its most, not a panic.
+        for slots in [Semaphore::MAX_PERMITS, Semaphore::MAX_PERMITS + 1, usize::MAX] {
+            let test = TestState::with(|config| config.blocking_tasks_max = slots);
+            assert_eq!(test.state.blocking_slots.available_permits(), Semaphore::MAX_PERMITS);
+        }
     }
 }

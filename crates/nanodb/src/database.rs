@@ -64,7 +64,10 @@ pub struct DatabaseOptions {
     /// `nanodb_storage::BLOCK_SIZE_BYTES_MIN` to `BLOCK_SIZE_BYTES_LIMIT`). Each open SST pins
     /// one index entry per block, outside the memory budget, so larger blocks pin less; a
     /// lookup that misses the block cache reads and decompresses a whole block, so smaller
-    /// blocks make those cheaper. Files written before a change keep their blocks.
+    /// blocks make those cheaper. Files written before a change keep their blocks until
+    /// compaction rewrites them. Up to 16 KiB every data block keeps its hash index (one
+    /// entry decoded per lookup); much larger blocks of small entries have more restart
+    /// points than its one-byte buckets can name and are searched by bisection instead.
     pub block_size_bytes: usize,
 }
 

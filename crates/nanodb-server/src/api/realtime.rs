@@ -40,11 +40,17 @@ pub const MESSAGE_INVALID_DATA: &str = "An error occurred while validating the s
 /// `GET /api/realtime`.
 pub async fn connect(State(state): State<Arc<AppState>>, request: Request) -> Result<Response> {
     let ip = super::client_ip(&state, &request);
-    let registering = Arc::clone(&state);
-    let (client, inbox) =
-        tokio::task::spawn_blocking(move || registering.realtime.connect(&registering, ip))
-            .await
-            .map_err(|error| Error::Internal(format!("a realtime task failed: {error}")))??;
+    // Once the feed runs, registering is a few map operations: done here. The first client
+    // starts the feed, which waits for writes in flight: on a blocking thread.
+    let (client, inbox) = match state.realtime.connect_if_running(ip) {
+        Some(connected) => connected?,
+        None => {
+            let registering = Arc::clone(&state);
+            tokio::task::spawn_blocking(move || registering.realtime.connect(&registering, ip))
+                .await
+                .map_err(|error| Error::Internal(format!("a realtime task failed: {error}")))??
+        }
+    };
     let weak = Arc::downgrade(&state);
     let id = client.id.clone();
     let stream = EventStream::new(

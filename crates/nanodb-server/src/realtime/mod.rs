@@ -102,17 +102,47 @@ impl Realtime {
         state: &Arc<AppState>,
         ip: Option<IpAddr>,
     ) -> Result<(Arc<Client>, Inbox)> {
-        if self.closed.load(Ordering::SeqCst) {
-            return Err(Error::Unavailable("The server is shutting down.".into()));
-        }
+        self.check_open()?;
         let mut running = self.pump.lock();
-        if self.clients.read().len() >= self.config.realtime_clients_max {
-            return Err(Error::TooManyRequests("Too many realtime connections.".into()));
-        }
+        self.check_room()?;
         if !*running {
             pump::start(state, self.config.realtime_feed_buffer_events)?;
             *running = true;
         }
+        self.register(ip)
+    }
+
+    /// `connect` without blocking, for the event loop: `None` when it would block (no pump
+    /// runs yet, or one is starting or stopping and holds its lock), and the caller runs
+    /// `connect` on a blocking thread instead. So a burst of connections does not take the
+    /// blocking pool's threads (sized for document work) once the feed runs.
+    pub fn connect_if_running(&self, ip: Option<IpAddr>) -> Option<Result<(Arc<Client>, Inbox)>> {
+        if let Err(error) = self.check_open() {
+            return Some(Err(error));
+        }
+        let running = self.pump.try_lock()?;
+        if !*running {
+            return None;
+        }
+        Some(self.check_room().and_then(|()| self.register(ip)))
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(Error::Unavailable("The server is shutting down.".into()));
+        }
+        Ok(())
+    }
+
+    fn check_room(&self) -> Result<()> {
+        if self.clients.read().len() >= self.config.realtime_clients_max {
+            return Err(Error::TooManyRequests("Too many realtime connections.".into()));
+        }
+        Ok(())
+    }
+
+    /// Adds a client; the caller holds the `pump` lock with a pump running (invariant 1).
+    fn register(&self, ip: Option<IpAddr>) -> Result<(Arc<Client>, Inbox)> {
         let id = random_text(CLIENT_ID_LEN)?;
         let (client, inbox) = Client::new(
             id.clone(),
@@ -236,5 +266,38 @@ impl Realtime {
         let mut running = self.pump.lock();
         self.drop_all();
         *running = false;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::test_support::TestState;
+
+    #[test]
+    fn connecting_without_blocking_needs_a_running_feed_and_keeps_the_limits() {
+        let test = TestState::with(|config| config.realtime_clients_max = 2);
+        let realtime = &test.state.realtime;
+        // No feed yet: the caller must start it on a blocking thread.
+        assert!(realtime.connect_if_running(None).is_none());
+        assert!(!realtime.feed_running());
+        let (first, _first_inbox) = realtime.connect(&test.state, None).unwrap();
+        assert!(realtime.feed_running());
+        // While the pump's lock is held (a start or a stop), it does not wait for it.
+        {
+            let _held = realtime.pump.lock();
+            assert!(realtime.connect_if_running(None).is_none());
+        }
+        let (second, _second_inbox) = realtime.connect_if_running(None).unwrap().unwrap();
+        assert_ne!(first.id, second.id);
+        assert_eq!(realtime.client_count(), 2);
+        assert!(realtime.client(&second.id).is_some());
+        // At the limit: refused, on either path.
+        let refused = realtime.connect_if_running(None).unwrap().unwrap_err();
+        assert!(refused.to_string().contains("Too many realtime connections"), "{refused}");
+        assert!(realtime.connect(&test.state, None).is_err());
+        // Closed: refused without touching the pump.
+        realtime.close_all();
+        let closed = realtime.connect_if_running(None).unwrap().unwrap_err();
+        assert!(closed.to_string().contains("shutting down"), "{closed}");
     }
 }

@@ -174,4 +174,33 @@ mod tests {
         }
         assert_eq!(counted.restarts.len(), 2, "the index block's shape counts entries only");
     }
+
+    #[test]
+    fn data_blocks_of_16_kib_keep_their_hash_index_down_to_the_smallest_entries() {
+        use crate::sst::block::Block;
+        use crate::sst::writer::{DATA_BLOCK_RESTART_BYTES, DATA_BLOCK_RESTART_INTERVAL};
+        // The smallest entries (one-byte user keys, empty values) and documents' (about 430
+        // bytes): a block filled to 16 KiB (`small_memory`'s size) has few enough restart
+        // points for the index's one-byte buckets. Past `HASH_INDEX_RESTARTS_MAX` restart
+        // points a block is written without one and read by binary search.
+        for value_bytes in [0, 8, 40, 430] {
+            let mut builder =
+                BlockBuilder::for_data(DATA_BLOCK_RESTART_INTERVAL, DATA_BLOCK_RESTART_BYTES, true);
+            let mut key_index = 0u32;
+            while builder.size_estimate_bytes() < 16 * 1024 {
+                // Keys that differ in their last byte keep the shared prefix long and the
+                // entries short.
+                let key = key_index.to_be_bytes();
+                builder.add(&internal_key(&key, 1, 1), &vec![7; value_bytes]);
+                key_index += 1;
+            }
+            let restart_count = builder.restarts.len();
+            let block = Block::new(builder.finish()).unwrap();
+            assert!(
+                block.has_hash_index(),
+                "values of {value_bytes} bytes: {restart_count} restarts"
+            );
+            assert!(restart_count <= block_hash::HASH_INDEX_RESTARTS_MAX, "{restart_count}");
+        }
+    }
 }

@@ -41,7 +41,8 @@ pub const STOCK_BUFFERS_MAX: usize = 8;
 /// bigger, rarer blocks are not worth keeping).
 pub const STOCK_BUFFER_BYTES_MAX: usize = 64 * 1024;
 /// Most bytes (of capacity) all threads' stocks keep together: a few hundred threads' worth of
-/// 4 KiB blocks. `nanodb serve` reads from about 130 blocking threads.
+/// 4 KiB blocks. `nanodb serve` reads from its two event-loop threads and up to 36 blocking
+/// threads (its defaults).
 pub const STOCKS_BYTES_MAX: usize = 4 * 1024 * 1024;
 
 /// A new buffer that may be kept later gets a capacity rounded up to a multiple of this, so
