@@ -35,8 +35,9 @@ pub const MEMORY_BYTES_DEFAULT: u64 = 8 * 1024 * 1024;
 /// not tokio's 512 blocking threads, bounds what concurrent requests can hold. Writers in
 /// flight at once also bound a group commit, so fewer tasks mean more WAL syncs per write: at
 /// 1,000,000 records and 64 connections (`nanodb-bench serve --workloads create`, issue 7 in
-/// docs/benchmarks.md) 16 tasks ran 12-17% fewer creates/s than 64, 32 as many, and 32 on a
-/// pool of 36 threads peaked at 36-39 MiB resident against 43-45 MiB for 64 on tokio's pool.
+/// docs/benchmarks.md, three alternating pairs) 16 tasks on 20 threads ran 10, 13 and 19%
+/// fewer creates/s than 64 on tokio's pool; 32 on 36 threads ran as many as 64 on 68 and
+/// peaked at 36-39 MiB resident against 43-45 MiB for 64 on tokio's pool.
 pub const BLOCKING_TASKS_MAX_DEFAULT: usize = 32;
 /// Default most entries (index entries, documents, counted keys) a read (a list or view
 /// without `expand`) examines on the event loop, per find or count, before it stops and runs
