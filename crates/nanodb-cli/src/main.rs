@@ -82,6 +82,13 @@ enum Command {
         /// address: only behind a reverse proxy that sets it, or clients choose their IP.
         #[arg(long, env = "NANODB_TRUSTED_PROXY")]
         trusted_proxy: bool,
+        /// Most connections served at once (at least 1); more wait in the listen backlog.
+        #[arg(long, env = "NANODB_CONNECTIONS_MAX", default_value_t = nanodb_server::config::CONNECTIONS_MAX_DEFAULT)]
+        connections_max: usize,
+        /// Seconds a connection may take to send a request head (or sit idle between
+        /// requests) before it is closed (at least 1).
+        #[arg(long, env = "NANODB_HEADER_TIMEOUT_SECONDS", default_value_t = nanodb_server::config::HEADER_READ_TIMEOUT_DEFAULT.as_secs())]
+        header_timeout_seconds: u64,
         /// Milliseconds between two returns of freed heap memory to the system (glibc's
         /// `malloc_trim`; 0: never).
         #[arg(long, env = "NANODB_MALLOC_TRIM_MS", default_value_t = malloc_tuning::TRIM_INTERVAL_MS_DEFAULT)]
@@ -150,6 +157,8 @@ fn main() -> ExitCode {
             trusted_proxy,
             memory_mib,
             malloc_trim_ms,
+            connections_max,
+            header_timeout_seconds,
         } => {
             if !malloc_settings.is_empty() {
                 tracing::info!("glibc malloc tuned: {}", malloc_settings.join(", "));
@@ -166,6 +175,9 @@ fn main() -> ExitCode {
             config.inline_read_entries_max = inline_read_entries;
             config.metrics_token = metrics_token.filter(|token| !token.is_empty());
             config.trusted_proxy = trusted_proxy;
+            config.connections_max = connections_max.max(1);
+            config.header_read_timeout =
+                std::time::Duration::from_secs(header_timeout_seconds.max(1));
             let blocking_threads =
                 blocking_threads_for(blocking_threads, config.blocking_tasks_max);
             if blocking_threads < config.blocking_tasks_max {

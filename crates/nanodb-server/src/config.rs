@@ -55,6 +55,15 @@ pub const BATCH_TIMEOUT_DEFAULT: Duration = Duration::from_secs(3);
 
 /// Default most realtime clients connected at once (more: 429).
 pub const REALTIME_CLIENTS_MAX_DEFAULT: usize = 10_000;
+/// Default most connections served at once (a realtime stream holds one, so more than
+/// `REALTIME_CLIENTS_MAX_DEFAULT`); past it new connections wait in the listen backlog. The
+/// process's open-file limit may bind first: an accept that fails for it is retried each
+/// second.
+pub const CONNECTIONS_MAX_DEFAULT: usize = 16_384;
+/// Default longest wait for a request head (the first of a connection, or the next on a kept
+/// alive one) before the connection is closed: a client sending its head a byte at a time
+/// (slowloris) or sitting idle holds a connection at most this long.
+pub const HEADER_READ_TIMEOUT_DEFAULT: Duration = Duration::from_secs(30);
 /// Default most messages waiting in one realtime client's queue; one more drops the client.
 pub const REALTIME_QUEUE_MESSAGES_MAX_DEFAULT: usize = 1_024;
 /// Default most bytes waiting in one realtime client's queue; more drops the client.
@@ -83,6 +92,11 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     /// Most bytes of one request body; a longer body is refused with 413.
     pub body_bytes_max: usize,
+    /// Most connections served at once (at least 1); more wait in the listen backlog.
+    pub connections_max: usize,
+    /// Longest wait for a request head before its connection is closed (also how long a kept
+    /// alive connection may sit idle between requests).
+    pub header_read_timeout: Duration,
     /// Most password hashes computed at once (see `PASSWORD_HASHES_CONCURRENT_MAX_DEFAULT`).
     pub password_hashes_concurrent_max: usize,
     /// Most requests waiting for a hash slot before new ones get 429.
@@ -151,6 +165,8 @@ impl ServerConfig {
         ServerConfig {
             data_dir: data_dir.into(),
             body_bytes_max: BODY_BYTES_MAX_DEFAULT,
+            connections_max: CONNECTIONS_MAX_DEFAULT,
+            header_read_timeout: HEADER_READ_TIMEOUT_DEFAULT,
             password_hashes_concurrent_max: PASSWORD_HASHES_CONCURRENT_MAX_DEFAULT,
             password_hash_waiters_max: PASSWORD_HASH_WAITERS_MAX_DEFAULT,
             password_hash_memory_kib: PASSWORD_HASH_MEMORY_KIB_DEFAULT,

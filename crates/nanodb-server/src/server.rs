@@ -1,5 +1,12 @@
 //! `run`: serve the API on a listener until a shutdown signal, then close the databases.
 //!
+//! Connections: HTTP/1 through hyper, one task each, at most `ServerConfig::connections_max`
+//! at once (past it the listener waits), each closed when a request head takes longer than
+//! `ServerConfig::header_read_timeout` to arrive (also the idle limit of a kept-alive
+//! connection between requests), so slow or idle clients cannot hold connections without
+//! bound. A realtime stream, once its request is read, is not subject to it (its own idle
+//! timeout and pings apply).
+//!
 //! Start: open the data directory (blocking), and if no superuser exists, hold a one-time
 //! install token and print it to the log with the request that uses it. Stop: when
 //! `shutdown` completes, stop accepting connections, let requests in flight finish (hyper's
@@ -15,10 +22,24 @@ use crate::auth::superusers::any_exists;
 use crate::config::ServerConfig;
 use crate::error::{Error, Result};
 use crate::state::AppState;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::Request;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tower::ServiceExt;
+
+/// How long the accept loop waits after an accept fails for another reason than the peer
+/// (out of file descriptors, most likely) before it tries again.
+const ACCEPT_RETRY: Duration = Duration::from_secs(1);
 
 /// Serves the API on `listener` until `shutdown` completes, then closes the databases.
 pub async fn run(
@@ -41,7 +62,11 @@ pub async fn run(
     Ok(())
 }
 
-/// Serves until `shutdown` completes (or serving fails).
+/// Serves until `shutdown` completes (or serving fails): one task per connection, at most
+/// `ServerConfig::connections_max` at once (past it the listener is not polled, so new
+/// connections wait in the kernel's backlog), each closed when a request head (the first,
+/// or the next on a kept-alive connection) takes longer than
+/// `ServerConfig::header_read_timeout` to arrive.
 async fn serve(
     state: Arc<AppState>,
     listener: TcpListener,
@@ -49,17 +74,65 @@ async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     announce_install_token(&state, &address.to_string())?;
-    let stopping = Arc::clone(&state);
-    let shutdown = async move {
-        shutdown.await;
-        // Realtime streams never end by themselves: end them so the shutdown can finish.
-        stopping.realtime.close_all();
-    };
-    let service = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|error| Error::io("serve the API", error))
+    let connections =
+        Arc::new(Semaphore::new(state.config.connections_max.clamp(1, Semaphore::MAX_PERMITS)));
+    let header_read_timeout = state.config.header_read_timeout;
+    let app = router(Arc::clone(&state));
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            permit = Arc::clone(&connections).acquire_owned() => {
+                permit.map_err(|_| Error::Internal("the connection slots closed".into()))?
+            }
+            () = &mut shutdown => break,
+        };
+        let (stream, remote) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    accept_failed(error).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let app = app.clone();
+        // The `ConnectInfo` extractor reads the peer's address from the request.
+        let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(remote));
+            app.clone().oneshot(request.map(Body::new))
+        });
+        let mut builder = http1::Builder::new();
+        builder.timer(TokioTimer::new()).header_read_timeout(header_read_timeout);
+        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            let _slot = permit;
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, %remote, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    // Realtime streams never end by themselves: end them so the shutdown can finish.
+    state.realtime.close_all();
+    graceful.shutdown().await;
+    Ok(())
+}
+
+/// After a failed accept: a connection the peer gave up before it was accepted is skipped;
+/// anything else (out of file descriptors, most likely) is logged and the loop waits a
+/// second, so it does not spin while the condition lasts.
+async fn accept_failed(error: std::io::Error) {
+    use std::io::ErrorKind;
+    if matches!(
+        error.kind(),
+        ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset | ErrorKind::ConnectionRefused
+    ) {
+        return;
+    }
+    tracing::error!(%error, "cannot accept a connection; retrying in {ACCEPT_RETRY:?}");
+    tokio::time::sleep(ACCEPT_RETRY).await;
 }
 
 /// Runs `serving`, then, whatever it returned, ends the realtime streams and closes the

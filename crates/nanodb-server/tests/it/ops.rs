@@ -1,7 +1,8 @@
 //! Operations: `/metrics` (Prometheus text: requests by route and status, latency
 //! histograms, storage, realtime and process figures), the per-IP rate limit of the auth
 //! endpoints (429 with `Retry-After`), CORS (any origin, a list, or none; preflights), and
-//! the OpenAPI document, whose every operation is a route the server answers.
+//! the OpenAPI document, whose every operation is a route the server answers; connections:
+//! the header-read timeout (slow and idle clients) and the cap on connections.
 
 use super::server::TestServer;
 use super::sse::SseClient;
@@ -254,4 +255,73 @@ fn every_documented_operation_is_served() {
     assert!(operations >= 20, "{operations}");
     let text = metrics(&server);
     assert!(!text.contains("route=\"unmatched\""), "a documented path fell through:\n{text}");
+}
+
+/// Reads from `stream` until the peer closes it (`Ok(bytes read)`) or `wait` passes (`Err`).
+fn read_until_closed(stream: &mut std::net::TcpStream, wait: Duration) -> Result<usize, String> {
+    use std::io::Read;
+    stream.set_read_timeout(Some(wait)).unwrap();
+    let mut total = 0;
+    let mut buffer = [0u8; 4096];
+    loop {
+        match stream.read(&mut buffer) {
+            Ok(0) => return Ok(total),
+            Ok(read) => total += read,
+            Err(error) if error.kind() == std::io::ErrorKind::ConnectionReset => return Ok(total),
+            Err(error) => return Err(format!("still open after {wait:?} ({error})")),
+        }
+    }
+}
+
+#[test]
+fn slow_request_heads_and_idle_connections_are_closed_at_the_header_timeout() {
+    use std::io::Write;
+    let timeout = Duration::from_millis(400);
+    let server = TestServer::start_with(|config| config.header_read_timeout = timeout);
+    // A head sent a few bytes at a time, never finished (slowloris): closed, unanswered.
+    let mut slow = std::net::TcpStream::connect(server.address).unwrap();
+    let started = std::time::Instant::now();
+    for piece in ["GET /api/health HTTP/1.1\r\n", "Host: x\r\n", "X-Slow: 1\r\n"] {
+        slow.write_all(piece.as_bytes()).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(read_until_closed(&mut slow, Duration::from_secs(5)), Ok(0));
+    let closed_after = started.elapsed();
+    assert!(closed_after >= timeout, "{closed_after:?}");
+    // A prompt request is answered; the connection, kept alive and then idle, is closed
+    // after the timeout too.
+    let mut idle = std::net::TcpStream::connect(server.address).unwrap();
+    idle.write_all(b"GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let answered = read_until_closed(&mut idle, Duration::from_secs(5)).unwrap();
+    assert!(answered > "HTTP/1.1 200".len(), "{answered} bytes");
+    // A connection that never sends anything is closed the same way.
+    let mut silent = std::net::TcpStream::connect(server.address).unwrap();
+    assert_eq!(read_until_closed(&mut silent, Duration::from_secs(5)), Ok(0));
+    // The server itself goes on serving.
+    assert_eq!(server.get("/api/health").send().status, 200);
+}
+
+#[test]
+fn connections_past_the_cap_wait_until_one_closes() {
+    use std::io::{Read, Write};
+    let server = TestServer::start_with(|config| config.connections_max = 1);
+    let request = b"GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n";
+    // The one connection, kept alive after its answer.
+    let mut first = std::net::TcpStream::connect(server.address).unwrap();
+    first.write_all(request).unwrap();
+    let mut buffer = [0u8; 4096];
+    first.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let read = first.read(&mut buffer).unwrap();
+    assert!(buffer[..read].starts_with(b"HTTP/1.1 200"), "{:?}", &buffer[..read]);
+    // A second one waits (the kernel accepted it; the server does not serve it yet)...
+    let mut second = std::net::TcpStream::connect(server.address).unwrap();
+    second.write_all(request).unwrap();
+    second.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    let waiting = second.read(&mut buffer);
+    assert!(waiting.is_err(), "answered past the cap: {waiting:?}");
+    // ...until the first closes.
+    drop(first);
+    second.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let read = second.read(&mut buffer).unwrap();
+    assert!(buffer[..read].starts_with(b"HTTP/1.1 200"), "{:?}", &buffer[..read]);
 }
