@@ -6,6 +6,7 @@
 //! Thread safety: one tokio runtime for `serve`; the other commands run on the main thread.
 
 mod malloc_tuning;
+mod open_files;
 mod serve;
 mod superuser;
 
@@ -175,7 +176,18 @@ fn main() -> ExitCode {
             config.inline_read_entries_max = inline_read_entries;
             config.metrics_token = metrics_token.filter(|token| !token.is_empty());
             config.trusted_proxy = trusted_proxy;
-            config.connections_max = connections_max.max(1);
+            let soft_limit = open_files::raise();
+            config.connections_max = open_files::connections_within(connections_max, soft_limit);
+            if config.connections_max < connections_max {
+                tracing::warn!(
+                    "serving at most {} connections at once, not {connections_max}: the open-file \
+                     limit is {} and {} files stay for the databases (raise it: ulimit -n, \
+                     systemd's LimitNOFILE)",
+                    config.connections_max,
+                    soft_limit.unwrap_or_default(),
+                    open_files::OPEN_FILES_RESERVE
+                );
+            }
             config.header_read_timeout =
                 std::time::Duration::from_secs(header_timeout_seconds.max(1));
             let blocking_threads =

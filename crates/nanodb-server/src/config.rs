@@ -64,6 +64,14 @@ pub const CONNECTIONS_MAX_DEFAULT: usize = 16_384;
 /// alive one) before the connection is closed: a client sending its head a byte at a time
 /// (slowloris) or sitting idle holds a connection at most this long.
 pub const HEADER_READ_TIMEOUT_DEFAULT: Duration = Duration::from_secs(30);
+/// Shortest `ServerConfig::header_read_timeout` used (a shorter one is raised to it).
+pub const HEADER_READ_TIMEOUT_MIN: Duration = Duration::from_millis(1);
+/// Longest `ServerConfig::header_read_timeout` used (a longer one is lowered to it).
+pub const HEADER_READ_TIMEOUT_MAX: Duration = Duration::from_secs(24 * 60 * 60);
+/// Default longest wait, once a shutdown began, for open connections to finish (a client
+/// that does not read its response, or sends its body slowly, would hold one without
+/// bound); past it the databases are closed anyway.
+pub const SHUTDOWN_GRACE_DEFAULT: Duration = Duration::from_secs(10);
 /// Default most messages waiting in one realtime client's queue; one more drops the client.
 pub const REALTIME_QUEUE_MESSAGES_MAX_DEFAULT: usize = 1_024;
 /// Default most bytes waiting in one realtime client's queue; more drops the client.
@@ -95,8 +103,12 @@ pub struct ServerConfig {
     /// Most connections served at once (at least 1); more wait in the listen backlog.
     pub connections_max: usize,
     /// Longest wait for a request head before its connection is closed (also how long a kept
-    /// alive connection may sit idle between requests).
+    /// alive connection may sit idle between requests); within `HEADER_READ_TIMEOUT_MIN` and
+    /// `HEADER_READ_TIMEOUT_MAX`.
     pub header_read_timeout: Duration,
+    /// Longest wait, once a shutdown began, for open connections to finish before the
+    /// databases are closed anyway.
+    pub shutdown_grace: Duration,
     /// Most password hashes computed at once (see `PASSWORD_HASHES_CONCURRENT_MAX_DEFAULT`).
     pub password_hashes_concurrent_max: usize,
     /// Most requests waiting for a hash slot before new ones get 429.
@@ -167,6 +179,7 @@ impl ServerConfig {
             body_bytes_max: BODY_BYTES_MAX_DEFAULT,
             connections_max: CONNECTIONS_MAX_DEFAULT,
             header_read_timeout: HEADER_READ_TIMEOUT_DEFAULT,
+            shutdown_grace: SHUTDOWN_GRACE_DEFAULT,
             password_hashes_concurrent_max: PASSWORD_HASHES_CONCURRENT_MAX_DEFAULT,
             password_hash_waiters_max: PASSWORD_HASH_WAITERS_MAX_DEFAULT,
             password_hash_memory_kib: PASSWORD_HASH_MEMORY_KIB_DEFAULT,

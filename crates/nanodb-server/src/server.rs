@@ -5,7 +5,9 @@
 //! `ServerConfig::header_read_timeout` to arrive (also the idle limit of a kept-alive
 //! connection between requests), so slow or idle clients cannot hold connections without
 //! bound. A realtime stream, once its request is read, is not subject to it (its own idle
-//! timeout and pings apply).
+//! timeout and pings apply). A shutdown waits at most `ServerConfig::shutdown_grace` for the
+//! open connections (a client that does not read its response would hold one forever), then
+//! closes the databases anyway.
 //!
 //! Start: open the data directory (blocking), and if no superuser exists, hold a one-time
 //! install token and print it to the log with the request that uses it. Stop: when
@@ -19,7 +21,7 @@
 
 use crate::api::router;
 use crate::auth::superusers::any_exists;
-use crate::config::ServerConfig;
+use crate::config::{ServerConfig, HEADER_READ_TIMEOUT_MAX, HEADER_READ_TIMEOUT_MIN};
 use crate::error::{Error, Result};
 use crate::state::AppState;
 use axum::body::Body;
@@ -76,7 +78,7 @@ async fn serve(
     announce_install_token(&state, &address.to_string())?;
     let connections =
         Arc::new(Semaphore::new(state.config.connections_max.clamp(1, Semaphore::MAX_PERMITS)));
-    let header_read_timeout = state.config.header_read_timeout;
+    let header_read_timeout = header_read_timeout_of(&state.config);
     let app = router(Arc::clone(&state));
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
@@ -91,8 +93,10 @@ async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(error) => {
-                    accept_failed(error).await;
-                    continue;
+                    tokio::select! {
+                        () = accept_failed(error) => continue,
+                        () = &mut shutdown => break,
+                    }
                 }
             },
             () = &mut shutdown => break,
@@ -116,8 +120,21 @@ async fn serve(
     drop(listener);
     // Realtime streams never end by themselves: end them so the shutdown can finish.
     state.realtime.close_all();
-    graceful.shutdown().await;
+    let grace = state.config.shutdown_grace;
+    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+        tracing::warn!(
+            "connections still open {grace:?} after the shutdown began (clients not reading \
+             their responses or sending slowly); closing the databases anyway"
+        );
+    }
     Ok(())
+}
+
+/// The header-read timeout `config` asks for, within `HEADER_READ_TIMEOUT_MIN` and
+/// `HEADER_READ_TIMEOUT_MAX` (hyper adds it to the current instant: `Duration::MAX` would
+/// overflow).
+fn header_read_timeout_of(config: &ServerConfig) -> Duration {
+    config.header_read_timeout.clamp(HEADER_READ_TIMEOUT_MIN, HEADER_READ_TIMEOUT_MAX)
 }
 
 /// After a failed accept: a connection the peer gave up before it was accepted is skipped;
@@ -174,6 +191,22 @@ fn announce_install_token(state: &AppState, address: &str) -> Result<()> {
 mod tests {
     use super::*;
     use crate::test_support::TestState;
+
+    #[test]
+    fn the_header_read_timeout_is_kept_within_its_bounds() {
+        let mut config = crate::test_support::config(std::path::Path::new("unused"));
+        for (asked, used) in [
+            (Duration::ZERO, HEADER_READ_TIMEOUT_MIN),
+            (HEADER_READ_TIMEOUT_MIN, HEADER_READ_TIMEOUT_MIN),
+            (Duration::from_secs(30), Duration::from_secs(30)),
+            (HEADER_READ_TIMEOUT_MAX, HEADER_READ_TIMEOUT_MAX),
+            (HEADER_READ_TIMEOUT_MAX + Duration::from_nanos(1), HEADER_READ_TIMEOUT_MAX),
+            (Duration::MAX, HEADER_READ_TIMEOUT_MAX),
+        ] {
+            config.header_read_timeout = asked;
+            assert_eq!(header_read_timeout_of(&config), used, "{asked:?}");
+        }
+    }
 
     #[test]
     fn the_databases_close_even_when_serving_fails() {

@@ -153,7 +153,10 @@ impl Realtime {
         );
         let client = Arc::new(client);
         client.send(message(&id, "PB_CONNECT", &json!({"clientId": id}).to_string()));
-        self.clients.write().insert(id, Arc::clone(&client));
+        let mut clients = self.clients.write();
+        // Checked again under the lock `close_all` takes (see there).
+        self.check_open()?;
+        clients.insert(id, Arc::clone(&client));
         self.stats.connects.fetch_add(1, Ordering::Relaxed);
         Ok((client, inbox))
     }
@@ -229,8 +232,13 @@ impl Realtime {
     /// Stops: closes every client's queue (their streams end, so a graceful shutdown does
     /// not wait for them) and refuses new clients.
     pub fn close_all(&self) {
+        // Under the clients' lock, so a `register` racing with it either ends before (and is
+        // dropped here) or sees `closed` (and refuses).
+        let mut clients = self.clients.write();
         self.closed.store(true, Ordering::SeqCst);
-        self.drop_all();
+        for (_, client) in clients.drain() {
+            self.forget(&client);
+        }
     }
 
     /// True once `close_all` ran.

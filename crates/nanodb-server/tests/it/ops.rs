@@ -275,25 +275,41 @@ fn read_until_closed(stream: &mut std::net::TcpStream, wait: Duration) -> Result
 
 #[test]
 fn slow_request_heads_and_idle_connections_are_closed_at_the_header_timeout() {
-    use std::io::Write;
+    use std::io::{Read, Write};
     let timeout = Duration::from_millis(400);
     let server = TestServer::start_with(|config| config.header_read_timeout = timeout);
-    // A head sent a few bytes at a time, never finished (slowloris): closed, unanswered.
+    // A head trickled a byte every 100 ms, never finished (slowloris): the bytes do not
+    // extend the deadline; the connection is closed unanswered at the timeout.
     let mut slow = std::net::TcpStream::connect(server.address).unwrap();
     let started = std::time::Instant::now();
-    for piece in ["GET /api/health HTTP/1.1\r\n", "Host: x\r\n", "X-Slow: 1\r\n"] {
-        slow.write_all(piece.as_bytes()).unwrap();
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert_eq!(read_until_closed(&mut slow, Duration::from_secs(5)), Ok(0));
-    let closed_after = started.elapsed();
+    slow.write_all(b"GET /api/health HTTP/1.1\r\nHost: x\r\nX-Slow: ").unwrap();
+    slow.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    let mut buffer = [0u8; 4096];
+    let closed_after = loop {
+        match slow.read(&mut buffer) {
+            Ok(0) => break started.elapsed(),
+            Ok(read) => panic!("answered a head never finished: {:?}", &buffer[..read]),
+            Err(error) if error.kind() == std::io::ErrorKind::ConnectionReset => {
+                break started.elapsed()
+            }
+            Err(_) => {}
+        }
+        if slow.write_all(b"a").is_err() {
+            break started.elapsed();
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "still open");
+    };
     assert!(closed_after >= timeout, "{closed_after:?}");
-    // A prompt request is answered; the connection, kept alive and then idle, is closed
-    // after the timeout too.
+    // A prompt request is answered and kept alive, then closed once idle for the timeout.
     let mut idle = std::net::TcpStream::connect(server.address).unwrap();
+    let asked = std::time::Instant::now();
     idle.write_all(b"GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-    let answered = read_until_closed(&mut idle, Duration::from_secs(5)).unwrap();
-    assert!(answered > "HTTP/1.1 200".len(), "{answered} bytes");
+    idle.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let read = idle.read(&mut buffer).unwrap();
+    let head = String::from_utf8_lossy(&buffer[..read]).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200") && !head.contains("connection: close"), "{head}");
+    assert_eq!(read_until_closed(&mut idle, Duration::from_secs(5)), Ok(0));
+    assert!(asked.elapsed() >= timeout, "closed after {:?}", asked.elapsed());
     // A connection that never sends anything is closed the same way.
     let mut silent = std::net::TcpStream::connect(server.address).unwrap();
     assert_eq!(read_until_closed(&mut silent, Duration::from_secs(5)), Ok(0));
@@ -304,24 +320,54 @@ fn slow_request_heads_and_idle_connections_are_closed_at_the_header_timeout() {
 #[test]
 fn connections_past_the_cap_wait_until_one_closes() {
     use std::io::{Read, Write};
-    let server = TestServer::start_with(|config| config.connections_max = 1);
     let request = b"GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n";
+    let answered = |stream: &mut std::net::TcpStream| {
+        let mut buffer = [0u8; 4096];
+        stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let read = stream.read(&mut buffer).unwrap();
+        buffer[..read].starts_with(b"HTTP/1.1 200")
+    };
+    // A cap of 0 is taken as 1.
+    let server = TestServer::start_with(|config| config.connections_max = 0);
+    let mut only = std::net::TcpStream::connect(server.address).unwrap();
+    only.write_all(request).unwrap();
+    assert!(answered(&mut only));
+    drop((only, server));
+    let server = TestServer::start_with(|config| config.connections_max = 1);
     // The one connection, kept alive after its answer.
     let mut first = std::net::TcpStream::connect(server.address).unwrap();
     first.write_all(request).unwrap();
-    let mut buffer = [0u8; 4096];
-    first.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let read = first.read(&mut buffer).unwrap();
-    assert!(buffer[..read].starts_with(b"HTTP/1.1 200"), "{:?}", &buffer[..read]);
+    assert!(answered(&mut first));
     // A second one waits (the kernel accepted it; the server does not serve it yet)...
     let mut second = std::net::TcpStream::connect(server.address).unwrap();
     second.write_all(request).unwrap();
     second.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
-    let waiting = second.read(&mut buffer);
-    assert!(waiting.is_err(), "answered past the cap: {waiting:?}");
+    let waiting = second.read(&mut [0u8; 64]).map_err(|error| error.kind());
+    assert!(
+        matches!(waiting, Err(std::io::ErrorKind::WouldBlock) | Err(std::io::ErrorKind::TimedOut)),
+        "not waiting past the cap: {waiting:?}"
+    );
     // ...until the first closes.
     drop(first);
-    second.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let read = second.read(&mut buffer).unwrap();
-    assert!(buffer[..read].starts_with(b"HTTP/1.1 200"), "{:?}", &buffer[..read]);
+    assert!(answered(&mut second));
+}
+
+#[test]
+fn a_shutdown_waits_for_unfinished_connections_at_most_its_grace() {
+    use std::io::Write;
+    let grace = Duration::from_millis(300);
+    let mut server = TestServer::start_with(|config| {
+        config.header_read_timeout = Duration::from_secs(60);
+        config.shutdown_grace = grace;
+    });
+    // A connection stuck in its first request head: a graceful shutdown waits for it.
+    let mut stuck = std::net::TcpStream::connect(server.address).unwrap();
+    stuck.write_all(b"GET /api/health HTTP/1.1\r\nHost: x\r\n").unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let started = std::time::Instant::now();
+    server.stop().unwrap();
+    let stopped_after = started.elapsed();
+    assert!(stopped_after >= grace, "did not wait: {stopped_after:?}");
+    assert!(stopped_after < Duration::from_secs(10), "waited past the grace: {stopped_after:?}");
+    drop(stuck);
 }
