@@ -371,3 +371,45 @@ fn a_shutdown_waits_for_unfinished_connections_at_most_its_grace() {
     assert!(stopped_after < Duration::from_secs(10), "waited past the grace: {stopped_after:?}");
     drop(stuck);
 }
+
+/// The status of a failed login sent from a socket bound to `local` (a loopback address).
+fn login_status_from(local: &str, server: &std::net::SocketAddr) -> u16 {
+    use std::io::{Read, Write};
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_io().build().unwrap();
+    let stream = runtime
+        .block_on(async {
+            let socket = tokio::net::TcpSocket::new_v4()?;
+            socket.bind(format!("{local}:0").parse().unwrap())?;
+            socket.connect(*server).await
+        })
+        .unwrap()
+        .into_std()
+        .unwrap();
+    drop(runtime);
+    let mut stream = stream;
+    stream.set_nonblocking(false).unwrap();
+    let body = r#"{"identity":"nobody@example.com","password":"wrong-password"}"#;
+    let request = format!(
+        "POST /api/collections/users/auth-with-password HTTP/1.1\r\nHost: x\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    stream.read_to_string(&mut response).unwrap();
+    response.split(' ').nth(1).and_then(|status| status.parse().ok()).unwrap()
+}
+
+/// The peer's address reaches the handlers (the rate limit's bucket is per address).
+#[test]
+fn each_peer_address_has_its_own_auth_bucket() {
+    let server = TestServer::start_with(|config| {
+        config.auth_rate_limit_burst = 1;
+        config.auth_rate_limit_per_minute = 1;
+    });
+    assert_eq!(login_status_from("127.0.0.1", &server.address), 400);
+    assert_eq!(login_status_from("127.0.0.1", &server.address), 429);
+    assert_eq!(login_status_from("127.0.0.2", &server.address), 400, "another address");
+    assert_eq!(login_status_from("127.0.0.2", &server.address), 429);
+}
