@@ -11,13 +11,17 @@
 
 /// Descriptors kept for the databases beside the connections: the storage engine's cache of
 /// open sst files (1,000 by default) and the WAL, manifest, directories, listener and logs.
+/// Under a small limit, at most half of it (so a limit of 1,024 still serves 512
+/// connections; a database of more than a few hundred files then needs a larger limit).
 pub const OPEN_FILES_RESERVE: u64 = 1_100;
 
 /// The connections to serve at once for `connections_max` asked and a soft open-file limit
-/// of `soft` (`None`: unknown): at most the limit less `OPEN_FILES_RESERVE`, and at least 1.
+/// of `soft` (`None`: unknown): at most the limit less the reserve (`OPEN_FILES_RESERVE`, or
+/// half the limit if that is less), and at least 1.
 pub fn connections_within(connections_max: usize, soft: Option<u64>) -> usize {
     let Some(soft) = soft else { return connections_max.max(1) };
-    let room = usize::try_from(soft.saturating_sub(OPEN_FILES_RESERVE)).unwrap_or(usize::MAX);
+    let reserve = OPEN_FILES_RESERVE.min(soft / 2);
+    let room = usize::try_from(soft - reserve).unwrap_or(usize::MAX);
     connections_max.min(room).max(1)
 }
 
@@ -67,10 +71,16 @@ mod tests {
     fn connections_leave_the_reserve_to_the_databases() {
         assert_eq!(connections_within(16_384, None), 16_384);
         assert_eq!(connections_within(0, None), 1);
-        assert_eq!(connections_within(16_384, Some(1_024)), 1, "no room: one connection");
-        assert_eq!(connections_within(16_384, Some(OPEN_FILES_RESERVE + 1)), 1);
-        assert_eq!(connections_within(16_384, Some(OPEN_FILES_RESERVE + 500)), 500);
+        // A small limit: half of it for the connections.
+        assert_eq!(connections_within(16_384, Some(1_024)), 512);
+        assert_eq!(connections_within(16_384, Some(OPEN_FILES_RESERVE * 2 - 2)), 1_099);
+        assert_eq!(connections_within(16_384, Some(0)), 1);
+        assert_eq!(connections_within(16_384, Some(1)), 1);
+        // A larger one: all but the reserve, up to what was asked.
+        assert_eq!(connections_within(16_384, Some(OPEN_FILES_RESERVE * 2)), 1_100);
+        assert_eq!(connections_within(16_384, Some(OPEN_FILES_RESERVE + 5_000)), 5_000);
         assert_eq!(connections_within(16_384, Some(OPEN_FILES_RESERVE + 16_384)), 16_384);
+        assert_eq!(connections_within(16_384, Some(OPEN_FILES_RESERVE + 16_385)), 16_384);
         assert_eq!(connections_within(16_384, Some(u64::MAX)), 16_384);
     }
 
