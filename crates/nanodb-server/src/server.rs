@@ -101,6 +101,7 @@ async fn serve(
             },
             () = &mut shutdown => break,
         };
+        let open = state.metrics.connection_opened();
         let app = app.clone();
         // The `ConnectInfo` extractor reads the peer's address from the request.
         let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
@@ -111,7 +112,7 @@ async fn serve(
         builder.timer(TokioTimer::new()).header_read_timeout(header_read_timeout);
         let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
-            let _slot = permit;
+            let (_slot, _open) = (permit, open);
             if let Err(error) = connection.await {
                 tracing::debug!(%error, %remote, "connection ended with an error");
             }

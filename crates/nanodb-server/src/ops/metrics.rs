@@ -20,6 +20,7 @@ use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Upper bounds of the latency histogram's buckets, in seconds (`+Inf` follows).
@@ -46,6 +47,22 @@ pub struct Metrics {
     counts: Mutex<BTreeMap<(usize, &'static str, u16), u64>>,
     /// One histogram per route, the last for unmatched requests.
     latency: Vec<Histogram>,
+    /// Connections being served now (shared with their `OpenConnection` guards).
+    connections_open: Arc<AtomicU64>,
+    /// Connections accepted since start.
+    connections_accepted: AtomicU64,
+}
+
+/// Counts one connection as open while it lives (`Metrics::connection_opened`).
+#[derive(Debug)]
+pub struct OpenConnection {
+    open: Arc<AtomicU64>,
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.open.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Default for Metrics {
@@ -60,7 +77,16 @@ impl Metrics {
         Metrics {
             counts: Mutex::new(BTreeMap::new()),
             latency: (0..=ROUTES.len()).map(|_| Histogram::default()).collect(),
+            connections_open: Arc::new(AtomicU64::new(0)),
+            connections_accepted: AtomicU64::new(0),
         }
+    }
+
+    /// Counts an accepted connection, open until the returned guard drops.
+    pub fn connection_opened(&self) -> OpenConnection {
+        self.connections_accepted.fetch_add(1, Ordering::Relaxed);
+        self.connections_open.fetch_add(1, Ordering::Relaxed);
+        OpenConnection { open: Arc::clone(&self.connections_open) }
     }
 
     /// Counts a request to `route` (an index into `ROUTES`, `None` unmatched) answered with
@@ -170,6 +196,24 @@ pub fn render(state: &AppState) -> String {
             "counter",
             "Times the realtime pump fell behind the change feed.",
             stats.feed_lagged.load(Ordering::Relaxed),
+        ),
+        (
+            "nanodb_http_connections_open",
+            "gauge",
+            "Connections being served.",
+            state.metrics.connections_open.load(Ordering::Relaxed),
+        ),
+        (
+            "nanodb_http_connections_max",
+            "gauge",
+            "Most connections served at once (more wait to be accepted).",
+            state.config.connections_max as u64,
+        ),
+        (
+            "nanodb_http_connections_accepted_total",
+            "counter",
+            "Connections accepted since start.",
+            state.metrics.connections_accepted.load(Ordering::Relaxed),
         ),
         (
             "nanodb_auth_rate_limited_total",

@@ -30,7 +30,21 @@ fn metrics_count_requests_by_route_and_status_with_storage_and_process_figures()
     assert_eq!(server.get("/nowhere").send().status, 404);
     assert_eq!(server.get("/api/collections/users/records").send().status, 200);
     assert_eq!(server.get("/api/collections/nope/records/x").send().status, 404);
+    // An idle connection counts as open, beside the scrape's own.
+    let idle = std::net::TcpStream::connect(server.address).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
     let text = metrics(&server);
+    assert!(sample(&text, "nanodb_http_connections_open").unwrap() >= 2.0, "{text}");
+    assert!(sample(&text, "nanodb_http_connections_accepted_total").unwrap() >= 8.0, "{text}");
+    let connections_max = nanodb_server::config::CONNECTIONS_MAX_DEFAULT as f64;
+    assert_eq!(sample(&text, "nanodb_http_connections_max"), Some(connections_max));
+    drop(idle);
+    // Closed connections are counted out: only the scrape's stays.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while sample(&metrics(&server), "nanodb_http_connections_open") != Some(1.0) {
+        assert!(std::time::Instant::now() < deadline, "{}", metrics(&server));
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let health = "nanodb_http_requests_total{route=\"/api/health\",method=\"GET\",status=\"200\"}";
     assert!(sample(&text, health).unwrap() >= 3.0, "{text}");
     let unmatched = "nanodb_http_requests_total{route=\"unmatched\",method=\"GET\",status=\"404\"}";
