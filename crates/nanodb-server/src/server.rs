@@ -36,7 +36,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tower::ServiceExt;
 
 /// How long the accept loop waits after an accept fails for another reason than the peer
@@ -76,8 +75,7 @@ async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     announce_install_token(&state, &address.to_string())?;
-    let connections =
-        Arc::new(Semaphore::new(state.config.connections_max.clamp(1, Semaphore::MAX_PERMITS)));
+    let connections = Arc::new(crate::state::slots(state.config.connections_max));
     let header_read_timeout = header_read_timeout_of(&state.config);
     let app = router(Arc::clone(&state));
     let graceful = GracefulShutdown::new();

@@ -94,8 +94,7 @@ impl AppState {
         let auth_rate_limit =
             RateLimiter::new(config.auth_rate_limit_burst, config.auth_rate_limit_per_minute);
         let cors = Cors::new(&config.cors_origins);
-        let slots = config.blocking_tasks_max.clamp(1, Semaphore::MAX_PERMITS);
-        let blocking_slots = Arc::new(Semaphore::new(slots));
+        let blocking_slots = Arc::new(slots(config.blocking_tasks_max));
         Ok(AppState {
             config,
             runtime,
@@ -120,6 +119,12 @@ impl AppState {
     pub fn close(&self) -> Result<()> {
         Ok(self.runtime.close()?)
     }
+}
+
+/// A semaphore of `count` permits, at least one and at most what tokio's semaphore holds (a
+/// bound from the config, where 0 or a huge number must not panic).
+pub(crate) fn slots(count: usize) -> Semaphore {
+    Semaphore::new(count.clamp(1, Semaphore::MAX_PERMITS))
 }
 
 /// Runs document-layer work on a blocking thread, once one of the

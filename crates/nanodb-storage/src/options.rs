@@ -310,8 +310,9 @@ impl Options {
         Options { fs: Arc::new(crate::fs::SimFs::new()), ..Options::default() }
     }
 
-    /// Checks the options against the hard limits; called by `Db::open`.
-    pub(crate) fn validate(&self) -> crate::Result<()> {
+    /// Checks the options against the hard limits (`Error::InvalidArgument` naming the
+    /// option); called by `Db::open`, and usable before it.
+    pub fn validate(&self) -> crate::Result<()> {
         let checks: [(&str, usize, usize, usize); 6] = [
             ("key_size_bytes_max", self.key_size_bytes_max, 1, KEY_SIZE_BYTES_MAX_LIMIT),
             ("value_size_bytes_max", self.value_size_bytes_max, 0, VALUE_SIZE_BYTES_MAX_LIMIT),

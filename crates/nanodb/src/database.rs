@@ -112,22 +112,24 @@ impl DatabaseOptions {
         }
     }
 
-    /// Checks the options against their limits.
+    /// The storage engine's options these set (the engine's defaults for the rest); the
+    /// runtime adds its filesystem, memory budget and memtable size.
+    pub(crate) fn storage_options(&self) -> nanodb_storage::Options {
+        nanodb_storage::Options {
+            mmap_reads: self.mmap_reads,
+            bloom_bits_per_key_bottommost: self.bloom_bits_per_key_bottommost,
+            block_size_bytes: self.block_size_bytes,
+            ..nanodb_storage::Options::default()
+        }
+    }
+
+    /// Checks the options against their limits (the engine's own checks for the options it
+    /// takes).
     pub(crate) fn validate(&self) -> Result<()> {
-        let max = nanodb_storage::BLOOM_BITS_PER_KEY_MAX;
-        if let Some(bits) = self.bloom_bits_per_key_bottommost.filter(|&bits| bits > max) {
-            return Err(Error::invalid(format!(
-                "bloom_bits_per_key_bottommost must be at most {max}, not {bits}"
-            )));
-        }
-        let (min, limit) =
-            (nanodb_storage::BLOCK_SIZE_BYTES_MIN, nanodb_storage::BLOCK_SIZE_BYTES_LIMIT);
-        if !(min..=limit).contains(&self.block_size_bytes) {
-            return Err(Error::invalid(format!(
-                "block_size_bytes must be {min} to {limit}, not {}",
-                self.block_size_bytes
-            )));
-        }
+        self.storage_options().validate().map_err(|error| match error {
+            nanodb_storage::Error::InvalidArgument(detail) => Error::invalid(detail),
+            other => Error::from(other),
+        })?;
         let interval = self.ttl_check_interval;
         if !(TTL_CHECK_INTERVAL_MIN..=TTL_CHECK_INTERVAL_MAX).contains(&interval) {
             return Err(Error::invalid(format!(

@@ -172,15 +172,11 @@ impl NanoDb {
             open.len() + 1,
             self.inner.options.databases_open_max,
         )?;
-        let database_options = &self.inner.options.database;
         let options = Options {
             fs: Arc::clone(&self.inner.fs),
             memory_budget: Some(Arc::clone(&self.inner.budget)),
             memtable_size_bytes_max: self.inner.options.database_memtable_bytes_max,
-            mmap_reads: database_options.mmap_reads,
-            bloom_bits_per_key_bottommost: database_options.bloom_bits_per_key_bottommost,
-            block_size_bytes: database_options.block_size_bytes,
-            ..Options::default()
+            ..self.inner.options.database.storage_options()
         };
         let db = nanodb_storage::Db::open(self.inner.root.join(name), options)?;
         let database = Database::load(name, db, self.inner.options.database)?;

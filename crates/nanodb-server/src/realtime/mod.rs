@@ -236,9 +236,7 @@ impl Realtime {
         // dropped here) or sees `closed` (and refuses).
         let mut clients = self.clients.write();
         self.closed.store(true, Ordering::SeqCst);
-        for (_, client) in clients.drain() {
-            self.forget(&client);
-        }
+        self.forget_all(&mut clients);
     }
 
     /// True once `close_all` ran.
@@ -246,8 +244,9 @@ impl Realtime {
         self.closed.load(Ordering::SeqCst)
     }
 
-    fn drop_all(&self) {
-        for (_, client) in self.clients.write().drain() {
+    /// Drops every client of `clients` (the map behind the `clients` lock, held).
+    fn forget_all(&self, clients: &mut HashMap<String, Arc<Client>>) {
+        for (_, client) in clients.drain() {
             self.forget(&client);
         }
     }
@@ -272,7 +271,7 @@ impl Realtime {
     /// dropped and the pump marked stopped.
     fn pump_failed(&self) {
         let mut running = self.pump.lock();
-        self.drop_all();
+        self.forget_all(&mut self.clients.write());
         *running = false;
     }
 }
