@@ -6,7 +6,9 @@
 //!   its indexes;
 //! - `next_collection_id` → the next collection id, a MessagePack integer;
 //! - `m/<index id>` (decimal) → empty: some document has given that index several entries
-//!   (`index::multikey`).
+//!   (`index::multikey`);
+//! - `n/<name id>` (decimal) → a field name's UTF-8 bytes: the database's interned field names
+//!   (`field_names`), which stored documents refer to by id.
 //!
 //! A collection's documents live in keyspace `c<id>`, each of its indexes in `x<index id>`; ids are never reused, so renaming a
 //! collection only moves its catalog entry, and a dropped collection's keyspaces never come
@@ -35,6 +37,8 @@ pub(crate) const NEXT_COLLECTION_ID_KEY: &[u8] = b"next_collection_id";
 pub(crate) const COLLECTION_KEY_PREFIX: &[u8] = b"c/";
 /// Prefix of the markers of multikey indexes (`index::multikey`) in the catalog.
 pub(crate) const MULTIKEY_KEY_PREFIX: &[u8] = b"m/";
+/// Prefix of the interned field names (`field_names`) in the catalog.
+pub(crate) const FIELD_NAME_KEY_PREFIX: &[u8] = b"n/";
 
 /// Options of a collection, given when it is created.
 #[derive(Debug, Clone, PartialEq, Eq)]

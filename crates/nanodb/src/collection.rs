@@ -104,7 +104,8 @@ impl Collection {
     pub fn get(&self, id: &str) -> Result<Option<Document>> {
         self.state.check_live()?;
         let Some(bytes) = self.state.documents.get(id)? else { return Ok(None) };
-        let document = Document::decode(bytes, || document_context(id, &self.state.name()))?;
+        let context = || document_context(id, &self.state.name());
+        let document = Document::from_stored(bytes, id, &self.state.names, context)?;
         let expiry = Expiry::of(&self.state, Date::now());
         Ok(Some(document).filter(|document| !expired(expiry.as_ref(), document)))
     }
@@ -170,9 +171,11 @@ impl Collection {
         let name = self.name();
         let expiry = Expiry::of(&self.state, Date::now());
         let iter = self.state.documents.iter()?;
+        let names = Arc::clone(&self.state.names);
         Ok(iter.filter_map(move |entry| {
             let decoded = entry.map_err(Error::from).and_then(|(key, bytes)| {
-                Document::decode(bytes, || document_context(&String::from_utf8_lossy(&key), &name))
+                let id = String::from_utf8_lossy(&key);
+                Document::from_stored(bytes, &id, &names, || document_context(&id, &name))
             });
             match decoded {
                 Ok(document) if expired(expiry.as_ref(), &document) => None,

@@ -22,6 +22,7 @@ use crate::catalog::{
 };
 use crate::collection::Collection;
 use crate::feed::{ChangeStream, FeedOptions, Hub};
+use crate::field_names::FieldNames;
 use crate::index::{
     index_of_keyspace, marker_key, recorded_ids, IndexSpec, IndexState, IndexStatus,
 };
@@ -145,6 +146,8 @@ impl DatabaseOptions {
 pub(crate) struct CollectionState {
     pub spec: RwLock<CollectionSpec>,
     pub documents: Keyspace,
+    /// The database's interned field names, which the stored documents use.
+    pub names: Arc<FieldNames>,
     pub dropped: AtomicBool,
     /// The indexes every write maintains (a new list replaces the old when one is added or
     /// dropped, so a write keeps the list it started with).
@@ -156,10 +159,16 @@ pub(crate) struct CollectionState {
 }
 
 impl CollectionState {
-    fn new(spec: CollectionSpec, documents: Keyspace, indexes: Vec<Arc<IndexState>>) -> Self {
+    fn new(
+        spec: CollectionSpec,
+        documents: Keyspace,
+        names: Arc<FieldNames>,
+        indexes: Vec<Arc<IndexState>>,
+    ) -> Self {
         CollectionState {
             spec: RwLock::new(spec),
             documents,
+            names,
             dropped: AtomicBool::new(false),
             indexes: RwLock::new(Arc::new(indexes)),
             writers: Arc::new(RwLock::new(())),
@@ -200,6 +209,8 @@ pub(crate) struct DatabaseInner {
     pub db: Db,
     pub options: DatabaseOptions,
     pub catalog: Keyspace,
+    /// The interned field names of the stored documents.
+    pub names: Arc<FieldNames>,
     collections: RwLock<HashMap<String, Arc<CollectionState>>>,
     /// Serializes catalog changes; holds the next collection (and index) id.
     pub catalog_lock: Mutex<u64>,
@@ -264,6 +275,7 @@ impl Database {
         let mut live_index_ids = HashSet::new();
         let mut unfinished = Vec::new();
         let multikey = recorded_ids(&catalog)?;
+        let names = Arc::new(FieldNames::load(db.clone(), catalog.clone(), options.sync)?);
         for entry in catalog.prefix(COLLECTION_KEY_PREFIX)? {
             let (_, bytes) = entry?;
             let spec = CollectionSpec::decode(&bytes)?;
@@ -281,7 +293,12 @@ impl Database {
                 let marked = multikey.contains(&index.id);
                 indexes.push(Arc::new(IndexState::new(index, keyspace, catalog.clone(), marked)));
             }
-            let state = Arc::new(CollectionState::new(spec.clone(), documents, indexes));
+            let state = Arc::new(CollectionState::new(
+                spec.clone(),
+                documents,
+                Arc::clone(&names),
+                indexes,
+            ));
             for index in state.indexes().iter().filter(|index| !index.is_ready()) {
                 unfinished.push((Arc::clone(&state), Arc::clone(index)));
             }
@@ -303,6 +320,7 @@ impl Database {
             db,
             options,
             catalog,
+            names,
             collections: RwLock::new(collections),
             catalog_lock: Mutex::new(next_id),
             builders: Mutex::new(Vec::new()),
@@ -414,7 +432,8 @@ impl Database {
         self.inner.write_spec(&spec, next)?;
         *next_id = next;
         let has_ttl = spec.options.ttl.is_some();
-        let state = Arc::new(CollectionState::new(spec, documents, indexes));
+        let names = Arc::clone(&self.inner.names);
+        let state = Arc::new(CollectionState::new(spec, documents, names, indexes));
         self.inner.collections.write().insert(name.to_string(), Arc::clone(&state));
         if has_ttl {
             start_reaper(self);

@@ -18,6 +18,7 @@ mod collection;
 mod database;
 mod document;
 mod feed;
+mod field_names;
 pub mod id;
 mod index;
 pub mod names;
@@ -44,6 +45,7 @@ pub use feed::{
     ChangeEvent, ChangeKind, ChangeStream, FeedOptions, FEED_BUFFER_EVENTS_DEFAULT,
     FEED_BUFFER_EVENTS_MAX,
 };
+pub use field_names::{INTERNED_NAMES_MAX, INTERNED_NAME_BYTES_MAX};
 pub use index::{
     IndexBuild, IndexDefinition, IndexField, IndexInfo, IndexStatus, BUILD_CHUNK_DOCUMENTS,
     BUILD_CONFLICTS_MAX, INDEXES_PER_COLLECTION_MAX, INDEX_ENTRIES_PER_DOCUMENT_MAX,

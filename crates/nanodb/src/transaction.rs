@@ -29,7 +29,9 @@
 
 use crate::collection::{document_context, object, Collection};
 use crate::database::{CollectionState, Database};
-use crate::document::{check_fields, check_size, Document, FIELD_CREATED, FIELD_ID, FIELD_UPDATED};
+use crate::document::{
+    check_fields, check_size, stored, Document, FIELD_CREATED, FIELD_ID, FIELD_UPDATED,
+};
 use crate::feed::{commit_note, Change, ChangeKind};
 use crate::index::{update_entries, IndexState};
 use crate::names::check_document_id;
@@ -261,7 +263,8 @@ impl Context<'_> {
     /// The stored document `id`, expired or not.
     fn read_stored(&self, writes: &mut Writes, id: &str) -> Result<Option<Document>> {
         let Some(bytes) = writes.txn.get_in(&self.state.documents, id)? else { return Ok(None) };
-        Document::decode(bytes, || document_context(id, &self.state.name())).map(Some)
+        let context = || document_context(id, &self.state.name());
+        Document::from_stored(bytes, id, &self.state.names, context).map(Some)
     }
 
     /// Document `id` unless it is missing or expired.
@@ -362,7 +365,8 @@ impl Context<'_> {
         updating: bool,
     ) -> Result<Document> {
         check_size(&bytes)?;
-        writes.txn.put_in(&self.state.documents, id, &bytes)?;
+        let stored = stored::compact(&bytes, &self.state.names)?;
+        writes.txn.put_in(&self.state.documents, id, &stored)?;
         let document = match spans {
             Some(spans) => Document::laid_out(bytes, spans),
             None => Document::encoded(bytes, || document_context(id, &self.state.name()))?,

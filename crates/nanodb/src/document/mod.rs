@@ -14,7 +14,9 @@
 //! keeps `id`.
 
 mod encoded;
+pub(crate) mod stored;
 
+use crate::field_names::FieldNames;
 use crate::value::{msgpack, Date, Map, Value, FIELD_NAME_LEN_MAX, NESTING_DEPTH_MAX};
 use crate::{Error, Result};
 use encoded::Encoded;
@@ -73,6 +75,28 @@ impl Document {
     /// A document cut down by a query's projection (it may lack `created` and `updated`).
     pub(crate) fn projected(fields: Map) -> Document {
         Document { repr: Repr::Decoded(fields) }
+    }
+
+    /// Document `id` as a collection stores it (`stored`: either form), put back together
+    /// (`stored::expand`) and then `decode`d.
+    pub(crate) fn from_stored(
+        bytes: Vec<u8>,
+        id: &str,
+        names: &FieldNames,
+        context: impl FnOnce() -> String,
+    ) -> Result<Document> {
+        if !stored::is_stored_form(&bytes) {
+            return Document::decode(bytes, context);
+        }
+        match stored::expand(&bytes, id, names) {
+            Ok(stored::Expanded { map, spans: Some(spans) }) => {
+                let document = Document::laid_out(map, spans);
+                document.check_reserved(context)?;
+                Ok(document)
+            }
+            Ok(stored::Expanded { map, spans: None }) => Document::decode(map, context),
+            Err(error) => Err(Error::corruption(context(), error)),
+        }
     }
 
     /// A stored document, checked whole but decoded field by field as it is read; `context`

@@ -228,7 +228,8 @@ impl Collection {
             for entry in snapshot.range_in::<&[u8], _>(&state.documents, ..)? {
                 let (id, bytes) = entry?;
                 let id = String::from_utf8_lossy(&id).into_owned();
-                let document = crate::Document::decode(bytes, || context.clone())?;
+                let document =
+                    crate::Document::from_stored(bytes, &id, &state.names, || context.clone())?;
                 for entry in entries_of(&index.definition, &document, &id)? {
                     expected.insert(entry.key, id.clone());
                 }

@@ -133,7 +133,8 @@ fn build(database: &Database, state: &CollectionState, index: &IndexState) -> Re
         for id in &ids {
             let Some(bytes) = txn.get_in(&state.documents, id)? else { continue };
             let id = String::from_utf8_lossy(id);
-            let document = Document::decode(bytes, || format!("document {id:?}"))?;
+            let context = || format!("document {id:?}");
+            let document = Document::from_stored(bytes, &id, &state.names, context)?;
             let entries = entries_of(&index.definition, &document, &id)?;
             marked |= index.note_entries(&mut txn, entries.len())?;
             for entry in entries {

@@ -20,7 +20,7 @@ use super::eval::{matches, matches_document, single, top_level_names, Root};
 use super::plan::{plan, Access, Choice, Plan};
 use super::request::{Cursor, Page, Query};
 use crate::database::CollectionState;
-use crate::document::Document;
+use crate::document::{stored, Document};
 use crate::index::{index_key_after, sorts_like_index};
 use crate::ttl::{expired, Expiry};
 use crate::value::{compare, msgpack, Date, Value};
@@ -206,7 +206,8 @@ fn read(
 ) -> Result<Flow> {
     let collection = state.name();
     let decode = |id: &str, bytes: Vec<u8>| {
-        Document::decode(bytes, || format!("document {id:?} of {collection}"))
+        let context = || format!("document {id:?} of {collection}");
+        Document::from_stored(bytes, id, &state.names, context)
     };
     // Expired documents (in a TTL collection) are passed over as if gone.
     let expiry = Expiry::of(state, Date::now());
@@ -232,14 +233,19 @@ fn read(
             for entry in ticker.bound(snapshot.range_in(&state.documents, range)?) {
                 ticker.tick()?;
                 let (key, bytes) = entry?;
+                let id = String::from_utf8_lossy(&key);
                 if prefilter {
-                    let fields = msgpack::decode_fields(&bytes, &names);
+                    let fields = if stored::is_stored_form(&bytes) {
+                        stored::decode_fields(&bytes, &id, &names, &state.names)
+                    } else {
+                        msgpack::decode_fields(&bytes, &names)
+                    };
                     if fields.is_some_and(|fields| !matches(&query.filter, &fields)) {
                         continue;
                     }
                 }
                 let size_bytes = bytes.len();
-                let document = decode(&String::from_utf8_lossy(&key), bytes)?;
+                let document = decode(&id, bytes)?;
                 match visit(document, size_bytes, true)? {
                     Flow::Continue => {}
                     other => return Ok(other),

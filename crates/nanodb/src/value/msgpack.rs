@@ -2,7 +2,8 @@
 //!
 //! The encoder writes the smallest MessagePack form of each value: integers in the fewest
 //! bytes, floats as float 64, strings as str, arrays and maps with their counts, and dates as
-//! the timestamp extension (type -1; the 96-bit form, so any instant in years 0000 to 9999 fits).
+//! the timestamp extension (type -1) in its smallest form: 32-bit for whole seconds from 1970
+//! to 2106, 64-bit from 1970 to 2514, else 96-bit (any instant in years 0000 to 9999 fits).
 //! The decoder reads any MessagePack of those types (every integer width, float 32, every
 //! timestamp form), and refuses with an error, never a panic: truncated input, trailing bytes,
 //! nesting deeper than `NESTING_DEPTH_MAX`, map keys that are not strings or are longer than
@@ -18,6 +19,9 @@ use std::fmt;
 
 /// The MessagePack extension type of timestamps.
 const EXT_TIMESTAMP: i8 = -1;
+/// Seconds since the Unix epoch below which the 64-bit timestamp form holds an instant (its
+/// seconds field has 34 bits: up to the year 2514).
+const TIMESTAMP_64_SECONDS_LIMIT: u64 = 1 << 34;
 
 /// Why bytes are not a valid stored value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,9 +55,7 @@ pub fn encode(value: &Value, out: &mut Vec<u8>) {
         Value::Date(date) => {
             let ms = date.unix_ms();
             let (seconds, nanos) = (ms.div_euclid(1000), (ms.rem_euclid(1000) * 1_000_000) as u32);
-            out.extend_from_slice(&[0xc7, 12, EXT_TIMESTAMP as u8]);
-            out.extend_from_slice(&nanos.to_be_bytes());
-            out.extend_from_slice(&seconds.to_be_bytes());
+            encode_timestamp(seconds, nanos, out);
         }
         Value::Array(items) => {
             encode_count(items.len(), 0x90, 0xdc, out);
@@ -62,6 +64,27 @@ pub fn encode(value: &Value, out: &mut Vec<u8>) {
             }
         }
         Value::Object(map) => encode_map(map, out),
+    }
+}
+
+/// Appends the smallest timestamp extension form that holds `seconds` since the Unix epoch
+/// and `nanos` (below 10^9): 32-bit (whole seconds from 1970 to 2106, 6 bytes), 64-bit
+/// (seconds from 1970 to 2514, 10 bytes) or 96-bit (any other instant, 15 bytes).
+fn encode_timestamp(seconds: i64, nanos: u32, out: &mut Vec<u8>) {
+    match u64::try_from(seconds) {
+        Ok(seconds) if nanos == 0 && seconds <= u64::from(u32::MAX) => {
+            out.extend_from_slice(&[0xd6, EXT_TIMESTAMP as u8]);
+            out.extend_from_slice(&(seconds as u32).to_be_bytes());
+        }
+        Ok(seconds) if seconds < TIMESTAMP_64_SECONDS_LIMIT => {
+            out.extend_from_slice(&[0xd7, EXT_TIMESTAMP as u8]);
+            out.extend_from_slice(&((u64::from(nanos) << 34) | seconds).to_be_bytes());
+        }
+        _ => {
+            out.extend_from_slice(&[0xc7, 12, EXT_TIMESTAMP as u8]);
+            out.extend_from_slice(&nanos.to_be_bytes());
+            out.extend_from_slice(&seconds.to_be_bytes());
+        }
     }
 }
 
@@ -152,7 +175,7 @@ pub(crate) fn encode_str(text: &str, out: &mut Vec<u8>) {
 }
 
 /// `encode_str` of text given as its (UTF-8) bytes.
-fn encode_str_bytes(text: &[u8], out: &mut Vec<u8>) {
+pub(crate) fn encode_str_bytes(text: &[u8], out: &mut Vec<u8>) {
     let len = text.len();
     match len {
         0..=31 => out.push(0xa0 | len as u8),
@@ -218,7 +241,7 @@ pub(crate) fn encode_int(n: i64, out: &mut Vec<u8>) {
 
 /// A collection count: the fix form up to 15, else the 16- or 32-bit form (`wide` is the
 /// 16-bit marker; the 32-bit one follows it).
-fn encode_count(count: usize, fix: u8, wide: u8, out: &mut Vec<u8>) {
+pub(crate) fn encode_count(count: usize, fix: u8, wide: u8, out: &mut Vec<u8>) {
     match count {
         0..=15 => out.push(fix | count as u8),
         16..=0xffff => {
@@ -250,6 +273,17 @@ pub(crate) struct FieldSpan {
 }
 
 impl FieldSpan {
+    /// The span of a field whose name's text lies at `name` and whose value lies at `value`
+    /// (byte ranges of an encoded map of at most `u32::MAX` bytes).
+    pub(crate) fn new(name: std::ops::Range<usize>, value: std::ops::Range<usize>) -> FieldSpan {
+        FieldSpan {
+            name_start: name.start as u32,
+            name_end: name.end as u32,
+            value_start: value.start as u32,
+            value_end: value.end as u32,
+        }
+    }
+
     /// The field's name, in `bytes` (the bytes the span was found in).
     pub(crate) fn name<'a>(&self, bytes: &'a [u8]) -> &'a [u8] {
         &bytes[self.name_start as usize..self.name_end as usize]
@@ -408,6 +442,16 @@ impl<'a> Reader<'a> {
         self.at
     }
 
+    /// The marker of the next item, without moving (`None` at the end).
+    pub(crate) fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.at).copied()
+    }
+
+    /// The bytes from `start` (a `position` returned) to where the reader is.
+    pub(crate) fn since(&self, start: usize) -> &'a [u8] {
+        &self.bytes[start.min(self.at)..self.at]
+    }
+
     /// Goes back to `position` (one `position` returned).
     pub(crate) fn rewind(&mut self, position: usize) {
         self.at = position.min(self.bytes.len());
@@ -521,7 +565,7 @@ impl<'a> Reader<'a> {
     }
 
     /// The bytes of a map key that must be a string, not checked for UTF-8.
-    fn name_bytes(&mut self) -> Result<&'a [u8], DecodeError> {
+    pub(crate) fn name_bytes(&mut self) -> Result<&'a [u8], DecodeError> {
         let marker = self.u8()?;
         let len = match marker {
             0xa0..=0xbf => usize::from(marker & 0x1f),
@@ -795,6 +839,29 @@ mod tests {
         }
         assert_eq!(to_bytes(&Value::Array(vec![])), [0x90]);
         assert_eq!(to_bytes(&Value::Object(Map::new())), [0x80]);
+    }
+
+    /// Each timestamp form is used up to its last instant, and the next one takes the wider
+    /// form: 32-bit for whole seconds to 2^32 - 1, 64-bit below 2^34 seconds, else 96-bit.
+    #[test]
+    fn dates_take_the_smallest_timestamp_form_at_each_boundary() {
+        let size = |ms: i64| {
+            let value = Value::Date(Date::from_unix_ms(ms).unwrap());
+            round_trip(value.clone());
+            to_bytes(&value).len()
+        };
+        let u32_max_ms = i64::from(u32::MAX) * 1000;
+        let limit_ms = TIMESTAMP_64_SECONDS_LIMIT as i64 * 1000;
+        assert_eq!(size(0), 6);
+        assert_eq!(size(u32_max_ms), 6, "the last whole second of the 32-bit form");
+        assert_eq!(size(u32_max_ms + 1), 10, "a millisecond past it");
+        assert_eq!(size(u32_max_ms + 1000), 10, "the next whole second");
+        assert_eq!(size(1), 10, "milliseconds need the 64-bit form");
+        assert_eq!(size(limit_ms - 1), 10, "the last instant of the 64-bit form");
+        assert_eq!(size(limit_ms), 15);
+        assert_eq!(size(-1), 15, "before 1970");
+        assert_eq!(size(-1000), 15);
+        assert_eq!(to_bytes(&Value::Date(Date::from_unix_ms(10_005).unwrap()))[..2], [0xd7, 0xff]);
     }
 
     #[test]

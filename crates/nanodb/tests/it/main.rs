@@ -4,6 +4,7 @@ mod collections;
 mod common;
 mod documents;
 mod feed;
+mod field_names;
 mod model;
 mod queries;
 mod query_model;
