@@ -82,7 +82,7 @@ fn to_body<T: Serialize>(value: &T) -> Result<Vec<u8>> {
 pub(crate) fn from_document<T: DeserializeOwned>(document: Document) -> Result<Typed<T>> {
     let (id, created, updated) =
         (document.id().to_string(), document.created(), document.updated());
-    let value = match document.stored_bytes() {
+    let value = match document.map_bytes() {
         Some(bytes) => deserialize::from_document_bytes(bytes).map_err(|error| error.0),
         None => serde_json::from_value(serde_json::Value::from(document.into_value()))
             .map_err(|error| error.to_string()),

@@ -143,7 +143,7 @@ impl Document {
     /// The bytes of a document read from a collection or just written (checked, names
     /// ascending at every level), or `None` for one held as decoded fields (a projection, or
     /// stored bytes in another encoder's order).
-    pub(crate) fn stored_bytes(&self) -> Option<&[u8]> {
+    pub(crate) fn map_bytes(&self) -> Option<&[u8]> {
         match &self.repr {
             Repr::Decoded(_) => None,
             Repr::Encoded(encoded) => Some(encoded.bytes()),
@@ -377,7 +377,7 @@ mod tests {
             let document = Document::decode(bytes, || "test".into()).unwrap();
             assert_eq!((document.id(), document.field("a")), ("abc", Some(&Value::Int(1))));
             // Both representations are tested: kept encoded only in the encoder's order.
-            assert_eq!(document.stored_bytes().is_some(), in_order);
+            assert_eq!(document.map_bytes().is_some(), in_order);
         }
         let wrong = [Value::Int(7), Value::from("2026-11-22"), Value::Null, date.clone()];
         for field in [FIELD_ID, FIELD_CREATED, FIELD_UPDATED] {
