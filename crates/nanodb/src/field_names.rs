@@ -27,7 +27,7 @@ use crate::catalog::FIELD_NAME_KEY_PREFIX;
 use crate::{Error, Result};
 use nanodb_storage::{Db, Keyspace, WriteBatch, WriteOptions};
 use parking_lot::RwLock;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::OnceLock;
 
 /// Most names a database interns; later new names are spelled out in every document.
@@ -53,9 +53,9 @@ impl Ids {
         self.by_name.get(name).copied()
     }
 
-    /// Whether the table has room for more names.
-    pub(crate) fn has_room(&self) -> bool {
-        self.next < INTERNED_NAMES_MAX
+    /// How many more names the table has room for.
+    pub(crate) fn room(&self) -> usize {
+        INTERNED_NAMES_MAX.saturating_sub(self.next)
     }
 }
 
@@ -159,10 +159,11 @@ impl FieldNames {
         let mut ids = self.ids.write();
         let mut batch = WriteBatch::new();
         let mut added: Vec<(&[u8], usize)> = Vec::new();
+        let mut seen = HashSet::new();
         let mut next = ids.next;
         for &name in names {
-            let fresh = ids.get(name).is_none() && !added.iter().any(|(seen, _)| *seen == name);
             // Only valid UTF-8 is interned: it is read back as a name.
+            let fresh = ids.get(name).is_none() && seen.insert(name);
             if !fresh || !internable(name) || std::str::from_utf8(name).is_err() {
                 continue;
             }

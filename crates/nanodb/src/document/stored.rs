@@ -28,6 +28,7 @@ use crate::value::msgpack::{
     Token,
 };
 use crate::value::{Map, Value};
+use std::collections::HashSet;
 
 /// First byte of a document in the stored form (a MessagePack marker that is never used).
 pub(crate) const STORED_MARKER: u8 = 0xc1;
@@ -46,30 +47,43 @@ pub(crate) fn is_stored_form(bytes: &[u8]) -> bool {
 /// it has that `names` lacks (see `FieldNames::intern`). An error only for bytes that are not
 /// such a map, or a failed write of new names.
 pub(crate) fn compact(map: &[u8], names: &FieldNames) -> crate::Result<Vec<u8>> {
-    let mut missing = Vec::new();
+    let mut missing = Missing::default();
     {
         let ids = names.ids();
-        let collect = ids.has_room().then_some(&mut missing);
-        let stored = encode(map, &ids, collect).map_err(not_encodable)?;
-        if missing.is_empty() {
+        missing.room = ids.room();
+        let stored = encode(map, &ids, &mut missing).map_err(not_encodable)?;
+        if missing.names.is_empty() {
             return Ok(stored);
         }
     }
-    names.intern(&missing)?;
-    encode(map, &names.ids(), None).map_err(not_encodable)
+    names.intern(&missing.names)?;
+    encode(map, &names.ids(), &mut Missing::default()).map_err(not_encodable)
+}
+
+/// The names a document has that could be interned but are not, in the order met, each
+/// once, at most `room` of them (what the table has room for).
+#[derive(Default)]
+struct Missing<'a> {
+    names: Vec<&'a [u8]>,
+    seen: HashSet<&'a [u8]>,
+    room: usize,
+}
+
+impl<'a> Missing<'a> {
+    fn note(&mut self, name: &'a [u8]) {
+        if self.names.len() < self.room && internable(name) && self.seen.insert(name) {
+            self.names.push(name);
+        }
+    }
 }
 
 fn not_encodable(error: DecodeError) -> crate::Error {
     crate::Error::invalid(format!("a document could not be put in its stored form: {error}"))
 }
 
-/// `compact` with the names in `ids`; the names not there that could be interned are pushed
-/// to `missing`, when given, and written out meanwhile.
-fn encode<'a>(
-    map: &'a [u8],
-    ids: &Ids,
-    mut missing: Option<&mut Vec<&'a [u8]>>,
-) -> Result<Vec<u8>, DecodeError> {
+/// `compact` with the names in `ids`; the names not there are spelled out, and noted in
+/// `missing`.
+fn encode<'a>(map: &'a [u8], ids: &Ids, missing: &mut Missing<'a>) -> Result<Vec<u8>, DecodeError> {
     let mut reader = Reader::new(map);
     let mut out = Vec::with_capacity(map.len());
     out.extend_from_slice(&[STORED_MARKER, STORED_VERSION]);
@@ -87,8 +101,8 @@ fn encode<'a>(
             reader.step_over(1)?;
             continue;
         }
-        encode_key(name, ids, &mut missing, &mut out);
-        encode_value(&mut reader, 1, ids, &mut missing, &mut out)?;
+        encode_key(name, ids, missing, &mut out);
+        encode_value(&mut reader, 1, ids, missing, &mut out)?;
     }
     reader.end()?;
     if !has_id {
@@ -98,18 +112,11 @@ fn encode<'a>(
 }
 
 /// Writes map key `name`: its id when interned, else the string.
-fn encode_key<'a>(
-    name: &'a [u8],
-    ids: &Ids,
-    missing: &mut Option<&mut Vec<&'a [u8]>>,
-    out: &mut Vec<u8>,
-) {
+fn encode_key<'a>(name: &'a [u8], ids: &Ids, missing: &mut Missing<'a>, out: &mut Vec<u8>) {
     match ids.get(name) {
         Some(id) => encode_id(id, out),
         None => {
-            if let Some(missing) = missing.as_deref_mut().filter(|_| internable(name)) {
-                missing.push(name);
-            }
+            missing.note(name);
             encode_str_bytes(name, out);
         }
     }
@@ -132,7 +139,7 @@ fn encode_value<'a>(
     reader: &mut Reader<'a>,
     depth: usize,
     ids: &Ids,
-    missing: &mut Option<&mut Vec<&'a [u8]>>,
+    missing: &mut Missing<'a>,
     out: &mut Vec<u8>,
 ) -> Result<(), DecodeError> {
     match reader.peek() {

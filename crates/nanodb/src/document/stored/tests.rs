@@ -197,3 +197,22 @@ fn the_earlier_plain_form_is_not_taken_for_the_stored_form() {
     assert!(!is_stored_form(&map));
     assert!(msgpack::decode(&[STORED_MARKER]).is_err(), "0xc1 is never a MessagePack value");
 }
+
+#[test]
+fn a_name_repeated_through_a_document_is_interned_once_and_new_names_stop_at_the_room_left() {
+    let names = table();
+    let items: Vec<serde_json::Value> = (0..1000).map(|i| serde_json::json!({"x": i})).collect();
+    let map = msgpack::to_bytes(&Value::from(serde_json::json!({"id": "d", "items": items})));
+    let stored = compact(&map, &names).unwrap();
+    assert_eq!(names.ids().room(), INTERNED_NAMES_MAX - 2, "items and x, once each");
+    assert_eq!(expand(&stored, "d", &names).unwrap().map, map);
+    // Room for one more name: the first new one met gets it, the other is spelled out.
+    let filler: Vec<String> = (0..INTERNED_NAMES_MAX - 3).map(|i| format!("f{i}")).collect();
+    names.intern(&filler.iter().map(|name| name.as_bytes()).collect::<Vec<_>>()).unwrap();
+    let map = msgpack::to_bytes(&Value::from(serde_json::json!({"id": "e", "p": 1, "q": 2})));
+    let stored = compact(&map, &names).unwrap();
+    assert_eq!(names.ids().room(), 0);
+    assert_eq!(names.name(INTERNED_NAMES_MAX - 1), Some("p"));
+    assert!(stored.ends_with(&[0xa1, b'q', 2]), "{stored:02x?}");
+    assert_eq!(expand(&stored, "e", &names).unwrap().map, map);
+}
