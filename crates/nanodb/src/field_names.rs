@@ -14,19 +14,22 @@
 //! so a document that survives a crash has its names with it.
 //!
 //! Thread safety: `Send + Sync`. Reading a name by id takes no lock (a slot is set once,
-//! before any document using it is written). Interning takes the writer lock, which also
-//! guards the name → id map that writes read under its shared side.
+//! before any document using it is written). Interning is serialized by `interning`; it
+//! writes the new entries holding only that mutex, then publishes them under a brief write
+//! lock of the name → id map, which writes read under its shared side while they encode a
+//! document (so a slow or synced entry write never holds up writes of known names).
 //!
 //! Invariants:
-//! 1. Every id below `len` names a slot that was set before the id was handed out, and its
-//!    catalog entry was written before that.
+//! 1. Every id below `ids.next` names a slot that was set before the id was handed out, and
+//!    its catalog entry was written (in the wal, at a lower seqno than any document using the
+//!    id) before that.
 //! 2. `ids` maps each interned name to its (first) id; ids are below `ids.next`, which is at
 //!    most `INTERNED_NAMES_MAX`, and an id is never handed out twice.
 
 use crate::catalog::FIELD_NAME_KEY_PREFIX;
 use crate::{Error, Result};
 use nanodb_storage::{Db, Keyspace, WriteBatch, WriteOptions};
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use std::collections::{HashMap, HashSet};
 use std::sync::OnceLock;
 
@@ -63,8 +66,10 @@ impl Ids {
 pub(crate) struct FieldNames {
     /// id → name, in chunks of `CHUNK_NAMES` allocated on first use.
     chunks: Box<[OnceLock<Chunk>]>,
-    /// name → id; its write lock is held while a name is interned.
+    /// name → id; written only to publish names already stored.
     ids: RwLock<Ids>,
+    /// Held while names are interned, from choosing their ids to publishing them.
+    interning: Mutex<()>,
     /// Where names are stored, and whether their writes sync.
     db: Db,
     catalog: Keyspace,
@@ -95,6 +100,7 @@ impl FieldNames {
         FieldNames {
             chunks: (0..chunk_count).map(|_| OnceLock::new()).collect(),
             ids: RwLock::new(Ids::default()),
+            interning: Mutex::new(()),
             db,
             catalog,
             sync,
@@ -113,17 +119,21 @@ impl FieldNames {
                     let key = String::from_utf8_lossy(&key);
                     Error::corruption("catalog", format!("field name entry {key:?}: {detail}"))
                 };
-                let id = std::str::from_utf8(&key[FIELD_NAME_KEY_PREFIX.len()..])
+                let digits = &key[FIELD_NAME_KEY_PREFIX.len()..];
+                let decimal = !digits.is_empty()
+                    && digits.iter().all(u8::is_ascii_digit)
+                    && (digits[0] != b'0' || digits.len() == 1);
+                let id = std::str::from_utf8(digits)
                     .ok()
-                    .filter(|digits| !digits.starts_with('0') || digits.len() == 1)
+                    .filter(|_| decimal)
                     .and_then(|digits| digits.parse::<usize>().ok())
                     .ok_or_else(|| bad("the id is not a decimal number"))?;
                 if id >= INTERNED_NAMES_MAX {
                     return Err(bad(&format!("the id is not below {INTERNED_NAMES_MAX}")));
                 }
                 let name = std::str::from_utf8(&value).map_err(|_| bad("the name is not UTF-8"))?;
-                if !internable(name.as_bytes()) {
-                    return Err(bad(&format!("longer than {INTERNED_NAME_BYTES_MAX} bytes")));
+                if name.is_empty() || !internable(name.as_bytes()) {
+                    return Err(bad(&format!("not 1 to {INTERNED_NAME_BYTES_MAX} bytes long")));
                 }
                 names.set_slot(id, name);
                 // A name under two ids (never written so) reads under both; writes use the
@@ -156,7 +166,8 @@ impl FieldNames {
     /// Interns the `names` not interned yet, as far as the table has room, writing their
     /// catalog entries in one batch before they are handed out. A failed write interns none.
     pub(crate) fn intern(&self, names: &[&[u8]]) -> Result<()> {
-        let mut ids = self.ids.write();
+        let _interning = self.interning.lock();
+        let ids = self.ids.read();
         let mut batch = WriteBatch::new();
         let mut added: Vec<(&[u8], usize)> = Vec::new();
         let mut seen = HashSet::new();
@@ -174,10 +185,12 @@ impl FieldNames {
             added.push((name, next));
             next += 1;
         }
+        drop(ids);
         if added.is_empty() {
             return Ok(());
         }
         self.db.write(batch, WriteOptions { sync: self.sync })?;
+        let mut ids = self.ids.write();
         for (name, id) in added {
             // UTF-8 was checked above.
             self.set_slot(id, &String::from_utf8_lossy(name));

@@ -365,14 +365,21 @@ impl Context<'_> {
         updating: bool,
     ) -> Result<Document> {
         check_size(&bytes)?;
-        let stored = stored::compact(&bytes, &self.state.names)?;
-        writes.txn.put_in(&self.state.documents, id, &stored)?;
+        // The stored form after the index checks: a write a unique index refuses interns
+        // none of its names.
+        let stored_form = |bytes: &[u8]| stored::compact(bytes, id, &self.state.names);
         let document = match spans {
             Some(spans) => Document::laid_out(bytes, spans),
             None => Document::encoded(bytes, || document_context(id, &self.state.name()))?,
         };
         let old_fields = old.map(|old| old as &dyn TopFields);
         update_entries(writes, self.state, self.indexes, id, old_fields, Some(&document))?;
+        let stored = match document.map_bytes() {
+            Some(map) => stored_form(map)?,
+            // Held decoded (never for the encoder's own bytes, whose names are sorted).
+            None => stored_form(&msgpack::to_bytes(&Value::Object(document.fields().clone())))?,
+        };
+        writes.txn.put_in(&self.state.documents, id, &stored)?;
         let kind = if updating { ChangeKind::Update } else { ChangeKind::Create };
         self.record(writes, kind, &document);
         Ok(document)

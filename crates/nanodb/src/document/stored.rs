@@ -43,21 +43,21 @@ pub(crate) fn is_stored_form(bytes: &[u8]) -> bool {
     bytes.first() == Some(&STORED_MARKER)
 }
 
-/// The stored form of the document map `map` (with its top-level `id`), interning the names
-/// it has that `names` lacks (see `FieldNames::intern`). An error only for bytes that are not
-/// such a map, or a failed write of new names.
-pub(crate) fn compact(map: &[u8], names: &FieldNames) -> crate::Result<Vec<u8>> {
+/// The stored form of the map `map` of document `id` (whose top-level `id` is that string),
+/// interning the names it has that `names` lacks (see `FieldNames::intern`). An error only for
+/// bytes that are not such a map, or a failed write of new names.
+pub(crate) fn compact(map: &[u8], id: &str, names: &FieldNames) -> crate::Result<Vec<u8>> {
     let mut missing = Missing::default();
     {
         let ids = names.ids();
         missing.room = ids.room();
-        let stored = encode(map, &ids, &mut missing).map_err(not_encodable)?;
+        let stored = encode(map, id, &ids, &mut missing).map_err(not_encodable)?;
         if missing.names.is_empty() {
             return Ok(stored);
         }
     }
     names.intern(&missing.names)?;
-    encode(map, &names.ids(), &mut Missing::default()).map_err(not_encodable)
+    encode(map, id, &names.ids(), &mut Missing::default()).map_err(not_encodable)
 }
 
 /// The names a document has that could be interned but are not, in the order met, each
@@ -83,7 +83,12 @@ fn not_encodable(error: DecodeError) -> crate::Error {
 
 /// `compact` with the names in `ids`; the names not there are spelled out, and noted in
 /// `missing`.
-fn encode<'a>(map: &'a [u8], ids: &Ids, missing: &mut Missing<'a>) -> Result<Vec<u8>, DecodeError> {
+fn encode<'a>(
+    map: &'a [u8],
+    id: &str,
+    ids: &Ids,
+    missing: &mut Missing<'a>,
+) -> Result<Vec<u8>, DecodeError> {
     let mut reader = Reader::new(map);
     let mut out = Vec::with_capacity(map.len());
     out.extend_from_slice(&[STORED_MARKER, STORED_VERSION]);
@@ -97,8 +102,15 @@ fn encode<'a>(map: &'a [u8], ids: &Ids, missing: &mut Missing<'a>) -> Result<Vec
     for _ in 0..count {
         let name = reader.name_bytes()?;
         if name == FIELD_ID.as_bytes() && !has_id {
+            // Left out: the reader puts the key back, so it must be what the map holds.
+            let start = reader.position();
+            if !matches!(reader.token()?, Token::Str(text) if text == id) {
+                return Err(DecodeError {
+                    offset: start,
+                    detail: "an id other than the key".into(),
+                });
+            }
             has_id = true;
-            reader.step_over(1)?;
             continue;
         }
         encode_key(name, ids, missing, &mut out);
@@ -166,6 +178,17 @@ fn encode_value<'a>(
             reader.step_over(depth)?;
             out.extend_from_slice(reader.since(start));
         }
+    }
+    Ok(())
+}
+
+/// An error once `out`, a map being put back together, is past `DOCUMENT_SIZE_BYTES_MAX`.
+fn check_size(out: &[u8], reader: &Reader<'_>) -> Result<(), DecodeError> {
+    if out.len() > DOCUMENT_SIZE_BYTES_MAX {
+        return Err(DecodeError {
+            offset: reader.position(),
+            detail: format!("the document grows past {DOCUMENT_SIZE_BYTES_MAX} bytes"),
+        });
     }
     Ok(())
 }
@@ -242,6 +265,7 @@ pub(crate) fn expand(stored: &[u8], id: &str, names: &FieldNames) -> Result<Expa
     if !id_written {
         spans.push(walk.id(id));
     }
+    walk.check_size(&reader)?;
     let sorted = walk.sorted;
     Ok(Expanded { map: walk.out, spans: sorted.then_some(spans) })
 }
@@ -270,16 +294,14 @@ impl<'n> Walk<'n> {
     }
 
     /// Writes map key `name` as a string, unless the map would grow past the size limit
-    /// (names are all that can make it larger than the stored form).
+    /// (names, and the `id` put back, are all that can make it larger than the stored form).
     fn name(&mut self, name: &[u8], reader: &Reader<'_>) -> Result<(), DecodeError> {
         encode_str_bytes(name, &mut self.out);
-        if self.out.len() > DOCUMENT_SIZE_BYTES_MAX {
-            return Err(DecodeError {
-                offset: reader.position(),
-                detail: format!("the document grows past {DOCUMENT_SIZE_BYTES_MAX} bytes"),
-            });
-        }
-        Ok(())
+        self.check_size(reader)
+    }
+
+    fn check_size(&self, reader: &Reader<'_>) -> Result<(), DecodeError> {
+        check_size(&self.out, reader)
     }
 
     /// Reads a map key (an interned name's id, or the name spelled out, checked as
@@ -367,6 +389,7 @@ fn expand_value<'a>(
             for _ in 0..count {
                 let name = expand_key(reader, names)?;
                 encode_str_bytes(name, out);
+                check_size(out, reader)?;
                 expand_value(reader, depth + 1, names, out)?;
             }
         }

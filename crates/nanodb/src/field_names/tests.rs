@@ -81,12 +81,15 @@ fn the_table_holds_at_most_its_limit_of_names() {
 fn malformed_stored_entries_are_corruption_errors_naming_them() {
     let too_long = "x".repeat(INTERNED_NAME_BYTES_MAX + 1);
     let limit = format!("n/{INTERNED_NAMES_MAX}");
-    let cases: [(&str, &[u8]); 5] = [
+    let cases: [(&str, &[u8]); 8] = [
         ("n/seven", b"name"),
         ("n/07", b"name"),
+        ("n/+5", b"name"),
+        ("n/", b"name"),
         (&limit, b"name"),
         ("n/3", b"\xff"),
         ("n/4", too_long.as_bytes()),
+        ("n/6", b""),
     ];
     for (key, value) in cases {
         let (db, _options) = open();
@@ -111,4 +114,56 @@ fn a_name_stored_under_two_ids_reads_under_both_and_writes_use_the_first() {
     assert_eq!(id_of(&names, "twice"), Some(2));
     names.intern(&[b"new"]).unwrap();
     assert_eq!(id_of(&names, "new"), Some(6), "after the largest id, gaps left alone");
+}
+
+#[test]
+fn a_failed_entry_write_hands_out_no_id_and_the_next_attempt_can() {
+    let sim = nanodb_storage::fs::SimFs::new();
+    let options = Options { fs: std::sync::Arc::new(sim.clone()), ..Options::default() };
+    let db = Db::open("/names", options).unwrap();
+    let names = table(&db);
+    sim.fail_after(nanodb_storage::fs::FaultKind::Append, 0, false);
+    assert!(names.intern(&[b"title"]).is_err());
+    assert_eq!((id_of(&names, "title"), names.name(0)), (None, None));
+    assert_eq!(names.ids().room(), INTERNED_NAMES_MAX, "the id was not used up");
+    // A failed wal write poisons the database: nothing more is written until a reopen.
+    assert!(names.intern(&[b"title"]).is_err());
+    assert_eq!(id_of(&names, "title"), None);
+}
+
+#[test]
+fn threads_interning_overlapping_names_give_each_name_one_id_and_no_gaps() {
+    let (db, options) = open();
+    let names = std::sync::Arc::new(table(&db));
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let names = std::sync::Arc::clone(&names);
+            std::thread::spawn(move || {
+                for round in 0..50 {
+                    let batch: Vec<String> =
+                        (0..5).map(|i| format!("name{}", (round * 3 + t + i) % 120)).collect();
+                    names
+                        .intern(&batch.iter().map(|name| name.as_bytes()).collect::<Vec<_>>())
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    let count = names.ids().next;
+    let seen: std::collections::HashSet<&str> =
+        (0..count).map(|id| names.name(id).unwrap()).collect();
+    assert_eq!(seen.len(), count, "every id names a different name, ids 0..{count} all used");
+    let expected: Vec<(usize, String)> =
+        (0..count).map(|id| (id, names.name(id).unwrap().to_string())).collect();
+    drop(names);
+    db.close().unwrap();
+    let db = Db::open("/names", options).unwrap();
+    let names = table(&db);
+    for (id, name) in expected {
+        assert_eq!(names.name(id), Some(name.as_str()));
+        assert_eq!(id_of(&names, &name), Some(id as u16));
+    }
 }

@@ -194,7 +194,7 @@ fn sort_hits(hits: &mut [Hit], sort: &[SortKey]) {
     hits.sort_by(|a, b| order(sort, (&a.values, a.document.id()), (&b.values, b.document.id())));
 }
 
-/// Reads the documents `choice` says, in its order, passing each (with its stored size, and
+/// Reads the documents `choice` says, in its order, passing each (with the bytes it holds, and
 /// whether it sorts like the index entry it was found by: `sorts_like_index`, true off an
 /// index) to `visit` until it says stop; returns the last flow.
 fn read(
@@ -205,9 +205,14 @@ fn read(
     visit: &mut dyn FnMut(Document, usize, bool) -> Result<Flow>,
 ) -> Result<Flow> {
     let collection = state.name();
+    // A document with the bytes it holds (its map, put back together from the stored form,
+    // which a sort's memory limit counts).
     let decode = |id: &str, bytes: Vec<u8>| {
+        let stored_bytes = bytes.len();
         let context = || format!("document {id:?} of {collection}");
-        Document::from_stored(bytes, id, &state.names, context)
+        let document = Document::from_stored(bytes, id, &state.names, context)?;
+        let size_bytes = document.map_bytes().map_or(stored_bytes, <[u8]>::len);
+        Ok::<_, Error>((document, size_bytes))
     };
     // Expired documents (in a TTL collection) are passed over as if gone.
     let expiry = Expiry::of(state, Date::now());
@@ -244,8 +249,7 @@ fn read(
                         continue;
                     }
                 }
-                let size_bytes = bytes.len();
-                let document = decode(&id, bytes)?;
+                let (document, size_bytes) = decode(&id, bytes)?;
                 match visit(document, size_bytes, true)? {
                     Flow::Continue => {}
                     other => return Ok(other),
@@ -259,8 +263,8 @@ fn read(
                     continue;
                 }
                 let Some(bytes) = snapshot.get_in(&state.documents, id)? else { continue };
-                let size_bytes = bytes.len();
-                match visit(decode(id, bytes)?, size_bytes, true)? {
+                let (document, size_bytes) = decode(id, bytes)?;
+                match visit(document, size_bytes, true)? {
                     Flow::Continue => {}
                     other => return Ok(other),
                 }
@@ -288,8 +292,7 @@ fn read(
                             format!("an entry names document {id:?}, which does not exist"),
                         ));
                     };
-                    let size_bytes = bytes.len();
-                    let document = decode(&id, bytes)?;
+                    let (document, size_bytes) = decode(&id, bytes)?;
                     // Only a document with an array (or several values) at an indexed path can
                     // have several entries and be met again: only its first meeting counts.
                     let single_entry = sorts_like_index(&index.definition, &document);

@@ -72,7 +72,7 @@ fn random_documents_come_back_byte_for_byte_with_their_layout() {
         let pool = name_pool();
         for case in 0..2_000 {
             let (id, map) = document(&mut rng, &pool);
-            let stored = compact(&map, &names).unwrap();
+            let stored = compact(&map, &id, &names).unwrap();
             assert!(is_stored_form(&stored));
             let expanded = expand(&stored, &id, &names).unwrap();
             assert_eq!(expanded.map, map, "case {case}");
@@ -97,7 +97,7 @@ fn names_past_the_table_limit_are_spelled_out_and_still_come_back() {
     .into_iter()
     .collect();
     let map = msgpack::to_bytes(&Value::Object(fields));
-    let stored = compact(&map, &names).unwrap();
+    let stored = compact(&map, "x", &names).unwrap();
     // The last id (4095) is a uint 16; the new name is spelled out.
     assert_eq!(&stored[..6], &[STORED_MARKER, STORED_VERSION, 0x82, 0xcd, 0x0f, 0xff]);
     assert!(stored.windows(8).any(|window| window == b"unlisted"));
@@ -112,7 +112,7 @@ fn a_filter_reads_the_same_fields_from_the_stored_form() {
         let pool = name_pool();
         for case in 0..500 {
             let (id, map) = document(&mut rng, &pool);
-            let stored = compact(&map, &names).unwrap();
+            let stored = compact(&map, &id, &names).unwrap();
             let wanted: Vec<&str> =
                 (0..3).map(|_| pool[rng.below(pool.len())].as_str()).chain([FIELD_ID]).collect();
             assert_eq!(
@@ -132,7 +132,7 @@ fn damaged_stored_bytes_are_errors_never_panics() {
         let pool = name_pool();
         for _ in 0..100 {
             let (id, map) = document(&mut rng, &pool);
-            let stored = compact(&map, &names).unwrap();
+            let stored = compact(&map, &id, &names).unwrap();
             for end in 0..stored.len() {
                 assert!(expand(&stored[..end], &id, &names).is_err(), "cut at {end}");
                 let _ = decode_fields(&stored[..end], &id, &[FIELD_ID, "a"], &names);
@@ -140,7 +140,13 @@ fn damaged_stored_bytes_are_errors_never_panics() {
             for at in 0..stored.len() {
                 let mut damaged = stored.clone();
                 damaged[at] ^= 1 << rng.below(8);
-                let _ = expand(&damaged, &id, &names);
+                // What expand accepts and lays out, map_layout and decode accept alike.
+                // (Names out of order are left to the whole decode, which may refuse them.)
+                if let Ok(Expanded { map, spans: Some(spans) }) = expand(&damaged, &id, &names) {
+                    let layout = msgpack::map_layout(&map).expect("map_layout accepts it too");
+                    assert_eq!(Some(spans), layout, "at {at}");
+                    msgpack::decode(&map).expect("decode accepts it too");
+                }
                 let _ = decode_fields(&damaged, &id, &["a", "field3"], &names);
             }
         }
@@ -203,16 +209,106 @@ fn a_name_repeated_through_a_document_is_interned_once_and_new_names_stop_at_the
     let names = table();
     let items: Vec<serde_json::Value> = (0..1000).map(|i| serde_json::json!({"x": i})).collect();
     let map = msgpack::to_bytes(&Value::from(serde_json::json!({"id": "d", "items": items})));
-    let stored = compact(&map, &names).unwrap();
+    let stored = compact(&map, "d", &names).unwrap();
     assert_eq!(names.ids().room(), INTERNED_NAMES_MAX - 2, "items and x, once each");
     assert_eq!(expand(&stored, "d", &names).unwrap().map, map);
     // Room for one more name: the first new one met gets it, the other is spelled out.
     let filler: Vec<String> = (0..INTERNED_NAMES_MAX - 3).map(|i| format!("f{i}")).collect();
     names.intern(&filler.iter().map(|name| name.as_bytes()).collect::<Vec<_>>()).unwrap();
     let map = msgpack::to_bytes(&Value::from(serde_json::json!({"id": "e", "p": 1, "q": 2})));
-    let stored = compact(&map, &names).unwrap();
+    let stored = compact(&map, "e", &names).unwrap();
     assert_eq!(names.ids().room(), 0);
     assert_eq!(names.name(INTERNED_NAMES_MAX - 1), Some("p"));
     assert!(stored.ends_with(&[0xa1, b'q', 2]), "{stored:02x?}");
     assert_eq!(expand(&stored, "e", &names).unwrap().map, map);
+}
+
+/// A stored form with every name spelled out: the header, then `map` (which must not hold
+/// `id`) as the plain encoder writes it.
+fn spelled_out(map: &Value) -> Vec<u8> {
+    [&[STORED_MARKER, STORED_VERSION][..], &msgpack::to_bytes(map)].concat()
+}
+
+#[test]
+fn expand_checks_what_map_layout_checks_at_each_limit() {
+    let names = table();
+    let nested = |depth: usize| {
+        let mut value = Value::Int(1);
+        for _ in 0..depth {
+            value = Value::Array(vec![value]);
+        }
+        Value::Object([("a".into(), value)].into())
+    };
+    // Depth: the top map is depth 0, so 63 arrays inside fit and 64 do not.
+    let fits = spelled_out(&nested(crate::value::NESTING_DEPTH_MAX - 1));
+    assert!(expand(&fits, "x", &names).is_ok());
+    let deep = spelled_out(&nested(crate::value::NESTING_DEPTH_MAX));
+    assert!(expand(&deep, "x", &names).unwrap_err().detail.contains("nested deeper"));
+    // Spelled-out names: up to FIELD_NAME_LEN_MAX bytes.
+    let named = |len: usize| spelled_out(&Value::Object([("n".repeat(len), Value::Null)].into()));
+    assert!(expand(&named(crate::value::FIELD_NAME_LEN_MAX), "x", &names).is_ok());
+    let long = expand(&named(crate::value::FIELD_NAME_LEN_MAX + 1), "x", &names).unwrap_err();
+    assert!(long.detail.contains("longer than"), "{long}");
+    // Invalid UTF-8 in a value and in a spelled-out name.
+    let bad_value = [STORED_MARKER, STORED_VERSION, 0x81, 0xa1, b'a', 0xa1, 0xff];
+    assert!(expand(&bad_value, "x", &names).unwrap_err().detail.contains("UTF-8"));
+    let bad_name = [STORED_MARKER, STORED_VERSION, 0x81, 0xa1, 0xff, 0xc0];
+    assert!(expand(&bad_name, "x", &names).unwrap_err().detail.contains("UTF-8"));
+}
+
+#[test]
+fn compact_refuses_a_map_whose_id_is_not_the_key() {
+    let names = table();
+    let map = msgpack::to_bytes(&Value::from(serde_json::json!({"id": "x", "a": 1})));
+    assert!(compact(&map, "x", &names).is_ok());
+    assert!(compact(&map, "y", &names).is_err());
+    let no_id = msgpack::to_bytes(&Value::from(serde_json::json!({"a": 1})));
+    assert!(compact(&no_id, "x", &names).is_err());
+}
+
+#[test]
+fn documents_from_the_stored_form_are_checked_like_those_from_the_plain_form() {
+    use crate::document::Document;
+    let names = table();
+    let context = || "test".to_string();
+    let created = Value::Date(Date::from_unix_ms(1_000).unwrap());
+    let complete: Map = [
+        ("b".into(), Value::Int(2)),
+        ("created".into(), created.clone()),
+        ("id".into(), Value::String("x".into())),
+        ("updated".into(), created.clone()),
+    ]
+    .into();
+    let stored =
+        compact(&msgpack::to_bytes(&Value::Object(complete.clone())), "x", &names).unwrap();
+    let document = Document::from_stored(stored, "x", &names, context).unwrap();
+    assert_eq!(document.fields(), &complete);
+    assert!(document.map_bytes().is_some(), "laid out, not decoded whole");
+    // Without `created`: refused, as a plain map without it is.
+    let mut partial = complete.clone();
+    partial.remove("created");
+    partial.remove("id");
+    let stored = spelled_out(&Value::Object(partial));
+    let error = Document::from_stored(stored, "x", &names, context).unwrap_err();
+    assert!(matches!(error, crate::Error::Corruption { .. }), "{error}");
+    // Names out of order (another encoder's): decoded whole, same fields.
+    let mut unsorted = vec![STORED_MARKER, STORED_VERSION, 0x84];
+    for (name, value) in [("updated", &created), ("b", &Value::Int(2)), ("created", &created)] {
+        msgpack::encode_str(name, &mut unsorted);
+        msgpack::encode(value, &mut unsorted);
+    }
+    unsorted.extend_from_slice(&[0xa1, b'a', 0x01]);
+    let document = Document::from_stored(unsorted, "x", &names, context).unwrap();
+    let mut expected = complete.clone();
+    expected.insert("a".into(), Value::Int(1));
+    assert_eq!(document.fields(), &expected);
+    // A name repeated in a nested map: an error, as for the plain form.
+    let mut repeated = vec![STORED_MARKER, STORED_VERSION, 0x84];
+    for (name, value) in [("b", &Value::Int(2)), ("created", &created), ("updated", &created)] {
+        msgpack::encode_str(name, &mut repeated);
+        msgpack::encode(value, &mut repeated);
+    }
+    repeated.extend_from_slice(&[0xa1, b'z', 0x82, 0xa1, b'q', 0x01, 0xa1, b'q', 0x02]);
+    let error = Document::from_stored(repeated, "x", &names, context).unwrap_err();
+    assert!(matches!(error, crate::Error::Corruption { .. }), "{error}");
 }
