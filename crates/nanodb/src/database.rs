@@ -3,7 +3,9 @@
 //!
 //! Each collection's documents live in their own keyspace (`catalog` module), so dropping a
 //! collection is the engine's cheap keyspace drop: its files are deleted, its documents never
-//! read. Catalog changes are durable (synced) before they return.
+//! read. Catalog changes are durable (synced) before they return; the interned field names
+//! (`field_names`), also in the catalog, follow the database's sync option instead, and are
+//! written before the first document that uses them.
 //!
 //! Thread safety: `Database` is `Send + Sync` and cheap to clone. Catalog changes (create,
 //! rename, drop) are serialized by `catalog_lock`; document reads and writes never take it.

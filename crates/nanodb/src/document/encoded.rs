@@ -3,7 +3,8 @@
 //! caller that reads two fields of each, then builds two values per document instead of a
 //! whole map of them.
 //!
-//! The bytes are checked whole when the document is read (`msgpack::map_layout`: every
+//! The bytes are checked whole when the document is read (`stored::expand` as it puts a
+//! stored document back together, or `msgpack::map_layout` for one in the plain form: every
 //! marker, length, string, date and nesting depth, and the names of every map in strictly
 //! ascending order, as the encoder writes them), so decoding a field later cannot fail.
 //! Stored bytes that pass the checks but are not in that order (another encoder's) are
