@@ -28,6 +28,7 @@ mod compaction;
 mod db;
 mod error;
 mod filenames;
+mod found;
 pub mod fs;
 mod iter;
 mod key;

@@ -290,7 +290,7 @@ mod tests {
 
     fn value(reader: &SstReader, index: u64) -> Vec<u8> {
         match reader.get(format!("key{index:03}").as_bytes(), SEQNO_MAX).unwrap() {
-            Lookup::Found(value, _) => value,
+            Lookup::Found(value, _) => value.into_vec(),
             other => panic!("key{index:03}: {other:?}"),
         }
     }

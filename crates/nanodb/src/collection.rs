@@ -103,9 +103,12 @@ impl Collection {
     /// The document with `id`, if any.
     pub fn get(&self, id: &str) -> Result<Option<Document>> {
         self.state.check_live()?;
-        let Some(bytes) = self.state.documents.get(id)? else { return Ok(None) };
         let context = || document_context(id, &self.state.name());
-        let document = Document::from_stored(bytes, id, &self.state.names, context)?;
+        // Put back together straight from the cached block, without copying the value out.
+        let read =
+            |bytes: &[u8]| Document::from_stored_slice(bytes, id, &self.state.names, context);
+        let Some(document) = self.state.documents.get_with(id, read)? else { return Ok(None) };
+        let document = document?;
         let expiry = Expiry::of(&self.state, Date::now());
         Ok(Some(document).filter(|document| !expired(expiry.as_ref(), document)))
     }

@@ -26,6 +26,7 @@ use crate::keyspace::{
     DEFAULT_KEYSPACE_NAME, KEYSPACES_LIVE_MAX,
 };
 use crate::manifest::{ManifestState, VersionEdit};
+use crate::memtable::FoundValue;
 use crate::options::WriteOptions;
 use crate::version::Version;
 use crate::{Error, Result};
@@ -160,6 +161,15 @@ pub(crate) fn get(
     keyspace: &KeyspaceState,
     key: &[u8],
 ) -> Result<Option<Vec<u8>>> {
+    Ok(get_found(inner, keyspace, key)?.map(FoundValue::into_vec))
+}
+
+/// The value of `key` in `keyspace`, as of now, where it lies (see `FoundValue`).
+pub(crate) fn get_found(
+    inner: &DbInner,
+    keyspace: &KeyspaceState,
+    key: &[u8],
+) -> Result<Option<FoundValue>> {
     inner.check_open()?;
     keyspace.check_live()?;
     // Most keys are short: build the stored key on the stack, not the heap.
@@ -169,9 +179,9 @@ pub(crate) fn get(
         let mut buffer = [0u8; STACK_KEY_BYTES];
         buffer[..keyspace.prefix.len()].copy_from_slice(&keyspace.prefix);
         buffer[keyspace.prefix.len()..stored_len].copy_from_slice(key);
-        return read::get_latest(inner, &buffer[..stored_len]);
+        return read::get_latest_found(inner, &buffer[..stored_len]);
     }
-    read::get_latest(inner, &stored_key(&keyspace.prefix, key))
+    read::get_latest_found(inner, &stored_key(&keyspace.prefix, key))
 }
 
 /// An iterator over `bounds` of `keyspace`, as of now.
@@ -259,6 +269,19 @@ impl Keyspace {
     /// The value of `key`, if present.
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>> {
         get(self.db.inner(), &self.state, key.as_ref())
+    }
+
+    /// `f` of the value of `key`, if any, read where it lies: a value found in an SST is
+    /// passed from inside its cached block, without the copy `get` makes. For a reader that
+    /// decodes the value into something of its own. `f` runs on the calling thread, with no
+    /// lock of the database held.
+    pub fn get_with<T>(
+        &self,
+        key: impl AsRef<[u8]>,
+        f: impl FnOnce(&[u8]) -> T,
+    ) -> Result<Option<T>> {
+        let found = get_found(self.db.inner(), &self.state, key.as_ref())?;
+        Ok(found.map(|value| f(value.as_slice())))
     }
 
     /// Every key and value of the keyspace in key order (`.rev()` for descending).

@@ -15,7 +15,7 @@ use crate::iter::{
     DbIterator, Direction, InternalIterator, LevelCursor, MergingIterator, PointRead,
 };
 use crate::keyspace::{stored_bounds, stored_key, KeyspaceState};
-use crate::memtable::Lookup;
+use crate::memtable::{FoundValue, Lookup};
 use crate::sst::hash64;
 use crate::version::{ReadView, SstHandle};
 use crate::Result;
@@ -79,15 +79,15 @@ pub(crate) fn latest_seqno_and_view(inner: &DbInner) -> (u64, Arc<ReadView>) {
     }
 }
 
-/// The value of `key` as of now.
-pub(crate) fn get_latest(inner: &DbInner, key: &[u8]) -> Result<Option<Vec<u8>>> {
+/// The value of `key` as of now, where it lies (in its cached block, when read from an SST).
+pub(crate) fn get_latest_found(inner: &DbInner, key: &[u8]) -> Result<Option<FoundValue>> {
     let (seqno, view) = latest_seqno_and_view(inner);
     get_with_view(inner, &view, key, seqno)
 }
 
 /// The value of `key` at the registered snapshot `seqno`.
 pub(crate) fn get(inner: &DbInner, key: &[u8], seqno: u64) -> Result<Option<Vec<u8>>> {
-    get_with_view(inner, &inner.current_view(), key, seqno)
+    Ok(get_with_view(inner, &inner.current_view(), key, seqno)?.map(FoundValue::into_vec))
 }
 
 fn get_with_view(
@@ -95,7 +95,7 @@ fn get_with_view(
     view: &ReadView,
     key: &[u8],
     seqno: u64,
-) -> Result<Option<Vec<u8>>> {
+) -> Result<Option<FoundValue>> {
     let stats = &inner.stats;
     StatsCounters::add(&stats.gets, 1);
     let found = get_in_view(inner, view, key, seqno)?;
@@ -110,7 +110,7 @@ fn get_in_view(
     view: &ReadView,
     key: &[u8],
     seqno: u64,
-) -> Result<Option<Vec<u8>>> {
+) -> Result<Option<FoundValue>> {
     let found = newest_version(inner, view, key, seqno)?;
     // A range tombstone newer than the version hides it, and every older version with it;
     // an expired version reads as a delete.
@@ -118,8 +118,8 @@ fn get_in_view(
         Lookup::Found(value, version) if !view.range_dels.hides(key, version, seqno) => Some(value),
         Lookup::Expiring(mut stored, version) if !view.range_dels.hides(key, version, seqno) => {
             let now_ms = inner.options.clock.now_ms();
-            if crate::ttl::expiry_of(&stored) > now_ms {
-                stored.drain(..crate::ttl::EXPIRY_HEADER_LEN);
+            if crate::ttl::expiry_of(stored.as_slice()) > now_ms {
+                stored.skip_front(crate::ttl::EXPIRY_HEADER_LEN);
                 Some(stored)
             } else {
                 None
@@ -290,7 +290,9 @@ impl Iter {
     fn make(&self, direction: Direction) -> DbIterator {
         let merged = merged_iterator(&self.view, direction, &self.bounds);
         let (inner, view, seqno) = (Arc::clone(&self.inner), Arc::clone(&self.view), self.seqno);
-        let point_read: PointRead = Box::new(move |key| get_in_view(&inner, &view, key, seqno));
+        let point_read: PointRead = Box::new(move |key| {
+            Ok(get_in_view(&inner, &view, key, seqno)?.map(FoundValue::into_vec))
+        });
         let range_dels = Arc::clone(&self.view.range_dels);
         let bounds = self.bounds.clone();
         let mut iterator = DbIterator::new(

@@ -194,7 +194,10 @@ mod tests {
         expected.reverse();
         assert_eq!(walk(&mut reverse), expected);
         assert_eq!(memtable.partitions().len(), 5);
-        assert_eq!(memtable.get(&expected[0], SEQNO_MAX), Lookup::Found(expected[0].clone(), 1));
+        assert_eq!(
+            memtable.get(&expected[0], SEQNO_MAX),
+            Lookup::Found(crate::memtable::FoundValue::from(expected[0].clone()), 1)
+        );
         assert_eq!(memtable.get(&stored_key(&prefix_of(9), b"k000"), SEQNO_MAX), Lookup::Absent);
     }
 

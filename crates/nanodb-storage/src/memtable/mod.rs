@@ -46,6 +46,7 @@ use skiplist::chunk_bytes_max_for;
 pub use skiplist::SkipList as Partition;
 
 use crate::batch::{BatchOp, OpKind};
+pub use crate::found::FoundValue;
 use crate::key::{pack_trailer, split_internal_key, ValueKind, KIND_FOR_SEEK};
 use crate::keyspace::keyspace_order;
 use crate::range_del::RangeTombstone;
@@ -59,16 +60,16 @@ use std::sync::Arc;
 /// and the allocator's headers and rounding of its two bounds.
 pub const RANGE_TOMBSTONE_OVERHEAD_BYTES: usize = 96;
 
-/// What a memtable knows about a key at a seqno.
+/// What a memtable (or an SST) knows about a key at a seqno.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Lookup {
     /// The newest visible version is a put of this value, at this seqno.
-    Found(Vec<u8>, u64),
+    Found(FoundValue, u64),
     /// The newest visible version is a delete, at this seqno.
     Deleted(u64),
     /// The newest visible version is an expiring put: its stored value (expiry, then the
     /// value, `ttl.rs`) and seqno. Whether it is expired is for the reader's clock to say.
-    Expiring(Vec<u8>, u64),
+    Expiring(FoundValue, u64),
     /// No visible version here; look in older sources.
     Absent,
 }
@@ -246,9 +247,9 @@ impl Memtable {
         match (trailer & 0xff) as u8 {
             kind if kind == ValueKind::Delete as u8 => Lookup::Deleted(trailer >> 8),
             kind if kind == ValueKind::PutExpiring as u8 => {
-                Lookup::Expiring(value.to_vec(), trailer >> 8)
+                Lookup::Expiring(value.to_vec().into(), trailer >> 8)
             }
-            _ => Lookup::Found(value.to_vec(), trailer >> 8),
+            _ => Lookup::Found(value.to_vec().into(), trailer >> 8),
         }
     }
 
@@ -322,10 +323,13 @@ mod tests {
     fn get_sees_the_newest_version_at_a_seqno() {
         let memtable = filled();
         assert_eq!(memtable.get(b"a", 0), Lookup::Absent);
-        assert_eq!(memtable.get(b"a", 1), Lookup::Found(b"a1".to_vec(), 1));
-        assert_eq!(memtable.get(b"a", 2), Lookup::Found(b"a1".to_vec(), 1));
-        assert_eq!(memtable.get(b"a", SEQNO_MAX), Lookup::Found(b"a3".to_vec(), 3));
-        assert_eq!(memtable.get(b"b", 3), Lookup::Found(b"b2".to_vec(), 2));
+        assert_eq!(memtable.get(b"a", 1), Lookup::Found(FoundValue::from(b"a1".to_vec()), 1));
+        assert_eq!(memtable.get(b"a", 2), Lookup::Found(FoundValue::from(b"a1".to_vec()), 1));
+        assert_eq!(
+            memtable.get(b"a", SEQNO_MAX),
+            Lookup::Found(FoundValue::from(b"a3".to_vec()), 3)
+        );
+        assert_eq!(memtable.get(b"b", 3), Lookup::Found(FoundValue::from(b"b2".to_vec()), 2));
         assert!(matches!(memtable.get(b"b", 4), Lookup::Deleted(_)));
         assert_eq!(memtable.get(b"c", 9), Lookup::Absent);
         assert_eq!(memtable.seqno_max(), 4);
@@ -366,7 +370,7 @@ mod tests {
             let expected = if deleted {
                 Lookup::Deleted(2 * u64::from(index) + 2)
             } else {
-                Lookup::Found(b"v".to_vec(), 2 * u64::from(index) + 1)
+                Lookup::Found(FoundValue::from(b"v".to_vec()), 2 * u64::from(index) + 1)
             };
             assert_eq!(memtable.get(&key(index), SEQNO_MAX), expected, "key {index}");
         }
@@ -405,7 +409,11 @@ mod tests {
                                 .wrapping_add(1442695040888963407);
                             let index = (probe >> 33) % seqno;
                             let found = memtable.get(&key(index), seqno);
-                            assert_eq!(found, Lookup::Found(b"v".to_vec(), index + 1), "{index}");
+                            assert_eq!(
+                                found,
+                                Lookup::Found(FoundValue::from(b"v".to_vec()), index + 1),
+                                "{index}"
+                            );
                         }
                     }
                 });

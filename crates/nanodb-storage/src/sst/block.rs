@@ -92,6 +92,17 @@ impl Block {
         self.bytes.capacity()
     }
 
+    /// The block's bytes (entries, restart array and hash index).
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// A block of exactly `bytes` that is never searched, for tests that only read bytes out.
+    #[cfg(test)]
+    pub fn for_tests_with(bytes: Vec<u8>) -> Block {
+        Block { bytes, restarts_offset: 0, restart_count: 0, hash_buckets: None }
+    }
+
     /// A block of `len` bytes with no entries, for tests that only look at its size.
     #[cfg(test)]
     pub fn for_tests(len: usize) -> Block {
@@ -156,6 +167,11 @@ impl BlockCursor {
     /// The current value.
     pub fn value(&self) -> &[u8] {
         &self.block.bytes[self.value_start..self.value_end]
+    }
+
+    /// The current value where it lies: the block and the value's range in its bytes.
+    pub fn value_in_block(&self) -> (Arc<Block>, std::ops::Range<usize>) {
+        (Arc::clone(&self.block), self.value_start..self.value_end)
     }
 
     /// Decodes the entry at `offset`, whose key shares a prefix with `self.key`.

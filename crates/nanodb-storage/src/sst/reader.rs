@@ -28,7 +28,7 @@ use crate::iter::{Direction, InternalIterator};
 use crate::key::{
     compare_internal_keys, internal_key, parse_internal_key, ValueKind, KIND_FOR_SEEK,
 };
-use crate::memtable::Lookup;
+use crate::memtable::{FoundValue, Lookup};
 use crate::{Error, Result};
 use std::cmp::Ordering;
 use std::path::{Path, PathBuf};
@@ -272,10 +272,15 @@ impl SstReader {
         if parsed.user_key != user_key {
             return Ok(Lookup::Absent);
         }
+        // The value stays in its block (shared with the cache): a reader that only looks at
+        // it need not copy it.
+        let (block, range) = cursor.value_in_block();
         Ok(match parsed.kind {
-            ValueKind::Put => Lookup::Found(cursor.value().to_vec(), parsed.seqno),
+            ValueKind::Put => Lookup::Found(FoundValue::InBlock(block, range), parsed.seqno),
             ValueKind::Delete => Lookup::Deleted(parsed.seqno),
-            ValueKind::PutExpiring => Lookup::Expiring(cursor.value().to_vec(), parsed.seqno),
+            ValueKind::PutExpiring => {
+                Lookup::Expiring(FoundValue::InBlock(block, range), parsed.seqno)
+            }
         })
     }
 

@@ -142,11 +142,20 @@ fn point_reads_see_the_right_version_with(reader: Arc<SstReader>) {
         if index % 10 == 9 {
             assert!(matches!(newest, Lookup::Deleted(_)));
         } else {
-            assert_eq!(newest, Lookup::Found(format!("new{index}").into_bytes(), seqno));
+            assert_eq!(
+                newest,
+                Lookup::Found(
+                    crate::memtable::FoundValue::from(format!("new{index}").into_bytes()),
+                    seqno
+                )
+            );
         }
         assert_eq!(
             reader.get(key.as_bytes(), seqno - 1).unwrap(),
-            Lookup::Found(format!("old{index}").into_bytes(), seqno - 1)
+            Lookup::Found(
+                crate::memtable::FoundValue::from(format!("old{index}").into_bytes()),
+                seqno - 1
+            )
         );
         assert_eq!(reader.get(key.as_bytes(), seqno - 2).unwrap(), Lookup::Absent);
         assert!(reader.may_contain(key.as_bytes()).unwrap());
@@ -232,7 +241,10 @@ fn unpinned_index_and_filter_live_in_the_block_cache() {
     let cache = BlockCache::new(1 << 20);
     let pinned = SstReader::open(&fs, Path::new(PATH), Some(&cache), 1, true, false).unwrap();
     assert_eq!(cache.stats().inserts, 0, "a pinned reader caches only data blocks");
-    assert_eq!(pinned.get(b"key0003", SEQNO_MAX).unwrap(), Lookup::Found(b"new3".to_vec(), 8));
+    assert_eq!(
+        pinned.get(b"key0003", SEQNO_MAX).unwrap(),
+        Lookup::Found(crate::memtable::FoundValue::from(b"new3".to_vec()), 8)
+    );
     assert_eq!(cache.stats().inserts, 1);
 
     let cache = BlockCache::new(1 << 20);
@@ -240,7 +252,10 @@ fn unpinned_index_and_filter_live_in_the_block_cache() {
     let stats = cache.stats();
     assert_eq!((stats.inserts, stats.misses), (2, 2), "open loads index and filter: {stats:?}");
     assert!(reader.may_contain(b"key0003").unwrap());
-    assert_eq!(reader.get(b"key0003", SEQNO_MAX).unwrap(), Lookup::Found(b"new3".to_vec(), 8));
+    assert_eq!(
+        reader.get(b"key0003", SEQNO_MAX).unwrap(),
+        Lookup::Found(crate::memtable::FoundValue::from(b"new3".to_vec()), 8)
+    );
     let stats = cache.stats();
     // Filter and index hit, the data block missed and was inserted.
     assert_eq!((stats.hits, stats.misses, stats.inserts), (2, 3, 3), "{stats:?}");
@@ -279,7 +294,11 @@ fn damage_anywhere_with(compression: Compression, mode: Mode) {
             match reader.get(key.as_bytes(), SEQNO_MAX) {
                 Err(error) => assert!(error.is_corruption(), "{error}"),
                 Ok(Lookup::Found(value, _)) => {
-                    assert_eq!(value, format!("new{index}").into_bytes(), "flip at {offset}")
+                    assert_eq!(
+                        value.as_slice(),
+                        format!("new{index}").as_bytes(),
+                        "flip at {offset}"
+                    )
                 }
                 Ok(Lookup::Deleted(_)) => assert_eq!(index % 10, 9, "flip at {offset}"),
                 // The bloom filter is not consulted by `get`; a flip there is caught by verify.
@@ -371,7 +390,7 @@ fn incompressible_data_blocks_are_stored_raw() {
             let key = format!("key{index:04}");
             assert_eq!(
                 reader.get(key.as_bytes(), SEQNO_MAX).unwrap(),
-                Lookup::Found(value.clone(), 1)
+                Lookup::Found(crate::memtable::FoundValue::from(value.clone()), 1)
             );
         }
     }
@@ -458,7 +477,10 @@ fn version_1_files_still_read() {
     fs.create(Path::new(PATH)).unwrap().append(&bytes).unwrap();
     let reader = Arc::new(SstReader::open(&fs, Path::new(PATH), None, 1, true, false).unwrap());
     assert_eq!(reader.verify().unwrap(), 400);
-    assert_eq!(reader.get(b"key0123", SEQNO_MAX).unwrap(), Lookup::Found(b"new123".to_vec(), 248));
+    assert_eq!(
+        reader.get(b"key0123", SEQNO_MAX).unwrap(),
+        Lookup::Found(crate::memtable::FoundValue::from(b"new123".to_vec()), 248)
+    );
     // Its classic filter is read as classic: no key is ruled out.
     assert!((0..200).all(|index| reader.may_contain(format!("key{index:04}").as_bytes()).unwrap()));
 }

@@ -466,3 +466,42 @@ fn a_drop_removes_the_keyspaces_l0_files() {
     assert_eq!(after.compaction_bytes_written, before.compaction_bytes_written);
     assert_eq!(kept.iter().unwrap().count(), 100);
 }
+
+/// `get_with` passes exactly the bytes `get` returns, wherever the value lies (memtable, an
+/// SST's cached block, an expiring value without its header), and never runs for a missing,
+/// deleted, dropped-by-range or expired key.
+#[test]
+fn get_with_sees_what_get_returns_wherever_the_value_lies() {
+    use nanodb_storage::ManualClock;
+    use std::sync::Arc;
+    use std::time::Duration;
+    let clock = Arc::new(ManualClock::new(1_700_000_000_000));
+    let db = Db::open("/db", Options { clock: clock.clone(), ..Options::in_memory() }).unwrap();
+    let docs = db.keyspace("docs").unwrap();
+    let value = |i: u32| format!("value {i} ").repeat(i as usize % 7 + 1).into_bytes();
+    for i in 0..300u32 {
+        docs.put(format!("k{i:03}"), value(i), WriteOptions::NO_SYNC).unwrap();
+    }
+    docs.put_with_ttl("short", b"soon gone", Duration::from_secs(5), WriteOptions::NO_SYNC)
+        .unwrap();
+    docs.delete("k007", WriteOptions::NO_SYNC).unwrap();
+    let check = |stage: &str| {
+        for key in (0..300u32).map(|i| format!("k{i:03}")).chain(["short".into(), "nope".into()]) {
+            let seen = docs.get_with(&key, |bytes| bytes.to_vec()).unwrap();
+            assert_eq!(seen, docs.get(&key).unwrap(), "{stage}: {key}");
+        }
+    };
+    check("memtable");
+    assert_eq!(docs.get_with("short", |b| b.to_vec()).unwrap(), Some(b"soon gone".to_vec()));
+    db.flush().unwrap();
+    check("sst");
+    db.compact_all().unwrap();
+    check("compacted");
+    assert_eq!(docs.get_with("k123", <[u8]>::len).unwrap(), Some(value(123).len()));
+    clock.advance(Duration::from_secs(5));
+    let mut ran = false;
+    assert_eq!(docs.get_with("short", |_| ran = true).unwrap(), None);
+    assert_eq!(docs.get_with("k007", |_| ran = true).unwrap(), None, "deleted");
+    assert!(!ran, "not called for an expired or deleted key");
+    check("expired");
+}

@@ -88,7 +88,21 @@ impl Document {
         if !stored::is_stored_form(&bytes) {
             return Document::decode(bytes, context);
         }
-        match stored::expand(&bytes, id, names) {
+        Document::from_stored_slice(&bytes, id, names, context)
+    }
+
+    /// `from_stored` of bytes read where they lie (`Keyspace::get_with`): a document in the
+    /// stored form is put back together straight from them, one in the plain form copied.
+    pub(crate) fn from_stored_slice(
+        bytes: &[u8],
+        id: &str,
+        names: &FieldNames,
+        context: impl FnOnce() -> String,
+    ) -> Result<Document> {
+        if !stored::is_stored_form(bytes) {
+            return Document::decode(bytes.to_vec(), context);
+        }
+        match stored::expand(bytes, id, names) {
             Ok(stored::Expanded { map, spans: Some(spans) }) => {
                 let document = Document::laid_out(map, spans);
                 document.check_reserved(context)?;
