@@ -480,6 +480,20 @@ impl Snapshot {
         get(&self.inner, &stored_key(&state.prefix, key.as_ref()), self.seqno)
     }
 
+    /// `f` of the value of `key` in `keyspace` as of the snapshot, read where it lies (see
+    /// `Keyspace::get_with`).
+    pub fn get_in_with<T>(
+        &self,
+        keyspace: &Keyspace,
+        key: impl AsRef<[u8]>,
+        f: impl FnOnce(&[u8]) -> T,
+    ) -> Result<Option<T>> {
+        let state = self.check_keyspace(keyspace)?;
+        let key = stored_key(&state.prefix, key.as_ref());
+        let found = get_with_view(&self.inner, &self.inner.current_view(), &key, self.seqno)?;
+        Ok(found.map(|value| f(value.as_slice())))
+    }
+
     /// The keys of `keyspace` in `range` as of the snapshot.
     pub fn range_in<K: AsRef<[u8]>, R: RangeBounds<K>>(
         &self,

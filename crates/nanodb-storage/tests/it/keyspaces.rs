@@ -498,6 +498,14 @@ fn get_with_sees_what_get_returns_wherever_the_value_lies() {
     db.compact_all().unwrap();
     check("compacted");
     assert_eq!(docs.get_with("k123", <[u8]>::len).unwrap(), Some(value(123).len()));
+    // Through a snapshot: the version it saw, from the block, after the key changed.
+    let snapshot = db.snapshot().unwrap();
+    docs.put("k123", b"newer", WriteOptions::NO_SYNC).unwrap();
+    let old = snapshot.get_in_with(&docs, "k123", |bytes| bytes.to_vec()).unwrap();
+    assert_eq!(old, Some(value(123)));
+    assert_eq!(old, snapshot.get_in(&docs, "k123").unwrap());
+    assert_eq!(snapshot.get_in_with(&docs, "nope", |_| ()).unwrap(), None);
+    assert_eq!(docs.get_with("k123", |bytes| bytes.to_vec()).unwrap(), Some(b"newer".to_vec()));
     clock.advance(Duration::from_secs(5));
     let mut ran = false;
     assert_eq!(docs.get_with("short", |_| ran = true).unwrap(), None);

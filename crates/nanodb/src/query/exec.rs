@@ -214,6 +214,16 @@ fn read(
         let size_bytes = document.map_bytes().map_or(stored_bytes, <[u8]>::len);
         Ok::<_, Error>((document, size_bytes))
     };
+    // The same for a document read by id, straight from its cached block.
+    let read_by_id = |id: &str| -> Result<Option<(Document, usize)>> {
+        let decode = |bytes: &[u8]| {
+            let context = || format!("document {id:?} of {collection}");
+            let document = Document::from_stored_slice(bytes, id, &state.names, context)?;
+            let size_bytes = document.map_bytes().map_or(bytes.len(), <[u8]>::len);
+            Ok::<_, Error>((document, size_bytes))
+        };
+        snapshot.get_in_with(&state.documents, id, decode)?.transpose()
+    };
     // Expired documents (in a TTL collection) are passed over as if gone.
     let expiry = Expiry::of(state, Date::now());
     let mut visit = |document: Document, size_bytes: usize, fits: bool| {
@@ -262,8 +272,7 @@ fn read(
                 if resume.is_some_and(|cursor| id.as_str() <= cursor.id.as_str()) {
                     continue;
                 }
-                let Some(bytes) = snapshot.get_in(&state.documents, id)? else { continue };
-                let (document, size_bytes) = decode(id, bytes)?;
+                let Some((document, size_bytes)) = read_by_id(id)? else { continue };
                 match visit(document, size_bytes, true)? {
                     Flow::Continue => {}
                     other => return Ok(other),
@@ -286,13 +295,12 @@ fn read(
                     ticker.tick()?;
                     let (_, id) = entry?;
                     let id = String::from_utf8_lossy(&id).into_owned();
-                    let Some(bytes) = snapshot.get_in(&state.documents, &id)? else {
+                    let Some((document, size_bytes)) = read_by_id(&id)? else {
                         return Err(Error::corruption(
                             format!("index {:?} of {collection}", index.definition.name),
                             format!("an entry names document {id:?}, which does not exist"),
                         ));
                     };
-                    let (document, size_bytes) = decode(&id, bytes)?;
                     // Only a document with an array (or several values) at an indexed path can
                     // have several entries and be met again: only its first meeting counts.
                     let single_entry = sorts_like_index(&index.definition, &document);
