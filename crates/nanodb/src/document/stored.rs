@@ -113,25 +113,15 @@ fn encode<'a>(
             has_id = true;
             continue;
         }
-        encode_key(name, ids, missing, &mut out);
-        encode_value(&mut reader, 1, ids, missing, &mut out)?;
+        let mut interning = Interning { ids, missing: &mut *missing };
+        interning.write(name, &mut out);
+        copy_value(&mut reader, 1, &mut interning, &mut out)?;
     }
     reader.end()?;
     if !has_id {
         return Err(DecodeError { offset: 0, detail: "a document map without its id".into() });
     }
     Ok(out)
-}
-
-/// Writes map key `name`: its id when interned, else the string.
-fn encode_key<'a>(name: &'a [u8], ids: &Ids, missing: &mut Missing<'a>, out: &mut Vec<u8>) {
-    match ids.get(name) {
-        Some(id) => encode_id(id, out),
-        None => {
-            missing.note(name);
-            encode_str_bytes(name, out);
-        }
-    }
 }
 
 /// A name id in the fewest bytes: positive fixint, uint 8 or uint 16.
@@ -146,12 +136,27 @@ fn encode_id(id: u16, out: &mut Vec<u8>) {
     }
 }
 
-/// Copies one value at `depth`, with the keys of its maps encoded by `encode_key`.
-fn encode_value<'a>(
+/// How `copy_value` reads and writes the map keys of the value it copies, and whether it
+/// checks its scalars.
+trait Keys<'a> {
+    /// Reads one map key, writes it to `out` and returns the name it stands for.
+    fn key(&mut self, reader: &mut Reader<'a>, out: &mut Vec<u8>) -> Result<&'a [u8], DecodeError>;
+
+    /// Sees each name of a map after the one before it (`None` for the first).
+    fn next_name(&mut self, _previous: Option<&'a [u8]>, _name: &'a [u8]) {}
+
+    /// True to check scalars as `Reader::token` does (else only their bounds).
+    fn checks_scalars(&self) -> bool {
+        false
+    }
+}
+
+/// Copies one value at `depth` to `out`, its containers re-counted and its map keys passed
+/// through `keys`, within the nesting limit and the bytes.
+fn copy_value<'a>(
     reader: &mut Reader<'a>,
     depth: usize,
-    ids: &Ids,
-    missing: &mut Missing<'a>,
+    keys: &mut impl Keys<'a>,
     out: &mut Vec<u8>,
 ) -> Result<(), DecodeError> {
     match reader.peek() {
@@ -159,10 +164,12 @@ fn encode_value<'a>(
             let Token::Map(count) = reader.token()? else { return Err(not_container()) };
             reader.enter(depth, count, 2)?;
             encode_count(count, 0x80, 0xde, out);
+            let mut previous = None;
             for _ in 0..count {
-                let name = reader.name_bytes()?;
-                encode_key(name, ids, missing, out);
-                encode_value(reader, depth + 1, ids, missing, out)?;
+                let name = keys.key(reader, out)?;
+                keys.next_name(previous, name);
+                previous = Some(name);
+                copy_value(reader, depth + 1, keys, out)?;
             }
         }
         Some(0x90..=0x9f | 0xdc | 0xdd) => {
@@ -170,16 +177,90 @@ fn encode_value<'a>(
             reader.enter(depth, count, 1)?;
             encode_count(count, 0x90, 0xdc, out);
             for _ in 0..count {
-                encode_value(reader, depth + 1, ids, missing, out)?;
+                copy_value(reader, depth + 1, keys, out)?;
             }
         }
         _ => {
             let start = reader.position();
-            reader.step_over(depth)?;
+            if keys.checks_scalars() {
+                reader.token()?;
+            } else {
+                reader.step_over(depth)?;
+            }
             out.extend_from_slice(reader.since(start));
         }
     }
     Ok(())
+}
+
+/// `compact`'s keys: a name the table holds as its id, any other spelled out (and noted in
+/// `missing`).
+struct Interning<'i, 'a> {
+    ids: &'i Ids,
+    missing: &'i mut Missing<'a>,
+}
+
+impl<'a> Interning<'_, 'a> {
+    fn write(&mut self, name: &'a [u8], out: &mut Vec<u8>) {
+        match self.ids.get(name) {
+            Some(id) => encode_id(id, out),
+            None => {
+                self.missing.note(name);
+                encode_str_bytes(name, out);
+            }
+        }
+    }
+}
+
+impl<'a> Keys<'a> for Interning<'_, 'a> {
+    fn key(&mut self, reader: &mut Reader<'a>, out: &mut Vec<u8>) -> Result<&'a [u8], DecodeError> {
+        let name = reader.name_bytes()?;
+        self.write(name, out);
+        Ok(name)
+    }
+}
+
+/// `expand`'s and `decode_fields`' keys: an interned name's id resolved, a name spelled out
+/// checked as `Reader::name` checks it, each written as a string within the size limit.
+struct Resolving<'n> {
+    names: &'n FieldNames,
+    /// Check scalars and the order of names (`expand`), or only bounds (`decode_fields`,
+    /// which decodes what it copies).
+    checking: bool,
+    /// False once some map's names were not in strictly ascending order.
+    sorted: bool,
+}
+
+impl<'n> Resolving<'n> {
+    /// Writes name `name` as a string, unless the map would grow past the size limit (names,
+    /// and the `id` put back, are all that can make it larger than the stored form).
+    fn write(
+        &self,
+        name: &[u8],
+        reader: &Reader<'_>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), DecodeError> {
+        encode_str_bytes(name, out);
+        check_size(out, reader)
+    }
+}
+
+impl<'a, 'n: 'a> Keys<'a> for Resolving<'n> {
+    fn key(&mut self, reader: &mut Reader<'a>, out: &mut Vec<u8>) -> Result<&'a [u8], DecodeError> {
+        let name = expand_key(reader, self.names)?;
+        self.write(name, reader, out)?;
+        Ok(name)
+    }
+
+    fn next_name(&mut self, previous: Option<&'a [u8]>, name: &'a [u8]) {
+        if previous.is_some_and(|previous| name_order(previous, name).is_ge()) {
+            self.sorted = false;
+        }
+    }
+
+    fn checks_scalars(&self) -> bool {
+        self.checking
+    }
 }
 
 /// An error once `out`, a map being put back together, is past `DOCUMENT_SIZE_BYTES_MAX`.
@@ -229,13 +310,10 @@ pub(crate) fn expand(stored: &[u8], id: &str, names: &FieldNames) -> Result<Expa
         return Err(DecodeError { offset: HEADER_BYTES, detail: "not a map".into() });
     };
     reader.enter(0, count, 2)?;
-    let mut walk = Walk {
-        names,
-        // Names spelled out come back as they are; interned ones a little longer.
-        out: Vec::with_capacity(stored.len() + stored.len() / 2 + id.len() + 8),
-        sorted: true,
-    };
-    encode_count(count + 1, 0x80, 0xde, &mut walk.out);
+    let mut keys = Resolving { names, checking: true, sorted: true };
+    // Names spelled out come back as they are; interned ones a little longer.
+    let mut out = Vec::with_capacity(stored.len() + stored.len() / 2 + id.len() + 8);
+    encode_count(count + 1, 0x80, 0xde, &mut out);
     let mut spans = Vec::with_capacity(count + 1);
     let mut previous: Option<&[u8]> = None;
     let mut id_written = false;
@@ -249,107 +327,31 @@ pub(crate) fn expand(stored: &[u8], id: &str, names: &FieldNames) -> Result<Expa
             });
         }
         if !id_written && name > FIELD_ID.as_bytes() {
-            spans.push(walk.id(id));
+            spans.push(write_id(id, &mut out));
             id_written = true;
             previous = Some(FIELD_ID.as_bytes());
         }
-        walk.note_order(previous, name);
+        keys.next_name(previous, name);
         previous = Some(name);
-        walk.name(name, &reader)?;
-        let name_end = walk.out.len();
-        let value_start = name_end;
-        walk.value(&mut reader, 1)?;
-        spans.push(FieldSpan::new(name_end - name.len()..name_end, value_start..walk.out.len()));
+        keys.write(name, &reader, &mut out)?;
+        let name_end = out.len();
+        copy_value(&mut reader, 1, &mut keys, &mut out)?;
+        spans.push(FieldSpan::new(name_end - name.len()..name_end, name_end..out.len()));
     }
     reader.end()?;
     if !id_written {
-        spans.push(walk.id(id));
+        spans.push(write_id(id, &mut out));
     }
-    walk.check_size(&reader)?;
-    let sorted = walk.sorted;
-    Ok(Expanded { map: walk.out, spans: sorted.then_some(spans) })
+    check_size(&out, &reader)?;
+    Ok(Expanded { map: out, spans: keys.sorted.then_some(spans) })
 }
 
-/// The state of `expand`'s walk.
-struct Walk<'n> {
-    names: &'n FieldNames,
-    out: Vec<u8>,
-    /// False once some map's names were not in strictly ascending order.
-    sorted: bool,
-}
-
-impl<'n> Walk<'n> {
-    /// Writes the field `id` (a top-level name and string) and returns its span.
-    fn id(&mut self, id: &str) -> FieldSpan {
-        encode_str(FIELD_ID, &mut self.out);
-        let name_end = self.out.len();
-        encode_str(id, &mut self.out);
-        FieldSpan::new(name_end - FIELD_ID.len()..name_end, name_end..self.out.len())
-    }
-
-    fn note_order(&mut self, previous: Option<&[u8]>, name: &[u8]) {
-        if previous.is_some_and(|previous| name_order(previous, name).is_ge()) {
-            self.sorted = false;
-        }
-    }
-
-    /// Writes map key `name` as a string, unless the map would grow past the size limit
-    /// (names, and the `id` put back, are all that can make it larger than the stored form).
-    fn name(&mut self, name: &[u8], reader: &Reader<'_>) -> Result<(), DecodeError> {
-        encode_str_bytes(name, &mut self.out);
-        self.check_size(reader)
-    }
-
-    fn check_size(&self, reader: &Reader<'_>) -> Result<(), DecodeError> {
-        check_size(&self.out, reader)
-    }
-
-    /// Reads a map key (an interned name's id, or the name spelled out, checked as
-    /// `Reader::name` checks it) and writes it as a string; returns the name.
-    fn key<'a>(&mut self, reader: &mut Reader<'a>) -> Result<&'a [u8], DecodeError>
-    where
-        'n: 'a,
-    {
-        let name = expand_key(reader, self.names)?;
-        self.name(name, reader)?;
-        Ok(name)
-    }
-
-    /// Copies one value at `depth`, checking it as `msgpack::map_layout` does, with the keys
-    /// of its maps resolved.
-    fn value<'a>(&mut self, reader: &mut Reader<'a>, depth: usize) -> Result<(), DecodeError>
-    where
-        'n: 'a,
-    {
-        match reader.peek() {
-            Some(0x80..=0x8f | 0xde | 0xdf) => {
-                let Token::Map(count) = reader.token()? else { return Err(not_container()) };
-                reader.enter(depth, count, 2)?;
-                encode_count(count, 0x80, 0xde, &mut self.out);
-                let mut previous: Option<&[u8]> = None;
-                for _ in 0..count {
-                    let name = self.key(reader)?;
-                    self.note_order(previous, name);
-                    previous = Some(name);
-                    self.value(reader, depth + 1)?;
-                }
-            }
-            Some(0x90..=0x9f | 0xdc | 0xdd) => {
-                let Token::Array(count) = reader.token()? else { return Err(not_container()) };
-                reader.enter(depth, count, 1)?;
-                encode_count(count, 0x90, 0xdc, &mut self.out);
-                for _ in 0..count {
-                    self.value(reader, depth + 1)?;
-                }
-            }
-            _ => {
-                let start = reader.position();
-                reader.token()?;
-                self.out.extend_from_slice(reader.since(start));
-            }
-        }
-        Ok(())
-    }
+/// Writes the field `id` (a top-level name and string) and returns its span.
+fn write_id(id: &str, out: &mut Vec<u8>) -> FieldSpan {
+    encode_str(FIELD_ID, out);
+    let name_end = out.len();
+    encode_str(id, out);
+    FieldSpan::new(name_end - FIELD_ID.len()..name_end, name_end..out.len())
 }
 
 /// A map key of the stored form: an interned name's id, or the name spelled out (checked as
@@ -371,43 +373,6 @@ fn expand_key<'a>(reader: &mut Reader<'a>, names: &'a FieldNames) -> Result<&'a 
         offset: start,
         detail: format!("field name id {id} is not in the database's name table"),
     })
-}
-
-/// Copies one value at `depth` without checking it beyond its bounds, with the keys of its
-/// maps resolved (for `decode_fields`, which decodes what it copies).
-fn expand_value<'a>(
-    reader: &mut Reader<'a>,
-    depth: usize,
-    names: &'a FieldNames,
-    out: &mut Vec<u8>,
-) -> Result<(), DecodeError> {
-    match reader.peek() {
-        Some(0x80..=0x8f | 0xde | 0xdf) => {
-            let Token::Map(count) = reader.token()? else { return Err(not_container()) };
-            reader.enter(depth, count, 2)?;
-            encode_count(count, 0x80, 0xde, out);
-            for _ in 0..count {
-                let name = expand_key(reader, names)?;
-                encode_str_bytes(name, out);
-                check_size(out, reader)?;
-                expand_value(reader, depth + 1, names, out)?;
-            }
-        }
-        Some(0x90..=0x9f | 0xdc | 0xdd) => {
-            let Token::Array(count) = reader.token()? else { return Err(not_container()) };
-            reader.enter(depth, count, 1)?;
-            encode_count(count, 0x90, 0xdc, out);
-            for _ in 0..count {
-                expand_value(reader, depth + 1, names, out)?;
-            }
-        }
-        _ => {
-            let start = reader.position();
-            reader.step_over(depth)?;
-            out.extend_from_slice(reader.since(start));
-        }
-    }
-    Ok(())
 }
 
 /// `msgpack::decode_fields` of the stored form of document `id`: only the top-level fields
@@ -437,7 +402,8 @@ pub(crate) fn decode_fields(
         let name = expand_key(&mut reader, names).ok()?;
         if let Some(wanted) = wanted.iter().find(|wanted| wanted.as_bytes() == name) {
             value.clear();
-            expand_value(&mut reader, 1, names, &mut value).ok()?;
+            let mut keys = Resolving { names, checking: false, sorted: true };
+            copy_value(&mut reader, 1, &mut keys, &mut value).ok()?;
             if fields.insert(wanted.to_string(), msgpack::decode(&value).ok()?).is_some() {
                 return None;
             }
