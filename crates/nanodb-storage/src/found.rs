@@ -13,7 +13,7 @@ use std::ops::Range;
 use std::sync::Arc;
 
 /// A value found by a point read.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub enum FoundValue {
     /// Copied out.
     Copied(Vec<u8>),
@@ -46,6 +46,14 @@ impl FoundValue {
             }
             FoundValue::InBlock(_, range) => range.start = range.end.min(range.start + len),
         }
+    }
+}
+
+/// The value's bytes (not the whole block a value in its block lies in).
+impl std::fmt::Debug for FoundValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let place = if matches!(self, FoundValue::Copied(_)) { "Copied" } else { "InBlock" };
+        f.debug_tuple(place).field(&self.as_slice()).finish()
     }
 }
 

@@ -89,9 +89,10 @@ fn name_key(id: usize) -> Vec<u8> {
     key
 }
 
-/// Whether `name` may be interned (not too long; the table's room is checked apart).
+/// Whether `name` may be interned (not empty, not too long; the table's room is checked
+/// apart). `load` refuses entries that are not.
 pub(crate) fn internable(name: &[u8]) -> bool {
-    name.len() <= INTERNED_NAME_BYTES_MAX
+    !name.is_empty() && name.len() <= INTERNED_NAME_BYTES_MAX
 }
 
 impl FieldNames {
@@ -132,7 +133,7 @@ impl FieldNames {
                     return Err(bad(&format!("the id is not below {INTERNED_NAMES_MAX}")));
                 }
                 let name = std::str::from_utf8(&value).map_err(|_| bad("the name is not UTF-8"))?;
-                if name.is_empty() || !internable(name.as_bytes()) {
+                if !internable(name.as_bytes()) {
                     return Err(bad(&format!("not 1 to {INTERNED_NAME_BYTES_MAX} bytes long")));
                 }
                 names.set_slot(id, name);

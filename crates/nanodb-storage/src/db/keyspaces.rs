@@ -274,7 +274,8 @@ impl Keyspace {
     /// `f` of the value of `key`, if any, read where it lies: a value found in an SST is
     /// passed from inside its cached block, without the copy `get` makes. For a reader that
     /// decodes the value into something of its own. `f` runs on the calling thread, with no
-    /// lock of the database held.
+    /// lock of the database held; keep it short: while it runs, the value's block stays in
+    /// memory even if the block cache evicts it, outside the cache's accounting.
     pub fn get_with<T>(
         &self,
         key: impl AsRef<[u8]>,

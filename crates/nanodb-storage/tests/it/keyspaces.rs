@@ -473,43 +473,62 @@ fn a_drop_removes_the_keyspaces_l0_files() {
 #[test]
 fn get_with_sees_what_get_returns_wherever_the_value_lies() {
     use nanodb_storage::ManualClock;
+    use std::cell::RefCell;
     use std::sync::Arc;
     use std::time::Duration;
     let clock = Arc::new(ManualClock::new(1_700_000_000_000));
     let db = Db::open("/db", Options { clock: clock.clone(), ..Options::in_memory() }).unwrap();
     let docs = db.keyspace("docs").unwrap();
     let value = |i: u32| format!("value {i} ").repeat(i as usize % 7 + 1).into_bytes();
+    // What every key should read: written below, changed as the test goes.
+    let model: RefCell<BTreeMap<String, Vec<u8>>> = RefCell::new(BTreeMap::new());
     for i in 0..300u32 {
         docs.put(format!("k{i:03}"), value(i), WriteOptions::NO_SYNC).unwrap();
+        model.borrow_mut().insert(format!("k{i:03}"), value(i));
     }
     docs.put_with_ttl("short", b"soon gone", Duration::from_secs(5), WriteOptions::NO_SYNC)
         .unwrap();
+    model.borrow_mut().insert("short".into(), b"soon gone".to_vec());
     docs.delete("k007", WriteOptions::NO_SYNC).unwrap();
+    model.borrow_mut().remove("k007");
     let check = |stage: &str| {
         for key in (0..300u32).map(|i| format!("k{i:03}")).chain(["short".into(), "nope".into()]) {
-            let seen = docs.get_with(&key, |bytes| bytes.to_vec()).unwrap();
-            assert_eq!(seen, docs.get(&key).unwrap(), "{stage}: {key}");
+            let expected = model.borrow().get(&key).cloned();
+            let mut ran = false;
+            let seen = docs
+                .get_with(&key, |bytes| {
+                    ran = true;
+                    bytes.to_vec()
+                })
+                .unwrap();
+            assert_eq!(seen, expected, "{stage}: {key}");
+            assert_eq!(ran, expected.is_some(), "{stage}: {key}: f runs only for a value");
+            assert_eq!(docs.get(&key).unwrap(), expected, "{stage}: get of {key}");
         }
     };
     check("memtable");
-    assert_eq!(docs.get_with("short", |b| b.to_vec()).unwrap(), Some(b"soon gone".to_vec()));
     db.flush().unwrap();
     check("sst");
     db.compact_all().unwrap();
     check("compacted");
-    assert_eq!(docs.get_with("k123", <[u8]>::len).unwrap(), Some(value(123).len()));
+    // A range deletion over values in an SST: f never runs for them.
+    docs.delete_range("k200", "k210", WriteOptions::NO_SYNC).unwrap();
+    model.borrow_mut().retain(|key, _| !(key.as_str() >= "k200" && key.as_str() < "k210"));
+    check("range deleted, memtable");
+    db.flush().unwrap();
+    check("range deleted, sst");
     // Through a snapshot: the version it saw, from the block, after the key changed.
     let snapshot = db.snapshot().unwrap();
     docs.put("k123", b"newer", WriteOptions::NO_SYNC).unwrap();
     let old = snapshot.get_in_with(&docs, "k123", |bytes| bytes.to_vec()).unwrap();
     assert_eq!(old, Some(value(123)));
     assert_eq!(old, snapshot.get_in(&docs, "k123").unwrap());
+    assert_eq!(snapshot.get_in_with(&docs, "k205", |_| ()).unwrap(), None, "range deleted");
     assert_eq!(snapshot.get_in_with(&docs, "nope", |_| ()).unwrap(), None);
-    assert_eq!(docs.get_with("k123", |bytes| bytes.to_vec()).unwrap(), Some(b"newer".to_vec()));
+    model.borrow_mut().insert("k123".into(), b"newer".to_vec());
+    // The expiring value in an SST: its header skipped, then gone at its expiry.
+    check("before expiry");
     clock.advance(Duration::from_secs(5));
-    let mut ran = false;
-    assert_eq!(docs.get_with("short", |_| ran = true).unwrap(), None);
-    assert_eq!(docs.get_with("k007", |_| ran = true).unwrap(), None, "deleted");
-    assert!(!ran, "not called for an expired or deleted key");
+    model.borrow_mut().remove("short");
     check("expired");
 }

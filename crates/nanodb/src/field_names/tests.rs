@@ -117,7 +117,7 @@ fn a_name_stored_under_two_ids_reads_under_both_and_writes_use_the_first() {
 }
 
 #[test]
-fn a_failed_entry_write_hands_out_no_id_and_the_next_attempt_can() {
+fn a_failed_entry_write_hands_out_no_id_and_poisons_until_a_reopen() {
     let sim = nanodb_storage::fs::SimFs::new();
     let options = Options { fs: std::sync::Arc::new(sim.clone()), ..Options::default() };
     let db = Db::open("/names", options).unwrap();
@@ -129,6 +129,13 @@ fn a_failed_entry_write_hands_out_no_id_and_the_next_attempt_can() {
     // A failed wal write poisons the database: nothing more is written until a reopen.
     assert!(names.intern(&[b"title"]).is_err());
     assert_eq!(id_of(&names, "title"), None);
+    drop(names);
+    drop(db);
+    let db = Db::open("/names", Options { fs: std::sync::Arc::new(sim), ..Options::default() });
+    let names = table(&db.unwrap());
+    assert_eq!(names.ids().room(), INTERNED_NAMES_MAX, "nothing of the failed write came back");
+    names.intern(&[b"title"]).unwrap();
+    assert_eq!(id_of(&names, "title"), Some(0));
 }
 
 #[test]
@@ -153,9 +160,14 @@ fn threads_interning_overlapping_names_give_each_name_one_id_and_no_gaps() {
         thread.join().unwrap();
     }
     let count = names.ids().next;
+    assert_eq!(count, 120, "every name of the pool met once");
     let seen: std::collections::HashSet<&str> =
         (0..count).map(|id| names.name(id).unwrap()).collect();
     assert_eq!(seen.len(), count, "every id names a different name, ids 0..{count} all used");
+    for name in (0..120).map(|i| format!("name{i}")) {
+        let id = id_of(&names, &name).unwrap();
+        assert_eq!(names.name(usize::from(id)), Some(name.as_str()), "{name} and its id agree");
+    }
     let expected: Vec<(usize, String)> =
         (0..count).map(|id| (id, names.name(id).unwrap().to_string())).collect();
     drop(names);

@@ -195,6 +195,17 @@ fn a_stored_form_that_would_grow_past_the_size_limit_is_refused() {
     let expanded = expand(&stored, "x", &names).unwrap();
     assert!(expanded.spans.is_none(), "a repeated name: not in ascending order");
     assert!(expanded.map.len() <= DOCUMENT_SIZE_BYTES_MAX);
+    // The same names one level down, under top-level field 0: refused by expand, and a
+    // filter reading that field gets nothing (the whole decode then reports the error).
+    let mut nested = vec![STORED_MARKER, STORED_VERSION, 0x81, 0x00, 0xdf];
+    nested.extend_from_slice(&(entries as u32).to_be_bytes());
+    for _ in 0..entries {
+        nested.extend_from_slice(&[0x00, 0x00]);
+    }
+    let error = expand(&nested, "x", &names).unwrap_err();
+    assert!(error.detail.contains("grows past"), "{error}");
+    assert_eq!(decode_fields(&nested, "x", &[long.as_str()], &names), None);
+    assert!(decode_fields(&nested, "x", &["other"], &names).is_some(), "not read: not refused");
 }
 
 #[test]
