@@ -12,9 +12,11 @@
 //! read as it is. `STORED_MARKER` (0xc1) is the one byte MessagePack never uses, so the two
 //! cannot be confused.
 //!
-//! `expand` turns the stored form back into the document's map, which `Document::decode`
-//! then checks whole as before: it only has to stay within the bytes, resolve the ids (an
-//! unknown id is an error) and put `id` back in its place.
+//! `expand` turns the stored form back into the document's map: it resolves the ids (an
+//! unknown id is an error), puts `id` back in its place, and checks the whole map as
+//! `msgpack::map_layout` does, in the same walk, laying out its top-level fields. All three
+//! walks (`compact`'s, `expand`'s and `decode_fields`') are one copying walk, `copy_value`,
+//! with a policy for map keys (`Keys`).
 //!
 //! Thread safety: pure functions over bytes and the shared name table.
 //!
@@ -101,7 +103,10 @@ fn encode<'a>(
     let mut has_id = false;
     for _ in 0..count {
         let name = reader.name_bytes()?;
-        if name == FIELD_ID.as_bytes() && !has_id {
+        if name == FIELD_ID.as_bytes() && has_id {
+            return Err(DecodeError { offset: reader.position(), detail: "a repeated id".into() });
+        }
+        if name == FIELD_ID.as_bytes() {
             // Left out: the reader puts the key back, so it must be what the map holds.
             let start = reader.position();
             if !matches!(reader.token()?, Token::Str(text) if text == id) {

@@ -275,6 +275,9 @@ fn compact_refuses_a_map_whose_id_is_not_the_key() {
     assert!(compact(&map, "y", &names).is_err());
     let no_id = msgpack::to_bytes(&Value::from(serde_json::json!({"a": 1})));
     assert!(compact(&no_id, "x", &names).is_err());
+    // Two ids (never from this encoder): refused, not stored as an id field expand refuses.
+    let twice = [0x82, 0xa2, b'i', b'd', 0xa1, b'x', 0xa2, b'i', b'd', 0xa1, b'x'];
+    assert!(compact(&twice, "x", &names).is_err());
 }
 
 #[test]
