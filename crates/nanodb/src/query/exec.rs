@@ -205,22 +205,23 @@ fn read(
     visit: &mut dyn FnMut(Document, usize, bool) -> Result<Flow>,
 ) -> Result<Flow> {
     let collection = state.name();
-    // A document with the bytes it holds (its map, put back together from the stored form,
-    // which a sort's memory limit counts).
+    // A document with the bytes it holds: its map, put back together from the stored form
+    // (which a sort's memory limit counts), else the stored length.
+    let sized = |document: Document, stored_bytes: usize| {
+        let size_bytes = document.map_bytes().map_or(stored_bytes, <[u8]>::len);
+        (document, size_bytes)
+    };
     let decode = |id: &str, bytes: Vec<u8>| {
         let stored_bytes = bytes.len();
         let context = || format!("document {id:?} of {collection}");
-        let document = Document::from_stored(bytes, id, &state.names, context)?;
-        let size_bytes = document.map_bytes().map_or(stored_bytes, <[u8]>::len);
-        Ok::<_, Error>((document, size_bytes))
+        Document::from_stored(bytes, id, &state.names, context).map(|d| sized(d, stored_bytes))
     };
     // The same for a document read by id, straight from its cached block.
     let read_by_id = |id: &str| -> Result<Option<(Document, usize)>> {
         let decode = |bytes: &[u8]| {
             let context = || format!("document {id:?} of {collection}");
-            let document = Document::from_stored_slice(bytes, id, &state.names, context)?;
-            let size_bytes = document.map_bytes().map_or(bytes.len(), <[u8]>::len);
-            Ok::<_, Error>((document, size_bytes))
+            let document = Document::from_stored_slice(bytes, id, &state.names, context);
+            document.map(|d| sized(d, bytes.len()))
         };
         snapshot.get_in_with(&state.documents, id, decode)?.transpose()
     };
