@@ -21,12 +21,12 @@
 use super::flush::commit_edit;
 use super::read::{self, Iter, KeyBounds};
 use super::{Db, DbInner};
+use crate::found::FoundValue;
 use crate::keyspace::{
     check_name, file_keyspace, stored_bounds, stored_key, KeyspaceState, DEFAULT_KEYSPACE_ID,
     DEFAULT_KEYSPACE_NAME, KEYSPACES_LIVE_MAX,
 };
 use crate::manifest::{ManifestState, VersionEdit};
-use crate::memtable::FoundValue;
 use crate::options::WriteOptions;
 use crate::version::Version;
 use crate::{Error, Result};

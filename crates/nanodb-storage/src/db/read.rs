@@ -11,11 +11,12 @@
 use super::stats::StatsCounters;
 use super::Keyspace;
 use super::{DbInner, DbStats, LevelStats};
+use crate::found::FoundValue;
 use crate::iter::{
     DbIterator, Direction, InternalIterator, LevelCursor, MergingIterator, PointRead,
 };
 use crate::keyspace::{stored_bounds, stored_key, KeyspaceState};
-use crate::memtable::{FoundValue, Lookup};
+use crate::memtable::Lookup;
 use crate::sst::hash64;
 use crate::version::{ReadView, SstHandle};
 use crate::Result;

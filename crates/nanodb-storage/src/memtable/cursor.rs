@@ -196,7 +196,7 @@ mod tests {
         assert_eq!(memtable.partitions().len(), 5);
         assert_eq!(
             memtable.get(&expected[0], SEQNO_MAX),
-            Lookup::Found(crate::memtable::FoundValue::from(expected[0].clone()), 1)
+            Lookup::Found(crate::found::FoundValue::from(expected[0].clone()), 1)
         );
         assert_eq!(memtable.get(&stored_key(&prefix_of(9), b"k000"), SEQNO_MAX), Lookup::Absent);
     }

@@ -46,7 +46,7 @@ use skiplist::chunk_bytes_max_for;
 pub use skiplist::SkipList as Partition;
 
 use crate::batch::{BatchOp, OpKind};
-pub use crate::found::FoundValue;
+use crate::found::FoundValue;
 use crate::key::{pack_trailer, split_internal_key, ValueKind, KIND_FOR_SEEK};
 use crate::keyspace::keyspace_order;
 use crate::range_del::RangeTombstone;

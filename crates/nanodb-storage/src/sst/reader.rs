@@ -23,12 +23,13 @@ use super::format::{read_block, BlockHandle, Footer};
 use super::index::SstIndex;
 use super::properties::SstProperties;
 use crate::cache::{BlockCache, CachedBlock};
+use crate::found::FoundValue;
 use crate::fs::{Fs, ReadableFile};
 use crate::iter::{Direction, InternalIterator};
 use crate::key::{
     compare_internal_keys, internal_key, parse_internal_key, ValueKind, KIND_FOR_SEEK,
 };
-use crate::memtable::{FoundValue, Lookup};
+use crate::memtable::Lookup;
 use crate::{Error, Result};
 use std::cmp::Ordering;
 use std::path::{Path, PathBuf};

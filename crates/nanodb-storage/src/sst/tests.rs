@@ -145,7 +145,7 @@ fn point_reads_see_the_right_version_with(reader: Arc<SstReader>) {
             assert_eq!(
                 newest,
                 Lookup::Found(
-                    crate::memtable::FoundValue::from(format!("new{index}").into_bytes()),
+                    crate::found::FoundValue::from(format!("new{index}").into_bytes()),
                     seqno
                 )
             );
@@ -153,7 +153,7 @@ fn point_reads_see_the_right_version_with(reader: Arc<SstReader>) {
         assert_eq!(
             reader.get(key.as_bytes(), seqno - 1).unwrap(),
             Lookup::Found(
-                crate::memtable::FoundValue::from(format!("old{index}").into_bytes()),
+                crate::found::FoundValue::from(format!("old{index}").into_bytes()),
                 seqno - 1
             )
         );
@@ -243,7 +243,7 @@ fn unpinned_index_and_filter_live_in_the_block_cache() {
     assert_eq!(cache.stats().inserts, 0, "a pinned reader caches only data blocks");
     assert_eq!(
         pinned.get(b"key0003", SEQNO_MAX).unwrap(),
-        Lookup::Found(crate::memtable::FoundValue::from(b"new3".to_vec()), 8)
+        Lookup::Found(crate::found::FoundValue::from(b"new3".to_vec()), 8)
     );
     assert_eq!(cache.stats().inserts, 1);
 
@@ -254,7 +254,7 @@ fn unpinned_index_and_filter_live_in_the_block_cache() {
     assert!(reader.may_contain(b"key0003").unwrap());
     assert_eq!(
         reader.get(b"key0003", SEQNO_MAX).unwrap(),
-        Lookup::Found(crate::memtable::FoundValue::from(b"new3".to_vec()), 8)
+        Lookup::Found(crate::found::FoundValue::from(b"new3".to_vec()), 8)
     );
     let stats = cache.stats();
     // Filter and index hit, the data block missed and was inserted.
@@ -390,7 +390,7 @@ fn incompressible_data_blocks_are_stored_raw() {
             let key = format!("key{index:04}");
             assert_eq!(
                 reader.get(key.as_bytes(), SEQNO_MAX).unwrap(),
-                Lookup::Found(crate::memtable::FoundValue::from(value.clone()), 1)
+                Lookup::Found(crate::found::FoundValue::from(value.clone()), 1)
             );
         }
     }
@@ -479,7 +479,7 @@ fn version_1_files_still_read() {
     assert_eq!(reader.verify().unwrap(), 400);
     assert_eq!(
         reader.get(b"key0123", SEQNO_MAX).unwrap(),
-        Lookup::Found(crate::memtable::FoundValue::from(b"new123".to_vec()), 248)
+        Lookup::Found(crate::found::FoundValue::from(b"new123".to_vec()), 248)
     );
     // Its classic filter is read as classic: no key is ruled out.
     assert!((0..200).all(|index| reader.may_contain(format!("key{index:04}").as_bytes()).unwrap()));

@@ -100,6 +100,7 @@ fn encode<'a>(
     };
     reader.enter(0, count, 2)?;
     encode_count(count - 1, 0x80, 0xde, &mut out);
+    let mut interning = Interning { ids, missing };
     let mut has_id = false;
     for _ in 0..count {
         let name = reader.name_bytes()?;
@@ -118,7 +119,6 @@ fn encode<'a>(
             has_id = true;
             continue;
         }
-        let mut interning = Interning { ids, missing: &mut *missing };
         interning.write(name, &mut out);
         copy_value(&mut reader, 1, &mut interning, &mut out)?;
     }
@@ -380,7 +380,8 @@ fn expand_key<'a>(reader: &mut Reader<'a>, names: &'a FieldNames) -> Result<&'a 
     })
 }
 
-/// `msgpack::decode_fields` of the stored form of document `id`: only the top-level fields
+/// `msgpack::decode_fields` of document `id` as stored (either form; the plain one is passed
+/// to `msgpack::decode_fields` as it is). For the stored form: only the top-level fields
 /// named in `wanted` (`id` among them, from the key), each decoded and checked; `None` when
 /// the bytes are malformed where they were read (the caller decodes them whole to learn what
 /// is wrong). Fields whose value is a map are put back together first (their names may be
@@ -391,6 +392,9 @@ pub(crate) fn decode_fields(
     wanted: &[&str],
     names: &FieldNames,
 ) -> Option<Map> {
+    if !is_stored_form(stored) {
+        return msgpack::decode_fields(stored, wanted);
+    }
     if stored.get(1) != Some(&STORED_VERSION) {
         return None;
     }

@@ -23,7 +23,7 @@ use crate::database::CollectionState;
 use crate::document::{stored, Document};
 use crate::index::{index_key_after, sorts_like_index};
 use crate::ttl::{expired, Expiry};
-use crate::value::{compare, msgpack, Date, Value};
+use crate::value::{compare, Date, Value};
 use crate::{Error, Result};
 use nanodb_storage::{Db, Snapshot};
 use std::cmp::Ordering;
@@ -251,11 +251,7 @@ fn read(
                 let (key, bytes) = entry?;
                 let id = String::from_utf8_lossy(&key);
                 if prefilter {
-                    let fields = if stored::is_stored_form(&bytes) {
-                        stored::decode_fields(&bytes, &id, &names, &state.names)
-                    } else {
-                        msgpack::decode_fields(&bytes, &names)
-                    };
+                    let fields = stored::decode_fields(&bytes, &id, &names, &state.names);
                     if fields.is_some_and(|fields| !matches(&query.filter, &fields)) {
                         continue;
                     }

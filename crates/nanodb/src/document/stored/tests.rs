@@ -57,6 +57,26 @@ fn document(rng: &mut Rng, names: &[String]) -> (String, Vec<u8>) {
     (id, msgpack::to_bytes(&Value::Object(fields)))
 }
 
+/// Random documents from one seed, each with its map and its stored form in one table.
+struct Documents {
+    rng: Rng,
+    names: FieldNames,
+    pool: Vec<String>,
+}
+
+impl Documents {
+    fn new(seed: u64) -> Documents {
+        Documents { rng: Rng(seed), names: table(), pool: name_pool() }
+    }
+
+    /// The next document: its id, its map and its stored form.
+    fn next(&mut self) -> (String, Vec<u8>, Vec<u8>) {
+        let (id, map) = document(&mut self.rng, &self.pool);
+        let stored = compact(&map, &id, &self.names).unwrap();
+        (id, map, stored)
+    }
+}
+
 fn run_seeded(name: &str, default_seed: u64, test: impl Fn(u64) + std::panic::RefUnwindSafe) {
     let seed = seed_or(default_seed);
     if std::panic::catch_unwind(|| test(seed)).is_err() {
@@ -67,14 +87,12 @@ fn run_seeded(name: &str, default_seed: u64, test: impl Fn(u64) + std::panic::Re
 #[test]
 fn random_documents_come_back_byte_for_byte_with_their_layout() {
     run_seeded("round trip", 0x5704ed, |seed| {
-        let mut rng = Rng(seed);
-        let names = table();
-        let pool = name_pool();
+        let mut documents = Documents::new(seed);
         for case in 0..2_000 {
-            let (id, map) = document(&mut rng, &pool);
-            let stored = compact(&map, &id, &names).unwrap();
+            let (id, map, stored) = documents.next();
+            let names = &documents.names;
             assert!(is_stored_form(&stored));
-            let expanded = expand(&stored, &id, &names).unwrap();
+            let expanded = expand(&stored, &id, names).unwrap();
             assert_eq!(expanded.map, map, "case {case}");
             let layout = msgpack::map_layout(&map).unwrap();
             assert_eq!(expanded.spans, layout, "case {case}: the spans map_layout finds");
@@ -107,16 +125,14 @@ fn names_past_the_table_limit_are_spelled_out_and_still_come_back() {
 #[test]
 fn a_filter_reads_the_same_fields_from_the_stored_form() {
     run_seeded("decode_fields", 0xf1e1d5, |seed| {
-        let mut rng = Rng(seed);
-        let names = table();
-        let pool = name_pool();
+        let mut documents = Documents::new(seed);
         for case in 0..500 {
-            let (id, map) = document(&mut rng, &pool);
-            let stored = compact(&map, &id, &names).unwrap();
+            let (id, map, stored) = documents.next();
+            let Documents { rng, names, pool } = &mut documents;
             let wanted: Vec<&str> =
                 (0..3).map(|_| pool[rng.below(pool.len())].as_str()).chain([FIELD_ID]).collect();
             assert_eq!(
-                decode_fields(&stored, &id, &wanted, &names),
+                decode_fields(&stored, &id, &wanted, names),
                 msgpack::decode_fields(&map, &wanted),
                 "case {case}: {wanted:?}"
             );
@@ -127,27 +143,25 @@ fn a_filter_reads_the_same_fields_from_the_stored_form() {
 #[test]
 fn damaged_stored_bytes_are_errors_never_panics() {
     run_seeded("damage", 0xda3a6e, |seed| {
-        let mut rng = Rng(seed);
-        let names = table();
-        let pool = name_pool();
+        let mut documents = Documents::new(seed);
         for _ in 0..100 {
-            let (id, map) = document(&mut rng, &pool);
-            let stored = compact(&map, &id, &names).unwrap();
+            let (id, _, stored) = documents.next();
+            let Documents { rng, names, .. } = &mut documents;
             for end in 0..stored.len() {
-                assert!(expand(&stored[..end], &id, &names).is_err(), "cut at {end}");
-                let _ = decode_fields(&stored[..end], &id, &[FIELD_ID, "a"], &names);
+                assert!(expand(&stored[..end], &id, names).is_err(), "cut at {end}");
+                let _ = decode_fields(&stored[..end], &id, &[FIELD_ID, "a"], names);
             }
             for at in 0..stored.len() {
                 let mut damaged = stored.clone();
                 damaged[at] ^= 1 << rng.below(8);
                 // What expand accepts and lays out, map_layout and decode accept alike.
                 // (Names out of order are left to the whole decode, which may refuse them.)
-                if let Ok(Expanded { map, spans: Some(spans) }) = expand(&damaged, &id, &names) {
+                if let Ok(Expanded { map, spans: Some(spans) }) = expand(&damaged, &id, names) {
                     let layout = msgpack::map_layout(&map).expect("map_layout accepts it too");
                     assert_eq!(Some(spans), layout, "at {at}");
                     msgpack::decode(&map).expect("decode accepts it too");
                 }
-                let _ = decode_fields(&damaged, &id, &["a", "field3"], &names);
+                let _ = decode_fields(&damaged, &id, &["a", "field3"], names);
             }
         }
     });
